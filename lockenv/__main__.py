@@ -1,0 +1,6 @@
+"""`python -m lockenv`."""
+
+from lockenv.cli import main
+
+if __name__ == "__main__":
+    main()

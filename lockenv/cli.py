@@ -1,0 +1,222 @@
+"""The command line: parse options, call one use case of `lockenv.ops`, render its errors.
+
+No logic lives here. Stages are imported inside the commands so that `--help` and the no-op
+paths do not pay for httpx or the resolver.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, NoReturn, Optional
+
+import typer
+
+from lockenv import __version__
+from lockenv.errors import LockenvError
+from lockenv.ui import Reporter
+
+app = typer.Typer(
+    name="lockenv",
+    help="Universal, hashed PEP 751 lockfiles (pylock.toml) and exact virtual environments.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+@dataclass
+class Globals:
+    project: Path
+    reporter: Reporter
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"lockenv {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    ctx: typer.Context,
+    project: Annotated[
+        Path,
+        typer.Option(
+            "--project", "-C", help="The project directory (holding pyproject.toml).", show_default=False
+        ),
+    ] = Path("."),
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Say more; show tracebacks of bugs.")
+    ] = False,
+    version: Annotated[
+        Optional[bool],
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = None,
+) -> None:
+    ctx.obj = Globals(project=project.resolve(), reporter=Reporter(quiet=quiet, verbose=verbose))
+
+
+def _run(ctx: typer.Context, func, *args, **kwargs) -> NoReturn:  # type: ignore[no-untyped-def]
+    """Call a use case; turn LockenvError into a message and an exit code."""
+    g: Globals = ctx.obj
+    try:
+        code = func(*args, reporter=g.reporter, **kwargs)
+    except LockenvError as exc:
+        g.reporter.error(exc)
+        if g.reporter.verbose:
+            import traceback
+
+            traceback.print_exc(file=sys.stderr)
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        raise typer.Exit(130) from None
+    raise typer.Exit(int(code or 0))
+
+
+ExtraOpt = Annotated[
+    Optional[list[str]], typer.Option("--extra", help="Include this extra (repeatable).")
+]
+GroupOpt = Annotated[
+    Optional[list[str]],
+    typer.Option("--group", help="Include this dependency group (repeatable)."),
+]
+OnlyGroupOpt = Annotated[
+    Optional[list[str]],
+    typer.Option("--only-group", help="Only this group: no main dependencies (repeatable)."),
+]
+LockfileOpt = Annotated[
+    Optional[Path],
+    typer.Option("--lockfile", help="Sync from this pylock file (e.g. one written by uv or pip)."),
+]
+
+
+@app.command()
+def lock(
+    ctx: typer.Context,
+    check: Annotated[
+        bool, typer.Option("--check", help="Write nothing; exit 1 if the lock is out of date.")
+    ] = False,
+    upgrade: Annotated[
+        bool, typer.Option("--upgrade", "-U", help="Move every package to the newest allowed.")
+    ] = False,
+    upgrade_package: Annotated[
+        Optional[list[str]],
+        typer.Option("--upgrade-package", "-P", help="Move only this package (repeatable)."),
+    ] = None,
+    exclude_newer: Annotated[
+        Optional[str],
+        typer.Option(
+            "--exclude-newer",
+            help="Ignore files uploaded after this time (RFC 3339 or YYYY-MM-DD); recorded in the lock.",
+        ),
+    ] = None,
+    refresh: Annotated[
+        bool, typer.Option("--refresh", help="Fetch index pages again instead of using the cache.")
+    ] = False,
+) -> None:
+    """Resolve pyproject.toml into a universal, hashed pylock.toml."""
+    from lockenv.ops.lock import LockOptions, lock as do_lock
+
+    g: Globals = ctx.obj
+    options = LockOptions(
+        project=g.project,
+        check=check,
+        upgrade=upgrade,
+        upgrade_packages=tuple(upgrade_package or ()),
+        exclude_newer=exclude_newer,
+        refresh=refresh,
+    )
+    _run(ctx, do_lock, options)
+
+
+@app.command()
+def sync(
+    ctx: typer.Context,
+    python: Annotated[
+        Optional[str], typer.Option("--python", help="Interpreter: a version like 3.12, or a path.")
+    ] = None,
+    extra: ExtraOpt = None,
+    all_extras: Annotated[bool, typer.Option("--all-extras", help="Include every extra.")] = False,
+    group: GroupOpt = None,
+    only_group: OnlyGroupOpt = None,
+    no_default_groups: Annotated[
+        bool, typer.Option("--no-default-groups", help="Leave out the default groups.")
+    ] = False,
+    all_groups: Annotated[bool, typer.Option("--all-groups", help="Include every group.")] = False,
+    inexact: Annotated[
+        bool, typer.Option("--inexact", help="Keep installed packages the lock does not select.")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the plan; change nothing.")
+    ] = False,
+    locked: Annotated[
+        bool, typer.Option("--locked", help="Fail if the lock is out of date with pyproject.toml.")
+    ] = False,
+    frozen: Annotated[
+        bool, typer.Option("--frozen", help="Use the lock as it is, without checking it.")
+    ] = False,
+    lockfile: LockfileOpt = None,
+    no_install_project: Annotated[
+        bool, typer.Option("--no-install-project", help="Do not install the project itself.")
+    ] = False,
+) -> None:
+    """Make the project's .venv match the lock exactly."""
+    from lockenv.ops.sync import SyncOptions, sync as do_sync
+
+    g: Globals = ctx.obj
+    options = SyncOptions(
+        project=g.project,
+        python=python,
+        extras=tuple(extra or ()),
+        all_extras=all_extras,
+        groups=tuple(group or ()),
+        only_groups=tuple(only_group or ()),
+        no_default_groups=no_default_groups,
+        all_groups=all_groups,
+        inexact=inexact,
+        dry_run=dry_run,
+        locked=locked,
+        frozen=frozen,
+        lockfile=lockfile.resolve() if lockfile else None,
+        install_project=not no_install_project,
+    )
+    _run(ctx, do_sync, options)
+
+
+@app.command()
+def verify(
+    ctx: typer.Context,
+    extra: ExtraOpt = None,
+    all_extras: Annotated[bool, typer.Option("--all-extras", help="Include every extra.")] = False,
+    group: GroupOpt = None,
+    only_group: OnlyGroupOpt = None,
+    no_default_groups: Annotated[
+        bool, typer.Option("--no-default-groups", help="Leave out the default groups.")
+    ] = False,
+    all_groups: Annotated[bool, typer.Option("--all-groups", help="Include every group.")] = False,
+    lockfile: LockfileOpt = None,
+) -> None:
+    """Check every installed file against its RECORD and the installed set against the lock."""
+    from lockenv.ops.sync import SyncOptions, verify as do_verify
+
+    g: Globals = ctx.obj
+    options = SyncOptions(
+        project=g.project,
+        extras=tuple(extra or ()),
+        all_extras=all_extras,
+        groups=tuple(group or ()),
+        only_groups=tuple(only_group or ()),
+        no_default_groups=no_default_groups,
+        all_groups=all_groups,
+        lockfile=lockfile.resolve() if lockfile else None,
+    )
+    _run(ctx, do_verify, options)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,183 @@
+"""The plain, frozen data that travels between pipeline stages (manifest → index → resolve →
+lockfile → sync). Stages import these; none of them does I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    NormalizedName,
+    canonicalize_name,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
+from packaging.version import Version
+
+
+@dataclass(frozen=True)
+class ProjectSpec:
+    """What pyproject.toml asks for, normalised; the input of `lock`."""
+
+    root: str
+    """Absolute path of the project directory."""
+    pyproject: str
+    """Absolute path of pyproject.toml."""
+    name: str
+    """Normalised project name (PEP 503)."""
+    requires_python: str
+    """`requires-python` as a specifier string; when not declared, the derived default."""
+    requires_python_declared: bool
+    """False when pyproject.toml has no `requires-python` (lock warns and derives one)."""
+    dependencies: tuple[str, ...]
+    """`[project] dependencies`, each `str(Requirement(...))` (normalised spelling)."""
+    optional_dependencies: dict[str, tuple[str, ...]]
+    """Extra name (normalised) → requirements."""
+    dependency_groups: dict[str, tuple[str, ...]]
+    """Group name (normalised) → requirements, with `include-group` expanded."""
+    default_groups: tuple[str, ...]
+    """Groups installed unless the user says otherwise (default: `dev` when it exists)."""
+    index_url: str
+    """The index to resolve against (LOCKENV_INDEX_URL > [tool.lockenv] index-url > PyPI).
+    May carry credentials: redact before showing or writing it."""
+    environments: tuple[str, ...]
+    """`[tool.lockenv] environments` marker strings; empty means the default targets."""
+    exclude_newer: datetime | None
+    """Ignore files uploaded after this instant (timezone-aware, UTC)."""
+    has_build_system: bool
+    """True when pyproject.toml has `[build-system]` (sync installs the project editable)."""
+    line_of: dict[str, int] = field(default_factory=dict, compare=False)
+    """1-based line numbers of notable keys (e.g. 'dependencies', 'requires-python'), for
+    messages."""
+
+
+@dataclass(frozen=True)
+class DistFile:
+    """One wheel or sdist as an index lists it."""
+
+    filename: str
+    url: str
+    """Absolute URL, without credentials."""
+    sha256: str | None
+    size: int | None
+    upload_time: datetime | None
+    requires_python: str | None
+    yanked: bool = False
+    yanked_reason: str | None = None
+    metadata: bool | None = None
+    """PEP 658/714: True when the index advertises `<url>.metadata`, False when it says there
+    is none, None when it does not say (the JSON API): then try it anyway."""
+    index: str = ""
+    """The simple-API base URL of the index the file came from (redacted), for the lock."""
+
+    @property
+    def is_wheel(self) -> bool:
+        return self.filename.endswith(".whl")
+
+    @property
+    def project_name(self) -> NormalizedName:
+        return _parse_filename(self.filename)[0]
+
+    @property
+    def version(self) -> Version:
+        return _parse_filename(self.filename)[1]
+
+
+def _parse_filename(filename: str) -> tuple[NormalizedName, Version]:
+    if filename.endswith(".whl"):
+        name, version, _build, _tags = parse_wheel_filename(filename)
+        return name, version
+    try:
+        return parse_sdist_filename(filename)
+    except InvalidSdistFilename:
+        # Legacy sdists (.zip with odd names): fall back to the last dash.
+        stem = filename
+        for ext in (".tar.gz", ".zip", ".tar.bz2", ".tgz"):
+            if stem.endswith(ext):
+                stem = stem[: -len(ext)]
+        name, _, version = stem.rpartition("-")
+        return canonicalize_name(name), Version(version)
+
+
+def is_dist_filename(filename: str) -> bool:
+    """True for a wheel or sdist file name lockenv understands."""
+    try:
+        _parse_filename(filename)
+    except (InvalidWheelFilename, InvalidSdistFilename, ValueError):
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class ProjectFiles:
+    """Everything an index lists for one project (after exclude-newer filtering)."""
+
+    name: NormalizedName
+    files: tuple[DistFile, ...]
+    index_url: str
+    """The redacted URL of the page this came from."""
+
+
+@dataclass(frozen=True)
+class CoreMetadata:
+    """The parts of a distribution's METADATA the resolver needs."""
+
+    name: NormalizedName
+    version: str
+    requires_dist: tuple[str, ...]
+    requires_python: str | None
+    provides_extra: tuple[str, ...]
+    source: str
+    """Where it came from: 'pep658', 'range', 'wheel', 'sdist', 'build'."""
+
+
+@dataclass(frozen=True)
+class Dependency:
+    """An edge of the locked graph: points at one `LockedPackage` entry."""
+
+    name: NormalizedName
+    version: str | None = None
+    """Set when the target package has several entries (a fork), to say which."""
+
+
+@dataclass(frozen=True)
+class LockedPackage:
+    """One `[[packages]]` entry of the lock."""
+
+    name: NormalizedName
+    version: str
+    marker: str | None
+    """None when every environment the lock serves needs the package."""
+    requires_python: str | None
+    index: str
+    """Simple-API base URL of the index (redacted)."""
+    dependencies: tuple[Dependency, ...]
+    wheels: tuple[DistFile, ...]
+    sdist: DistFile | None
+
+
+@dataclass(frozen=True)
+class LockInputs:
+    """The manifest inputs a lock was made from, recorded under `[tool.lockenv]` so that
+    freshness is decided without the network."""
+
+    requires_python: str
+    dependencies: tuple[str, ...]
+    optional_dependencies: dict[str, tuple[str, ...]]
+    dependency_groups: dict[str, tuple[str, ...]]
+    default_groups: tuple[str, ...]
+    index_url: str
+    """Redacted."""
+    exclude_newer: str | None
+    """RFC 3339, UTC, e.g. '2025-01-01T00:00:00Z'."""
+    environments: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """The output of `resolve`: everything `lockfile.write` needs."""
+
+    inputs: LockInputs
+    packages: tuple[LockedPackage, ...]

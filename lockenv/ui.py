@@ -1,0 +1,114 @@
+"""The Reporter the stages talk to, and its terminal rendering.
+
+Data (plans, reports a user may pipe) goes to stdout; progress, warnings and errors to stderr.
+Plain text always makes sense: colour is decoration, off with NO_COLOR or when not a terminal.
+rich is imported only when a progress bar is actually drawn, to keep the no-op path fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TextIO
+
+from lockenv.errors import LockenvError
+
+
+class Progress:
+    """A handle the stages advance; does nothing unless a bar is on screen."""
+
+    def __init__(self, bar: object | None = None, task: object | None = None) -> None:
+        self._bar = bar
+        self._task = task
+
+    def advance(self, amount: float = 1) -> None:
+        if self._bar is not None:
+            self._bar.advance(self._task, amount)  # type: ignore[attr-defined]
+
+    def update_total(self, total: float) -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, total=total)  # type: ignore[attr-defined]
+
+
+class Reporter:
+    """Where stages send what the user should see. Tests may pass one with other streams."""
+
+    def __init__(
+        self,
+        *,
+        quiet: bool = False,
+        verbose: bool = False,
+        out: TextIO | None = None,
+        err: TextIO | None = None,
+    ) -> None:
+        self.quiet = quiet
+        self.verbose = verbose
+        self.out = out or sys.stdout
+        self.err = err or sys.stderr
+
+    # -- stdout: data -------------------------------------------------------------------------
+    def data(self, line: str) -> None:
+        """A line of the command's result (a plan line, a report line)."""
+        print(line, file=self.out, flush=True)
+
+    # -- stderr: status ------------------------------------------------------------------------
+    def status(self, message: str) -> None:
+        """A short status line ("Resolved 12 packages in 0.41s")."""
+        if not self.quiet:
+            print(message, file=self.err, flush=True)
+
+    def debug(self, message: str) -> None:
+        if self.verbose:
+            print(f"debug: {message}", file=self.err, flush=True)
+
+    def warn(self, message: str, hint: str | None = None) -> None:
+        print(f"warning: {message}", file=self.err, flush=True)
+        if hint:
+            print(f"\nhint: {hint}", file=self.err, flush=True)
+
+    def error(self, exc: LockenvError) -> None:
+        print(render_error(exc), file=self.err, flush=True)
+
+    @property
+    def interactive(self) -> bool:
+        return not self.quiet and _isatty(self.err)
+
+    @contextmanager
+    def progress(self, description: str, total: float | None = None) -> Iterator[Progress]:
+        """A progress bar on a terminal; nothing when piped, quiet or verbose."""
+        if not self.interactive or self.verbose:
+            yield Progress()
+            return
+        from rich.console import Console
+        from rich.progress import BarColumn, DownloadColumn, TextColumn
+        from rich.progress import Progress as RichProgress
+
+        console = Console(file=self.err, no_color=bool(os.environ.get("NO_COLOR")))
+        columns = [TextColumn("{task.description}"), BarColumn()]
+        if total is not None and total > 1024:
+            columns.append(DownloadColumn())
+        with RichProgress(*columns, console=console, transient=True) as bar:
+            task = bar.add_task(description, total=total)
+            yield Progress(bar, task)
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def render_error(exc: LockenvError) -> str:
+    """`error: message`, the context lines, the details, then `hint:` after a blank line."""
+    lines = [f"error: {exc.message}"]
+    for key, value in exc.context.items():
+        if value is not None and f"{value}" not in exc.message:
+            lines.append(f"  {key}: {value}")
+    lines.extend(f"  {d}" for d in exc.details)
+    if exc.hint:
+        lines.append("")
+        lines.append(f"hint: {exc.hint}")
+    return "\n".join(lines)

@@ -1,0 +1,94 @@
+"""Hermetic test setup: no user configuration, no network but the local fixture index."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+_CLEARED_PREFIXES = ("PIP_", "UV_", "LOCKENV_", "PDM_", "POETRY_", "VIRTUAL_ENV", "CONDA_")
+_CLEARED = {
+    "http_proxy", "https_proxy", "all_proxy", "no_proxy",
+    "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY",
+    "NETRC", "PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYENV_VERSION",
+}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--live", action="store_true", help="run the tests that talk to PyPI")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--live"):
+        return
+    skip = pytest.mark.skip(reason="live test against PyPI: pass --live to run")
+    for item in items:
+        if "live" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def hermetic_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Clear index, proxy, credential and tool variables; HOME and the cache in a temp dir.
+    SSL_CERT_FILE is kept on purpose (the machine's TLS goes through it)."""
+    for key in list(os.environ):
+        if key in _CLEARED or key.startswith(_CLEARED_PREFIXES):
+            monkeypatch.delenv(key, raising=False)
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    monkeypatch.setenv("LOCKENV_CACHE_DIR", str(home / "lockenv-cache"))
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+    monkeypatch.setenv("UV_NO_CONFIG", "1")
+    monkeypatch.setenv("UV_CACHE_DIR", str(home / "uv-cache"))
+    monkeypatch.setenv("NO_COLOR", "1")
+    return home
+
+
+@dataclass
+class CliResult:
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def run_lockenv(*args: str | os.PathLike[str], cwd: Path | None = None,
+                env: dict[str, str] | None = None, timeout: float = 300) -> CliResult:
+    """Run the real CLI in a subprocess (as a user would) and capture what it prints."""
+    full_env = dict(os.environ)
+    if env:
+        full_env.update(env)
+    proc = subprocess.run(
+        [sys.executable, "-m", "lockenv", *map(str, args)],
+        cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout,
+    )
+    return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+@pytest.fixture
+def cli() -> object:
+    """`cli("lock", cwd=project)` → CliResult(code, stdout, stderr)."""
+    return run_lockenv
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """An empty project directory; tests write their own pyproject.toml into it."""
+    path = tmp_path / "proj"
+    path.mkdir()
+    return path

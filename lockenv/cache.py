@@ -1,0 +1,140 @@
+"""lockenv's on-disk cache: versioned buckets, atomic writes, file locks, sha256-keyed artifacts.
+
+Layout under the root (`LOCKENV_CACHE_DIR`, else the platform user cache dir):
+
+    pages-v1/<index key>/<name>.json      parsed index pages (compact), fresh for LOCKENV_INDEX_TTL s
+    metadata-v1/<aa>/<key>.json           parsed core metadata of one file, forever
+    files-v1/<aa>/<sha256>/<filename>     downloaded wheels and sdists, forever, verified on use
+
+A format change bumps a bucket's version suffix instead of migrating. Writes go to a temporary
+file in the same directory and are renamed into place, so readers never see half a file and
+concurrent processes at worst do the same work twice. This module is on the no-op path: it
+imports nothing heavy (no httpx).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+PAGES = "pages-v1"
+METADATA = "metadata-v1"
+FILES = "files-v1"
+DEFAULT_PAGE_TTL = 600.0
+
+
+def default_root() -> Path:
+    env = os.environ.get("LOCKENV_CACHE_DIR")
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("lockenv", appauthor=False))
+
+
+def page_ttl() -> float:
+    """Seconds an index page stays fresh (`LOCKENV_INDEX_TTL`, default 600)."""
+    try:
+        value = float(os.environ.get("LOCKENV_INDEX_TTL", ""))
+    except ValueError:
+        return DEFAULT_PAGE_TTL
+    return value if value >= 0 else DEFAULT_PAGE_TTL
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that no reader ever sees a partial file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _key(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class Cache:
+    """The cache directory. Cheap to create; creates directories on demand."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = Path(root) if root is not None else default_root()
+
+    def bucket(self, name: str) -> Path:
+        """The directory of one versioned bucket (e.g. "wheels-built-v1"), created."""
+        path = self.root / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def lock(self, path: Path) -> Any:
+        """An inter-process lock guarding `path` (a `filelock.FileLock`). Lock files live in
+        `locks/`, not beside the entries, so a bucket only ever holds finished entries."""
+        import filelock
+
+        locks = self.root / "locks"
+        locks.mkdir(parents=True, exist_ok=True)
+        return filelock.FileLock(str(locks / f"{_key(str(path))[:32]}.lock"))
+
+    # -- index pages ------------------------------------------------------------------------
+    def page_path(self, index_url: str, name: str) -> Path:
+        """Where the parsed page of `name` on the index at (redacted) `index_url` lives."""
+        return self.root / PAGES / _key(index_url)[:16] / f"{name}.json"
+
+    def read_page(self, index_url: str, name: str, max_age: float | None = None) -> Any | None:
+        """The cached parsed page, or None when absent, older than `max_age` s, or unreadable."""
+        path = self.page_path(index_url, name)
+        ttl = page_ttl() if max_age is None else max_age
+        try:
+            if time.time() - path.stat().st_mtime > ttl:
+                return None
+            return json.loads(path.read_bytes())
+        except (OSError, ValueError):
+            return None
+
+    def write_page(self, index_url: str, name: str, data: Any) -> None:
+        write_atomic(self.page_path(index_url, name),
+                     json.dumps(data, separators=(",", ":")).encode("utf-8"))
+
+    # -- metadata ---------------------------------------------------------------------------
+    def metadata_path(self, key: str) -> Path:
+        """`key` is a file's sha256, or any text (a URL) that is hashed first."""
+        if len(key) != 64 or any(c not in "0123456789abcdef" for c in key):
+            key = "url-" + _key(key)
+        return self.root / METADATA / key[-2:] / f"{key}.json"
+
+    def read_metadata(self, key: str) -> Any | None:
+        try:
+            return json.loads(self.metadata_path(key).read_bytes())
+        except (OSError, ValueError):
+            return None
+
+    def write_metadata(self, key: str, data: Any) -> None:
+        write_atomic(self.metadata_path(key), json.dumps(data, sort_keys=True).encode("utf-8"))
+
+    # -- artifacts --------------------------------------------------------------------------
+    def artifact_path(self, key: str, filename: str) -> Path:
+        """Where a downloaded file lives: `key` is its sha256 (or a URL when the index gave no
+        hash). The file keeps its real name, which installers and build tools need."""
+        if len(key) != 64:
+            key = "url-" + _key(key)
+        return self.root / FILES / key[:2] / key / filename

@@ -1,0 +1,562 @@
+"""`IndexClient`: project pages, core metadata and verified downloads from one package index,
+fetched concurrently through one pooled connection set and cached on disk."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import threading
+import time
+import zipfile
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+from packaging.utils import canonicalize_name
+
+from lockenv.cache import Cache, file_sha256
+from lockenv.errors import IndexError_, IntegrityError, PackageNotFoundError
+from lockenv.index import pages
+from lockenv.index.http import (
+    RETRY_STATUSES,
+    AuthStore,
+    Http,
+    RetryableStatus,
+    failure,
+    redact_url,
+    status_error,
+)
+from lockenv.index.metadata import (
+    MetadataProblem,
+    RangeFile,
+    check_matches,
+    parse_metadata,
+    read_sdist_pkg_info,
+    read_wheel_metadata,
+    static_sdist_metadata,
+    wheel_metadata_text,
+)
+from lockenv.models import CoreMetadata, DistFile, ProjectFiles
+from lockenv.ui import Progress, Reporter
+
+DEFAULT_INDEX_URL = "https://pypi.org/pypi"
+"""PyPI's JSON API. The only place a registry host name appears in lockenv."""
+
+SIMPLE_ACCEPT = ("application/vnd.pypi.simple.v1+json, "
+                 "application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01")
+RANGE_TAIL = 64 * 1024
+"""Bytes fetched from a wheel's end: enough for the central directory of most wheels."""
+WORKERS = 16
+
+T = TypeVar("T")
+
+
+class IndexClient:
+    """One package index. Thread-safe; use as a context manager (or call `close()`).
+
+    `project()` and `metadata()` block; `prefetch()` and `prefetch_metadata()` start the same
+    work in the background, and a later blocking call waits for the in-flight request instead
+    of sending a second one."""
+
+    def __init__(
+        self,
+        index_url: str,
+        *,
+        cache: Cache,
+        exclude_newer: datetime | None = None,
+        refresh: bool = False,
+        reporter: Reporter | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.cache = cache
+        if exclude_newer is not None and exclude_newer.tzinfo is None:
+            exclude_newer = exclude_newer.replace(tzinfo=timezone.utc)
+        self.exclude_newer = exclude_newer
+        self.refresh = refresh
+        self.reporter = reporter
+        self._auth = AuthStore()
+        clean = self._auth.add_index(index_url.strip())
+        self.index_url = clean.rstrip("/")
+        """The index URL without credentials and trailing slash."""
+        self.is_simple = self.index_url.endswith("/simple")
+        self._http = Http(self._auth, transport=transport, log=self._debug)
+        self._pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="lockenv-index")
+        self._lock = threading.Lock()
+        self._pages: dict[str, Future[ProjectFiles]] = {}
+        self._metas: dict[str, Future[CoreMetadata]] = {}
+        self._downloads: dict[str, Future[Path]] = {}
+        self._metadata_sha: dict[str, str] = {}
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._http.close()
+
+    def __enter__(self) -> IndexClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def simple_index_url(self) -> str:
+        """The simple-API base URL (redacted, ending in `/`), written to the lock's `index`.
+        For a JSON API index `<base>/pypi` it is the sibling `<base>/simple/`."""
+        if self.is_simple:
+            return self.index_url + "/"
+        base = self.index_url
+        if base.endswith("/pypi"):
+            base = base[: -len("/pypi")]
+        return base + "/simple/"
+
+    def _debug(self, message: str) -> None:
+        if self.reporter is not None:
+            self.reporter.debug(message)
+
+    # -- futures: one request per key, never a deadlock on a busy pool -----------------------
+    def _await(self, table: dict[str, Future[T]], key: str, work: Callable[[], T]) -> T:
+        """The result for `key`: wait for the in-flight job, or run it here when it is only
+        queued (so a caller inside the pool never waits on a job stuck behind it)."""
+        with self._lock:
+            future = table.get(key)
+            if future is not None and future.cancel():
+                future = None
+            mine = future is None
+            if future is None:
+                future = Future()
+                future.set_running_or_notify_cancel()
+                table[key] = future
+        if mine:
+            try:
+                future.set_result(work())
+            except BaseException as exc:
+                future.set_exception(exc)
+                if not isinstance(exc, Exception):
+                    raise
+        return future.result()
+
+    def _submit(self, table: dict[str, Future[T]], key: str, work: Callable[[], T]) -> None:
+        with self._lock:
+            if key not in table:
+                table[key] = self._pool.submit(work)
+
+    # -- project pages ----------------------------------------------------------------------
+    def project(self, name: str) -> ProjectFiles:
+        """Every file the index lists for `name` (exclude-newer applied; yanked files kept)."""
+        key = canonicalize_name(name)
+        return self._await(self._pages, key, lambda: self._load_project(key))
+
+    def prefetch(self, names: Iterable[str]) -> None:
+        """Start fetching these projects' pages in the background; returns at once."""
+        for name in names:
+            key = canonicalize_name(name)
+            self._submit(self._pages, key, lambda key=key: self._load_project(key))
+
+    def page_url(self, name: str) -> str:
+        if self.is_simple:
+            return f"{self.index_url}/{name}/"
+        return f"{self.index_url}/{name}/json"
+
+    def _load_project(self, name: str) -> ProjectFiles:
+        page = None if self.refresh else self.cache.read_page(self.index_url, name)
+        if page is not None:
+            self._debug(f"{name}: index page from the cache")
+        else:
+            page = self._fetch_page(name)
+            self.cache.write_page(self.index_url, name, page)
+        files = []
+        undated = 0
+        for rec in page["files"]:
+            (filename, url, sha, size, upload, requires_python, yanked, reason,
+             meta, meta_sha) = rec
+            moment = pages.to_datetime(upload)
+            if self.exclude_newer is not None:
+                if moment is None:
+                    undated += 1
+                    continue
+                if moment > self.exclude_newer:
+                    continue
+            if meta_sha:
+                self._metadata_sha[url] = meta_sha
+            files.append(DistFile(
+                filename=filename, url=url, sha256=sha, size=size, upload_time=moment,
+                requires_python=requires_python, yanked=yanked, yanked_reason=reason,
+                metadata=meta, index=self.simple_index_url,
+            ))
+        if undated:
+            self._debug(f"{name}: dropped {undated} file(s) without an upload time "
+                        "(exclude-newer is set)")
+        return ProjectFiles(name=canonicalize_name(name), files=tuple(files),
+                            index_url=redact_url(page["url"]))
+
+    def _fetch_page(self, name: str) -> dict[str, Any]:
+        url = self.page_url(name)
+        headers = {"Accept": SIMPLE_ACCEPT} if self.is_simple else {"Accept": "application/json"}
+        started = time.perf_counter()
+        response = self._http.request("GET", url, headers=headers, ok=(200, 404, 410))
+        if response.status_code in (404, 410):
+            raise PackageNotFoundError(
+                f"`{name}` was not found on the index {redact_url(self.index_url)}",
+                hint="check the spelling of the package name, and that the index URL is right",
+                context={"package": name, "url": redact_url(url)},
+            )
+        final = str(response.url)
+        body = response.content
+        try:
+            if not self.is_simple:
+                records = pages.parse_json_api(body, final)
+            else:
+                kind = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+                if "json" in kind:
+                    records = pages.parse_simple_json(body, final)
+                elif "html" in kind or not kind:
+                    records = pages.parse_simple_html(body, final)
+                else:
+                    raise pages.PageError(f"unexpected content type {kind!r}")
+        except pages.PageError as exc:
+            raise IndexError_(
+                f"the index page {redact_url(final)} is not usable: {exc}",
+                hint="check that the index URL points at a package index (a JSON API base "
+                     "such as .../pypi, or a simple index ending in /simple/); if it does, "
+                     "the index is broken: try again later",
+                context={"url": redact_url(final), "package": name},
+            ) from None
+        for rec in records:
+            if "@" in rec[1].split("/")[2]:
+                rec[1] = self._auth.add_index(rec[1])  # keep credentials out of DistFile
+        self._debug(f"{name}: fetched {redact_url(final)} ({len(body)} bytes, "
+                    f"{len(records)} files) in {time.perf_counter() - started:.2f}s")
+        return {"url": redact_url(final), "files": records}
+
+    # -- metadata ---------------------------------------------------------------------------
+    def metadata(self, file: DistFile) -> CoreMetadata:
+        """The core metadata of one file, from (in order) the PEP 658 metadata file, a range
+        request into the wheel, the whole wheel, a static sdist PKG-INFO, a PEP 517 build."""
+        key = file.sha256 or file.url
+        return self._await(self._metas, key, lambda: self._load_metadata(file))
+
+    def prefetch_metadata(self, files: Iterable[DistFile]) -> None:
+        for file in files:
+            key = file.sha256 or file.url
+            self._submit(self._metas, key, lambda file=file: self._load_metadata(file))
+
+    def _load_metadata(self, file: DistFile) -> CoreMetadata:
+        key = file.sha256 or file.url
+        cached = self.cache.read_metadata(key)
+        if cached is not None:
+            try:
+                return CoreMetadata(
+                    name=cached["name"], version=cached["version"],
+                    requires_dist=tuple(cached["requires_dist"]),
+                    requires_python=cached["requires_python"],
+                    provides_extra=tuple(cached["provides_extra"]), source=cached["source"],
+                )
+            except (KeyError, TypeError):
+                pass
+        try:
+            meta = self._metadata_chain(file)
+            check_matches(meta, file)
+        except MetadataProblem as exc:
+            raise IndexError_(
+                f"cannot use the metadata of {file.filename}: {exc}",
+                hint="the file on the index is broken; pin another version of "
+                     f"{file.project_name}",
+                context={"url": redact_url(file.url), "package": file.project_name},
+            ) from None
+        self.cache.write_metadata(key, {
+            "name": meta.name, "version": meta.version,
+            "requires_dist": list(meta.requires_dist), "requires_python": meta.requires_python,
+            "provides_extra": list(meta.provides_extra), "source": meta.source,
+        })
+        return meta
+
+    def _parse(self, text: bytes | str, source: str) -> tuple[CoreMetadata, set[str], str | None]:
+        return parse_metadata(text, source, self._debug)
+
+    def _metadata_chain(self, file: DistFile) -> CoreMetadata:
+        if file.is_wheel:
+            text = self._pep658(file)
+            if text is not None:
+                return self._parse(text, "pep658")[0]
+            text = self._range_metadata(file)
+            if text is not None:
+                return self._parse(text, "range")[0]
+            path = self.download(file)
+            self._debug(f"{file.filename}: metadata from the whole wheel")
+            return self._parse(read_wheel_metadata(path, file), "wheel")[0]
+        path = self.download(file)
+        try:
+            meta, dynamic, version = self._parse(read_sdist_pkg_info(path), "sdist")
+        except MetadataProblem:
+            meta, dynamic, version = None, set(), None
+        if meta is not None and static_sdist_metadata(dynamic, version):
+            self._debug(f"{file.filename}: static metadata from PKG-INFO")
+            return meta
+        self._debug(f"{file.filename}: building metadata (PEP 517)")
+        from lockenv.build import prepare_metadata
+
+        return self._parse(prepare_metadata(path, client=self), "build")[0]
+
+    def _pep658(self, file: DistFile) -> bytes | None:
+        """Step 1: `<url>.metadata`, tried even when not advertised (unless the index says
+        there is none); a 404 means go on."""
+        if file.metadata is False:
+            return None
+        url = file.url + ".metadata"
+        ok: tuple[int, ...] = (200, 404, 410)
+        if file.metadata is None:
+            ok += (403,)  # object stores answer 403 for a missing key
+        response = self._http.request("GET", url, ok=ok)
+        if response.status_code != 200:
+            return None
+        body = response.content
+        expected = self._metadata_sha.get(file.url)
+        if expected:
+            actual = hashlib.sha256(body).hexdigest()
+            if actual != expected:
+                raise IntegrityError(
+                    f"the metadata file of {file.filename} does not match the index's hash",
+                    hint="the index is inconsistent; try again later or report it to the "
+                         "index's maintainers",
+                    context={"url": redact_url(url)},
+                    details=(f"expected sha256: {expected}", f"actual sha256:   {actual}"),
+                )
+        self._debug(f"{file.filename}: metadata from {redact_url(url)}")
+        return body
+
+    def _range_metadata(self, file: DistFile) -> bytes | None:
+        """Step 2: the wheel's tail by a range request, then the central directory and
+        METADATA through further ranges. A server that ignores Range gets its 200 body saved
+        as the downloaded wheel (step 3 without a second request)."""
+        try:
+            with self._http.stream(file.url, headers={"Range": f"bytes=-{RANGE_TAIL}"}) as resp:
+                if resp.status_code == 200:
+                    self._debug(f"{file.filename}: the server ignores Range; downloading it")
+                    self._download(file, response=resp)
+                    return None
+                if resp.status_code != 206:
+                    if resp.status_code in (401, 403):
+                        raise status_error(resp, file.url)
+                    return None
+                tail = resp.read()
+                total = _content_range_total(resp.headers.get("Content-Range", ""))
+        except httpx.TransportError as exc:
+            self._debug(f"{file.filename}: range request failed ({type(exc).__name__})")
+            return None
+        if total is None or len(tail) > total:
+            return None
+        if len(tail) == total:  # the whole (small) wheel came back
+            self._store_small(file, tail)
+        remote = RangeFile(total, lambda a, b: self._fetch_range(file.url, a, b), tail=tail)
+        try:
+            with zipfile.ZipFile(remote) as zf:
+                text = wheel_metadata_text(zf, file)
+        except (zipfile.BadZipFile, MetadataProblem, IndexError_, EOFError) as exc:
+            self._debug(f"{file.filename}: range reading failed ({exc}); downloading it")
+            return None
+        self._debug(f"{file.filename}: metadata by range requests "
+                    f"({remote.fetches + 1} requests)")
+        return text
+
+    def _fetch_range(self, url: str, start: int, end: int) -> bytes:
+        response = self._http.request("GET", url, headers={"Range": f"bytes={start}-{end - 1}"},
+                                      ok=(206,))
+        return response.content
+
+    def _store_small(self, file: DistFile, data: bytes) -> None:
+        if file.sha256 and hashlib.sha256(data).hexdigest() == file.sha256:
+            from lockenv.cache import write_atomic
+
+            dest = self.cache.artifact_path(file.sha256, file.filename)
+            if not dest.exists():
+                write_atomic(dest, data)
+
+    # -- downloads --------------------------------------------------------------------------
+    def download(self, file: DistFile, *, on_bytes: Callable[[int], None] | None = None) -> Path:
+        """The file's verified path in the cache (sha256 and size checked, cache hits too)."""
+        key = file.sha256 or file.url
+        return self._await(self._downloads, key, lambda: self._download(file, on_bytes=on_bytes))
+
+    def download_many(self, files: Sequence[DistFile], progress: Progress | None = None
+                      ) -> dict[str, Path]:
+        """Download in parallel; `progress` is advanced by bytes (give it the total size).
+        Raises the first error after the other downloads finish or are cancelled."""
+        lock = threading.Lock()
+
+        def advance(n: int) -> None:
+            if progress is not None:
+                with lock:
+                    progress.advance(n)
+
+        by_name = {f.filename: f for f in files}
+        futures = {name: self._pool.submit(self.download, f, on_bytes=advance)
+                   for name, f in by_name.items()}
+        result: dict[str, Path] = {}
+        error: BaseException | None = None
+        for filename, future in futures.items():
+            try:
+                if error is None and future.cancel():
+                    # Still queued (the pool may be busy with our caller): do it here.
+                    result[filename] = self.download(by_name[filename], on_bytes=advance)
+                else:
+                    result[filename] = future.result()
+            except BaseException as exc:
+                if error is None:
+                    error = exc
+                    for other in futures.values():
+                        other.cancel()
+        if error is not None:
+            raise error
+        return result
+
+    def ensure_size(self, file: DistFile) -> DistFile:
+        """`file` with its size known (simple HTML indexes do not list it): from the cache
+        when downloaded, else from a HEAD request's Content-Length, else by downloading."""
+        if file.size is not None:
+            return file
+        if file.sha256:
+            cached = self.cache.artifact_path(file.sha256, file.filename)
+            if cached.exists():
+                return replace(file, size=cached.stat().st_size)
+        response = self._http.request("HEAD", file.url, ok=(200,))
+        length = response.headers.get("Content-Length")
+        if length is not None and length.isdigit():
+            return replace(file, size=int(length))
+        return replace(file, size=self.download(file).stat().st_size)
+
+    def _download(self, file: DistFile, *, on_bytes: Callable[[int], None] | None = None,
+                  response: httpx.Response | None = None) -> Path:
+        dest = self.cache.artifact_path(file.sha256 or file.url, file.filename)
+        if dest.exists():
+            self._verify_cached(file, dest)
+            if on_bytes is not None:
+                on_bytes(dest.stat().st_size)
+            return dest
+        with self.cache.lock(dest):
+            if dest.exists():  # another process finished it meanwhile
+                self._verify_cached(file, dest)
+                return dest
+            self._fetch_to(file, dest, on_bytes, response)
+        self._debug(f"downloaded {file.filename}")
+        return dest
+
+    def _verify_cached(self, file: DistFile, path: Path) -> None:
+        size = path.stat().st_size
+        actual = file_sha256(path) if file.sha256 else None
+        if (file.size is None or size == file.size) and actual == file.sha256:
+            return
+        try:
+            path.unlink()
+        except OSError:
+            pass
+        details = []
+        if file.sha256:
+            details += [f"expected sha256: {file.sha256}", f"actual sha256:   {actual}"]
+        if file.size is not None:
+            details += [f"expected size: {file.size}", f"actual size:   {size}"]
+        raise IntegrityError(
+            f"the cached copy of {file.filename} is damaged and was refused",
+            hint="the damaged cache entry has been removed; run the command again to "
+                 "download the file afresh",
+            context={"file": str(path)},
+            details=details,
+        )
+
+    def _fetch_to(self, file: DistFile, dest: Path, on_bytes: Callable[[int], None] | None,
+                  response: httpx.Response | None) -> None:
+        """Stream into a temporary file beside `dest`, hashing as it comes; retry transient
+        failures from the start; rename into place only once sha256 and size match."""
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        last: Exception | None = None
+        for attempt in range(self._http.retries + 1):
+            if attempt:
+                self._http.backoff(attempt - 1)
+            fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=".download-",
+                                            suffix=".tmp")
+            tmp = Path(tmp_name)
+            digest = hashlib.sha256()
+            written = 0
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    if response is not None and attempt == 0:
+                        written = self._consume(response, file, out, digest, on_bytes)
+                    else:
+                        with self._http.stream(file.url) as resp:
+                            written = self._consume(resp, file, out, digest, on_bytes)
+            except (httpx.TransportError, RetryableStatus) as exc:
+                tmp.unlink(missing_ok=True)
+                last = exc
+                continue
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+            actual = digest.hexdigest()
+            if (file.sha256 and actual != file.sha256) or (
+                    file.size is not None and written != file.size):
+                tmp.unlink(missing_ok=True)
+                _remove_empty(dest.parent)
+                details = []
+                if file.sha256:
+                    details += [f"expected sha256: {file.sha256}", f"actual sha256:   {actual}"]
+                if file.size is not None:
+                    details += [f"expected size: {file.size}", f"actual size:   {written}"]
+                raise IntegrityError(
+                    f"{file.filename} downloaded from {redact_url(file.url)} does not match "
+                    "the hash the index gave",
+                    hint="the file was not kept; try again, and if it persists the index or a "
+                         "proxy is serving a different file than it lists",
+                    context={"url": redact_url(file.url)},
+                    details=details,
+                )
+            if file.sha256 is None:
+                self._debug(f"{file.filename}: the index gives no sha256; computed {actual}")
+            os.replace(tmp, dest)
+            return
+        _remove_empty(dest.parent)
+        raise failure(last, file.url)
+
+    def _consume(self, resp: httpx.Response, file: DistFile, out: Any, digest: Any,
+                 on_bytes: Callable[[int], None] | None) -> int:
+        if resp.status_code in RETRY_STATUSES:
+            resp.read()
+            raise RetryableStatus(resp)
+        if resp.status_code != 200:
+            resp.read()
+            if resp.status_code in (404, 410):
+                raise IndexError_(
+                    f"{file.filename} is listed by the index but {redact_url(file.url)} "
+                    f"answers HTTP {resp.status_code}",
+                    hint="the index may have removed the file; lock again with --refresh",
+                    context={"url": redact_url(file.url)},
+                )
+            raise status_error(resp, file.url)
+        written = 0
+        for chunk in resp.iter_bytes(1 << 16):
+            out.write(chunk)
+            digest.update(chunk)
+            written += len(chunk)
+            if on_bytes is not None:
+                on_bytes(len(chunk))
+        expected = resp.headers.get("Content-Length")
+        if (expected is not None and expected.isdigit() and int(expected) != written
+                and resp.headers.get("Content-Encoding", "identity") == "identity"):
+            raise httpx.RemoteProtocolError("short body", request=resp.request)
+        return written
+
+
+def _content_range_total(value: str) -> int | None:
+    """Total size from `bytes 0-9/1234`; None when absent or `*`."""
+    _, _, total = value.rpartition("/")
+    return int(total) if total.strip().isdigit() else None
+
+
+def _remove_empty(directory: Path) -> None:
+    try:
+        directory.rmdir()
+    except OSError:
+        pass

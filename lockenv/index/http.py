@@ -1,0 +1,282 @@
+"""The one pooled HTTP client lockenv talks to indexes with: retries, credentials, redaction."""
+
+from __future__ import annotations
+
+import base64
+import netrc
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+import httpx
+
+from lockenv import __version__
+from lockenv.errors import IndexError_, NetworkError
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+BACKOFF = (0.2, 0.5, 1.0)
+"""Seconds before retry 1, 2, 3 (then 1 s each); jitter is added. Short on purpose: a mirror
+that is down stays down, and tests must stay fast."""
+USER_AGENT = f"lockenv/{__version__}"
+
+
+def redact_url(url: str) -> str:
+    """The URL without its user-info: `https://user:pw@host/x` → `https://host/x`.
+
+    The user name is dropped too: with token-based indexes the user name is often the secret.
+    Used for every message, log line and lock entry."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<invalid URL>"
+    if "@" not in parts.netloc:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+
+
+def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
+    """(URL without user-info, (user, password) or None)."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, None
+    userinfo, _, host = parts.netloc.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    clean = urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    return clean, (unquote(user), unquote(password))
+
+
+def _origin(url: httpx.URL | str) -> tuple[str, str, int | None]:
+    u = httpx.URL(str(url)) if not isinstance(url, httpx.URL) else url
+    port = u.port or {"http": 80, "https": 443}.get(u.scheme)
+    return (u.scheme, u.host, port)
+
+
+class AuthStore(httpx.Auth):
+    """Basic-auth credentials keyed by origin (scheme, host, port).
+
+    Credentials are only sent to the origin they were given for (an index's files may live on
+    another host, which must not see them). Origins come from URLs with user-info; for other
+    registered index origins the netrc file (`NETRC` or ~/.netrc) is consulted once. Ready for
+    several indexes: each `add_index()` registers one more origin."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._creds: dict[tuple[str, str, int | None], tuple[str, str] | None] = {}
+
+    def add_index(self, url: str) -> str:
+        """Register an index URL; returns it without credentials."""
+        clean, creds = split_credentials(url)
+        origin = _origin(clean)
+        with self._lock:
+            if creds is not None:
+                self._creds[origin] = creds
+            elif origin not in self._creds:
+                self._creds[origin] = _netrc_lookup(origin[1])
+        return clean
+
+    def credentials_for(self, url: httpx.URL | str) -> tuple[str, str] | None:
+        with self._lock:
+            return self._creds.get(_origin(url))
+
+    def auth_flow(self, request: httpx.Request) -> Iterator[httpx.Request]:
+        creds = self.credentials_for(request.url)
+        if creds is not None and "Authorization" not in request.headers:
+            token = base64.b64encode(f"{creds[0]}:{creds[1]}".encode()).decode("ascii")
+            request.headers["Authorization"] = f"Basic {token}"
+        yield request
+
+
+def _netrc_lookup(host: str) -> tuple[str, str] | None:
+    path = os.environ.get("NETRC") or str(Path.home() / ".netrc")
+    if not os.path.isfile(path):
+        return None
+    try:
+        entry = netrc.netrc(path).authenticators(host)
+    except (netrc.NetrcParseError, OSError):
+        return None
+    if not entry:
+        return None
+    login, _account, password = entry
+    return (login or "", password or "")
+
+
+def _env_float(name: str, default: float) -> float:
+    try:
+        value = float(os.environ.get(name, ""))
+    except ValueError:
+        return default
+    return value if value > 0 else default
+
+
+def _env_int(name: str, default: int) -> int:
+    try:
+        value = int(os.environ.get(name, ""))
+    except ValueError:
+        return default
+    return value if value >= 0 else default
+
+
+class RetryableStatus(Exception):
+    """Internal: a response status worth retrying."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
+class Http:
+    """A thread-safe pooled client (HTTP/1.1: measured faster than HTTP/2 for many small
+    pages) with retries and mapping of failures to lockenv errors."""
+
+    def __init__(
+        self,
+        auth: AuthStore,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        max_connections: int = 16,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        self.auth = auth
+        self.log = log or (lambda _message: None)
+        self.retries = _env_int("LOCKENV_HTTP_RETRIES", 3)
+        read = _env_float("LOCKENV_HTTP_TIMEOUT", 30.0)
+        self.timeout = httpx.Timeout(read, connect=min(10.0, read), pool=max(60.0, read))
+        kwargs: dict[str, object] = {}
+        if transport is not None:
+            kwargs["transport"] = transport
+        self.client = httpx.Client(
+            auth=auth,
+            timeout=self.timeout,
+            limits=httpx.Limits(max_connections=max_connections,
+                                max_keepalive_connections=max_connections),
+            follow_redirects=True,
+            trust_env=True,  # proxies and SSL_CERT_FILE come from the environment
+            headers={"User-Agent": USER_AGENT},
+            **kwargs,  # type: ignore[arg-type]
+        )
+
+    def close(self) -> None:
+        self.client.close()
+
+    def backoff(self, attempt: int) -> None:
+        delay = BACKOFF[min(attempt, len(BACKOFF) - 1)]
+        time.sleep(delay + random.uniform(0, delay / 4))
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        ok: frozenset[int] | tuple[int, ...] = (200,),
+    ) -> httpx.Response:
+        """Send, read the whole body, retry transient failures. Returns the response when its
+        status is in `ok`; otherwise raises the matching lockenv error."""
+        last: Exception | None = None
+        for attempt in range(self.retries + 1):
+            if attempt:
+                self.backoff(attempt - 1)
+            try:
+                response = self.client.request(method, url, headers=headers)
+                _check_length(response)
+            except httpx.TransportError as exc:
+                self.log(f"{method} {redact_url(url)}: {type(exc).__name__}")
+                last = exc
+                continue
+            self.log(f"{method} {redact_url(url)} -> {response.status_code}")
+            if response.status_code in ok:
+                return response
+            if response.status_code in RETRY_STATUSES:
+                last = RetryableStatus(response)
+                continue
+            raise status_error(response, url)
+        raise failure(last, url)
+
+    @contextmanager
+    def stream(self, url: str, *, headers: Mapping[str, str] | None = None
+               ) -> Iterator[httpx.Response]:
+        """One streamed GET without retries (the caller loops, because a retry must restart
+        whatever consumed the body)."""
+        with self.client.stream("GET", url, headers=headers) as response:
+            yield response
+
+
+def _check_length(response: httpx.Response) -> None:
+    """A body shorter than its Content-Length is a truncated transfer (retried)."""
+    expected = response.headers.get("Content-Length")
+    if expected is None or response.headers.get("Content-Encoding", "identity") != "identity":
+        return
+    try:
+        want = int(expected)
+    except ValueError:
+        return
+    if response.request.method != "HEAD" and len(response.content) != want:
+        raise httpx.RemoteProtocolError(
+            f"body has {len(response.content)} bytes, Content-Length says {want}",
+            request=response.request,
+        )
+
+
+def status_error(response: httpx.Response, url: str) -> IndexError_:
+    """The lockenv error for a final bad status (404 is decided by the caller)."""
+    shown = redact_url(url)
+    code = response.status_code
+    if code in (401, 403):
+        return IndexError_(
+            f"the index refused access to {shown} (HTTP {code}): credentials are missing or wrong",
+            hint="put the credentials in the index URL (https://user:password@host/...) or in "
+                 "your netrc file (NETRC or ~/.netrc) for this host",
+            context={"url": shown, "status": code},
+        )
+    return IndexError_(
+        f"the index answered HTTP {code} {response.reason_phrase} for {shown}",
+        hint="the index may be having trouble; try again later, or check the index URL",
+        context={"url": shown, "status": code},
+    )
+
+
+def failure(exc: Exception | None, url: str) -> IndexError_:
+    """The lockenv error once retries are exhausted."""
+    shown = redact_url(url)
+    if isinstance(exc, RetryableStatus):
+        response = exc.response
+        return IndexError_(
+            f"the index answered HTTP {response.status_code} {response.reason_phrase} for "
+            f"{shown} (after retries)",
+            hint="the index is having trouble; try again later",
+            context={"url": shown, "status": response.status_code},
+        )
+    if isinstance(exc, httpx.TimeoutException):
+        reason = "timed out"
+    elif isinstance(exc, httpx.RemoteProtocolError):
+        return IndexError_(
+            f"the transfer of {shown} was cut short (after retries)",
+            hint="the connection to the index is unreliable; try again, or check the proxy",
+            context={"url": shown},
+        )
+    else:
+        reason = _reason(exc)
+    return NetworkError(
+        f"cannot reach {shown}: {reason}",
+        hint="check the network connection, the index URL and any proxy settings "
+             "(HTTPS_PROXY, SSL_CERT_FILE)",
+        context={"url": shown},
+    )
+
+
+def _reason(exc: Exception | None) -> str:
+    """A short reason that cannot contain credentials (httpx messages may include URLs)."""
+    if exc is None:
+        return "unknown error"
+    text = str(exc) or type(exc).__name__
+    # Strip anything that looks like user-info from embedded URLs.
+    out = []
+    for word in text.split():
+        out.append(redact_url(word) if "://" in word else word)
+    return " ".join(out)

@@ -1,0 +1,203 @@
+"""Reading core metadata: parsing METADATA/PKG-INFO leniently, finding it inside wheels and
+sdists, and a lazily fetched remote file so `zipfile` can read a wheel through range requests."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO
+
+from packaging.metadata import parse_email
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from lockenv.models import CoreMetadata, DistFile
+
+
+class MetadataProblem(Exception):
+    """METADATA is missing or unusable; the client names the file in an `IndexError_`."""
+
+
+def parse_metadata(text: str | bytes, source: str,
+                   debug: Callable[[str], None] = lambda _m: None) -> tuple[CoreMetadata, set[str],
+                                                                              str | None]:
+    """(CoreMetadata, lower-cased Dynamic fields, Metadata-Version). Invalid Requires-Dist
+    entries are skipped (with a debug line), never fatal: a resolver should not die on one
+    bad line of someone else's package."""
+    raw, _unparsed = parse_email(text)
+    name = raw.get("name")
+    version = raw.get("version")
+    if not name or not version:
+        raise MetadataProblem("its metadata has no Name or Version")
+    requires: list[str] = []
+    for line in raw.get("requires_dist", []) or []:
+        try:
+            requires.append(str(Requirement(line)))
+        except InvalidRequirement as exc:
+            debug(f"ignoring invalid Requires-Dist {line!r} of {name} {version}: {exc}")
+    requires_python = raw.get("requires_python")
+    if requires_python is not None:
+        try:
+            SpecifierSet(requires_python)
+        except InvalidSpecifier:
+            debug(f"ignoring invalid Requires-Python {requires_python!r} of {name} {version}")
+            requires_python = None
+    extras = []
+    for extra in raw.get("provides_extra", []) or []:
+        norm = canonicalize_name(extra)
+        if norm not in extras:
+            extras.append(norm)
+    meta = CoreMetadata(
+        name=canonicalize_name(name),
+        version=version,
+        requires_dist=tuple(requires),
+        requires_python=requires_python or None,
+        provides_extra=tuple(extras),
+        source=source,
+    )
+    dynamic = {d.lower() for d in raw.get("dynamic", []) or []}
+    return meta, dynamic, raw.get("metadata_version")
+
+
+def check_matches(meta: CoreMetadata, file: DistFile) -> None:
+    """METADATA must describe the file it came from."""
+    try:
+        same_version = Version(meta.version) == file.version
+    except InvalidVersion:
+        same_version = False
+    if meta.name != file.project_name or not same_version:
+        raise MetadataProblem(
+            f"its metadata says {meta.name} {meta.version}, but the file name says "
+            f"{file.project_name} {file.version}"
+        )
+
+
+def wheel_metadata_text(zf: zipfile.ZipFile, file: DistFile) -> bytes:
+    """The bytes of the wheel's top-level `*.dist-info/METADATA`."""
+    candidates = [
+        n for n in zf.namelist()
+        if n.count("/") == 1 and n.endswith(".dist-info/METADATA")
+    ]
+    if not candidates:
+        raise MetadataProblem("the wheel has no .dist-info/METADATA")
+    if len(candidates) > 1:
+        want = canonicalize_name(file.project_name)
+        matching = [
+            n for n in candidates
+            if canonicalize_name(n.split("/")[0][: -len(".dist-info")].rpartition("-")[0]) == want
+        ]
+        candidates = matching or candidates
+    return zf.read(candidates[0])
+
+
+def read_wheel_metadata(path: Path, file: DistFile) -> bytes:
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return wheel_metadata_text(zf, file)
+    except (zipfile.BadZipFile, OSError, KeyError, EOFError) as exc:
+        raise MetadataProblem(f"the wheel is not a readable zip file ({exc})") from None
+
+
+def read_sdist_pkg_info(path: Path) -> bytes:
+    """The top-level `PKG-INFO` of an sdist (.tar.gz or .zip), or MetadataProblem."""
+    name = path.name
+    try:
+        if name.endswith(".zip"):
+            with zipfile.ZipFile(path) as zf:
+                members = [n for n in zf.namelist() if n.count("/") == 1
+                           and n.endswith("/PKG-INFO")]
+                if members:
+                    return zf.read(members[0])
+        else:
+            with tarfile.open(path, "r:*") as tf:
+                for member in tf:
+                    parts = member.name.lstrip("./").split("/")
+                    if len(parts) == 2 and parts[1] == "PKG-INFO" and member.isfile():
+                        fh = tf.extractfile(member)
+                        if fh is not None:
+                            return fh.read()
+    except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise MetadataProblem(f"the sdist is not a readable archive ({exc})") from None
+    raise MetadataProblem("the sdist has no PKG-INFO")
+
+
+def static_sdist_metadata(dynamic: set[str], metadata_version: str | None) -> bool:
+    """True when PKG-INFO can be trusted for dependencies (Metadata 2.2+, Requires-Dist and
+    Requires-Python not dynamic)."""
+    try:
+        if metadata_version is None or Version(metadata_version) < Version("2.2"):
+            return False
+    except InvalidVersion:
+        return False
+    return "requires-dist" not in dynamic and "requires-python" not in dynamic
+
+
+class RangeFile(io.RawIOBase):
+    """A read-only, seekable view of a remote file of known size that fetches the byte ranges
+    `zipfile` asks for (in blocks of at least `min_fetch` bytes) and keeps them."""
+
+    def __init__(self, size: int, fetch: Callable[[int, int], bytes], *,
+                 tail: bytes = b"", min_fetch: int = 16 * 1024) -> None:
+        super().__init__()
+        self._size = size
+        self._fetch = fetch
+        self._pos = 0
+        self._min_fetch = min_fetch
+        self._chunks: list[tuple[int, bytes]] = []
+        if tail:
+            self._chunks.append((size - len(tail), tail))
+        self.fetches = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_SET:
+            self._pos = offset
+        elif whence == io.SEEK_CUR:
+            self._pos += offset
+        else:
+            self._pos = self._size + offset
+        self._pos = max(0, self._pos)
+        return self._pos
+
+    def read(self, n: int = -1) -> bytes:  # type: ignore[override]
+        start = self._pos
+        end = self._size if n is None or n < 0 else min(self._size, start + n)
+        if start >= end:
+            return b""
+        data = self._get(start, end)
+        self._pos = end
+        return data
+
+    def readinto(self, buffer: IO[bytes] | bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self.read(len(buffer))  # type: ignore[arg-type]
+        buffer[: len(data)] = data  # type: ignore[index]
+        return len(data)
+
+    def _get(self, start: int, end: int) -> bytes:
+        for offset, chunk in self._chunks:
+            if offset <= start and end <= offset + len(chunk):
+                return chunk[start - offset:end - offset]
+        fetch_end = min(self._size, max(end, start + self._min_fetch))
+        # Do not refetch bytes a later chunk already holds.
+        for offset, _chunk in self._chunks:
+            if start < offset < fetch_end and end <= offset:
+                fetch_end = offset
+        data = self._fetch(start, fetch_end)
+        self.fetches += 1
+        if len(data) != fetch_end - start:
+            raise MetadataProblem("the server sent a range of the wrong length")
+        self._chunks.append((start, data))
+        return data[: end - start]

@@ -1,0 +1,251 @@
+"""Parsers for index project pages: the JSON API, PEP 691 JSON and PEP 503 HTML.
+
+Each returns compact records (plain lists, cheap to cache as JSON) of the files a page lists:
+
+    [filename, url, sha256, size, upload_time, requires_python, yanked, yanked_reason,
+     metadata, metadata_sha256]
+
+`upload_time` is an RFC 3339 string in UTC or None; `metadata` is True/False/None as in
+`DistFile.metadata`. Files whose names are not wheels or sdists are left out. Pure functions:
+the client turns a `PageError` into an `IndexError_` naming the URL.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from html.parser import HTMLParser
+from typing import Any
+from urllib.parse import urldefrag, urljoin
+
+from lockenv.models import is_dist_filename
+
+Record = list[Any]
+
+
+class PageError(Exception):
+    """The page is not what the index API promises; the message says what was wrong."""
+
+
+def parse_time(value: object) -> str | None:
+    """Normalise an upload time to `YYYY-MM-DDTHH:MM:SS[.ffffff]Z` (UTC); None if absent/bad."""
+    if not isinstance(value, str) or not value:
+        return None
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def to_datetime(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _split_url(href: str, page_url: str) -> tuple[str, str | None]:
+    """Absolute URL without fragment, plus a `#sha256=` from the fragment if there is one."""
+    url, fragment = urldefrag(urljoin(page_url, href.strip()))
+    sha = None
+    if fragment.startswith("sha256="):
+        sha = fragment[len("sha256="):].lower() or None
+    return url, sha
+
+
+def _load_json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise PageError(f"the page is not valid JSON ({exc})") from None
+
+
+def _sha256_of(hashes: object, where: str) -> str | None:
+    if hashes is None:
+        return None
+    if not isinstance(hashes, dict):
+        raise PageError(f"{where}: hashes is not a mapping")
+    value = hashes.get("sha256")
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise PageError(f"{where}: sha256 is not a string")
+    return value.lower()
+
+
+def _opt_str(entry: dict[str, Any], key: str, where: str) -> str | None:
+    value = entry.get(key)
+    if value is None or isinstance(value, str):
+        return value or None
+    raise PageError(f"{where}: {key} is not a string")
+
+
+def _opt_int(entry: dict[str, Any], key: str, where: str) -> int | None:
+    value = entry.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise PageError(f"{where}: {key} is not an integer")
+    return value
+
+
+def parse_json_api(body: bytes, page_url: str) -> list[Record]:
+    """The PyPI JSON API (`/pypi/<name>/json`): every file of every release."""
+    data = _load_json(body)
+    if not isinstance(data, dict):
+        raise PageError("the page is not a JSON object")
+    releases = data.get("releases")
+    if not isinstance(releases, dict):
+        raise PageError("the page has no `releases` mapping")
+    records: list[Record] = []
+    for version, files in releases.items():
+        if not isinstance(files, list):
+            raise PageError(f"release {version}: files is not a list")
+        for entry in files:
+            if not isinstance(entry, dict):
+                raise PageError(f"release {version}: a file entry is not an object")
+            filename = entry.get("filename")
+            href = entry.get("url")
+            if not isinstance(filename, str) or not isinstance(href, str):
+                raise PageError(f"release {version}: a file has no filename or url")
+            if not is_dist_filename(filename):
+                continue
+            where = f"file {filename}"
+            url, frag_sha = _split_url(href, page_url)
+            sha = _sha256_of(entry.get("digests"), where) or frag_sha
+            yanked = entry.get("yanked", False)
+            reason = _opt_str(entry, "yanked_reason", where)
+            upload = parse_time(entry.get("upload_time_iso_8601") or entry.get("upload_time"))
+            records.append([
+                filename, url, sha, _opt_int(entry, "size", where), upload,
+                _opt_str(entry, "requires_python", where), bool(yanked),
+                reason if yanked else None, None, None,
+            ])
+    return records
+
+
+def _metadata_flag(value: object) -> tuple[bool | None, str | None]:
+    """PEP 658/714 value → (available, sha256 of the metadata file)."""
+    if value is None:
+        return None, None
+    if isinstance(value, bool):
+        return value, None
+    if isinstance(value, dict):
+        sha = value.get("sha256")
+        return True, sha.lower() if isinstance(sha, str) else None
+    if isinstance(value, str):  # HTML attribute: "true" or "sha256=<hex>"
+        text = value.strip()
+        if text.lower() == "false":
+            return False, None
+        if text.startswith("sha256="):
+            return True, text[len("sha256="):].lower() or None
+        return True, None
+    return None, None
+
+
+def parse_simple_json(body: bytes, page_url: str) -> list[Record]:
+    """A PEP 691 JSON project page (with PEP 700 size and upload-time when present)."""
+    data = _load_json(body)
+    if not isinstance(data, dict):
+        raise PageError("the page is not a JSON object")
+    files = data.get("files")
+    if not isinstance(files, list):
+        raise PageError("the page has no `files` list")
+    records: list[Record] = []
+    for entry in files:
+        if not isinstance(entry, dict):
+            raise PageError("a file entry is not an object")
+        filename = entry.get("filename")
+        href = entry.get("url")
+        if not isinstance(filename, str) or not isinstance(href, str):
+            raise PageError("a file has no filename or url")
+        if not is_dist_filename(filename):
+            continue
+        where = f"file {filename}"
+        url, frag_sha = _split_url(href, page_url)
+        sha = _sha256_of(entry.get("hashes"), where) or frag_sha
+        yanked = entry.get("yanked", False)
+        reason = yanked if isinstance(yanked, str) and yanked else None
+        meta = entry.get("core-metadata", entry.get("dist-info-metadata"))
+        available, meta_sha = _metadata_flag(meta)
+        records.append([
+            filename, url, sha, _opt_int(entry, "size", where),
+            parse_time(entry.get("upload-time")), _opt_str(entry, "requires-python", where),
+            bool(yanked), reason, available, meta_sha,
+        ])
+    return records
+
+
+class _AnchorParser(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.anchors: list[tuple[dict[str, str | None], str]] = []
+        self.repository_version: str | None = None
+        self._current: dict[str, str | None] | None = None
+        self._text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "a":
+            self._current = dict(attrs)
+            self._text = []
+        elif tag == "meta":
+            values = dict(attrs)
+            if values.get("name") == "pypi:repository-version":
+                self.repository_version = values.get("content")
+
+    def handle_data(self, data: str) -> None:
+        if self._current is not None:
+            self._text.append(data)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "a" and self._current is not None:
+            self.anchors.append((self._current, "".join(self._text).strip()))
+            self._current = None
+
+
+def parse_simple_html(body: bytes, page_url: str) -> list[Record]:
+    """A PEP 503 HTML project page (PEP 592 yanked, PEP 658/714 metadata, `#sha256=`)."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise PageError("the page is not UTF-8 text") from None
+    parser = _AnchorParser()
+    try:
+        parser.feed(text)
+        parser.close()
+    except Exception as exc:  # html.parser is lenient; anything it still rejects is junk
+        raise PageError(f"the page is not parseable HTML ({exc})") from None
+    records: list[Record] = []
+    links = 0
+    for attrs, label in parser.anchors:
+        href = attrs.get("href")
+        if not href:
+            continue
+        links += 1
+        url, sha = _split_url(href, page_url)
+        filename = label or url.rstrip("/").rsplit("/", 1)[-1]
+        if not is_dist_filename(filename):
+            continue
+        yanked = "data-yanked" in attrs
+        reason = attrs.get("data-yanked") or None
+        key = next((k for k in ("data-core-metadata", "data-dist-info-metadata") if k in attrs),
+                   None)
+        available, meta_sha = None, None
+        if key is not None:
+            # A bare attribute means "available"; otherwise "true" or "sha256=<hex>".
+            available, meta_sha = _metadata_flag(attrs[key] or "true")
+        records.append([
+            filename, url, sha, None, None, attrs.get("data-requires-python") or None,
+            yanked, reason, available, meta_sha,
+        ])
+    if not records and parser.repository_version is None:
+        stripped = text.strip().lower()
+        looks_html = stripped.startswith(("<!doctype html", "<html")) or "<body" in stripped
+        if links or not looks_html:
+            raise PageError("the page is not a simple-API project page (no distribution links)")
+    return records

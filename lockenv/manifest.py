@@ -1,0 +1,550 @@
+"""pyproject.toml → ProjectSpec: what the project asks for, normalised, with errors that name
+the file and the line.
+
+Normalisation (so that respelling is never a "change" and the lock compares cleanly):
+- requirement strings become `str(Requirement(s))` with the project name and extras
+  canonicalised (PEP 503): `Foo_Bar[Sec] >= 1.0` → `foo-bar[sec]>=1.0`; the lock records this
+  spelling too (uv keeps the user's spelling but compares normalised; one spelling is simpler);
+- extra and group names are canonicalised; a group's `include-group` entries are expanded;
+- `requires-python` and `[tool.lockenv] environments` markers are written as packaging prints
+  them; `exclude-newer` becomes an aware UTC datetime (a bare date means midnight UTC).
+
+`ProjectSpec.line_of` maps keys to 1-based line numbers: the tables (`[project]`,
+`[dependency-groups]`, `[tool.lockenv]`, `[build-system]`, `[project.optional-dependencies]`),
+the dotted keys that were found (`project.dependencies`, `tool.lockenv.index-url`,
+`dependency-groups.dev`, …) and the short aliases `dependencies`, `requires-python`, `name`.
+
+This module is on the no-op path: it imports the stdlib TOML parser and packaging's small
+modules only (no tomlkit, no httpx).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime, time, timezone
+from pathlib import Path
+from typing import Any
+
+from packaging.markers import InvalidMarker, Marker
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.utils import canonicalize_name
+
+from lockenv.errors import ManifestError
+from lockenv.models import ProjectSpec
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+__all__ = ["PYPROJECT", "load", "normalize_requirement", "parse_exclude_newer", "default_index_url"]
+
+PYPROJECT = "pyproject.toml"
+INDEX_URL_ENV = "LOCKENV_INDEX_URL"
+
+_TOML_POS = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
+_TOML_EOF = re.compile(r"\s*\(at end of document\)\s*$")
+_TABLE_RE = re.compile(r"^\s*\[\[?\s*([^\[\]]+?)\s*\]\]?\s*(?:#.*)?$")
+_KEY_RE = re.compile(r"""^\s*((?:[A-Za-z0-9_\-]+|"[^"\n]*"|'[^'\n]*')(?:\s*\.\s*(?:[A-Za-z0-9_\-]+|"[^"\n]*"|'[^'\n]*'))*)\s*=""")
+
+
+def load(project_dir: Path, *, environ: Mapping[str, str] | None = None) -> ProjectSpec:
+    """Read `project_dir/pyproject.toml` into a ProjectSpec; ManifestError on anything wrong."""
+    env = os.environ if environ is None else environ
+    root = Path(project_dir).absolute()
+    path = root / PYPROJECT
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ManifestError(
+            f"no {PYPROJECT} in {root}",
+            hint=f"create {PYPROJECT} with a [project] table, or point at the project with --project DIR",
+            context={"file": str(path)},
+        ) from None
+    except IsADirectoryError:
+        raise ManifestError(f"{path} is a directory, not a file", context={"file": str(path)}) from None
+    except OSError as exc:
+        raise ManifestError(f"cannot read {path}: {exc.strerror or exc}", context={"file": str(path)}) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ManifestError(
+            f"{path}:{line}: not valid UTF-8 (byte {exc.start})",
+            hint="save pyproject.toml as UTF-8",
+            context={"file": str(path), "line": line},
+        ) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise _toml_error(path, text, exc) from None
+    return _Reader(path, text, data, env).spec()
+
+
+def normalize_requirement(requirement: str | Requirement) -> str:
+    """The one spelling lockenv stores and compares: PEP 503 name and extras, packaging's
+    rendering of specifiers and markers. Raises InvalidRequirement."""
+    req = requirement if isinstance(requirement, Requirement) else Requirement(requirement)
+    req.name = canonicalize_name(req.name)
+    req.extras = {canonicalize_name(e) for e in req.extras}
+    return str(req)
+
+
+def parse_exclude_newer(value: object) -> datetime:
+    """An RFC 3339 timestamp or a `YYYY-MM-DD` date (midnight UTC) → an aware UTC datetime.
+    Naive timestamps are taken as UTC so the lock means the same on every machine. Raises
+    ValueError with the accepted forms."""
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, date):
+        moment = datetime.combine(value, time(0, 0))
+    elif isinstance(value, str):
+        s = value.strip()
+        try:
+            if len(s) == 10:
+                moment = datetime.combine(date.fromisoformat(s), time(0, 0))
+            else:
+                if s[-1:] in ("z", "Z"):
+                    s = s[:-1] + "+00:00"
+                moment = datetime.fromisoformat(s.replace(" ", "T", 1) if "T" not in s.upper() else s)
+        except ValueError:
+            raise ValueError(
+                f"invalid timestamp `{value}`: expected an RFC 3339 timestamp "
+                "(2025-01-31T12:00:00Z) or a date (2025-01-31)"
+            ) from None
+    else:
+        raise ValueError(f"invalid timestamp {value!r}: expected a string such as 2025-01-31T12:00:00Z")
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc)
+
+
+def default_index_url() -> str:
+    """PyPI, from the one constant in `lockenv.index` (its light module when it exists, so that
+    reading the manifest does not import httpx)."""
+    try:
+        from lockenv.index.defaults import DEFAULT_INDEX_URL
+    except ImportError:
+        from lockenv.index import DEFAULT_INDEX_URL
+    return DEFAULT_INDEX_URL
+
+
+def _toml_error(path: Path, text: str, exc: Exception) -> ManifestError:
+    msg = str(exc)
+    line = column = None
+    m = _TOML_POS.search(msg)
+    if m:
+        line, column = int(m.group(1)), int(m.group(2))
+        msg = msg[: m.start()]
+    elif _TOML_EOF.search(msg):
+        msg = _TOML_EOF.sub("", msg) + " at end of file"
+        line = text.count("\n") + 1
+    line = getattr(exc, "lineno", None) or line
+    column = getattr(exc, "colno", None) or column
+    where = f"{path}:{line}:{column}" if line and column else (f"{path}:{line}" if line else str(path))
+    details: list[str] = []
+    if line:
+        lines = text.splitlines()
+        if 0 < line <= len(lines):
+            details.append(lines[line - 1])
+            if column:
+                details.append(" " * (column - 1) + "^")
+    reason = msg[:1].lower() + msg[1:]
+    return ManifestError(
+        f"{where}: invalid TOML: {reason}",
+        hint="fix the TOML syntax at that line; nothing was written",
+        context={"file": str(path), "line": line, "column": column},
+        details=details,
+    )
+
+
+class _Lines:
+    """Where keys and strings are in the raw text, for messages (a line scanner, not a
+    parser: good enough to point at the right line, never used for values)."""
+
+    def __init__(self, text: str) -> None:
+        self.lines = text.splitlines()
+        self.keys: dict[str, int] = {}
+        table = ""
+        for number, line in enumerate(self.lines, 1):
+            stripped = line.strip()
+            if not stripped or stripped.startswith("#"):
+                continue
+            m = _TABLE_RE.match(line)
+            if m and stripped.startswith("["):
+                table = _dotted(m.group(1))
+                self.keys.setdefault(f"[{table}]", number)
+                self.keys.setdefault(table, number)
+                continue
+            m = _KEY_RE.match(line)
+            if m:
+                key = _dotted(m.group(1))
+                self.keys.setdefault(f"{table}.{key}" if table else key, number)
+
+    def key(self, dotted: str) -> int | None:
+        """Line of a key (`project.dependencies`), else of its nearest enclosing table."""
+        parts = dotted.split(".")
+        while parts:
+            found = self.keys.get(".".join(parts))
+            if found:
+                return found
+            parts.pop()
+        return None
+
+    def string(self, value: str, near: str) -> int | None:
+        """Line of the quoted string `value`, searching from the line of key `near`."""
+        start = self.key(near) or 1
+        quoted = (f'"{value}"', f"'{value}'", f'"""{value}', f"'''{value}")
+        for number in range(start, len(self.lines) + 1):
+            if any(q in self.lines[number - 1] for q in quoted):
+                return number
+        for number in range(1, start):
+            if any(q in self.lines[number - 1] for q in quoted):
+                return number
+        return self.key(near)
+
+
+def _dotted(key: str) -> str:
+    parts = re.findall(r'"[^"]*"|\'[^\']*\'|[^.\s]+', key)
+    return ".".join(p[1:-1] if p[:1] in "\"'" else p for p in parts)
+
+
+class _Reader:
+    """One pass over the parsed document; every complaint names file, key and line."""
+
+    def __init__(self, path: Path, text: str, data: dict[str, Any], environ: Mapping[str, str]) -> None:
+        self.path = path
+        self.data = data
+        self.environ = environ
+        self.where = _Lines(text)
+
+    # -- errors ---------------------------------------------------------------------------
+
+    def fail(self, message: str, *, key: str, line: int | None = None, hint: str | None = None,
+             details: Sequence[str] = (), **context: object) -> ManifestError:
+        line = line if line is not None else self.where.key(key)
+        prefix = f"{self.path}:{line}" if line else str(self.path)
+        return ManifestError(
+            f"{prefix}: {message}",
+            hint=hint,
+            context={"file": str(self.path), "line": line, "key": key, **context},
+            details=details,
+        )
+
+    def table(self, value: object, key: str) -> dict[str, Any]:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise self.fail(f"`{key}` must be a table, not {_kind(value)}", key=key)
+        return value
+
+    def string_list(self, value: object, key: str) -> list[str]:
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise self.fail(f"`{key}` must be an array of strings, not {_kind(value)}", key=key)
+        for i, item in enumerate(value):
+            if not isinstance(item, str):
+                raise self.fail(f"`{key}[{i}]` must be a string, not {_kind(item)}", key=key)
+        return value
+
+    def requirement(self, value: str, key: str, index: int) -> str:
+        try:
+            return normalize_requirement(value)
+        except InvalidRequirement as exc:
+            reason, *rest = str(exc).splitlines()
+            raise self.fail(
+                f"invalid requirement `{value}` in `{key}[{index}]`: {reason}",
+                key=f"{key}[{index}]",
+                line=self.where.string(value, key),
+                hint="write a PEP 508 requirement, such as `httpx>=0.27` or `rich[jupyter]; python_version >= '3.11'`",
+                details=rest,
+                requirement=value,
+            ) from None
+
+    def requirements(self, value: object, key: str) -> tuple[str, ...]:
+        return tuple(self.requirement(item, key, i) for i, item in enumerate(self.string_list(value, key)))
+
+    # -- sections -------------------------------------------------------------------------
+
+    def spec(self) -> ProjectSpec:
+        project = self.data.get("project")
+        if project is None:
+            raise self.fail(
+                "no [project] table",
+                key="project",
+                hint='add a [project] table with `name`, `requires-python` and `dependencies`',
+            )
+        project = self.table(project, "project")
+        name = self.name(project)
+        requires_python, declared = self.requires_python(project)
+        dynamic = self.string_list(project.get("dynamic"), "project.dynamic")
+        if "dependencies" in dynamic and "dependencies" not in project:
+            raise self.fail(
+                "`dependencies` is listed in `project.dynamic`: lockenv needs them written in pyproject.toml",
+                key="project.dynamic",
+                hint="move the dependencies into `[project] dependencies`",
+            )
+        dependencies = self.requirements(project.get("dependencies"), "project.dependencies")
+        extras = self.optional_dependencies(project.get("optional-dependencies"))
+        groups = self.dependency_groups(self.data.get("dependency-groups"))
+        tool = self.table(self.table(self.data.get("tool"), "tool").get("lockenv"), "tool.lockenv")
+        known = {"index-url", "environments", "exclude-newer", "default-groups"}
+        for unknown in sorted(set(tool) - known):
+            raise self.fail(
+                f"unknown key `{unknown}` in [tool.lockenv]",
+                key=f"tool.lockenv.{unknown}",
+                hint="[tool.lockenv] accepts: " + ", ".join(sorted(known)),
+            )
+        return ProjectSpec(
+            root=str(self.path.parent),
+            pyproject=str(self.path),
+            name=name,
+            requires_python=requires_python,
+            requires_python_declared=declared,
+            dependencies=dependencies,
+            optional_dependencies=extras,
+            dependency_groups=groups,
+            default_groups=self.default_groups(tool.get("default-groups"), groups),
+            index_url=self.index_url(tool.get("index-url")),
+            environments=self.environments(tool.get("environments")),
+            exclude_newer=self.exclude_newer(tool.get("exclude-newer")),
+            has_build_system=isinstance(self.data.get("build-system"), dict),
+            line_of=self.line_of(),
+        )
+
+    def name(self, project: dict[str, Any]) -> str:
+        name = project.get("name")
+        if name is None:
+            raise self.fail("`project.name` is missing", key="project",
+                            hint='add `name = "your-project"` to [project]')
+        if not isinstance(name, str):
+            raise self.fail(f"`project.name` must be a string, not {_kind(name)}", key="project.name")
+        try:
+            return canonicalize_name(name, validate=True)
+        except ValueError:
+            raise self.fail(
+                f"invalid project name `{name}`",
+                key="project.name",
+                hint="use letters, digits, and `-`, `_`, `.` between them",
+            ) from None
+
+    def requires_python(self, project: dict[str, Any]) -> tuple[str, bool]:
+        value = project.get("requires-python")
+        if value is None:
+            return f">={sys.version_info[0]}.{sys.version_info[1]}", False
+        key = "project.requires-python"
+        if not isinstance(value, str):
+            raise self.fail(f"`{key}` must be a string, not {_kind(value)}", key=key)
+        if not value.strip():
+            raise self.fail(f"`{key}` is empty", key=key, hint='write a range such as `requires-python = ">=3.10"`')
+        try:
+            return str(SpecifierSet(value)), True
+        except InvalidSpecifier as exc:
+            raise self.fail(
+                f"invalid `requires-python` `{value}`: {exc}",
+                key=key,
+                hint='write a version range such as `requires-python = ">=3.10"`',
+            ) from None
+
+    def optional_dependencies(self, value: object) -> dict[str, tuple[str, ...]]:
+        key = "project.optional-dependencies"
+        table = self.table(value, key)
+        out: dict[str, tuple[str, ...]] = {}
+        spelled: dict[str, str] = {}
+        for extra, reqs in table.items():
+            norm = canonicalize_name(extra)
+            if norm in spelled:
+                raise self.fail(f"extras `{spelled[norm]}` and `{extra}` are the same name", key=f"{key}.{extra}")
+            spelled[norm] = extra
+            out[norm] = self.requirements(reqs, f"{key}.{extra}")
+        return dict(sorted(out.items()))
+
+    def dependency_groups(self, value: object) -> dict[str, tuple[str, ...]]:
+        """PEP 735 groups with includes expanded; unknown and cyclic includes named."""
+        key = "dependency-groups"
+        table = self.table(value, key)
+        if not table:
+            return {}
+        spelled: dict[str, str] = {}
+        for group, items in table.items():
+            norm = canonicalize_name(group)
+            if norm in spelled:
+                raise self.fail(f"dependency groups `{spelled[norm]}` and `{group}` are the same name",
+                                key=f"{key}.{group}")
+            spelled[norm] = group
+            gkey = f"{key}.{group}"
+            if not isinstance(items, list):
+                raise self.fail(f"`{gkey}` must be an array, not {_kind(items)}", key=gkey)
+            for i, item in enumerate(items):
+                if isinstance(item, str):
+                    self.requirement(item, gkey, i)
+                elif isinstance(item, dict) and set(item) == {"include-group"} and isinstance(item["include-group"], str):
+                    target = item["include-group"]
+                    if canonicalize_name(target) not in {canonicalize_name(g) for g in table}:
+                        raise self.fail(
+                            f"dependency group `{group}` includes unknown group `{target}`",
+                            key=f"{gkey}[{i}]",
+                            line=self.where.string(target, gkey),
+                            hint="define that group in [dependency-groups] or remove the include; groups: "
+                            + ", ".join(f"`{g}`" for g in table),
+                            group=group,
+                        )
+                else:
+                    raise self.fail(
+                        f"`{gkey}[{i}]` must be a requirement string or `{{include-group = \"name\"}}`, not {item!r}",
+                        key=f"{gkey}[{i}]",
+                    )
+        cycle = _find_cycle({canonicalize_name(g): [canonicalize_name(i["include-group"])
+                                                    for i in items if isinstance(i, dict)]
+                             for g, items in table.items()})
+        if cycle:
+            names = [spelled[c] for c in cycle]
+            chain = " → ".join(f"`{n}`" for n in [*names, names[0]])
+            raise self.fail(
+                f"dependency groups include each other in a cycle: {chain}",
+                key=f"{key}.{names[0]}",
+                hint="remove one of these `include-group` entries",
+                groups=", ".join(names),
+            )
+        from packaging.dependency_groups import DependencyGroupResolver
+
+        try:
+            resolver = DependencyGroupResolver(table)
+            out = {}
+            for group in table:
+                norm = canonicalize_name(group)
+                seen: dict[str, None] = {}
+                for req in resolver.resolve(group):
+                    seen.setdefault(normalize_requirement(str(req)), None)
+                out[norm] = tuple(seen)
+        except Exception as exc:  # what we did not catch above: still the user's data
+            raise self.fail(f"invalid [dependency-groups]: {_flatten(exc)}", key=key) from None
+        return dict(sorted(out.items()))
+
+    def default_groups(self, value: object, groups: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
+        key = "tool.lockenv.default-groups"
+        if value is None:
+            return ("dev",) if "dev" in groups else ()
+        names = self.string_list(value, key)
+        out: list[str] = []
+        for name in names:
+            norm = canonicalize_name(name)
+            if norm not in groups:
+                raise self.fail(
+                    f"`{key}` names `{name}`, which is not a dependency group",
+                    key=key,
+                    line=self.where.string(name, key),
+                    hint=("groups defined in [dependency-groups]: " + ", ".join(f"`{g}`" for g in groups))
+                    if groups else "define it in [dependency-groups] or remove it",
+                    group=name,
+                )
+            if norm not in out:
+                out.append(norm)
+        return tuple(sorted(out))
+
+    def index_url(self, value: object) -> str:
+        from_env = self.environ.get(INDEX_URL_ENV, "").strip()
+        if from_env:
+            url = from_env
+            if not _is_url(url):
+                raise ManifestError(
+                    f"{INDEX_URL_ENV} is not an http(s) URL",
+                    hint=f"set {INDEX_URL_ENV} to the index URL, such as https://host/simple/",
+                    context={"variable": INDEX_URL_ENV},
+                )
+            return url
+        if value is None:
+            return default_index_url()
+        key = "tool.lockenv.index-url"
+        if not isinstance(value, str) or not _is_url(value.strip()):
+            raise self.fail(
+                f"`{key}` must be an http(s) URL, not {value!r}" if not isinstance(value, str)
+                else f"`{key}` is not an http(s) URL",
+                key=key,
+                hint='write the index URL, such as `index-url = "https://host/simple/"`',
+            )
+        return value.strip()
+
+    def environments(self, value: object) -> tuple[str, ...]:
+        key = "tool.lockenv.environments"
+        out: list[str] = []
+        for i, marker in enumerate(self.string_list(value, key)):
+            try:
+                out.append(str(Marker(marker)))
+            except InvalidMarker as exc:
+                reason, *rest = str(exc).splitlines()
+                raise self.fail(
+                    f"invalid marker `{marker}` in `{key}[{i}]`: {reason}",
+                    key=f"{key}[{i}]",
+                    line=self.where.string(marker, key),
+                    hint="write a PEP 508 marker, such as `sys_platform == 'linux'`",
+                    details=rest,
+                ) from None
+        return tuple(out)
+
+    def exclude_newer(self, value: object) -> datetime | None:
+        if value is None:
+            return None
+        key = "tool.lockenv.exclude-newer"
+        try:
+            return parse_exclude_newer(value)
+        except ValueError as exc:
+            raise self.fail(f"`{key}`: {exc}", key=key,
+                            hint='write e.g. `exclude-newer = "2025-01-31T00:00:00Z"`') from None
+
+    def line_of(self) -> dict[str, int]:
+        keys = dict(self.where.keys)
+        for short in ("dependencies", "requires-python", "name"):
+            line = keys.get(f"project.{short}")
+            if line:
+                keys[short] = line
+        return keys
+
+
+def _is_url(url: str) -> bool:
+    scheme, sep, rest = url.partition("://")
+    return bool(sep and rest) and scheme.lower() in ("http", "https")
+
+
+def _kind(value: object) -> str:
+    return {dict: "a table", list: "an array", str: "a string", bool: "a boolean", int: "an integer",
+            float: "a float"}.get(type(value), type(value).__name__)
+
+
+def _flatten(exc: BaseException) -> str:
+    subs = getattr(exc, "exceptions", None)
+    if subs:
+        return "; ".join(_flatten(e) for e in subs)
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def _find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
+    """The first include cycle (in file order), as the list of groups on it."""
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in graph.get(node, ()):
+            if state.get(nxt) == 1:
+                return stack[stack.index(nxt):]
+            if nxt not in state:
+                found = visit(nxt)
+                if found:
+                    return found
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in graph:
+        if node not in state:
+            found = visit(node)
+            if found:
+                return found
+    return None

@@ -1,0 +1,463 @@
+"""Target environments: finding an interpreter, creating the project's venv, probing it once.
+
+A venv lockenv creates carries `lockenv = <version>` in its `pyvenv.cfg` (as uv writes `uv =`);
+only such venvs are ever recreated. The probe runs the venv's own interpreter with the
+`packaging` lockenv uses on its path, so markers and wheel tags are that interpreter's, and the
+result is cached by interpreter path, mtime and size.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from lockenv import __version__
+from lockenv.errors import PythonNotFoundError, SyncError
+
+VENV_NAME = ".venv"
+_VERSION_REQUEST = re.compile(r"^(?:python|cpython)?(3)(?:\.(\d+))?(?:\.(\d+))?$")
+_QUERY = "import sys, platform; print(sys.version_info[0], sys.version_info[1], sys.version_info[2], platform.python_implementation())"
+
+
+@dataclass(frozen=True)
+class Interpreter:
+    """A Python interpreter found on this machine."""
+
+    path: str
+    version: str
+    """Full version, e.g. '3.12.1'."""
+    implementation: str = "CPython"
+
+    @property
+    def minor(self) -> str:
+        return ".".join(self.version.split(".")[:2])
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What lockenv needs to know about a venv's interpreter to select and install for it."""
+
+    python: str
+    """The venv's interpreter path (not resolved: a symlink inside the venv)."""
+    prefix: str
+    version: str
+    markers: dict[str, str]
+    """A complete PEP 508 marker environment of the interpreter."""
+    tags: tuple[str, ...]
+    """Its wheel tags, most preferred first."""
+    paths: dict[str, str]
+    """Install scheme: purelib, platlib, scripts, data, include."""
+
+    def tag_objects(self) -> list:  # list[packaging.tags.Tag]
+        from packaging.tags import Tag
+
+        out = []
+        for text in self.tags:
+            interpreter, abi, platform = text.split("-")
+            out.append(Tag(interpreter, abi, platform))
+        return out
+
+    @property
+    def site_dirs(self) -> list[Path]:
+        dirs = [Path(self.paths["purelib"])]
+        if self.paths.get("platlib") and Path(self.paths["platlib"]) != dirs[0]:
+            dirs.append(Path(self.paths["platlib"]))
+        return dirs
+
+
+@dataclass(frozen=True)
+class Venv:
+    """The project's virtual environment (it exists once returned by `ensure_venv`)."""
+
+    path: Path
+    python: Path
+    version: str
+    created_by_lockenv: bool
+
+
+# -- interpreters -----------------------------------------------------------------------------
+def _debug(reporter: object | None, message: str) -> None:
+    if reporter is not None:
+        reporter.debug(message)  # type: ignore[attr-defined]
+
+
+def query_interpreter(path: str, reporter: object | None = None) -> Interpreter | None:
+    """Run `path` to learn its version; None when it does not run (e.g. a pyenv shim of a
+    version not selected prints "command not found" and fails)."""
+    try:
+        proc = subprocess.run(
+            [path, "-I", "-c", _QUERY], capture_output=True, text=True, timeout=20,
+            env={k: v for k, v in os.environ.items() if k not in ("PYTHONHOME", "PYTHONPATH")},
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        _debug(reporter, f"skipping interpreter {path}: {exc}")
+        return None
+    if proc.returncode != 0:
+        _debug(reporter, f"skipping interpreter {path}: exit {proc.returncode}: "
+                         f"{(proc.stderr or proc.stdout).strip()[:200]}")
+        return None
+    try:
+        major, minor, micro, impl = proc.stdout.split()
+    except ValueError:
+        _debug(reporter, f"skipping interpreter {path}: unexpected output {proc.stdout[:100]!r}")
+        return None
+    return Interpreter(path=path, version=f"{major}.{minor}.{micro}", implementation=impl)
+
+
+def _pyenv_root() -> Path | None:
+    root = os.environ.get("PYENV_ROOT")
+    if root:
+        return Path(root)
+    if shutil.which("pyenv"):
+        default = Path.home() / ".pyenv"
+        if default.is_dir():
+            return default
+        # HOME may be a test's temp dir; the pyenv executable lives in <root>/bin/ or a shim.
+        exe = Path(shutil.which("pyenv") or "").resolve()
+        for parent in exe.parents:
+            if (parent / "versions").is_dir():
+                return parent
+    return None
+
+
+def candidate_paths(minor: str | None = None) -> list[str]:
+    """Interpreter paths worth trying, in a stable order: PATH's `python3.X` (newest X first),
+    `python3`, then pyenv's installed versions. Duplicates (same real file) are dropped."""
+    names = [f"python{minor}"] if minor else [f"python3.{m}" for m in range(20, 7, -1)] + ["python3"]
+    found: list[str] = []
+    for name in names:
+        path = shutil.which(name)
+        if path:
+            found.append(path)
+    root = _pyenv_root()
+    if root is not None:
+        pattern = f"{minor}*" if minor else "3.*"
+        versions = glob.glob(str(root / "versions" / pattern / "bin" / "python3"))
+        found.extend(sorted(versions, key=_version_key_from_path, reverse=True))
+    seen: set[str] = set()
+    unique = []
+    for path in found:
+        real = os.path.realpath(path)
+        if real in seen:
+            continue
+        seen.add(real)
+        unique.append(path)
+    return unique
+
+
+def _version_key_from_path(path: str) -> tuple[int, ...]:
+    match = re.search(r"/(\d+)\.(\d+)(?:\.(\d+))?[^/]*/bin/", path)
+    if not match:
+        return (0,)
+    return tuple(int(x or 0) for x in match.groups())
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in re.findall(r"\d+", version)[:3])
+
+
+def _satisfies(version: str, requires_python: str | None) -> bool:
+    if not requires_python:
+        return True
+    from packaging.specifiers import SpecifierSet
+
+    return SpecifierSet(requires_python).contains(version, prereleases=True)
+
+
+def _matches_request(interp: Interpreter, request: str) -> bool:
+    match = _VERSION_REQUEST.match(request.strip())
+    if not match:
+        return False
+    wanted = [x for x in match.groups() if x is not None]
+    return interp.version.split(".")[: len(wanted)] == wanted
+
+
+def is_version_request(request: str) -> bool:
+    return bool(_VERSION_REQUEST.match(request.strip()))
+
+
+def find_python(request: str | None, requires_python: str | None,
+                reporter: object | None = None) -> Interpreter:
+    """The interpreter to build the venv with: `request` (a version like '3.12' or a path) when
+    given, else the running interpreter when the lock allows it, else the newest matching
+    `python3.X` found. PythonNotFoundError lists what was found."""
+    tried: list[Interpreter] = []
+    if request:
+        if not is_version_request(request):
+            path = shutil.which(request) or request
+            if not os.path.exists(path):
+                raise PythonNotFoundError(
+                    f"No interpreter at `{request}`",
+                    hint="pass `--python` a version like 3.12 or the path of an interpreter",
+                )
+            interp = query_interpreter(path, reporter)
+            if interp is None:
+                raise PythonNotFoundError(f"`{request}` did not run as a Python interpreter")
+            if not _satisfies(interp.version, requires_python):
+                raise PythonNotFoundError(
+                    f"`{request}` is Python {interp.version}, which the lock does not allow "
+                    f"(requires-python {requires_python})",
+                    hint="choose an interpreter the lock's requires-python allows",
+                )
+            return interp
+        minor_match = _VERSION_REQUEST.match(request.strip())
+        assert minor_match is not None
+        minor = f"3.{minor_match.group(2)}" if minor_match.group(2) else None
+        running = _running()
+        candidates: list[Interpreter] = []
+        if _matches_request(running, request):
+            candidates.append(running)
+        for path in candidate_paths(minor):
+            interp = query_interpreter(path, reporter)
+            if interp is not None:
+                tried.append(interp)
+                if _matches_request(interp, request):
+                    candidates.append(interp)
+        for interp in candidates:
+            if _satisfies(interp.version, requires_python):
+                return interp
+        _not_found(f"Python {request}", requires_python, tried + candidates)
+
+    running = _running()
+    if _satisfies(running.version, requires_python):
+        return running
+    tried.append(running)
+    best: Interpreter | None = None
+    for path in candidate_paths():
+        interp = query_interpreter(path, reporter)
+        if interp is None:
+            continue
+        tried.append(interp)
+        if interp.implementation == "CPython" and _satisfies(interp.version, requires_python):
+            if best is None or _version_tuple(interp.version) > _version_tuple(best.version):
+                best = interp
+    if best is not None:
+        return best
+    _not_found("a Python", requires_python, tried)
+    raise AssertionError("unreachable")
+
+
+def _running() -> Interpreter:
+    import platform
+
+    v = sys.version_info
+    return Interpreter(path=sys.executable, version=f"{v[0]}.{v[1]}.{v[2]}",
+                       implementation=platform.python_implementation())
+
+
+def _not_found(what: str, requires_python: str | None, tried: Iterable[Interpreter]) -> None:
+    seen: set[str] = set()
+    details = []
+    for interp in tried:
+        if interp.path in seen:
+            continue
+        seen.add(interp.path)
+        details.append(f"found: {interp.path} (Python {interp.version})")
+    if not details:
+        details.append("found: no Python interpreter on PATH")
+    need = f" satisfying requires-python `{requires_python}`" if requires_python else ""
+    raise PythonNotFoundError(
+        f"No interpreter found for {what}{need}",
+        details=details,
+        hint="install a matching Python, or pass `--python PATH` (or set LOCKENV_PYTHON)",
+    )
+
+
+# -- venvs ------------------------------------------------------------------------------------
+def venv_path(project: Path) -> Path:
+    """`LOCKENV_VENV` (relative to the project) or `<project>/.venv`."""
+    env = os.environ.get("LOCKENV_VENV")
+    if env:
+        return (project / Path(env).expanduser()).resolve()
+    return project / VENV_NAME
+
+
+def venv_python(path: Path) -> Path:
+    if os.name == "nt":
+        return path / "Scripts" / "python.exe"
+    return path / "bin" / "python"
+
+
+def read_pyvenv_cfg(path: Path) -> dict[str, str] | None:
+    """`pyvenv.cfg` as a dict, or None when `path` is not a venv."""
+    try:
+        text = (path / "pyvenv.cfg").read_text(encoding="utf-8")
+    except OSError:
+        return None
+    cfg = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            cfg[key.strip().lower()] = value.strip()
+    return cfg
+
+
+def existing_venv(path: Path) -> Venv | None:
+    """The venv at `path` as its pyvenv.cfg describes it, without running anything (fast)."""
+    cfg = read_pyvenv_cfg(path)
+    if cfg is None:
+        return None
+    python = venv_python(path)
+    version = cfg.get("version_info") or cfg.get("version") or ""
+    return Venv(path=path, python=python, version=".".join(version.split(".")[:3]),
+                created_by_lockenv="lockenv" in cfg)
+
+
+def ensure_venv(project: Path, *, request: str | None, requires_python: str | None,
+                reporter: object, dry_run: bool = False) -> Venv | None:
+    """The project's venv, created (or recreated, when lockenv made it and its Python no longer
+    fits) as needed. With `dry_run`, returns None instead of creating one."""
+    request = request or os.environ.get("LOCKENV_PYTHON") or None
+    path = venv_path(project)
+    current = existing_venv(path)
+    if current is None and path.exists() and any(path.iterdir()):
+        raise SyncError(
+            f"{path} exists but is not a virtual environment (no pyvenv.cfg)",
+            hint=f"remove {path} or point LOCKENV_VENV elsewhere",
+        )
+    if current is not None:
+        actual = query_interpreter(str(current.python), reporter) if current.python.exists() else None
+        problem = None
+        if actual is None:
+            problem = f"its interpreter {current.python} does not run"
+        else:
+            current = Venv(path, current.python, actual.version, current.created_by_lockenv)
+            if not _satisfies(actual.version, requires_python):
+                problem = (f"its Python {actual.version} does not satisfy the lock's "
+                           f"requires-python `{requires_python}`")
+            elif request and not _request_fits(request, actual, current.python):
+                problem = f"its Python {actual.version} is not the requested `{request}`"
+        if problem is None:
+            return current
+        if not current.created_by_lockenv:
+            raise PythonNotFoundError(
+                f"The virtual environment {path} was not created by lockenv and {problem}",
+                hint=f"remove {path} (lockenv then creates one) or pass `--python` to match it",
+            )
+        if dry_run:
+            reporter.status(f"Would recreate {path}: {problem}")  # type: ignore[attr-defined]
+            return None
+        reporter.status(f"Recreating {path}: {problem}")  # type: ignore[attr-defined]
+        shutil.rmtree(path)
+    interp = find_python(request, requires_python, reporter)
+    if dry_run:
+        reporter.status(f"Would create {path} with Python {interp.version}")  # type: ignore[attr-defined]
+        return None
+    return create_venv(path, interp, reporter)
+
+
+def _request_fits(request: str, actual: Interpreter, python: Path) -> bool:
+    if is_version_request(request):
+        return _matches_request(actual, request)
+    wanted = shutil.which(request) or request
+    wanted_interp = query_interpreter(wanted)
+    return wanted_interp is not None and wanted_interp.version == actual.version
+
+
+def create_venv(path: Path, interp: Interpreter, reporter: object) -> Venv:
+    """`python -m venv --without-pip`, then mark it as lockenv's in pyvenv.cfg."""
+    reporter.status(f"Creating virtual environment at {path} with Python {interp.version}")  # type: ignore[attr-defined]
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONHOME", "PYTHONPATH", "VIRTUAL_ENV")}
+    proc = subprocess.run(
+        [interp.path, "-I", "-m", "venv", "--without-pip", str(path)],
+        capture_output=True, text=True, env=env,
+    )
+    if proc.returncode != 0:
+        raise SyncError(
+            f"Creating the virtual environment {path} failed",
+            details=(proc.stderr or proc.stdout).strip().splitlines()[-10:],
+        )
+    cfg = path / "pyvenv.cfg"
+    text = cfg.read_text(encoding="utf-8")
+    if not text.endswith("\n"):
+        text += "\n"
+    cfg.write_text(text + f"lockenv = {__version__}\n", encoding="utf-8")
+    (path / ".gitignore").write_text("# created by lockenv\n*\n", encoding="utf-8")
+    return Venv(path=path, python=venv_python(path), version=interp.version,
+                created_by_lockenv=True)
+
+
+# -- probe ------------------------------------------------------------------------------------
+_PROBE_SCRIPT = r"""
+import json, os, sys, sysconfig
+sys.path.insert(0, sys.argv[1])
+from packaging.markers import default_environment
+from packaging.tags import sys_tags
+paths = sysconfig.get_paths()
+print(json.dumps({
+    "prefix": sys.prefix,
+    "version": "%d.%d.%d" % sys.version_info[:3],
+    "markers": default_environment(),
+    "tags": [str(t) for t in sys_tags()],
+    "paths": {k: paths[k] for k in ("purelib", "platlib", "scripts", "data", "include")},
+}))
+"""
+
+
+def probe(python: Path, reporter: object | None = None) -> Probe:
+    """Markers, tags and install paths of the interpreter `python` (a venv's), cached by the
+    interpreter's path, real path, mtime and size."""
+    import hashlib
+
+    from lockenv.cache import Cache, write_atomic
+
+    real = os.path.realpath(python)
+    try:
+        st = os.stat(real)
+    except OSError as exc:
+        raise SyncError(f"The interpreter {python} is missing") from exc
+    key_text = f"{python}\0{real}\0{st.st_mtime_ns}\0{st.st_size}\0{_packaging_version()}"
+    key = hashlib.sha256(key_text.encode()).hexdigest()
+    cache_file = Cache().bucket("probe-v1") / f"{key}.json"
+    try:
+        data = json.loads(cache_file.read_bytes())
+        return _probe_from(python, data)
+    except (OSError, ValueError, KeyError):
+        pass
+    import packaging
+
+    packaging_parent = str(Path(packaging.__file__).resolve().parent.parent)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONHOME", "PYTHONPATH")}
+    proc = subprocess.run([str(python), "-I", "-c", _PROBE_SCRIPT, packaging_parent],
+                          capture_output=True, text=True, env=env, timeout=60)
+    if proc.returncode != 0:
+        raise SyncError(
+            f"Could not inspect the interpreter {python}",
+            details=(proc.stderr or proc.stdout).strip().splitlines()[-10:],
+        )
+    data = json.loads(proc.stdout)
+    write_atomic(cache_file, json.dumps(data, sort_keys=True).encode())
+    _debug(reporter, f"probed {python}: Python {data['version']}, {len(data['tags'])} tags")
+    return _probe_from(python, data)
+
+
+def _packaging_version() -> str:
+    from importlib.metadata import version
+
+    try:
+        return version("packaging")
+    except Exception:  # noqa: BLE001 - any failure just means "no cache sharing"
+        return "?"
+
+
+def _probe_from(python: Path, data: dict) -> Probe:
+    return Probe(
+        python=str(python),
+        prefix=data["prefix"],
+        version=data["version"],
+        markers=dict(data["markers"]),
+        tags=tuple(data["tags"]),
+        paths=dict(data["paths"]),
+    )
+
+
+def describe(interpreters: Sequence[Interpreter]) -> list[str]:
+    return [f"{i.path} (Python {i.version})" for i in interpreters]

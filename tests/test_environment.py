@@ -1,0 +1,118 @@
+"""Interpreter discovery, venv creation and probing, against the machine's real interpreters."""
+
+from __future__ import annotations
+
+import glob
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lockenv.environment import (
+    ensure_venv, existing_venv, find_python, probe, query_interpreter, venv_path,
+)
+from lockenv.errors import PythonNotFoundError
+from lockenv.ui import Reporter
+
+RUNNING = "%d.%d.%d" % sys.version_info[:3]
+
+
+def _pyenv(minor: str) -> str | None:
+    root = os.environ.get("PYENV_ROOT") or str(Path("/root/.pyenv"))
+    found = sorted(glob.glob(f"{root}/versions/{minor}.*/bin/python3"))
+    return found[-1] if found else None
+
+
+PY312 = _pyenv("3.12")
+needs_312 = pytest.mark.skipif(PY312 is None, reason="no Python 3.12 under pyenv")
+
+
+def quiet() -> Reporter:
+    import io
+
+    return Reporter(out=io.StringIO(), err=io.StringIO())
+
+
+def test_running_interpreter_is_preferred_when_the_lock_allows_it() -> None:
+    interp = find_python(None, ">=3.10", quiet())
+    assert interp.path == sys.executable and interp.version == RUNNING
+
+
+@needs_312
+def test_a_version_request_finds_pyenv_python_even_when_the_shim_fails() -> None:
+    interp = find_python("3.12", None, quiet())
+    assert interp.version.startswith("3.12.")
+    assert query_interpreter(interp.path) is not None
+
+
+@needs_312
+def test_requires_python_excluding_the_running_one_picks_another() -> None:
+    minor = sys.version_info[1]
+    interp = find_python(None, f">=3.{minor + 1}", quiet())
+    assert tuple(map(int, interp.version.split(".")[:2])) >= (3, minor + 1)
+
+
+def test_nothing_matches_lists_what_was_found() -> None:
+    with pytest.raises(PythonNotFoundError) as info:
+        find_python(None, ">=3.99", quiet())
+    err = info.value
+    assert "requires-python `>=3.99`" in err.message
+    assert any(sys.executable in d and RUNNING in d for d in err.details)
+    assert "--python" in (err.hint or "")
+
+
+def test_a_path_request_that_does_not_exist_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(PythonNotFoundError, match="No interpreter at"):
+        find_python(str(tmp_path / "nope"), None, quiet())
+
+
+def test_venv_is_created_without_pip_marked_and_probed(tmp_path: Path) -> None:
+    venv = ensure_venv(tmp_path, request=None, requires_python=">=3.10", reporter=quiet())
+    assert venv is not None and venv.path == tmp_path / ".venv"
+    assert venv.created_by_lockenv and existing_venv(venv.path).created_by_lockenv
+    assert "lockenv = " in (venv.path / "pyvenv.cfg").read_text()
+    site = glob.glob(str(venv.path / "lib" / "python3.*" / "site-packages"))
+    assert site and not glob.glob(site[0] + "/pip*")
+    info = probe(venv.python)
+    assert info.version == RUNNING
+    assert info.markers["python_full_version"] == RUNNING
+    assert info.markers["sys_platform"] == sys.platform
+    assert info.tags[0].startswith(f"cp3{sys.version_info[1]}-")
+    assert Path(info.paths["purelib"]) == Path(site[0])
+    assert info.paths["scripts"] == str(venv.path / "bin")
+    # Second probe comes from the cache (same result, no subprocess needed).
+    assert probe(venv.python) == info
+
+
+@needs_312
+def test_lockenv_venv_is_recreated_when_python_no_longer_fits(tmp_path: Path) -> None:
+    rep = quiet()
+    ensure_venv(tmp_path, request=None, requires_python=None, reporter=rep)
+    venv = ensure_venv(tmp_path, request="3.12", requires_python=None, reporter=rep)
+    assert venv is not None and venv.version.startswith("3.12.")
+    assert "Recreating" in rep.err.getvalue()
+    assert probe(venv.python).version.startswith("3.12.")
+
+
+@needs_312
+def test_foreign_venv_is_never_recreated(tmp_path: Path) -> None:
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(tmp_path / ".venv")], check=True)
+    venv = ensure_venv(tmp_path, request=None, requires_python=None, reporter=quiet())
+    assert venv is not None and not venv.created_by_lockenv
+    with pytest.raises(PythonNotFoundError, match="not created by lockenv"):
+        ensure_venv(tmp_path, request="3.12", requires_python=None, reporter=quiet())
+    assert (tmp_path / ".venv" / "pyvenv.cfg").exists()
+
+
+def test_lockenv_venv_env_var_moves_the_venv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOCKENV_VENV", "envs/one")
+    assert venv_path(tmp_path) == tmp_path / "envs" / "one"
+
+
+def test_dry_run_creates_nothing(tmp_path: Path) -> None:
+    rep = quiet()
+    assert ensure_venv(tmp_path, request=None, requires_python=None, reporter=rep, dry_run=True) is None
+    assert not (tmp_path / ".venv").exists()
+    assert "Would create" in rep.err.getvalue()

@@ -171,6 +171,7 @@ class IndexClient:
             self.cache.write_page(self.index_url, name, page)
         files = []
         undated = 0
+        index = self.simple_index_url
         for rec in page["files"]:
             (filename, url, sha, size, upload, requires_python, yanked, reason,
              meta, meta_sha) = rec
@@ -186,7 +187,7 @@ class IndexClient:
             files.append(DistFile(
                 filename=filename, url=url, sha256=sha, size=size, upload_time=moment,
                 requires_python=requires_python, yanked=yanked, yanked_reason=reason,
-                metadata=meta, index=self.simple_index_url,
+                metadata=meta, index=index,
             ))
         if undated:
             self._debug(f"{name}: dropped {undated} file(s) without an upload time "

@@ -13,6 +13,8 @@ the client turns a `PageError` into an `IndexError_` naming the URL.
 from __future__ import annotations
 
 import json
+import re
+from functools import lru_cache
 from datetime import datetime, timezone
 from html.parser import HTMLParser
 from typing import Any
@@ -23,6 +25,9 @@ from lockenv.models import is_dist_filename
 Record = list[Any]
 
 
+_UTC_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{3}|\.\d{6})?Z")
+
+
 class PageError(Exception):
     """The page is not what the index API promises; the message says what was wrong."""
 
@@ -31,6 +36,8 @@ def parse_time(value: object) -> str | None:
     """Normalise an upload time to `YYYY-MM-DDTHH:MM:SS[.ffffff]Z` (UTC); None if absent/bad."""
     if not isinstance(value, str) or not value:
         return None
+    if _UTC_TIME.fullmatch(value):
+        return value  # already canonical (the JSON API's upload_time_iso_8601)
     text = value.strip()
     if text.endswith(("Z", "z")):
         text = text[:-1] + "+00:00"
@@ -51,11 +58,42 @@ def to_datetime(value: str | None) -> datetime | None:
 
 def _split_url(href: str, page_url: str) -> tuple[str, str | None]:
     """Absolute URL without fragment, plus a `#sha256=` from the fragment if there is one."""
+    if href.startswith(("https://", "http://")) and "#" not in href and " " not in href:
+        return href, None  # the common case, 4x cheaper than urljoin
+    if "#" not in href and "?" not in href:
+        # Mirrors' `../../packages/...`: join the leading dot segments once per page.
+        rest = href.lstrip("./")
+        prefix = href[: len(href) - len(rest)]
+        if prefix and rest and "/." not in rest and ":" not in rest.split("/", 1)[0]:
+            return _join(page_url, prefix) + rest, None
     url, fragment = urldefrag(urljoin(page_url, href.strip()))
     sha = None
     if fragment.startswith("sha256="):
         sha = fragment[len("sha256="):].lower() or None
     return url, sha
+
+
+@lru_cache(maxsize=256)
+def _join(base: str, prefix: str) -> str:
+    return urljoin(base, prefix)
+
+
+@lru_cache(maxsize=4096)
+def _valid_name_version(name: str, version: str) -> bool:
+    return is_dist_filename(f"{name}-{version}-py3-none-any.whl")
+
+
+def valid_filename(filename: str) -> bool:
+    """`models.is_dist_filename`, with wheels checked per (name, version) once: a big page
+    lists thousands of wheels of a few hundred versions."""
+    if filename.endswith(".whl"):
+        parts = filename[:-4].split("-")
+        if len(parts) not in (5, 6) or not all(parts):
+            return False
+        if len(parts) == 6 and not parts[2][0].isdigit():
+            return False
+        return _valid_name_version(parts[0], parts[1])
+    return is_dist_filename(filename)
 
 
 def _load_json(body: bytes) -> Any:
@@ -113,7 +151,7 @@ def parse_json_api(body: bytes, page_url: str) -> list[Record]:
             href = entry.get("url")
             if not isinstance(filename, str) or not isinstance(href, str):
                 raise PageError(f"release {version}: a file has no filename or url")
-            if not is_dist_filename(filename):
+            if not valid_filename(filename):
                 continue
             where = f"file {filename}"
             url, frag_sha = _split_url(href, page_url)
@@ -164,7 +202,7 @@ def parse_simple_json(body: bytes, page_url: str) -> list[Record]:
         href = entry.get("url")
         if not isinstance(filename, str) or not isinstance(href, str):
             raise PageError("a file has no filename or url")
-        if not is_dist_filename(filename):
+        if not valid_filename(filename):
             continue
         where = f"file {filename}"
         url, frag_sha = _split_url(href, page_url)
@@ -229,7 +267,7 @@ def parse_simple_html(body: bytes, page_url: str) -> list[Record]:
         links += 1
         url, sha = _split_url(href, page_url)
         filename = label or url.rstrip("/").rsplit("/", 1)[-1]
-        if not is_dist_filename(filename):
+        if not valid_filename(filename):
             continue
         yanked = "data-yanked" in attrs
         reason = attrs.get("data-yanked") or None

@@ -1,0 +1,155 @@
+"""Conditions that tell target groups apart, for forks and per-platform metadata.
+
+A fork (targets chose different versions of one package) needs, per version, a marker true on
+its targets and false on the others. DESIGN.md: look for it among `python_version` bounds first,
+then `sys_platform`, then `platform_machine`, then combinations; the largest group takes the
+complement, so environments no target enumerates (the next Python, another OS) still select
+exactly one version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from itertools import product
+
+from dep_logic.markers import BaseMarker, parse_marker
+from packaging.version import Version
+
+from lockenv.resolve.targets import Target
+
+Atom = tuple[str, str, str]
+"""(variable, operator, value), e.g. ('python_version', '<', '3.11')."""
+Dnf = list[list[Atom]]
+"""An OR of ANDs of atoms. [] is false; [[]] is true."""
+
+_NEGATE = {"==": "!=", "!=": "==", "<": ">=", ">=": "<"}
+
+
+def _atom_value(target: Target, var: str) -> str:
+    return target.environment[var]
+
+
+def atom_true(atom: Atom, target: Target) -> bool:
+    var, op, value = atom
+    actual = _atom_value(target, var)
+    if var == "python_version":
+        a, b = Version(actual), Version(value)
+        return {"==": a == b, "!=": a != b, "<": a < b, ">=": a >= b}[op]
+    return (actual == value) if op == "==" else (actual != value)
+
+
+def dnf_true(dnf: Dnf, target: Target) -> bool:
+    return any(all(atom_true(a, target) for a in conj) for conj in dnf)
+
+
+def negate(dnf: Dnf) -> Dnf:
+    """not (A or B) = (not A) and (not B), each a disjunction of negated atoms, expanded."""
+    clauses = [[(v, _NEGATE[o], x) for (v, o, x) in conj] for conj in dnf]
+    if not clauses:
+        return [[]]
+    out: Dnf = []
+    for combo in product(*clauses):
+        conj = sorted(set(combo))
+        if conj not in out:
+            out.append(conj)
+    return out
+
+
+def conjoin(a: Dnf, b: Dnf) -> Dnf:
+    return [sorted(set(x) | set(y)) for x in a for y in b]
+
+
+def to_marker(dnf: Dnf) -> BaseMarker:
+    """As a dep-logic marker (simplified: ranges merged, contradictions dropped)."""
+    if not dnf:
+        return parse_marker('python_version < "0"')  # never true; dep-logic makes it empty
+    text = " or ".join(
+        "(" + " and ".join(f'{v} {o} "{x}"' for (v, o, x) in conj) + ")" if conj else 'python_version >= "0"'
+        for conj in dnf
+    )
+    return parse_marker(text)
+
+
+def _python_range(inside: set[tuple[int, int]], outside: set[tuple[int, int]]) -> Dnf | None:
+    if not inside or inside & outside:
+        return None
+    lo, hi = min(inside), max(inside)
+    if any(lo <= p <= hi for p in outside):
+        return None
+    atoms: list[Atom] = []
+    if any(p < lo for p in outside):
+        atoms.append(("python_version", ">=", f"{lo[0]}.{lo[1]}"))
+    if any(p > hi for p in outside):
+        atoms.append(("python_version", "<", f"{hi[0]}.{hi[1] + 1}"))
+    return [atoms]
+
+
+def _value_set(var: str, inside: Iterable[Target], outside: Iterable[Target]) -> Dnf | None:
+    ins = {t.environment[var] for t in inside}
+    outs = {t.environment[var] for t in outside}
+    if ins & outs:
+        return None
+    return [[(var, "==", v)] for v in sorted(ins)]
+
+
+def separator(inside: Sequence[Target], outside: Sequence[Target]) -> Dnf:
+    """The simplest condition true on every `inside` target and false on every `outside` one."""
+    if not outside:
+        return [[]]
+    ins, outs = set(inside), set(outside)
+    candidates: list[Dnf | None] = [
+        _python_range({t.python for t in ins}, {t.python for t in outs}),
+        _value_set("sys_platform", ins, outs),
+        _value_set("platform_machine", ins, outs),
+    ]
+    # Per platform, a Python range (e.g. Windows on Python < 3.12).
+    combo: Dnf = []
+    for plat in sorted({t.platform.sys_platform for t in ins}):
+        in_p = {t for t in ins if t.platform.sys_platform == plat}
+        out_p = {t for t in outs if t.platform.sys_platform == plat}
+        if not out_p:
+            combo.append([("sys_platform", "==", plat)])
+            continue
+        rng = _python_range({t.python for t in in_p}, {t.python for t in out_p})
+        if rng is None:
+            break
+        combo.extend(sorted({("sys_platform", "==", plat), *conj}) for conj in rng)
+    else:
+        candidates.append(combo)
+    # Exact enumeration: always correct, rarely needed.
+    exact: Dnf = []
+    for t in sorted(ins, key=lambda t: t.name):
+        conj = [
+            ("sys_platform", "==", t.environment["sys_platform"]),
+            ("platform_machine", "==", t.environment["platform_machine"]),
+            ("python_version", "==", t.python_version),
+        ]
+        if conj not in exact:
+            exact.append(conj)
+    candidates.append(exact)
+    for cand in candidates:
+        if cand is None:
+            continue
+        if all(dnf_true(cand, t) for t in ins) and not any(dnf_true(cand, t) for t in outs):
+            return cand
+    raise AssertionError("exact enumeration always separates distinct targets")
+
+
+def partition(groups: Sequence[Sequence[Target]]) -> list[Dnf]:
+    """One condition per group, pairwise exclusive on every environment, the largest group
+    taking whatever the others leave (so unknown environments select exactly one)."""
+    order = sorted(range(len(groups)), key=lambda i: (len(groups[i]), i))
+    conds: dict[int, Dnf] = {}
+    taken: list[Dnf] = []
+    for pos, i in enumerate(order):
+        if pos == len(order) - 1:
+            cond: Dnf = [[]]
+        else:
+            others = [t for j in order if j != i for t in groups[j]]
+            cond = separator(groups[i], others)
+        raw = cond
+        for prev in taken:
+            cond = conjoin(cond, negate(prev))
+        conds[i] = cond
+        taken.append(raw)
+    return [conds[i] for i in range(len(groups))]

@@ -1,0 +1,289 @@
+"""The resolvelib provider for one environment (a target, or a build env).
+
+Identifiers are `name` or `name[extra]` (one extra each); an extra's candidate depends on its
+base pinned to the same version, so resolvelib keeps them together (resolvelib's
+extras_provider example). Candidates are created lazily: a candidate's metadata is fetched only
+when resolvelib asks for its dependencies.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from packaging.markers import Marker
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.tags import Tag, parse_tag
+from packaging.utils import NormalizedName, canonicalize_name, parse_wheel_filename
+from packaging.version import Version
+from resolvelib import AbstractProvider
+
+from lockenv.models import DistFile, ProjectFiles
+
+
+@dataclass(frozen=True)
+class Req:
+    """A requirement as resolvelib sees it: one identifier, and where it came from."""
+
+    name: NormalizedName
+    extra: str | None
+    specifier: SpecifierSet
+    requirement: Requirement
+    """The original requirement (its marker is the edge's marker in the lock graph)."""
+    source: str | None = None
+    """For root requirements: 'main', 'extra:x' or 'group:g'. None for package dependencies."""
+
+    @property
+    def identifier(self) -> str:
+        return f"{self.name}[{self.extra}]" if self.extra else self.name
+
+    @property
+    def pins_exactly(self) -> bool:
+        return any(s.operator in ("==", "===") and "*" not in s.version for s in self.specifier)
+
+    def __str__(self) -> str:
+        return str(self.requirement)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One version of a project (or one of its extras) as installable on the environment."""
+
+    name: NormalizedName
+    version: Version
+    extra: str | None
+    file: DistFile
+    """The file this environment would install: its best wheel, else the sdist."""
+    files: tuple[DistFile, ...] = field(compare=False)
+
+    @property
+    def identifier(self) -> str:
+        return f"{self.name}[{self.extra}]" if self.extra else self.name
+
+    def __str__(self) -> str:
+        return f"{self.identifier} {self.version}"
+
+
+def requirement_to_reqs(requirement: Requirement, source: str | None = None) -> list[Req]:
+    """`foo[a,b]>=1` → `foo>=1`, `foo[a]>=1`, `foo[b]>=1`."""
+    name = canonicalize_name(requirement.name)
+    reqs = [Req(name, None, requirement.specifier, requirement, source)]
+    for extra in sorted(canonicalize_name(e) for e in requirement.extras):
+        reqs.append(Req(name, extra, requirement.specifier, requirement, source))
+    return reqs
+
+
+def file_tags(file: DistFile) -> frozenset[Tag]:
+    return parse_wheel_filename(file.filename)[3]
+
+
+def _python_ok(file: DistFile, python_full: str) -> bool:
+    if not file.requires_python:
+        return True
+    try:
+        return SpecifierSet(file.requires_python).contains(python_full, prereleases=True)
+    except InvalidSpecifier:
+        return True  # junk requires-python from an index: do not let it hide the file
+
+
+def best_file(
+    files: Iterable[DistFile], tag_priority: Mapping[Tag, int], python_full: str
+) -> DistFile | None:
+    """The file an installer on this environment picks: best-ranked compatible wheel, else the
+    sdist."""
+    best: tuple[int, str] | None = None
+    best_file_: DistFile | None = None
+    sdist: DistFile | None = None
+    for f in files:
+        if not _python_ok(f, python_full):
+            continue
+        if f.is_wheel:
+            try:
+                ranks = [tag_priority[t] for t in file_tags(f) if t in tag_priority]
+            except Exception:
+                continue
+            if ranks:
+                key = (min(ranks), f.filename)
+                if best is None or key < best:
+                    best, best_file_ = key, f
+        elif sdist is None or f.filename < sdist.filename:
+            sdist = f
+    return best_file_ or sdist
+
+
+class Metadata:
+    """What the provider needs from the index, shared across targets (thread-safe memo)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self._deps: dict[str, tuple[Requirement, ...]] = {}
+        self._lock = threading.Lock()
+
+    def project(self, name: str) -> ProjectFiles:
+        return self.client.project(name)
+
+    def prefetch(self, names: Iterable[str]) -> None:
+        self.client.prefetch(names)
+
+    def requirements(self, file: DistFile) -> tuple[Requirement, ...]:
+        key = file.sha256 or file.url
+        with self._lock:
+            cached = self._deps.get(key)
+        if cached is not None:
+            return cached
+        meta = self.client.metadata(file)
+        reqs: list[Requirement] = []
+        for text in meta.requires_dist:
+            try:
+                reqs.append(Requirement(text))
+            except InvalidRequirement:
+                from lockenv.errors import IndexError_
+
+                raise IndexError_(
+                    f"{file.filename} declares an invalid requirement `{text}`",
+                    context={"file": file.url},
+                    hint="report it to the package's authors; pin another version meanwhile",
+                ) from None
+        result = tuple(reqs)
+        with self._lock:
+            self._deps[key] = result
+        return result
+
+
+class Provider(AbstractProvider):  # type: ignore[misc]
+    """resolvelib hooks for one marker environment and tag list."""
+
+    def __init__(
+        self,
+        metadata: Metadata,
+        *,
+        environment: Mapping[str, str],
+        tag_priority: Mapping[Tag, int],
+        preferences: Mapping[str, str] | None = None,
+    ) -> None:
+        self.meta = metadata
+        self.environment = dict(environment)
+        self.python_full = environment["python_full_version"]
+        self.tag_priority = tag_priority
+        self.preferences = {canonicalize_name(k): Version(v) for k, v in (preferences or {}).items()}
+        self.no_candidates: dict[str, str] = {}
+        """identifier → why nothing matched (for error messages)."""
+
+    # -- resolvelib hooks ---------------------------------------------------------------------
+    def identify(self, requirement_or_candidate: Req | Candidate) -> str:
+        return requirement_or_candidate.identifier
+
+    def get_preference(
+        self,
+        identifier: str,
+        resolutions: Mapping[str, Candidate],
+        candidates: Mapping[str, Iterator[Candidate]],
+        information: Mapping[str, Iterator[Any]],
+        backtrack_causes: Sequence[Any],
+    ) -> tuple[bool, bool, bool, str]:
+        infos = list(information[identifier])
+        pinned = any(i.requirement.pins_exactly for i in infos)
+        direct = any(i.parent is None for i in infos)
+        causes = {c.requirement.name for c in backtrack_causes} | {
+            c.parent.name for c in backtrack_causes if c.parent is not None
+        }
+        name = identifier.split("[", 1)[0]
+        return (name not in causes, not pinned, not direct, identifier)
+
+    def find_matches(
+        self,
+        identifier: str,
+        requirements: Mapping[str, Iterator[Req]],
+        incompatibilities: Mapping[str, Iterator[Candidate]],
+    ) -> list[Candidate]:
+        reqs = list(requirements[identifier])
+        bad = {c.version for c in incompatibilities[identifier]}
+        name = canonicalize_name(identifier.split("[", 1)[0])
+        extra = identifier[len(name) + 1 : -1] if "[" in identifier else None
+        page = self.meta.project(name)
+        by_version: dict[Version, list[DistFile]] = {}
+        for f in page.files:
+            try:
+                by_version.setdefault(f.version, []).append(f)
+            except Exception:
+                continue
+        spec = SpecifierSet()
+        for r in reqs:
+            spec &= r.specifier
+        pinned_exact = {
+            Version(s.version) for r in reqs for s in r.specifier if s.operator == "==" and "*" not in s.version
+        }
+        allowed = list(spec.filter(sorted(by_version), prereleases=None))
+        if not allowed and any(v.is_prerelease for v in by_version):
+            allowed = list(spec.filter(sorted(by_version), prereleases=True))
+        allowed.sort(reverse=True)
+        preferred = self.preferences.get(name)
+        if preferred is not None and preferred in allowed:
+            allowed.remove(preferred)
+            allowed.insert(0, preferred)
+        out: list[Candidate] = []
+        reasons: list[str] = []
+        for version in allowed:
+            if version in bad:
+                continue
+            files = by_version[version]
+            if all(f.yanked for f in files) and version not in pinned_exact:
+                reasons.append(f"{version} is yanked")
+                continue
+            usable = [f for f in files if not f.yanked or version in pinned_exact]
+            chosen = best_file(usable, self.tag_priority, self.python_full)
+            if chosen is None:
+                rp = {f.requires_python for f in usable if f.requires_python}
+                if rp and not any(_python_ok(f, self.python_full) for f in usable):
+                    reasons.append(f"{version} requires Python {sorted(rp)[0]}")
+                else:
+                    reasons.append(f"{version} has no file for this platform")
+                continue
+            out.append(Candidate(name, version, extra, chosen, tuple(files)))
+        if not out:
+            if not by_version:
+                self.no_candidates[identifier] = "the index lists no files for it"
+            elif not allowed:
+                self.no_candidates[identifier] = f"no version matches `{spec or 'any'}`"
+            else:
+                self.no_candidates[identifier] = "; ".join(reasons[:3])
+        return out
+
+    def is_satisfied_by(self, requirement: Req, candidate: Candidate) -> bool:
+        if requirement.identifier != candidate.identifier:
+            return False
+        return requirement.specifier.contains(candidate.version, prereleases=True)
+
+    def get_dependencies(self, candidate: Candidate) -> list[Req]:
+        deps: list[Req] = []
+        if candidate.extra:
+            base = Requirement(f"{candidate.name}=={candidate.version}")
+            deps.append(Req(candidate.name, None, base.specifier, base))
+        for req in self.dependencies(candidate):
+            deps.extend(requirement_to_reqs(req))
+        self.meta.prefetch({d.name for d in deps})
+        return deps
+
+    # -- helpers shared with the universal merge ----------------------------------------------
+    def dependencies(self, candidate: Candidate) -> list[Requirement]:
+        """The candidate's requirements that apply in this environment (for `name[x]`: only
+        those its extra adds)."""
+        out = []
+        for req in self.meta.requirements(candidate.file):
+            if applies(req, self.environment, candidate.extra):
+                out.append(req)
+        return out
+
+
+def applies(req: Requirement, environment: Mapping[str, str], extra: str | None) -> bool:
+    """Does `req` apply to `name[extra]` (extra None: the base) in this environment?"""
+    marker: Marker | None = req.marker
+    if marker is None:
+        return extra is None
+    mentions_extra = "extra" in str(marker)
+    if extra is None:
+        return not mentions_extra and marker.evaluate({**environment, "extra": ""})
+    return mentions_extra and marker.evaluate({**environment, "extra": extra})

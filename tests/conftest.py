@@ -15,6 +15,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+pytest_plugins = ["fixtures_plugin"]
+
 _CLEARED_PREFIXES = ("PIP_", "UV_", "LOCKENV_", "PDM_", "POETRY_", "VIRTUAL_ENV", "CONDA_")
 _CLEARED = {
     "http_proxy", "https_proxy", "all_proxy", "no_proxy",

@@ -1,0 +1,535 @@
+"""IndexClient against an in-process fake index (httpx.MockTransport): pages, metadata chain,
+downloads, retries, errors, credentials, caching and prefetch."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+import threading
+import time
+import types
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+import httpx
+import pytest
+from test_index_fake import FILES_HOST, HOST, FakeIndex, metadata_text
+
+from lockenv.cache import Cache
+from lockenv.errors import IndexError_, IntegrityError, NetworkError, PackageNotFoundError
+from lockenv.index import DEFAULT_INDEX_URL, IndexClient, redact_url
+from lockenv.ui import Reporter
+
+JSON_URL = f"http://{HOST}/pypi"
+SIMPLE_URL = f"http://{HOST}/simple/"
+
+
+@pytest.fixture
+def fake() -> FakeIndex:
+    idx = FakeIndex()
+    idx.add_release("alpha", "1.0", ["beta>=1"], day=1)
+    idx.add_release("alpha", "2.0", ["beta>=2", "gamma; extra == 'fast'"], day=5,
+                    requires_python=">=3.8", extras=["fast"], yanked="broken build")
+    idx.add_release("beta", "1.0", day=1)
+    idx.add_release("beta", "2.0", day=2)
+    return idx
+
+
+@pytest.fixture
+def cache(tmp_path: Path) -> Cache:
+    return Cache(tmp_path / "cache")
+
+
+def client(fake: FakeIndex, cache: Cache, url: str = JSON_URL, **kwargs: object) -> IndexClient:
+    return IndexClient(url, cache=cache, transport=httpx.MockTransport(fake.handler),
+                       **kwargs)  # type: ignore[arg-type]
+
+
+def verbose() -> tuple[Reporter, io.StringIO]:
+    err = io.StringIO()
+    return Reporter(verbose=True, out=io.StringIO(), err=err), err
+
+
+def comparable(files: tuple) -> list[tuple]:
+    return [(f.filename, f.url, f.sha256, f.requires_python, f.yanked, f.yanked_reason)
+            for f in files]
+
+
+# -- pages ----------------------------------------------------------------------------------
+
+def test_json_api_lists_every_release_file(fake: FakeIndex, cache: Cache) -> None:
+    with client(fake, cache) as c:
+        project = c.project("Alpha")
+    names = [f.filename for f in project.files]
+    assert names == ["alpha-1.0-py3-none-any.whl", "alpha-1.0.tar.gz",
+                     "alpha-2.0-py3-none-any.whl", "alpha-2.0.tar.gz"]
+    wheel = project.files[2]
+    source = fake.file(wheel.filename)
+    assert wheel.sha256 == source.sha256 and wheel.size == len(source.content)
+    assert wheel.upload_time == datetime(2024, 1, 5, tzinfo=timezone.utc)
+    assert wheel.requires_python == ">=3.8"
+    assert wheel.yanked and wheel.yanked_reason == "broken build"
+    assert wheel.url == f"http://{FILES_HOST}/files/{wheel.filename}"
+    assert wheel.index == f"http://{HOST}/simple/"
+    assert project.index_url == f"http://{HOST}/pypi/alpha/json"
+    # The name is normalised before the request.
+    assert [r.path for r in fake.log] == ["/pypi/alpha/json"]
+
+
+@pytest.mark.parametrize("html_only", [False, True])
+def test_simple_api_gives_the_same_files_as_the_json_api(fake: FakeIndex, cache: Cache,
+                                                         html_only: bool) -> None:
+    with client(fake, cache) as c:
+        via_json = c.project("alpha")
+    fake.html_only = html_only
+    with client(fake, cache, SIMPLE_URL) as c:
+        via_simple = c.project("alpha")
+        assert c.simple_index_url == SIMPLE_URL
+    assert comparable(via_simple.files) == comparable(via_json.files)
+    if html_only:  # PEP 503 HTML has no size or upload time
+        assert all(f.size is None and f.upload_time is None for f in via_simple.files)
+        assert via_simple.files[0].metadata is True
+    else:
+        assert [f.size for f in via_simple.files] == [f.size for f in via_json.files]
+        assert [f.upload_time for f in via_simple.files] == [f.upload_time for f in via_json.files]
+    accept = fake.requests_to("/simple/alpha/")[0].headers["accept"]
+    assert accept.startswith("application/vnd.pypi.simple.v1+json")
+
+
+def test_relative_file_urls_are_resolved_against_the_page(fake: FakeIndex, cache: Cache) -> None:
+    fake.relative = True
+    with client(fake, cache) as c:
+        files = c.project("beta").files
+        assert files[0].url == f"http://{HOST}/files/beta-1.0-py3-none-any.whl"
+        path = c.download(files[0])
+    assert path.read_bytes() == fake.file("beta-1.0-py3-none-any.whl").content
+
+
+def test_files_with_unknown_names_are_ignored(cache: Cache) -> None:
+    page = ('<html><body><a href="/f/x-1.0.egg">x-1.0.egg</a>'
+            '<a href="/f/x-1.0.exe">x-1.0.exe</a>'
+            '<a href="/f/x-1.0-py3-none-any.whl#sha256=AB">x-1.0-py3-none-any.whl</a>'
+            '<a href="/f/x-1.0.tar.gz" data-requires-python="&gt;=3.9" data-yanked="">'
+            'x-1.0.tar.gz</a></body></html>')
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, text=page, headers={"Content-Type": "text/html"})
+
+    with IndexClient(SIMPLE_URL, cache=cache, transport=httpx.MockTransport(handler)) as c:
+        files = c.project("x").files
+    assert [f.filename for f in files] == ["x-1.0-py3-none-any.whl", "x-1.0.tar.gz"]
+    assert files[0].sha256 == "ab" and files[0].url == f"http://{HOST}/f/x-1.0-py3-none-any.whl"
+    assert files[1].requires_python == ">=3.9"  # HTML-unescaped
+    assert files[1].yanked and files[1].yanked_reason is None
+
+
+def test_exclude_newer_drops_later_and_undated_files(fake: FakeIndex, cache: Cache) -> None:
+    cutoff = datetime(2024, 1, 3, tzinfo=timezone.utc)
+    with client(fake, cache, exclude_newer=cutoff) as c:
+        assert [f.filename for f in c.project("alpha").files] == [
+            "alpha-1.0-py3-none-any.whl", "alpha-1.0.tar.gz"]
+    fake.html_only = True  # no upload times at all
+    reporter, err = verbose()
+    with client(fake, cache, SIMPLE_URL, exclude_newer=cutoff, reporter=reporter) as c:
+        assert c.project("alpha").files == ()
+    assert "dropped 4 file(s) without an upload time" in err.getvalue()
+
+
+def test_unknown_project_names_the_index_without_credentials(fake: FakeIndex,
+                                                              cache: Cache) -> None:
+    url = f"http://me:s3cret-pw@{HOST}/pypi"
+    with client(fake, cache, url) as c, pytest.raises(PackageNotFoundError) as info:
+        c.project("nope")
+    exc = info.value
+    assert str(exc) == f"`nope` was not found on the index http://{HOST}/pypi"
+    assert "spelling" in exc.hint
+    assert "s3cret" not in repr((str(exc), exc.hint, exc.context, exc.details))
+
+
+@pytest.mark.parametrize("body, content_type, where", [
+    (b"<html>Service unavailable</html>", "text/html", "pypi"),
+    (b'{"info": {}}', "application/json", "pypi"),
+    (b'{"releases": {"1.0": [{"filename": 3}]}}', "application/json", "pypi"),
+    (b'{"files": "nope"}', "application/vnd.pypi.simple.v1+json", "simple"),
+    (b"<html><body><a href='/login'>Log in</a></body></html>", "text/html", "simple"),
+    (b"\x89PNG\r\n", "image/png", "simple"),
+])
+def test_junk_pages_are_a_clear_error(cache: Cache, body: bytes, content_type: str,
+                                      where: str) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=body, headers={"Content-Type": content_type})
+
+    url = JSON_URL if where == "pypi" else SIMPLE_URL
+    with IndexClient(url, cache=cache, transport=httpx.MockTransport(handler)) as c:
+        with pytest.raises(IndexError_) as info:
+            c.project("alpha")
+    assert "is not usable" in str(info.value)
+    assert f"http://{HOST}/{where}/alpha/" in str(info.value)
+    assert info.value.hint
+
+
+def test_truncated_page_is_retried_then_reported(fake: FakeIndex, cache: Cache,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOCKENV_HTTP_RETRIES", "1")
+
+    def truncated(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=b'{"releases": {', headers={"Content-Length": "500"})
+
+    fake.faults["/pypi/beta/json"] = [truncated]
+    with client(fake, cache) as c:  # one truncated answer, then a good one
+        assert len(c.project("beta").files) == 4
+    fake.faults["/pypi/alpha/json"] = [truncated, truncated]
+    with client(fake, cache) as c, pytest.raises(IndexError_) as info:
+        c.project("alpha")
+    assert "cut short" in str(info.value) and f"http://{HOST}/pypi/alpha/json" in str(info.value)
+
+
+# -- retries and network errors -------------------------------------------------------------
+
+def test_transient_500s_are_retried(fake: FakeIndex, cache: Cache) -> None:
+    fake.faults["/pypi/alpha/json"] = [500, 503]
+    with client(fake, cache) as c:
+        assert len(c.project("alpha").files) == 4
+    assert [r.status for r in fake.requests_to("/pypi/alpha/json")] == [500, 503, 200]
+
+
+def test_persistent_500_is_a_clear_error_after_a_short_backoff(fake: FakeIndex,
+                                                              cache: Cache) -> None:
+    fake.faults["/pypi/alpha/json"] = [500] * 10
+    started = time.monotonic()
+    with client(fake, cache) as c, pytest.raises(IndexError_) as info:
+        c.project("alpha")
+    assert time.monotonic() - started < 4
+    assert len(fake.requests_to("/pypi/alpha/json")) == 4  # 1 + 3 retries
+    assert "HTTP 500" in str(info.value) and f"http://{HOST}/pypi/alpha/json" in str(info.value)
+    assert not isinstance(info.value, NetworkError)
+
+
+def test_unreachable_index_is_a_network_error(cache: Cache,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOCKENV_HTTP_RETRIES", "1")
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError(f"[Errno 111] Connection refused for {request.url}")
+
+    url = f"http://user:hunter2@{HOST}/pypi"
+    with IndexClient(url, cache=cache, transport=httpx.MockTransport(handler)) as c:
+        with pytest.raises(NetworkError) as info:
+            c.project("alpha")
+    exc = info.value
+    assert str(exc).startswith(f"cannot reach http://{HOST}/pypi/alpha/json: ")
+    assert "Connection refused" in str(exc) and "proxy" in exc.hint
+    assert "hunter2" not in repr((str(exc), exc.hint, exc.context))
+
+
+# -- credentials ----------------------------------------------------------------------------
+
+def test_url_credentials_go_to_the_index_host_only(fake: FakeIndex, cache: Cache) -> None:
+    fake.auth = ("me", "s3cret")
+    reporter, err = verbose()
+    with client(fake, cache, f"http://me:s3cret@{HOST}/simple/", reporter=reporter) as c:
+        files = c.project("beta").files
+        assert all("@" not in f.url and "@" not in f.index for f in files)
+        c.download(files[0])
+    page, download = fake.log
+    assert page.host == HOST and page.headers["authorization"].startswith("Basic ")
+    assert download.host == FILES_HOST and "authorization" not in download.headers
+    assert "s3cret" not in err.getvalue() and "debug: GET http://index.test/simple/beta/" in \
+        err.getvalue()
+
+
+def test_netrc_credentials(fake: FakeIndex, cache: Cache, tmp_path: Path,
+                           monkeypatch: pytest.MonkeyPatch) -> None:
+    fake.auth = ("robot", "n3trc-pw")
+    fake.same_host = True
+    netrc = tmp_path / "netrc"
+    netrc.write_text(f"machine {HOST} login robot password n3trc-pw\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    with client(fake, cache) as c:
+        files = c.project("beta").files
+        c.download(files[0])  # same host: credentials go along
+    assert [r.status for r in fake.log] == [200, 200]
+
+
+def test_wrong_credentials_say_so_without_leaking_them(fake: FakeIndex, cache: Cache) -> None:
+    fake.auth = ("me", "right")
+    reporter, err = verbose()
+    with client(fake, cache, f"http://me:wr0ng-pw@{HOST}/pypi", reporter=reporter) as c:
+        with pytest.raises(IndexError_) as info:
+            c.project("alpha")
+    exc = info.value
+    assert "credentials are missing or wrong" in str(exc)
+    assert f"http://{HOST}/pypi/alpha/json" in str(exc) and "netrc" in exc.hint
+    everything = repr((str(exc), exc.hint, exc.context, exc.details)) + err.getvalue()
+    assert "wr0ng-pw" not in everything and "me:" not in everything
+
+
+def test_redact_url() -> None:
+    assert redact_url("https://u:p@h.example:8443/simple/?q=1") == "https://h.example:8443/simple/?q=1"
+    assert redact_url("https://token@h/x") == "https://h/x"
+    assert redact_url("https://h/x") == "https://h/x"
+    assert DEFAULT_INDEX_URL.endswith("/pypi")
+
+
+# -- metadata -------------------------------------------------------------------------------
+
+def wheel_of(c: IndexClient, name: str, version: str):
+    return next(f for f in c.project(name).files if f.is_wheel and str(f.version) == version)
+
+
+def sdist_of(c: IndexClient, name: str, version: str):
+    return next(f for f in c.project(name).files if not f.is_wheel and str(f.version) == version)
+
+
+def test_metadata_from_pep658_file_even_when_not_advertised(fake: FakeIndex,
+                                                            cache: Cache) -> None:
+    with client(fake, cache) as c:  # the JSON API does not advertise .metadata
+        wheel = wheel_of(c, "alpha", "2.0")
+        assert wheel.metadata is None
+        meta = c.metadata(wheel)
+    assert meta.source == "pep658"
+    assert meta.requires_dist == ("beta>=2", 'gamma; extra == "fast"')
+    assert meta.requires_python == ">=3.8" and meta.provides_extra == ("fast",)
+    assert [r.path for r in fake.log][-1].endswith(".whl.metadata")
+
+
+def test_pep658_hash_from_the_simple_index_is_checked(fake: FakeIndex, cache: Cache) -> None:
+    with client(fake, cache, SIMPLE_URL) as c:
+        wheel = wheel_of(c, "beta", "1.0")
+        fake.file(wheel.filename).metadata = metadata_text("beta", "1.0", ["evil"])
+        with pytest.raises(IntegrityError) as info:
+            c.metadata(wheel)
+    assert "does not match" in str(info.value)
+    assert any(d.startswith("expected sha256:") for d in info.value.details)
+
+
+def test_metadata_by_range_requests(fake: FakeIndex, cache: Cache) -> None:
+    fake.serve_metadata = False
+    fake.add_release("big", "1.0", ["beta"], padding=300_000)
+    with client(fake, cache) as c:
+        meta = c.metadata(wheel_of(c, "big", "1.0"))
+    assert meta.source == "range" and meta.requires_dist == ("beta",)
+    gets = fake.requests_to("big-1.0-py3-none-any.whl", "GET")
+    ranged = [r for r in gets if not r.path.endswith(".metadata")]
+    assert ranged and all("range" in r.headers for r in ranged)
+    assert len(ranged) >= 2  # the tail, then METADATA's bytes near the start
+
+
+def test_metadata_when_the_server_ignores_range(fake: FakeIndex, cache: Cache) -> None:
+    fake.serve_metadata = False
+    fake.ranges = False
+    with client(fake, cache) as c:
+        wheel = wheel_of(c, "alpha", "1.0")
+        meta = c.metadata(wheel)
+        assert meta.source == "wheel" and meta.requires_dist == ("beta>=1",)
+        path = c.download(wheel)  # the 200 body became the cached wheel
+    assert path.read_bytes() == fake.file(wheel.filename).content
+    assert len(fake.requests_to(wheel.filename + "", "GET")) == 2  # .metadata 404 + one GET
+
+
+def test_metadata_from_static_sdist(fake: FakeIndex, cache: Cache) -> None:
+    with client(fake, cache) as c:
+        meta = c.metadata(sdist_of(c, "alpha", "2.0"))
+    assert meta.source == "sdist" and meta.requires_dist == ("beta>=2", 'gamma; extra == "fast"')
+
+
+@pytest.mark.parametrize("kind", ["dynamic", "legacy"])
+def test_dynamic_or_legacy_sdist_metadata_is_built(fake: FakeIndex, cache: Cache, kind: str,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    fake.add_release("dyn", "1.0", ["alpha"], wheel=False, sdist=kind)
+    calls = []
+
+    def prepare_metadata(sdist: Path, *, client: IndexClient) -> str:
+        calls.append(sdist.name)
+        return metadata_text("dyn", "1.0", ["alpha", "beta"])
+
+    monkeypatch.setitem(sys.modules, "lockenv.build",
+                        types.SimpleNamespace(prepare_metadata=prepare_metadata))
+    with client(fake, cache) as c:
+        meta = c.metadata(sdist_of(c, "dyn", "1.0"))
+    assert calls == ["dyn-1.0.tar.gz"]
+    assert meta.source == "build" and meta.requires_dist == ("alpha", "beta")
+
+
+def test_invalid_requires_dist_is_ignored(cache: Cache) -> None:
+    fake = FakeIndex()
+    fake.add_release("odd", "1.0", ["beta>=1", "this is not a requirement!!", "gamma"])
+    reporter, err = verbose()
+    with client(fake, cache, reporter=reporter) as c:
+        meta = c.metadata(wheel_of(c, "odd", "1.0"))
+    assert meta.requires_dist == ("beta>=1", "gamma")
+    assert "ignoring invalid Requires-Dist" in err.getvalue()
+
+
+def test_metadata_that_disagrees_with_the_file_name_is_refused(fake: FakeIndex,
+                                                               cache: Cache) -> None:
+    with client(fake, cache) as c:
+        wheel = wheel_of(c, "beta", "2.0")
+        fake.file(wheel.filename).metadata = metadata_text("beta", "9.9")
+        with pytest.raises(IndexError_) as info:
+            c.metadata(wheel)
+    assert wheel.filename in str(info.value) and "9.9" in str(info.value)
+
+
+def test_metadata_is_cached_by_sha256(fake: FakeIndex, cache: Cache) -> None:
+    with client(fake, cache) as c:
+        wheel = wheel_of(c, "alpha", "1.0")
+        first = c.metadata(wheel)
+    fake.log.clear()
+    with client(fake, cache) as c:
+        assert c.metadata(wheel) == first
+    assert fake.log == []
+
+
+# -- downloads ------------------------------------------------------------------------------
+
+def test_download_is_verified_and_cached(fake: FakeIndex, cache: Cache) -> None:
+    with client(fake, cache) as c:
+        files = c.project("alpha").files
+        paths = c.download_many(files)
+        assert set(paths) == {f.filename for f in files}
+        for f in files:
+            assert paths[f.filename].name == f.filename
+            assert paths[f.filename].read_bytes() == fake.file(f.filename).content
+        fake.log.clear()
+        assert c.download(files[0]) == paths[files[0].filename]
+    assert fake.log == []
+
+
+def test_wrong_bytes_are_refused_and_not_cached(fake: FakeIndex, cache: Cache) -> None:
+    with client(fake, cache) as c:
+        wheel = wheel_of(c, "beta", "1.0")
+        fake.faults[f"/files/{wheel.filename}"] = [
+            lambda r: httpx.Response(200, content=b"not the wheel")]
+        with pytest.raises(IntegrityError) as info:
+            c.download(wheel)
+    exc = info.value
+    assert wheel.filename in str(exc)
+    assert f"expected sha256: {wheel.sha256}" in exc.details
+    assert any(d.startswith("actual sha256:") and wheel.sha256 not in d for d in exc.details)
+    files = [p for p in (cache.root / "files-v1").rglob("*") if p.is_file()]
+    assert files == []
+
+
+def test_tampered_cache_entry_is_refused_and_removed(fake: FakeIndex, cache: Cache) -> None:
+    with client(fake, cache) as c:
+        wheel = wheel_of(c, "beta", "1.0")
+        path = c.download(wheel)
+    path.write_bytes(b"tampered")
+    with client(fake, cache) as c:
+        with pytest.raises(IntegrityError) as info:
+            c.download(wheel)
+    exc = info.value
+    assert exc.context["file"] == str(path)
+    assert f"expected sha256: {wheel.sha256}" in exc.details
+    assert "run the command again" in exc.hint
+    assert not path.exists()
+    with client(fake, cache) as c:  # the next run downloads it afresh
+        assert c.download(wheel).read_bytes() == fake.file(wheel.filename).content
+
+
+def test_truncated_download_is_retried(fake: FakeIndex, cache: Cache) -> None:
+    with client(fake, cache) as c:
+        wheel = wheel_of(c, "beta", "1.0")
+        data = fake.file(wheel.filename).content
+
+        def truncated(request: httpx.Request) -> httpx.Response:
+            return httpx.Response(200, content=data[:100],
+                                  headers={"Content-Length": str(len(data))})
+
+        fake.faults[f"/files/{wheel.filename}"] = [truncated, 502]
+        assert c.download(wheel).read_bytes() == data
+
+
+def test_ensure_size_uses_head_for_html_indexes(fake: FakeIndex, cache: Cache) -> None:
+    fake.html_only = True
+    with client(fake, cache, SIMPLE_URL) as c:
+        wheel = wheel_of(c, "beta", "1.0")
+        assert wheel.size is None
+        sized = c.ensure_size(wheel)
+    assert sized.size == len(fake.file(wheel.filename).content)
+    assert replace(sized, size=None) == wheel
+    assert fake.log[-1].method == "HEAD"
+
+
+def test_download_many_reports_bytes(fake: FakeIndex, cache: Cache) -> None:
+    class Counter:
+        total = 0
+
+        def advance(self, n: float = 1) -> None:
+            self.total += n
+
+    counter = Counter()
+    with client(fake, cache) as c:
+        files = c.project("alpha").files
+        c.download_many(files, progress=counter)  # type: ignore[arg-type]
+    assert counter.total == sum(f.size for f in files)
+
+
+# -- caching and concurrency ----------------------------------------------------------------
+
+def test_pages_are_cached_for_a_bounded_time(fake: FakeIndex, cache: Cache,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    with client(fake, cache) as c:
+        c.project("alpha")
+    with client(fake, cache) as c:  # a second client reuses the cached page
+        assert len(c.project("alpha").files) == 4
+    assert len(fake.requests_to("/pypi/alpha/json")) == 1
+    with client(fake, cache, refresh=True) as c:
+        c.project("alpha")
+    assert len(fake.requests_to("/pypi/alpha/json")) == 2
+    monkeypatch.setenv("LOCKENV_INDEX_TTL", "0")
+    time.sleep(0.01)
+    with client(fake, cache) as c:
+        c.project("alpha")
+    assert len(fake.requests_to("/pypi/alpha/json")) == 3
+
+
+def test_exclude_newer_applies_to_cached_pages(fake: FakeIndex, cache: Cache) -> None:
+    with client(fake, cache) as c:
+        c.project("alpha")
+    with client(fake, cache, exclude_newer=datetime(2024, 1, 2)) as c:  # naive = UTC
+        assert len(c.project("alpha").files) == 2
+
+
+def test_prefetch_sends_one_request_per_page(cache: Cache) -> None:
+    fake = FakeIndex(delay=0.05)
+    names = [f"pkg{i}" for i in range(20)]
+    for name in names:
+        fake.add_release(name, "1.0")
+    with client(fake, cache) as c:
+        c.prefetch(names + names)
+        threads = [threading.Thread(target=c.project, args=(n,)) for n in names]
+        for t in threads:
+            t.start()
+        results = [c.project(n) for n in names]
+        for t in threads:
+            t.join()
+        c.prefetch_metadata(r.files[0] for r in results)
+        metas = [c.metadata(r.files[0]) for r in results]
+    assert sorted(r.path for r in fake.log if r.path.startswith("/pypi/")) == sorted(
+        f"/pypi/{n}/json" for n in names)
+    assert [m.name for m in metas] == names
+    assert len([r for r in fake.log if r.path.endswith(".metadata")]) == 20
+
+
+def test_prefetch_is_concurrent(cache: Cache) -> None:
+    fake = FakeIndex(delay=0.2)
+    names = [f"pkg{i}" for i in range(16)]
+    for name in names:
+        fake.add_release(name, "1.0", wheel=False)
+    with client(fake, cache) as c:
+        started = time.monotonic()
+        c.prefetch(names)
+        for n in names:
+            c.project(n)
+        elapsed = time.monotonic() - started
+    assert elapsed < 16 * 0.2 / 3
+
+
+def test_cache_module_stays_light() -> None:
+    code = "import sys, lockenv.cache; sys.exit('httpx' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0

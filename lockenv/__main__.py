@@ -1,6 +1,6 @@
 """`python -m lockenv`."""
 
-from lockenv.cli import main
+from lockenv.fastpath import main
 
 if __name__ == "__main__":
     main()

@@ -219,4 +219,5 @@ def verify(
 
 
 def main() -> None:
+    """Full CLI without the no-op fast path (see lockenv.fastpath.main)."""
     app()

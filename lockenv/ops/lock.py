@@ -40,13 +40,13 @@ def parse_timestamp(text: str, *, where: str) -> datetime:
     return value.astimezone(timezone.utc)
 
 
-def lock(options: LockOptions, *, reporter: Reporter) -> int:
-    """Resolve and write pylock.toml; no network and no write when the inputs are unchanged."""
+def _fresh_check(options: LockOptions, reporter: Reporter | None) -> tuple[Any, Path, list[Any]]:
+    """The project spec (exclude-newer carried over from the lock), the lock path and why the
+    lock is stale ([] when fresh). Imports nothing heavy: this is the no-op path."""
     from lockenv import lockfile, manifest
 
-    started = time.perf_counter()
     spec = manifest.load(options.project)
-    if not spec.requires_python_declared:
+    if not spec.requires_python_declared and reporter is not None:
         reporter.warn(
             f"{spec.pyproject} has no `requires-python`; locking for Python {spec.requires_python}",
             hint=f'add `requires-python = "{spec.requires_python}"` to the [project] table',
@@ -58,8 +58,24 @@ def lock(options: LockOptions, *, reporter: Reporter) -> int:
     elif spec.exclude_newer is None and recorded is not None and recorded.exclude_newer:
         # Recorded in the lock by an earlier `--exclude-newer`: reused until changed.
         spec = replace(spec, exclude_newer=parse_timestamp(recorded.exclude_newer, where=str(path)))
+    return spec, path, lockfile.stale_reasons(spec, path)
 
-    reasons = lockfile.stale_reasons(spec, path)
+
+def is_noop(project: Path) -> bool:
+    """True when a plain `lockenv lock` would do nothing (used before the CLI is even loaded)."""
+    try:
+        spec, _path, reasons = _fresh_check(LockOptions(project=project), None)
+    except Exception:
+        return False
+    return spec.requires_python_declared and not reasons
+
+
+def lock(options: LockOptions, *, reporter: Reporter) -> int:
+    """Resolve and write pylock.toml; no network and no write when the inputs are unchanged."""
+    from lockenv import lockfile
+
+    started = time.perf_counter()
+    spec, path, reasons = _fresh_check(options, reporter)
     if options.check:
         if reasons:
             raise StaleLockError(

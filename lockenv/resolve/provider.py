@@ -240,7 +240,7 @@ class Provider(AbstractProvider):  # type: ignore[misc]
                 if rp and not any(_python_ok(f, self.python_full) for f in usable):
                     reasons.append(f"{version} requires Python {sorted(rp)[0]}")
                 else:
-                    reasons.append(f"{version} has no file for this platform")
+                    reasons.append(f"{version} has no wheel for this platform and no sdist")
                 continue
             out.append(Candidate(name, version, extra, chosen, tuple(files)))
         if not out:

@@ -140,6 +140,16 @@ def _conflict_error(
         elif why:
             lines.append(f"`{ident}`: {why}")
     lines = list(dict.fromkeys(lines))
+    no_file = [i for i in dict.fromkeys(idents) if "no wheel for this platform" in provider.no_candidates.get(i, "")]
+    if no_file and not python_lines:
+        return ResolutionError(
+            f"`{no_file[0]}` has no file installable on {label}",
+            details=lines,
+            hint=(
+                "narrow what the lock covers: an upper bound on requires-python (e.g. `<3.14`) "
+                "or `[tool.lockenv] environments` in pyproject.toml"
+            ),
+        )
     if python_lines:
         hint = (
             "raise requires-python in pyproject.toml, or add a marker such as "

@@ -9,7 +9,6 @@ groups select, following each package's `dependencies` in the lock.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,11 +17,6 @@ from urllib.parse import unquote, urlparse
 
 from lockenv.errors import LockfileError, SyncError
 from lockenv.models import DistFile
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
 
 
 @dataclass(frozen=True)
@@ -67,27 +61,12 @@ def _canon(name: str) -> str:
 
 
 def load_lock(path: Path) -> Any:
-    """The validated `Pylock` (through `lockenv.lockfile.load` when present)."""
+    """The validated `Pylock`; LockfileError with a hint when it is missing or invalid."""
+    from lockenv.lockfile import load
+
     if not path.is_file():
         raise LockfileError(f"No lock file at {path}", hint="run `lockenv lock` to create it")
-    try:
-        from lockenv.lockfile import load
-    except ImportError:  # the lockfile module is another engineer's; fall back to packaging.
-        load = _load_direct
     return load(path)
-
-
-def _load_direct(path: Path) -> Any:
-    from packaging.pylock import Pylock, PylockValidationError
-
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise LockfileError(f"{path} is not valid TOML: {exc}") from exc
-    try:
-        return Pylock.from_dict(data)
-    except PylockValidationError as exc:
-        raise LockfileError(f"{path} is not a valid pylock file: {exc}") from exc
 
 
 def build_request(lock: Any, *, extras: Sequence[str], all_extras: bool, groups: Sequence[str],
@@ -140,19 +119,9 @@ def select(lock: Any, lock_path: Path, request: Request, *, markers: Mapping[str
 
 def _select_pairs(lock: Any, lock_path: Path, *, markers: dict[str, str], tags: Sequence[Any],
                   extras: Collection[str], groups: Collection[str]) -> list[tuple[Any, Any]]:
-    try:
-        from lockenv.lockfile import select as lf_select
-    except ImportError:
-        lf_select = None
-    if lf_select is not None:
-        return list(lf_select(lock, environment=markers, tags=tags, extras=extras, groups=groups))
-    from packaging.pylock import PylockSelectError
+    from lockenv.lockfile import select as lf_select
 
-    try:
-        return list(lock.select(environment=markers, tags=tags, extras=extras,
-                                dependency_groups=groups))
-    except PylockSelectError as exc:
-        raise LockfileError(f"{lock_path} cannot be installed here: {exc}") from exc
+    return lf_select(lock, environment=markers, tags=tags, extras=extras, groups=groups)
 
 
 def _restrict_to_groups(lock: Any, pairs: list[tuple[Any, Any]], groups: Collection[str],
@@ -253,19 +222,9 @@ def _absolute_url(url: str, base: Path) -> str:
 
 def group_requirements_of(lock_path: Path) -> dict[str, tuple[str, ...]] | None:
     """Group → requirements as the lock records them under `[tool.lockenv]`, if it does."""
-    try:
-        from lockenv.lockfile import read_inputs
-    except ImportError:
-        read_inputs = None
-    if read_inputs is not None:
-        inputs = read_inputs(lock_path)
-        return None if inputs is None else {_canon(k): tuple(v) for k, v in inputs.dependency_groups.items()}
-    try:
-        data = tomllib.loads(lock_path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError):
+    from lockenv.lockfile import read_inputs
+
+    inputs = read_inputs(lock_path)
+    if inputs is None:
         return None
-    table = data.get("tool", {}).get("lockenv", {})
-    groups = table.get("dependency-groups") if isinstance(table, dict) else None
-    if not isinstance(groups, dict):
-        return None
-    return {_canon(k): tuple(v) for k, v in groups.items()}
+    return {_canon(k): tuple(v) for k, v in inputs.dependency_groups.items()}

@@ -1,0 +1,404 @@
+"""The `sync` and `verify` use cases: make the project's venv match the lock, or check that it does.
+
+Lock freshness by default: a missing lock is an error (hint: `lockenv lock`); a stale one is
+relocked first (as `uv sync` does), `--locked` fails with the typed reasons instead, `--frozen`
+skips the check. A lock given with `--lockfile` that lockenv did not write (uv's, pip's) is
+used as it is.
+
+The no-op path (fingerprint unchanged) imports only the standard library and this module's
+small helpers: no httpx, resolvelib, installer or rich.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from lockenv.errors import LockfileError, StaleLockError, SyncError
+
+LOCK_NAME = "pylock.toml"
+
+
+@dataclass(frozen=True)
+class SyncOptions:
+    project: Path
+    python: str | None = None
+    extras: tuple[str, ...] = ()
+    all_extras: bool = False
+    groups: tuple[str, ...] = ()
+    only_groups: tuple[str, ...] = ()
+    no_default_groups: bool = False
+    all_groups: bool = False
+    inexact: bool = False
+    dry_run: bool = False
+    locked: bool = False
+    frozen: bool = False
+    lockfile: Path | None = None
+    install_project: bool = True
+
+
+def _lock_path(options: SyncOptions) -> Path:
+    return options.lockfile or options.project / LOCK_NAME
+
+
+def _options_key(options: SyncOptions) -> str:
+    from lockenv import __version__
+
+    fields = (
+        __version__, options.python or os.environ.get("LOCKENV_PYTHON", ""),
+        sorted(options.extras), options.all_extras, sorted(options.groups),
+        sorted(options.only_groups), options.no_default_groups, options.all_groups,
+        options.inexact, options.frozen, str(options.lockfile or ""), options.install_project,
+    )
+    return repr(fields)
+
+
+def _fresh_state(options: SyncOptions) -> dict | None:
+    from lockenv.environment import venv_path
+    from lockenv.sync import state
+
+    venv = venv_path(options.project)
+    inputs = state.inputs_digest(_lock_path(options), _options_key(options), options.project)
+    return state.is_fresh(venv, inputs)
+
+
+def is_noop(project: Path) -> bool:
+    """True when a plain `lockenv sync` in `project` has nothing to do (lock, options,
+    pyproject.toml, interpreter and every file of the venv as the last sync left them)."""
+    try:
+        return _fresh_state(SyncOptions(project=project)) is not None
+    except Exception:  # noqa: BLE001 - any doubt means "run the full sync"
+        return False
+
+
+# -- sync -------------------------------------------------------------------------------------
+def sync(options: SyncOptions, *, reporter: Any) -> int:
+    """Make the venv hold exactly what the lock selects; returns the exit code."""
+    started = time.perf_counter()
+    if not options.dry_run:
+        fresh = _fresh_state(options)
+        if fresh is not None:
+            reporter.status(f"Environment is up to date ({fresh.get('packages', 0)} packages) "
+                            f"in {time.perf_counter() - started:.2f}s")
+            return 0
+    from filelock import FileLock
+
+    from lockenv.cache import Cache
+    from lockenv.environment import venv_path
+
+    venv_dir = venv_path(options.project)
+    lock_file = Cache().lock(Cache().bucket("venv-locks-v1") / _path_key(venv_dir))
+    assert isinstance(lock_file, FileLock)
+    try:
+        lock_file.acquire(timeout=0.2)
+    except Exception:  # noqa: BLE001 - filelock.Timeout
+        reporter.status(f"Waiting for another lockenv process using {venv_dir}")
+        lock_file.acquire()
+    try:
+        return _sync_locked(options, reporter=reporter, started=started)
+    finally:
+        lock_file.release()
+
+
+def _path_key(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:32]
+
+
+def _check_lock(options: SyncOptions, reporter: Any) -> Any:
+    """Freshness per the options; returns the ProjectSpec (None when there is no pyproject.toml
+    or the lock is foreign and not checked)."""
+    from lockenv import lockfile, manifest
+
+    lock_path = _lock_path(options)
+    pyproject = options.project / "pyproject.toml"
+    if options.lockfile is not None:
+        spec = manifest.load(options.project) if pyproject.exists() else None
+        if options.locked and spec is not None and lockfile.read_inputs(lock_path) is not None:
+            _fail_if_stale(spec, lock_path)
+        return spec
+    spec = manifest.load(options.project)
+    if not lock_path.exists():
+        raise LockfileError(f"No {LOCK_NAME} in {options.project}",
+                            hint="run `lockenv lock` to create it")
+    if options.frozen:
+        return spec
+    reasons = lockfile.stale_reasons(spec, lock_path)
+    if not reasons:
+        return spec
+    if options.locked:
+        _fail_if_stale(spec, lock_path)
+    reporter.status(f"{LOCK_NAME} is out of date ({'; '.join(map(str, reasons))}); locking again")
+    from lockenv.ops.lock import LockOptions, lock
+
+    code = lock(LockOptions(project=options.project), reporter=reporter)
+    if code:
+        raise SyncError(f"Locking {options.project} failed; nothing was synced")
+    return manifest.load(options.project)
+
+
+def _fail_if_stale(spec: Any, lock_path: Path) -> None:
+    from lockenv import lockfile
+
+    reasons = lockfile.stale_reasons(spec, lock_path)
+    if reasons:
+        raise StaleLockError(
+            f"{lock_path.name} is out of date with pyproject.toml",
+            details=[str(r) for r in reasons],
+            hint="run `lockenv lock` to update it",
+            context={"file": str(lock_path)},
+        )
+
+
+def _project_wanted(spec: Any, options: SyncOptions) -> Any:
+    from lockenv.sync.selection import Wanted
+
+    if spec is None or not options.install_project or options.only_groups:
+        return None
+    if not spec.has_build_system:
+        return None
+    version = _static_version(Path(spec.pyproject))
+    return Wanted(spec.name, version, "directory", local_path=str(Path(spec.root)),
+                  editable=True, is_project=True)
+
+
+def _static_version(pyproject: Path) -> str | None:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+    try:
+        data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    project = data.get("project", {})
+    version = project.get("version")
+    if isinstance(version, str) and "version" not in project.get("dynamic", []):
+        from packaging.version import InvalidVersion, Version
+
+        try:
+            return str(Version(version))
+        except InvalidVersion:
+            return version
+    return None
+
+
+def _own_runtime(venv: Path) -> set[str]:
+    """lockenv and what it needs, when the target venv is the one lockenv runs from."""
+    if os.path.realpath(venv) != os.path.realpath(sys.prefix):
+        return set()
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    seen: set[str] = set()
+    todo = ["lockenv"]
+    while todo:
+        name = str(canonicalize_name(todo.pop()))
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            requires = metadata.requires(name) or []
+        except metadata.PackageNotFoundError:
+            continue
+        for text in requires:
+            req = Requirement(text)
+            if req.marker is None or req.marker.evaluate({"extra": ""}):
+                todo.append(req.name)
+    return seen
+
+
+def _select_all(options: SyncOptions, spec: Any, lock: Any, probe: Any) -> list:
+    from lockenv.sync.selection import build_request, group_requirements_of, select
+
+    lock_path = _lock_path(options)
+    request = build_request(
+        lock, extras=options.extras, all_extras=options.all_extras, groups=options.groups,
+        only_groups=options.only_groups, no_default_groups=options.no_default_groups,
+        all_groups=options.all_groups,
+    )
+    wanted = select(lock, lock_path, request, markers=probe.markers, tags=probe.tag_objects(),
+                    project_root=options.project,
+                    group_requirements=group_requirements_of(lock_path) if request.only_groups else None)
+    project = _project_wanted(spec, options)
+    if not options.install_project:
+        wanted = [w for w in wanted if not w.is_project]
+    if project is not None and not any(w.name == project.name for w in wanted):
+        wanted.append(project)
+    return wanted
+
+
+def _sync_locked(options: SyncOptions, *, reporter: Any, started: float) -> int:
+    from lockenv.environment import ensure_venv, find_python, probe as probe_interp
+    from lockenv.sync import state
+    from lockenv.sync.plan import plan
+    from lockenv.sync.scan import scan
+    from lockenv.sync.selection import load_lock
+
+    if not options.dry_run:  # another process may have synced while we waited for the lock
+        fresh = _fresh_state(options)
+        if fresh is not None:
+            reporter.status(f"Environment is up to date ({fresh.get('packages', 0)} packages)")
+            return 0
+    spec = _check_lock(options, reporter)
+    lock_path = _lock_path(options)
+    lock = load_lock(lock_path)
+    requires_python = str(lock.requires_python) if lock.requires_python else None
+    venv = ensure_venv(options.project, request=options.python, requires_python=requires_python,
+                       reporter=reporter, dry_run=options.dry_run)
+    if venv is None:  # dry run, no usable venv yet: plan for the interpreter we would use
+        interp = find_python(options.python or os.environ.get("LOCKENV_PYTHON") or None,
+                             requires_python, reporter)
+        probe = probe_interp(Path(interp.path), reporter)
+        installed: list = []
+        venv_dir = None
+        suspects: set[str] = set()
+        removing: set[str] = set()
+    else:
+        venv_dir = venv.path
+        probe = probe_interp(venv.python, reporter)
+        journal = state.read_journal(venv_dir)
+        suspects = set()
+        removing = set()
+        if journal is not None:
+            if options.dry_run:
+                reporter.warn(f"the previous sync of {venv_dir} did not finish; a sync repairs it")
+                suspects = set(journal.get("names", []))
+            else:
+                from lockenv.sync.apply import repair
+
+                suspects = repair(venv_dir, journal, probe=probe, reporter=reporter)
+            removing = set(journal.get("removing", []))
+        installed = scan(probe.site_dirs, check=True, suspect=suspects)
+    wanted = _select_all(options, spec, lock, probe)
+    installed = _mark_stale_editable(installed, wanted)
+    protected = _own_runtime(venv_dir) if venv_dir else set()
+    sync_plan = plan(wanted, installed, exact=not options.inexact, protected=protected)
+    if removing and options.inexact:  # finish removals an interrupted sync started
+        from lockenv.sync.plan import Action, SyncPlan
+
+        sync_plan = SyncPlan(tuple(
+            Action("remove", a.name, "removal interrupted earlier", None, a.installed)
+            if a.kind == "keep" and a.wanted is None and a.name in removing else a
+            for a in sync_plan.actions))
+    for line in sync_plan.lines(with_reason=reporter.verbose):
+        reporter.data(line)
+    kept_extra = [a for a in sync_plan.of_kind("keep") if a.wanted is None and a.installed]
+    if kept_extra and options.inexact:
+        reporter.status("Kept (not in the lock): " + ", ".join(a.installed[0].label for a in kept_extra))
+    counts = sync_plan.summary_counts()
+    if options.dry_run:
+        reporter.status("Would " + (_summary(counts) or "change nothing") + " (dry run)")
+        return 0
+    assert venv_dir is not None
+    inputs = state.inputs_digest(lock_path, _options_key(options), options.project)
+    n_packages = len(wanted)
+    if sync_plan.is_empty:
+        state.write_state(venv_dir, inputs, n_packages)
+        reporter.status(f"Checked {len(installed)} packages in {time.perf_counter() - started:.2f}s; "
+                        "the environment matches the lock")
+        return 0
+    _apply(sync_plan, options=options, probe=probe, venv_dir=venv_dir, lock=lock, reporter=reporter)
+    state.write_state(venv_dir, inputs, n_packages)
+    reporter.status(_summary(counts, past=True).capitalize()
+                    + f" in {time.perf_counter() - started:.2f}s")
+    return 0
+
+
+def _mark_stale_editable(installed: list, wanted: list) -> list:
+    """An editable project installed before its pyproject.toml last changed is reinstalled."""
+    projects = {w.name: w for w in wanted if w.is_project}
+    out = []
+    for dist in installed:
+        want = projects.get(dist.name)
+        if want is not None and dist.editable_url:
+            try:
+                newer = (Path(want.local_path) / "pyproject.toml").stat().st_mtime_ns > \
+                    (Path(dist.dist_info) / "RECORD").stat().st_mtime_ns
+            except OSError:
+                newer = False
+            if newer:
+                dist = replace(dist, problems=(*dist.problems, "pyproject.toml changed since it was installed"))
+        out.append(dist)
+    return out
+
+
+def _summary(counts: dict[str, int], past: bool = False) -> str:
+    words = [("install", "installed"), ("upgrade", "upgraded"), ("downgrade", "downgraded"),
+             ("reinstall", "reinstalled"), ("remove", "removed")]
+    parts = []
+    for kind, done in words:
+        n = counts.get(kind, 0)
+        if n:
+            parts.append(f"{done if past else kind} {n}")
+    return ", ".join(parts)
+
+
+def _index_url(lock: Any, spec: Any) -> str:
+    if spec is not None and getattr(spec, "index_url", None):
+        return spec.index_url
+    for package in lock.packages:
+        if package.index:
+            return package.index
+    from lockenv.index import DEFAULT_INDEX_URL
+
+    return DEFAULT_INDEX_URL
+
+
+def _apply(sync_plan: Any, *, options: SyncOptions, probe: Any, venv_dir: Path, lock: Any,
+           reporter: Any) -> None:
+    from lockenv.cache import Cache
+    from lockenv.sync.apply import apply, fetch, prepare
+
+    spec_index = None
+    try:
+        from lockenv import manifest
+
+        if (options.project / "pyproject.toml").exists():
+            spec_index = manifest.load(options.project)
+    except Exception:  # noqa: BLE001 - the index URL only matters for builds
+        spec_index = None
+    clients: list[Any] = []
+    cache = Cache()
+
+    def client() -> Any:
+        if not clients:
+            from lockenv.index import IndexClient
+
+            clients.append(IndexClient(_index_url(lock, spec_index), cache=cache, reporter=reporter))
+        return clients[0]
+
+    def builder(want: Any, archive: Path | None) -> Path:
+        from lockenv import build
+
+        if archive is not None:
+            reporter.status(f"Building {want.label} from {archive.name}")
+            return build.build_wheel(archive, client=client(), python=Path(probe.python))
+        reporter.status(f"Building {want.label}")
+        if want.editable:
+            return build.build_editable(Path(want.local_path), client=client(),
+                                        python=Path(probe.python))
+        return build.build_wheel(Path(want.local_path), client=client(), python=Path(probe.python))
+
+    try:
+        files = fetch(sync_plan, client_factory=client, reporter=reporter)
+        prepared = prepare(sync_plan, files, probe=probe, venv=venv_dir, builder=builder)
+        apply(sync_plan, prepared, probe=probe, venv=venv_dir, reporter=reporter)
+    finally:
+        for c in clients:
+            c.close()
+
+
+# -- verify -----------------------------------------------------------------------------------
+def verify(options: SyncOptions, *, reporter: Any) -> int:
+    """Check every installed file against RECORD and the installed set against the lock."""
+    from lockenv.sync.verify import verify_environment
+
+    return verify_environment(options, reporter=reporter)

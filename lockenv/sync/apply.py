@@ -1,0 +1,190 @@
+"""`apply()`: carry out a SyncPlan. Everything that can fail without touching the venv happens
+first (downloads, sha256 checks, builds, wheel validation); then the journal is written, old
+distributions are moved aside, new wheels installed, and the stash committed.
+
+`LOCKENV_TEST_CRASH_AFTER=N` (tests only) kills the process with SIGKILL after N wheel
+installs, to test that the next sync repairs an interrupted one.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lockenv.environment import Probe
+from lockenv.errors import IntegrityError, LockenvError, SyncError
+from lockenv.sync import state
+from lockenv.sync.install import (
+    Stash, WheelInfo, delete_paths, install_wheel, remove_distribution, scheme_for, validate_wheel,
+)
+from lockenv.sync.plan import Action, SyncPlan
+from lockenv.sync.selection import Wanted
+
+INSTALL_WORKERS = 4
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A validated wheel ready to install for one action."""
+
+    action: Action
+    wheel: WheelInfo
+    scheme: dict[str, str]
+    direct_url: dict | None
+
+
+def keep_dirs(probe: Probe, venv: Path) -> list[str]:
+    paths = probe.paths
+    return [paths["purelib"], paths["platlib"], paths["scripts"], paths["include"],
+            str(Path(paths["purelib"]).parent), str(venv / "lib"), str(venv / "include")]
+
+
+def fetch(plan: SyncPlan, *, client_factory: Callable[[], Any], reporter: Any) -> dict[str, Path]:
+    """Every archive the plan installs, verified by sha256 and size (cache hits too), keyed by
+    filename. Local files from the lock are checked here; the rest goes to the index client."""
+    from lockenv.cache import file_sha256
+
+    remote = []
+    local: dict[str, Path] = {}
+    for action in plan.changes:
+        want = action.wanted
+        if want is None or want.file is None:
+            continue
+        if want.local_path:
+            path = Path(want.local_path)
+            if not path.is_file():
+                raise SyncError(f"{want.name}: the lock names {path}, which does not exist")
+            actual = file_sha256(path)
+            if actual != want.sha256:
+                raise IntegrityError(
+                    f"{path.name} does not match the sha256 in the lock",
+                    details=[f"expected sha256: {want.sha256}", f"actual sha256:   {actual}"],
+                    context={"file": str(path)},
+                )
+            local[want.file.filename] = path
+        else:
+            remote.append(want.file)
+    if not remote:
+        return local
+    total = sum(f.size or 0 for f in remote)
+    client = client_factory()
+    with reporter.progress(f"Downloading {len(remote)} files", total=total or None) as bar:
+        local.update(client.download_many(remote, progress=bar))
+    return local
+
+
+def prepare(plan: SyncPlan, files: dict[str, Path], *, probe: Probe, venv: Path,
+            builder: Callable[[Wanted, Path | None], Path]) -> list[Prepared]:
+    """Build what needs building and validate every wheel, before the venv changes."""
+    out = []
+    for action in plan.changes:
+        want = action.wanted
+        if want is None:
+            continue
+        direct_url = None
+        if want.kind == "wheel":
+            assert want.file is not None
+            wheel = files[want.file.filename]
+        elif want.kind in ("sdist", "archive"):
+            assert want.file is not None
+            archive = files[want.file.filename]
+            wheel = archive if archive.name.endswith(".whl") else builder(want, archive)
+        elif want.kind == "directory":
+            wheel = builder(want, None)
+            direct_url = {"url": Path(want.local_path or "").as_uri(),
+                          "dir_info": {"editable": True} if want.editable else {}}
+        else:
+            raise SyncError(f"{want.name}: cannot install a `{want.kind}` entry")
+        scheme = scheme_for(probe.paths, probe.version, want.name)
+        info = validate_wheel(wheel, name=want.name, scheme=scheme, venv=venv)
+        out.append(Prepared(action, info, scheme, direct_url))
+    return out
+
+
+def apply(plan: SyncPlan, prepared: Sequence[Prepared], *, probe: Probe, venv: Path,
+          reporter: Any) -> None:
+    """Change the venv: journal, move the old distributions aside, install, commit. On an error
+    the new files are removed and the old ones put back; if the process dies instead, the
+    journal lets the next sync repair the venv."""
+    touched = [a.name for a in plan.changes]
+    removing = [a.name for a in plan.of_kind("remove")]
+    targets = [t for p in prepared for t in p.wheel.targets]
+    state.clear_state(venv)
+    state.write_journal(venv, touched, targets, removing)
+    stash = Stash(venv)
+    dirs = keep_dirs(probe, venv)
+    try:
+        for action in plan.changes:
+            for dist in action.installed:
+                remove_distribution(Path(dist.dist_info), venv=venv, stash=stash, keep_dirs=dirs,
+                                    warn=reporter.warn)
+        _install_all(prepared, probe=probe)
+    except BaseException as exc:
+        try:
+            delete_paths(targets, venv=venv, keep_dirs=dirs)
+            stash.rollback()
+        except Exception as rollback_exc:  # noqa: BLE001 - keep the journal; next sync repairs
+            reporter.warn(f"could not undo the partial sync: {rollback_exc}",
+                          hint="run `lockenv sync` again to repair the environment")
+            raise exc from None
+        state.clear_journal(venv)
+        if isinstance(exc, LockenvError):
+            raise
+        if isinstance(exc, Exception):
+            raise SyncError(f"Installing into {venv} failed: {exc}; the environment was left as it was") from exc
+        raise
+    stash.commit()
+    state.clear_journal(venv)
+
+
+def _install_all(prepared: Sequence[Prepared], *, probe: Probe) -> None:
+    crash_after = int(os.environ.get("LOCKENV_TEST_CRASH_AFTER", "-1"))
+    counter = [0]
+    lock = threading.Lock()
+
+    def one(p: Prepared) -> None:
+        want = p.action.wanted
+        assert want is not None
+        install_wheel(p.wheel.path, scheme=p.scheme, python=probe.python,
+                      source_sha256=want.sha256, source_name=want.file.filename if want.file else None,
+                      direct_url=p.direct_url)
+        if crash_after >= 0:
+            with lock:
+                counter[0] += 1
+                if counter[0] >= crash_after:
+                    os.kill(os.getpid(), signal.SIGKILL)
+
+    deps = [p for p in prepared if not (p.action.wanted and p.action.wanted.is_project)]
+    projects = [p for p in prepared if p not in deps]
+    if crash_after >= 0 or len(deps) < 3:
+        for p in deps:
+            one(p)
+    else:
+        with ThreadPoolExecutor(INSTALL_WORKERS) as pool:
+            list(pool.map(one, deps))
+    for p in projects:  # the project itself, after its dependencies
+        one(p)
+
+
+def repair(venv: Path, journal: dict, *, probe: Probe, reporter: Any) -> set[str]:
+    """Undo what an interrupted sync may have left: files its installs wrote (they are written
+    again), and its stash. Returns the names it was changing: the plan then reinstalls or
+    removes them."""
+    names = set(journal.get("names", []))
+    reporter.warn(
+        f"the previous sync of {venv} did not finish; repairing "
+        + (", ".join(sorted(names)) if names else "the environment")
+    )
+    delete_paths(journal.get("paths", []), venv=venv, keep_dirs=keep_dirs(probe, venv))
+    import shutil
+
+    for entry in venv.iterdir():
+        if entry.name.startswith(".lockenv-stash-"):
+            shutil.rmtree(entry, ignore_errors=True)
+    return names

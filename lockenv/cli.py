@@ -75,6 +75,19 @@ def _run(ctx: typer.Context, func, *args, **kwargs) -> NoReturn:  # type: ignore
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         raise typer.Exit(130) from None
+    except Exception as exc:  # a bug: say so plainly; the traceback only under --verbose
+        import traceback
+
+        if g.reporter.verbose:
+            traceback.print_exc(file=sys.stderr)
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        print(
+            f"error: internal error: {type(exc).__name__}: {exc} "
+            f"(at {Path(where.filename).name}:{where.lineno})\n\n"
+            "hint: this is a bug in lockenv; re-run with --verbose and report the output",
+            file=sys.stderr,
+        )
+        raise typer.Exit(2) from None
     raise typer.Exit(int(code or 0))
 
 

@@ -1,0 +1,86 @@
+"""Resolver scenarios: each `fixtures/scenarios/*.toml` is locked through the CLI against the
+fixture index and checked against its `[expect]` table (pins, markers, or an error)."""
+
+from __future__ import annotations
+
+import sys
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import tomlkit
+from packaging.pylock import Pylock
+
+from conftest import ROOT, run_lockenv
+from fixtures.index import IndexServer
+
+SCENARIOS = sorted((ROOT / "fixtures" / "scenarios").glob("*.toml"))
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[IndexServer]:
+    with IndexServer("base") as srv:
+        yield srv
+
+
+def _write_project(path: Path, scenario: dict) -> None:
+    doc = tomlkit.document()
+    project = {"name": "app", "version": "0.1", "requires-python": ">=3.10,<3.14"}
+    project.update(scenario["project"])
+    doc["project"] = project
+    if "dependency-groups" in scenario:
+        doc["dependency-groups"] = scenario["dependency-groups"]
+    if "tool" in scenario:
+        doc["tool"] = scenario["tool"]
+    (path / "pyproject.toml").write_text(tomlkit.dumps(doc))
+
+
+def _entries(lock: dict, name: str) -> list[dict]:
+    return [p for p in lock.get("packages", []) if p["name"] == name]
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
+def test_scenario(path: Path, server: IndexServer, project: Path) -> None:
+    scenario = tomllib.loads(path.read_text())
+    expect = scenario["expect"]
+    _write_project(project, scenario)
+    result = run_lockenv("lock", cwd=project, env={"LOCKENV_INDEX_URL": server.json_url})
+    lock_path = project / "pylock.toml"
+
+    if "error" in expect:
+        assert result.code != 0, result.output
+        assert "Traceback" not in result.output
+        for fragment in expect["error"]:
+            assert fragment in result.stderr, f"{fragment!r} not in:\n{result.stderr}"
+        assert not lock_path.exists()
+        return
+
+    assert result.code == 0, result.output
+    text = lock_path.read_text()
+    lock = tomllib.loads(text)
+    Pylock.from_dict(lock).validate()
+
+    for name, versions in expect.get("pins", {}).items():
+        wanted = sorted([versions] if isinstance(versions, str) else versions)
+        got = sorted(p["version"] for p in _entries(lock, name))
+        assert got == wanted, f"{name}: {got} != {wanted}\n{text}"
+    for name, marker in expect.get("markers", {}).items():
+        (entry,) = _entries(lock, name)
+        assert entry.get("marker") == marker, f"{name}: {entry.get('marker')!r}"
+    for name, fragments in expect.get("marker_contains", {}).items():
+        (entry,) = _entries(lock, name)
+        for fragment in fragments:
+            assert fragment in entry.get("marker", ""), f"{name}: {entry.get('marker')!r}"
+    for key, marker in expect.get("version_markers", {}).items():
+        name, _, version = key.partition("==")
+        (entry,) = [p for p in _entries(lock, name) if p["version"] == version]
+        assert entry.get("marker") == marker, f"{key}: {entry.get('marker')!r}"
+    for name in expect.get("unconditional", []):
+        (entry,) = _entries(lock, name)
+        assert "marker" not in entry, f"{name} has marker {entry.get('marker')!r}"
+    for fragment in expect.get("lock_contains", []):
+        assert fragment in text
+    for fragment in expect.get("lock_excludes", []):
+        assert fragment not in text
+    assert sys.version_info >= (3, 11)

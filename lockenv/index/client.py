@@ -15,6 +15,7 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import httpx
 from packaging.utils import canonicalize_name
@@ -72,14 +73,18 @@ class IndexClient:
         refresh: bool = False,
         reporter: Reporter | None = None,
         transport: httpx.BaseTransport | None = None,
+        auth: AuthStore | None = None,
     ) -> None:
+        """`transport` replaces the network (tests); `auth` lets several clients (one per
+        index) share one credential store keyed by origin."""
         self.cache = cache
         if exclude_newer is not None and exclude_newer.tzinfo is None:
             exclude_newer = exclude_newer.replace(tzinfo=timezone.utc)
         self.exclude_newer = exclude_newer
         self.refresh = refresh
         self.reporter = reporter
-        self._auth = AuthStore()
+        self._auth = auth if auth is not None else AuthStore()
+        _check_index_url(index_url.strip())
         clean = self._auth.add_index(index_url.strip())
         self.index_url = clean.rstrip("/")
         """The index URL without credentials and trailing slash."""
@@ -548,6 +553,22 @@ class IndexClient:
                 and resp.headers.get("Content-Encoding", "identity") == "identity"):
             raise httpx.RemoteProtocolError("short body", request=resp.request)
         return written
+
+
+def _check_index_url(url: str) -> None:
+    try:
+        parts = urlsplit(url)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        ok = False
+    if not ok:
+        shown = redact_url(url)
+        raise IndexError_(
+            f"the index URL {shown!r} is not an http:// or https:// URL",
+            hint="set index-url in [tool.lockenv] or LOCKENV_INDEX_URL to an index such as "
+                 "https://host/simple/ (simple API) or https://host/pypi (JSON API)",
+            context={"url": shown},
+        )
 
 
 def _content_range_total(value: str) -> int | None:

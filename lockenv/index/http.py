@@ -204,6 +204,7 @@ class Http:
         """One streamed GET without retries (the caller loops, because a retry must restart
         whatever consumed the body)."""
         with self.client.stream("GET", url, headers=headers) as response:
+            self.log(f"GET {redact_url(url)} (streamed) -> {response.status_code}")
             yield response
 
 

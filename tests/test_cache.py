@@ -1,0 +1,120 @@
+"""The on-disk cache: where it lives, buckets, atomic writes, page freshness, keys."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from lockenv.cache import Cache, file_sha256, page_ttl, write_atomic
+
+
+def test_root_comes_from_lockenv_cache_dir(tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOCKENV_CACHE_DIR", str(tmp_path / "c"))
+    assert Cache().root == tmp_path / "c"
+    monkeypatch.delenv("LOCKENV_CACHE_DIR")
+    root = Cache().root
+    assert root.name == "lockenv" and str(root).startswith(os.environ["XDG_CACHE_HOME"])
+
+
+def test_bucket_is_created(tmp_path: Path) -> None:
+    bucket = Cache(tmp_path).bucket("wheels-built-v1")
+    assert bucket == tmp_path / "wheels-built-v1" and bucket.is_dir()
+
+
+def test_atomic_write_leaves_no_temporary_files(tmp_path: Path) -> None:
+    target = tmp_path / "a" / "b.json"
+    write_atomic(target, b"one")
+    write_atomic(target, b"two")
+    assert target.read_bytes() == b"two"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["b.json"]
+
+
+def test_concurrent_writers_never_expose_partial_files(tmp_path: Path) -> None:
+    target = tmp_path / "x"
+    blobs = [bytes([i]) * 200_000 for i in range(8)]
+    seen: set[bytes] = set()
+    stop = threading.Event()
+
+    def reader() -> None:
+        while not stop.is_set():
+            if target.exists():
+                data = target.read_bytes()
+                seen.add(data[:1] * len(data) if len(set(data)) == 1 else b"torn")
+
+    t = threading.Thread(target=reader)
+    t.start()
+    writers = [threading.Thread(target=write_atomic, args=(target, b)) for b in blobs]
+    for w in writers:
+        w.start()
+    for w in writers:
+        w.join()
+    stop.set()
+    t.join()
+    assert b"torn" not in seen
+    assert target.read_bytes() in blobs
+
+
+def test_pages_expire(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = Cache(tmp_path)
+    cache.write_page("http://i/simple", "alpha", {"files": [1]})
+    assert cache.read_page("http://i/simple", "alpha") == {"files": [1]}
+    assert cache.read_page("http://other/simple", "alpha") is None
+    path = cache.page_path("http://i/simple", "alpha")
+    old = time.time() - 601
+    os.utime(path, (old, old))
+    assert cache.read_page("http://i/simple", "alpha") is None
+    monkeypatch.setenv("LOCKENV_INDEX_TTL", "3600")
+    assert page_ttl() == 3600
+    assert cache.read_page("http://i/simple", "alpha") == {"files": [1]}
+    monkeypatch.setenv("LOCKENV_INDEX_TTL", "soon")
+    assert page_ttl() == 600
+
+
+def test_unreadable_entries_are_misses(tmp_path: Path) -> None:
+    cache = Cache(tmp_path)
+    cache.page_path("u", "n").parent.mkdir(parents=True)
+    cache.page_path("u", "n").write_text("{trunc")
+    assert cache.read_page("u", "n") is None
+    cache.write_metadata("a" * 64, {"name": "x"})
+    assert cache.read_metadata("a" * 64) == {"name": "x"}
+    cache.metadata_path("a" * 64).write_text("")
+    assert cache.read_metadata("a" * 64) is None
+
+
+def test_keys(tmp_path: Path) -> None:
+    cache = Cache(tmp_path)
+    sha = "0123456789abcdef" * 4
+    assert cache.artifact_path(sha, "x-1.0.tar.gz") == (
+        tmp_path / "files-v1" / "01" / sha / "x-1.0.tar.gz")
+    by_url = cache.artifact_path("http://h/x-1.0.tar.gz", "x-1.0.tar.gz")
+    assert by_url.name == "x-1.0.tar.gz" and "http" not in str(by_url.parent)
+    assert cache.metadata_path("http://h/x.whl") != cache.metadata_path("http://h/y.whl")
+
+
+def test_file_sha256(tmp_path: Path) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(b"abc")
+    assert file_sha256(path) == (
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+
+
+def test_lock_files_stay_out_of_buckets(tmp_path: Path) -> None:
+    cache = Cache(tmp_path)
+    target = cache.artifact_path("f" * 64, "x-1.0.tar.gz")
+    with cache.lock(target):
+        pass
+    assert not target.parent.exists()
+
+
+def test_importing_the_cache_is_cheap() -> None:
+    code = ("import sys, lockenv.cache; heavy = {'httpx', 'filelock', 'platformdirs'} & "
+            "set(sys.modules); sys.exit(str(heavy) if heavy else 0)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr

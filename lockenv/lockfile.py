@@ -139,6 +139,8 @@ def dumps(resolution: Resolution) -> str:
     out.append(f"dependency-groups = {_array(inputs.dependency_groups)}")
     out.append(f"default-groups = {_array(inputs.default_groups)}")
     out.append(f"created-by = {_str(CREATED_BY)}")
+    if not resolution.packages:
+        out.append("packages = []")  # required by PEP 751, even for a project with no dependencies
 
     packages = sorted(resolution.packages, key=_package_key)
     seen: set[tuple[str, str, str]] = set()

@@ -180,6 +180,17 @@ def test_dumps_output_is_valid_pep751() -> None:
     assert tool["exclude-newer"] == "2025-01-01T00:00:00Z"
 
 
+def test_dumps_project_without_dependencies(tmp_path: Path) -> None:
+    res = Resolution(dataclasses.replace(resolution().inputs, dependencies=(), optional_dependencies={},
+                                         dependency_groups={}, default_groups=()), ())
+    text = lockfile.dumps(res)
+    assert "packages = []\n" in text
+    path = tmp_path / "pylock.toml"
+    lockfile.write(path, res)
+    assert list(lockfile.load(path).packages) == []
+    assert lockfile.read_pins(path) == {}
+
+
 def test_dumps_rejects_a_file_without_hash() -> None:
     res = resolution()
     broken = dataclasses.replace(res.packages[1], wheels=(dataclasses.replace(res.packages[1].wheels[0], sha256=None),))

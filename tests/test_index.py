@@ -530,6 +530,14 @@ def test_prefetch_is_concurrent(cache: Cache) -> None:
     assert elapsed < 16 * 0.2 / 3
 
 
-def test_cache_module_stays_light() -> None:
-    code = "import sys, lockenv.cache; sys.exit('httpx' in sys.modules)"
+def test_no_op_path_imports_stay_light() -> None:
+    code = ("import sys, lockenv.cache; from lockenv.index import DEFAULT_INDEX_URL; "
+            "sys.exit('httpx' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_exported_api() -> None:
+    import lockenv.index
+
+    assert sorted(lockenv.index.__all__) == ["DEFAULT_INDEX_URL", "IndexClient", "redact_url"]
+    assert all(getattr(lockenv.index, name) for name in lockenv.index.__all__)

@@ -45,8 +45,6 @@ from lockenv.index.metadata import (
 from lockenv.models import CoreMetadata, DistFile, ProjectFiles
 from lockenv.ui import Progress, Reporter
 
-DEFAULT_INDEX_URL = "https://pypi.org/pypi"
-"""PyPI's JSON API. The only place a registry host name appears in lockenv."""
 
 SIMPLE_ACCEPT = ("application/vnd.pypi.simple.v1+json, "
                  "application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01")

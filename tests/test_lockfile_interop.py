@@ -59,7 +59,7 @@ def fixture_resolution(srv: IndexServer, default_groups: tuple[str, ...] = ("dev
     return Resolution(inputs, (
         pkg("alpha", "1.1", None, ("beta",)),
         pkg("beta", "1.0", None, ("gamma",)),
-        pkg("gamma", "1.2", None),
+        pkg("gamma", "1.2", 'python_version >= "3.8"'),  # a literal-string marker
         pkg("cee", "2.0", "'fast' in extras or 'dev' in dependency_groups"),
         pkg("right", "1.0", "'dev' in dependency_groups", ("cee",)),
     ))
@@ -113,7 +113,7 @@ def test_pip_installs_our_lock_with_default_groups_and_extras(our_lock: Path, tm
 def test_pip_checks_our_hashes(our_lock: Path, tmp_path: Path) -> None:
     text = our_lock.read_text()
     good = lockfile.read_pins(our_lock)  # still parses
-    assert good["gamma"] == [("1.2", None)]
+    assert good["gamma"] == [("1.2", 'python_version >= "3.8"')]
     gamma = next(p for p in tomllib.loads(text)["packages"] if p["name"] == "gamma")
     digest = gamma["wheels"][0]["hashes"]["sha256"]
     our_lock.write_text(text.replace(digest, "0" * 64))

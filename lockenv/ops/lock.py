@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,21 +23,16 @@ class LockOptions:
 
 
 def parse_timestamp(text: str, *, where: str) -> datetime:
-    """RFC 3339 (`2025-01-31T12:00:00Z`) or a date (`2025-01-31`, midnight UTC) → aware UTC."""
-    raw = text.strip()
+    """`manifest.parse_exclude_newer`, as a ManifestError naming where the value came from."""
+    from lockenv.manifest import parse_exclude_newer
+
     try:
-        if len(raw) == 10:
-            value = datetime.strptime(raw, "%Y-%m-%d")
-        else:
-            value = datetime.fromisoformat(raw[:-1] + "+00:00" if raw.endswith(("Z", "z")) else raw)
-    except ValueError:
+        return parse_exclude_newer(text)
+    except ValueError as exc:
         raise ManifestError(
-            f"invalid exclude-newer timestamp `{text}` ({where})",
+            f"{exc} ({where})",
             hint="use RFC 3339 like `2025-01-31T00:00:00Z` or a date like `2025-01-31`",
         ) from None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
 
 
 def _fresh_check(options: LockOptions, reporter: Reporter | None) -> tuple[Any, Path, list[Any]]:

@@ -1,0 +1,299 @@
+"""`lockenv lock` through the CLI against the fixture index: output, relocks, freshness, bad
+input, index failures, and interop with pip and uv."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+from packaging.pylock import Pylock
+
+from conftest import run_lockenv
+from fixtures.index import IndexServer
+
+PYPROJECT = """\
+[project]
+name = "app"
+version = "0.1"
+requires-python = ">=3.10,<3.14"
+dependencies = {deps}
+"""
+
+
+def write(project: Path, deps: list[str], extra: str = "") -> None:
+    (project / "pyproject.toml").write_text(PYPROJECT.format(deps=repr(deps).replace("'", '"')) + extra)
+
+
+def lock(project: Path, srv: IndexServer, *args: str, url: str | None = None):  # type: ignore[no-untyped-def]
+    return run_lockenv("lock", *args, cwd=project, env={"LOCKENV_INDEX_URL": url or srv.json_url})
+
+
+def pins(project: Path) -> dict[str, list[str]]:
+    data = tomllib.loads((project / "pylock.toml").read_text())
+    out: dict[str, list[str]] = {}
+    for p in data["packages"]:
+        out.setdefault(p["name"], []).append(p["version"])
+    return out
+
+
+def test_lock_writes_a_valid_deterministic_pylock(index_server: IndexServer, tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "deeper" / "b"
+    for d in (a, b):
+        d.mkdir(parents=True)
+        write(d, ["alpha", "marked", "native"], '\n[project.optional-dependencies]\nfeat = ["feat[all]"]\n')
+    ra = lock(a, index_server)
+    assert ra.code == 0, ra.output
+    assert "Resolved" in ra.stderr and "+ alpha 2.0" in ra.stderr
+    rb = lock(b, index_server)
+    assert rb.code == 0, rb.output
+    text = (a / "pylock.toml").read_text()
+    assert text == (b / "pylock.toml").read_bytes().decode(), "same inputs must give identical bytes"
+    data = tomllib.loads(text)
+    lock_obj = Pylock.from_dict(data)
+    lock_obj.validate()
+    assert data["created-by"] == "lockenv"
+    assert data["requires-python"]
+    assert "environments" not in data
+    assert data["extras"] == ["feat"]
+    assert all(p["name"] != "app" for p in data["packages"])
+    for p in data["packages"]:
+        for f in [*p.get("wheels", []), *([p["sdist"]] if "sdist" in p else [])]:
+            assert {"name", "url", "size", "upload-time", "hashes"} <= set(f)
+            assert len(f["hashes"]["sha256"]) == 64
+    assert "lockenv 0" not in text and "generated" not in text.lower()
+    assert data["tool"]["lockenv"]["dependencies"] == ["alpha", "marked", "native"]
+
+
+def test_json_and_simple_api_give_the_same_lock(index_server: IndexServer, tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    for d in (a, b):
+        d.mkdir()
+        write(d, ["alpha", "native", "timely"])
+    assert lock(a, index_server).code == 0
+    rb = lock(b, index_server, url=index_server.simple_url)
+    assert rb.code == 0, rb.output
+    pa = [(p["name"], p["version"], p.get("marker"), [w["hashes"]["sha256"] for w in p.get("wheels", [])])
+          for p in tomllib.loads((a / "pylock.toml").read_text())["packages"]]
+    pb = [(p["name"], p["version"], p.get("marker"), [w["hashes"]["sha256"] for w in p.get("wheels", [])])
+          for p in tomllib.loads((b / "pylock.toml").read_text())["packages"]]
+    assert pa == pb
+
+
+def test_noop_relock_makes_no_request_and_no_write(index_server: IndexServer, project: Path) -> None:
+    write(project, ["alpha"])
+    assert lock(project, index_server).code == 0
+    path = project / "pylock.toml"
+    before = (path.stat().st_mtime_ns, path.read_bytes())
+    index_server.clear_log()
+    result = lock(project, index_server)
+    assert result.code == 0
+    assert "up to date" in result.stderr
+    assert index_server.requests == []
+    assert (path.stat().st_mtime_ns, path.read_bytes()) == before
+
+
+def test_relock_keeps_pins_and_reports_changes(index_server: IndexServer, project: Path) -> None:
+    write(project, ["alpha<2"])
+    assert lock(project, index_server).code == 0
+    assert pins(project)["alpha"] == ["1.1"] and pins(project)["beta"] == ["1.0"]
+    # Loosening the requirement keeps the existing pin; adding one reports it with its reason.
+    write(project, ["alpha", "cee"])
+    result = lock(project, index_server)
+    assert result.code == 0, result.output
+    assert pins(project)["alpha"] == ["1.1"], "a pin that can stay must stay"
+    assert "+ cee 2.0 (required by `app`)" in result.stderr
+    # --upgrade-package moves that package and what must follow (beta 2 for alpha 2).
+    result = lock(project, index_server, "--upgrade-package", "alpha")
+    assert result.code == 0, result.output
+    assert pins(project)["alpha"] == ["2.0"] and pins(project)["beta"] == ["2.0"]
+    assert "~ alpha 1.1 -> 2.0 (--upgrade-package)" in result.stderr
+    assert "~ beta 1.0 -> 2.0" in result.stderr
+    # Removing a dependency reports it.
+    write(project, ["alpha"])
+    result = lock(project, index_server)
+    assert "- cee 2.0 (no longer required)" in result.stderr
+
+
+def test_upgrade_moves_everything(index_server: IndexServer, project: Path) -> None:
+    write(project, ["alpha<2", "gamma<1.2"])
+    assert lock(project, index_server).code == 0
+    write(project, ["alpha", "gamma"])
+    assert lock(project, index_server).code == 0
+    assert pins(project)["gamma"] == ["1.1"]
+    result = lock(project, index_server, "--upgrade")
+    assert result.code == 0
+    assert pins(project)["gamma"] == ["1.2"] and pins(project)["alpha"] == ["2.0"]
+    assert "(--upgrade)" in result.stderr
+
+
+def test_check_reports_typed_reasons_and_writes_nothing(index_server: IndexServer, project: Path) -> None:
+    write(project, ["alpha"])
+    assert lock(project, index_server, "--check").code == 1  # no lock yet
+    assert lock(project, index_server).code == 0
+    assert lock(project, index_server, "--check").code == 0
+    before = (project / "pylock.toml").read_bytes()
+    write(project, ["alpha", "cee>=1"])
+    result = lock(project, index_server, "--check")
+    assert result.code == 1
+    assert "out of date" in result.stderr
+    assert "added `cee>=1` to dependencies" in result.stderr
+    assert "lockenv lock" in result.stderr
+    assert (project / "pylock.toml").read_bytes() == before
+
+
+def test_exclude_newer_is_recorded_and_reused(index_server: IndexServer, project: Path) -> None:
+    write(project, ["timely"])
+    assert lock(project, index_server, "--exclude-newer", "2024-03-01").code == 0
+    assert pins(project)["timely"] == ["1.0"]
+    text = (project / "pylock.toml").read_text()
+    assert 'exclude-newer = "2024-03-01T00:00:00Z"' in text
+    # Next relock (an added dependency) keeps the cut-off without the flag.
+    write(project, ["timely", "cee"])
+    assert lock(project, index_server).code == 0
+    assert pins(project)["timely"] == ["1.0"]
+    assert "2024-03-01T00:00:00Z" in (project / "pylock.toml").read_text()
+    # A new value changes it.
+    result = lock(project, index_server, "--exclude-newer", "2025-06-01T00:00:00Z", "--upgrade")
+    assert result.code == 0
+    assert pins(project)["timely"] == ["1.2"]
+
+
+def test_bad_exclude_newer(index_server: IndexServer, project: Path) -> None:
+    write(project, ["alpha"])
+    result = lock(project, index_server, "--exclude-newer", "last tuesday")
+    assert result.code != 0
+    assert "last tuesday" in result.stderr and "--exclude-newer" in result.stderr
+    assert not (project / "pylock.toml").exists()
+
+
+def test_missing_requires_python_warns_with_the_line_to_add(index_server: IndexServer, project: Path) -> None:
+    (project / "pyproject.toml").write_text('[project]\nname = "app"\nversion = "1"\ndependencies = ["gamma"]\n')
+    result = lock(project, index_server)
+    assert result.code == 0, result.output
+    minor = sys.version_info[1]
+    assert "warning:" in result.stderr and "requires-python" in result.stderr
+    assert f'requires-python = ">=3.{minor}"' in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "fragments"),
+    [
+        ('[project\nname = "app"\n', ["pyproject.toml:1:9", "invalid TOML"]),
+        ('[project]\nname = "app"\nversion = "1"\nrequires-python = ">=3.10"\ndependencies = ["alpha >>= 1"]\n',
+         ["`alpha >>= 1`", "pyproject.toml:5"]),
+        ('[project]\nname = "app"\nversion = "1"\nrequires-python = ">=3.10"\n[dependency-groups]\n'
+         'dev = [{include-group = "nope"}]\n', ["nope"]),
+        ('[project]\nname = "app"\nversion = "1"\nrequires-python = ">=3.10"\n[dependency-groups]\n'
+         'a = [{include-group = "b"}]\nb = [{include-group = "a"}]\n', ["cycl"]),
+    ],
+    ids=["invalid-toml", "invalid-requirement", "unknown-include-group", "cyclic-include-group"],
+)
+def test_bad_manifest_is_a_clear_error_and_writes_nothing(
+    index_server: IndexServer, project: Path, content: str, fragments: list[str]
+) -> None:
+    (project / "pyproject.toml").write_text(content)
+    result = lock(project, index_server)
+    assert result.code != 0
+    assert "Traceback" not in result.output
+    assert result.stderr.startswith("error:")
+    for fragment in fragments:
+        assert fragment.lower() in result.stderr.lower(), result.stderr
+    assert sorted(os.listdir(project)) == ["pyproject.toml"]
+
+
+def test_missing_pyproject(index_server: IndexServer, project: Path) -> None:
+    result = lock(project, index_server)
+    assert result.code != 0
+    assert "pyproject.toml" in result.stderr and "Traceback" not in result.output
+    assert os.listdir(project) == []
+
+
+def test_persistent_server_error_names_the_url(index_server: IndexServer, project: Path) -> None:
+    write(project, ["alpha"])
+    index_server.inject("alpha", "500")
+    result = lock(project, index_server)
+    assert result.code != 0
+    assert "Traceback" not in result.output
+    assert "/pypi/alpha/json" in result.stderr and "500" in result.stderr
+    assert not (project / "pylock.toml").exists()
+
+
+def test_transient_server_errors_are_retried(index_server: IndexServer, project: Path) -> None:
+    write(project, ["alpha"])
+    index_server.inject("alpha", "503", times=2)
+    result = lock(project, index_server)
+    assert result.code == 0, result.output
+
+
+def test_credentials_never_reach_lock_or_messages(index_server: IndexServer, project: Path) -> None:
+    index_server.inject("/", "auth", user="alice", password="s3cret-pw")
+    write(project, ["alpha"])
+    url = index_server.json_url.replace("http://", "http://alice:s3cret-pw@")
+    result = lock(project, index_server, url=url)
+    assert result.code == 0, result.output
+    text = (project / "pylock.toml").read_text()
+    assert "s3cret-pw" not in text and "s3cret-pw" not in result.output
+    # Wrong password: an error that names the index but not the secret.
+    bad = index_server.json_url.replace("http://", "http://alice:wrong-pw@")
+    write(project, ["alpha", "gamma"])
+    result = run_lockenv("lock", "--refresh", cwd=project, env={"LOCKENV_INDEX_URL": bad})
+    assert result.code != 0
+    assert "wrong-pw" not in result.output
+    assert "401" in result.stderr or "credential" in result.stderr.lower()
+
+
+def test_relative_urls_and_lying_requires_dist(index_server: IndexServer, project: Path) -> None:
+    index_server.inject("beta", "relative-urls")
+    index_server.inject("alpha", "bad-requires-dist")
+    write(project, ["alpha"])
+    result = lock(project, index_server)
+    assert result.code == 0, result.output
+    data = tomllib.loads((project / "pylock.toml").read_text())
+    names = {p["name"] for p in data["packages"]}
+    assert names == {"alpha", "beta", "gamma"}, "info.requires_dist must never be used"
+    for p in data["packages"]:
+        for w in p.get("wheels", []):
+            assert w["url"].startswith("http://127.0.0.1:")
+
+
+def _venv(path: Path) -> Path:
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True)
+    return path / "bin" / "python"
+
+
+def _site_names(python: Path) -> set[str]:
+    out = subprocess.run(
+        [str(python), "-c", "import importlib.metadata as m; print('\\n'.join(sorted(d.metadata['Name'].lower() for d in m.distributions())))"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    return set(out.split())
+
+
+def test_pip_installs_from_our_lock(index_server: IndexServer, project: Path, tmp_path: Path) -> None:
+    write(project, ["alpha", "marked"])
+    assert lock(project, index_server).code == 0
+    python = _venv(tmp_path / "venv")
+    env = {**os.environ, "PIP_CONFIG_FILE": os.devnull, "PIP_NO_INDEX": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "-r", str(project / "pylock.toml")],
+        capture_output=True, text=True, env=env,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert {"alpha", "beta", "gamma", "marked"} <= _site_names(python)
+
+
+def test_uv_installs_from_our_lock(index_server: IndexServer, project: Path, tmp_path: Path) -> None:
+    write(project, ["alpha", "marked", "native"])
+    assert lock(project, index_server).code == 0
+    python = _venv(tmp_path / "venv")
+    uv = Path(sys.executable).parent / "uv"
+    proc = subprocess.run(
+        [str(uv), "pip", "sync", "--python", str(python), str(project / "pylock.toml")],
+        capture_output=True, text=True, env={**os.environ, "UV_NO_CONFIG": "1"},
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert {"alpha", "beta", "gamma", "marked", "native"} <= _site_names(python)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import re
 import sys
-import tempfile
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -292,6 +291,8 @@ def _validate(text: str) -> None:
 def write(path: Path, resolution: Resolution) -> bool:
     """Write the lock atomically (temp file in the same directory, fsync, rename). Returns
     False, touching nothing, when the file already holds exactly these bytes."""
+    import tempfile  # not at module level: the no-op path never writes
+
     data = dumps(resolution).encode("utf-8")
     path = Path(path)
     try:

@@ -294,10 +294,11 @@ class _Reader:
         groups = self.dependency_groups(self.data.get("dependency-groups"))
         tool = self.table(self.table(self.data.get("tool"), "tool").get("lockenv"), "tool.lockenv")
         known = {"index-url", "environments", "exclude-newer", "default-groups"}
-        for unknown in sorted(set(tool) - known):
+        unknown = sorted(set(tool) - known)
+        if unknown:
             raise self.fail(
-                f"unknown key `{unknown}` in [tool.lockenv]",
-                key=f"tool.lockenv.{unknown}",
+                f"unknown key `{unknown[0]}` in [tool.lockenv]",
+                key=f"tool.lockenv.{unknown[0]}",
                 hint="[tool.lockenv] accepts: " + ", ".join(sorted(known)),
             )
         return ProjectSpec(

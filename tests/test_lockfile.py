@@ -519,3 +519,12 @@ def test_freshness_path_stays_light(locked: Path) -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_public_api_is_the_contract() -> None:
+    """The names TEAM.md promises, and nothing private, are exported."""
+    contract = {"LOCK_NAME", "inputs_from_spec", "dumps", "write", "read_inputs", "read_pins",
+                "stale_reasons", "load", "select", "StaleReason"}
+    assert contract <= set(lockfile.__all__)
+    assert all(hasattr(lockfile, name) and not name.startswith("_") for name in lockfile.__all__)
+    assert "load" in manifest.__all__ and all(hasattr(manifest, n) for n in manifest.__all__)

@@ -419,11 +419,6 @@ def test_load_does_not_import_tomlkit_or_httpx(project: Path, tmp_path: Path) ->
     assert out.stdout.strip() == "[]"
 
 
-@pytest.mark.xfail(
-    reason="lockenv/index/__init__.py imports the httpx client eagerly; the default index URL "
-    "must be importable without it (asked of the index engineer)",
-    strict=False,
-)
 def test_default_index_url_does_not_import_httpx(project: Path) -> None:
     import subprocess
 

@@ -133,7 +133,10 @@ def _opt_int(entry: dict[str, Any], key: str, where: str) -> int | None:
 
 
 def parse_json_api(body: bytes, page_url: str) -> list[Record]:
-    """The PyPI JSON API (`/pypi/<name>/json`): every file of every release."""
+    """The PyPI JSON API (`/pypi/<name>/json`): every file of every release.
+
+    Written as one tight loop with inline type checks: a big project's page lists 15,000
+    files, and this runs for every page of a cold lock."""
     data = _load_json(body)
     if not isinstance(data, dict):
         raise PageError("the page is not a JSON object")
@@ -141,29 +144,44 @@ def parse_json_api(body: bytes, page_url: str) -> list[Record]:
     if not isinstance(releases, dict):
         raise PageError("the page has no `releases` mapping")
     records: list[Record] = []
+    append = records.append
+    canonical_time = _UTC_TIME.fullmatch
     for version, files in releases.items():
-        if not isinstance(files, list):
+        if type(files) is not list:
             raise PageError(f"release {version}: files is not a list")
         for entry in files:
-            if not isinstance(entry, dict):
+            if type(entry) is not dict:
                 raise PageError(f"release {version}: a file entry is not an object")
-            filename = entry.get("filename")
-            href = entry.get("url")
-            if not isinstance(filename, str) or not isinstance(href, str):
+            get = entry.get
+            filename = get("filename")
+            href = get("url")
+            if type(filename) is not str or type(href) is not str:
                 raise PageError(f"release {version}: a file has no filename or url")
             if not valid_filename(filename):
                 continue
-            where = f"file {filename}"
-            url, frag_sha = _split_url(href, page_url)
-            sha = _sha256_of(entry.get("digests"), where) or frag_sha
-            yanked = entry.get("yanked", False)
-            reason = _opt_str(entry, "yanked_reason", where)
-            upload = parse_time(entry.get("upload_time_iso_8601") or entry.get("upload_time"))
-            records.append([
-                filename, url, sha, _opt_int(entry, "size", where), upload,
-                _opt_str(entry, "requires_python", where), bool(yanked),
-                reason if yanked else None, None, None,
-            ])
+            url, sha = _split_url(href, page_url)
+            digests = get("digests")
+            if digests is not None:
+                if type(digests) is not dict:
+                    raise PageError(f"file {filename}: digests is not a mapping")
+                value = digests.get("sha256")
+                if value is not None:
+                    if type(value) is not str:
+                        raise PageError(f"file {filename}: sha256 is not a string")
+                    sha = value.lower()
+            size = get("size")
+            if size is not None and type(size) is not int:
+                raise PageError(f"file {filename}: size is not an integer")
+            upload = get("upload_time_iso_8601")
+            if type(upload) is not str or not canonical_time(upload):
+                upload = parse_time(upload or get("upload_time"))
+            requires_python = get("requires_python")
+            if requires_python is not None and type(requires_python) is not str:
+                raise PageError(f"file {filename}: requires_python is not a string")
+            yanked = bool(get("yanked", False))
+            reason = _opt_str(entry, "yanked_reason", f"file {filename}") if yanked else None
+            append([filename, url, sha, size, upload, requires_python or None, yanked, reason,
+                    None, None])
     return records
 
 

@@ -238,6 +238,15 @@ def _built_key(sdist: Path, python: Path) -> str:
     return f"{sha}/{tag}"
 
 
+def cached_wheel(sdist: Path, python: Path) -> Path | None:
+    """The wheel an earlier build made from this sdist for this interpreter, if cached."""
+    from lockenv.cache import Cache
+
+    cache_dir = Cache().root / BUILT_WHEELS / _built_key(sdist, python)
+    found = sorted(cache_dir.glob("*.whl")) if cache_dir.is_dir() else []
+    return found[0] if found else None
+
+
 def build_wheel(sdist: Path, *, client: Any, python: Path | None = None) -> Path:
     """A wheel built from `sdist` (or a source directory) for `python` (default: the running
     interpreter). Wheels built from sdists are cached by the sdist's sha256 and the target's

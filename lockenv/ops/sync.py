@@ -379,6 +379,10 @@ def _apply(sync_plan: Any, *, options: SyncOptions, probe: Any, venv_dir: Path, 
         from lockenv import build
 
         if archive is not None:
+            cached = build.cached_wheel(archive, Path(probe.python))
+            if cached is not None:
+                reporter.debug(f"using the wheel built earlier from {archive.name}: {cached}")
+                return cached
             reporter.status(f"Building {want.label} from {archive.name}")
             return build.build_wheel(archive, client=client(), python=Path(probe.python))
         reporter.status(f"Building {want.label}")

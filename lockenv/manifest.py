@@ -334,6 +334,17 @@ class _Reader:
                 hint="use letters, digits, and `-`, `_`, `.` between them",
             ) from None
 
+    def valid_name(self, name: str, what: str, key: str) -> str:
+        """A PEP 508 name, normalised; extras and groups must be (PEP 685, PEP 735)."""
+        try:
+            return canonicalize_name(name, validate=True)
+        except ValueError:
+            raise self.fail(
+                f"invalid {what} name `{name}`",
+                key=key,
+                hint="use letters, digits, and `-`, `_`, `.` between them",
+            ) from None
+
     def requires_python(self, project: dict[str, Any]) -> tuple[str, bool]:
         value = project.get("requires-python")
         if value is None:
@@ -358,7 +369,7 @@ class _Reader:
         out: dict[str, tuple[str, ...]] = {}
         spelled: dict[str, str] = {}
         for extra, reqs in table.items():
-            norm = canonicalize_name(extra)
+            norm = self.valid_name(extra, "extra", f"{key}.{extra}")
             if norm in spelled:
                 raise self.fail(f"extras `{spelled[norm]}` and `{extra}` are the same name", key=f"{key}.{extra}")
             spelled[norm] = extra
@@ -373,7 +384,7 @@ class _Reader:
             return {}
         spelled: dict[str, str] = {}
         for group, items in table.items():
-            norm = canonicalize_name(group)
+            norm = self.valid_name(group, "dependency group", f"{key}.{group}")
             if norm in spelled:
                 raise self.fail(f"dependency groups `{spelled[norm]}` and `{group}` are the same name",
                                 key=f"{key}.{group}")

@@ -394,6 +394,15 @@ def test_unknown_tool_key_is_named(project: Path) -> None:
     assert "index-url" in (exc.hint or "")
 
 
+@pytest.mark.parametrize(
+    ("table", "what"), [("project.optional-dependencies", "extra"), ("dependency-groups", "dependency group")]
+)
+def test_invalid_extra_or_group_name(project: Path, table: str, what: str) -> None:
+    exc = error(project, f'[project]\nname = "app"\n[{table}]\n"fa st" = ["x"]\n')
+    assert f"invalid {what} name `fa st`" in str(exc)
+    assert exc.context["line"] == 4
+
+
 def test_duplicate_extra_spellings(project: Path) -> None:
     exc = error(project, """
         [project]

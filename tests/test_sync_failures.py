@@ -1,0 +1,169 @@
+"""Sync failures leave the venv as it was: tampered downloads and cache entries, network
+failures, unsafe wheels, failed builds; a killed sync is repaired; two syncs serialise."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from conftest import run_lockenv
+from test_sync import (
+    env_for, handmade_lock, installed, lock, site_packages, snapshot, sync, write_project,
+)
+
+
+def _synced(project: Path, srv: Any, deps: list[str]) -> dict:
+    write_project(project, deps)
+    lock(project, srv)
+    result = sync(project, srv)
+    assert result.code == 0, result.output
+    return snapshot(project / ".venv")
+
+
+def test_a_tampered_download_is_refused_and_the_venv_is_unchanged(project: Path, index_server: Any) -> None:
+    before = _synced(project, index_server, ["alpha==1.0"])
+    write_project(project, ["alpha==2.0"])
+    lock(project, index_server)
+    index_server.inject("alpha-2.0-py3-none-any.whl", "wrong-bytes")
+    result = sync(project, index_server)
+    assert result.code == 1
+    assert "alpha-2.0-py3-none-any.whl" in result.stderr
+    assert "expected sha256: " in result.stderr and "actual sha256: " in result.stderr
+    assert snapshot(project / ".venv") == before
+    index_server.clear_faults()
+    result = sync(project, index_server)
+    assert result.code == 0, result.output
+    assert installed(project / ".venv")["alpha"] == "2.0"
+
+
+def test_a_tampered_cache_entry_is_refused_and_the_venv_is_unchanged(project: Path, index_server: Any) -> None:
+    _synced(project, index_server, ["alpha==2.0"])
+    before = _synced(project, index_server, ["alpha==1.0"])
+    cache = Path(os.environ["LOCKENV_CACHE_DIR"])
+    [cached] = cache.glob("files-v1/*/*/alpha-2.0-py3-none-any.whl")
+    data = bytearray(cached.read_bytes())
+    data[-30] ^= 0xFF
+    cached.write_bytes(bytes(data))
+    write_project(project, ["alpha==2.0"])
+    lock(project, index_server)
+    index_server.clear_log()
+    result = sync(project, index_server)
+    assert result.code == 1
+    assert "alpha-2.0-py3-none-any.whl" in result.stderr and "damaged" in result.stderr
+    assert "expected sha256: " in result.stderr
+    assert snapshot(project / ".venv") == before
+    result = sync(project, index_server)  # the damaged entry was dropped: fetched afresh
+    assert result.code == 0, result.output
+    assert installed(project / ".venv")["alpha"] == "2.0"
+
+
+def test_a_network_failure_mid_download_leaves_the_venv_unchanged(project: Path, index_server: Any) -> None:
+    before = _synced(project, index_server, ["gamma==1.0"])
+    write_project(project, ["alpha==2.0"])
+    lock(project, index_server)
+    for fault in ("500", "truncate"):
+        index_server.inject("beta-2.0-py3-none-any.whl", fault)
+        result = sync(project, index_server, LOCKENV_HTTP_RETRIES="1")
+        assert result.code == 1, result.output
+        assert "beta-2.0-py3-none-any.whl" in result.stderr or "/files/beta/" in result.stderr
+        assert "Traceback" not in result.stderr
+        assert snapshot(project / ".venv") == before
+        index_server.clear_faults()
+
+
+def _wheel(path: Path, name: str, files: dict[str, bytes], *, bad_record: bool = False) -> Path:
+    dist_info = f"{name}-1.0.dist-info"
+    members = dict(files)
+    members[f"{dist_info}/METADATA"] = f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n".encode()
+    members[f"{dist_info}/WHEEL"] = b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    record = []
+    for member, data in members.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        if bad_record and member.endswith(".py"):
+            digest = "A" * 43
+        record.append(f"{member},sha256={digest},{len(data)}")
+    record.append(f"{dist_info}/RECORD,,")
+    members[f"{dist_info}/RECORD"] = ("\n".join(record) + "\n").encode()
+    wheel = path / f"{name}-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        for member, data in members.items():
+            zf.writestr(member, data)
+    return wheel
+
+
+def _path_lock(project: Path, wheel: Path) -> Path:
+    sha = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    name = wheel.name.split("-")[0]
+    text = (f'lock-version = "1.0"\ncreated-by = "hand"\n\n[[packages]]\nname = "{name}"\n'
+            f'version = "1.0"\nwheels = [{{ path = "{wheel.name}", hashes = {{ sha256 = "{sha}" }} }}]\n')
+    (project / "hand.toml").write_text(text)
+    return project / "hand.toml"
+
+
+def test_unsafe_wheels_are_refused_before_anything_is_written(project: Path, tmp_path: Path) -> None:
+    evil = _wheel(project, "evil", {"evil/__init__.py": b"", "../../../../outside.py": b"x = 1\n"})
+    lockfile = _path_lock(project, evil)
+    result = run_lockenv("sync", "--lockfile", lockfile, cwd=project)
+    assert result.code == 1
+    assert "evil-1.0-py3-none-any.whl contains an unsafe path `../../../../outside.py`" in result.stderr
+    assert not (project / ".venv" / "outside.py").exists()
+    assert not list(site_packages(project / ".venv").iterdir())
+    evil.unlink()
+    tampered = _wheel(project, "tampered", {"tampered/__init__.py": b"print('hi')\n"}, bad_record=True)
+    lockfile = _path_lock(project, tampered)
+    result = run_lockenv("sync", "--lockfile", lockfile, cwd=project)
+    assert result.code == 1
+    assert "tampered-1.0-py3-none-any.whl does not match its own RECORD" in result.stderr
+    assert "tampered/__init__.py" in result.stderr
+    assert not list(site_packages(project / ".venv").iterdir())
+
+
+def test_a_failed_build_reports_the_backend_output(project: Path, index_server: Any) -> None:
+    lockfile = handmade_lock(project / "pylock.toml", index_server, {"sdbroken": "1.0"})
+    result = run_lockenv("sync", "--lockfile", lockfile, cwd=project, env=env_for(index_server))
+    assert result.code == 1
+    assert "Building sdbroken-1.0.tar.gz failed" in result.stderr
+    assert "missing header file: fakelib.h" in result.stderr
+    assert not list(site_packages(project / ".venv").iterdir())
+
+
+def test_a_killed_sync_is_repaired_by_the_next(project: Path, index_server: Any) -> None:
+    _synced(project, index_server, ["alpha==1.0", "werky"])
+    write_project(project, ["alpha==2.0"])
+    lock(project, index_server)
+    result = sync(project, index_server, LOCKENV_TEST_CRASH_AFTER="1")
+    assert result.code == -9, result.output  # SIGKILL after the first wheel went in
+    journal = project / ".venv" / ".lockenv-sync.json"
+    assert journal.exists()
+    broken = run_lockenv("verify", cwd=project, env=env_for(index_server))
+    assert broken.code == 1
+    result = sync(project, index_server)
+    assert result.code == 0, result.output
+    assert "the previous sync of" in result.stderr and "did not finish" in result.stderr
+    assert not journal.exists()
+    assert installed(project / ".venv") == {"alpha": "2.0", "beta": "2.0", "gamma": "1.2"}
+    check = run_lockenv("verify", cwd=project, env=env_for(index_server))
+    assert check.code == 0, check.output
+    assert not list((project / ".venv").glob(".lockenv-stash-*"))
+
+
+def test_two_syncs_at_once_serialise(project: Path, index_server: Any) -> None:
+    write_project(project, ["alpha", "feat[fast]", "werky"])
+    lock(project, index_server)
+    env = dict(os.environ, **env_for(index_server))
+    procs = [subprocess.Popen([sys.executable, "-m", "lockenv", "sync"], cwd=project, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    plans = sorted(out for out, _err in outputs)
+    assert plans[0] == "" and "+ alpha==2.0" in plans[1], outputs  # one did it, one found it done
+    assert installed(project / ".venv") == {"alpha": "2.0", "beta": "2.0", "feat": "1.0",
+                                             "gamma": "1.2", "werky": "2.0"}
+    assert run_lockenv("verify", cwd=project, env=env_for(index_server)).code == 0

@@ -183,6 +183,22 @@ def test_server_starts_and_stops_quickly_and_frees_the_port(client: httpx.Client
         client.get(srv.simple_url)
 
 
+def test_server_answers_many_requests_in_parallel(index_server: IndexServer) -> None:
+    """A slow answer does not hold up the others; 32 concurrent connections all succeed."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    index_server.inject("gamma", "slow", delay=0.5)
+    limits = httpx.Limits(max_connections=32, max_keepalive_connections=32)
+    with httpx.Client(limits=limits, timeout=10) as c, ThreadPoolExecutor(32) as pool:
+        slow = pool.submit(c.get, f"{index_server.json_url}/gamma/json")
+        start = time.perf_counter()
+        names = index_server.projects * 2
+        codes = list(pool.map(lambda n: c.get(f"{index_server.simple_url}{n}/").status_code
+                              if n != "gamma" else 200, names))
+        assert codes == [200] * len(names) and time.perf_counter() - start < 0.5
+        assert slow.result().status_code == 200
+
+
 def test_connections_are_kept_alive(index_server: IndexServer) -> None:
     conn = http.client.HTTPConnection("127.0.0.1", index_server.port, timeout=5)
     for path in ("/simple/", "/pypi/alpha/json", "/simple/gamma/"):
@@ -347,6 +363,10 @@ def test_simple_redirects(index_server: IndexServer, client: httpx.Client, path:
 
 def test_simple_unknown_project_404(index_server: IndexServer, client: httpx.Client) -> None:
     assert client.get(f"{index_server.simple_url}nonexistent/").status_code == 404
+    assert client.head(f"{index_server.simple_url}gamma/").headers["Content-Length"] == \
+        str(len(client.get(f"{index_server.simple_url}gamma/").content))
+    with pytest.raises(KeyError, match="nonexistent"):
+        index_server.files("nonexistent")
     assert client.get(f"{index_server.url}/elsewhere").status_code == 404
 
 
@@ -417,6 +437,14 @@ def test_fault_times_then_normal(index_server: IndexServer, client: httpx.Client
     index_server.inject("gamma", "500", times=2)
     url = f"{index_server.json_url}/gamma/json"
     assert [client.get(url).status_code for _ in range(4)] == [500, 500, 200, 200]
+    with pytest.raises(ValueError, match="times"):
+        index_server.inject("gamma", "500", times=0)
+
+
+def test_status_fault_with_headers(index_server: IndexServer, client: httpx.Client) -> None:
+    index_server.inject("gamma", "429", times=1, headers={"Retry-After": "1"})
+    resp = client.get(f"{index_server.simple_url}gamma/")
+    assert resp.status_code == 429 and resp.headers["Retry-After"] == "1"
 
 
 def test_fault_matching_by_filename_and_path_prefix(

@@ -230,6 +230,9 @@ def _select_all(options: SyncOptions, spec: Any, lock: Any, probe: Any) -> list:
     project = _project_wanted(spec, options)
     if not options.install_project:
         wanted = [w for w in wanted if not w.is_project]
+    # uv writes the project as a directory entry without a version: take it from pyproject.toml.
+    wanted = [replace(w, version=_static_version(Path(w.local_path or "") / "pyproject.toml"))
+              if w.kind == "directory" and w.version is None else w for w in wanted]
     if project is not None and not any(w.name == project.name for w in wanted):
         wanted.append(project)
     return wanted

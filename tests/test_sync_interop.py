@@ -1,0 +1,65 @@
+"""Syncing from pylock files other tools wrote: `uv pip compile`, `uv export` (with the project
+itself as an editable directory entry) and `pip lock`, all against the local fixture index."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import run_lockenv
+from test_sync import env_for, installed, venv_python, write_project
+
+UV = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
+needs_uv = pytest.mark.skipif(UV is None, reason="uv is a test dependency; not installed here")
+
+
+def run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PIP_CONFIG_FILE=os.devnull, UV_NO_CONFIG="1", UV_PYTHON_DOWNLOADS="never")
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+@needs_uv
+def test_sync_from_a_lock_written_by_uv_pip_compile(project: Path, index_server: Any) -> None:
+    (project / "requirements.in").write_text("alpha<2\nfeat[fast]\n")
+    run([UV, "pip", "compile", "--universal", "--python-version", "3.10", "--format", "pylock.toml",
+         "--index-url", index_server.simple_url, "-o", "pylock.uv.toml", "requirements.in"], project)
+    result = run_lockenv("sync", "--lockfile", "pylock.uv.toml", cwd=project)
+    assert result.code == 0, result.output
+    assert result.stdout.splitlines() == ["+ alpha==1.1", "+ beta==1.0", "+ feat==1.0", "+ gamma==1.2"]
+    assert venv_python(project, "import alpha; print(alpha.__version__)") == "1.1"
+    assert run_lockenv("verify", "--lockfile", "pylock.uv.toml", cwd=project).code == 0
+    again = run_lockenv("sync", "--lockfile", "pylock.uv.toml", cwd=project)
+    assert again.code == 0 and again.stdout == ""
+
+
+@needs_uv
+def test_sync_from_uv_export_installs_the_project_editable(project: Path, index_server: Any) -> None:
+    write_project(project, ["alpha<2"], build_system=True)
+    run([UV, "lock", "--index-url", index_server.simple_url], project)
+    run([UV, "export", "--format", "pylock.toml", "-o", "pylock.uv.toml", "--index-url",
+         index_server.simple_url], project)
+    text = (project / "pylock.uv.toml").read_text()
+    assert "directory" in text  # the project itself, as uv writes it
+    result = run_lockenv("sync", "--lockfile", "pylock.uv.toml", cwd=project, env=env_for(index_server))
+    assert result.code == 0, result.output
+    assert "+ demo==0.1 (editable)" in result.stdout.splitlines()
+    assert venv_python(project, "import demo, alpha; print(demo.GREETING, alpha.__version__)") == "hello 1.1"
+    assert installed(project / ".venv") == {"alpha": "1.1", "beta": "1.0", "demo": "0.1", "gamma": "1.2"}
+
+
+def test_sync_from_a_lock_written_by_pip(project: Path, index_server: Any) -> None:
+    run([sys.executable, "-m", "pip", "lock", "--index-url", index_server.simple_url,
+         "-o", "pylock.toml", "alpha<2", "werky"], project)
+    result = run_lockenv("sync", "--lockfile", "pylock.toml", cwd=project)
+    assert result.code == 0, result.output
+    assert result.stdout.splitlines() == ["+ alpha==1.1", "+ beta==1.0", "+ gamma==1.2", "+ werky==2.0"]
+    assert venv_python(project, "import werky; print(werky.__version__)") == "2.0"
+    assert run_lockenv("verify", "--lockfile", "pylock.toml", cwd=project).code == 0

@@ -57,16 +57,20 @@ def resolve_single(
         except InvalidRequirement as exc:
             raise ManifestError(f"invalid requirement `{text}`: {exc}") from None
     env = dict(environment)
-    pins, _edges = resolve_target(
+    meta = Metadata(client)
+    try:
+        pins, _edges = resolve_target(
         env,
-        {tag: i for i, tag in enumerate(tags)},
-        roots,
-        Metadata(client),
-        {},
-        label=f"Python {env.get('python_version', '?')} build environment",
-        project="build requirements",
-        requires_python=f"=={env.get('python_full_version', '')}",
-    )
+            {tag: i for i, tag in enumerate(tags)},
+            roots,
+            meta,
+            {},
+            label=f"Python {env.get('python_version', '?')} build environment",
+            project="build requirements",
+            requires_python=f"=={env.get('python_full_version', '')}",
+        )
+    finally:
+        meta.close()
     return sorted(
         ((c.name, str(c.version), c.file) for ident, c in pins.items() if "[" not in ident),
         key=lambda x: x[0],

@@ -9,6 +9,7 @@ when resolvelib asks for its dependencies.
 from __future__ import annotations
 
 import threading
+from functools import lru_cache
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -76,17 +77,25 @@ def requirement_to_reqs(requirement: Requirement, source: str | None = None) -> 
     return reqs
 
 
+@lru_cache(maxsize=None)
+def _filename_tags(filename: str) -> frozenset[Tag]:
+    return parse_wheel_filename(filename)[3]
+
+
 def file_tags(file: DistFile) -> frozenset[Tag]:
-    return parse_wheel_filename(file.filename)[3]
+    return _filename_tags(file.filename)
+
+
+@lru_cache(maxsize=None)
+def _python_allows(requires_python: str, python_full: str) -> bool:
+    try:
+        return SpecifierSet(requires_python).contains(python_full, prereleases=True)
+    except InvalidSpecifier:
+        return True  # junk requires-python from an index: do not let it hide the file
 
 
 def _python_ok(file: DistFile, python_full: str) -> bool:
-    if not file.requires_python:
-        return True
-    try:
-        return SpecifierSet(file.requires_python).contains(python_full, prereleases=True)
-    except InvalidSpecifier:
-        return True  # junk requires-python from an index: do not let it hide the file
+    return not file.requires_python or _python_allows(file.requires_python, python_full)
 
 
 def best_file(
@@ -115,18 +124,95 @@ def best_file(
 
 
 class Metadata:
-    """What the provider needs from the index, shared across targets (thread-safe memo)."""
+    """What the provider needs from the index, shared across targets (thread-safe memo).
 
-    def __init__(self, client: Any) -> None:
+    Resolution is a chain of round trips (a page, then a version's metadata, then its
+    dependencies' pages…). To overlap them, every dependency seen starts a background task
+    that fetches its page and then the metadata of the version the resolver will most likely
+    pick, for the file each target would install (so per-platform metadata is known early)."""
+
+    def __init__(self, client: Any, targets: Sequence[Any] = ()) -> None:
         self.client = client
+        self.targets = list(targets)
         self._deps: dict[str, tuple[Requirement, ...]] = {}
         self._lock = threading.Lock()
+        self._speculated: set[str] = set()
+        self._versions: dict[str, dict[Version, list[DistFile]]] = {}
+        self._pool: Any = None
 
     def project(self, name: str) -> ProjectFiles:
         return self.client.project(name)
 
+    def versions(self, name: str) -> dict[Version, list[DistFile]]:
+        """A project's files grouped by version (parsed once per run)."""
+        with self._lock:
+            cached = self._versions.get(name)
+        if cached is not None:
+            return cached
+        grouped: dict[Version, list[DistFile]] = {}
+        for f in self.client.project(name).files:
+            try:
+                grouped.setdefault(f.version, []).append(f)
+            except Exception:
+                continue  # a file name the index should not have listed
+        with self._lock:
+            self._versions[name] = grouped
+        return grouped
+
     def prefetch(self, names: Iterable[str]) -> None:
         self.client.prefetch(names)
+
+    def speculate(self, reqs: Iterable[Req], tag_priority: Mapping[Tag, int], python_full: str) -> None:
+        """Start fetching pages and likely metadata for these requirements in the background."""
+        todo = []
+        with self._lock:
+            for r in reqs:
+                key = f"{r.name}:{r.specifier}"
+                if key not in self._speculated:
+                    self._speculated.add(key)
+                    todo.append(r)
+            if todo and self._pool is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="lockenv-speculate")
+        if not todo:
+            return
+        self.client.prefetch({r.name for r in todo})
+        for r in todo:
+            self._pool.submit(self._speculate_one, r, tag_priority, python_full)
+
+    def _speculate_one(self, req: Req, tag_priority: Mapping[Tag, int], python_full: str) -> None:
+        try:
+            versions = {v: fs for v, fs in self.versions(req.name).items() if not all(f.yanked for f in fs)}
+            allowed = sorted(req.specifier.filter(versions), reverse=True)
+            if not allowed:
+                return
+            self.prefetch_version(versions[allowed[0]], tag_priority, python_full)
+        except Exception:
+            return  # speculation only: the resolver will ask again and report errors itself
+
+    def prefetch_version(self, files: Sequence[DistFile], tag_priority: Mapping[Tag, int], python_full: str) -> None:
+        """Prefetch the metadata of the file each target (or this environment) would install."""
+        if not files:
+            return
+        key = f"version:{files[0].url}"
+        with self._lock:
+            if key in self._speculated:
+                return
+            self._speculated.add(key)
+        chosen: dict[str, DistFile] = {}
+        for t in self.targets or [None]:
+            f = best_file(files, t.tag_priority, t.python_full) if t is not None else best_file(files, tag_priority, python_full)
+            if f is not None:
+                chosen[f.filename] = f
+        with self._lock:
+            todo = [f for f in chosen.values() if (f.sha256 or f.url) not in self._deps]
+        if todo:
+            self.client.prefetch_metadata(todo)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
 
     def requirements(self, file: DistFile) -> tuple[Requirement, ...]:
         key = file.sha256 or file.url
@@ -198,18 +284,12 @@ class Provider(AbstractProvider):  # type: ignore[misc]
         identifier: str,
         requirements: Mapping[str, Iterator[Req]],
         incompatibilities: Mapping[str, Iterator[Candidate]],
-    ) -> list[Candidate]:
+    ) -> Any:
         reqs = list(requirements[identifier])
         bad = {c.version for c in incompatibilities[identifier]}
         name = canonicalize_name(identifier.split("[", 1)[0])
         extra = identifier[len(name) + 1 : -1] if "[" in identifier else None
-        page = self.meta.project(name)
-        by_version: dict[Version, list[DistFile]] = {}
-        for f in page.files:
-            try:
-                by_version.setdefault(f.version, []).append(f)
-            except Exception:
-                continue
+        by_version = self.meta.versions(name)
         spec = SpecifierSet()
         for r in reqs:
             spec &= r.specifier
@@ -224,33 +304,37 @@ class Provider(AbstractProvider):  # type: ignore[misc]
         if preferred is not None and preferred in allowed:
             allowed.remove(preferred)
             allowed.insert(0, preferred)
-        out: list[Candidate] = []
-        reasons: list[str] = []
-        for version in allowed:
-            if version in bad:
-                continue
-            files = by_version[version]
-            if all(f.yanked for f in files) and version not in pinned_exact:
-                reasons.append(f"{version} is yanked")
-                continue
-            usable = [f for f in files if not f.yanked or version in pinned_exact]
-            chosen = best_file(usable, self.tag_priority, self.python_full)
-            if chosen is None:
-                rp = {f.requires_python for f in usable if f.requires_python}
-                if rp and not any(_python_ok(f, self.python_full) for f in usable):
-                    reasons.append(f"{version} requires Python {sorted(rp)[0]}")
-                else:
-                    reasons.append(f"{version} has no wheel for this platform and no sdist")
-                continue
-            out.append(Candidate(name, version, extra, chosen, tuple(files)))
-        if not out:
-            if not by_version:
-                self.no_candidates[identifier] = "the index lists no files for it"
-            elif not allowed:
-                self.no_candidates[identifier] = f"no version matches `{spec or 'any'}`"
-            else:
+        if not by_version:
+            self.no_candidates[identifier] = "the index lists no files for it"
+        elif not allowed:
+            self.no_candidates[identifier] = f"no version matches `{spec or 'any'}`"
+
+        def candidates() -> Iterator[Candidate]:
+            # Lazy: most of a big project's old versions are never looked at.
+            reasons: list[str] = []
+            found = False
+            for version in allowed:
+                if version in bad:
+                    continue
+                files = by_version[version]
+                if all(f.yanked for f in files) and version not in pinned_exact:
+                    reasons.append(f"{version} is yanked")
+                    continue
+                usable = [f for f in files if not f.yanked or version in pinned_exact]
+                chosen = best_file(usable, self.tag_priority, self.python_full)
+                if chosen is None:
+                    rp = {f.requires_python for f in usable if f.requires_python}
+                    if rp and not any(_python_ok(f, self.python_full) for f in usable):
+                        reasons.append(f"{version} requires Python {sorted(rp)[0]}")
+                    else:
+                        reasons.append(f"{version} has no wheel for this platform and no sdist")
+                    continue
+                found = True
+                yield Candidate(name, version, extra, chosen, tuple(files))
+            if not found and allowed:
                 self.no_candidates[identifier] = "; ".join(reasons[:3])
-        return out
+
+        return candidates  # type: ignore[return-value]
 
     def is_satisfied_by(self, requirement: Req, candidate: Candidate) -> bool:
         if requirement.identifier != candidate.identifier:
@@ -264,7 +348,7 @@ class Provider(AbstractProvider):  # type: ignore[misc]
             deps.append(Req(candidate.name, None, base.specifier, base))
         for req in self.dependencies(candidate):
             deps.extend(requirement_to_reqs(req))
-        self.meta.prefetch({d.name for d in deps})
+        self.meta.speculate(deps, self.tag_priority, self.python_full)
         return deps
 
     # -- helpers shared with the universal merge ----------------------------------------------
@@ -272,6 +356,7 @@ class Provider(AbstractProvider):  # type: ignore[misc]
         """The candidate's requirements that apply in this environment (for `name[x]`: only
         those its extra adds)."""
         out = []
+        self.meta.prefetch_version(candidate.files, self.tag_priority, self.python_full)
         for req in self.meta.requirements(candidate.file):
             if applies(req, self.environment, candidate.extra):
                 out.append(req)

@@ -101,7 +101,7 @@ def resolve_target(
     """resolvelib for one environment; conflicts become a ResolutionError naming the chain."""
     provider = Provider(meta, environment=target_env, tag_priority=tag_priority, preferences=preferences)  # type: ignore[arg-type]
     applicable = [r for r in roots if _root_applies(r, target_env)]
-    meta.prefetch({r.name for r in applicable})
+    meta.speculate(applicable, tag_priority, target_env["python_full_version"])  # type: ignore[arg-type]
     resolver = Resolver(provider, _QuietReporter())
     try:
         result = resolver.resolve(applicable, max_rounds=20000)
@@ -407,38 +407,41 @@ def resolve_universal(
             hint="check requires-python and environments in pyproject.toml",
         )
     roots = root_requirements(spec)
-    meta = Metadata(client)
+    meta = Metadata(client, targets)
     skip = {canonicalize_name(n) for n in upgrade_packages}
     lock_prefs = {} if upgrade else {k: v for k, v in preferences.items() if canonicalize_name(k) not in skip}
 
-    results: list[TargetResult] = []
-    earlier: dict[str, str] = {}
-    for target in targets:
-        prefs = dict(earlier)
-        for name, pins in lock_prefs.items():
-            chosen = _pin_for(pins, target)
-            if chosen:
-                prefs[name] = chosen
-        provider = Provider(meta, environment=target.environment, tag_priority=target.tag_priority, preferences=prefs)
-        reused = None
-        for prev in reversed(results):
-            reused = try_reuse(prev.pins, target, roots, provider)
-            if reused is not None:
-                break
-        if reused is None:
-            pins, edges = resolve_target(
-                target.environment, target.tag_priority, roots, meta, prefs,
-                label=f"Python {target.python_version} on {target.platform.key}",
-                project=spec.name, requires_python=spec.requires_python,
-            )
-        else:
-            pins, edges = reused
-        results.append(TargetResult(target, pins, edges))
-        for ident, cand in pins.items():
-            if "[" not in ident:
-                earlier.setdefault(ident, str(cand.version))
-        if reporter is not None and hasattr(reporter, "debug"):
-            reporter.debug(f"resolved {target.name}: {len(pins)} identifiers" + (" (reused)" if reused else ""))
+    try:
+        results: list[TargetResult] = []
+        earlier: dict[str, str] = {}
+        for target in targets:
+            prefs = dict(earlier)
+            for name, pins in lock_prefs.items():
+                chosen = _pin_for(pins, target)
+                if chosen:
+                    prefs[name] = chosen
+            provider = Provider(meta, environment=target.environment, tag_priority=target.tag_priority, preferences=prefs)
+            reused = None
+            for prev in reversed(results):
+                reused = try_reuse(prev.pins, target, roots, provider)
+                if reused is not None:
+                    break
+            if reused is None:
+                pins, edges = resolve_target(
+                    target.environment, target.tag_priority, roots, meta, prefs,
+                    label=f"Python {target.python_version} on {target.platform.key}",
+                    project=spec.name, requires_python=spec.requires_python,
+                )
+            else:
+                pins, edges = reused
+            results.append(TargetResult(target, pins, edges))
+            for ident, cand in pins.items():
+                if "[" not in ident:
+                    earlier.setdefault(ident, str(cand.version))
+            if reporter is not None and hasattr(reporter, "debug"):
+                reporter.debug(f"resolved {target.name}: {len(pins)} identifiers" + (" (reused)" if reused else ""))
+    finally:
+        meta.close()
 
     markers, deps = merge(results, roots)
     files_of: dict[tuple[str, str], tuple[DistFile, ...]] = {}

@@ -1,0 +1,81 @@
+"""build.py: sdists → wheels and the project's editable wheel through PEP 517/660 hooks, in
+isolated build venvs whose requirements come from the fixture index."""
+
+from __future__ import annotations
+
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lockenv import build
+from lockenv.cache import Cache
+from lockenv.errors import BuildError
+from lockenv.index import IndexClient
+from test_sync import write_project
+
+
+@pytest.fixture
+def client(index_server: Any):  # type: ignore[no-untyped-def]
+    with IndexClient(index_server.json_url, cache=Cache()) as c:
+        yield c
+
+
+def _sdist(client: IndexClient, name: str) -> Path:
+    files = client.project(name).files
+    [sdist] = [f for f in files if not f.is_wheel][-1:]
+    return client.download(sdist)
+
+
+def test_prepare_metadata_reveals_dynamic_dependencies(client: IndexClient) -> None:
+    text = build.prepare_metadata(_sdist(client, "sddynamic"), client=client)
+    assert "Name: sddynamic" in text and "Version: 1.0" in text
+    assert "Requires-Dist: beta<2" in text
+
+
+def test_build_wheel_is_cached_by_sdist_hash(client: IndexClient) -> None:
+    sdist = _sdist(client, "sdlegacy")
+    assert build.cached_wheel(sdist, Path(sys.executable)) is None
+    wheel = build.build_wheel(sdist, client=client)
+    assert wheel.name == "sdlegacy-0.5-py3-none-any.whl"
+    with zipfile.ZipFile(wheel) as zf:
+        assert "sdlegacy/__init__.py" in zf.namelist()
+    assert build.cached_wheel(sdist, Path(sys.executable)) == wheel
+    assert build.build_wheel(sdist, client=client) == wheel
+
+
+def test_build_failure_carries_the_backend_output(client: IndexClient) -> None:
+    with pytest.raises(BuildError) as info:
+        build.build_wheel(_sdist(client, "sdbroken"), client=client)
+    assert info.value.message == "Building sdbroken-1.0.tar.gz failed"
+    assert any("missing header file: fakelib.h" in line for line in info.value.details)
+    assert len(info.value.details) <= 20
+
+
+def test_build_editable_points_at_the_source(project: Path, client: IndexClient) -> None:
+    write_project(project, [], build_system=True)
+    wheel = build.build_editable(project, client=client, python=Path(sys.executable))
+    with zipfile.ZipFile(wheel) as zf:
+        pth = [n for n in zf.namelist() if n.endswith(".pth")]
+        assert pth and str(project / "src") in zf.read(pth[0]).decode()
+
+
+def test_missing_build_system_means_setuptools_legacy(tmp_path: Path) -> None:
+    assert build._build_system(tmp_path) == (["setuptools>=40.8.0"], "setuptools.build_meta:__legacy__", None)
+    (tmp_path / "pyproject.toml").write_text("[build-system]\nrequires = 'nope'\n")
+    with pytest.raises(BuildError, match="requires must be a list of strings"):
+        build._build_system(tmp_path)
+
+
+def test_unknown_build_requirement_is_a_clear_error(project: Path, client: IndexClient) -> None:
+    (project / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["no-such-backend"]\nbuild-backend = "x"\n'
+        '[project]\nname = "x"\nversion = "1"\n')
+    from lockenv.errors import LockenvError
+
+    with pytest.raises(LockenvError) as info:
+        build.build_editable(project, client=client, python=Path(sys.executable))
+    assert "no-such-backend" in str(info.value)
+    assert str(info.value).startswith("build requirements of proj: ")

@@ -51,6 +51,12 @@ def _meta(text: bytes | str) -> dict[str, list[str]]:
     return out
 
 
+def _read(tf: tarfile.TarFile, name: str) -> bytes:
+    member = tf.extractfile(name)
+    assert member is not None
+    return member.read()
+
+
 # --- universes and artifacts ---------------------------------------------------------------
 
 
@@ -80,6 +86,23 @@ def test_artifacts_are_byte_identical_across_builds_and_processes() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).parent.parent, env={**os.environ, "TZ": "Asia/Tokyo"})
     assert json.loads(out.stdout) == first
+
+
+def test_archive_bytes_are_pinned() -> None:
+    """Golden digests: the same on Python 3.10-3.13 and any machine (stored zip members and
+    stored-deflate gzip do not depend on the zlib build). A change here changes every hash."""
+    meta = backend.core_metadata("Demo", "1.0", dependencies=["x>=1"], extras={"e": ["y"]})
+    _, wheel = backend.build_wheel_bytes(
+        "Demo", "1.0", "cp312-cp312-manylinux_2_17_x86_64", [("demo/__init__.py", b"x=1\n")],
+        meta, backend.entry_points_text({"d": "demo:main"}))
+    sdist = backend.write_targz([("demo-1.0/PKG-INFO", meta.encode()),
+                                 ("demo-1.0/demo/__init__.py", b"x=1\n" * 40000)])
+    assert hashlib.sha256(wheel).hexdigest() == \
+        "7db823ea8b6d948c629319b66071e85d67448c05495953f860817f49efa11688"
+    assert hashlib.sha256(sdist).hexdigest() == \
+        "67c7d5f3b24720e19a1f17fe16292f63cc09c4657d0e457292508b7d6464ef91"
+    with tarfile.open(fileobj=io.BytesIO(sdist)) as tf:  # > 64 KiB: several gzip blocks
+        assert _read(tf, "demo-1.0/demo/__init__.py") == b"x=1\n" * 40000
 
 
 def test_wheel_is_real_with_correct_record_and_importable_module(
@@ -126,8 +149,8 @@ def test_sdists_are_deterministic_tarballs_with_the_declared_pkg_info(
             assert {(m.mtime, m.uid, m.gid, m.mode) for m in members} == \
                 {(315532800, 0, 0, 0o644)}
             top = filename[:-len(".tar.gz")]
-            meta = _meta(tf.extractfile(f"{top}/PKG-INFO").read())  # type: ignore[union-attr]
-            pyproject = tf.extractfile(f"{top}/pyproject.toml").read().decode()  # type: ignore[union-attr]
+            meta = _meta(_read(tf, f"{top}/PKG-INFO"))
+            pyproject = _read(tf, f"{top}/pyproject.toml").decode()
         assert meta["Metadata-Version"] == [mv]
         assert meta.get("Requires-Dist", []) == requires
         assert meta.get("Dynamic", []) == dynamic

@@ -318,6 +318,18 @@ def test_metadata_by_range_requests(fake: FakeIndex, cache: Cache) -> None:
     assert len(ranged) >= 2  # the tail, then METADATA's bytes near the start
 
 
+def test_long_central_directory_takes_two_range_requests(cache: Cache) -> None:
+    fake = FakeIndex(serve_metadata=False)
+    fake.add_release("wide", "1.0", ["beta"], entries=1500)
+    assert len(fake.file("wide-1.0-py3-none-any.whl").content) > 200_000
+    with client(fake, cache) as c:
+        meta = c.metadata(wheel_of(c, "wide", "1.0"))
+    assert meta.source == "range" and meta.requires_dist == ("beta",)
+    ranged = [r for r in fake.requests_to("wide-1.0-py3-none-any.whl", "GET")
+              if "range" in r.headers]
+    assert len(ranged) == 2
+
+
 def test_metadata_when_the_server_ignores_range(fake: FakeIndex, cache: Cache) -> None:
     fake.serve_metadata = False
     fake.ranges = False

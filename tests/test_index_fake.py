@@ -35,12 +35,18 @@ def metadata_text(name: str, version: str, requires: list[str] = (), *,  # type:
     return "\n".join(lines) + "\n\n"
 
 
-def build_wheel(name: str, version: str, metadata: str, *, padding: int = 0) -> bytes:
+def build_wheel(name: str, version: str, metadata: str, *, padding: int = 0,
+                entries: int = 0) -> bytes:
     """A wheel; `padding` bytes of incompressible data stored *after* METADATA's local entry
-    push the central directory away from it (so range reading needs several requests)."""
+    push the central directory away from it (so range reading needs several requests);
+    `entries` small modules stored *before* it (as real wheels do) make a long central
+    directory."""
     dist = f"{name.replace('-', '_')}-{version}"
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for i in range(entries):
+            zf.writestr(f"{name.replace('-', '_')}/a/fairly/long/package/path/module_{i:05}.py",
+                        os.urandom(64).hex())
         zf.writestr(f"{dist}.dist-info/METADATA", metadata)
         zf.writestr(f"{name.replace('-', '_')}/__init__.py", "")
         if padding:
@@ -113,14 +119,14 @@ class FakeIndex:
     def add_release(self, name: str, version: str, requires: list[str] = (),  # type: ignore[assignment]
                     *, day: int = 1, requires_python: str | None = None, wheel: bool = True,
                     sdist: str | None = "static", padding: int = 0, yanked: str | bool = False,
-                    extras: list[str] = ()) -> None:  # type: ignore[assignment]
+                    extras: list[str] = (), entries: int = 0) -> None:  # type: ignore[assignment]
         files = self.projects.setdefault(name, [])
         when = f"2024-01-{day:02d}T00:00:00Z"
         meta = metadata_text(name, version, list(requires), requires_python=requires_python,
                              extras=list(extras))
         if wheel:
             filename = f"{name.replace('-', '_')}-{version}-py3-none-any.whl"
-            files.append(FakeFile(filename, build_wheel(name, version, meta, padding=padding),
+            files.append(FakeFile(filename, build_wheel(name, version, meta, padding=padding, entries=entries),
                                   when, requires_python, yanked, meta))
         if sdist:
             kind = {"static": ("2.2", []), "dynamic": ("2.2", ["Requires-Dist"]),

@@ -199,5 +199,20 @@ class RangeFile(io.RawIOBase):
         self.fetches += 1
         if len(data) != fetch_end - start:
             raise MetadataProblem("the server sent a range of the wrong length")
-        self._chunks.append((start, data))
-        return data[: end - start]
+        self._add(start, data)
+        return self._get(start, end)
+
+    def _add(self, start: int, data: bytes) -> None:
+        """Keep chunks sorted and merge touching ones, so a read spanning two fetches is
+        served from memory."""
+        chunks = sorted([*self._chunks, (start, data)])
+        merged: list[tuple[int, bytes]] = [chunks[0]]
+        for offset, chunk in chunks[1:]:
+            last_offset, last = merged[-1]
+            last_end = last_offset + len(last)
+            if offset <= last_end:
+                if offset + len(chunk) > last_end:
+                    merged[-1] = (last_offset, last + chunk[last_end - offset:])
+            else:
+                merged.append((offset, chunk))
+        self._chunks = merged

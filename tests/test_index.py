@@ -553,3 +553,13 @@ def test_exported_api() -> None:
 
     assert sorted(lockenv.index.__all__) == ["DEFAULT_INDEX_URL", "IndexClient", "redact_url"]
     assert all(getattr(lockenv.index, name) for name in lockenv.index.__all__)
+
+
+def test_redirect_loop_is_a_clear_error(cache: Cache) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(302, headers={"Location": str(request.url)})
+
+    with IndexClient(JSON_URL, cache=cache, transport=httpx.MockTransport(handler)) as c:
+        with pytest.raises(IndexError_) as info:
+            c.project("alpha")
+    assert str(info.value).startswith(f"cannot use the answer for http://{HOST}/pypi/alpha/json")

@@ -349,3 +349,22 @@ def test_second_client_uses_the_page_cache(index_server: IndexServer, cache: Cac
     with IndexClient(index_server.json_url, cache=cache, refresh=True) as c:
         c.project("alpha")
     assert paths(index_server) == ["/pypi/alpha/json"]
+
+
+def test_metadata_step5_real_pep517_build(index_server: IndexServer, cache: Cache) -> None:
+    """The whole chain with the real `lockenv.build` and the fixtures' build backend."""
+    with IndexClient(index_server.json_url, cache=cache) as c:
+        meta = c.metadata(sdist(c, "sddynamic"))
+    assert meta.source == "build"
+    assert meta.requires_dist == ("beta<2", 'cee; extra == "more"')
+    assert meta.provides_extra == ("more",)
+
+
+def test_metadata_build_failure_is_a_build_error(index_server: IndexServer,
+                                                 cache: Cache) -> None:
+    from lockenv.errors import BuildError
+
+    with IndexClient(index_server.json_url, cache=cache) as c, \
+            pytest.raises(BuildError) as info:
+        c.metadata(sdist(c, "sdbroken"))
+    assert "sdbroken" in str(info.value)

@@ -32,6 +32,7 @@ from lockenv.index.http import (
     failure,
     redact_url,
     status_error,
+    unusable,
 )
 from lockenv.index.metadata import (
     MetadataProblem,
@@ -380,7 +381,7 @@ class IndexClient:
                     return None
                 tail = resp.read()
                 total = _content_range_total(resp.headers.get("Content-Range", ""))
-        except httpx.TransportError as exc:
+        except (httpx.RequestError, httpx.InvalidURL) as exc:
             self._debug(f"{file.filename}: range request failed ({type(exc).__name__})")
             return None
         if total is None or len(tail) > total:
@@ -533,6 +534,10 @@ class IndexClient:
                 tmp.unlink(missing_ok=True)
                 last = exc
                 continue
+            except (httpx.RequestError, httpx.InvalidURL) as exc:
+                tmp.unlink(missing_ok=True)
+                _remove_empty(dest.parent)
+                raise unusable(exc, file.url) from None
             except BaseException:
                 tmp.unlink(missing_ok=True)
                 raise

@@ -189,6 +189,8 @@ class Http:
                 self.log(f"{method} {redact_url(url)}: {type(exc).__name__}")
                 last = exc
                 continue
+            except (httpx.RequestError, httpx.InvalidURL) as exc:
+                raise unusable(exc, url) from None
             self.log(f"{method} {redact_url(url)} -> {response.status_code}")
             if response.status_code in ok:
                 return response
@@ -267,6 +269,16 @@ def failure(exc: Exception | None, url: str) -> IndexError_:
         f"cannot reach {shown}: {reason}",
         hint="check the network connection, the index URL and any proxy settings "
              "(HTTPS_PROXY, SSL_CERT_FILE)",
+        context={"url": shown},
+    )
+
+
+def unusable(exc: Exception, url: str) -> IndexError_:
+    """Not transient, so not retried: too many redirects, an undecodable body, a bad URL."""
+    shown = redact_url(url)
+    return IndexError_(
+        f"cannot use the answer for {shown}: {_reason(exc)}",
+        hint="check the index URL; if it is right, the index or a proxy is misbehaving",
         context={"url": shown},
     )
 

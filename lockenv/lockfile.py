@@ -228,6 +228,10 @@ def _file(p: LockedPackage, f: DistFile) -> str:
 
 
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+_PLAIN = re.compile(r'[^"\\\x00-\x1f\x7f]*\Z')
+"""Text a basic string holds as it is."""
+_LITERAL_OK = re.compile(r"[^'\x00-\x1f\x7f]*\Z")
+"""Text a literal string holds (markers full of double quotes)."""
 
 
 def _key(key: str) -> str:
@@ -237,10 +241,9 @@ def _key(key: str) -> str:
 def _str(value: str) -> str:
     """A TOML string: basic when nothing needs escaping, literal when the text holds `"` (as
     packaging's markers do) but no `'`, else an escaped basic string."""
-    plain = not any(c in value for c in '"\\') and not any(ord(c) < 0x20 or ord(c) == 0x7F for c in value)
-    if plain:
+    if _PLAIN.match(value):
         return f'"{value}"'
-    if "'" not in value and not any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+    if _LITERAL_OK.match(value):
         return f"'{value}'"
     escaped = []
     for c in value:
@@ -280,7 +283,7 @@ def _validate(text: str) -> None:
     from packaging.pylock import Pylock, PylockValidationError
 
     try:
-        Pylock.from_dict(tomllib.loads(text)).validate()
+        Pylock.from_dict(tomllib.loads(text))  # validate() is from_dict(to_dict()): once is enough
     except (PylockValidationError, tomllib.TOMLDecodeError) as exc:
         raise LockfileError(
             f"internal error: the lock lockenv produced is not valid PEP 751: {exc}",

@@ -19,7 +19,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.tags import Tag, parse_tag
 from packaging.utils import NormalizedName, canonicalize_name, parse_wheel_filename
-from packaging.version import Version
+from packaging.version import InvalidVersion, Version
 from resolvelib import AbstractProvider
 
 from lockenv.models import DistFile, ProjectFiles
@@ -80,6 +80,19 @@ def requirement_to_reqs(requirement: Requirement, source: str | None = None) -> 
 @lru_cache(maxsize=None)
 def _filename_tags(filename: str) -> frozenset[Tag]:
     return parse_wheel_filename(filename)[3]
+
+
+def _version_text(filename: str) -> str:
+    """The version part of a wheel or sdist name, without parsing the rest (pages of big
+    projects list 15,000 files; the index client has validated the names)."""
+    if filename.endswith(".whl"):
+        return filename.split("-", 2)[1]
+    stem = filename
+    for ext in (".tar.gz", ".zip", ".tar.bz2", ".tgz", ".tar"):
+        if stem.endswith(ext):
+            stem = stem[: -len(ext)]
+            break
+    return stem.rpartition("-")[2]
 
 
 def file_tags(file: DistFile) -> frozenset[Tag]:
@@ -149,12 +162,16 @@ class Metadata:
             cached = self._versions.get(name)
         if cached is not None:
             return cached
-        grouped: dict[Version, list[DistFile]] = {}
+        by_text: dict[str, list[DistFile]] = {}
         for f in self.client.project(name).files:
+            by_text.setdefault(_version_text(f.filename), []).append(f)
+        grouped: dict[Version, list[DistFile]] = {}
+        for text, files in by_text.items():
             try:
-                grouped.setdefault(f.version, []).append(f)
-            except Exception:
+                version = Version(text)
+            except InvalidVersion:
                 continue  # a file name the index should not have listed
+            grouped.setdefault(version, []).extend(files)
         with self._lock:
             self._versions[name] = grouped
         return grouped

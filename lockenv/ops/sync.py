@@ -52,7 +52,8 @@ def _options_key(options: SyncOptions) -> str:
         __version__, options.python or os.environ.get("LOCKENV_PYTHON", ""),
         sorted(options.extras), options.all_extras, sorted(options.groups),
         sorted(options.only_groups), options.no_default_groups, options.all_groups,
-        options.inexact, options.frozen, str(options.lockfile or ""), options.install_project,
+        options.inexact, str(options.lockfile or ""), options.install_project,
+        os.environ.get("LOCKENV_INDEX_URL", ""), os.environ.get("LOCKENV_VENV", ""),
     )
     return repr(fields)
 
@@ -63,7 +64,10 @@ def _fresh_state(options: SyncOptions) -> dict | None:
 
     venv = venv_path(options.project)
     inputs = state.inputs_digest(_lock_path(options), _options_key(options), options.project)
-    return state.is_fresh(venv, inputs)
+    fresh = state.is_fresh(venv, inputs)
+    if fresh is not None and not options.frozen and not fresh.get("lock_checked"):
+        return None  # the last sync was --frozen: this one must check the lock first
+    return fresh
 
 
 def is_noop(project: Path) -> bool:
@@ -304,12 +308,12 @@ def _sync_locked(options: SyncOptions, *, reporter: Any, started: float) -> int:
     inputs = state.inputs_digest(lock_path, _options_key(options), options.project)
     n_packages = len(wanted)
     if sync_plan.is_empty:
-        state.write_state(venv_dir, inputs, n_packages)
+        state.write_state(venv_dir, inputs, n_packages, lock_checked=not options.frozen)
         reporter.status(f"Checked {len(installed)} packages in {time.perf_counter() - started:.2f}s; "
                         "the environment matches the lock")
         return 0
     _apply(sync_plan, options=options, probe=probe, venv_dir=venv_dir, lock=lock, reporter=reporter)
-    state.write_state(venv_dir, inputs, n_packages)
+    state.write_state(venv_dir, inputs, n_packages, lock_checked=not options.frozen)
     reporter.status(_summary(counts, past=True).capitalize()
                     + f" in {time.perf_counter() - started:.2f}s")
     return 0

@@ -93,12 +93,13 @@ def is_fresh(venv: Path, inputs: str | None) -> dict | None:
     return state if state.get("venv") == digest else None
 
 
-def write_state(venv: Path, inputs: str | None, packages: int) -> None:
+def write_state(venv: Path, inputs: str | None, packages: int, *, lock_checked: bool) -> None:
+    """After a successful sync. `lock_checked` is False for `--frozen` (freshness unknown)."""
     if inputs is None:
         return
     digest, count = venv_digest(venv)
     data = {"inputs": inputs, "python": python_stamp(venv), "venv": digest, "files": count,
-            "packages": packages}
+            "packages": packages, "lock_checked": lock_checked}
     _write(venv / STATE, data)
 
 

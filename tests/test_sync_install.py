@@ -1,0 +1,118 @@
+"""The install layer on a real venv: transactional apply (an error mid-way puts everything back),
+RECORD removal that never leaves the venv, and lockenv's own runtime never planned away."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import sys
+from pathlib import Path
+
+import pytest
+
+from lockenv.environment import ensure_venv, probe
+from lockenv.errors import SyncError
+from lockenv.models import DistFile
+from lockenv.ops.sync import _own_runtime
+from lockenv.sync import apply as apply_mod
+from lockenv.sync.apply import apply, fetch, prepare
+from lockenv.sync.install import Stash, remove_distribution
+from lockenv.sync.plan import plan
+from lockenv.sync.scan import scan
+from lockenv.sync.selection import Wanted
+from lockenv.ui import Reporter
+from test_sync import snapshot
+from test_sync_failures import _wheel
+
+
+def _reporter() -> Reporter:
+    return Reporter(out=io.StringIO(), err=io.StringIO())
+
+
+def _wanted(wheel: Path) -> Wanted:
+    sha = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    name = wheel.name.split("-")[0]
+    f = DistFile(wheel.name, wheel.as_uri(), sha, wheel.stat().st_size, None, None)
+    return Wanted(name, "1.0", "wheel", file=f, local_path=str(wheel), sha256=sha)
+
+
+def _sync(venv_path: Path, wanted: list[Wanted]) -> None:
+    venv = ensure_venv(venv_path.parent, request=None, requires_python=None, reporter=_reporter())
+    assert venv is not None
+    info = probe(venv.python)
+    p = plan(wanted, scan(info.site_dirs))
+    files = fetch(p, client_factory=lambda: None, reporter=_reporter())
+    prepared = prepare(p, files, probe=info, venv=venv.path, builder=lambda w, a: a)  # type: ignore[arg-type, return-value]
+    apply(p, prepared, probe=info, venv=venv.path, reporter=_reporter())
+
+
+@pytest.fixture
+def wheels(tmp_path: Path) -> dict[str, Path]:
+    d = tmp_path / "wheels"
+    d.mkdir()
+    return {n: _wheel(d, n, {f"{n}/__init__.py": f"NAME = {n!r}\n".encode(), f"{n}/sub/data.txt": b"x"})
+            for n in ("one", "two", "three")}
+
+
+def test_an_error_mid_apply_puts_the_venv_back(tmp_path: Path, wheels: dict[str, Path],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    venv = tmp_path / "proj" / ".venv"
+    _sync(venv, [_wanted(wheels["one"])])
+    before = snapshot(venv)
+    real = apply_mod.install_wheel
+    calls = []
+
+    def failing(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError("disk full")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(apply_mod, "install_wheel", failing)
+    with pytest.raises(SyncError, match="disk full; the environment was left as it was"):
+        _sync(venv, [_wanted(wheels["two"]), _wanted(wheels["three"])])
+    assert snapshot(venv) == before
+    assert not (venv / ".lockenv-sync.json").exists()
+    assert not list(venv.glob(".lockenv-stash-*"))
+
+
+def test_removal_follows_record_and_never_leaves_the_venv(tmp_path: Path, wheels: dict[str, Path]) -> None:
+    venv = tmp_path / "proj" / ".venv"
+    _sync(venv, [_wanted(wheels["one"])])
+    info = probe(venv / "bin" / "python")
+    site = Path(info.paths["purelib"])
+    outside = tmp_path / "precious.txt"
+    outside.write_text("keep me")
+    record = site / "one-1.0.dist-info" / "RECORD"
+    rel = Path("..") / ".." / ".." / ".." / ".." / "precious.txt"
+    assert (site / rel).resolve() == outside.resolve()
+    record.write_text(record.read_text() + f"{rel.as_posix()},,\n")
+    (site / "one" / "__pycache__").mkdir()
+    (site / "one" / "__pycache__" / "__init__.cpython-311.pyc").write_bytes(b"")
+    warnings: list[str] = []
+    stash = Stash(venv)
+    remove_distribution(site / "one-1.0.dist-info", venv=venv, stash=stash,
+                        keep_dirs=[str(site)], warn=warnings.append)
+    stash.commit()
+    assert outside.read_text() == "keep me"
+    assert warnings and "outside the venv; left alone" in warnings[0]
+    assert not (site / "one").exists() and not (site / "one-1.0.dist-info").exists()
+    assert site.is_dir()
+
+
+def test_stash_rollback_restores_removed_files(tmp_path: Path, wheels: dict[str, Path]) -> None:
+    venv = tmp_path / "proj" / ".venv"
+    _sync(venv, [_wanted(wheels["one"])])
+    before = snapshot(venv)
+    site = Path(probe(venv / "bin" / "python").paths["purelib"])
+    stash = Stash(venv)
+    remove_distribution(site / "one-1.0.dist-info", venv=venv, stash=stash, keep_dirs=[str(site)])
+    assert not (site / "one").exists()
+    stash.rollback()
+    assert snapshot(venv) == before
+
+
+def test_lockenv_runtime_is_protected_only_in_its_own_venv(tmp_path: Path) -> None:
+    own = _own_runtime(Path(sys.prefix))
+    assert {"lockenv", "packaging", "httpx", "installer"} <= own
+    assert _own_runtime(tmp_path) == set()

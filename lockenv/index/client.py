@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import struct
 import tempfile
 import threading
@@ -380,11 +381,12 @@ class IndexClient:
                         raise status_error(resp, file.url)
                     return None
                 tail = resp.read()
-                total = _content_range_total(resp.headers.get("Content-Range", ""))
+                first, total = _content_range(resp.headers.get("Content-Range", ""))
         except (httpx.RequestError, httpx.InvalidURL) as exc:
             self._debug(f"{file.filename}: range request failed ({type(exc).__name__})")
             return None
-        if total is None or len(tail) > total:
+        if total is None or len(tail) > total or first != total - len(tail):
+            self._debug(f"{file.filename}: unusable range answer; downloading it")
             return None
         if len(tail) == total:  # the whole (small) wheel came back
             self._store_small(file, tail)
@@ -628,10 +630,13 @@ def _central_directory_start(tail: bytes, total: int) -> int | None:
     return offset
 
 
-def _content_range_total(value: str) -> int | None:
-    """Total size from `bytes 0-9/1234`; None when absent or `*`."""
-    _, _, total = value.rpartition("/")
-    return int(total) if total.strip().isdigit() else None
+def _content_range(value: str) -> tuple[int | None, int | None]:
+    """(first byte, total size) from `bytes 10-99/1234`; None for what is absent or `*`."""
+    match = re.fullmatch(r"\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*", value)
+    if not match:
+        return None, None
+    total = match.group(3)
+    return int(match.group(1)), (int(total) if total != "*" else None)
 
 
 def _remove_empty(directory: Path) -> None:

@@ -242,6 +242,7 @@ class _AnchorParser(HTMLParser):
         super().__init__(convert_charrefs=True)
         self.anchors: list[tuple[dict[str, str | None], str]] = []
         self.repository_version: str | None = None
+        self.base: str | None = None
         self._current: dict[str, str | None] | None = None
         self._text: list[str] = []
 
@@ -249,6 +250,8 @@ class _AnchorParser(HTMLParser):
         if tag == "a":
             self._current = dict(attrs)
             self._text = []
+        elif tag == "base" and self.base is None:
+            self.base = dict(attrs).get("href")
         elif tag == "meta":
             values = dict(attrs)
             if values.get("name") == "pypi:repository-version":
@@ -278,6 +281,8 @@ def parse_simple_html(body: bytes, page_url: str) -> list[Record]:
         raise PageError(f"the page is not parseable HTML ({exc})") from None
     records: list[Record] = []
     links = 0
+    if parser.base:  # <base href> changes what relative links are relative to
+        page_url = urljoin(page_url, parser.base)
     for attrs, label in parser.anchors:
         href = attrs.get("href")
         if not href:

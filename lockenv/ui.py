@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TextIO
@@ -47,6 +48,7 @@ class Reporter:
         self.verbose = verbose
         self.out = out or sys.stdout
         self.err = err or sys.stderr
+        self._started = time.perf_counter()
 
     # -- stdout: data -------------------------------------------------------------------------
     def data(self, line: str) -> None:
@@ -60,8 +62,10 @@ class Reporter:
             print(message, file=self.err, flush=True)
 
     def debug(self, message: str) -> None:
+        """Only with --verbose; stamped with the seconds since the reporter was made."""
         if self.verbose:
-            print(f"debug: {message}", file=self.err, flush=True)
+            elapsed = time.perf_counter() - self._started
+            print(f"debug: [{elapsed:6.3f}s] {message}", file=self.err, flush=True)
 
     def warn(self, message: str, hint: str | None = None) -> None:
         print(f"warning: {message}", file=self.err, flush=True)

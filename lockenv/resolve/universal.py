@@ -486,6 +486,8 @@ def resolve_universal(
         )
     resolution = Resolution(inputs=inputs, packages=tuple(packages))
     verify(resolution, results, spec)
+    if not spec.environments:
+        probe_outside(resolution, roots, targets)
     if reporter is not None and hasattr(reporter, "debug"):
         reporter.debug(f"universal resolution of {len(targets)} targets in {time.perf_counter() - started:.2f}s")
     return resolution
@@ -565,6 +567,38 @@ def verify(resolution: Resolution, results: Sequence[TargetResult], spec: Projec
             raise LockfileError(
                 f"the lock does not select exactly the resolution for Python {t.python_version} on {t.platform.key}",
                 details=[f"unexpected: {n} {v}" for n, v in extra] + [f"missing: {n} {v}" for n, v in missing],
+                hint="this is a bug in lockenv's universal merge; please report it with your pyproject.toml",
+            )
+
+
+def probe_outside(resolution: Resolution, roots: Sequence[Req], targets: Sequence[Target]) -> None:
+    """The lock must also serve environments no target enumerates (DESIGN.md): on another
+    Linux machine type and on the next Python, its markers must select one version of each
+    package and every root requirement that applies there."""
+    from lockenv.resolve.targets import Platform
+
+    newest = max(t.python for t in targets)
+    oldest = min(t.python for t in targets)
+    ppc = Platform("linux-ppc64le", "linux", "Linux", "posix", "ppc64le")
+    linux = next(t.platform for t in targets if t.platform.key == "linux-x86_64") if any(
+        t.platform.key == "linux-x86_64" for t in targets) else targets[0].platform
+    probes = [Target(oldest, f"3.{oldest[1]}.0", ppc), Target((3, newest[1] + 1), f"3.{newest[1] + 1}.0", linux)]
+    extras = frozenset(resolution.inputs.optional_dependencies)
+    groups = frozenset(resolution.inputs.dependency_groups)
+    for probe in probes:
+        env = {**probe.environment, "extras": extras, "dependency_groups": groups}
+        chosen: dict[str, list[str]] = {}
+        for p in resolution.packages:
+            if p.marker is None or Marker(p.marker).evaluate(env, "lock_file"):  # type: ignore[arg-type]
+                chosen.setdefault(p.name, []).append(p.version)
+        label = f"Python {probe.python_version} on {probe.platform.key}"
+        clashes = {n: vs for n, vs in chosen.items() if len(vs) > 1}
+        missing = sorted({r.name for r in roots if _root_applies(r, probe.environment)} - set(chosen))
+        if clashes or missing:
+            raise LockfileError(
+                f"the lock would not serve {label}, an environment outside its targets",
+                details=[f"{n}: versions {', '.join(vs)} both selected" for n, vs in sorted(clashes.items())]
+                + [f"{n}: required but not selected" for n in missing],
                 hint="this is a bug in lockenv's universal merge; please report it with your pyproject.toml",
             )
 

@@ -6,7 +6,10 @@ Layout under the root (`LOCKENV_CACHE_DIR`, else the platform user cache dir):
     metadata-v1/<aa>/<key>.json           parsed core metadata of one file, forever
     files-v1/<aa>/<sha256>/<filename>     downloaded wheels and sdists, forever, verified on use
 
-A format change bumps a bucket's version suffix instead of migrating. Writes go to a temporary
+Downloaded files are checked (sha256 and size) on every use, cache hits included: a damaged
+entry is removed and refused with an `IntegrityError` naming it (never silently re-fetched, so
+a tampered cache is noticed); the next run downloads the file afresh. A failed download leaves
+nothing behind. A format change bumps a bucket's version suffix instead of migrating. Writes go to a temporary
 file in the same directory and are renamed into place, so readers never see half a file and
 concurrent processes at worst do the same work twice. This module is on the no-op path: it
 imports nothing heavy (no httpx).

@@ -220,7 +220,7 @@ class Metadata:
         chosen: dict[str, DistFile] = {}
         for t in self.targets or [None]:
             f = best_file(files, t.tag_priority, t.python_full) if t is not None else best_file(files, tag_priority, python_full)
-            if f is not None:
+            if f is not None and f.is_wheel:  # never speculate an sdist: it may need a build
                 chosen[f.filename] = f
         with self._lock:
             todo = [f for f in chosen.values() if (f.sha256 or f.url) not in self._deps]

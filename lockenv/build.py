@@ -126,8 +126,9 @@ class BuildEnv:
         files = client.download_many([f for _n, _v, f in todo])
         for name, _version, dist in todo:
             scheme = scheme_for(self.probe.paths, self.probe.version, name)
-            validate_wheel(files[dist.filename], name=name, scheme=scheme, venv=self.path)
-            install_wheel(files[dist.filename], scheme=scheme, python=self.python,
+            info = validate_wheel(files[dist.filename], name=name, scheme=scheme, venv=self.path,
+                                  sha256=dist.sha256)
+            install_wheel(info, scheme=scheme, python=self.python,
                           source_sha256=dist.sha256, source_name=dist.filename)
 
 

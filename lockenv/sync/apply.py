@@ -102,7 +102,8 @@ def prepare(plan: SyncPlan, files: dict[str, Path], *, probe: Probe, venv: Path,
         else:
             raise SyncError(f"{want.name}: cannot install a `{want.kind}` entry")
         scheme = scheme_for(probe.paths, probe.version, want.name)
-        info = validate_wheel(wheel, name=want.name, scheme=scheme, venv=venv)
+        sha = want.sha256 if want.kind == "wheel" else None
+        info = validate_wheel(wheel, name=want.name, scheme=scheme, venv=venv, sha256=sha)
         out.append(Prepared(action, info, scheme, direct_url))
     return out
 
@@ -151,7 +152,7 @@ def _install_all(prepared: Sequence[Prepared], *, probe: Probe) -> None:
     def one(p: Prepared) -> None:
         want = p.action.wanted
         assert want is not None
-        install_wheel(p.wheel.path, scheme=p.scheme, python=probe.python,
+        install_wheel(p.wheel, scheme=p.scheme, python=probe.python,
                       source_sha256=want.sha256, source_name=want.file.filename if want.file else None,
                       direct_url=p.direct_url)
         if crash_after >= 0:

@@ -1,6 +1,7 @@
 """Putting wheels into a venv with `installer`, and taking distributions out by RECORD.
 
-Wheels are validated whole (every RECORD hash, every path) before anything is written.
+Wheels are validated whole (every RECORD hash, every path) before anything is written: that
+happens once, when a wheel is unpacked into the cache (`unpacked`); installs link from there.
 Removal is transactional: files are moved aside into a stash inside the venv and only deleted
 on commit; a rollback moves them back (PDM's StashedRemovePaths).
 """
@@ -11,23 +12,24 @@ import json
 import os
 import posixpath
 import shutil
-import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from lockenv.errors import IntegrityError, SyncError
 from lockenv.sync.scan import LOCKENV_SOURCE, read_record
+from lockenv.sync.unpacked import Tree, TreeChanged, TreeSource, tree_destination, unpack
 
 INSTALLER_NAME = b"lockenv\n"
 
 
 @dataclass(frozen=True)
 class WheelInfo:
-    """What validation learnt about a wheel: the files it will write, for the journal."""
+    """A validated wheel, unpacked in the cache, and the files its install will write."""
 
     path: Path
     name: str
+    tree: Tree
     targets: tuple[str, ...]
     """Absolute paths the install writes (files, incl. dist-info and console scripts)."""
 
@@ -45,88 +47,46 @@ def scheme_for(paths: Mapping[str, str], version: str, name: str) -> dict[str, s
     }
 
 
-def _unsafe(name: str) -> bool:
-    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
-        return True
-    parts = name.replace("\\", "/").split("/")
-    return ".." in parts
+def validate_wheel(path: Path, *, name: str, scheme: Mapping[str, str], venv: Path,
+                   sha256: str | None = None) -> WheelInfo:
+    """Refuse a wheel with an unsafe path or a RECORD that does not match its contents (checked
+    once, while unpacking it into the cache); return the files its install will write."""
+    if sha256 is None:
+        from lockenv.cache import file_sha256
 
-
-def validate_wheel(path: Path, *, name: str, scheme: Mapping[str, str], venv: Path) -> WheelInfo:
-    """Refuse a wheel with an unsafe path or a RECORD that does not match its contents;
-    return the files its install will write."""
-    from installer.exceptions import InstallerError
-    from installer.sources import WheelFile
-
-    try:
-        with WheelFile.open(path) as source:
-            zf: zipfile.ZipFile = source._zipfile  # noqa: SLF001 - the names are all we read
-            for entry in zf.namelist():
-                if _unsafe(entry):
-                    raise IntegrityError(
-                        f"{path.name} contains an unsafe path `{entry}` and was refused",
-                        hint="the wheel tries to write outside its install directory",
-                        context={"package": name},
-                    )
-            for row in _record_rows(source.read_dist_info("RECORD")):
-                if _unsafe(row):
-                    raise IntegrityError(
-                        f"{path.name}'s RECORD lists an unsafe path `{row}`; refused",
-                        context={"package": name},
-                    )
-            try:
-                source.validate_record(validate_contents=True)
-            except InstallerError as exc:
-                issues = getattr(exc, "issues", [str(exc)])
-                raise IntegrityError(
-                    f"{path.name} does not match its own RECORD and was refused",
-                    details=list(issues)[:10],
-                    context={"package": name},
-                    hint="the wheel was altered after it was built; nothing was installed",
-                ) from None
-            targets = _targets(source, zf, scheme)
-    except (zipfile.BadZipFile, OSError, KeyError) as exc:
-        raise IntegrityError(f"{path.name} is not a readable wheel: {exc}",
-                             context={"package": name}) from None
-    root = os.path.realpath(venv)
+        sha256 = file_sha256(path)
+    tree = unpack(path, sha256, name=name)
+    targets = _targets(tree, scheme)
+    # Members with `..` or absolute paths were refused when unpacking, so the scheme
+    # directories decide where files land: check those (and each target, cheaply).
+    root = os.path.abspath(venv)
     for target in targets:
-        if not os.path.realpath(target).startswith(root + os.sep):
+        if not os.path.abspath(target).startswith(root + os.sep):
             raise IntegrityError(
                 f"{path.name} would write `{target}`, outside the venv; refused",
                 context={"package": name},
             )
-    return WheelInfo(path=path, name=name, targets=tuple(targets))
+    return WheelInfo(path=path, name=name, tree=tree, targets=tuple(targets))
 
 
-def _record_rows(text: str) -> list[str]:
-    import csv
-    import io
-
-    return [row[0] for row in csv.reader(io.StringIO(text)) if row and row[0]]
-
-
-def _targets(source: object, zf: zipfile.ZipFile, scheme: Mapping[str, str]) -> list[str]:
-    """Where each member of the wheel lands (mirrors installer's own scheme logic)."""
-    wheel_text = source.read_dist_info("WHEEL")  # type: ignore[attr-defined]
-    purelib = "root-is-purelib: true" in wheel_text.lower()
+def _targets(tree: Tree, scheme: Mapping[str, str]) -> list[str]:
+    """Where each member of the wheel lands (mirrors installer's scheme logic)."""
+    purelib = "root-is-purelib: true" in tree.read_dist_info("WHEEL").lower()
     root = scheme["purelib"] if purelib else scheme["platlib"]
-    data_dir = source.data_dir  # type: ignore[attr-defined]
     out = []
-    for entry in zf.namelist():
-        if entry.endswith("/"):
-            continue
-        if entry.startswith(data_dir + "/"):
-            rest = entry[len(data_dir) + 1:]
-            key, _, sub = rest.partition("/")
+    for entry in tree.entries:
+        member = entry["path"]
+        if member.startswith(tree.data_dir + "/"):
+            key, _, sub = member[len(tree.data_dir) + 1:].partition("/")
             base = scheme.get(key)
             if base is None:
-                raise IntegrityError(f"{source} has data for an unknown scheme `{key}`")
+                raise IntegrityError(f"{tree.wheel_name} has data for an unknown scheme `{key}`")
             out.append(os.path.join(base, *sub.split("/")))
         else:
-            out.append(os.path.join(root, *entry.split("/")))
+            out.append(os.path.join(root, *member.split("/")))
     try:
-        eps = source.read_dist_info("entry_points.txt")  # type: ignore[attr-defined]
-    except (KeyError, FileNotFoundError):
+        eps = tree.read_dist_info("entry_points.txt")
+    except OSError:
         eps = ""
     section = None
     for line in eps.splitlines():
@@ -135,34 +95,35 @@ def _targets(source: object, zf: zipfile.ZipFile, scheme: Mapping[str, str]) -> 
             section = line.strip("[]").strip()
         elif "=" in line and section in ("console_scripts", "gui_scripts"):
             out.append(os.path.join(scheme["scripts"], line.split("=", 1)[0].strip()))
-    dist_info = source.dist_info_dir  # type: ignore[attr-defined]
     for extra in ("INSTALLER", LOCKENV_SOURCE, "direct_url.json", "RECORD"):
-        out.append(os.path.join(root, dist_info, extra))
+        out.append(os.path.join(root, tree.dist_info_dir, extra))
     return sorted(set(out))
 
 
-def install_wheel(wheel: Path, *, scheme: Mapping[str, str], python: str,
+def install_wheel(info: WheelInfo, *, scheme: Mapping[str, str], python: str,
                   source_sha256: str | None, source_name: str | None,
                   direct_url: Mapping[str, object] | None = None) -> None:
-    """Install a validated wheel. INSTALLER says lockenv; `lockenv.json` records the archive the
-    lock named (to notice a different archive of the same version later)."""
+    """Install a validated wheel from its unpacked tree (hard links, or copies) with installer.
+    INSTALLER says lockenv; `lockenv.json` records the archive the lock named, to notice a
+    different archive of the same version later."""
     from installer import install
-    from installer.destinations import SchemeDictionaryDestination
-    from installer.sources import WheelFile
-    from installer.utils import get_launcher_kind
 
-    destination = SchemeDictionaryDestination(
-        dict(scheme), interpreter=python, script_kind=get_launcher_kind(),
-        bytecode_optimization_levels=(), overwrite_existing=True,
-    )
     metadata = {"INSTALLER": INSTALLER_NAME}
     if source_sha256:
         metadata[LOCKENV_SOURCE] = json.dumps(
             {"sha256": source_sha256, "filename": source_name}, sort_keys=True).encode() + b"\n"
     if direct_url is not None:
         metadata["direct_url.json"] = json.dumps(direct_url, sort_keys=True).encode()
-    with WheelFile.open(wheel) as source:
-        install(source, destination, additional_metadata=metadata)
+    tree = info.tree
+    for attempt in (0, 1):
+        try:
+            install(TreeSource(tree), tree_destination(tree, scheme, python),
+                    additional_metadata=metadata)
+            return
+        except TreeChanged:
+            if attempt:
+                raise
+            tree = unpack(info.path, tree.sha256, name=info.name, discard=True)
 
 
 # -- removal ----------------------------------------------------------------------------------

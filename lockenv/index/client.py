@@ -54,6 +54,7 @@ SIMPLE_ACCEPT = ("application/vnd.pypi.simple.v1+json, "
 RANGE_TAIL = 64 * 1024
 """Bytes fetched from a wheel's end: enough for the central directory of most wheels."""
 WORKERS = 16
+PAGE_WORKERS = 8
 PROBE_MIN = 8
 """Unadvertised `.metadata` misses on one host before range requests go first there."""
 
@@ -94,6 +95,9 @@ class IndexClient:
         self.is_simple = self.index_url.endswith("/simple")
         self._http = Http(self._auth, transport=transport, log=self._debug)
         self._pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="lockenv-index")
+        # Pages have their own workers: a resolver waits on a page before anything else, and
+        # must not queue behind hundreds of speculative metadata reads.
+        self._page_pool = ThreadPoolExecutor(PAGE_WORKERS, thread_name_prefix="lockenv-pages")
         self._lock = threading.Lock()
         self._pages: dict[str, Future[ProjectFiles]] = {}
         self._metas: dict[str, Future[CoreMetadata]] = {}
@@ -104,6 +108,7 @@ class IndexClient:
 
     # -- lifecycle --------------------------------------------------------------------------
     def close(self) -> None:
+        self._page_pool.shutdown(wait=True, cancel_futures=True)
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._http.close()
 
@@ -150,10 +155,11 @@ class IndexClient:
                     raise
         return future.result()
 
-    def _submit(self, table: dict[str, Future[T]], key: str, work: Callable[[], T]) -> None:
+    def _submit(self, table: dict[str, Future[T]], key: str, work: Callable[[], T],
+                pool: ThreadPoolExecutor | None = None) -> None:
         with self._lock:
             if key not in table:
-                table[key] = self._pool.submit(work)
+                table[key] = (pool or self._pool).submit(work)
 
     # -- project pages ----------------------------------------------------------------------
     def project(self, name: str) -> ProjectFiles:
@@ -165,7 +171,7 @@ class IndexClient:
         """Start fetching these projects' pages in the background; returns at once."""
         for name in names:
             key = canonicalize_name(name)
-            self._submit(self._pages, key, lambda key=key: self._load_project(key))
+            self._submit(self._pages, key, lambda key=key: self._load_project(key), self._page_pool)
 
     def page_url(self, name: str) -> str:
         if self.is_simple:

@@ -139,7 +139,7 @@ class Http:
         auth: AuthStore,
         *,
         transport: httpx.BaseTransport | None = None,
-        max_connections: int = 16,
+        max_connections: int = 24,
         log: Callable[[str], None] | None = None,
     ) -> None:
         self.auth = auth

@@ -179,12 +179,15 @@ class Metadata:
     def prefetch(self, names: Iterable[str]) -> None:
         self.client.prefetch(names)
 
-    def speculate(self, reqs: Iterable[Req], tag_priority: Mapping[Tag, int], python_full: str) -> None:
-        """Start fetching pages and likely metadata for these requirements in the background."""
+    def speculate(self, reqs: Iterable[Req], environment: Mapping[str, str], tag_priority: Mapping[Tag, int]) -> None:
+        """Crawl ahead of the resolver in the background: for each requirement, its page, the
+        newest allowed version's metadata, then the same for that version's dependencies. The
+        resolver's critical path (page, metadata, next page…) then mostly hits finished work."""
         todo = []
         with self._lock:
+            env_key = f"{environment['python_full_version']}/{environment['sys_platform']}/{environment['platform_machine']}"
             for r in reqs:
-                key = f"{r.name}:{r.specifier}"
+                key = f"{env_key}|{r.identifier}:{r.specifier}"
                 if key not in self._speculated:
                     self._speculated.add(key)
                     todo.append(r)
@@ -192,19 +195,33 @@ class Metadata:
                 from concurrent.futures import ThreadPoolExecutor
 
                 self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="lockenv-speculate")
-        if not todo:
+            pool = self._pool
+        if not todo or pool is None:
             return
         self.client.prefetch({r.name for r in todo})
         for r in todo:
-            self._pool.submit(self._speculate_one, r, tag_priority, python_full)
+            try:
+                pool.submit(self._speculate_one, r, environment, tag_priority)
+            except RuntimeError:
+                return  # shut down: the resolution is over
 
-    def _speculate_one(self, req: Req, tag_priority: Mapping[Tag, int], python_full: str) -> None:
+    def _speculate_one(self, req: Req, environment: Mapping[str, str], tag_priority: Mapping[Tag, int]) -> None:
         try:
+            python_full = environment["python_full_version"]
             versions = {v: fs for v, fs in self.versions(req.name).items() if not all(f.yanked for f in fs)}
             allowed = sorted(req.specifier.filter(versions), reverse=True)
             if not allowed:
                 return
-            self.prefetch_version(versions[allowed[0]], tag_priority, python_full)
+            files = versions[allowed[0]]
+            self.prefetch_version(files, tag_priority, python_full)
+            mine = best_file(files, tag_priority, python_full)
+            if mine is None or not mine.is_wheel:
+                return
+            deps: list[Req] = []
+            for dep in self.requirements(mine):
+                if applies(dep, environment, None) or (req.extra and applies(dep, environment, req.extra)):
+                    deps.extend(requirement_to_reqs(dep))
+            self.speculate(deps, environment, tag_priority)
         except Exception:
             return  # speculation only: the resolver will ask again and report errors itself
 
@@ -365,7 +382,7 @@ class Provider(AbstractProvider):  # type: ignore[misc]
             deps.append(Req(candidate.name, None, base.specifier, base))
         for req in self.dependencies(candidate):
             deps.extend(requirement_to_reqs(req))
-        self.meta.speculate(deps, self.tag_priority, self.python_full)
+        self.meta.speculate(deps, self.environment, self.tag_priority)
         return deps
 
     # -- helpers shared with the universal merge ----------------------------------------------

@@ -109,7 +109,7 @@ def resolve_target(
     """resolvelib for one environment; conflicts become a ResolutionError naming the chain."""
     provider = Provider(meta, environment=target_env, tag_priority=tag_priority, preferences=preferences)  # type: ignore[arg-type]
     applicable = [r for r in roots if _root_applies(r, target_env)]
-    meta.speculate(applicable, tag_priority, target_env["python_full_version"])  # type: ignore[arg-type]
+    meta.speculate(applicable, target_env, tag_priority)  # type: ignore[arg-type]
     resolver = Resolver(provider, _QuietReporter())
     try:
         result = resolver.resolve(applicable, max_rounds=20000)
@@ -419,6 +419,12 @@ def resolve_universal(
     skip = {canonicalize_name(n) for n in upgrade_packages}
     lock_prefs = {} if upgrade else {k: v for k, v in preferences.items() if canonicalize_name(k) not in skip}
 
+    # Crawl ahead for a few far-apart targets at once (newest/oldest Python, Linux/Windows/
+    # macOS), so dependencies that only some targets need are fetched early too.
+    newest, oldest = targets[0].python, targets[-1].python
+    for t in targets:
+        if t.python in (newest, oldest):
+            meta.speculate([r for r in roots if _root_applies(r, t.environment)], t.environment, t.tag_priority)
     try:
         results: list[TargetResult] = []
         earlier: dict[str, str] = {}

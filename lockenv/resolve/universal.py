@@ -374,21 +374,22 @@ def lock_files(files: Sequence[DistFile], requires_python: str) -> tuple[tuple[D
 
 
 def _wheel_python_ok(f: DistFile, minors: Sequence[int]) -> bool:
+    """Could some Python 3 in requires-python run this wheel (any tag of it)?"""
     for tag in file_tags(f):
         interp = tag.interpreter
-        if interp.startswith(("py3", "py2.py3")) or interp == "py3":
-            return True
-        if interp.startswith("py"):
-            return interp.startswith("py3")
         digits = "".join(ch for ch in interp[2:] if ch.isdigit())
-        if interp.startswith(("cp", "pp", "gp", "ip")) and digits.startswith("3"):
+        if interp.startswith("py"):
+            if digits.startswith("3") or interp == "py3":
+                return True
+            continue  # py2: another tag of a py2.py3 wheel may still fit
+        if interp.startswith(("cp", "pp", "gp", "ip")):
+            if not digits.startswith("3"):
+                continue
             minor = int(digits[1:] or 0)
-            if tag.abi == "abi3" and any(m >= minor for m in minors):
+            if minor in minors or (tag.abi == "abi3" and any(m >= minor for m in minors)):
                 return True
-            if minor in minors:
-                return True
-        elif not interp.startswith(("cp", "pp")):
-            return True
+            continue
+        return True  # an interpreter tag we do not know: keep the file, installers decide
     return False
 
 

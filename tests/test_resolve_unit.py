@@ -1,0 +1,87 @@
+"""Unit tests of the resolver's pure parts: targets, fork separators, the lock's file set."""
+
+from __future__ import annotations
+
+from packaging.markers import Marker
+
+from lockenv.models import DistFile
+from lockenv.resolve.markers import dnf_true, partition, separator, to_marker
+from lockenv.resolve.targets import NEWEST_PYTHON_MINOR, make_targets
+from lockenv.resolve.universal import lock_files
+
+
+def _file(name: str, yanked: bool = False) -> DistFile:
+    return DistFile(name, f"http://x/{name}", "0" * 64, 1, None, None, yanked=yanked)
+
+
+def test_targets_cover_requires_python_and_five_platforms_newest_first() -> None:
+    targets = make_targets(">=3.11")
+    minors = sorted({t.python[1] for t in targets})
+    assert minors == list(range(11, NEWEST_PYTHON_MINOR + 1))
+    assert len(targets) == 5 * len(minors)
+    assert targets[0].python == (3, NEWEST_PYTHON_MINOR)
+    assert {t.platform.key for t in targets} == {
+        "linux-x86_64", "linux-aarch64", "macos-x86_64", "macos-arm64", "windows-amd64"
+    }
+    # Complete marker environments: packaging's evaluate() needs every key.
+    for t in targets:
+        assert Marker("python_full_version >= '3.11.0' and os_name != ''").evaluate(t.environment)
+
+
+def test_targets_narrowed_by_environments_and_patch_floor() -> None:
+    targets = make_targets(">=3.10.4,<3.12", ["sys_platform == 'linux' and platform_machine == 'x86_64'"])
+    assert [(t.python_full, t.platform.key) for t in targets] == [
+        ("3.11.0", "linux-x86_64"), ("3.10.4", "linux-x86_64")
+    ]
+
+
+def test_separator_prefers_python_bounds_then_platform() -> None:
+    targets = make_targets(">=3.10,<3.13")
+    old = [t for t in targets if t.python < (3, 12)]
+    new = [t for t in targets if t.python >= (3, 12)]
+    assert separator(old, new) == [[("python_version", "<", "3.12")]]
+    win = [t for t in targets if t.platform.sys_platform == "win32"]
+    rest = [t for t in targets if t not in win]
+    assert separator(win, rest) == [[("sys_platform", "==", "win32")]]
+
+
+def test_partition_is_exclusive_and_covers_unknown_environments() -> None:
+    targets = make_targets(">=3.10,<3.14")
+    groups = [
+        [t for t in targets if t.python == (3, 10)],
+        [t for t in targets if t.python >= (3, 11) and t.platform.sys_platform == "win32"],
+        [t for t in targets if t.python >= (3, 11) and t.platform.sys_platform != "win32"],
+    ]
+    conds = partition(groups)
+    for group, cond in zip(groups, conds):
+        for t in targets:
+            assert dnf_true(cond, t) == (t in group)
+    # An environment outside the targets (FreeBSD, Python 3.13) matches exactly one group.
+    env = dict(targets[0].environment, sys_platform="freebsd", platform_system="FreeBSD", python_version="3.13")
+    hits = [str(to_marker(c)) for c in conds if not to_marker(c).is_empty() and Marker(str(to_marker(c))).evaluate(env)]
+    assert len(hits) == 1
+
+
+def test_lock_files_keeps_py2_py3_and_abi3_wheels_and_drops_unusable_ones() -> None:
+    files = [
+        _file("six-1.0-py2.py3-none-any.whl"),
+        _file("six-1.0-py2-none-any.whl"),
+        _file("six-1.0-cp39-cp39-manylinux_2_17_x86_64.whl"),
+        _file("six-1.0-cp38-abi3-win_amd64.whl"),
+        _file("six-1.0-cp311-cp311-musllinux_1_2_x86_64.whl"),
+        _file("six-1.0-pp310-pypy310_pp73-manylinux_2_17_x86_64.whl"),
+        _file("six-1.0.tar.gz"),
+    ]
+    wheels, sdist = lock_files(files, ">=3.10")
+    assert [w.filename for w in wheels] == [
+        "six-1.0-cp311-cp311-musllinux_1_2_x86_64.whl",
+        "six-1.0-cp38-abi3-win_amd64.whl",
+        "six-1.0-pp310-pypy310_pp73-manylinux_2_17_x86_64.whl",
+        "six-1.0-py2.py3-none-any.whl",
+    ]
+    assert sdist is not None and sdist.filename == "six-1.0.tar.gz"
+
+
+def test_lock_files_skips_yanked_files() -> None:
+    wheels, sdist = lock_files([_file("a-1-py3-none-any.whl", yanked=True), _file("a-1-py3-none-any.whl")], ">=3.10")
+    assert len(wheels) == 1 and not wheels[0].yanked and sdist is None

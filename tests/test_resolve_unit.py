@@ -85,3 +85,30 @@ def test_lock_files_keeps_py2_py3_and_abi3_wheels_and_drops_unusable_ones() -> N
 def test_lock_files_skips_yanked_files() -> None:
     wheels, sdist = lock_files([_file("a-1-py3-none-any.whl", yanked=True), _file("a-1-py3-none-any.whl")], ">=3.10")
     assert len(wheels) == 1 and not wheels[0].yanked and sdist is None
+
+
+def test_html_only_simple_index_still_gives_sizes(index_server, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """PEP 503 HTML pages carry no sizes; the lock still records one for every file."""
+    import httpx
+
+    from lockenv.cache import Cache
+    from lockenv.index import IndexClient
+    from lockenv.models import ProjectSpec
+    from lockenv.resolve import resolve
+
+    class HtmlOnly(httpx.HTTPTransport):
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            request.headers["Accept"] = "text/html"
+            return super().handle_request(request)
+
+    spec = ProjectSpec(
+        root=str(tmp_path), pyproject=str(tmp_path / "pyproject.toml"), name="app",
+        requires_python=">=3.10,<3.14", requires_python_declared=True, dependencies=("alpha",),
+        optional_dependencies={}, dependency_groups={}, default_groups=(),
+        index_url=index_server.simple_url, environments=(), exclude_newer=None, has_build_system=False,
+    )
+    with IndexClient(index_server.simple_url, cache=Cache(tmp_path / "cache"), transport=HtmlOnly()) as client:
+        resolution = resolve(spec, client)
+    files = [f for p in resolution.packages for f in (*p.wheels, *([p.sdist] if p.sdist else []))]
+    assert files and all(f.size is not None and f.size > 0 for f in files)
+    assert any(r.method == "HEAD" for r in index_server.requests)

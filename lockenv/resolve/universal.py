@@ -468,6 +468,7 @@ def resolve_universal(
     for (name, version) in files_of:
         versions_per_name.setdefault(name, set()).add(version)
 
+    files_of = _with_sizes(files_of, client, spec.requires_python)
     packages: list[LockedPackage] = []
     for (name, version), files in sorted(files_of.items(), key=lambda kv: (kv[0][0], Version(kv[0][1]))):
         m = markers.get((name, version))
@@ -498,6 +499,26 @@ def resolve_universal(
     if reporter is not None and hasattr(reporter, "debug"):
         reporter.debug(f"universal resolution of {len(targets)} targets in {time.perf_counter() - started:.2f}s")
     return resolution
+
+
+def _with_sizes(
+    files_of: dict[tuple[str, str], tuple[DistFile, ...]], client: object, requires_python: str
+) -> dict[tuple[str, str], tuple[DistFile, ...]]:
+    """Simple HTML indexes do not list sizes; the lock records one for every file it keeps."""
+    ensure = getattr(client, "ensure_size", None)
+    wanted = {
+        f.filename: f
+        for files in files_of.values()
+        for f in (lambda w, s: (*w, *([s] if s else [])))(*lock_files(files, requires_python))
+        if f.size is None
+    }
+    if ensure is None or not wanted:
+        return files_of
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(16) as pool:
+        sized = dict(zip(wanted, pool.map(ensure, wanted.values())))
+    return {k: tuple(sized.get(f.filename, f) for f in files) for k, files in files_of.items()}
 
 
 def _common_rp(files: Sequence[DistFile]) -> str | None:

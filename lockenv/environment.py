@@ -324,7 +324,12 @@ def ensure_venv(project: Path, *, request: str | None, requires_python: str | No
             hint=f"remove {path} or point LOCKENV_VENV elsewhere",
         )
     if current is not None:
-        actual = query_interpreter(str(current.python), reporter) if current.python.exists() else None
+        # pyvenv.cfg and the interpreter file say enough (no subprocess on every sync); the probe
+        # that follows runs the interpreter when its cache entry is missing.
+        runs = current.python.exists() and bool(current.version)
+        actual = Interpreter(str(current.python), current.version) if runs else None
+        if actual is None and current.python.exists():
+            actual = query_interpreter(str(current.python), reporter)
         problem = None
         if actual is None:
             problem = f"its interpreter {current.python} does not run"

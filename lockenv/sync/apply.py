@@ -47,9 +47,11 @@ def keep_dirs(probe: Probe, venv: Path) -> list[str]:
 
 def fetch(plan: SyncPlan, *, client_factory: Callable[[], Any], reporter: Any) -> dict[str, Path]:
     """Every archive the plan installs, verified by sha256 and size (cache hits too), keyed by
-    filename. Local files from the lock are checked here; the rest goes to the index client."""
-    from lockenv.cache import file_sha256
+    filename. Local files and cache hits are checked here (no HTTP client needed, so a warm
+    sync does not even import one); the rest is downloaded by the index client."""
+    from lockenv.cache import Cache
 
+    cache = Cache()
     remote = []
     local: dict[str, Path] = {}
     for action in plan.changes:
@@ -60,14 +62,13 @@ def fetch(plan: SyncPlan, *, client_factory: Callable[[], Any], reporter: Any) -
             path = Path(want.local_path)
             if not path.is_file():
                 raise SyncError(f"{want.name}: the lock names {path}, which does not exist")
-            actual = file_sha256(path)
-            if actual != want.sha256:
-                raise IntegrityError(
-                    f"{path.name} does not match the sha256 in the lock",
-                    details=[f"expected sha256: {want.sha256}", f"actual sha256:   {actual}"],
-                    context={"file": str(path)},
-                )
+            _check_file(path, want.file.sha256, want.file.size, where=str(path), cached=False)
             local[want.file.filename] = path
+            continue
+        cached = cache.artifact_path(want.file.sha256 or want.file.url, want.file.filename)
+        if want.file.sha256 and cached.is_file():
+            _check_file(cached, want.file.sha256, want.file.size, where=str(cached), cached=True)
+            local[want.file.filename] = cached
         else:
             remote.append(want.file)
     if not remote:
@@ -77,6 +78,33 @@ def fetch(plan: SyncPlan, *, client_factory: Callable[[], Any], reporter: Any) -
     with reporter.progress(f"Downloading {len(remote)} files", total=total or None) as bar:
         local.update(client.download_many(remote, progress=bar))
     return local
+
+
+def _check_file(path: Path, sha256: str | None, size: int | None, *, where: str, cached: bool) -> None:
+    """sha256 and size as the lock says; a damaged cache entry is removed (the next sync
+    downloads it afresh)."""
+    from lockenv.cache import file_sha256
+
+    actual_size = path.stat().st_size
+    actual = file_sha256(path)
+    if actual == sha256 and (size is None or size == actual_size):
+        return
+    details = [f"expected sha256: {sha256}", f"actual sha256:   {actual}"]
+    if size is not None and size != actual_size:
+        details += [f"expected size: {size}", f"actual size:   {actual_size}"]
+    if cached:
+        try:
+            path.unlink()
+        except OSError:
+            pass
+        raise IntegrityError(
+            f"the cached copy of {path.name} is damaged and was refused",
+            hint="the damaged cache entry has been removed; run the command again to "
+                 "download the file afresh",
+            context={"file": where}, details=details,
+        )
+    raise IntegrityError(f"{path.name} does not match the sha256 in the lock",
+                         context={"file": where}, details=details)
 
 
 def prepare(plan: SyncPlan, files: dict[str, Path], *, probe: Probe, venv: Path,

@@ -363,7 +363,7 @@ def test_web_syncs_into_a_working_environment(tmp_path: Path) -> None:
 
     with (project / "pyproject.toml").open("rb") as f:
         pyproject = tomllib.load(f)
-    top_level = [Requirement(r).name for r in _roots(pyproject, ["dev"], [])]
+    top_level = [r.name for r in _roots(pyproject, ["dev"], [])]
     imported = subprocess.run([str(python), "-c", _IMPORT_DISTS, *top_level],
                               capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert imported.returncode == 0, imported.stderr

@@ -13,7 +13,7 @@ import os
 import re
 import sys
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -101,6 +101,7 @@ def _canonical_inputs(inputs: LockInputs) -> LockInputs:
         index_url=inputs.index_url,
         exclude_newer=inputs.exclude_newer,
         environments=_sorted_unique(inputs.environments),
+        exclude_newer_from_cli=bool(inputs.exclude_newer and inputs.exclude_newer_from_cli),
     )
 
 
@@ -160,6 +161,8 @@ def dumps(resolution: Resolution) -> str:
     out.append(f"index-url = {_str(inputs.index_url)}")
     if inputs.exclude_newer:
         out.append(f"exclude-newer = {_str(inputs.exclude_newer)}")
+        if inputs.exclude_newer_from_cli:
+            out.append('exclude-newer-origin = "command line"')
     if inputs.environments:
         out.append(f"environments = {_array(inputs.environments)}")
     out.append(f"default-groups = {_array(inputs.default_groups)}")
@@ -517,6 +520,7 @@ def _inputs_from_table(t: Any) -> LockInputs:
             index_url=string("index-url", True) or "",
             exclude_newer=string("exclude-newer", False),
             environments=strings("environments", t.get("environments")),
+            exclude_newer_from_cli=string("exclude-newer-origin", False) == "command line",
         )
     )
 
@@ -580,7 +584,11 @@ def stale_reasons(spec: ProjectSpec, path: Path) -> list[StaleReason]:
         return [StaleReason("invalid", name, f"{name} is invalid: {reason}")]
     if recorded is None:
         return [StaleReason("foreign", name, f"{name} was not written by lockenv (no [tool.lockenv])")]
-    return diff_inputs(recorded, inputs_from_spec(spec))
+    current = inputs_from_spec(spec)
+    if spec.exclude_newer is None and recorded.exclude_newer and recorded.exclude_newer_from_cli:
+        # `lock --exclude-newer` records the cut-off; it holds until a new one is given.
+        current = replace(current, exclude_newer=recorded.exclude_newer, exclude_newer_from_cli=True)
+    return diff_inputs(recorded, current)
 
 
 def diff_inputs(old: LockInputs, new: LockInputs) -> list[StaleReason]:

@@ -173,6 +173,9 @@ class LockInputs:
     exclude_newer: str | None
     """RFC 3339, UTC, e.g. '2025-01-01T00:00:00Z'."""
     environments: tuple[str, ...]
+    exclude_newer_from_cli: bool = False
+    """The cut-off came from `lock --exclude-newer`, not pyproject.toml: it holds for later
+    relocks until a new one is given (one from pyproject.toml is dropped with it)."""
 
 
 @dataclass(frozen=True)

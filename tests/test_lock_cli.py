@@ -150,7 +150,7 @@ def test_exclude_newer_is_recorded_and_reused(index_server: IndexServer, project
     assert lock(project, index_server, "--exclude-newer", "2024-03-01").code == 0
     assert pins(project)["timely"] == ["1.0"]
     text = (project / "pylock.toml").read_text()
-    assert 'exclude-newer = "2024-03-01T00:00:00Z"' in text
+    assert 'exclude-newer = "2024-03-01T00:00:00Z"\nexclude-newer-origin = "command line"' in text
     # Next relock (an added dependency) keeps the cut-off without the flag.
     write(project, ["timely", "cee"])
     assert lock(project, index_server).code == 0
@@ -297,3 +297,23 @@ def test_uv_installs_from_our_lock(index_server: IndexServer, project: Path, tmp
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert {"alpha", "beta", "gamma", "marked", "native"} <= _site_names(python)
+
+
+def test_sync_locked_accepts_a_recorded_exclude_newer(index_server: IndexServer, project: Path) -> None:
+    """A cut-off given once on the command line is part of the lock, not a change."""
+    write(project, ["timely"])
+    assert lock(project, index_server, "--exclude-newer", "2024-03-01").code == 0
+    assert lock(project, index_server, "--check").code == 0
+    result = run_lockenv("sync", "--locked", "--dry-run", cwd=project, env={"LOCKENV_INDEX_URL": index_server.json_url})
+    assert result.code == 0, result.output
+    assert "out of date" not in result.output
+    assert "+ timely==1.0" in result.stdout
+
+
+def test_exclude_newer_removed_from_pyproject_is_a_change(index_server: IndexServer, project: Path) -> None:
+    write(project, ["timely"], '\n[tool.lockenv]\nexclude-newer = "2024-03-01"\n')
+    assert lock(project, index_server).code == 0
+    assert "exclude-newer-origin" not in (project / "pylock.toml").read_text()
+    write(project, ["timely"])
+    result = lock(project, index_server, "--check")
+    assert result.code == 1 and "removed exclude-newer `2024-03-01T00:00:00Z`" in result.stderr

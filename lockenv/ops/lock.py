@@ -35,7 +35,7 @@ def parse_timestamp(text: str, *, where: str) -> datetime:
         ) from None
 
 
-def _fresh_check(options: LockOptions, reporter: Reporter | None) -> tuple[Any, Path, list[Any]]:
+def _fresh_check(options: LockOptions, reporter: Reporter | None) -> tuple[Any, Path, list[Any], bool]:
     """The project spec (exclude-newer carried over from the lock), the lock path and why the
     lock is stale ([] when fresh). Imports nothing heavy: this is the no-op path."""
     from lockenv import lockfile, manifest
@@ -48,18 +48,21 @@ def _fresh_check(options: LockOptions, reporter: Reporter | None) -> tuple[Any, 
         )
     path = Path(spec.root) / lockfile.LOCK_NAME
     recorded = lockfile.read_inputs(path)
+    from_cli = False
     if options.exclude_newer is not None:
         spec = replace(spec, exclude_newer=parse_timestamp(options.exclude_newer, where="--exclude-newer"))
-    elif spec.exclude_newer is None and recorded is not None and recorded.exclude_newer:
+        from_cli = True
+    elif spec.exclude_newer is None and recorded is not None and recorded.exclude_newer_from_cli:
         # Recorded in the lock by an earlier `--exclude-newer`: reused until changed.
-        spec = replace(spec, exclude_newer=parse_timestamp(recorded.exclude_newer, where=str(path)))
-    return spec, path, lockfile.stale_reasons(spec, path)
+        spec = replace(spec, exclude_newer=parse_timestamp(recorded.exclude_newer or "", where=str(path)))
+        from_cli = True
+    return spec, path, lockfile.stale_reasons(spec, path), from_cli
 
 
 def is_noop(project: Path) -> bool:
     """True when a plain `lockenv lock` would do nothing (used before the CLI is even loaded)."""
     try:
-        spec, _path, reasons = _fresh_check(LockOptions(project=project), None)
+        spec, _path, reasons, _cli = _fresh_check(LockOptions(project=project), None)
     except Exception:
         return False
     return spec.requires_python_declared and not reasons
@@ -70,7 +73,7 @@ def lock(options: LockOptions, *, reporter: Reporter) -> int:
     from lockenv import lockfile
 
     started = time.perf_counter()
-    spec, path, reasons = _fresh_check(options, reporter)
+    spec, path, reasons, from_cli = _fresh_check(options, reporter)
     if options.check:
         if reasons:
             raise StaleLockError(
@@ -115,6 +118,8 @@ def lock(options: LockOptions, *, reporter: Reporter) -> int:
                 upgrade_packages=options.upgrade_packages,
                 reporter=reporter,
             )
+        if from_cli:
+            resolution = replace(resolution, inputs=replace(resolution.inputs, exclude_newer_from_cli=True))
         written = lockfile.write(path, resolution)
     elapsed = time.perf_counter() - started
     count = len({p.name for p in resolution.packages})

@@ -26,9 +26,12 @@ find_python() {
   local py="${PYTHON:-python3}"
   command -v "$py" >/dev/null 2>&1 || die "no '$py' on PATH: lockenv needs Python 3.10 or newer" \
     "install Python 3.10+ or point PYTHON at one (PYTHON=/path/to/python3.12 $0)"
-  "$py" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null ||
-    die "'$py' is Python $("$py" -c 'import sys; print(".".join(map(str, sys.version_info[:3])))' 2>/dev/null || echo '?'); lockenv needs 3.10 or newer" \
+  if ! "$py" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
+    local version
+    version="$("$py" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])' 2>/dev/null)" || version="unknown"
+    die "'$py' is Python $version; lockenv needs 3.10 or newer" \
       "install Python 3.10+ or point PYTHON at one (PYTHON=/path/to/python3.12 $0)"
+  fi
   "$py" -c 'import venv, ensurepip' 2>/dev/null ||
     die "'$py' cannot create virtual environments (the venv/ensurepip modules are missing)" \
       "install them, e.g. 'apt install python3-venv' on Debian/Ubuntu"

@@ -26,7 +26,8 @@ from lockenv.sync.install import (
 from lockenv.sync.plan import Action, SyncPlan
 from lockenv.sync.selection import Wanted
 
-INSTALL_WORKERS = 4
+INSTALL_WORKERS = 8
+"""Threads for unpacking and linking: both wait on inode creation more than on the CPU."""
 
 
 @dataclass(frozen=True)
@@ -109,31 +110,46 @@ def _check_file(path: Path, sha256: str | None, size: int | None, *, where: str,
 
 def prepare(plan: SyncPlan, files: dict[str, Path], *, probe: Probe, venv: Path,
             builder: Callable[[Wanted, Path | None], Path]) -> list[Prepared]:
-    """Build what needs building and validate every wheel, before the venv changes."""
-    out = []
+    """Build what needs building and validate (unpack) every wheel, before the venv changes.
+    Builds run one at a time; unpacking runs in parallel (zlib and hashing release the GIL)."""
+    jobs: list[tuple[Action, Path, str | None, dict | None]] = []
     for action in plan.changes:
         want = action.wanted
         if want is None:
             continue
         direct_url = None
+        sha = None
         if want.kind == "wheel":
             assert want.file is not None
             wheel = files[want.file.filename]
+            sha = want.sha256
         elif want.kind in ("sdist", "archive"):
             assert want.file is not None
             archive = files[want.file.filename]
-            wheel = archive if archive.name.endswith(".whl") else builder(want, archive)
+            if archive.name.endswith(".whl"):
+                wheel, sha = archive, want.sha256
+            else:
+                wheel = builder(want, archive)
         elif want.kind == "directory":
             wheel = builder(want, None)
             direct_url = {"url": Path(want.local_path or "").as_uri(),
                           "dir_info": {"editable": True} if want.editable else {}}
         else:
             raise SyncError(f"{want.name}: cannot install a `{want.kind}` entry")
+        jobs.append((action, wheel, sha, direct_url))
+
+    def one(job: tuple[Action, Path, str | None, dict | None]) -> Prepared:
+        action, wheel, sha, direct_url = job
+        want = action.wanted
+        assert want is not None
         scheme = scheme_for(probe.paths, probe.version, want.name)
-        sha = want.sha256 if want.kind == "wheel" else None
         info = validate_wheel(wheel, name=want.name, scheme=scheme, venv=venv, sha256=sha)
-        out.append(Prepared(action, info, scheme, direct_url))
-    return out
+        return Prepared(action, info, scheme, direct_url)
+
+    if len(jobs) < 3:
+        return [one(j) for j in jobs]
+    with ThreadPoolExecutor(INSTALL_WORKERS) as pool:
+        return list(pool.map(one, jobs))
 
 
 def apply(plan: SyncPlan, prepared: Sequence[Prepared], *, probe: Probe, venv: Path,

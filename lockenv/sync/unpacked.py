@@ -143,6 +143,8 @@ def _extract_members(wheel: Path, zf: zipfile.ZipFile, dest: Path, name: str, di
             records[row[0]] = row
     issues: list[str] = []
     entries: list[dict[str, Any]] = []
+    base = str(dest)
+    made: set[str] = set()
     record_path = f"{dist_info}/RECORD"
     for info in infos:
         member = info.filename
@@ -150,6 +152,7 @@ def _extract_members(wheel: Path, zf: zipfile.ZipFile, dest: Path, name: str, di
         row = records.get(member)
         is_signature = (member.startswith(dist_info + "/")
                         and posixpath.basename(member) in ("RECORD.jws", "RECORD.p7s"))
+        sha = _b64(hashlib.sha256(data).digest())
         if member != record_path and not is_signature:
             if row is None:
                 issues.append(f"{member} is not listed in RECORD")
@@ -159,21 +162,28 @@ def _extract_members(wheel: Path, zf: zipfile.ZipFile, dest: Path, name: str, di
                 if not algorithm or algorithm not in hashlib.algorithms_guaranteed or \
                         algorithm in ("md5", "sha1"):
                     issues.append(f"{member} has no usable hash in RECORD")
-                elif _b64(hashlib.new(algorithm, data).digest()) != expected:
+                elif (sha if algorithm == "sha256" else
+                      _b64(hashlib.new(algorithm, data).digest())) != expected:
                     issues.append(f"{member}: content does not match its RECORD hash")
                 elif size and size != str(len(data)):
                     issues.append(f"{member}: size {len(data)} does not match RECORD's {size}")
-        target = dest.joinpath(*member.split("/"))
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with open(target, "wb") as fh:
-            fh.write(data)
+        target = os.path.join(base, *member.split("/"))
+        parent = os.path.dirname(target)
+        if parent not in made:
+            os.makedirs(parent, exist_ok=True)
+            made.add(parent)
         mode = info.external_attr >> 16
         executable = bool(mode and stat.S_ISREG(mode) and mode & 0o111)
-        if executable:
-            os.chmod(target, 0o755)
-        entries.append({"path": member, "hash": "sha256=" + _b64(hashlib.sha256(data).digest()),
-                        "size": len(data), "exec": executable,
-                        "mtime": os.stat(target).st_mtime_ns})
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o755 if executable else 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            mtime = os.fstat(fd).st_mtime_ns
+        finally:
+            os.close(fd)
+        entries.append({"path": member, "hash": "sha256=" + sha,
+                        "size": len(data), "exec": executable, "mtime": mtime})
     if issues:
         raise IntegrityError(
             f"{wheel.name} does not match its own RECORD and was refused",

@@ -54,9 +54,9 @@ def _extract(sdist: Path, dest: Path) -> Path:
                 if hasattr(tarfile, "data_filter"):
                     tf.extractall(dest, filter="data")
                 else:  # pragma: no cover - old Pythons without extraction filters
-                    for member in tf.getmembers():
-                        if member.name.startswith("/") or ".." in member.name.split("/"):
-                            raise BuildError(f"{name} contains an unsafe path `{member.name}`")
+                    for info in tf.getmembers():
+                        if info.name.startswith("/") or ".." in info.name.split("/"):
+                            raise BuildError(f"{name} contains an unsafe path `{info.name}`")
                     tf.extractall(dest)
     except (tarfile.TarError, zipfile.BadZipFile, OSError) as exc:
         raise BuildError(f"{name} could not be unpacked: {exc}") from None
@@ -214,7 +214,8 @@ def _call(label: str, source: Path, env: BuildEnv, client: Any, hook: str,
                          ) from None
     except BackendUnavailable as exc:
         raise BuildError(f"The build backend `{backend}` of {label} could not be imported",
-                         details=runner.output[-_TAIL:] or [str(exc.message or "")]) from None
+                         details=runner.output[-_TAIL:] or str(getattr(exc, "traceback", "") or exc
+                                                              ).splitlines()[-_TAIL:]) from None
     except subprocess.CalledProcessError:
         raise BuildError(
             f"Building {label} failed",

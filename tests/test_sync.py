@@ -270,6 +270,11 @@ def test_locked_refuses_a_stale_lock_frozen_uses_it_default_relocks(project: Pat
     assert "pylock.toml is out of date with pyproject.toml" in result.stderr
     assert "werky" in result.stderr and "hint: run `lockenv lock`" in result.stderr
     assert not (project / ".venv").exists()
+    lock_bytes = (project / "pylock.toml").read_bytes()
+    result = sync(project, index_server, "--dry-run")
+    assert result.code == 0, result.output
+    assert "a sync would lock again first" in result.stderr
+    assert (project / "pylock.toml").read_bytes() == lock_bytes and not (project / ".venv").exists()
     result = sync(project, index_server, "--frozen")
     assert result.code == 0, result.output
     assert "werky" not in installed(project / ".venv")
@@ -277,6 +282,19 @@ def test_locked_refuses_a_stale_lock_frozen_uses_it_default_relocks(project: Pat
     assert result.code == 0, result.output
     assert "out of date" in result.stderr and "locking again" in result.stderr
     assert result.stdout.splitlines() == ["+ werky==2.0"]
+
+
+def test_link_mode_hardlinks_from_the_cache_or_copies(project: Path, index_server: Any, tmp_path: Path) -> None:
+    write_project(project, ["gamma"])
+    lock(project, index_server)
+    assert sync(project, index_server).code == 0
+    module = site_packages(project / ".venv") / "gamma" / "__init__.py"
+    assert module.stat().st_nlink >= 2  # linked from the unpacked wheel in the cache
+    other = write_project(tmp_path / "other", ["gamma"])
+    lock(other, index_server)
+    assert sync(other, index_server, LOCKENV_LINK_MODE="copy").code == 0
+    copied = site_packages(other / ".venv") / "gamma" / "__init__.py"
+    assert copied.stat().st_nlink == 1 and copied.read_bytes() == module.read_bytes()
 
 
 def test_missing_lock_is_an_error_with_a_hint(project: Path, index_server: Any) -> None:

@@ -137,6 +137,10 @@ def _check_lock(options: SyncOptions, reporter: Any) -> Any:
         return spec
     if options.locked:
         _fail_if_stale(spec, lock_path)
+    if options.dry_run:  # a dry run writes nothing, not even the lock
+        reporter.warn(f"{LOCK_NAME} is out of date ({'; '.join(map(str, reasons))}); a sync would "
+                      "lock again first. The plan below is for the lock as it is")
+        return spec
     reporter.status(f"{LOCK_NAME} is out of date ({'; '.join(map(str, reasons))}); locking again")
     from lockenv.ops.lock import LockOptions, lock
 

@@ -132,8 +132,15 @@ def _check_lock(options: SyncOptions, reporter: Any) -> Any:
                             hint="run `lockenv lock` to create it")
     if options.frozen:
         return spec
+    fresh_marker = _fresh_marker(options.project, lock_path)
+    if fresh_marker is not None and fresh_marker.exists():
+        return spec
     reasons = lockfile.stale_reasons(spec, lock_path)
     if not reasons:
+        if fresh_marker is not None:
+            from lockenv.cache import write_atomic
+
+            write_atomic(fresh_marker, b"fresh\n")
         return spec
     if options.locked:
         _fail_if_stale(spec, lock_path)
@@ -148,6 +155,24 @@ def _check_lock(options: SyncOptions, reporter: Any) -> Any:
     if code:
         raise SyncError(f"Locking {options.project} failed; nothing was synced")
     return manifest.load(options.project)
+
+
+def _fresh_marker(project: Path, lock_path: Path) -> Path | None:
+    """A cache file that exists when this exact lock was found fresh for this exact
+    pyproject.toml (and index URL setting): freshness is a function of those bytes alone, and
+    checking it parses the whole lock."""
+    import hashlib
+
+    from lockenv import __version__
+    from lockenv.cache import Cache
+
+    try:
+        h = hashlib.sha256(lock_path.read_bytes())
+        h.update(b"\0" + (project / "pyproject.toml").read_bytes())
+    except OSError:
+        return None
+    h.update(f"\0{os.environ.get('LOCKENV_INDEX_URL', '')}\0{__version__}".encode())
+    return Cache().root / "fresh-locks-v1" / h.hexdigest()
 
 
 def _fail_if_stale(spec: Any, lock_path: Path) -> None:

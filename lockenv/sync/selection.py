@@ -61,12 +61,38 @@ def _canon(name: str) -> str:
 
 
 def load_lock(path: Path) -> Any:
-    """The validated `Pylock`; LockfileError with a hint when it is missing or invalid."""
+    """The validated `Pylock`; LockfileError with a hint when it is missing or invalid.
+
+    A big lock takes ~0.1 s to parse and validate, so the validated object is kept in the cache
+    (pickled, keyed by the file's sha256 and the packaging version): a warm sync reads it back.
+    """
+    import hashlib
+    import pickle
+
+    from lockenv.cache import Cache, write_atomic
     from lockenv.lockfile import load
 
-    if not path.is_file():
-        raise LockfileError(f"No lock file at {path}", hint="run `lockenv lock` to create it")
-    return load(path)
+    try:
+        data = path.read_bytes()
+    except OSError:
+        raise LockfileError(f"No lock file at {path}", hint="run `lockenv lock` to create it") from None
+    import packaging
+
+    key = hashlib.sha256(data + b"\0" + packaging.__version__.encode()).hexdigest()
+    cached = Cache().root / PARSED_LOCKS / f"{key}.pickle"
+    try:
+        return pickle.loads(cached.read_bytes())
+    except Exception:  # noqa: BLE001 - absent or unreadable: parse the file
+        pass
+    lock = load(path)
+    try:
+        write_atomic(cached, pickle.dumps(lock, protocol=pickle.HIGHEST_PROTOCOL))
+    except (OSError, pickle.PicklingError, TypeError):
+        pass
+    return lock
+
+
+PARSED_LOCKS = "parsed-locks-v1"
 
 
 def build_request(lock: Any, *, extras: Sequence[str], all_extras: bool, groups: Sequence[str],

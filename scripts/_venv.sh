@@ -44,6 +44,11 @@ find_python() {
 ensure_venv() {
   local dir="$1" spec="$2" key stamp="$1/.lockenv-inputs"
   find_python
+  mkdir -p "$(dirname "$dir")"
+  if command -v flock >/dev/null 2>&1; then   # two runs at once: the second waits for the first
+    exec 9>"$dir.lock"
+    flock 9
+  fi
   key="$("$PY" - "$ROOT/pyproject.toml" "$spec" <<'PYEOF'
 import hashlib, sys
 h = hashlib.sha256(open(sys.argv[1], "rb").read())

@@ -5,10 +5,13 @@ files, looking inside a venv the way a user would)."""
 from __future__ import annotations
 
 import glob
+import json
 import os
 import subprocess
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from conftest import CliResult, run_lockenv
 
@@ -119,9 +122,6 @@ def handmade_lock(path: Path, srv: Any, pins: dict[str, str], *, kinds: dict[str
 
 
 # -- tests ------------------------------------------------------------------------------------
-import json  # noqa: E402
-
-import pytest  # noqa: E402
 
 
 def test_fresh_sync_creates_the_venv_and_installs_exactly_the_lock(project: Path, index_server: Any) -> None:

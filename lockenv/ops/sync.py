@@ -70,11 +70,13 @@ def _fresh_state(options: SyncOptions) -> dict | None:
     return fresh
 
 
-def is_noop(project: Path) -> bool:
-    """True when a plain `lockenv sync` in `project` has nothing to do (lock, options,
-    pyproject.toml, interpreter and every file of the venv as the last sync left them)."""
+def is_noop(project: Path, options: SyncOptions | None = None) -> bool:
+    """True when `lockenv sync` (plain, or with `options`) in `project` has nothing to do: lock,
+    options, pyproject.toml, interpreter and every file of the venv as the last sync left
+    them. Imports only the standard library (the CLI's fast path calls it before typer)."""
     try:
-        return _fresh_state(SyncOptions(project=project)) is not None
+        opts = options or SyncOptions(project=project)
+        return not opts.dry_run and _fresh_state(opts) is not None
     except Exception:  # noqa: BLE001 - any doubt means "run the full sync"
         return False
 

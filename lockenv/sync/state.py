@@ -66,7 +66,7 @@ def inputs_digest(lock_path: Path, options_key: str, project: Path) -> str | Non
 
 
 def python_stamp(venv: Path) -> str:
-    python = venv / "bin" / "python"
+    python = venv / "Scripts" / "python.exe" if os.name == "nt" else venv / "bin" / "python"
     try:
         real = os.path.realpath(python)
         st = os.stat(real)

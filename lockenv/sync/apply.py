@@ -25,6 +25,7 @@ from lockenv.sync.install import (
 )
 from lockenv.sync.plan import Action, SyncPlan
 from lockenv.sync.selection import Wanted
+from lockenv.sync.unpacked import unpack
 
 INSTALL_WORKERS = 8
 """Threads for unpacking and linking: both wait on inode creation more than on the CPU."""
@@ -76,8 +77,30 @@ def fetch(plan: SyncPlan, *, client_factory: Callable[[], Any], reporter: Any) -
         return local
     total = sum(f.size or 0 for f in remote)
     client = client_factory()
+    lock = threading.Lock()
     with reporter.progress(f"Downloading {len(remote)} files", total=total or None) as bar:
-        local.update(client.download_many(remote, progress=bar))
+        def advance(n: int) -> None:
+            with lock:
+                bar.advance(n)
+
+        def one(file: Any) -> tuple[str, Path]:
+            # Unpack each wheel as soon as it arrives (overlaps downloads with unpacking);
+            # prepare() then finds the validated tree in the cache.
+            path = client.download(file, on_bytes=advance)
+            if file.is_wheel and file.sha256:
+                unpack(path, file.sha256, name=str(file.project_name))
+            return file.filename, path
+
+        with ThreadPoolExecutor(INSTALL_WORKERS) as pool:
+            futures = [pool.submit(one, f) for f in remote]
+            try:
+                for future in futures:
+                    filename, path = future.result()
+                    local[filename] = path
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
     return local
 
 

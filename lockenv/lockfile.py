@@ -352,6 +352,23 @@ def _fsync_dir(directory: Path) -> None:
 # reading
 
 
+def _parse_tool_tail(path: Path) -> dict[str, Any] | None:
+    """Only the `[tool.lockenv]` tail of a lock lockenv wrote (it is always last): the no-op
+    path then reads a few hundred bytes of TOML instead of a lock of a megabyte. None when the
+    file is not shaped like that; the caller then parses the whole file."""
+    try:
+        raw = path.read_bytes()
+    except OSError:
+        return None
+    at = raw.rfind(b"\n[tool.lockenv]\n")
+    if at < 0:
+        return None
+    try:
+        return tomllib.loads(raw[at + 1 :].decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None
+
+
 def _parse(path: Path) -> dict[str, Any]:
     """tomllib on the file; LockfileError with file, line and column."""
     path = Path(path)
@@ -470,7 +487,7 @@ def read_inputs(path: Path) -> LockInputs | None:
     path = Path(path)
     if not path.exists():
         return None
-    data = _parse(path)
+    data = _parse_tool_tail(path) or _parse(path)
     tool = data.get("tool")
     section = tool.get("lockenv") if isinstance(tool, dict) else None
     if section is None:

@@ -45,7 +45,11 @@ def test_scenario(path: Path, server: IndexServer, project: Path) -> None:
     scenario = tomllib.loads(path.read_text())
     expect = scenario["expect"]
     _write_project(project, scenario)
-    result = run_lockenv("lock", cwd=project, env={"LOCKENV_INDEX_URL": server.json_url})
+    if "universe" in scenario:  # a scenario that brings its own small index
+        with IndexServer(scenario["universe"]) as own:
+            result = run_lockenv("lock", cwd=project, env={"LOCKENV_INDEX_URL": own.json_url})
+    else:
+        result = run_lockenv("lock", cwd=project, env={"LOCKENV_INDEX_URL": server.json_url})
     lock_path = project / "pylock.toml"
 
     if "error" in expect:

@@ -391,10 +391,37 @@ class Provider(AbstractProvider):  # type: ignore[misc]
         those its extra adds)."""
         out = []
         self.meta.prefetch_version(candidate.files, self.tag_priority, self.python_full)
-        for req in self.meta.requirements(candidate.file):
+        for req in self.meta.requirements(metadata_file(candidate, self.tag_priority)):
             if applies(req, self.environment, candidate.extra):
                 out.append(req)
         return out
+
+
+def metadata_file(candidate: Candidate, tag_priority: Mapping[Tag, int]) -> DistFile:
+    """The file whose metadata stands for the candidate here: the file this environment would
+    install; but when that is an sdist of a version that also has wheels (no wheel for this
+    Python yet, say), a wheel's metadata, so that locking never runs a PEP 517 build just to
+    read what the wheels already say. Pure wheels first, then one for this platform, then the
+    newest Python's; the sdist stays the file that sync will build."""
+    if candidate.file.is_wheel:
+        return candidate.file
+    wheels = [f for f in candidate.files if f.is_wheel and not f.yanked]
+    if not wheels:
+        return candidate.file
+    platforms = {t.platform for t in tag_priority}
+
+    def rank(f: DistFile) -> tuple[int, int, str]:
+        tags = file_tags(f)
+        if any(t.platform == "any" for t in tags):
+            kind = 0
+        elif any(t.platform in platforms for t in tags):
+            kind = 1
+        else:
+            kind = 2
+        newest = max((int("".join(c for c in t.interpreter[2:] if c.isdigit()) or 0) for t in tags), default=0)
+        return (kind, -newest, f.filename)
+
+    return min(wheels, key=rank)
 
 
 def applies(req: Requirement, environment: Mapping[str, str], extra: str | None) -> bool:

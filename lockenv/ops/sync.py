@@ -339,11 +339,13 @@ def _sync_locked(options: SyncOptions, *, reporter: Any, started: float) -> int:
     inputs = state.inputs_digest(lock_path, _options_key(options), options.project)
     n_packages = len(wanted)
     if sync_plan.is_empty:
+        state.clear_journal(venv_dir)  # a repair that found nothing left to do
         state.write_state(venv_dir, inputs, n_packages, lock_checked=not options.frozen)
         reporter.status(f"Checked {len(installed)} packages in {time.perf_counter() - started:.2f}s; "
                         "the environment matches the lock")
         return 0
-    _apply(sync_plan, options=options, probe=probe, venv_dir=venv_dir, lock=lock, reporter=reporter)
+    _apply(sync_plan, options=options, spec=spec, probe=probe, venv_dir=venv_dir, lock=lock,
+           reporter=reporter)
     state.write_state(venv_dir, inputs, n_packages, lock_checked=not options.frozen)
     reporter.status(_summary(counts, past=True).capitalize()
                     + f" in {time.perf_counter() - started:.2f}s")
@@ -390,19 +392,13 @@ def _index_url(lock: Any, spec: Any) -> str:
     return DEFAULT_INDEX_URL
 
 
-def _apply(sync_plan: Any, *, options: SyncOptions, probe: Any, venv_dir: Path, lock: Any,
-           reporter: Any) -> None:
+def _apply(sync_plan: Any, *, options: SyncOptions, spec: Any, probe: Any, venv_dir: Path,
+           lock: Any, reporter: Any) -> None:
+    """Fetch, build and validate everything, then change the venv. The index client (for
+    downloads and build requirements) is created only when needed."""
     from lockenv.cache import Cache
     from lockenv.sync.apply import apply, fetch, prepare
 
-    spec_index = None
-    try:
-        from lockenv import manifest
-
-        if (options.project / "pyproject.toml").exists():
-            spec_index = manifest.load(options.project)
-    except Exception:  # noqa: BLE001 - the index URL only matters for builds
-        spec_index = None
     clients: list[Any] = []
     cache = Cache()
 
@@ -410,7 +406,7 @@ def _apply(sync_plan: Any, *, options: SyncOptions, probe: Any, venv_dir: Path, 
         if not clients:
             from lockenv.index import IndexClient
 
-            clients.append(IndexClient(_index_url(lock, spec_index), cache=cache, reporter=reporter))
+            clients.append(IndexClient(_index_url(lock, spec), cache=cache, reporter=reporter))
         return clients[0]
 
     def builder(want: Any, archive: Path | None) -> Path:

@@ -12,6 +12,8 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from conftest import run_lockenv
 from test_sync import (
     env_for, handmade_lock, installed, lock, site_packages, snapshot, sync, write_project,
@@ -133,12 +135,13 @@ def test_a_failed_build_reports_the_backend_output(project: Path, index_server: 
     assert not list(site_packages(project / ".venv").iterdir())
 
 
-def test_a_killed_sync_is_repaired_by_the_next(project: Path, index_server: Any) -> None:
+@pytest.mark.parametrize("crash_after", ["0", "1"])
+def test_a_killed_sync_is_repaired_by_the_next(project: Path, index_server: Any, crash_after: str) -> None:
     _synced(project, index_server, ["alpha==1.0", "werky"])
     write_project(project, ["alpha==2.0"])
     lock(project, index_server)
-    result = sync(project, index_server, LOCKENV_TEST_CRASH_AFTER="1")
-    assert result.code == -9, result.output  # SIGKILL after the first wheel went in
+    result = sync(project, index_server, LOCKENV_TEST_CRASH_AFTER=crash_after)
+    assert result.code == -9, result.output  # SIGKILL after the removals / the first install
     journal = project / ".venv" / ".lockenv-sync.json"
     assert journal.exists()
     broken = run_lockenv("verify", cwd=project, env=env_for(index_server))

@@ -3,7 +3,8 @@ first (downloads, sha256 checks, builds, wheel validation); then the journal is 
 distributions are moved aside, new wheels installed, and the stash committed.
 
 `LOCKENV_TEST_CRASH_AFTER=N` (tests only) kills the process with SIGKILL after N wheel
-installs, to test that the next sync repairs an interrupted one.
+installs (N=0: after the removals, before any install), to test that the next sync repairs an
+interrupted one.
 """
 
 from __future__ import annotations
@@ -192,6 +193,8 @@ def apply(plan: SyncPlan, prepared: Sequence[Prepared], *, probe: Probe, venv: P
             for dist in action.installed:
                 remove_distribution(Path(dist.dist_info), venv=venv, stash=stash, keep_dirs=dirs,
                                     warn=reporter.warn)
+        if os.environ.get("LOCKENV_TEST_CRASH_AFTER") == "0":  # tests: die between the phases
+            os.kill(os.getpid(), signal.SIGKILL)
         _install_all(prepared, probe=probe)
     except BaseException as exc:
         try:
@@ -212,7 +215,7 @@ def apply(plan: SyncPlan, prepared: Sequence[Prepared], *, probe: Probe, venv: P
 
 
 def _install_all(prepared: Sequence[Prepared], *, probe: Probe) -> None:
-    crash_after = int(os.environ.get("LOCKENV_TEST_CRASH_AFTER", "-1"))
+    crash_after = int(os.environ.get("LOCKENV_TEST_CRASH_AFTER", "-1") or "-1")
     counter = [0]
     lock = threading.Lock()
 

@@ -449,7 +449,7 @@ def _packaging_version() -> str:
 
     try:
         return version("packaging")
-    except Exception:  # noqa: BLE001 - any failure just means "no cache sharing"
+    except Exception:
         return "?"
 
 

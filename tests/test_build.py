@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_sync import write_project
 
 from lockenv import build
 from lockenv.cache import Cache
 from lockenv.errors import BuildError
 from lockenv.index import IndexClient
-from test_sync import write_project
 
 
 @pytest.fixture

@@ -11,7 +11,12 @@ from pathlib import Path
 import pytest
 
 from lockenv.environment import (
-    ensure_venv, existing_venv, find_python, probe, query_interpreter, venv_path,
+    ensure_venv,
+    existing_venv,
+    find_python,
+    probe,
+    query_interpreter,
+    venv_path,
 )
 from lockenv.errors import PythonNotFoundError
 from lockenv.ui import Reporter

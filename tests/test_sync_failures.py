@@ -13,10 +13,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import run_lockenv
 from test_sync import (
-    env_for, handmade_lock, installed, lock, site_packages, snapshot, sync, write_project,
+    env_for,
+    handmade_lock,
+    installed,
+    lock,
+    site_packages,
+    snapshot,
+    sync,
+    write_project,
 )
 
 

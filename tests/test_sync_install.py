@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_sync import snapshot
+from test_sync_failures import _wheel
 
 from lockenv.environment import ensure_venv, probe
 from lockenv.errors import SyncError
@@ -21,8 +23,6 @@ from lockenv.sync.plan import plan
 from lockenv.sync.scan import scan
 from lockenv.sync.selection import Wanted
 from lockenv.ui import Reporter
-from test_sync import snapshot
-from test_sync_failures import _wheel
 
 
 def _reporter() -> Reporter:

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import run_lockenv
 from test_sync import env_for, installed, venv_python, write_project
 

@@ -77,7 +77,7 @@ def is_noop(project: Path, options: SyncOptions | None = None) -> bool:
     try:
         opts = options or SyncOptions(project=project)
         return not opts.dry_run and _fresh_state(opts) is not None
-    except Exception:  # noqa: BLE001 - any doubt means "run the full sync"
+    except Exception:
         return False
 
 
@@ -101,7 +101,7 @@ def sync(options: SyncOptions, *, reporter: Any) -> int:
     assert isinstance(lock_file, FileLock)
     try:
         lock_file.acquire(timeout=0.2)
-    except Exception:  # noqa: BLE001 - filelock.Timeout
+    except Exception:
         reporter.status(f"Waiting for another lockenv process using {venv_dir}")
         lock_file.acquire()
     try:
@@ -274,7 +274,8 @@ def _select_all(options: SyncOptions, spec: Any, lock: Any, probe: Any) -> list:
 
 
 def _sync_locked(options: SyncOptions, *, reporter: Any, started: float) -> int:
-    from lockenv.environment import ensure_venv, find_python, probe as probe_interp
+    from lockenv.environment import ensure_venv, find_python
+    from lockenv.environment import probe as probe_interp
     from lockenv.sync import state
     from lockenv.sync.plan import plan
     from lockenv.sync.scan import scan

@@ -22,7 +22,13 @@ from lockenv.environment import Probe
 from lockenv.errors import IntegrityError, LockenvError, SyncError
 from lockenv.sync import state
 from lockenv.sync.install import (
-    Stash, WheelInfo, delete_paths, install_wheel, remove_distribution, scheme_for, validate_wheel,
+    Stash,
+    WheelInfo,
+    delete_paths,
+    install_wheel,
+    remove_distribution,
+    scheme_for,
+    validate_wheel,
 )
 from lockenv.sync.plan import Action, SyncPlan
 from lockenv.sync.selection import Wanted
@@ -200,7 +206,7 @@ def apply(plan: SyncPlan, prepared: Sequence[Prepared], *, probe: Probe, venv: P
         try:
             delete_paths(targets, venv=venv, keep_dirs=dirs)
             stash.rollback()
-        except Exception as rollback_exc:  # noqa: BLE001 - keep the journal; next sync repairs
+        except Exception as rollback_exc:
             reporter.warn(f"could not undo the partial sync: {rollback_exc}",
                           hint="run `lockenv sync` again to repair the environment")
             raise exc from None

@@ -18,7 +18,13 @@ from pathlib import Path
 
 from lockenv.errors import IntegrityError, SyncError
 from lockenv.sync.scan import LOCKENV_SOURCE, read_record
-from lockenv.sync.unpacked import Tree, TreeChanged, TreeSource, tree_destination, unpack
+from lockenv.sync.unpacked import (
+    Tree,
+    TreeChanged,
+    TreeSource,
+    tree_destination,
+    unpack,
+)
 
 INSTALLER_NAME = b"lockenv\n"
 

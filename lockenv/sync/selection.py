@@ -82,7 +82,7 @@ def load_lock(path: Path) -> Any:
     cached = Cache().root / PARSED_LOCKS / f"{key}.pickle"
     try:
         return pickle.loads(cached.read_bytes())
-    except Exception:  # noqa: BLE001 - absent or unreadable: parse the file
+    except Exception:
         pass
     lock = load(path)
     try:
@@ -196,7 +196,12 @@ def _evaluate(marker: Any, env: dict[str, Any]) -> bool:
 
 
 def _wanted(pkg: Any, entry: Any, base: Path, project_root: Path | None) -> Wanted:
-    from packaging.pylock import PackageArchive, PackageDirectory, PackageSdist, PackageWheel
+    from packaging.pylock import (
+        PackageArchive,
+        PackageDirectory,
+        PackageSdist,
+        PackageWheel,
+    )
 
     name = str(pkg.name)
     version = str(pkg.version) if pkg.version is not None else None

@@ -115,7 +115,8 @@ def _extract(wheel: Path, dest: Path, name: str) -> tuple[str, str, list[dict[st
         with WheelFile.open(wheel) as source:
             dist_info, data_dir = source.dist_info_dir, source.data_dir
             record_text = source.read_dist_info("RECORD")
-            zf: zipfile.ZipFile = source._zipfile  # noqa: SLF001 - only to read members once
+            # installer's WheelFile has no public way to read members; one pass needs the zip.
+            zf: zipfile.ZipFile = source._zipfile
             return dist_info, data_dir, _extract_members(wheel, zf, dest, name, dist_info, record_text)
     except IntegrityError:
         raise
@@ -249,7 +250,7 @@ class _LazyFile:
 
     def _open(self) -> BinaryIO:
         if self._fh is None:
-            self._fh = open(self.name, "rb")  # noqa: SIM115 - closed by close()
+            self._fh = open(self.name, "rb")  # closed by close()
         return self._fh
 
     def read(self, size: int = -1) -> bytes:
@@ -270,7 +271,7 @@ class _LazyFile:
             self._fh = None
 
 
-def TreeSource(tree: Tree) -> Any:  # noqa: N802 - a factory that reads like the class
+def TreeSource(tree: Tree) -> Any:  # a factory named like the class it returns
     """installer's WheelSource over an unpacked tree."""
     return _source_class()(tree)
 

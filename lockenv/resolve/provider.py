@@ -151,7 +151,9 @@ class Metadata:
         self._lock = threading.Lock()
         self._speculated: set[str] = set()
         self._versions: dict[str, dict[Version, list[DistFile]]] = {}
+        self._reps: dict[str, dict[tuple[str, str], tuple[DistFile, DistFile]]] = {}
         self._pool: Any = None
+        self._closed = False
 
     def project(self, name: str) -> ProjectFiles:
         return self.client.project(name)
@@ -184,6 +186,8 @@ class Metadata:
         newest allowed version's metadata, then the same for that version's dependencies. The
         resolver's critical path (page, metadata, next page…) then mostly hits finished work."""
         todo = []
+        if self._closed:
+            return
         with self._lock:
             env_key = f"{environment['python_full_version']}/{environment['sys_platform']}/{environment['platform_machine']}"
             for r in reqs:
@@ -206,6 +210,8 @@ class Metadata:
                 return  # shut down: the resolution is over
 
     def _speculate_one(self, req: Req, environment: Mapping[str, str], tag_priority: Mapping[Tag, int]) -> None:
+        if self._closed:
+            return
         try:
             python_full = environment["python_full_version"]
             versions = {v: fs for v, fs in self.versions(req.name).items() if not all(f.yanked for f in fs)}
@@ -215,7 +221,7 @@ class Metadata:
             files = versions[allowed[0]]
             self.prefetch_version(files, tag_priority, python_full)
             mine = best_file(files, tag_priority, python_full)
-            if mine is None or not mine.is_wheel:
+            if mine is None or not mine.is_wheel or self._closed:
                 return
             deps: list[Req] = []
             for dep in self.requirements(mine):
@@ -227,7 +233,7 @@ class Metadata:
 
     def prefetch_version(self, files: Sequence[DistFile], tag_priority: Mapping[Tag, int], python_full: str) -> None:
         """Prefetch the metadata of the file each target (or this environment) would install."""
-        if not files:
+        if not files or self._closed:
             return
         key = f"version:{files[0].url}"
         with self._lock:
@@ -235,8 +241,12 @@ class Metadata:
                 return
             self._speculated.add(key)
         chosen: dict[str, DistFile] = {}
-        for t in self.targets or [None]:
-            f = best_file(files, t.tag_priority, t.python_full) if t is not None else best_file(files, tag_priority, python_full)
+        if self.targets:
+            for newest, oldest in self._representatives(files).values():
+                chosen[newest.filename] = newest
+                chosen[oldest.filename] = oldest
+        else:
+            f = best_file(files, tag_priority, python_full)
             if f is not None and f.is_wheel:  # never speculate an sdist: it may need a build
                 chosen[f.filename] = f
         with self._lock:
@@ -244,9 +254,48 @@ class Metadata:
         if todo:
             self.client.prefetch_metadata(todo)
 
+    def _representatives(self, files: Sequence[DistFile]) -> dict[tuple[str, str], tuple[DistFile, DistFile]]:
+        """Per platform: the wheels the newest and the oldest Python target there would install."""
+        key = f"reps:{files[0].url}"
+        with self._lock:
+            cached = self._reps.get(key)
+        if cached is not None:
+            return cached
+        per: dict[tuple[str, str], list[DistFile]] = {}
+        for t in self.targets:  # newest Python first
+            f = best_file(files, t.tag_priority, t.python_full)
+            if f is not None and f.is_wheel:
+                per.setdefault((t.environment["sys_platform"], t.environment["platform_machine"]), []).append(f)
+        reps = {plat: (fs[0], fs[-1]) for plat, fs in per.items()}
+        with self._lock:
+            self._reps[key] = reps
+        return reps
+
+    def requirements_for(self, files: Sequence[DistFile], own: DistFile, environment: Mapping[str, str]) -> tuple[Requirement, ...]:
+        """The requirements `own` declares, read from as few wheels as is safe.
+
+        Wheels of one version usually share their metadata; where they differ, it is by
+        platform (a Windows wheel adds a dependency) or by the Python a wheel was built for.
+        So per platform the newest and the oldest Python's wheels are read; when they agree,
+        the wheels between them are taken to agree too, and otherwise each target reads its
+        own wheel. That is ~10 reads per version instead of one per target (30)."""
+        if not own.is_wheel or not self.targets or not files:
+            return self.requirements(own)
+        pair = self._representatives(files).get((environment["sys_platform"], environment["platform_machine"]))
+        if pair is None or own in pair:
+            return self.requirements(own)
+        newest, oldest = pair
+        reqs = self.requirements(newest)
+        if sorted(map(str, reqs)) == sorted(map(str, self.requirements(oldest))):
+            return reqs
+        return self.requirements(own)
+
     def close(self) -> None:
+        """Stop crawling: queued work is dropped, running work stops at its next step (it would
+        otherwise compete with writing the lock for the interpreter)."""
+        self._closed = True
         if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool.shutdown(wait=True, cancel_futures=True)
 
     def requirements(self, file: DistFile) -> tuple[Requirement, ...]:
         key = file.sha256 or file.url
@@ -391,7 +440,8 @@ class Provider(AbstractProvider):  # type: ignore[misc]
         those its extra adds)."""
         out = []
         self.meta.prefetch_version(candidate.files, self.tag_priority, self.python_full)
-        for req in self.meta.requirements(metadata_file(candidate, self.tag_priority)):
+        own = metadata_file(candidate, self.tag_priority)
+        for req in self.meta.requirements_for(candidate.files, own, self.environment):
             if applies(req, self.environment, candidate.extra):
                 out.append(req)
         return out

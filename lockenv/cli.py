@@ -60,6 +60,18 @@ def _main(
     ctx.obj = Globals(project=project.resolve(), reporter=Reporter(quiet=quiet, verbose=verbose))
 
 
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Say more; show tracebacks of bugs.")]
+
+
+def _flags(ctx: typer.Context, quiet: bool, verbose: bool) -> Globals:
+    """-q/-v work after the command too (`lockenv sync -q`), as they do before it."""
+    g: Globals = ctx.obj
+    g.reporter.quiet = g.reporter.quiet or quiet
+    g.reporter.verbose = g.reporter.verbose or verbose
+    return g
+
+
 def _run(ctx: typer.Context, func, *args, **kwargs) -> NoReturn:  # type: ignore[no-untyped-def]
     """Call a use case; turn LockenvError into a message and an exit code."""
     g: Globals = ctx.obj
@@ -131,11 +143,13 @@ def lock(
     refresh: Annotated[
         bool, typer.Option("--refresh", help="Fetch index pages again instead of using the cache.")
     ] = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Resolve pyproject.toml into a universal, hashed pylock.toml."""
     from lockenv.ops.lock import LockOptions, lock as do_lock
 
-    g: Globals = ctx.obj
+    g = _flags(ctx, quiet, verbose)
     options = LockOptions(
         project=g.project,
         check=check,
@@ -177,11 +191,13 @@ def sync(
     no_install_project: Annotated[
         bool, typer.Option("--no-install-project", help="Do not install the project itself.")
     ] = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Make the project's .venv match the lock exactly."""
     from lockenv.ops.sync import SyncOptions, sync as do_sync
 
-    g: Globals = ctx.obj
+    g = _flags(ctx, quiet, verbose)
     options = SyncOptions(
         project=g.project,
         python=python,
@@ -213,11 +229,13 @@ def verify(
     ] = False,
     all_groups: Annotated[bool, typer.Option("--all-groups", help="Include every group.")] = False,
     lockfile: LockfileOpt = None,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Check every installed file against its RECORD and the installed set against the lock."""
     from lockenv.ops.sync import SyncOptions, verify as do_verify
 
-    g: Globals = ctx.obj
+    g = _flags(ctx, quiet, verbose)
     options = SyncOptions(
         project=g.project,
         extras=tuple(extra or ()),

@@ -12,28 +12,54 @@ import sys
 from pathlib import Path
 
 
-def _parse(argv: list[str]) -> tuple[str, Path, bool] | None:
+_SYNC_FLAGS = {
+    "--all-extras": "all_extras", "--no-default-groups": "no_default_groups",
+    "--all-groups": "all_groups", "--inexact": "inexact", "--locked": "locked",
+    "--frozen": "frozen",
+}
+_SYNC_LISTS = {"--extra": "extras", "--group": "groups", "--only-group": "only_groups"}
+
+
+def _parse(argv: list[str]) -> tuple[str, Path, bool, dict[str, object]] | None:
+    """(command, project, quiet, options) for the shapes a no-op can have, else None."""
     project = Path(".")
     quiet = False
     command: str | None = None
+    options: dict[str, object] = {}
     i = 0
     while i < len(argv):
         arg = argv[i]
+        value = argv[i + 1] if i + 1 < len(argv) else None
+        if "=" in arg and arg.startswith("--"):
+            arg, value = arg.split("=", 1)
+            step = 1
+        else:
+            step = 2
         if arg in ("-q", "--quiet"):
-            quiet = True
-        elif arg in ("-C", "--project") and i + 1 < len(argv):
-            project = Path(argv[i + 1])
-            i += 1
-        elif arg.startswith("--project="):
-            project = Path(arg.split("=", 1)[1])
+            quiet, step = True, 1
+        elif arg in ("-C", "--project") and value is not None:
+            project = Path(value)
         elif command is None and arg in ("lock", "sync"):
-            command = arg
+            command, step = arg, 1
+        elif command == "lock" and arg == "--check":
+            step = 1
+        elif command == "sync" and arg in _SYNC_FLAGS:
+            options[_SYNC_FLAGS[arg]], step = True, 1
+        elif command == "sync" and arg in _SYNC_LISTS and value is not None:
+            key = _SYNC_LISTS[arg]
+            options[key] = (*options.get(key, ()), value)  # type: ignore[misc]
+        elif command == "sync" and arg == "--python" and value is not None:
+            options["python"] = value
+        elif command == "sync" and arg == "--lockfile" and value is not None:
+            options["lockfile"] = Path(value).resolve()
+        elif command == "sync" and arg == "--no-install-project":
+            options["install_project"], step = False, 1
         else:
             return None
-        i += 1
+        i += step
     if command is None:
         return None
-    return command, project.resolve(), quiet
+    return command, project.resolve(), quiet, options
 
 
 def try_noop(argv: list[str]) -> int | None:
@@ -41,7 +67,7 @@ def try_noop(argv: list[str]) -> int | None:
     parsed = _parse(argv)
     if parsed is None:
         return None
-    command, project, quiet = parsed
+    command, project, quiet, options = parsed
     if command == "lock":
         from lockenv.ops.lock import is_noop
 
@@ -49,11 +75,9 @@ def try_noop(argv: list[str]) -> int | None:
             return None
         message = "pylock.toml is up to date"
     else:
-        try:
-            from lockenv.ops.sync import is_noop as sync_is_noop
-        except ImportError:
-            return None
-        if not sync_is_noop(project):
+        from lockenv.ops.sync import SyncOptions, is_noop as sync_is_noop
+
+        if not sync_is_noop(project, SyncOptions(project=project, **options)):  # type: ignore[arg-type]
             return None
         message = "Environment is up to date"
     if not quiet:

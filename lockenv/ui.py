@@ -52,8 +52,10 @@ class Reporter:
 
     # -- stdout: data -------------------------------------------------------------------------
     def data(self, line: str) -> None:
-        """A line of the command's result (a plan line, a report line)."""
-        print(line, file=self.out, flush=True)
+        """A line of the command's result (a plan line, a report line); none with --quiet,
+        where the exit code is the answer."""
+        if not self.quiet:
+            print(line, file=self.out, flush=True)
 
     # -- stderr: status ------------------------------------------------------------------------
     def status(self, message: str) -> None:

@@ -317,3 +317,33 @@ def test_exclude_newer_removed_from_pyproject_is_a_change(index_server: IndexSer
     write(project, ["timely"])
     result = lock(project, index_server, "--check")
     assert result.code == 1 and "removed exclude-newer `2024-03-01T00:00:00Z`" in result.stderr
+
+
+def test_noop_commands_answer_without_loading_the_cli_framework_or_httpx(
+    index_server: IndexServer, project: Path
+) -> None:
+    """CI's `lock --check` and `sync --locked` with nothing to do: the entry point answers
+    before typer, httpx or the resolver are imported (python -X importtime shows it)."""
+    write(project, ["alpha"])
+    env = {"LOCKENV_INDEX_URL": index_server.json_url}
+    assert lock(project, index_server).code == 0
+    assert run_lockenv("sync", cwd=project, env=env).code == 0
+    index_server.clear_log()
+    for args in (("lock", "--check"), ("sync", "--locked", "-q"), ("-q", "sync", "--frozen")):
+        proc = subprocess.run(
+            [sys.executable, "-X", "importtime", "-m", "lockenv", *args],
+            cwd=project, env={**os.environ, **env}, capture_output=True, text=True,
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
+        assert not imported & {"typer", "httpx", "resolvelib", "installer", "rich"}, args
+    assert index_server.requests == []
+
+
+def test_quiet_and_verbose_work_after_the_command(index_server: IndexServer, project: Path) -> None:
+    write(project, ["alpha"])
+    result = run_lockenv("lock", "-q", cwd=project, env={"LOCKENV_INDEX_URL": index_server.json_url})
+    assert result.code == 0 and result.stderr == "" and result.stdout == ""
+    (project / "pylock.toml").unlink()
+    result = run_lockenv("lock", "-v", cwd=project, env={"LOCKENV_INDEX_URL": index_server.json_url})
+    assert result.code == 0 and "debug: [" in result.stderr

@@ -152,6 +152,7 @@ class Metadata:
         self._speculated: set[str] = set()
         self._versions: dict[str, dict[Version, list[DistFile]]] = {}
         self._reps: dict[str, dict[tuple[str, str], tuple[DistFile, DistFile]]] = {}
+        self._live: dict[str, tuple[dict[Version, list[DistFile]], list[Version]]] = {}
         self._pool: Any = None
         self._closed = False
 
@@ -214,11 +215,11 @@ class Metadata:
             return
         try:
             python_full = environment["python_full_version"]
-            versions = {v: fs for v, fs in self.versions(req.name).items() if not all(f.yanked for f in fs)}
-            allowed = sorted(req.specifier.filter(versions), reverse=True)
-            if not allowed:
+            versions, newest_first = self._live_versions(req.name)
+            chosen = next(iter(req.specifier.filter(newest_first)), None)
+            if chosen is None:
                 return
-            files = versions[allowed[0]]
+            files = versions[chosen]
             self.prefetch_version(files, tag_priority, python_full)
             mine = best_file(files, tag_priority, python_full)
             if mine is None or not mine.is_wheel or self._closed:
@@ -230,6 +231,19 @@ class Metadata:
             self.speculate(deps, environment, tag_priority)
         except Exception:
             return  # speculation only: the resolver will ask again and report errors itself
+
+    def _live_versions(self, name: str) -> tuple[dict[Version, list[DistFile]], list[Version]]:
+        """Non-yanked versions of a project, newest first (memoised: speculation asks often)."""
+        key = f"live:{name}"
+        with self._lock:
+            cached = self._live.get(key)
+        if cached is not None:
+            return cached
+        versions = {v: fs for v, fs in self.versions(name).items() if not all(f.yanked for f in fs)}
+        result = (versions, sorted(versions, reverse=True))
+        with self._lock:
+            self._live[key] = result
+        return result
 
     def prefetch_version(self, files: Sequence[DistFile], tag_priority: Mapping[Tag, int], python_full: str) -> None:
         """Prefetch the metadata of the file each target (or this environment) would install."""

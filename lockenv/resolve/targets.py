@@ -7,8 +7,7 @@ accepts. Targets choose versions; they do not fence the lock (DESIGN.md, "The lo
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from functools import cached_property
+from dataclasses import dataclass, field
 
 from packaging.markers import InvalidMarker, Marker
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -69,6 +68,11 @@ class Target:
     python_full: str
     """The lowest patch release requires-python allows in this minor (e.g. '3.10.0')."""
     platform: Platform
+    environment: dict[str, str] = field(init=False, repr=False, compare=False, hash=False)
+    """A complete PEP 508 environment (packaging's `select()` needs every key)."""
+    tags: list[Tag] = field(init=False, repr=False, compare=False, hash=False)
+    """Wheel tags in priority order, like `packaging.tags.sys_tags()` on that machine."""
+    tag_priority: dict[Tag, int] = field(init=False, repr=False, compare=False, hash=False)
 
     @property
     def name(self) -> str:
@@ -78,8 +82,14 @@ class Target:
     def python_version(self) -> str:
         return f"{self.python[0]}.{self.python[1]}"
 
-    @cached_property
-    def environment(self) -> dict[str, str]:
+    def __post_init__(self) -> None:
+        # Computed once, stored plainly: functools.cached_property takes a lock on every
+        # access before 3.12, and the resolver reads these from many threads.
+        object.__setattr__(self, "environment", self._environment())
+        object.__setattr__(self, "tags", self._tags())
+        object.__setattr__(self, "tag_priority", {tag: i for i, tag in enumerate(self.tags)})
+
+    def _environment(self) -> dict[str, str]:
         """A complete PEP 508 environment (packaging's `select()` needs every key)."""
         p = self.platform
         return {
@@ -96,8 +106,7 @@ class Target:
             "sys_platform": p.sys_platform,
         }
 
-    @cached_property
-    def tags(self) -> list[Tag]:
+    def _tags(self) -> list[Tag]:
         """Wheel tags in priority order, like `packaging.tags.sys_tags()` on that machine."""
         major, minor = self.python
         interp = f"cp{major}{minor}"
@@ -107,9 +116,6 @@ class Target:
         tags.extend(compatible_tags((major, minor), interp, plats))
         return tags
 
-    @cached_property
-    def tag_priority(self) -> dict[Tag, int]:
-        return {tag: i for i, tag in enumerate(self.tags)}
 
 
 def _lowest_patch(minor: int, spec: SpecifierSet) -> str | None:

@@ -412,7 +412,7 @@ def load(path: Path) -> Pylock:
     except PylockUnsupportedVersionError as exc:
         raise LockfileError(
             f"{path}: {exc}",
-            hint=f"lockenv reads lock-version 1.x; regenerate the lock with `lockenv lock`",
+            hint="lockenv reads lock-version 1.x; regenerate the lock with `lockenv lock`",
             context={"file": str(path), "lock-version": data.get("lock-version")},
         ) from None
     except PylockValidationError as exc:

@@ -15,14 +15,14 @@ from dataclasses import dataclass, field, replace
 from dep_logic.markers import AnyMarker, BaseMarker, EmptyMarker, parse_marker
 from packaging.markers import Marker
 from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import NormalizedName, canonicalize_name
+from packaging.utils import canonicalize_name
 from packaging.version import Version
 from resolvelib import BaseReporter, Resolver
 from resolvelib.resolvers import ResolutionImpossible, ResolutionTooDeep
 
 from lockenv.errors import LockfileError, ManifestError, ResolutionError
 from lockenv.models import Dependency, DistFile, LockedPackage, LockInputs, ProjectSpec, Resolution
-from lockenv.resolve.markers import Dnf, dnf_true, partition, separator, to_marker
+from lockenv.resolve.markers import partition, separator, to_marker
 from lockenv.resolve.provider import (
     Candidate,
     Metadata,
@@ -238,7 +238,6 @@ def merge(
     results: Sequence[TargetResult], roots: Sequence[Req]
 ) -> tuple[dict[tuple[str, str], BaseMarker], dict[tuple[str, str], set[tuple[str, str]]]]:
     """Markers per (name, version) and the dependency edges between package entries."""
-    all_targets = [r.target for r in results]
     # Where each node is, and each edge (parent node, child node, edge marker text).
     node_targets: dict[Node, set[Target]] = {}
     edge_targets: dict[tuple[Node, Node, str], set[Target]] = {}
@@ -266,7 +265,7 @@ def merge(
     by_parent_child: dict[tuple[Node, str, str], set[Target]] = {}
     for (p, c, mtext), ts in edge_targets.items():
         by_parent_child.setdefault((p, _ident_name(c[0]), mtext), set()).update(ts)
-    for (p, c, mtext), ts in list(edge_targets.items()):
+    for (p, c, mtext) in list(edge_targets):
         if p[0].startswith("<"):
             continue
         present = by_parent_child[(p, _ident_name(c[0]), mtext)]
@@ -334,7 +333,6 @@ def merge(
         child_pkg = (_ident_name(c[0]), c[1])
         if parent_pkg != child_pkg and parent_pkg in deps:
             deps[parent_pkg].add(child_pkg)
-    del all_targets
     return package_marker, deps
 
 

@@ -17,11 +17,11 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
 
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from lockenv.index.redact import redact_url
 from lockenv.errors import LockfileError
 from lockenv.models import DistFile, LockedPackage, LockInputs, ProjectSpec, Resolution
 
@@ -69,7 +69,7 @@ def inputs_from_spec(spec: ProjectSpec) -> LockInputs:
             optional_dependencies=spec.optional_dependencies,
             dependency_groups=spec.dependency_groups,
             default_groups=spec.default_groups,
-            index_url=_redact_url(spec.index_url),
+            index_url=redact_url(spec.index_url),
             exclude_newer=format_timestamp(spec.exclude_newer) if spec.exclude_newer else None,
             environments=spec.environments,
         )
@@ -107,20 +107,6 @@ def _canonical_inputs(inputs: LockInputs) -> LockInputs:
 
 def _sorted_unique(items: Iterable[str]) -> tuple[str, ...]:
     return tuple(sorted(set(items)))
-
-
-def _redact_url(url: str) -> str:
-    """Same rule as `lockenv.index.http.redact_url` (user-info dropped, user name included:
-    it is often the token); kept here because importing `lockenv.index` pulls in httpx, which
-    the no-op path must not pay for. A test checks the two agree."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<invalid URL>"
-    if "@" not in parts.netloc:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
 
 
 # ---------------------------------------------------------------------------------------------

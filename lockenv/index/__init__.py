@@ -12,7 +12,7 @@ from lockenv.index.defaults import DEFAULT_INDEX_URL
 
 if TYPE_CHECKING:
     from lockenv.index.client import IndexClient
-    from lockenv.index.http import redact_url
+    from lockenv.index.redact import redact_url
 
 __all__ = ["DEFAULT_INDEX_URL", "IndexClient", "redact_url"]
 
@@ -23,7 +23,7 @@ def __getattr__(name: str) -> Any:
 
         return IndexClient
     if name == "redact_url":
-        from lockenv.index.http import redact_url
+        from lockenv.index.redact import redact_url
 
         return redact_url
     raise AttributeError(f"module 'lockenv.index' has no attribute {name!r}")

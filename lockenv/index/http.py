@@ -17,27 +17,13 @@ import httpx
 
 from lockenv import __version__
 from lockenv.errors import IndexError_, NetworkError
+from lockenv.index.redact import redact_url
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 BACKOFF = (0.2, 0.5, 1.0)
 """Seconds before retry 1, 2, 3 (then 1 s each); jitter is added. Short on purpose: a mirror
 that is down stays down, and tests must stay fast."""
 USER_AGENT = f"lockenv/{__version__}"
-
-
-def redact_url(url: str) -> str:
-    """The URL without its user-info: `https://user:pw@host/x` → `https://host/x`.
-
-    The user name is dropped too: with token-based indexes the user name is often the secret.
-    Used for every message, log line and lock entry."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<invalid URL>"
-    if "@" not in parts.netloc:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
 
 
 def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:

@@ -116,3 +116,95 @@ def test_lockenv_runtime_is_protected_only_in_its_own_venv(tmp_path: Path) -> No
     own = _own_runtime(Path(sys.prefix))
     assert {"lockenv", "packaging", "httpx", "installer"} <= own
     assert _own_runtime(tmp_path) == set()
+
+
+def _tool_wheel(tmp_path: Path) -> Path:
+    """A wheel whose install writes more than links: a console script and a `#!python` script
+    (both name the venv's interpreter), next to plain modules."""
+    d = tmp_path / "tool-wheels"
+    d.mkdir(exist_ok=True)
+    return _wheel(d, "tool", {
+        "tool/__init__.py": b"def main():\n    print('tool says hi')\n",
+        "tool/pkg/deep/data.txt": b"data\n",
+        "tool-1.0.dist-info/entry_points.txt": b"[console_scripts]\ntool-hi = tool:main\n",
+        "tool-1.0.data/scripts/tool-raw": b"#!python\nprint('raw script')\n",
+    })
+
+
+def _records() -> list[Path]:
+    import os
+
+    root = Path(os.environ["LOCKENV_CACHE_DIR"]) / "installs-v1"
+    return sorted(root.glob("*/*.json"))
+
+
+def _run(path: Path) -> str:
+    import subprocess
+
+    proc = subprocess.run([str(path)], capture_output=True, text=True, cwd="/")
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip()
+
+
+def test_a_repeated_install_is_replayed_exactly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    import installer
+
+    wheel = _tool_wheel(tmp_path)
+    venv = tmp_path / "proj" / ".venv"
+    _sync(venv, [_wanted(wheel)])
+    first = snapshot(venv)
+    assert len(_records()) == 1
+    shutil.rmtree(venv)
+
+    def no_installer(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise AssertionError("installer ran although the install was recorded")
+
+    monkeypatch.setattr(installer, "install", no_installer)
+    _sync(venv, [_wanted(wheel)])
+    assert snapshot(venv) == first  # same files, bytes and modes (RECORD and scripts included)
+    assert _run(venv / "bin" / "tool-hi") == "tool says hi"
+    assert (venv / "bin" / "tool-raw").read_text() == f"#!{venv / 'bin' / 'python'}\nprint('raw script')\n"
+    assert (venv / "bin" / "tool-hi").read_text().startswith(f"#!{venv / 'bin' / 'python'}")
+
+
+def test_another_venv_path_gets_its_own_scripts(tmp_path: Path) -> None:
+    wheel = _tool_wheel(tmp_path)
+    one, two = tmp_path / "one" / ".venv", tmp_path / "two" / ".venv"
+    _sync(one, [_wanted(wheel)])
+    _sync(two, [_wanted(wheel)])
+    assert len(_records()) == 2  # keyed by the scheme and interpreter: never replayed across venvs
+    for venv in (one, two):
+        assert (venv / "bin" / "tool-raw").read_text().startswith(f"#!{venv / 'bin' / 'python'}\n")
+        assert _run(venv / "bin" / "tool-hi") == "tool says hi"
+
+
+@pytest.mark.parametrize("tamper", ["outside", "not-a-member", "garbage"])
+def test_a_bad_install_record_is_never_replayed(tmp_path: Path, tamper: str) -> None:
+    import json
+    import shutil
+
+    wheel = _tool_wheel(tmp_path)
+    venv = tmp_path / "proj" / ".venv"
+    _sync(venv, [_wanted(wheel)])
+    first = snapshot(venv)
+    [record] = _records()
+    outside = tmp_path / "outside.txt"
+    if tamper == "garbage":
+        record.write_text("{not json")
+    else:
+        data = json.loads(record.read_text())
+        if tamper == "outside":
+            data["ops"].append({"op": "write", "target": str(outside), "data": "eA==", "exec": False})
+        else:
+            link = next(op for op in data["ops"] if op["op"] == "link")
+            link["member"] = "../../../../etc/passwd"
+        record.write_text(json.dumps(data))
+    shutil.rmtree(venv)
+    _sync(venv, [_wanted(wheel)])
+    assert not outside.exists()
+    assert snapshot(venv) == first
+    ops = json.loads(record.read_text())["ops"]  # installer ran and recorded afresh
+    assert all(op["target"].startswith(str(venv)) for op in ops)
+    assert all(op.get("member", "").startswith("tool") for op in ops if op["op"] == "link")

@@ -111,20 +111,34 @@ def install_wheel(info: WheelInfo, *, scheme: Mapping[str, str], python: str,
                   direct_url: Mapping[str, object] | None = None) -> None:
     """Install a validated wheel from its unpacked tree (hard links, or copies) with installer.
     INSTALLER says lockenv; `lockenv.json` records the archive the lock named, to notice a
-    different archive of the same version later."""
-    from installer import install
-
+    different archive of the same version later. An install done before with the same
+    inputs is replayed from its record instead (see `replay`)."""
     metadata = {"INSTALLER": INSTALLER_NAME}
     if source_sha256:
         metadata[LOCKENV_SOURCE] = json.dumps(
             {"sha256": source_sha256, "filename": source_name}, sort_keys=True).encode() + b"\n"
     if direct_url is not None:
         metadata["direct_url.json"] = json.dumps(direct_url, sort_keys=True).encode()
+    from lockenv.sync import replay
+
     tree = info.tree
+    key = replay.record_key(tree, scheme, python, metadata)
     for attempt in (0, 1):
         try:
-            install(TreeSource(tree), tree_destination(tree, scheme, python),
+            record = replay.load(key)
+            if record is not None:
+                try:
+                    replay.replay(record, tree, scheme,
+                                  link=os.environ.get("LOCKENV_LINK_MODE", "hardlink") != "copy")
+                    return
+                except replay.BadRecord:
+                    pass  # checked before any write: installer records it afresh
+            from installer import install
+
+            ops: list[dict[str, object]] = []
+            install(TreeSource(tree), tree_destination(tree, scheme, python, ops),
                     additional_metadata=metadata)
+            replay.save(key, tree, ops)
             return
         except TreeChanged:
             if attempt:

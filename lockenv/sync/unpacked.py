@@ -276,8 +276,10 @@ def TreeSource(tree: Tree) -> Any:  # a factory named like the class it returns
     return _source_class()(tree)
 
 
-def tree_destination(tree: Tree, scheme: Mapping[str, str], python: str) -> Any:
-    """installer's destination that hard-links (or copies) tree files instead of writing them."""
+def tree_destination(tree: Tree, scheme: Mapping[str, str], python: str,
+                     ops: list[dict[str, Any]] | None = None) -> Any:
+    """installer's destination that hard-links (or copies) tree files instead of writing them.
+    With `ops`, every write is also recorded there (see `replay`)."""
     from installer.destinations import SchemeDictionaryDestination
     from installer.records import Hash, RecordEntry
     from installer.utils import get_launcher_kind
@@ -287,14 +289,23 @@ def tree_destination(tree: Tree, scheme: Mapping[str, str], python: str) -> Any:
 
     made: set[str] = set()
 
+    from lockenv.sync.replay import link_op, write_op
+
     class LinkingDestination(SchemeDictionaryDestination):
         link = mode != "copy"
+        in_script = False
 
         def write_to_fs(self, scheme: Any, path: str, stream: BinaryIO, is_executable: bool) -> Any:
             src = getattr(stream, "name", None)
             entry = by_source.get(src) if isinstance(src, str) else None
             if entry is None:
-                return super().write_to_fs(scheme, path, stream, is_executable)
+                if ops is None:
+                    return super().write_to_fs(scheme, path, stream, is_executable)
+                data = stream.read()
+                written = super().write_to_fs(scheme, path, io.BytesIO(data), is_executable)
+                target = os.path.abspath(os.path.join(self.scheme_dict[scheme], path))
+                ops.append(write_op(target, data, executable=is_executable, script=self.in_script))
+                return written
             base = os.path.abspath(self.scheme_dict[scheme])
             target = os.path.abspath(os.path.join(base, path))
             if not (target + os.sep).startswith(base + os.sep):
@@ -320,8 +331,17 @@ def tree_destination(tree: Tree, scheme: Mapping[str, str], python: str) -> Any:
                 shutil.copyfile(src, target)
                 if is_executable:
                     os.chmod(target, 0o755)
+            if ops is not None:
+                ops.append(link_op(target, entry["path"]))
             algorithm, _, digest = entry["hash"].partition("=")
             return RecordEntry(path, Hash(algorithm, digest), entry["size"])
+
+        def write_script(self, name: str, module: str, attr: str, section: Any) -> Any:
+            self.in_script = True  # installer chmods scripts once more after writing them
+            try:
+                return super().write_script(name, module, attr, section)
+            finally:
+                self.in_script = False
 
     return LinkingDestination(
         dict(scheme), interpreter=python, script_kind=get_launcher_kind(),

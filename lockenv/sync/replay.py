@@ -1,0 +1,183 @@
+"""Installs replayed from the cache: what `installer` did for one wheel into one scheme, kept so
+the next identical install is a loop of mkdir + hard link + three small writes.
+
+`installer` stays the source of truth: the first install of a wheel tree into a given scheme
+(absolute directories), interpreter, launcher kind and extra metadata runs through it, and every
+write it makes (each a hard link from the tree, or bytes: console scripts, INSTALLER, RECORD…)
+is recorded. The record is keyed by all those inputs plus installer's version, so a replay
+writes exactly what installer would write. A replay checks the record before it writes: every
+target inside a scheme directory, every linked source a member of the validated tree, unchanged
+since it was unpacked (as a linking install does). An unreadable or inconsistent record is
+ignored (installer runs again and records afresh).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import shutil
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from lockenv.sync.unpacked import Tree, TreeChanged
+
+INSTALLS = "installs-v1"
+FORMAT = 1
+
+
+class BadRecord(Exception):
+    """A replay record that does not fit the tree or the scheme; never replayed."""
+
+
+def record_key(tree: Tree, scheme: Mapping[str, str], python: str,
+               metadata: Mapping[str, bytes]) -> str:
+    """Everything installer's output depends on."""
+    from installer import __version__ as installer_version
+    from installer.utils import get_launcher_kind
+
+    h = hashlib.sha256()
+    parts = [str(FORMAT), installer_version, tree.sha256, python, str(get_launcher_kind()),
+             json.dumps(dict(scheme), sort_keys=True)]
+    for name in sorted(metadata):
+        parts += [name, base64.b64encode(metadata[name]).decode("ascii")]
+    h.update("\0".join(parts).encode("utf-8", "surrogateescape"))
+    return h.hexdigest()
+
+
+def record_path(key: str) -> Path:
+    from lockenv.cache import Cache
+
+    return Cache().root / INSTALLS / key[:2] / f"{key}.json"
+
+
+def load(key: str) -> dict | None:
+    try:
+        data = json.loads(record_path(key).read_bytes())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("ops"), list):
+        return None
+    return data
+
+
+def save(key: str, tree: Tree, ops: list[dict[str, Any]]) -> None:
+    from lockenv.cache import write_atomic
+
+    try:
+        write_atomic(record_path(key), json.dumps(
+            {"format": FORMAT, "tree": tree.sha256, "ops": ops}, separators=(",", ":")).encode())
+    except OSError:
+        pass  # only a cache: the next install runs installer again
+
+
+def write_op(target: str, data: bytes, *, executable: bool, script: bool) -> dict[str, Any]:
+    return {"op": "write", "target": target, "data": base64.b64encode(data).decode("ascii"),
+            "exec": executable, "script": script}
+
+
+def link_op(target: str, member: str) -> dict[str, Any]:
+    return {"op": "link", "target": target, "member": member}
+
+
+def _check(record: dict, tree: Tree, scheme: Mapping[str, str]) -> dict[str, dict]:
+    """The tree entries by member path; BadRecord when the record does not fit."""
+    if record.get("tree") != tree.sha256:
+        raise BadRecord("another tree")
+    roots = tuple(os.path.abspath(d) + os.sep for d in scheme.values())
+    entries = {e["path"]: e for e in tree.entries}
+    for op in record["ops"]:
+        target = op.get("target")
+        if not isinstance(target, str) or os.path.abspath(target) != target \
+                or not target.startswith(roots):
+            raise BadRecord(f"target outside the scheme: {target!r}")
+        kind = op.get("op")
+        if kind == "link":
+            if op.get("member") not in entries:
+                raise BadRecord(f"not a member of the tree: {op.get('member')!r}")
+        elif kind != "write" or not isinstance(op.get("data"), str):
+            raise BadRecord(f"unknown operation {kind!r}")
+    return entries
+
+
+_umask_lock = threading.Lock()
+_umask: list[int] = []
+
+
+def _current_umask() -> int:
+    """The process umask, read once (os.umask must set it to read it: done under a lock, and
+    from /proc where possible so no other thread sees a changed umask)."""
+    with _umask_lock:
+        if not _umask:
+            value = None
+            try:
+                with open("/proc/self/status", encoding="ascii") as fh:
+                    for line in fh:
+                        if line.startswith("Umask:"):
+                            value = int(line.split()[1], 8)
+                            break
+            except (OSError, ValueError):
+                pass
+            if value is None:
+                value = os.umask(0o022)
+                os.umask(value)
+            _umask.append(value)
+        return _umask[0]
+
+
+def replay(record: dict, tree: Tree, scheme: Mapping[str, str], *, link: bool) -> None:
+    """Write what the recorded install wrote. Files are hard-linked from the tree (copied when
+    `link` is False or linking fails); written files get the modes installer gives them."""
+    entries = _check(record, tree, scheme)
+    root = str(tree.root)
+    made: set[str] = set()
+    for op in record["ops"]:
+        target = op["target"]
+        parent = os.path.dirname(target)
+        if parent not in made:
+            os.makedirs(parent, exist_ok=True)
+            made.add(parent)
+        if op["op"] == "link":
+            member = op["member"]
+            entry = entries[member]
+            src = os.path.join(root, *member.split("/"))
+            st = os.stat(src)
+            if st.st_size != entry["size"] or st.st_mtime_ns != entry["mtime"]:
+                raise TreeChanged(src)
+            if link:
+                try:
+                    os.link(src, target)
+                    continue
+                except FileExistsError:
+                    os.unlink(target)
+                    try:
+                        os.link(src, target)
+                        continue
+                    except OSError:
+                        link = False
+                except OSError:
+                    link = False
+            if os.path.lexists(target):
+                os.unlink(target)
+            shutil.copyfile(src, target)
+            if entry["exec"]:
+                os.chmod(target, 0o755)
+            continue
+        data = base64.b64decode(op["data"])
+        if os.path.lexists(target):  # never write through a hard link into the cache
+            os.unlink(target)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+        if op.get("exec"):
+            mode = 0o777 & ~_current_umask() | 0o111
+            if op.get("script"):
+                mode |= (mode & 0o444) >> 2
+            os.chmod(target, mode)

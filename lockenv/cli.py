@@ -201,18 +201,12 @@ def sync(
     options = SyncOptions(
         project=g.project,
         python=python,
-        extras=tuple(extra or ()),
-        all_extras=all_extras,
-        groups=tuple(group or ()),
-        only_groups=tuple(only_group or ()),
-        no_default_groups=no_default_groups,
-        all_groups=all_groups,
         inexact=inexact,
         dry_run=dry_run,
         locked=locked,
         frozen=frozen,
-        lockfile=lockfile.resolve() if lockfile else None,
         install_project=not no_install_project,
+        **_selection(extra, all_extras, group, only_group, no_default_groups, all_groups, lockfile),
     )
     _run(ctx, do_sync, options)
 
@@ -238,15 +232,30 @@ def verify(
     g = _flags(ctx, quiet, verbose)
     options = SyncOptions(
         project=g.project,
-        extras=tuple(extra or ()),
-        all_extras=all_extras,
-        groups=tuple(group or ()),
-        only_groups=tuple(only_group or ()),
-        no_default_groups=no_default_groups,
-        all_groups=all_groups,
-        lockfile=lockfile.resolve() if lockfile else None,
+        **_selection(extra, all_extras, group, only_group, no_default_groups, all_groups, lockfile),
     )
     _run(ctx, do_verify, options)
+
+
+def _selection(
+    extra: list[str] | None,
+    all_extras: bool,
+    group: list[str] | None,
+    only_group: list[str] | None,
+    no_default_groups: bool,
+    all_groups: bool,
+    lockfile: Path | None,
+) -> dict[str, object]:
+    """The SyncOptions fields `sync` and `verify` share: what to select from which lock."""
+    return {
+        "extras": tuple(extra or ()),
+        "all_extras": all_extras,
+        "groups": tuple(group or ()),
+        "only_groups": tuple(only_group or ()),
+        "no_default_groups": no_default_groups,
+        "all_groups": all_groups,
+        "lockfile": lockfile.resolve() if lockfile else None,
+    }
 
 
 def main() -> None:

@@ -112,3 +112,11 @@ def test_html_only_simple_index_still_gives_sizes(index_server, tmp_path) -> Non
     files = [f for p in resolution.packages for f in (*p.wheels, *([p.sdist] if p.sdist else []))]
     assert files and all(f.size is not None and f.size > 0 for f in files)
     assert any(r.method == "HEAD" for r in index_server.requests)
+
+
+def test_a_single_python_reads_as_equality() -> None:
+    targets = make_targets(">=3.10,<3.14")
+    one = [t for t in targets if t.python == (3, 12)]
+    rest = [t for t in targets if t not in one]
+    assert separator(one, rest) == [[("python_version", "==", "3.12")]]
+    assert str(to_marker(separator(one, rest))) == 'python_version == "3.12"'

@@ -76,10 +76,13 @@ def _python_range(inside: set[tuple[int, int]], outside: set[tuple[int, int]]) -
     lo, hi = min(inside), max(inside)
     if any(lo <= p <= hi for p in outside):
         return None
+    below, above = any(p < lo for p in outside), any(p > hi for p in outside)
+    if lo == hi and below and above:
+        return [[("python_version", "==", f"{lo[0]}.{lo[1]}")]]
     atoms: list[Atom] = []
-    if any(p < lo for p in outside):
+    if below:
         atoms.append(("python_version", ">=", f"{lo[0]}.{lo[1]}"))
-    if any(p > hi for p in outside):
+    if above:
         atoms.append(("python_version", "<", f"{hi[0]}.{hi[1] + 1}"))
     return [atoms]
 

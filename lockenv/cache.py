@@ -66,8 +66,10 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 
 def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as fh:
+        if hasattr(hashlib, "file_digest"):  # 3.11+: reads into one reused buffer
+            return hashlib.file_digest(fh, "sha256").hexdigest()
+        digest = hashlib.sha256()
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
@@ -94,9 +96,14 @@ class Cache:
         `locks/`, not beside the entries, so a bucket only ever holds finished entries."""
         import filelock
 
+        return filelock.FileLock(str(self.lock_path(path)))
+
+    def lock_path(self, path: Path) -> Path:
+        """The lock file `lock(path)` locks (its directory created), for a caller that locks it
+        with `fcntl.flock` itself (filelock's Unix lock) to skip importing filelock."""
         locks = self.root / "locks"
         locks.mkdir(parents=True, exist_ok=True)
-        return filelock.FileLock(str(locks / f"{_key(str(path))[:32]}.lock"))
+        return locks / f"{_key(str(path))[:32]}.lock"
 
     # -- index pages ------------------------------------------------------------------------
     def page_path(self, index_url: str, name: str) -> Path:

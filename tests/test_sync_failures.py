@@ -176,3 +176,30 @@ def test_two_syncs_at_once_serialise(project: Path, index_server: Any) -> None:
     assert installed(project / ".venv") == {"alpha": "2.0", "beta": "2.0", "feat": "1.0",
                                              "gamma": "1.2", "werky": "2.0"}
     assert run_lockenv("verify", cwd=project, env=env_for(index_server)).code == 0
+
+
+def test_a_sync_waits_for_a_venv_locked_by_filelock(project: Path, index_server: Any) -> None:
+    """The venv lock is filelock's Unix lock (taken with flock directly on POSIX): a process
+    holding it through filelock keeps a sync waiting until it lets go."""
+    import time
+
+    from lockenv.cache import Cache
+    from lockenv.ops.sync import _path_key
+
+    write_project(project, ["alpha"])
+    lock(project, index_server)
+    env = dict(os.environ, **env_for(index_server))
+    venv = (project / ".venv").resolve()
+    held = Cache().lock(Cache().bucket("venv-locks-v1") / _path_key(venv))
+    held.acquire()
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "lockenv", "sync"], cwd=project, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(2.0)
+        assert proc.poll() is None  # still waiting
+        assert not (project / ".venv").exists()
+    finally:
+        held.release()
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert "Waiting for another lockenv process" in err and "+ alpha==2.0" in out

@@ -91,23 +91,53 @@ def sync(options: SyncOptions, *, reporter: Any) -> int:
             reporter.status(f"Environment is up to date ({fresh.get('packages', 0)} packages) "
                             f"in {time.perf_counter() - started:.2f}s")
             return 0
-    from filelock import FileLock
-
     from lockenv.cache import Cache
     from lockenv.environment import venv_path
 
     venv_dir = venv_path(options.project)
-    lock_file = Cache().lock(Cache().bucket("venv-locks-v1") / _path_key(venv_dir))
-    assert isinstance(lock_file, FileLock)
-    try:
-        lock_file.acquire(timeout=0.2)
-    except Exception:
-        reporter.status(f"Waiting for another lockenv process using {venv_dir}")
-        lock_file.acquire()
+    release = _lock_venv(Cache().bucket("venv-locks-v1") / _path_key(venv_dir), venv_dir, reporter)
     try:
         return _sync_locked(options, reporter=reporter, started=started)
     finally:
-        lock_file.release()
+        release()
+
+
+def _lock_venv(key: Path, venv_dir: Path, reporter: Any) -> Any:
+    """Hold the inter-process lock of one venv; returns the function that releases it. On POSIX
+    this is filelock's own Unix lock (flock on the same file) without importing filelock
+    (~10 ms); elsewhere filelock."""
+    from lockenv.cache import Cache
+
+    cache = Cache()
+    waiting = f"Waiting for another lockenv process using {venv_dir}"
+    if os.name != "posix":
+        lock_file = cache.lock(key)
+        try:
+            lock_file.acquire(timeout=0.2)
+        except Exception:
+            reporter.status(waiting)
+            lock_file.acquire()
+        return lock_file.release
+    import fcntl
+
+    fd = os.open(cache.lock_path(key), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + 0.2
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() < deadline:
+                    time.sleep(0.02)
+                    continue
+                reporter.status(waiting)
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                break
+    except BaseException:
+        os.close(fd)
+        raise
+    return lambda: os.close(fd)  # closing the descriptor releases the lock
 
 
 def _path_key(path: Path) -> str:

@@ -17,7 +17,9 @@ import base64
 import hashlib
 import json
 import os
+import re
 import shutil
+import sys
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -35,17 +37,40 @@ class BadRecord(Exception):
 
 def record_key(tree: Tree, scheme: Mapping[str, str], python: str,
                metadata: Mapping[str, bytes]) -> str:
-    """Everything installer's output depends on."""
-    from installer import __version__ as installer_version
-    from installer.utils import get_launcher_kind
-
+    """Everything installer's output depends on. (`os.name` and `sys.version` decide installer's
+    launcher kind; its version is read without importing it, which costs ~10 ms.)"""
     h = hashlib.sha256()
-    parts = [str(FORMAT), installer_version, tree.sha256, python, str(get_launcher_kind()),
+    parts = [str(FORMAT), _installer_version(), tree.sha256, python, os.name, sys.version,
              json.dumps(dict(scheme), sort_keys=True)]
     for name in sorted(metadata):
         parts += [name, base64.b64encode(metadata[name]).decode("ascii")]
     h.update("\0".join(parts).encode("utf-8", "surrogateescape"))
     return h.hexdigest()
+
+
+_installer: list[str] = []
+
+
+def _installer_version() -> str:
+    """installer's version and location, read from its `__init__.py`."""
+    if not _installer:
+        import importlib.util
+
+        spec = importlib.util.find_spec("installer")
+        origin = str(spec.origin) if spec is not None else "?"
+        try:
+            text = Path(origin).read_text(encoding="utf-8")
+            found = re.search(r"""^__version__\s*=\s*["']([^"']+)["']""", text, re.M)
+        except OSError:
+            found = None
+        if found is not None:
+            version = found.group(1)
+        else:
+            import installer
+
+            version = installer.__version__
+        _installer.append(f"{version}@{origin}")
+    return _installer[0]
 
 
 def record_path(key: str) -> Path:

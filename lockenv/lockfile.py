@@ -9,6 +9,7 @@ TOML parser only (no tomlkit, no `packaging.pylock`, no httpx).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import sys
@@ -141,10 +142,14 @@ def dumps(resolution: Resolution) -> str:
         out.append("")
         out.extend(_package(package))
 
+    head = "\n".join(out) + "\n"
     out.append("")
     out.append("[tool.lockenv]")
     out.append(f"requires-python = {_str(inputs.requires_python)}")
     out.append(f"index-url = {_str(inputs.index_url)}")
+    # What lockenv wrote above this table, so that a hand edit (a merge conflict resolved
+    # badly, a deleted entry) is a stale lock, found by the no-op check without parsing it all.
+    out.append(f"packages-sha256 = {_str(hashlib.sha256(head.encode()).hexdigest())}")
     if inputs.exclude_newer:
         out.append(f"exclude-newer = {_str(inputs.exclude_newer)}")
         if inputs.exclude_newer_from_cli:
@@ -355,6 +360,22 @@ def _parse_tool_tail(path: Path) -> dict[str, Any] | None:
         return None
 
 
+def _edited(path: Path) -> bool:
+    """True when the packages above `[tool.lockenv]` are not the bytes lockenv wrote there
+    (its `packages-sha256`). A lock without the key (older, or not ours) is not judged."""
+    try:
+        raw = path.read_bytes()
+    except OSError:
+        return False
+    at = raw.rfind(b"\n[tool.lockenv]\n")
+    if at < 0:
+        return False
+    m = re.search(rb'\npackages-sha256 = "([0-9a-f]{64})"\n', raw[at:])
+    if m is None:
+        return False
+    return hashlib.sha256(raw[:at]).hexdigest() != m.group(1).decode()
+
+
 def _parse(path: Path) -> dict[str, Any]:
     """tomllib on the file; LockfileError with file, line and column."""
     path = Path(path)
@@ -394,7 +415,7 @@ def load(path: Path) -> Pylock:
 
     data = _parse(path)
     try:
-        return Pylock.from_dict(data)
+        lock = Pylock.from_dict(data)
     except PylockUnsupportedVersionError as exc:
         raise LockfileError(
             f"{path}: {exc}",
@@ -410,6 +431,30 @@ def load(path: Path) -> Pylock:
             hint="regenerate it with `lockenv lock`",
             context={"file": str(path), "key": key or None, "package": package},
         ) from None
+    _check_dependencies(lock, path)
+    return lock
+
+
+def _check_dependencies(lock: Pylock, path: Path) -> None:
+    """Every `dependencies` entry must name a package of the lock (and, when it gives one, a
+    version there): a deleted entry would otherwise install an incomplete environment."""
+    present: dict[str, set[str]] = {}
+    for p in lock.packages:
+        present.setdefault(canonicalize_name(p.name), set()).add(str(p.version) if p.version else "")
+    for p in lock.packages:
+        for dep in p.dependencies or ():
+            name = dep.get("name") if isinstance(dep, Mapping) else None
+            if not isinstance(name, str):
+                continue
+            versions = present.get(canonicalize_name(name))
+            version = dep.get("version")
+            if versions is None or (isinstance(version, str) and version not in versions):
+                wanted = f"{name} {version}" if isinstance(version, str) else name
+                raise LockfileError(
+                    f"{path}: `{p.name} {p.version}` depends on `{wanted}`, which the lock does not contain",
+                    hint="the lock is incomplete (edited by hand?); run `lockenv lock` to regenerate it",
+                    context={"file": str(path), "package": str(p.name)},
+                )
 
 
 def _package_named_by(data: Mapping[str, Any], key: str) -> str | None:
@@ -587,6 +632,8 @@ def stale_reasons(spec: ProjectSpec, path: Path) -> list[StaleReason]:
         return [StaleReason("invalid", name, f"{name} is invalid: {reason}")]
     if recorded is None:
         return [StaleReason("foreign", name, f"{name} was not written by lockenv (no [tool.lockenv])")]
+    if _edited(path):
+        return [StaleReason("edited", name, f"{name} was changed by hand since lockenv wrote it")]
     current = inputs_from_spec(spec)
     if spec.exclude_newer is None and recorded.exclude_newer and recorded.exclude_newer_from_cli:
         # `lock --exclude-newer` records the cut-off; it holds until a new one is given.

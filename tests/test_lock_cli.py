@@ -347,3 +347,43 @@ def test_quiet_and_verbose_work_after_the_command(index_server: IndexServer, pro
     (project / "pylock.toml").unlink()
     result = run_lockenv("lock", "-v", cwd=project, env={"LOCKENV_INDEX_URL": index_server.json_url})
     assert result.code == 0 and "debug: [" in result.stderr
+
+
+def _corrupt_entry(path: Path, name: str, how: str) -> None:
+    text = path.read_text()
+    start = text.index(f'[[packages]]\nname = "{name}"')
+    end = text.index("\n[[packages]]", start + 1) if "\n[[packages]]" in text[start + 1:] else text.index("\n[tool.lockenv]")
+    if how == "delete":
+        text = text[:start] + text[end + 1:]
+    else:  # a merge conflict left in the file
+        text = text[:start] + "<<<<<<< HEAD\n" + text[start:end] + "\n=======\n>>>>>>> branch\n" + text[end:]
+    path.write_text(text)
+
+
+@pytest.mark.parametrize("how", ["delete", "conflict"])
+def test_a_hand_edited_lock_is_stale_and_lock_regenerates_it(
+    index_server: IndexServer, project: Path, how: str
+) -> None:
+    write(project, ["alpha"])
+    assert lock(project, index_server).code == 0
+    good = (project / "pylock.toml").read_text()
+    _corrupt_entry(project / "pylock.toml", "gamma", how)
+    check = lock(project, index_server, "--check")
+    assert check.code == 1
+    assert "pylock.toml" in check.stderr and ("changed by hand" in check.stderr or "invalid" in check.stderr)
+    env = {"LOCKENV_INDEX_URL": index_server.json_url}
+    locked = run_lockenv("sync", "--locked", cwd=project, env=env)
+    assert locked.code == 1 and not (project / ".venv").exists()
+    relock = lock(project, index_server)
+    assert relock.code == 0, relock.output
+    assert (project / "pylock.toml").read_text() == good
+
+
+def test_sync_refuses_a_lock_missing_a_dependency_entry(index_server: IndexServer, project: Path) -> None:
+    write(project, ["alpha"])
+    assert lock(project, index_server).code == 0
+    _corrupt_entry(project / "pylock.toml", "gamma", "delete")
+    result = run_lockenv("sync", "--frozen", cwd=project, env={"LOCKENV_INDEX_URL": index_server.json_url})
+    assert result.code != 0
+    assert "`beta 2.0` depends on `gamma`, which the lock does not contain" in result.stderr
+    assert not list(project.glob(".venv/lib/*/site-packages/beta*")), "nothing may be installed"

@@ -8,7 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from lockenv.errors import ManifestError, StaleLockError
+from lockenv.errors import LockfileError, ManifestError, StaleLockError
 from lockenv.ui import Reporter
 
 
@@ -47,7 +47,10 @@ def _fresh_check(options: LockOptions, reporter: Reporter | None) -> tuple[Any, 
             hint=f'add `requires-python = "{spec.requires_python}"` to the [project] table',
         )
     path = Path(spec.root) / lockfile.LOCK_NAME
-    recorded = lockfile.read_inputs(path)
+    try:
+        recorded = lockfile.read_inputs(path)
+    except LockfileError:
+        recorded = None  # unreadable: stale_reasons says why, and `lock` writes a new one
     from_cli = False
     if options.exclude_newer is not None:
         spec = replace(spec, exclude_newer=parse_timestamp(options.exclude_newer, where="--exclude-newer"))
@@ -97,7 +100,11 @@ def lock(options: LockOptions, *, reporter: Reporter) -> int:
     from lockenv.resolve import resolve
 
     cache = Cache()
-    old_pins = lockfile.read_pins(path) if path.exists() else {}
+    try:
+        old_pins = lockfile.read_pins(path) if path.exists() else {}
+    except LockfileError as exc:
+        reporter.warn(f"{exc.message}; locking from scratch, without its pins")
+        old_pins = {}
     unknown = sorted(n for n in options.upgrade_packages if _norm(n) not in old_pins)
     for name in unknown:
         reporter.warn(f"`{name}` is not in {lockfile.LOCK_NAME}; --upgrade-package has nothing to move")

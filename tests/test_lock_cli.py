@@ -47,7 +47,7 @@ def test_lock_writes_a_valid_deterministic_pylock(index_server: IndexServer, tmp
         write(d, ["alpha", "marked", "native"], '\n[project.optional-dependencies]\nfeat = ["feat[all]"]\n')
     ra = lock(a, index_server)
     assert ra.code == 0, ra.output
-    assert "Resolved" in ra.stderr and "+ alpha 2.0" in ra.stderr
+    assert "Resolved" in ra.stderr and "+ alpha==2.0 (`app` requires `alpha`)" in ra.stderr
     rb = lock(b, index_server)
     assert rb.code == 0, rb.output
     text = (a / "pylock.toml").read_text()
@@ -105,7 +105,8 @@ def test_relock_keeps_pins_and_reports_changes(index_server: IndexServer, projec
     result = lock(project, index_server)
     assert result.code == 0, result.output
     assert pins(project)["alpha"] == ["1.1"], "a pin that can stay must stay"
-    assert "+ cee 2.0 (required by `app`)" in result.stderr
+    assert "Locking: added `cee` to dependencies" in result.stderr
+    assert "+ cee==2.0 (`app` requires `cee`)" in result.stderr
     # --upgrade-package moves that package and what must follow (beta 2 for alpha 2).
     result = lock(project, index_server, "--upgrade-package", "alpha")
     assert result.code == 0, result.output
@@ -115,7 +116,29 @@ def test_relock_keeps_pins_and_reports_changes(index_server: IndexServer, projec
     # Removing a dependency reports it.
     write(project, ["alpha"])
     result = lock(project, index_server)
-    assert "- cee 2.0 (no longer required)" in result.stderr
+    assert "- cee==2.0 (no longer required)" in result.stderr
+
+
+def test_change_reasons_name_the_cause(index_server: IndexServer, project: Path) -> None:
+    write(project, ["alpha"])
+    assert lock(project, index_server).code == 0
+    write(project, ["alpha", "gamma<1.2"])
+    result = lock(project, index_server)
+    assert "~ gamma 1.2 -> 1.1 (requirement changed to `gamma<1.2`)" in result.stderr, result.stderr
+    write(project, ["timely"])
+    assert lock(project, index_server).code == 0
+    result = lock(project, index_server, "--exclude-newer", "2024-03-01")
+    assert "~ timely 1.2 -> 1.0 (exclude-newer is now 2024-03-01T00:00:00Z)" in result.stderr, result.stderr
+    write(project, ["timely"], '\n[dependency-groups]\ndev = ["cee"]\n')
+    result = lock(project, index_server)
+    assert "+ cee==2.0 (`app` requires `cee` in group `dev`)" in result.stderr, result.stderr
+
+
+def test_check_refuses_flags_that_would_change_the_lock(index_server: IndexServer, project: Path) -> None:
+    write(project, ["alpha"])
+    assert lock(project, index_server).code == 0
+    result = lock(project, index_server, "--check", "--upgrade")
+    assert result.code != 0 and "--check" in result.stderr and "--upgrade" in result.stderr
 
 
 def test_upgrade_moves_everything(index_server: IndexServer, project: Path) -> None:

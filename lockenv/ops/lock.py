@@ -77,6 +77,12 @@ def lock(options: LockOptions, *, reporter: Reporter) -> int:
 
     started = time.perf_counter()
     spec, path, reasons, from_cli = _fresh_check(options, reporter)
+    if options.check and (options.upgrade or options.upgrade_packages or options.exclude_newer):
+        raise ManifestError(
+            "--check writes nothing, so it cannot be combined with --upgrade, "
+            "--upgrade-package or --exclude-newer",
+            hint="run `lockenv lock --check` on its own",
+        )
     if options.check:
         if reasons:
             raise StaleLockError(
@@ -91,7 +97,7 @@ def lock(options: LockOptions, *, reporter: Reporter) -> int:
         reporter.status(f"{lockfile.LOCK_NAME} is up to date")
         return 0
     for reason in reasons:
-        reporter.debug(f"relocking: {reason}")
+        reporter.status(f"Locking: {reason}")
 
     from filelock import FileLock
 
@@ -100,6 +106,10 @@ def lock(options: LockOptions, *, reporter: Reporter) -> int:
     from lockenv.resolve import resolve
 
     cache = Cache()
+    try:
+        recorded = lockfile.read_inputs(path)
+    except LockfileError:
+        recorded = None
     try:
         old_pins = lockfile.read_pins(path) if path.exists() else {}
     except LockfileError as exc:
@@ -130,8 +140,8 @@ def lock(options: LockOptions, *, reporter: Reporter) -> int:
         written = lockfile.write(path, resolution)
     elapsed = time.perf_counter() - started
     count = len({p.name for p in resolution.packages})
-    reporter.status(f"Resolved {count} packages in {elapsed:.2f}s")
-    for line in describe_changes(old_pins, resolution, spec.name, options):
+    reporter.status(f"Resolved {count} package{'s' if count != 1 else ''} in {elapsed:.2f}s")
+    for line in describe_changes(old_pins, resolution, spec, recorded, options):
         reporter.status(line)
     if not written:
         reporter.status(f"{lockfile.LOCK_NAME} unchanged")
@@ -151,9 +161,18 @@ def _digest(text: str) -> str:
 
 
 def describe_changes(
-    old: dict[str, list[tuple[str, str | None]]], resolution: Any, project: str, options: LockOptions
+    old: dict[str, list[tuple[str, str | None]]],
+    resolution: Any,
+    spec: Any,
+    recorded: Any,
+    options: LockOptions,
 ) -> list[str]:
-    """`+ name 1.0 (why)`, `~ name 1.0 -> 2.0 (why)`, `- name 1.0 (why)` for what moved."""
+    """`+ name==1.0 (why)`, `~ name 1.0 -> 2.0 (why)`, `- name==1.0 (why)` for what moved.
+
+    The why, most specific first: the flag that asked for it, the project's own requirement on
+    it that changed, a changed exclude-newer or requires-python, else what requires it now."""
+    from packaging.requirements import Requirement
+
     new: dict[str, list[str]] = {}
     parents: dict[str, set[str]] = {}
     for p in resolution.packages:
@@ -162,28 +181,60 @@ def describe_changes(
             parents.setdefault(d.name, set()).add(f"{p.name} {p.version}")
     upgrade_names = {_norm(n) for n in options.upgrade_packages}
 
+    # The project's direct requirements, with where each comes from.
+    direct: dict[str, list[tuple[str, str]]] = {}
+    sources = [("", spec.dependencies)]
+    sources += [(f"extra `{e}`", r) for e, r in sorted(spec.optional_dependencies.items())]
+    sources += [(f"group `{g}`", r) for g, r in sorted(spec.dependency_groups.items())]
+    for where, reqs in sources:
+        for text in reqs:
+            name = _norm(Requirement(text).name)
+            direct.setdefault(name, []).append((text, where))
+    before: set[str] = set()
+    if recorded is not None:
+        before = {*recorded.dependencies, *(r for rs in recorded.optional_dependencies.values() for r in rs),
+                  *(r for rs in recorded.dependency_groups.values() for r in rs)}
+
     def why_needed(name: str) -> str:
+        if name in direct:
+            text, where = direct[name][0]
+            return f"`{spec.name}` requires `{text}`" + (f" in {where}" if where else "")
         who = sorted(parents.get(name, ()))
-        if not who:
-            return f"required by `{project}`"
         return "required by " + ", ".join(f"`{w}`" for w in who[:3]) + (" …" if len(who) > 3 else "")
+
+    def why_moved(name: str) -> str:
+        if options.upgrade:
+            return "--upgrade"
+        if name in upgrade_names:
+            return "--upgrade-package"
+        changed = [text for text, _ in direct.get(name, ()) if text not in before]
+        if changed and recorded is not None:
+            return f"requirement changed to `{changed[0]}`"
+        if recorded is not None and recorded.exclude_newer != resolution.inputs.exclude_newer:
+            return f"exclude-newer is now {resolution.inputs.exclude_newer or 'unset'}"
+        if recorded is not None and recorded.requires_python != resolution.inputs.requires_python:
+            return f"requires-python is now `{resolution.inputs.requires_python}`"
+        return why_needed(name)
 
     lines: list[str] = []
     for name in sorted(set(old) | set(new)):
-        before = sorted({v for v, _ in old.get(name, [])})
-        after = sorted(set(new.get(name, [])))
-        if before == after:
+        was = sorted({v for v, _ in old.get(name, [])}, key=_version_key)
+        now = sorted(set(new.get(name, [])), key=_version_key)
+        if was == now:
             continue
-        if not before:
-            lines.append(f"+ {name} {', '.join(after)} ({why_needed(name)})")
-        elif not after:
-            lines.append(f"- {name} {', '.join(before)} (no longer required)")
+        if not was:
+            lines.extend(f"+ {name}=={v} ({why_needed(name)})" for v in now)
+        elif not now:
+            lines.extend(f"- {name}=={v} (no longer required)" for v in was)
         else:
-            if options.upgrade:
-                why = "--upgrade"
-            elif name in upgrade_names:
-                why = "--upgrade-package"
-            else:
-                why = why_needed(name)
-            lines.append(f"~ {name} {', '.join(before)} -> {', '.join(after)} ({why})")
+            lines.append(f"~ {name} {', '.join(was)} -> {', '.join(now)} ({why_moved(name)})")
     return lines
+
+
+def _version_key(text: str) -> Any:
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return (0, Version(text))
+    except InvalidVersion:
+        return (1, text)

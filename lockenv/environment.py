@@ -185,27 +185,32 @@ def is_version_request(request: str) -> bool:
 
 
 def find_python(request: str | None, requires_python: str | None,
-                reporter: object | None = None) -> Interpreter:
+                reporter: object | None = None, *, source: str = "--python") -> Interpreter:
     """The interpreter to build the venv with: `request` (a version like '3.12' or a path) when
     given, else the running interpreter when the lock allows it, else the newest matching
-    `python3.X` found. PythonNotFoundError lists what was found."""
+    `python3.X` found. PythonNotFoundError lists what was found. `source` names where the
+    request came from (`--python` or `LOCKENV_PYTHON`) for the messages."""
     tried: list[Interpreter] = []
     if request:
         if not is_version_request(request):
             path = shutil.which(request) or request
             if not os.path.exists(path):
                 raise PythonNotFoundError(
-                    f"No interpreter at `{request}`",
-                    hint="pass `--python` a version like 3.12 or the path of an interpreter",
+                    f"no interpreter at `{request}` (from {source})",
+                    details=_found_lines(_all_interpreters(reporter)),
+                    hint=f"{_ask(source)} a version like 3.12 or the path of an interpreter",
                 )
             interp = query_interpreter(path, reporter)
             if interp is None:
-                raise PythonNotFoundError(f"`{request}` did not run as a Python interpreter")
+                raise PythonNotFoundError(
+                    f"`{request}` (from {source}) did not run as a Python interpreter",
+                    hint=f"{_ask(source)} a version like 3.12 or the path of an interpreter",
+                )
             if not _satisfies(interp.version, requires_python):
                 raise PythonNotFoundError(
-                    f"`{request}` is Python {interp.version}, which the lock does not allow "
-                    f"(requires-python {requires_python})",
-                    hint="choose an interpreter the lock's requires-python allows",
+                    f"`{request}` (from {source}) is Python {interp.version}, which the lock does "
+                    f"not allow (requires-python `{requires_python}`)",
+                    hint=f"{_ask(source)} an interpreter the lock's requires-python allows",
                 )
             return interp
         minor_match = _VERSION_REQUEST.match(request.strip())
@@ -224,7 +229,8 @@ def find_python(request: str | None, requires_python: str | None,
         for interp in candidates:
             if _satisfies(interp.version, requires_python):
                 return interp
-        _not_found(f"Python {request}", requires_python, tried + candidates)
+        _not_found(f"Python {request} (from {source})", requires_python,
+                   _all_interpreters(reporter), source=source)
 
     running = _running()
     if _satisfies(running.version, requires_python):
@@ -241,8 +247,35 @@ def find_python(request: str | None, requires_python: str | None,
                 best = interp
     if best is not None:
         return best
-    _not_found("a Python", requires_python, tried)
+    _not_found("a Python", requires_python, tried, source=None)
     raise AssertionError("unreachable")
+
+
+def _ask(source: str) -> str:
+    """'pass `--python`' or 'set LOCKENV_PYTHON to', for a hint."""
+    return "pass `--python`" if source.startswith("-") else f"set {source} to"
+
+
+def _all_interpreters(reporter: object | None) -> list[Interpreter]:
+    """Every interpreter found (the running one, PATH's, pyenv's), for an error's `found:` list."""
+    found = [_running()]
+    for path in candidate_paths():
+        interp = query_interpreter(path, reporter)
+        if interp is not None:
+            found.append(interp)
+    return found
+
+
+def _found_lines(found: Iterable[Interpreter]) -> list[str]:
+    seen: set[str] = set()
+    lines = []
+    for interp in found:
+        real = os.path.realpath(interp.path)
+        if real in seen:
+            continue
+        seen.add(real)
+        lines.append(f"found: {interp.path} (Python {interp.version})")
+    return lines or ["found: no Python interpreter on PATH or in pyenv"]
 
 
 def _running() -> Interpreter:
@@ -253,22 +286,15 @@ def _running() -> Interpreter:
                        implementation=platform.python_implementation())
 
 
-def _not_found(what: str, requires_python: str | None, tried: Iterable[Interpreter]) -> None:
-    seen: set[str] = set()
-    details = []
-    for interp in tried:
-        if interp.path in seen:
-            continue
-        seen.add(interp.path)
-        details.append(f"found: {interp.path} (Python {interp.version})")
-    if not details:
-        details.append("found: no Python interpreter on PATH")
+def _not_found(what: str, requires_python: str | None, tried: Iterable[Interpreter], *,
+               source: str | None) -> None:
     need = f" satisfying requires-python `{requires_python}`" if requires_python else ""
-    raise PythonNotFoundError(
-        f"No interpreter found for {what}{need}",
-        details=details,
-        hint="install a matching Python, or pass `--python PATH` (or set LOCKENV_PYTHON)",
-    )
+    if source:
+        hint = f"install a matching Python, or {_ask(source)} one of those found"
+    else:
+        hint = "install a matching Python, or pass `--python PATH` (or set LOCKENV_PYTHON)"
+    raise PythonNotFoundError(f"no interpreter found for {what}{need}",
+                              details=_found_lines(tried), hint=hint)
 
 
 # -- venvs ------------------------------------------------------------------------------------
@@ -311,18 +337,45 @@ def existing_venv(path: Path) -> Venv | None:
                 created_by_lockenv="lockenv" in cfg)
 
 
-def ensure_venv(project: Path, *, request: str | None, requires_python: str | None,
-                reporter: object, dry_run: bool = False) -> Venv | None:
-    """The project's venv, created (or recreated, when lockenv made it and its Python no longer
-    fits) as needed. With `dry_run`, returns None instead of creating one."""
-    request = request or os.environ.get("LOCKENV_PYTHON") or None
+@dataclass(frozen=True)
+class VenvPlan:
+    """What `sync` will do to the venv, decided before anything changes: use it as it is, or
+    (re)create it with `interpreter`, which has already been found."""
+
+    path: Path
+    current: Venv | None
+    """The venv to use as it is (None when it must be created or recreated)."""
+    interpreter: Interpreter | None = None
+    """The interpreter to create the venv with (set when `current` is None)."""
+    problem: str | None = None
+    """Why an existing venv is recreated."""
+
+
+def request_source() -> tuple[str | None, str]:
+    """The interpreter request from the environment: (LOCKENV_PYTHON's value, its name)."""
+    return os.environ.get("LOCKENV_PYTHON") or None, "LOCKENV_PYTHON"
+
+
+def plan_venv(project: Path, *, request: str | None, requires_python: str | None,
+              reporter: object, source: str = "--python") -> VenvPlan:
+    """Decide what to do with the project's venv and find the interpreter for a new one, without
+    changing anything: every check that can fail (no interpreter, a foreign venv that does not
+    fit, a path that is not a venv) fails here, before an existing venv is deleted."""
+    if not request:
+        request, source = request_source()
     path = venv_path(project)
+    if path.exists() and not path.is_dir():
+        raise SyncError(
+            f"the virtual environment path {path} is a file, not a directory",
+            hint=f"remove {path}, or point LOCKENV_VENV at a directory",
+        )
     current = existing_venv(path)
     if current is None and path.exists() and any(path.iterdir()):
         raise SyncError(
             f"{path} exists but is not a virtual environment (no pyvenv.cfg)",
             hint=f"remove {path} or point LOCKENV_VENV elsewhere",
         )
+    problem = None
     if current is not None:
         # pyvenv.cfg and the interpreter file say enough (no subprocess on every sync); the probe
         # that follows runs the interpreter when its cache entry is missing.
@@ -330,7 +383,6 @@ def ensure_venv(project: Path, *, request: str | None, requires_python: str | No
         actual = Interpreter(str(current.python), current.version) if runs else None
         if actual is None and current.python.exists():
             actual = query_interpreter(str(current.python), reporter)
-        problem = None
         if actual is None:
             problem = f"its interpreter {current.python} does not run"
         else:
@@ -339,24 +391,42 @@ def ensure_venv(project: Path, *, request: str | None, requires_python: str | No
                 problem = (f"its Python {actual.version} does not satisfy the lock's "
                            f"requires-python `{requires_python}`")
             elif request and not _request_fits(request, actual, current.python):
-                problem = f"its Python {actual.version} is not the requested `{request}`"
+                problem = f"its Python {actual.version} is not the requested `{request}` (from {source})"
         if problem is None:
-            return current
+            return VenvPlan(path, current)
         if not current.created_by_lockenv:
             raise PythonNotFoundError(
-                f"The virtual environment {path} was not created by lockenv and {problem}",
+                f"the virtual environment {path} was not created by lockenv and {problem}",
                 hint=f"remove {path} (lockenv then creates one) or pass `--python` to match it",
             )
-        if dry_run:
-            reporter.status(f"Would recreate {path}: {problem}")  # type: ignore[attr-defined]
-            return None
-        reporter.status(f"Recreating {path}: {problem}")  # type: ignore[attr-defined]
-        shutil.rmtree(path)
-    interp = find_python(request, requires_python, reporter)
-    if dry_run:
-        reporter.status(f"Would create {path} with Python {interp.version}")  # type: ignore[attr-defined]
+    interp = find_python(request, requires_python, reporter, source=source)
+    return VenvPlan(path, None, interp, problem)
+
+
+def realize_venv(plan: VenvPlan, reporter: object) -> Venv:
+    """Carry out `plan`: the venv as it is, or (re)created with the interpreter already found."""
+    if plan.current is not None:
+        return plan.current
+    assert plan.interpreter is not None
+    if plan.problem is not None:
+        reporter.status(f"Recreating {plan.path}: {plan.problem}")  # type: ignore[attr-defined]
+        shutil.rmtree(plan.path)
+    return create_venv(plan.path, plan.interpreter, reporter)
+
+
+def ensure_venv(project: Path, *, request: str | None, requires_python: str | None,
+                reporter: object, dry_run: bool = False) -> Venv | None:
+    """The project's venv, created (or recreated, when lockenv made it and its Python no longer
+    fits) as needed. With `dry_run`, returns None instead of creating one."""
+    plan = plan_venv(project, request=request, requires_python=requires_python, reporter=reporter)
+    if dry_run and plan.current is None:
+        assert plan.interpreter is not None
+        if plan.problem is not None:
+            reporter.status(f"Would recreate {plan.path}: {plan.problem}")  # type: ignore[attr-defined]
+        else:
+            reporter.status(f"Would create {plan.path} with Python {plan.interpreter.version}")  # type: ignore[attr-defined]
         return None
-    return create_venv(path, interp, reporter)
+    return realize_venv(plan, reporter)
 
 
 def _request_fits(request: str, actual: Interpreter, python: Path) -> bool:

@@ -69,7 +69,7 @@ def test_nothing_matches_lists_what_was_found() -> None:
 
 
 def test_a_path_request_that_does_not_exist_is_an_error(tmp_path: Path) -> None:
-    with pytest.raises(PythonNotFoundError, match="No interpreter at"):
+    with pytest.raises(PythonNotFoundError, match="no interpreter at"):
         find_python(str(tmp_path / "nope"), None, quiet())
 
 

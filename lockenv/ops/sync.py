@@ -303,8 +303,33 @@ def _select_all(options: SyncOptions, spec: Any, lock: Any, probe: Any) -> list:
     return wanted
 
 
+def _python_request(options: SyncOptions) -> tuple[str | None, str]:
+    """The interpreter asked for and where the request came from (for messages)."""
+    if options.python:
+        return options.python, "--python"
+    return os.environ.get("LOCKENV_PYTHON") or None, "LOCKENV_PYTHON"
+
+
+def _preflight_python(options: SyncOptions, reporter: Any) -> None:
+    """Fail on an interpreter request that cannot be met before anything is relocked or
+    recreated (the lock as it is names requires-python)."""
+    from lockenv.environment import find_python
+
+    request, source = _python_request(options)
+    if not request:
+        return
+    requires_python = None
+    lock_path = _lock_path(options)
+    if lock_path.exists():
+        from lockenv.sync.selection import load_lock
+
+        lock = load_lock(lock_path)
+        requires_python = str(lock.requires_python) if lock.requires_python else None
+    find_python(request, requires_python, reporter, source=source)
+
+
 def _sync_locked(options: SyncOptions, *, reporter: Any, started: float) -> int:
-    from lockenv.environment import ensure_venv, find_python
+    from lockenv.environment import plan_venv, realize_venv
     from lockenv.environment import probe as probe_interp
     from lockenv.sync import state
     from lockenv.sync.plan import plan
@@ -316,16 +341,28 @@ def _sync_locked(options: SyncOptions, *, reporter: Any, started: float) -> int:
         if fresh is not None:
             reporter.status(f"Environment is up to date ({fresh.get('packages', 0)} packages)")
             return 0
+    _preflight_python(options, reporter)
     spec = _check_lock(options, reporter)
     lock_path = _lock_path(options)
     lock = load_lock(lock_path)
     requires_python = str(lock.requires_python) if lock.requires_python else None
-    venv = ensure_venv(options.project, request=options.python, requires_python=requires_python,
-                       reporter=reporter, dry_run=options.dry_run)
+    request, source = _python_request(options)
+    venv_plan = plan_venv(options.project, request=request, requires_python=requires_python,
+                          reporter=reporter, source=source)
+    if venv_plan.current is None:
+        # Select for the interpreter the venv will be made with before making it: a lock that
+        # cannot serve this machine fails with the project unchanged.
+        assert venv_plan.interpreter is not None
+        probe = probe_interp(Path(venv_plan.interpreter.path), reporter)
+        _select_all(options, spec, lock, probe)
+        if options.dry_run:
+            if venv_plan.problem is not None:
+                reporter.status(f"Would recreate {venv_plan.path}: {venv_plan.problem}")
+            else:
+                reporter.status(f"Would create {venv_plan.path} with Python "
+                                f"{venv_plan.interpreter.version}")
+    venv = None if options.dry_run and venv_plan.current is None else realize_venv(venv_plan, reporter)
     if venv is None:  # dry run, no usable venv yet: plan for the interpreter we would use
-        interp = find_python(options.python or os.environ.get("LOCKENV_PYTHON") or None,
-                             requires_python, reporter)
-        probe = probe_interp(Path(interp.path), reporter)
         installed: list = []
         venv_dir = None
         suspects: set[str] = set()

@@ -97,7 +97,8 @@ def lock(options: LockOptions, *, reporter: Reporter) -> int:
         reporter.status(f"{lockfile.LOCK_NAME} is up to date")
         return 0
     for reason in reasons:
-        reporter.status(f"Locking: {reason}")
+        if reason.kind != "missing":
+            reporter.status(f"Locking: {reason}")
 
     from filelock import FileLock
 

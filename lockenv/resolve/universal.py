@@ -153,10 +153,7 @@ def _conflict_error(
         return ResolutionError(
             f"`{no_file[0]}` has no file installable on {label}",
             details=lines,
-            hint=(
-                "narrow what the lock covers: an upper bound on requires-python (e.g. `<3.14`) "
-                "or `[tool.lockenv] environments` in pyproject.toml"
-            ),
+            hint=_narrowing_hint(no_file[0], provider),
         )
     if python_lines:
         hint = (
@@ -169,6 +166,32 @@ def _conflict_error(
         f"no versions satisfy the requirements ({label})",
         details=python_lines + lines,
         hint=hint,
+    )
+
+
+def _narrowing_hint(ident: str, provider: Provider) -> str:
+    """What to narrow: the Python range when the package has wheels for this platform (just
+    not for this Python yet), else the platforms."""
+    env = provider.environment
+    platforms = {t.platform for t in provider.tag_priority}
+    files = [f for fs in provider.meta.versions(_ident_name(ident)).values() for f in fs if f.is_wheel]
+    here = [t for f in files for t in file_tags(f) if t.platform in platforms]
+    if here:
+        minors = [int(t.interpreter[3:]) for t in here if t.interpreter[:3] in ("cp3", "pp3") and t.interpreter[3:].isdigit()]
+        bound = f"3.{max(minors) + 1}" if minors else env["python_version"]
+        return (
+            f"its wheels for this platform stop before Python {bound}: add an upper bound "
+            f"`<{bound}` to requires-python, or wait for a release with wheels for newer Pythons"
+        )
+    if env["sys_platform"] == "win32":
+        example = "sys_platform != 'win32'"
+    elif env["sys_platform"] == "darwin":
+        example = f"sys_platform != 'darwin' or platform_machine != '{env['platform_machine']}'"
+    else:
+        example = f"sys_platform != 'linux' or platform_machine != '{env['platform_machine']}'"
+    return (
+        "it has no wheel for this platform and no sdist: leave the platform out with "
+        f'`[tool.lockenv] environments = ["{example}"]` in pyproject.toml'
     )
 
 

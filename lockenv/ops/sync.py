@@ -449,15 +449,33 @@ def _summary(counts: dict[str, int], past: bool = False) -> str:
     return ", ".join(parts)
 
 
-def _index_url(lock: Any, spec: Any) -> str:
-    if spec is not None and getattr(spec, "index_url", None):
-        return spec.index_url
-    for package in lock.packages:
-        if package.index:
-            return package.index
-    from lockenv.index import DEFAULT_INDEX_URL
+def _index_url(lock: Any, spec: Any, lock_path: Path) -> str:
+    """The index downloads and build requirements come from: LOCKENV_INDEX_URL when set, else
+    the one the lock names (`[tool.lockenv] index-url`, else its packages' `index`), else the
+    project's setting, else the default. pyproject.toml's URL is preferred when it is the lock's
+    one unredacted (credentials are never written to the lock)."""
+    from_env = os.environ.get("LOCKENV_INDEX_URL", "").strip()
+    if from_env:
+        return from_env
+    from lockenv.index.defaults import DEFAULT_INDEX_URL
+    from lockenv.lockfile import read_inputs
+    from lockenv.index.redact import redact_url
 
-    return DEFAULT_INDEX_URL
+    configured = getattr(spec, "index_url", None) if spec is not None else None
+    named = None
+    try:
+        inputs = read_inputs(lock_path)
+    except Exception:  # a foreign or odd lock: its packages still name their index
+        inputs = None
+    if inputs is not None and inputs.index_url:
+        named = inputs.index_url
+    if named is None:
+        named = next((p.index for p in lock.packages if p.index), None)
+    if named is not None:
+        if configured and redact_url(configured) == named:
+            return configured
+        return named
+    return configured or DEFAULT_INDEX_URL
 
 
 def _apply(sync_plan: Any, *, options: SyncOptions, spec: Any, probe: Any, venv_dir: Path,
@@ -474,7 +492,8 @@ def _apply(sync_plan: Any, *, options: SyncOptions, spec: Any, probe: Any, venv_
         if not clients:
             from lockenv.index import IndexClient
 
-            clients.append(IndexClient(_index_url(lock, spec), cache=cache, reporter=reporter))
+            clients.append(IndexClient(_index_url(lock, spec, _lock_path(options)), cache=cache,
+                                       reporter=reporter))
         return clients[0]
 
     def builder(want: Any, archive: Path | None) -> Path:

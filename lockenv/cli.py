@@ -77,12 +77,8 @@ def _run(ctx: typer.Context, func, *args, **kwargs) -> NoReturn:  # type: ignore
     g: Globals = ctx.obj
     try:
         code = func(*args, reporter=g.reporter, **kwargs)
-    except LockenvError as exc:
+    except LockenvError as exc:  # a user-facing error: its message is the whole story
         g.reporter.error(exc)
-        if g.reporter.verbose:
-            import traceback
-
-            traceback.print_exc(file=sys.stderr)
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

@@ -61,13 +61,19 @@ class Reporter:
     def status(self, message: str) -> None:
         """A short status line ("Resolved 12 packages in 0.41s")."""
         if not self.quiet:
-            print(message, file=self.err, flush=True)
+            self._line(self.err, message)
+
+    @staticmethod
+    def _line(stream: TextIO, text: str) -> None:
+        """One write per line, so lines from worker threads never run together."""
+        stream.write(text + "\n")
+        stream.flush()
 
     def debug(self, message: str) -> None:
         """Only with --verbose; stamped with the seconds since the reporter was made."""
         if self.verbose:
             elapsed = time.perf_counter() - self._started
-            print(f"debug: [{elapsed:6.3f}s] {message}", file=self.err, flush=True)
+            self._line(self.err, f"debug: [{elapsed:6.3f}s] {message}")
 
     def warn(self, message: str, hint: str | None = None) -> None:
         print(f"warning: {message}", file=self.err, flush=True)

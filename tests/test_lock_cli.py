@@ -410,3 +410,26 @@ def test_sync_refuses_a_lock_missing_a_dependency_entry(index_server: IndexServe
     assert result.code != 0
     assert "`beta 2.0` depends on `gamma`, which the lock does not contain" in result.stderr
     assert not list(project.glob(".venv/lib/*/site-packages/beta*")), "nothing may be installed"
+
+
+def test_a_stalled_index_is_reported_not_silent(project: Path) -> None:
+    """An index that accepts connections but never answers: the user hears about each retry."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    port = listener.getsockname()[1]
+    try:
+        write(project, ["alpha"])
+        result = run_lockenv(
+            "lock", cwd=project,
+            env={"LOCKENV_INDEX_URL": f"http://127.0.0.1:{port}/pypi", "LOCKENV_HTTP_TIMEOUT": "1",
+                 "LOCKENV_HTTP_RETRIES": "1"},
+        )
+    finally:
+        listener.close()
+    assert result.code != 0
+    assert "did not answer within 1s; retrying (1/1)" in result.stderr
+    assert f"127.0.0.1:{port}" in result.stderr and "Traceback" not in result.output
+    assert not (project / "pylock.toml").exists()

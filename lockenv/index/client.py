@@ -93,7 +93,8 @@ class IndexClient:
         self.index_url = clean.rstrip("/")
         """The index URL without credentials and trailing slash."""
         self.is_simple = self.index_url.endswith("/simple")
-        self._http = Http(self._auth, transport=transport, log=self._debug)
+        self._http = Http(self._auth, transport=transport, log=self._debug,
+                          notice=reporter.warn if reporter is not None else None)
         self._pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="lockenv-index")
         # Pages have their own workers: a resolver waits on a page before anything else, and
         # must not queue behind hundreds of speculative metadata reads.
@@ -219,7 +220,9 @@ class IndexClient:
         if response.status_code in (404, 410):
             raise PackageNotFoundError(
                 f"`{name}` was not found on the index {redact_url(self.index_url)}",
-                hint="check the spelling of the package name, and that the index URL is right",
+                hint="check the spelling of the package name, and that the index URL is right"
+                     + ("" if self.is_simple or self.index_url.endswith("/pypi") else
+                        " (a JSON API index URL ends in /pypi, a simple one in /simple/)"),
                 context={"package": name, "url": redact_url(url)},
             )
         final = str(response.url)

@@ -127,11 +127,14 @@ class Http:
         transport: httpx.BaseTransport | None = None,
         max_connections: int = 24,
         log: Callable[[str], None] | None = None,
+        notice: Callable[[str], None] | None = None,
     ) -> None:
         self.auth = auth
         self.log = log or (lambda _message: None)
+        self.notice = notice or self.log
+        """Said to the user (not only under --verbose): a stalled index must not mean silence."""
         self.retries = _env_int("LOCKENV_HTTP_RETRIES", 3)
-        read = _env_float("LOCKENV_HTTP_TIMEOUT", 30.0)
+        read = _env_float("LOCKENV_HTTP_TIMEOUT", 20.0)
         self.timeout = httpx.Timeout(read, connect=min(10.0, read), pool=max(60.0, read))
         kwargs: dict[str, object] = {}
         if transport is not None:
@@ -174,6 +177,9 @@ class Http:
             except httpx.TransportError as exc:
                 self.log(f"{method} {redact_url(url)}: {type(exc).__name__}")
                 last = exc
+                if isinstance(exc, httpx.TimeoutException) and attempt < self.retries:
+                    self.notice(f"{redact_url(url)} did not answer within {self.timeout.read:.0f}s; "
+                                f"retrying ({attempt + 1}/{self.retries})")
                 continue
             except (httpx.RequestError, httpx.InvalidURL) as exc:
                 raise unusable(exc, url) from None

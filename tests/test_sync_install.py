@@ -208,3 +208,25 @@ def test_a_bad_install_record_is_never_replayed(tmp_path: Path, tamper: str) -> 
     ops = json.loads(record.read_text())["ops"]  # installer ran and recorded afresh
     assert all(op["target"].startswith(str(venv)) for op in ops)
     assert all(op.get("member", "").startswith("tool") for op in ops if op["op"] == "link")
+
+
+def test_a_replayed_install_copies_in_copy_mode(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    wheel = _tool_wheel(tmp_path)
+    venv = tmp_path / "proj" / ".venv"
+    _sync(venv, [_wanted(wheel)])
+    first = snapshot(venv)
+    module = Path(probe(venv / "bin" / "python").paths["purelib"]) / "tool" / "__init__.py"
+    assert module.stat().st_nlink >= 2  # linked from the unpacked tree
+    shutil.rmtree(venv)
+    import installer
+
+    def no_installer(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise AssertionError("installer ran although the install was recorded")
+
+    monkeypatch.setattr(installer, "install", no_installer)
+    monkeypatch.setenv("LOCKENV_LINK_MODE", "copy")
+    _sync(venv, [_wanted(wheel)])
+    assert module.stat().st_nlink == 1
+    assert snapshot(venv) == first

@@ -39,15 +39,19 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+ProjectOpt = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--project", "-C", show_default=False,
+        help="The project directory (default: the nearest one upward holding pyproject.toml).",
+    ),
+]
+
+
 @app.callback()
 def _main(
     ctx: typer.Context,
-    project: Annotated[
-        Path,
-        typer.Option(
-            "--project", "-C", help="The project directory (holding pyproject.toml).", show_default=False
-        ),
-    ] = Path("."),
+    project: ProjectOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")] = False,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Say more; show tracebacks of bugs.")
@@ -57,16 +61,21 @@ def _main(
         typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
     ] = None,
 ) -> None:
-    ctx.obj = Globals(project=project.resolve(), reporter=Reporter(quiet=quiet, verbose=verbose))
+    from lockenv.manifest import find_project
+
+    where = project.resolve() if project is not None else find_project(Path.cwd())
+    ctx.obj = Globals(project=where, reporter=Reporter(quiet=quiet, verbose=verbose))
 
 
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Say more; show tracebacks of bugs.")]
 
 
-def _flags(ctx: typer.Context, quiet: bool, verbose: bool) -> Globals:
-    """-q/-v work after the command too (`lockenv sync -q`), as they do before it."""
+def _flags(ctx: typer.Context, quiet: bool, verbose: bool, project: Path | None = None) -> Globals:
+    """-q/-v/-C work after the command too (`lockenv sync -q`), as they do before it."""
     g: Globals = ctx.obj
+    if project is not None:
+        g.project = project.resolve()
     g.reporter.quiet = g.reporter.quiet or quiet
     g.reporter.verbose = g.reporter.verbose or verbose
     return g
@@ -141,11 +150,12 @@ def lock(
     ] = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
+    project: ProjectOpt = None,
 ) -> None:
     """Resolve pyproject.toml into a universal, hashed pylock.toml."""
     from lockenv.ops.lock import LockOptions, lock as do_lock
 
-    g = _flags(ctx, quiet, verbose)
+    g = _flags(ctx, quiet, verbose, project)
     options = LockOptions(
         project=g.project,
         check=check,
@@ -189,11 +199,12 @@ def sync(
     ] = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
+    project: ProjectOpt = None,
 ) -> None:
     """Make the project's .venv match the lock exactly."""
     from lockenv.ops.sync import SyncOptions, sync as do_sync
 
-    g = _flags(ctx, quiet, verbose)
+    g = _flags(ctx, quiet, verbose, project)
     options = SyncOptions(
         project=g.project,
         python=python,
@@ -221,11 +232,12 @@ def verify(
     lockfile: LockfileOpt = None,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
+    project: ProjectOpt = None,
 ) -> None:
     """Check every installed file against its RECORD and the installed set against the lock."""
     from lockenv.ops.sync import SyncOptions, verify as do_verify
 
-    g = _flags(ctx, quiet, verbose)
+    g = _flags(ctx, quiet, verbose, project)
     options = SyncOptions(
         project=g.project,
         **_selection(extra, all_extras, group, only_group, no_default_groups, all_groups, lockfile),

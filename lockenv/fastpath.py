@@ -22,7 +22,7 @@ _SYNC_LISTS = {"--extra": "extras", "--group": "groups", "--only-group": "only_g
 
 def _parse(argv: list[str]) -> tuple[str, Path, bool, dict[str, object]] | None:
     """(command, project, quiet, options) for the shapes a no-op can have, else None."""
-    project = Path(".")
+    project: Path | None = None
     quiet = False
     command: str | None = None
     options: dict[str, object] = {}
@@ -59,6 +59,10 @@ def _parse(argv: list[str]) -> tuple[str, Path, bool, dict[str, object]] | None:
         i += step
     if command is None:
         return None
+    if project is None:
+        from lockenv.manifest import find_project
+
+        return command, find_project(Path.cwd()), quiet, options
     return command, project.resolve(), quiet, options
 
 

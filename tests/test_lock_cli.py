@@ -433,3 +433,19 @@ def test_a_stalled_index_is_reported_not_silent(project: Path) -> None:
     assert "did not answer within 1s; retrying (1/1)" in result.stderr
     assert f"127.0.0.1:{port}" in result.stderr and "Traceback" not in result.output
     assert not (project / "pylock.toml").exists()
+
+
+def test_commands_find_the_project_from_a_subdirectory_and_take_c_after_the_command(
+    index_server: IndexServer, project: Path, tmp_path: Path
+) -> None:
+    write(project, ["alpha"])
+    deeper = project / "src" / "pkg"
+    deeper.mkdir(parents=True)
+    env = {"LOCKENV_INDEX_URL": index_server.json_url}
+    assert run_lockenv("lock", cwd=deeper, env=env).code == 0
+    assert (project / "pylock.toml").exists() and not (deeper / "pylock.toml").exists()
+    assert run_lockenv("lock", "--check", cwd=deeper, env=env).code == 0  # the fast path too
+    assert run_lockenv("sync", cwd=deeper, env=env).code == 0
+    assert (project / ".venv").is_dir()
+    result = run_lockenv("verify", "-C", str(project), cwd=tmp_path, env=env)
+    assert result.code == 0, result.output

@@ -240,7 +240,7 @@ class _Reader:
         prefix = f"{self.path}:{line}" if line else str(self.path)
         return ManifestError(
             f"{prefix}: {message}",
-            hint=hint,
+            hint=hint or "fix that entry of pyproject.toml (PEP 621, PEP 735, [tool.lockenv] in the README); nothing was written",
             context={"file": str(self.path), "line": line, "key": key, **context},
             details=details,
         )

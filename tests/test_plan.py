@@ -41,18 +41,34 @@ def test_upgrade_and_downgrade_lines() -> None:
     assert p.actions[0].reason == "lock has 2.0, 1.0 installed"
 
 
-def test_exact_removes_unselected_including_seed_packages() -> None:
-    p = plan([want("alpha", "1.0")], [have("alpha", "1.0"), have("pip", "24.0"), have("gamma", "3")])
-    assert kinds(p) == {"alpha": "keep", "gamma": "remove", "pip": "remove"}
-    assert p.lines() == ["- gamma==3", "- pip==24.0"]
-    assert [a.reason for a in p.of_kind("remove")] == ["not in the lock", "not in the lock; seed package"]
+def test_exact_removes_unselected_but_keeps_seed_packages() -> None:
+    p = plan([want("alpha", "1.0")], [have("alpha", "1.0"), have("pip", "24.0"), have("gamma", "3"),
+                                      have("setuptools", "68.0"), have("wheel", "0.41")])
+    assert kinds(p) == {"alpha": "keep", "gamma": "remove", "pip": "keep", "setuptools": "keep",
+                        "wheel": "keep"}
+    assert p.lines() == ["- gamma==3", "= pip==24.0 (seed package, kept)",
+                         "= setuptools==68.0 (seed package, kept)", "= wheel==0.41 (seed package, kept)"]
+    assert [a.reason for a in p.of_kind("remove")] == ["not in the lock"]
+    assert [a.name for a in p.changes] == ["gamma"]
+
+
+def test_a_seed_package_the_lock_selects_gets_the_locks_version() -> None:
+    p = plan([want("pip", "25.0")], [have("pip", "24.0"), have("setuptools", "68.0")])
+    assert kinds(p) == {"pip": "upgrade", "setuptools": "keep"}
+    assert p.lines() == ["~ pip 24.0 -> 25.0", "= setuptools==68.0 (seed package, kept)"]
+
+
+def test_only_kept_seed_packages_is_an_empty_plan_that_still_lists_them() -> None:
+    p = plan([want("alpha", "1.0")], [have("alpha", "1.0"), have("pip", "24.0")])
+    assert p.is_empty
+    assert p.lines() == ["= pip==24.0 (seed package, kept)"]
 
 
 def test_inexact_keeps_unselected() -> None:
     p = plan([want("alpha", "1.0")], [have("gamma", "3"), have("pip", "24.0")], exact=False)
     assert kinds(p) == {"alpha": "install", "gamma": "keep", "pip": "keep"}
-    assert p.lines() == ["+ alpha==1.0"]
-    assert "seed package kept" in p.actions[-1].reason
+    assert p.lines() == ["+ alpha==1.0", "= pip==24.0 (seed package, kept)"]
+    assert {a.name: a.reason for a in p.actions}["gamma"] == "not in the lock; kept (--inexact)"
 
 
 def test_protected_runtime_is_never_removed() -> None:

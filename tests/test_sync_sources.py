@@ -21,3 +21,35 @@ def test_build_requirements_come_from_the_index_the_lock_names(project: Path, in
     assert venv_python(project, "import sdstatic; print(sdstatic.__version__)") == "1.0"
     paths = [r.path for r in index_server.requests]
     assert any("lockenv-fixture-backend" in p or "lockenv_fixture_backend" in p for p in paths), paths
+
+
+def _seed_versions(venv: Path) -> dict[str, str]:
+    from test_sync import installed
+
+    return {k: v for k, v in installed(venv).items() if k in ("pip", "setuptools", "wheel")}
+
+
+def test_seed_packages_of_a_venv_made_with_python_m_venv_are_kept_and_listed(
+        project: Path, index_server: Any) -> None:
+    import subprocess
+    import sys
+
+    write_project(project, ["gamma"])
+    lock(project, index_server)
+    subprocess.run([sys.executable, "-m", "venv", str(project / ".venv")], check=True,
+                   env={"PATH": "/usr/bin:/bin", "PIP_CONFIG_FILE": "/dev/null"})
+    seeds = _seed_versions(project / ".venv")
+    assert "pip" in seeds, seeds
+    from test_sync import sync
+
+    result = sync(project, index_server)
+    assert result.code == 0, result.output
+    assert _seed_versions(project / ".venv") == seeds
+    assert "+ gamma==1.2" in result.stdout.splitlines()
+    for name, version in seeds.items():
+        assert f"= {name}=={version} (seed package, kept)" in result.stdout.splitlines(), result.stdout
+    assert not any(line.startswith("- ") for line in result.stdout.splitlines()), result.stdout
+    # pip still works in the synced venv.
+    proc = subprocess.run([str(project / ".venv" / "bin" / "python"), "-m", "pip", "--version"],
+                          capture_output=True, text=True, env={"PIP_CONFIG_FILE": "/dev/null"})
+    assert proc.returncode == 0, proc.stderr

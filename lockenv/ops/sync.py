@@ -396,7 +396,8 @@ def _sync_locked(options: SyncOptions, *, reporter: Any, started: float) -> int:
             for a in sync_plan.actions))
     for line in sync_plan.lines(with_reason=reporter.verbose):
         reporter.data(line)
-    kept_extra = [a for a in sync_plan.of_kind("keep") if a.wanted is None and a.installed]
+    kept_extra = [a for a in sync_plan.of_kind("keep")
+                  if a.wanted is None and a.installed and not a.is_seed_kept]
     if kept_extra and options.inexact:
         reporter.status("Kept (not in the lock): " + ", ".join(a.installed[0].label for a in kept_extra))
     counts = sync_plan.summary_counts()

@@ -11,8 +11,11 @@ from lockenv.sync.scan import Installed
 from lockenv.sync.selection import Wanted
 
 SEED_PACKAGES = frozenset({"pip", "setuptools", "wheel"})
-"""What `python -m venv` (or virtualenv) puts in a venv. Exact mode removes them when the lock
-does not select them, as `uv sync` does; the plan lists them like any other removal."""
+"""What `python -m venv` (or virtualenv) puts in a venv. Kept when the lock does not select
+them, as `uv sync` keeps them (its `is_seed_package`); the plan lists them as kept
+(`= pip==24.0 (seed package, kept)`). When the lock selects one, the lock's version wins."""
+
+SEED_KEPT = "seed package, kept"
 
 KINDS = ("install", "upgrade", "downgrade", "reinstall", "remove", "keep")
 
@@ -38,8 +41,15 @@ class Action:
     def new_version(self) -> str | None:
         return self.wanted.version if self.wanted else None
 
+    @property
+    def is_seed_kept(self) -> bool:
+        return self.kind == "keep" and self.wanted is None and self.reason == SEED_KEPT
+
     def line(self, *, with_reason: bool = False) -> str | None:
-        """The user-facing plan line (`+ a==1`, `- b==2`, `~ c 1 -> 2`); None for keep."""
+        """The user-facing plan line (`+ a==1`, `- b==2`, `~ c 1 -> 2`, `= pip==24.0 (seed
+        package, kept)`); None for other keeps."""
+        if self.is_seed_kept:
+            return f"= {self.installed[0].label} ({SEED_KEPT})"
         if self.kind == "install":
             assert self.wanted is not None
             text = f"+ {self.wanted.label}"
@@ -77,7 +87,9 @@ class SyncPlan:
         return not self.changes
 
     def lines(self, *, with_reason: bool = False) -> list[str]:
-        return [line for a in self.changes if (line := a.line(with_reason=with_reason))]
+        """Plan lines: every change, and the seed packages kept."""
+        return [line for a in self.actions if (a.kind != "keep" or a.is_seed_kept)
+                and (line := a.line(with_reason=with_reason))]
 
     def summary_counts(self) -> dict[str, int]:
         counts = {k: 0 for k in KINDS}
@@ -103,7 +115,8 @@ def plan(wanted: Sequence[Wanted], installed: Sequence[Installed], *, exact: boo
     - same version but files differ from RECORD, another archive (sha256), installed twice,
       editable where the lock wants a regular install (or the reverse) → reinstall;
     - installed but not selected → remove when `exact`, else keep; names in `protected`
-      (lockenv's own runtime, when syncing the venv lockenv runs from) are always kept.
+      (lockenv's own runtime, when syncing the venv lockenv runs from) and seed packages
+      (pip, setuptools, wheel) are always kept.
     """
     by_name: dict[str, list[Installed]] = {}
     for dist in installed:
@@ -118,16 +131,12 @@ def plan(wanted: Sequence[Wanted], installed: Sequence[Installed], *, exact: boo
         have = tuple(by_name[name])
         if name in protected:
             actions.append(Action("keep", name, "lockenv's own runtime", None, have))
+        elif name in SEED_PACKAGES:
+            actions.append(Action("keep", name, SEED_KEPT, None, have))
         elif exact:
-            reason = "not in the lock"
-            if name in SEED_PACKAGES:
-                reason += "; seed package"
-            actions.append(Action("remove", name, reason, None, have))
+            actions.append(Action("remove", name, "not in the lock", None, have))
         else:
-            reason = "not in the lock; kept (--inexact)"
-            if name in SEED_PACKAGES:
-                reason = "not in the lock; seed package kept (--inexact)"
-            actions.append(Action("keep", name, reason, None, have))
+            actions.append(Action("keep", name, "not in the lock; kept (--inexact)", None, have))
     # The project itself installs after its dependencies.
     actions.sort(key=lambda a: (bool(a.wanted and a.wanted.is_project), a.name))
     return SyncPlan(tuple(actions))

@@ -449,3 +449,17 @@ def test_commands_find_the_project_from_a_subdirectory_and_take_c_after_the_comm
     assert (project / ".venv").is_dir()
     result = run_lockenv("verify", "-C", str(project), cwd=tmp_path, env=env)
     assert result.code == 0, result.output
+
+
+def test_two_locks_at_once_write_one_lock(index_server: IndexServer, project: Path) -> None:
+    """The second waits for the first, then finds the lock fresh instead of resolving again."""
+    write(project, ["alpha", "native", "marked"])
+    env = {**os.environ, "LOCKENV_INDEX_URL": index_server.json_url}
+    procs = [subprocess.Popen([sys.executable, "-m", "lockenv", "lock"], cwd=project, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    stderr = [err for _out, err in outputs]
+    assert sum("Resolved" in e for e in stderr) >= 1
+    assert lock(project, index_server, "--check").code == 0
+    Pylock.from_dict(tomllib.loads((project / "pylock.toml").read_text())).validate()

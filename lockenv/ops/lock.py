@@ -107,20 +107,25 @@ def lock(options: LockOptions, *, reporter: Reporter) -> int:
     from lockenv.resolve import resolve
 
     cache = Cache()
-    try:
-        recorded = lockfile.read_inputs(path)
-    except LockfileError:
-        recorded = None
-    try:
-        old_pins = lockfile.read_pins(path) if path.exists() else {}
-    except LockfileError as exc:
-        reporter.warn(f"{exc.message}; locking from scratch, without its pins")
-        old_pins = {}
-    unknown = sorted(n for n in options.upgrade_packages if _norm(n) not in old_pins)
-    for name in unknown:
-        reporter.warn(f"`{name}` is not in {lockfile.LOCK_NAME}; --upgrade-package has nothing to move")
     project_lock = cache.bucket("project-locks") / (_digest(str(path)) + ".lock")
     with FileLock(str(project_lock)):
+        # Another lockenv may have written the lock while this one waited: look again.
+        if not (options.upgrade or options.upgrade_packages or options.refresh):
+            spec, path, reasons, from_cli = _fresh_check(options, None)
+            if not reasons:
+                reporter.status(f"{lockfile.LOCK_NAME} is up to date (another lockenv just wrote it)")
+                return 0
+        try:
+            recorded = lockfile.read_inputs(path)
+        except LockfileError:
+            recorded = None
+        try:
+            old_pins = lockfile.read_pins(path) if path.exists() else {}
+        except LockfileError as exc:
+            reporter.warn(f"{exc.message}; locking from scratch, without its pins")
+            old_pins = {}
+        for name in sorted(n for n in options.upgrade_packages if _norm(n) not in old_pins):
+            reporter.warn(f"`{name}` is not in {lockfile.LOCK_NAME}; --upgrade-package has nothing to move")
         with IndexClient(
             spec.index_url,
             cache=cache,

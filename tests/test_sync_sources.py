@@ -53,3 +53,7 @@ def test_seed_packages_of_a_venv_made_with_python_m_venv_are_kept_and_listed(
     proc = subprocess.run([str(project / ".venv" / "bin" / "python"), "-m", "pip", "--version"],
                           capture_output=True, text=True, env={"PIP_CONFIG_FILE": "/dev/null"})
     assert proc.returncode == 0, proc.stderr
+    # verify agrees with sync: the seed packages are not extraneous.
+    verify = run_lockenv("verify", cwd=project, env={"LOCKENV_INDEX_URL": index_server.json_url})
+    assert verify.code == 0, verify.output
+    assert "seed packages kept: pip" in verify.stderr

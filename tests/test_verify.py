@@ -61,3 +61,65 @@ def test_verify_without_a_venv_says_to_sync(project: Path, index_server: Any) ->
     result = verify(project, index_server)
     assert result.code == 1
     assert "No virtual environment at" in result.stderr and "hint: run `lockenv sync` first" in result.stderr
+
+
+def _venv_with_lockenv(path: Path) -> Path:
+    """A venv holding lockenv's runtime (lockenv, editable, and what it needs), copied file by
+    file from the venv running the tests, as if `pip install lockenv` had been run in it."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import sysconfig
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True)
+    src_site = Path(sysconfig.get_paths()["purelib"])
+    dest_site = site_packages(path)
+    seen: set[str] = set()
+    todo = ["lockenv"]
+    while todo:
+        name = str(canonicalize_name(todo.pop()))
+        if name in seen:
+            continue
+        seen.add(name)
+        dist = metadata.distribution(name)
+        for text in dist.requires or []:
+            req = Requirement(text)
+            if req.marker is None or req.marker.evaluate({"extra": ""}):
+                todo.append(req.name)
+        for file in dist.files or []:
+            source = Path(os.path.normpath(src_site / file))
+            target = Path(os.path.normpath(dest_site / file))
+            if "__pycache__" in file.parts or not source.is_file():
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+    assert len(seen) > 5, seen
+    return path
+
+
+def test_verify_keeps_lockenvs_own_runtime_as_sync_does(project: Path, index_server: Any, tmp_path: Path) -> None:
+    import subprocess
+
+    venv = _venv_with_lockenv(tmp_path / "selfvenv")
+    write_project(project, ["gamma"])
+    lock(project, index_server)
+
+    def run(command: str) -> subprocess.CompletedProcess[str]:
+        import os
+
+        env = {**os.environ, **env_for(index_server), "LOCKENV_VENV": str(venv)}
+        return subprocess.run([str(venv / "bin" / "python"), "-m", "lockenv", command], cwd=project,
+                              env=env, capture_output=True, text=True)
+
+    synced = run("sync")
+    assert synced.returncode == 0, synced.stderr
+    assert synced.stdout.splitlines() == ["+ gamma==1.2"], synced.stdout
+    checked = run("verify")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert checked.stdout == ""
+    assert "of lockenv's own runtime kept" in checked.stderr

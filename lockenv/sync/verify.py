@@ -1,6 +1,9 @@
 """`lockenv verify`: is this environment really what the lock says? Every file of every installed
 distribution is hashed against its RECORD, files no RECORD owns are reported, and the set of
-distributions is compared with what the lock selects for the venv."""
+distributions is compared with what the lock selects for the venv, including the sha256 of the
+archive each was installed from (recorded by sync in the dist-info's `lockenv.json`). What sync
+keeps although the lock does not select it (a venv's seed packages, lockenv's own runtime in the
+venv lockenv runs from) is not extraneous."""
 
 from __future__ import annotations
 
@@ -39,7 +42,8 @@ def _extraneous_files(site_dirs: list[Path], owned: set[str]) -> list[str]:
 
 def verify_environment(options: Any, *, reporter: Any) -> int:
     from lockenv.environment import existing_venv, probe, venv_path
-    from lockenv.ops.sync import _lock_path, _select_all
+    from lockenv.ops.sync import _lock_path, _own_runtime, _select_all
+    from lockenv.sync.plan import SEED_PACKAGES
     from lockenv.sync.scan import check_files, iter_dist_infos, scan
     from lockenv.sync.selection import load_lock
 
@@ -78,11 +82,20 @@ def verify_environment(options: Any, *, reporter: Any) -> int:
             problems.append(f"missing package: {want.label}")
         elif want.version and all(d.version != want.version for d in have):
             problems.append(f"wrong version: {name} {have[0].version} installed, lock has {want.version}")
+        elif want.sha256 and any(d.archive_sha256 and d.archive_sha256 != want.sha256 for d in have):
+            other = next(d.archive_sha256 for d in have if d.archive_sha256 != want.sha256)
+            problems.append(f"different archive: {name} {have[0].version} was installed from "
+                            f"sha256 {other}, {lock_path.name} has {want.sha256}")
         elif want.editable and not any(d.editable_url for d in have):
             problems.append(f"not editable: {name} {have[0].version}")
         elif len(have) > 1:
             problems.append(f"installed twice: {name} ({', '.join(d.version for d in have)})")
+    protected = _own_runtime(venv_dir)
+    kept: list[str] = []
     for name in sorted(set(by_name) - set(wanted)):
+        if name in protected or name in SEED_PACKAGES:  # what sync keeps, as it keeps them
+            kept.append(name)
+            continue
         for dist in by_name[name]:
             problems.append(f"extraneous package: {dist.label}")
     for line in problems:
@@ -92,6 +105,12 @@ def verify_environment(options: Any, *, reporter: Any) -> int:
                         f"problem{'s' if len(problems) != 1 else ''} ({len(installed)} packages, "
                         f"{files_checked} files verified)")
         return 1
+    seeds = [n for n in kept if n in SEED_PACKAGES and n not in protected]
+    also = ""
+    if seeds:
+        also += f"; seed packages kept: {', '.join(seeds)}"
+    if len(kept) > len(seeds):
+        also += f"; {len(kept) - len(seeds)} of lockenv's own runtime kept"
     reporter.status(f"Environment matches {lock_path.name} ({len(installed)} packages, "
-                    f"{files_checked} files verified)")
+                    f"{files_checked} files verified{also})")
     return 0

@@ -41,6 +41,7 @@ def test_a_tampered_download_is_refused_and_the_venv_is_unchanged(project: Path,
     index_server.inject("alpha-2.0-py3-none-any.whl", "wrong-bytes")
     result = sync(project, index_server)
     assert result.code == 1
+    assert result.stdout == ""  # the plan is shown only once everything is verified
     assert "alpha-2.0-py3-none-any.whl" in result.stderr
     assert "expected sha256: " in result.stderr and "actual sha256: " in result.stderr
     assert snapshot(project / ".venv") == before
@@ -203,3 +204,26 @@ def test_a_sync_waits_for_a_venv_locked_by_filelock(project: Path, index_server:
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     assert "Waiting for another lockenv process" in err and "+ alpha==2.0" in out
+
+
+def test_a_hash_edited_in_the_lock_is_blamed_on_the_lock_and_verify_sees_it(project: Path, index_server: Any) -> None:
+    before = _synced(project, index_server, ["gamma"])
+    lock_file = project / "pylock.toml"
+    text = lock_file.read_text()
+    [sha] = [sha for name, sha, _size in index_server.files("gamma") if name == "gamma-1.2-py3-none-any.whl"]
+    assert sha in text
+    lock_file.write_text(text.replace(sha, "0" * 64))
+    result = sync(project, index_server, "--frozen")
+    assert result.code == 1, result.output
+    assert result.stdout == ""  # no plan line for a sync that was refused
+    assert "gamma-1.2-py3-none-any.whl (gamma 1.2) does not match its sha256 in " in result.stderr
+    assert str(lock_file) in result.stderr
+    assert f"expected sha256: {'0' * 64}" in result.stderr and f"actual sha256:   {sha}" in result.stderr
+    assert "edited by hand, run `lockenv lock` again" in result.stderr
+    assert "the hash the index gave" not in result.stderr
+    assert snapshot(project / ".venv") == before
+    # verify agrees with sync: the installed archive is not the one the lock names.
+    checked = run_lockenv("verify", cwd=project, env=env_for(index_server))
+    assert checked.code == 1, checked.output
+    assert f"different archive: gamma 1.2 was installed from sha256 {sha}, pylock.toml has {'0' * 64}" \
+        in checked.stdout

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from lockenv.errors import LockfileError, StaleLockError, SyncError
+from lockenv.errors import IntegrityError, LockfileError, StaleLockError, SyncError
 
 LOCK_NAME = "pylock.toml"
 
@@ -394,8 +394,12 @@ def _sync_locked(options: SyncOptions, *, reporter: Any, started: float) -> int:
             Action("remove", a.name, "removal interrupted earlier", None, a.installed)
             if a.kind == "keep" and a.wanted is None and a.name in removing else a
             for a in sync_plan.actions))
-    for line in sync_plan.lines(with_reason=reporter.verbose):
-        reporter.data(line)
+    def show_plan() -> None:
+        for line in sync_plan.lines(with_reason=reporter.verbose):
+            reporter.data(line)
+
+    if options.dry_run or sync_plan.is_empty:
+        show_plan()
     kept_extra = [a for a in sync_plan.of_kind("keep")
                   if a.wanted is None and a.installed and not a.is_seed_kept]
     if kept_extra and options.inexact:
@@ -413,8 +417,10 @@ def _sync_locked(options: SyncOptions, *, reporter: Any, started: float) -> int:
         reporter.status(f"Checked {len(installed)} packages in {time.perf_counter() - started:.2f}s; "
                         "the environment matches the lock")
         return 0
+    # The plan is shown once everything it needs is downloaded, verified and built: a refused
+    # sync prints the error, not a plan it did not carry out.
     _apply(sync_plan, options=options, spec=spec, probe=probe, venv_dir=venv_dir, lock=lock,
-           reporter=reporter)
+           reporter=reporter, before_changes=show_plan)
     state.write_state(venv_dir, inputs, n_packages, lock_checked=not options.frozen)
     reporter.status(_summary(counts, past=True).capitalize()
                     + f" in {time.perf_counter() - started:.2f}s")
@@ -479,8 +485,31 @@ def _index_url(lock: Any, spec: Any, lock_path: Path) -> str:
     return configured or DEFAULT_INDEX_URL
 
 
+def _blame_lock(exc: IntegrityError, sync_plan: Any, lock_path: Path) -> IntegrityError:
+    """A file that does not match its sha256 in the lock, told as such: the expected hash comes
+    from the lock (edited by hand, or the index serves another file), not from the index."""
+    from lockenv.index.redact import redact_url
+
+    url, file = exc.context.get("url"), exc.context.get("file")
+    for action in sync_plan.changes:
+        want = action.wanted
+        if want is None or want.file is None:
+            continue
+        if (url and redact_url(want.file.url) == url) or (file and want.local_path == file):
+            return IntegrityError(
+                f"{want.file.filename} ({want.name} {want.version}) does not match its sha256 "
+                f"in {lock_path}; nothing was changed",
+                details=exc.details,
+                context={"file": str(lock_path), "package": want.name,
+                         **({"url": url} if url else {})},
+                hint=f"if {lock_path.name} was edited by hand, run `lockenv lock` again; "
+                     "otherwise the index (or a proxy) serves a different file than the one locked",
+            )
+    return exc
+
+
 def _apply(sync_plan: Any, *, options: SyncOptions, spec: Any, probe: Any, venv_dir: Path,
-           lock: Any, reporter: Any) -> None:
+           lock: Any, reporter: Any, before_changes: Any = None) -> None:
     """Fetch, build and validate everything, then change the venv. The index client (for
     downloads and build requirements) is created only when needed."""
     from lockenv.cache import Cache
@@ -514,8 +543,13 @@ def _apply(sync_plan: Any, *, options: SyncOptions, spec: Any, probe: Any, venv_
         return build.build_wheel(Path(want.local_path), client=client(), python=Path(probe.python))
 
     try:
-        files = fetch(sync_plan, client_factory=client, reporter=reporter)
+        try:
+            files = fetch(sync_plan, client_factory=client, reporter=reporter)
+        except IntegrityError as exc:
+            raise _blame_lock(exc, sync_plan, _lock_path(options)) from None
         prepared = prepare(sync_plan, files, probe=probe, venv=venv_dir, builder=builder)
+        if before_changes is not None:
+            before_changes()
         apply(sync_plan, prepared, probe=probe, venv=venv_dir, reporter=reporter)
     finally:
         for c in clients:

@@ -172,6 +172,6 @@ def _compare(want: Wanted, have: tuple[Installed, ...]) -> Action:
         return Action("reinstall", want.name, "installed editable; the lock has a release", want, have)
     if dist.archive_sha256 and want.sha256 and dist.archive_sha256 != want.sha256:
         return Action("reinstall", want.name,
-                      f"installed from another archive (sha256 {dist.archive_sha256[:12]}…)",
+                      f"installed from another archive than the lock's (sha256 {dist.archive_sha256[:12]}…)",
                       want, have)
     return Action("keep", want.name, "up to date", want, have)

@@ -173,10 +173,12 @@ def _python_version(python: Path) -> str:
 
 # -- hooks ------------------------------------------------------------------------------------
 class _Runner:
-    """A pyproject_hooks runner that keeps the backend's output for the error message."""
+    """A pyproject_hooks runner that keeps the backend's output (its warnings included) for the
+    error message, or for `--verbose`: a build that works prints nothing."""
 
-    def __init__(self, env: BuildEnv) -> None:
+    def __init__(self, env: BuildEnv, reporter: Any = None) -> None:
         self.env = env
+        self.reporter = reporter
         self.output: list[str] = []
 
     def __call__(self, cmd: Sequence[str], cwd: str | None = None,
@@ -189,9 +191,39 @@ class _Runner:
             environ.update(extra_environ)
         proc = subprocess.run(list(cmd), cwd=cwd, env=environ, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True, errors="replace")
-        self.output.extend(proc.stdout.splitlines())
+        lines = proc.stdout.splitlines() + self._take_warnings(cmd)
+        self.output.extend(lines)
+        if self.reporter is not None:
+            for line in lines:
+                self.reporter.debug(f"build backend: {line}")
         if proc.returncode != 0:
             raise subprocess.CalledProcessError(proc.returncode, cmd, proc.stdout)
+
+
+    @staticmethod
+    def _take_warnings(cmd: Sequence[str]) -> list[str]:
+        """The backend's Python warnings as output lines. pyproject_hooks' in-process script
+        records them in `<dir>/output.json` (cmd is `python script hook dir`) and the caller
+        re-emits them with `warnings.warn` in this process, straight to stderr: take them out
+        of the file so they are kept with the rest of the output instead."""
+        if len(cmd) < 4:
+            return []
+        out_file = Path(cmd[-1]) / "output.json"
+        try:
+            data = json.loads(out_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return []
+        found = data.pop("warnings", None) if isinstance(data, dict) else None
+        if not found:
+            return []
+        out_file.write_text(json.dumps(data), encoding="utf-8")
+        lines = []
+        for w in found:
+            try:
+                lines.append(f"{w['filename']}:{w['lineno']}: {w['message']}")
+            except (KeyError, TypeError):
+                lines.append(str(w))
+        return lines
 
 
 def _call(label: str, source: Path, env: BuildEnv, client: Any, hook: str,
@@ -199,7 +231,7 @@ def _call(label: str, source: Path, env: BuildEnv, client: Any, hook: str,
     from pyproject_hooks import BackendUnavailable, BuildBackendHookCaller, HookMissing
 
     _requires, backend, backend_path = _build_system(source)
-    runner = _Runner(env)
+    runner = _Runner(env, getattr(client, "reporter", None))
     caller = BuildBackendHookCaller(str(source), backend, backend_path=backend_path,
                                     runner=runner, python_executable=env.python)
     try:
@@ -288,11 +320,20 @@ def build_wheel(sdist: Path, *, client: Any, python: Path | None = None) -> Path
         return target
 
 
+def _project_name(project_dir: Path) -> str | None:
+    try:
+        data = tomllib.loads((project_dir / "pyproject.toml").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None
+    name = data.get("project", {}).get("name")
+    return f"the project {name}" if isinstance(name, str) else None
+
+
 def build_editable(project_dir: Path, *, client: Any, python: Path) -> Path:
     """The project's PEP 660 editable wheel, built for `python`."""
     from lockenv.cache import Cache
 
-    label = project_dir.name
+    label = _project_name(project_dir) or project_dir.name
     requires, _backend, _path = _build_system(project_dir)
     env = _env_for(Path(python), requires, client, label)
     out = Cache().bucket(BUILT_WHEELS) / "editable" / hashlib.sha256(

@@ -78,7 +78,7 @@ def test_unknown_build_requirement_is_a_clear_error(project: Path, client: Index
     with pytest.raises(LockenvError) as info:
         build.build_editable(project, client=client, python=Path(sys.executable))
     assert "no-such-backend" in str(info.value)
-    assert str(info.value).startswith("build requirements of proj: ")
+    assert str(info.value).startswith("build requirements of the project x: ")
 
 
 def test_a_backend_that_cannot_be_imported_is_a_build_error(project: Path, client: IndexClient) -> None:
@@ -87,5 +87,5 @@ def test_a_backend_that_cannot_be_imported_is_a_build_error(project: Path, clien
         '[project]\nname = "x"\nversion = "1"\n')
     with pytest.raises(BuildError) as info:
         build.build_editable(project, client=client, python=Path(sys.executable))
-    assert info.value.message == "The build backend `no_such_module` of proj could not be imported"
+    assert info.value.message == "The build backend `no_such_module` of the project x could not be imported"
     assert any("no_such_module" in line for line in info.value.details)

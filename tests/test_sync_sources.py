@@ -57,3 +57,85 @@ def test_seed_packages_of_a_venv_made_with_python_m_venv_are_kept_and_listed(
     verify = run_lockenv("verify", cwd=project, env={"LOCKENV_INDEX_URL": index_server.json_url})
     assert verify.code == 0, verify.output
     assert "seed packages kept: pip" in verify.stderr
+
+
+NOISY_BACKEND = '''
+import base64, hashlib, os, sys, warnings, zipfile
+
+def _noise():
+    print("BACKEND-STDOUT chatter")
+    print("BACKEND-STDERR License classifiers are deprecated", file=sys.stderr)
+    warnings.warn("BACKEND-WARNING this form is deprecated")
+    if os.path.exists("FAIL"):
+        raise SystemExit("BACKEND-FAILED on purpose")
+
+def get_requires_for_build_editable(config_settings=None):
+    _noise()
+    return []
+
+def build_editable(wheel_directory, config_settings=None, metadata_directory=None):
+    _noise()
+    name = "noisy-0.1-py3-none-any.whl"
+    files = {
+        "noisy.pth": (os.path.abspath("src") + "\\n").encode(),
+        "noisy-0.1.dist-info/METADATA": b"Metadata-Version: 2.1\\nName: noisy\\nVersion: 0.1\\n\\n",
+        "noisy-0.1.dist-info/WHEEL": b"Wheel-Version: 1.0\\nGenerator: t\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n",
+    }
+    record = []
+    with zipfile.ZipFile(os.path.join(wheel_directory, name), "w") as zf:
+        for path, data in files.items():
+            zf.writestr(path, data)
+            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+            record.append(f"{path},sha256={digest},{len(data)}")
+        record.append("noisy-0.1.dist-info/RECORD,,")
+        zf.writestr("noisy-0.1.dist-info/RECORD", "\\n".join(record) + "\\n")
+    return name
+'''
+
+
+def _noisy_project(project: Path) -> Path:
+    project.mkdir(parents=True, exist_ok=True)
+    (project / "pyproject.toml").write_text(
+        '[build-system]\nrequires = []\nbuild-backend = "noisybackend"\nbackend-path = ["."]\n\n'
+        '[project]\nname = "noisy"\nversion = "0.1"\nrequires-python = ">=3.10"\n'
+        'dependencies = ["gamma"]\n')
+    (project / "noisybackend.py").write_text(NOISY_BACKEND)
+    (project / "src" / "noisy").mkdir(parents=True, exist_ok=True)
+    (project / "src" / "noisy" / "__init__.py").write_text("GREETING = 'hi'\n")
+    return project
+
+
+def test_a_successful_build_prints_nothing_of_the_backend_unless_verbose(project: Path, index_server: Any) -> None:
+    from test_sync import sync
+
+    _noisy_project(project)
+    lock(project, index_server)
+    result = sync(project, index_server)
+    assert result.code == 0, result.output
+    assert "BACKEND" not in result.output, result.output
+    assert "+ noisy==0.1 (editable)" in result.stdout.splitlines()
+    assert venv_python(project, "import noisy; print(noisy.GREETING)") == "hi"
+    import shutil
+
+    shutil.rmtree(project / ".venv")  # the editable project is built again
+    result = sync(project, index_server, "-v")
+    assert result.code == 0, result.output
+    for text in ("BACKEND-STDOUT", "BACKEND-STDERR", "BACKEND-WARNING"):
+        assert f"build backend: {text}" in result.stderr or (
+            text == "BACKEND-WARNING" and "this form is deprecated" in result.stderr), result.stderr
+
+
+def test_a_failed_editable_build_shows_the_backend_output_and_suggests_no_install_project(
+        project: Path, index_server: Any) -> None:
+    from test_sync import installed, sync
+
+    _noisy_project(project)
+    lock(project, index_server)
+    (project / "FAIL").write_text("")
+    result = sync(project, index_server)
+    assert result.code == 1, result.output
+    assert "BACKEND-FAILED on purpose" in result.stderr and "BACKEND-WARNING" not in result.stdout
+    assert "--no-install-project" in result.stderr.split("hint:")[1], result.stderr
+    result = sync(project, index_server, "--no-install-project")
+    assert result.code == 0, result.output
+    assert installed(project / ".venv") == {"gamma": "1.2"}

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from lockenv.errors import IntegrityError, LockfileError, StaleLockError, SyncError
+from lockenv.errors import BuildError, IntegrityError, LockfileError, StaleLockError, SyncError
 
 LOCK_NAME = "pylock.toml"
 
@@ -538,8 +538,15 @@ def _apply(sync_plan: Any, *, options: SyncOptions, spec: Any, probe: Any, venv_
             return build.build_wheel(archive, client=client(), python=Path(probe.python))
         reporter.status(f"Building {want.label}")
         if want.editable:
-            return build.build_editable(Path(want.local_path), client=client(),
-                                        python=Path(probe.python))
+            try:
+                return build.build_editable(Path(want.local_path), client=client(),
+                                            python=Path(probe.python))
+            except BuildError as exc:
+                if want.is_project:
+                    exc.hint = ((exc.hint + "; ") if exc.hint else "") + (
+                        "fix the project's build, or pass `--no-install-project` to sync only its "
+                        "dependencies")
+                raise
         return build.build_wheel(Path(want.local_path), client=client(), python=Path(probe.python))
 
     try:

@@ -86,11 +86,34 @@ class Cache:
 
     def __init__(self, root: Path | None = None) -> None:
         self.root = Path(root) if root is not None else default_root()
+        if self.root.exists() and not self.root.is_dir():
+            raise self._unusable(self.root, "is a file, not a directory")
+
+    def _unusable(self, path: Path, why: str) -> Exception:
+        from lockenv.errors import LockenvError
+
+        where = "LOCKENV_CACHE_DIR" if os.environ.get("LOCKENV_CACHE_DIR") else "the cache directory"
+        return LockenvError(
+            f"the cache directory {self.root} cannot be used: {path} {why}",
+            hint=f"remove {path}, or set LOCKENV_CACHE_DIR to a directory lockenv may write"
+                 if where == "the cache directory" else
+                 f"set LOCKENV_CACHE_DIR to a directory lockenv may write (or remove {path})",
+            context={"file": str(path)},
+        )
+
+    def _mkdir(self, path: Path) -> None:
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except (NotADirectoryError, FileExistsError):
+            blocker = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), path)
+            raise self._unusable(blocker, "is a file, not a directory") from None
+        except PermissionError:
+            raise self._unusable(path, "cannot be created (permission denied)") from None
 
     def bucket(self, name: str) -> Path:
         """The directory of one versioned bucket (e.g. "wheels-built-v1"), created."""
         path = self.root / name
-        path.mkdir(parents=True, exist_ok=True)
+        self._mkdir(path)
         return path
 
     def lock(self, path: Path) -> Any:
@@ -104,7 +127,7 @@ class Cache:
         """The lock file `lock(path)` locks (its directory created), for a caller that locks it
         with `fcntl.flock` itself (filelock's Unix lock) to skip importing filelock."""
         locks = self.root / "locks"
-        locks.mkdir(parents=True, exist_ok=True)
+        self._mkdir(locks)
         return locks / f"{_key(str(path))[:32]}.lock"
 
     # -- index pages ------------------------------------------------------------------------

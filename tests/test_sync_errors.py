@@ -43,3 +43,35 @@ def test_a_bad_interpreter_request_leaves_venv_and_lock_untouched(
     for python in PYENV_PYTHONS:  # pyenv's versions are listed, not only PATH's
         version = Path(python).parent.parent.name
         assert f"(Python {version})" in result.stderr, result.stderr
+
+
+def test_a_venv_path_that_is_a_file_is_a_clean_error(project: Path, index_server: Any) -> None:
+    write_project(project, ["gamma"])
+    lock(project, index_server)
+    (project / "not-a-dir").write_text("keep me\n")
+    result = sync(project, index_server, LOCKENV_VENV="not-a-dir")
+    assert result.code == 1, result.output
+    assert result.stderr.startswith(f"error: the virtual environment path {project / 'not-a-dir'} is a file"), result.stderr
+    assert "internal error" not in result.stderr and "LOCKENV_VENV" in result.stderr
+    assert (project / "not-a-dir").read_text() == "keep me\n"
+
+
+@pytest.mark.parametrize("command", ["sync", "lock --refresh", "verify"])
+def test_a_cache_dir_that_is_a_file_is_a_clean_error(project: Path, index_server: Any, tmp_path: Path,
+                                                     command: str) -> None:
+    from conftest import run_lockenv
+    from test_sync import env_for
+
+    write_project(project, ["gamma"])
+    lock(project, index_server)
+    assert sync(project, index_server).code == 0
+    (project / "pyproject.toml").write_text((project / "pyproject.toml").read_text().replace('"gamma"', '"alpha"'))
+    blocker = tmp_path / "cachefile"
+    blocker.write_text("")
+    for cache in (blocker, blocker / "sub"):
+        result = run_lockenv(*command.split(), cwd=project, env=env_for(index_server, LOCKENV_CACHE_DIR=str(cache)))
+        assert result.code == 1, result.output
+        assert (f"error: the cache directory {cache} cannot be used: {blocker} is a file, not a "
+                "directory") in result.stderr, result.stderr
+        assert "internal error" not in result.stderr
+        assert "LOCKENV_CACHE_DIR" in result.stderr.split("hint:")[1]

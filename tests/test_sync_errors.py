@@ -75,3 +75,17 @@ def test_a_cache_dir_that_is_a_file_is_a_clean_error(project: Path, index_server
                 "directory") in result.stderr, result.stderr
         assert "internal error" not in result.stderr
         assert "LOCKENV_CACHE_DIR" in result.stderr.split("hint:")[1]
+
+
+def test_a_lock_that_cannot_serve_this_machine_fails_before_the_venv_is_created(
+        project: Path, index_server: Any) -> None:
+    write_project(project, ["gamma"])
+    with (project / "pyproject.toml").open("a") as fh:
+        fh.write("[tool.lockenv]\nenvironments = [\"sys_platform == 'win32'\"]\n")
+    lock(project, index_server)
+    for args in ((), ("--dry-run",)):
+        result = sync(project, index_server, *args)
+        assert result.code == 1, result.output
+        assert "error: the lock cannot serve this environment" in result.stderr, result.stderr
+        assert "Creating virtual environment" not in result.stderr
+        assert not (project / ".venv").exists()

@@ -167,7 +167,7 @@ def _python_version(python: Path) -> str:
 
     interp = query_interpreter(str(python))
     if interp is None:
-        raise BuildError(f"The interpreter {python} does not run")
+        raise BuildError(f"the interpreter {python} does not run")
     return interp.version
 
 
@@ -241,16 +241,16 @@ def _call(label: str, source: Path, env: BuildEnv, client: Any, hook: str,
                 env.install(list(extra), client, label)
         return getattr(caller, hook)(*args)
     except HookMissing as exc:
-        raise BuildError(f"The build backend `{backend}` of {label} has no `{exc.hook_name}` hook",
+        raise BuildError(f"the build backend `{backend}` of {label} has no `{exc.hook_name}` hook",
                          hint="editable installs need a PEP 660 backend" if "editable" in hook else None
                          ) from None
     except BackendUnavailable as exc:
-        raise BuildError(f"The build backend `{backend}` of {label} could not be imported",
+        raise BuildError(f"the build backend `{backend}` of {label} could not be imported",
                          details=runner.output[-_TAIL:] or str(getattr(exc, "traceback", "") or exc
                                                               ).splitlines()[-_TAIL:]) from None
     except subprocess.CalledProcessError:
         raise BuildError(
-            f"Building {label} failed",
+            f"building {label} failed",
             details=runner.output[-_TAIL:],
             context={"package": label},
             hint="the lines above are the end of the build backend's output",

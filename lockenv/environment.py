@@ -447,7 +447,7 @@ def create_venv(path: Path, interp: Interpreter, reporter: object) -> Venv:
     )
     if proc.returncode != 0:
         raise SyncError(
-            f"Creating the virtual environment {path} failed",
+            f"creating the virtual environment {path} failed",
             details=(proc.stderr or proc.stdout).strip().splitlines()[-10:],
         )
     cfg = path / "pyvenv.cfg"
@@ -488,7 +488,7 @@ def probe(python: Path, reporter: object | None = None) -> Probe:
     try:
         st = os.stat(real)
     except OSError as exc:
-        raise SyncError(f"The interpreter {python} is missing") from exc
+        raise SyncError(f"the interpreter {python} is missing") from exc
     key_text = f"{python}\0{real}\0{st.st_mtime_ns}\0{st.st_size}\0{_packaging_version()}"
     key = hashlib.sha256(key_text.encode()).hexdigest()
     cache_file = Cache().bucket("probe-v1") / f"{key}.json"
@@ -505,7 +505,7 @@ def probe(python: Path, reporter: object | None = None) -> Probe:
                           capture_output=True, text=True, env=env, timeout=60)
     if proc.returncode != 0:
         raise SyncError(
-            f"Could not inspect the interpreter {python}",
+            f"could not inspect the interpreter {python}",
             details=(proc.stderr or proc.stdout).strip().splitlines()[-10:],
         )
     data = json.loads(proc.stdout)

@@ -49,7 +49,7 @@ def test_build_wheel_is_cached_by_sdist_hash(client: IndexClient) -> None:
 def test_build_failure_carries_the_backend_output(client: IndexClient) -> None:
     with pytest.raises(BuildError) as info:
         build.build_wheel(_sdist(client, "sdbroken"), client=client)
-    assert info.value.message == "Building sdbroken-1.0.tar.gz failed"
+    assert info.value.message == "building sdbroken-1.0.tar.gz failed"
     assert any("missing header file: fakelib.h" in line for line in info.value.details)
     assert len(info.value.details) <= 20
 
@@ -87,5 +87,5 @@ def test_a_backend_that_cannot_be_imported_is_a_build_error(project: Path, clien
         '[project]\nname = "x"\nversion = "1"\n')
     with pytest.raises(BuildError) as info:
         build.build_editable(project, client=client, python=Path(sys.executable))
-    assert info.value.message == "The build backend `no_such_module` of the project x could not be imported"
+    assert info.value.message == "the build backend `no_such_module` of the project x could not be imported"
     assert any("no_such_module" in line for line in info.value.details)

@@ -254,10 +254,10 @@ def test_extras_and_groups(project: Path, index_server: Any) -> None:
     assert set(installed(venv)) == {"feat", "gamma"}
     result = sync(project, index_server, "--group", "nope")
     assert result.code == 1
-    assert "Unknown dependency group `nope`: the lock has dev, docs" in result.stderr
+    assert "error: unknown dependency group `nope`: the lock has dev, docs" in result.stderr
     result = sync(project, index_server, "--extra", "gui")
     assert result.code == 1
-    assert "Unknown extra `gui`: the lock has cli" in result.stderr
+    assert "error: unknown extra `gui`: the lock has cli" in result.stderr
 
 
 def test_locked_refuses_a_stale_lock_frozen_uses_it_default_relocks(project: Path, index_server: Any) -> None:
@@ -300,7 +300,7 @@ def test_missing_lock_is_an_error_with_a_hint(project: Path, index_server: Any) 
     write_project(project, ["alpha"])
     result = sync(project, index_server)
     assert result.code == 1
-    assert "No pylock.toml in" in result.stderr and "hint: run `lockenv lock`" in result.stderr
+    assert "error: no pylock.toml in" in result.stderr and "hint: run `lockenv lock`" in result.stderr
 
 
 def test_editable_project_is_installed_after_its_dependencies(project: Path, index_server: Any) -> None:

@@ -89,3 +89,21 @@ def test_a_lock_that_cannot_serve_this_machine_fails_before_the_venv_is_created(
         assert "error: the lock cannot serve this environment" in result.stderr, result.stderr
         assert "Creating virtual environment" not in result.stderr
         assert not (project / ".venv").exists()
+
+
+def test_locked_and_frozen_together_are_an_error_even_on_a_synced_venv(project: Path, index_server: Any) -> None:
+    write_project(project, ["gamma"])
+    lock(project, index_server)
+    assert sync(project, index_server).code == 0  # the no-op fast path must not answer it either
+    result = sync(project, index_server, "--locked", "--frozen")
+    assert result.code == 1, result.output
+    assert result.stderr.startswith("error: --locked and --frozen contradict each other"), result.stderr
+
+
+def test_sync_errors_start_lower_case(project: Path, index_server: Any) -> None:
+    write_project(project, ["gamma"])
+    assert sync(project, index_server).stderr.startswith("error: no pylock.toml in ")
+    lock(project, index_server)
+    result = sync(project, index_server, "--extra", "nope")
+    assert result.code == 1
+    assert result.stderr.startswith("error: unknown extra `nope`: the lock has no extras"), result.stderr

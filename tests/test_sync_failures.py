@@ -137,7 +137,7 @@ def test_a_failed_build_reports_the_backend_output(project: Path, index_server: 
     lockfile = handmade_lock(project / "pylock.toml", index_server, {"sdbroken": "1.0"})
     result = run_lockenv("sync", "--lockfile", lockfile, cwd=project, env=env_for(index_server))
     assert result.code == 1
-    assert "Building sdbroken-1.0.tar.gz failed" in result.stderr
+    assert "error: building sdbroken-1.0.tar.gz failed" in result.stderr
     assert "missing header file: fakelib.h" in result.stderr
     assert not list(site_packages(project / ".venv").iterdir())
 

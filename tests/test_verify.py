@@ -60,7 +60,7 @@ def test_verify_without_a_venv_says_to_sync(project: Path, index_server: Any) ->
     lock(project, index_server)
     result = verify(project, index_server)
     assert result.code == 1
-    assert "No virtual environment at" in result.stderr and "hint: run `lockenv sync` first" in result.stderr
+    assert "error: no virtual environment at" in result.stderr and "hint: run `lockenv sync` first" in result.stderr
 
 
 def _venv_with_lockenv(path: Path) -> Path:

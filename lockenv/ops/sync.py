@@ -76,6 +76,8 @@ def is_noop(project: Path, options: SyncOptions | None = None) -> bool:
     them. Imports only the standard library (the CLI's fast path calls it before typer)."""
     try:
         opts = options or SyncOptions(project=project)
+        if opts.locked and opts.frozen:
+            return False  # an error, reported by sync()
         return not opts.dry_run and _fresh_state(opts) is not None
     except Exception:
         return False
@@ -85,6 +87,10 @@ def is_noop(project: Path, options: SyncOptions | None = None) -> bool:
 def sync(options: SyncOptions, *, reporter: Any) -> int:
     """Make the venv hold exactly what the lock selects; returns the exit code."""
     started = time.perf_counter()
+    if options.locked and options.frozen:
+        raise SyncError("--locked and --frozen contradict each other",
+                        hint="--locked checks that the lock is up to date with pyproject.toml; "
+                             "--frozen uses it without checking: pass one of them")
     if not options.dry_run:
         fresh = _fresh_state(options)
         if fresh is not None:
@@ -160,7 +166,7 @@ def _check_lock(options: SyncOptions, reporter: Any) -> Any:
         return spec
     spec = manifest.load(options.project)
     if not lock_path.exists():
-        raise LockfileError(f"No {LOCK_NAME} in {options.project}",
+        raise LockfileError(f"no {LOCK_NAME} in {options.project}",
                             hint="run `lockenv lock` to create it")
     if options.frozen:
         return spec
@@ -185,7 +191,7 @@ def _check_lock(options: SyncOptions, reporter: Any) -> Any:
 
     code = lock(LockOptions(project=options.project), reporter=reporter)
     if code:
-        raise SyncError(f"Locking {options.project} failed; nothing was synced")
+        raise SyncError(f"locking {options.project} failed; nothing was synced")
     return manifest.load(options.project)
 
 

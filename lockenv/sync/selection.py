@@ -75,7 +75,7 @@ def load_lock(path: Path) -> Any:
     try:
         data = path.read_bytes()
     except OSError:
-        raise LockfileError(f"No lock file at {path}", hint="run `lockenv lock` to create it") from None
+        raise LockfileError(f"no lock file at {path}", hint="run `lockenv lock` to create it") from None
     import packaging
 
     key = hashlib.sha256(data + b"\0" + packaging.__version__.encode()).hexdigest()
@@ -107,7 +107,7 @@ def build_request(lock: Any, *, extras: Sequence[str], all_extras: bool, groups:
     unknown = sorted(chosen_extras - set(available_extras))
     if unknown:
         raise SyncError(
-            f"Unknown extra {', '.join(f'`{u}`' for u in unknown)}: the lock has "
+            f"unknown extra {', '.join(f'`{u}`' for u in unknown)}: the lock has "
             + (", ".join(available_extras) or "no extras"),
             hint="pass one of the lock's extras, or relock after adding it to pyproject.toml",
         )
@@ -115,7 +115,7 @@ def build_request(lock: Any, *, extras: Sequence[str], all_extras: bool, groups:
     unknown = sorted(asked - declared_groups)
     if unknown:
         raise SyncError(
-            f"Unknown dependency group {', '.join(f'`{u}`' for u in unknown)}: the lock has "
+            f"unknown dependency group {', '.join(f'`{u}`' for u in unknown)}: the lock has "
             + (", ".join(available_groups) or "no dependency groups"),
             hint="pass one of the lock's groups, or relock after adding it to pyproject.toml",
         )

@@ -50,7 +50,7 @@ def verify_environment(options: Any, *, reporter: Any) -> int:
     venv_dir = venv_path(options.project)
     venv = existing_venv(venv_dir)
     if venv is None:
-        raise SyncError(f"No virtual environment at {venv_dir}", hint="run `lockenv sync` first")
+        raise SyncError(f"no virtual environment at {venv_dir}", hint="run `lockenv sync` first")
     lock_path = _lock_path(options)
     lock = load_lock(lock_path)
     info = probe(venv.python, reporter)

@@ -107,3 +107,16 @@ def test_sync_errors_start_lower_case(project: Path, index_server: Any) -> None:
     result = sync(project, index_server, "--extra", "nope")
     assert result.code == 1
     assert result.stderr.startswith("error: unknown extra `nope`: the lock has no extras"), result.stderr
+
+
+@pytest.mark.skipif(not any("/3.10." in p for p in PYENV_PYTHONS), reason="needs pyenv 3.10")
+def test_a_request_the_relocked_lock_allows_is_checked_against_pyproject_not_the_old_lock(
+        project: Path, index_server: Any) -> None:
+    write_project(project, ["gamma"], requires_python=">=3.11")
+    lock(project, index_server)
+    write_project(project, ["gamma"], requires_python=">=3.10")  # the lock still says >=3.11
+    result = sync(project, index_server, "--python", "3.10")
+    assert result.code == 0, result.output
+    assert "locking again" in result.stderr
+    assert 'requires-python = ">=3.10"' in (project / "pylock.toml").read_text()
+    assert "version = 3.10." in (project / ".venv" / "pyvenv.cfg").read_text()

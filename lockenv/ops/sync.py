@@ -152,9 +152,10 @@ def _path_key(path: Path) -> str:
     return hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:32]
 
 
-def _check_lock(options: SyncOptions, reporter: Any) -> Any:
+def _check_lock(options: SyncOptions, reporter: Any, before_relock: Any = None) -> Any:
     """Freshness per the options; returns the ProjectSpec (None when there is no pyproject.toml
-    or the lock is foreign and not checked)."""
+    or the lock is foreign and not checked). `before_relock(spec)` runs before a stale lock is
+    locked again, to fail first on what would fail after."""
     from lockenv import lockfile, manifest
 
     lock_path = _lock_path(options)
@@ -186,6 +187,8 @@ def _check_lock(options: SyncOptions, reporter: Any) -> Any:
         reporter.warn(f"{LOCK_NAME} is out of date ({'; '.join(map(str, reasons))}); a sync would "
                       "lock again first. The plan below is for the lock as it is")
         return spec
+    if before_relock is not None:
+        before_relock(spec)
     reporter.status(f"{LOCK_NAME} is out of date ({'; '.join(map(str, reasons))}); locking again")
     from lockenv.ops.lock import LockOptions, lock
 
@@ -316,22 +319,15 @@ def _python_request(options: SyncOptions) -> tuple[str | None, str]:
     return os.environ.get("LOCKENV_PYTHON") or None, "LOCKENV_PYTHON"
 
 
-def _preflight_python(options: SyncOptions, reporter: Any) -> None:
-    """Fail on an interpreter request that cannot be met before anything is relocked or
-    recreated (the lock as it is names requires-python)."""
-    from lockenv.environment import find_python
+def _preflight_venv(options: SyncOptions, requires_python: str | None, reporter: Any) -> None:
+    """Everything about the venv that can fail (no interpreter for the request, a venv path that
+    is a file, a foreign venv that does not fit), checked before the lock is rewritten; nothing
+    changes here. `requires_python` is what the relocked lock will say (pyproject.toml's)."""
+    from lockenv.environment import plan_venv
 
     request, source = _python_request(options)
-    if not request:
-        return
-    requires_python = None
-    lock_path = _lock_path(options)
-    if lock_path.exists():
-        from lockenv.sync.selection import load_lock
-
-        lock = load_lock(lock_path)
-        requires_python = str(lock.requires_python) if lock.requires_python else None
-    find_python(request, requires_python, reporter, source=source)
+    plan_venv(options.project, request=request, requires_python=requires_python,
+              reporter=reporter, source=source)
 
 
 def _sync_locked(options: SyncOptions, *, reporter: Any, started: float) -> int:
@@ -347,8 +343,8 @@ def _sync_locked(options: SyncOptions, *, reporter: Any, started: float) -> int:
         if fresh is not None:
             reporter.status(f"Environment is up to date ({fresh.get('packages', 0)} packages)")
             return 0
-    _preflight_python(options, reporter)
-    spec = _check_lock(options, reporter)
+    spec = _check_lock(options, reporter, before_relock=lambda spec: _preflight_venv(
+        options, spec.requires_python or None, reporter))
     lock_path = _lock_path(options)
     lock = load_lock(lock_path)
     requires_python = str(lock.requires_python) if lock.requires_python else None

@@ -89,3 +89,43 @@ def test_a_backend_that_cannot_be_imported_is_a_build_error(project: Path, clien
         build.build_editable(project, client=client, python=Path(sys.executable))
     assert info.value.message == "the build backend `no_such_module` of the project x could not be imported"
     assert any("no_such_module" in line for line in info.value.details)
+
+
+WARNING_BACKEND = '''
+import os, sys, warnings
+
+def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
+    print("BACKEND-STDOUT chatter")
+    print("BACKEND-STDERR License classifiers are deprecated", file=sys.stderr)
+    warnings.warn("BACKEND-WARNING License classifiers are deprecated")
+    os.makedirs(os.path.join(metadata_directory, "warns-1.0.dist-info"))
+    with open(os.path.join(metadata_directory, "warns-1.0.dist-info", "METADATA"), "w") as fh:
+        fh.write("Metadata-Version: 2.1\\nName: warns\\nVersion: 1.0\\n\\n")
+    return "warns-1.0.dist-info"
+'''
+
+
+def test_a_backends_warnings_are_kept_with_its_output_not_printed(client: IndexClient, tmp_path: Path,
+                                                                   capfd: pytest.CaptureFixture[str]) -> None:
+    import io
+    import tarfile
+    import warnings
+
+    sdist = tmp_path / "warns-1.0.tar.gz"
+    with tarfile.open(sdist, "w:gz") as tf:
+        for name, text in {
+            "pyproject.toml": '[build-system]\nrequires = []\nbuild-backend = "warnbackend"\n'
+                              'backend-path = ["."]\n',
+            "warnbackend.py": WARNING_BACKEND,
+        }.items():
+            data = text.encode()
+            info = tarfile.TarInfo(f"warns-1.0/{name}")
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        text = build.prepare_metadata(sdist, client=client)
+    assert "Name: warns" in text
+    assert [str(w.message) for w in caught] == []
+    out, err = capfd.readouterr()
+    assert "BACKEND" not in out + err

@@ -254,7 +254,7 @@ def apply(plan: SyncPlan, prepared: Sequence[Prepared], *, probe: Probe, venv: P
         if isinstance(exc, LockenvError):
             raise
         if isinstance(exc, Exception):
-            raise SyncError(f"Installing into {venv} failed: {exc}; the environment was left as it was") from exc
+            raise SyncError(f"installing into {venv} failed: {exc}; the environment was left as it was") from exc
         raise
     stash.commit()
     state.clear_journal(venv)

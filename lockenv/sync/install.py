@@ -273,6 +273,6 @@ def delete_paths(paths: Iterable[str], *, venv: Path, keep_dirs: Iterable[str]) 
             try:
                 _delete(path)
             except OSError as exc:
-                raise SyncError(f"Could not remove {path} left by an interrupted sync: {exc}") from exc
+                raise SyncError(f"could not remove {path} left by an interrupted sync: {exc}") from exc
         parents.add(os.path.dirname(path))
     _remove_empty_dirs(parents, stop=_stops(venv, keep_dirs))

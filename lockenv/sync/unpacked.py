@@ -94,7 +94,7 @@ def unpack(wheel: Path, sha256: str, *, name: str, discard: bool = False) -> Tre
         raise
     tree = _load(final, sha256)
     if tree is None:
-        raise IntegrityError(f"Could not unpack {wheel.name} into the cache at {final}")
+        raise IntegrityError(f"could not unpack {wheel.name} into the cache at {final}")
     return tree
 
 

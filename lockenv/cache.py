@@ -124,8 +124,7 @@ class Cache:
         return filelock.FileLock(str(self.lock_path(path)))
 
     def lock_path(self, path: Path) -> Path:
-        """The lock file `lock(path)` locks (its directory created), for a caller that locks it
-        with `fcntl.flock` itself (filelock's Unix lock) to skip importing filelock."""
+        """The lock file `lock(path)` locks (its directory created)."""
         locks = self.root / "locks"
         self._mkdir(locks)
         return locks / f"{_key(str(path))[:32]}.lock"

@@ -61,7 +61,7 @@ def _main(
         typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
     ] = None,
 ) -> None:
-    from lockenv.manifest import find_project
+    from lockenv.fastpath import find_project
 
     where = project.resolve() if project is not None else find_project(Path.cwd())
     ctx.obj = Globals(project=where, reporter=Reporter(quiet=quiet, verbose=verbose))

@@ -60,10 +60,19 @@ def _parse(argv: list[str]) -> tuple[str, Path, bool, dict[str, object]] | None:
     if command is None:
         return None
     if project is None:
-        from lockenv.manifest import find_project
-
         return command, find_project(Path.cwd()), quiet, options
     return command, project.resolve(), quiet, options
+
+
+def find_project(start: Path) -> Path:
+    """The nearest directory from `start` upward holding a pyproject.toml (as uv and PDM find
+    it from a subdirectory); `start` itself when there is none, so errors name it. Standard
+    library only: the no-op path runs it."""
+    start = start.resolve()
+    for directory in (start, *start.parents):
+        if (directory / "pyproject.toml").is_file():
+            return directory
+    return start
 
 
 def try_noop(argv: list[str]) -> int | None:

@@ -85,16 +85,6 @@ def load(project_dir: Path, *, environ: Mapping[str, str] | None = None) -> Proj
     return _Reader(path, text, data, env).spec()
 
 
-def find_project(start: Path) -> Path:
-    """The nearest directory from `start` upward holding a pyproject.toml (as uv and PDM find
-    it from a subdirectory); `start` itself when there is none, so errors name it."""
-    start = start.resolve()
-    for directory in (start, *start.parents):
-        if (directory / PYPROJECT).is_file():
-            return directory
-    return start
-
-
 def normalize_requirement(requirement: str | Requirement) -> str:
     """The one spelling lockenv stores and compares: PEP 503 name and extras, packaging's
     rendering of specifiers and markers. Raises InvalidRequirement."""

@@ -109,41 +109,18 @@ def sync(options: SyncOptions, *, reporter: Any) -> int:
 
 
 def _lock_venv(key: Path, venv_dir: Path, reporter: Any) -> Any:
-    """Hold the inter-process lock of one venv; returns the function that releases it. On POSIX
-    this is filelock's own Unix lock (flock on the same file) without importing filelock
-    (~10 ms); elsewhere filelock."""
+    """Hold the inter-process lock of one venv (filelock); returns the function that releases
+    it. Only a sync with work to do gets here, so filelock's import (~10 ms) does not touch the
+    no-op path."""
     from lockenv.cache import Cache
 
-    cache = Cache()
-    waiting = f"Waiting for another lockenv process using {venv_dir}"
-    if os.name != "posix":
-        lock_file = cache.lock(key)
-        try:
-            lock_file.acquire(timeout=0.2)
-        except Exception:
-            reporter.status(waiting)
-            lock_file.acquire()
-        return lock_file.release
-    import fcntl
-
-    fd = os.open(cache.lock_path(key), os.O_RDWR | os.O_CREAT, 0o644)
+    lock_file = Cache().lock(key)
     try:
-        deadline = time.monotonic() + 0.2
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() < deadline:
-                    time.sleep(0.02)
-                    continue
-                reporter.status(waiting)
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                break
-    except BaseException:
-        os.close(fd)
-        raise
-    return lambda: os.close(fd)  # closing the descriptor releases the lock
+        lock_file.acquire(timeout=0.2)
+    except Exception:
+        reporter.status(f"Waiting for another lockenv process using {venv_dir}")
+        lock_file.acquire()
+    return lock_file.release
 
 
 def _path_key(path: Path) -> str:

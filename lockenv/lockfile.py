@@ -343,17 +343,24 @@ def _fsync_dir(directory: Path) -> None:
 # reading
 
 
-def _parse_tool_tail(path: Path) -> dict[str, Any] | None:
-    """Only the `[tool.lockenv]` tail of a lock lockenv wrote (it is always last): the no-op
-    path then reads a few hundred bytes of TOML instead of a lock of a megabyte. None when the
-    file is not shaped like that; the caller then parses the whole file."""
+def _tail(path: Path) -> tuple[bytes, int] | None:
+    """The lock's bytes and where its `[tool.lockenv]` table (always last when lockenv wrote
+    it) begins; None when the file is unreadable or not shaped like that."""
     try:
         raw = path.read_bytes()
     except OSError:
         return None
     at = raw.rfind(b"\n[tool.lockenv]\n")
-    if at < 0:
+    return None if at < 0 else (raw, at)
+
+
+def _parse_tool_tail(path: Path) -> dict[str, Any] | None:
+    """Only the `[tool.lockenv]` tail: the no-op path then reads a few hundred bytes of TOML
+    instead of a lock of a megabyte. None when there is none; the caller parses the file."""
+    found = _tail(path)
+    if found is None:
         return None
+    raw, at = found
     try:
         return tomllib.loads(raw[at + 1 :].decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError):
@@ -363,13 +370,10 @@ def _parse_tool_tail(path: Path) -> dict[str, Any] | None:
 def _edited(path: Path) -> bool:
     """True when the packages above `[tool.lockenv]` are not the bytes lockenv wrote there
     (its `packages-sha256`). A lock without the key (older, or not ours) is not judged."""
-    try:
-        raw = path.read_bytes()
-    except OSError:
+    found = _tail(path)
+    if found is None:
         return False
-    at = raw.rfind(b"\n[tool.lockenv]\n")
-    if at < 0:
-        return False
+    raw, at = found
     m = re.search(rb'\npackages-sha256 = "([0-9a-f]{64})"\n', raw[at:])
     if m is None:
         return False

@@ -507,11 +507,7 @@ class IndexClient:
             path.unlink()
         except OSError:
             pass
-        details = []
-        if file.sha256:
-            details += [f"expected sha256: {file.sha256}", f"actual sha256:   {actual}"]
-        if file.size is not None:
-            details += [f"expected size: {file.size}", f"actual size:   {size}"]
+        details = _mismatch(file, actual, size)
         raise IntegrityError(
             f"the cached copy of {file.filename} is damaged and was refused",
             hint="the damaged cache entry has been removed; run the command again to "
@@ -557,11 +553,7 @@ class IndexClient:
                     file.size is not None and written != file.size):
                 tmp.unlink(missing_ok=True)
                 _remove_empty(dest.parent)
-                details = []
-                if file.sha256:
-                    details += [f"expected sha256: {file.sha256}", f"actual sha256:   {actual}"]
-                if file.size is not None:
-                    details += [f"expected size: {file.size}", f"actual size:   {written}"]
+                details = _mismatch(file, actual, written)
                 raise IntegrityError(
                     f"{file.filename} downloaded from {redact_url(file.url)} does not match "
                     "the hash the index gave",
@@ -609,6 +601,16 @@ class IndexClient:
 def _origin_of(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}"
+
+
+def _mismatch(file: DistFile, actual: str, size: int) -> list[str]:
+    """The expected and actual hash and size, for an IntegrityError's details."""
+    details = []
+    if file.sha256:
+        details += [f"expected sha256: {file.sha256}", f"actual sha256:   {actual}"]
+    if file.size is not None:
+        details += [f"expected size: {file.size}", f"actual size:   {size}"]
+    return details
 
 
 def _check_index_url(url: str) -> None:

@@ -62,3 +62,32 @@ def test_sync_from_a_lock_written_by_pip(project: Path, index_server: Any) -> No
     assert result.stdout.splitlines() == ["+ alpha==1.1", "+ beta==1.0", "+ gamma==1.2", "+ werky==2.0"]
     assert venv_python(project, "import werky; print(werky.__version__)") == "2.0"
     assert run_lockenv("verify", "--lockfile", "pylock.toml", cwd=project).code == 0
+
+
+def test_a_tampered_parsed_lock_in_the_cache_cannot_run_code(tmp_path: Path) -> None:
+    """The parsed-lock cache is untrusted: an entry that would call anything but the classes of
+    a lock is refused and the lock is parsed from the file instead."""
+    import hashlib
+    import os
+    import pickle
+
+    import packaging
+
+    from lockenv.cache import Cache
+    from lockenv.sync.selection import PARSED_LOCKS, load_lock
+
+    lock = tmp_path / "pylock.toml"
+    lock.write_text('lock-version = "1.0"\ncreated-by = "test"\npackages = []\n')
+    key = hashlib.sha256(lock.read_bytes() + b"\0" + packaging.__version__.encode()).hexdigest()
+    entry = Cache().root / PARSED_LOCKS / f"{key}.pickle"
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):  # type: ignore[no-untyped-def]
+            return (os.system, (f"touch {marker}",))
+
+    entry.write_bytes(pickle.dumps(Evil()))
+    loaded = load_lock(lock)
+    assert not marker.exists()
+    assert loaded.created_by == "test" and loaded.packages == []

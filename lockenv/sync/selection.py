@@ -67,6 +67,7 @@ def load_lock(path: Path) -> Any:
     (pickled, keyed by the file's sha256 and the packaging version): a warm sync reads it back.
     """
     import hashlib
+    import io
     import pickle
 
     from lockenv.cache import Cache, write_atomic
@@ -81,9 +82,9 @@ def load_lock(path: Path) -> Any:
     key = hashlib.sha256(data + b"\0" + packaging.__version__.encode()).hexdigest()
     cached = Cache().root / PARSED_LOCKS / f"{key}.pickle"
     try:
-        return pickle.loads(cached.read_bytes())
+        return _safe_unpickler(io.BytesIO(cached.read_bytes())).load()
     except Exception:
-        pass
+        pass  # missing, damaged or tampered with: parse the lock itself
     lock = load(path)
     try:
         write_atomic(cached, pickle.dumps(lock, protocol=pickle.HIGHEST_PROTOCOL))
@@ -93,6 +94,35 @@ def load_lock(path: Path) -> Any:
 
 
 PARSED_LOCKS = "parsed-locks-v1"
+
+_LOCK_CLASSES = {
+    ("datetime", "datetime"), ("datetime", "timedelta"), ("datetime", "timezone"),
+    ("packaging.markers", "Marker"), ("packaging.pylock", "Package"),
+    ("packaging.pylock", "PackageSdist"), ("packaging.pylock", "PackageWheel"),
+    ("packaging.pylock", "PackageArchive"), ("packaging.pylock", "PackageDirectory"),
+    ("packaging.pylock", "PackageVcs"), ("packaging.pylock", "Pylock"),
+    ("packaging.specifiers", "Specifier"), ("packaging.specifiers", "SpecifierSet"),
+    ("packaging.version", "Version"),
+}
+
+
+def _lock_unpickler() -> Any:
+    import pickle
+
+    class LockUnpickler(pickle.Unpickler):
+        """The cache is untrusted input: a parsed lock may only rebuild the classes a Pylock is
+        made of, never call anything else (a tampered entry fails and the lock is parsed)."""
+
+        def find_class(self, module: str, name: str) -> Any:
+            if (module, name) not in _LOCK_CLASSES:
+                raise pickle.UnpicklingError(f"{module}.{name} is not part of a lock")
+            return super().find_class(module, name)
+
+    return LockUnpickler
+
+
+def _safe_unpickler(stream: Any) -> Any:
+    return _lock_unpickler()(stream)
 
 
 def build_request(lock: Any, *, extras: Sequence[str], all_extras: bool, groups: Sequence[str],

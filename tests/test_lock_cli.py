@@ -463,3 +463,12 @@ def test_two_locks_at_once_write_one_lock(index_server: IndexServer, project: Pa
     assert sum("Resolved" in e for e in stderr) >= 1
     assert lock(project, index_server, "--check").code == 0
     Pylock.from_dict(tomllib.loads((project / "pylock.toml").read_text())).validate()
+
+
+def test_only_group_with_an_extra_is_refused(index_server: IndexServer, project: Path) -> None:
+    write(project, ["alpha"], '\n[project.optional-dependencies]\nfast = ["gamma"]\n[dependency-groups]\ndev = ["cee"]\n')
+    assert lock(project, index_server).code == 0
+    result = run_lockenv("sync", "--only-group", "dev", "--extra", "fast", cwd=project,
+                         env={"LOCKENV_INDEX_URL": index_server.json_url})
+    assert result.code != 0 and "--only-group" in result.stderr and "--extra" in result.stderr
+    assert not (project / ".venv").exists()

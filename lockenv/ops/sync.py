@@ -87,6 +87,10 @@ def is_noop(project: Path, options: SyncOptions | None = None) -> bool:
 def sync(options: SyncOptions, *, reporter: Any) -> int:
     """Make the venv hold exactly what the lock selects; returns the exit code."""
     started = time.perf_counter()
+    if options.only_groups and (options.extras or options.all_extras):
+        raise SyncError("--only-group leaves out the project's dependencies, and with them its "
+                        "extras: --extra/--all-extras would do nothing",
+                        hint="pass either --only-group or the extras")
     if options.locked and options.frozen:
         raise SyncError("--locked and --frozen contradict each other",
                         hint="--locked checks that the lock is up to date with pyproject.toml; "

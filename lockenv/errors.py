@@ -26,7 +26,9 @@ from collections.abc import Mapping, Sequence
 class LockenvError(Exception):
     """Base of every user-facing error; never shown as a traceback unless `--verbose`."""
 
-    exit_code: int = 1
+    exit_code: int = 2
+    """2 for "lockenv could not do it"; 1 is kept for a clean "no": a stale lock, an environment
+    that differs (so CI can tell a stale lock from a broken run), as uv does."""
 
     def __init__(
         self,
@@ -73,6 +75,8 @@ class LockfileError(LockenvError):
 
 class StaleLockError(LockenvError):
     """The lock is out of date with pyproject.toml; `details` lists the typed reasons."""
+
+    exit_code = 1
 
 
 class IntegrityError(LockenvError):

@@ -220,7 +220,7 @@ def test_bad_manifest_is_a_clear_error_and_writes_nothing(
 ) -> None:
     (project / "pyproject.toml").write_text(content)
     result = lock(project, index_server)
-    assert result.code != 0
+    assert result.code == 2, "an error is exit 2; 1 means a stale lock"
     assert "Traceback" not in result.output
     assert result.stderr.startswith("error:")
     for fragment in fragments:

@@ -98,7 +98,7 @@ def test_lock_written_by_another_tool_is_stale(cli, locked: tuple[Path, dict[str
 def test_bad_pyproject_is_reported_and_nothing_written(cli, project: Path, pyproject: str, expected: str) -> None:
     (project / "pyproject.toml").write_text(pyproject)
     result = cli("lock", cwd=project, env={"LOCKENV_INDEX_URL": "http://127.0.0.1:9/simple/"})
-    assert result.code == 1
+    assert result.code == 2
     assert f"error: {project / expected}" in result.stderr
     assert "Traceback" not in result.output
     assert not (project / lockfile.LOCK_NAME).exists()
@@ -106,7 +106,7 @@ def test_bad_pyproject_is_reported_and_nothing_written(cli, project: Path, pypro
 
 def test_missing_pyproject(cli, project: Path) -> None:
     result = cli("lock", cwd=project)
-    assert result.code == 1
+    assert result.code == 2
     assert f"error: no pyproject.toml in {project}" in result.stderr
     assert "--project" in result.stderr
     assert not (project / lockfile.LOCK_NAME).exists()

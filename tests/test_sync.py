@@ -253,10 +253,10 @@ def test_extras_and_groups(project: Path, index_server: Any) -> None:
     assert result.code == 0, result.output
     assert set(installed(venv)) == {"feat", "gamma"}
     result = sync(project, index_server, "--group", "nope")
-    assert result.code == 1
+    assert result.code == 2
     assert "error: unknown dependency group `nope`: the lock has dev, docs" in result.stderr
     result = sync(project, index_server, "--extra", "gui")
-    assert result.code == 1
+    assert result.code == 2
     assert "error: unknown extra `gui`: the lock has cli" in result.stderr
 
 
@@ -299,7 +299,7 @@ def test_link_mode_hardlinks_from_the_cache_or_copies(project: Path, index_serve
 def test_missing_lock_is_an_error_with_a_hint(project: Path, index_server: Any) -> None:
     write_project(project, ["alpha"])
     result = sync(project, index_server)
-    assert result.code == 1
+    assert result.code == 2
     assert "error: no pylock.toml in" in result.stderr and "hint: run `lockenv lock`" in result.stderr
 
 

@@ -32,7 +32,7 @@ def test_a_bad_interpreter_request_leaves_venv_and_lock_untouched(
 
     result = sync(project, index_server, *request_args, **env)
 
-    assert result.code == 1, result.output
+    assert result.code == 2, result.output
     assert "Recreating" not in result.output and "locking again" not in result.output
     assert result.stderr.startswith("error: "), result.stderr
     assert snapshot(project / ".venv") == venv_before
@@ -50,7 +50,7 @@ def test_a_venv_path_that_is_a_file_is_a_clean_error(project: Path, index_server
     lock(project, index_server)
     (project / "not-a-dir").write_text("keep me\n")
     result = sync(project, index_server, LOCKENV_VENV="not-a-dir")
-    assert result.code == 1, result.output
+    assert result.code == 2, result.output
     assert result.stderr.startswith(f"error: the virtual environment path {project / 'not-a-dir'} is a file"), result.stderr
     assert "internal error" not in result.stderr and "LOCKENV_VENV" in result.stderr
     assert (project / "not-a-dir").read_text() == "keep me\n"
@@ -70,7 +70,7 @@ def test_a_cache_dir_that_is_a_file_is_a_clean_error(project: Path, index_server
     blocker.write_text("")
     for cache in (blocker, blocker / "sub"):
         result = run_lockenv(*command.split(), cwd=project, env=env_for(index_server, LOCKENV_CACHE_DIR=str(cache)))
-        assert result.code == 1, result.output
+        assert result.code == 2, result.output
         assert (f"error: the cache directory {cache} cannot be used: {blocker} is a file, not a "
                 "directory") in result.stderr, result.stderr
         assert "internal error" not in result.stderr
@@ -85,7 +85,7 @@ def test_a_lock_that_cannot_serve_this_machine_fails_before_the_venv_is_created(
     lock(project, index_server)
     for args in ((), ("--dry-run",)):
         result = sync(project, index_server, *args)
-        assert result.code == 1, result.output
+        assert result.code == 2, result.output
         assert "error: the lock cannot serve this environment" in result.stderr, result.stderr
         assert "Creating virtual environment" not in result.stderr
         assert not (project / ".venv").exists()
@@ -96,7 +96,7 @@ def test_locked_and_frozen_together_are_an_error_even_on_a_synced_venv(project: 
     lock(project, index_server)
     assert sync(project, index_server).code == 0  # the no-op fast path must not answer it either
     result = sync(project, index_server, "--locked", "--frozen")
-    assert result.code == 1, result.output
+    assert result.code == 2, result.output
     assert result.stderr.startswith("error: --locked and --frozen contradict each other"), result.stderr
 
 
@@ -105,7 +105,7 @@ def test_sync_errors_start_lower_case(project: Path, index_server: Any) -> None:
     assert sync(project, index_server).stderr.startswith("error: no pylock.toml in ")
     lock(project, index_server)
     result = sync(project, index_server, "--extra", "nope")
-    assert result.code == 1
+    assert result.code == 2
     assert result.stderr.startswith("error: unknown extra `nope`: the lock has no extras"), result.stderr
 
 

@@ -40,7 +40,7 @@ def test_a_tampered_download_is_refused_and_the_venv_is_unchanged(project: Path,
     lock(project, index_server)
     index_server.inject("alpha-2.0-py3-none-any.whl", "wrong-bytes")
     result = sync(project, index_server)
-    assert result.code == 1
+    assert result.code == 2
     assert result.stdout == ""  # the plan is shown only once everything is verified
     assert "alpha-2.0-py3-none-any.whl" in result.stderr
     assert "expected sha256: " in result.stderr and "actual sha256: " in result.stderr
@@ -63,7 +63,7 @@ def test_a_tampered_cache_entry_is_refused_and_the_venv_is_unchanged(project: Pa
     lock(project, index_server)
     index_server.clear_log()
     result = sync(project, index_server)
-    assert result.code == 1
+    assert result.code == 2
     assert "alpha-2.0-py3-none-any.whl" in result.stderr and "damaged" in result.stderr
     assert "expected sha256: " in result.stderr
     assert snapshot(project / ".venv") == before
@@ -79,7 +79,7 @@ def test_a_network_failure_mid_download_leaves_the_venv_unchanged(project: Path,
     for fault in ("500", "truncate"):
         index_server.inject("beta-2.0-py3-none-any.whl", fault)
         result = sync(project, index_server, LOCKENV_HTTP_RETRIES="1")
-        assert result.code == 1, result.output
+        assert result.code == 2, result.output
         assert "beta-2.0-py3-none-any.whl" in result.stderr or "/files/beta/" in result.stderr
         assert "Traceback" not in result.stderr
         assert snapshot(project / ".venv") == before
@@ -119,7 +119,7 @@ def test_unsafe_wheels_are_refused_before_anything_is_written(project: Path, tmp
     evil = _wheel(project, "evil", {"evil/__init__.py": b"", "../../../../outside.py": b"x = 1\n"})
     lockfile = _path_lock(project, evil)
     result = run_lockenv("sync", "--lockfile", lockfile, cwd=project)
-    assert result.code == 1
+    assert result.code == 2
     assert "evil-1.0-py3-none-any.whl contains an unsafe path `../../../../outside.py`" in result.stderr
     assert not (project / ".venv" / "outside.py").exists()
     assert not list(site_packages(project / ".venv").iterdir())
@@ -127,7 +127,7 @@ def test_unsafe_wheels_are_refused_before_anything_is_written(project: Path, tmp
     tampered = _wheel(project, "tampered", {"tampered/__init__.py": b"print('hi')\n"}, bad_record=True)
     lockfile = _path_lock(project, tampered)
     result = run_lockenv("sync", "--lockfile", lockfile, cwd=project)
-    assert result.code == 1
+    assert result.code == 2
     assert "tampered-1.0-py3-none-any.whl does not match its own RECORD" in result.stderr
     assert "tampered/__init__.py" in result.stderr
     assert not list(site_packages(project / ".venv").iterdir())
@@ -136,7 +136,7 @@ def test_unsafe_wheels_are_refused_before_anything_is_written(project: Path, tmp
 def test_a_failed_build_reports_the_backend_output(project: Path, index_server: Any) -> None:
     lockfile = handmade_lock(project / "pylock.toml", index_server, {"sdbroken": "1.0"})
     result = run_lockenv("sync", "--lockfile", lockfile, cwd=project, env=env_for(index_server))
-    assert result.code == 1
+    assert result.code == 2
     assert "error: building sdbroken-1.0.tar.gz failed" in result.stderr
     assert "missing header file: fakelib.h" in result.stderr
     assert not list(site_packages(project / ".venv").iterdir())
@@ -214,7 +214,7 @@ def test_a_hash_edited_in_the_lock_is_blamed_on_the_lock_and_verify_sees_it(proj
     assert sha in text
     lock_file.write_text(text.replace(sha, "0" * 64))
     result = sync(project, index_server, "--frozen")
-    assert result.code == 1, result.output
+    assert result.code == 2, result.output
     assert result.stdout == ""  # no plan line for a sync that was refused
     assert "gamma-1.2-py3-none-any.whl (gamma 1.2) does not match its sha256 in " in result.stderr
     assert str(lock_file) in result.stderr

@@ -133,7 +133,7 @@ def test_a_failed_editable_build_shows_the_backend_output_and_suggests_no_instal
     lock(project, index_server)
     (project / "FAIL").write_text("")
     result = sync(project, index_server)
-    assert result.code == 1, result.output
+    assert result.code == 2, result.output
     assert "BACKEND-FAILED on purpose" in result.stderr and "BACKEND-WARNING" not in result.stdout
     assert "--no-install-project" in result.stderr.split("hint:")[1], result.stderr
     result = sync(project, index_server, "--no-install-project")

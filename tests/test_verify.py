@@ -59,7 +59,7 @@ def test_verify_without_a_venv_says_to_sync(project: Path, index_server: Any) ->
     write_project(project, ["alpha"])
     lock(project, index_server)
     result = verify(project, index_server)
-    assert result.code == 1
+    assert result.code == 2
     assert "error: no virtual environment at" in result.stderr and "hint: run `lockenv sync` first" in result.stderr
 
 

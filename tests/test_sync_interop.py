@@ -91,3 +91,18 @@ def test_a_tampered_parsed_lock_in_the_cache_cannot_run_code(tmp_path: Path) -> 
     loaded = load_lock(lock)
     assert not marker.exists()
     assert loaded.created_by == "test" and loaded.packages == []
+
+
+def test_sync_from_a_lock_written_by_pdm(project: Path, index_server: Any) -> None:
+    """A pylock.toml exported by PDM 2.29.3 (`pdm export -f pylock`) for `alpha` and `marked`
+    against the fixture index (its file hashes are the fixture's, which are stable), with
+    PDM's own shape: every package under the `default` group marker, a duplicated wheel entry,
+    dependencies under [packages.tool.pdm]."""
+    data = Path(__file__).parent / "data" / "interop" / "pdm-2.29.3-pylock.toml"
+    text = data.read_text().replace("http://FIXTURE_INDEX", index_server.url)
+    (project / "pylock.pdm.toml").write_text(text)
+    result = run_lockenv("sync", "--lockfile", "pylock.pdm.toml", cwd=project)
+    assert result.code == 0, result.output
+    assert result.stdout.splitlines() == ["+ alpha==2.0", "+ beta==2.0", "+ gamma==1.2", "+ marked==1.0"]
+    assert venv_python(project, "import marked, alpha; print(alpha.__version__)") == "2.0"
+    assert run_lockenv("verify", "--lockfile", "pylock.pdm.toml", cwd=project).code == 0

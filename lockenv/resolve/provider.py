@@ -78,7 +78,7 @@ def requirement_to_reqs(requirement: Requirement, source: str | None = None) -> 
 
 
 @lru_cache(maxsize=None)
-def _filename_tags(filename: str) -> frozenset[Tag]:
+def filename_tags(filename: str) -> frozenset[Tag]:
     return parse_wheel_filename(filename)[3]
 
 
@@ -96,7 +96,7 @@ def _version_text(filename: str) -> str:
 
 
 def file_tags(file: DistFile) -> frozenset[Tag]:
-    return _filename_tags(file.filename)
+    return filename_tags(file.filename)
 
 
 @lru_cache(maxsize=None)

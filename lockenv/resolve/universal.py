@@ -28,7 +28,8 @@ from lockenv.resolve.provider import (
     Metadata,
     Provider,
     Req,
-    _filename_tags,
+    best_file,
+    filename_tags,
     file_tags,
     requirement_to_reqs,
 )
@@ -217,8 +218,6 @@ def try_reuse(
         if ident in pins:
             continue
         usable = [f for f in old.files if not f.yanked] or (list(old.files) if req.pins_exactly else [])
-        from lockenv.resolve.provider import best_file
-
         chosen = best_file(usable, target.tag_priority, target.python_full)
         if chosen is None:
             return None
@@ -514,7 +513,7 @@ def resolve_universal(
             )
         )
     resolution = Resolution(inputs=inputs, packages=tuple(packages))
-    verify(resolution, results, spec)
+    verify(resolution, results)
     if not spec.environments:
         probe_outside(resolution, roots, targets)
     if reporter is not None and hasattr(reporter, "debug"):
@@ -576,7 +575,7 @@ def _pin_for(pins: Sequence[tuple[str, str | None]], target: Target) -> str | No
 # -- verification --------------------------------------------------------------------------------
 
 
-def verify(resolution: Resolution, results: Sequence[TargetResult], spec: ProjectSpec) -> None:
+def verify(resolution: Resolution, results: Sequence[TargetResult]) -> None:
     """For every target, `packaging.pylock` selecting from the lock (all extras, all groups) must
     give exactly that target's resolution with an installable file for each package."""
     from packaging.pylock import Pylock, PylockValidationError
@@ -597,7 +596,7 @@ def verify(resolution: Resolution, results: Sequence[TargetResult], spec: Projec
         narrowed = replace(
             lock,
             packages=[
-                replace(p, wheels=[w for w in p.wheels if _filename_tags(w.name) & accepted.keys()] or None)
+                replace(p, wheels=[w for w in p.wheels if filename_tags(w.name) & accepted.keys()] or None)
                 if p.wheels else p
                 for p in lock.packages
             ],

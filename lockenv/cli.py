@@ -136,7 +136,7 @@ def lock(
     ] = False,
     upgrade_package: Annotated[
         Optional[list[str]],
-        typer.Option("--upgrade-package", "-P", help="Move only this package (repeatable)."),
+        typer.Option("--upgrade-package", "-P", help="Move only this package: NAME, or NAME==VERSION (repeatable)."),
     ] = None,
     exclude_newer: Annotated[
         Optional[str],

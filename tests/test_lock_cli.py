@@ -472,3 +472,16 @@ def test_only_group_with_an_extra_is_refused(index_server: IndexServer, project:
                          env={"LOCKENV_INDEX_URL": index_server.json_url})
     assert result.code != 0 and "--only-group" in result.stderr and "--extra" in result.stderr
     assert not (project / ".venv").exists()
+
+
+def test_upgrade_package_to_a_given_version(index_server: IndexServer, project: Path) -> None:
+    write(project, ["gamma"])
+    assert lock(project, index_server).code == 0
+    assert pins(project)["gamma"] == ["1.2"]
+    result = lock(project, index_server, "-P", "gamma==1.0")
+    assert result.code == 0, result.output
+    assert pins(project)["gamma"] == ["1.0"]
+    assert "~ gamma 1.2 -> 1.0 (--upgrade-package)" in result.stderr
+    result = lock(project, index_server, "-P", "gamma==9.9")
+    assert result.code == 0 and "`gamma` could not move to 9.9" in result.stderr
+    assert lock(project, index_server, "-P", "gamma==banana").code == 2

@@ -124,8 +124,10 @@ def lock(options: LockOptions, *, reporter: Reporter) -> int:
         except LockfileError as exc:
             reporter.warn(f"{exc.message}; locking from scratch, without its pins")
             old_pins = {}
-        for name in sorted(n for n in options.upgrade_packages if _norm(n) not in old_pins):
+        moves = _upgrade_requests(options)
+        for name in sorted(n for n in moves if n not in old_pins):
             reporter.warn(f"`{name}` is not in {lockfile.LOCK_NAME}; --upgrade-package has nothing to move")
+        preferences = {**old_pins, **{n: [(v, None)] for n, v in moves.items() if v}}
         with IndexClient(
             spec.index_url,
             cache=cache,
@@ -136,11 +138,16 @@ def lock(options: LockOptions, *, reporter: Reporter) -> int:
             resolution = resolve(
                 spec,
                 client,
-                preferences=old_pins,
+                preferences=preferences,
                 upgrade=options.upgrade,
-                upgrade_packages=options.upgrade_packages,
+                upgrade_packages=tuple(n for n, v in moves.items() if not v),
                 reporter=reporter,
             )
+        for name, wanted in moves.items():
+            got = sorted({p.version for p in resolution.packages if p.name == name})
+            if wanted and got and wanted not in got:
+                reporter.warn(f"`{name}` could not move to {wanted} (the other requirements or "
+                              f"the index do not allow it); it is at {', '.join(got)}")
         if from_cli:
             resolution = replace(resolution, inputs=replace(resolution.inputs, exclude_newer_from_cli=True))
         written = lockfile.write(path, resolution)
@@ -152,6 +159,25 @@ def lock(options: LockOptions, *, reporter: Reporter) -> int:
     if not written:
         reporter.status(f"{lockfile.LOCK_NAME} unchanged")
     return 0
+
+
+def _upgrade_requests(options: LockOptions) -> dict[str, str | None]:
+    """`-P NAME` (move to the newest allowed) or `-P NAME==VERSION` (move to that version)."""
+    from packaging.version import InvalidVersion, Version
+
+    moves: dict[str, str | None] = {}
+    for item in options.upgrade_packages:
+        name, sep, version = item.partition("==")
+        if sep:
+            try:
+                version = str(Version(version.strip()))
+            except InvalidVersion:
+                raise ManifestError(
+                    f"--upgrade-package `{item}`: `{version}` is not a version",
+                    hint="write NAME or NAME==VERSION, such as `-P httpx==0.27.2`",
+                ) from None
+        moves[_norm(name.strip())] = version if sep else None
+    return moves
 
 
 def _norm(name: str) -> str:
@@ -185,7 +211,7 @@ def describe_changes(
         new.setdefault(p.name, []).append(p.version)
         for d in p.dependencies:
             parents.setdefault(d.name, set()).add(f"{p.name} {p.version}")
-    upgrade_names = {_norm(n) for n in options.upgrade_packages}
+    upgrade_names = set(_upgrade_requests(options))
 
     # The project's direct requirements, with where each comes from.
     direct: dict[str, list[tuple[str, str]]] = {}

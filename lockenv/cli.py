@@ -121,7 +121,7 @@ OnlyGroupOpt = Annotated[
 ]
 LockfileOpt = Annotated[
     Optional[Path],
-    typer.Option("--lockfile", help="Sync from this pylock file (e.g. one written by uv or pip)."),
+    typer.Option("--lockfile", help="Use this pylock file instead of pylock.toml (one written by uv, pip or PDM, say)."),
 ]
 
 

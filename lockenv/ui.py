@@ -76,9 +76,8 @@ class Reporter:
             self._line(self.err, f"debug: [{elapsed:6.3f}s] {message}")
 
     def warn(self, message: str, hint: str | None = None) -> None:
-        print(f"warning: {message}", file=self.err, flush=True)
-        if hint:
-            print(f"\nhint: {hint}", file=self.err, flush=True)
+        """Also called from worker threads (index retries): one write per warning."""
+        self._line(self.err, f"warning: {message}" + (f"\n\nhint: {hint}" if hint else ""))
 
     def error(self, exc: LockenvError) -> None:
         print(render_error(exc), file=self.err, flush=True)

@@ -24,12 +24,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from lockenv.cache import Bucket
 from lockenv.errors import BuildError
+from lockenv.ui import NullReporter
 
 DEFAULT_REQUIRES = ("setuptools>=40.8.0",)
 LEGACY_BACKEND = "setuptools.build_meta:__legacy__"
-BUILT_WHEELS = "built-wheels-v1"
-BUILD_ENVS = "build-envs-v1"
+BUILT_WHEELS = Bucket.BUILT_WHEELS
+BUILD_ENVS = Bucket.BUILD_ENVS
 _TAIL = 20
 
 if sys.version_info >= (3, 11):
@@ -147,19 +149,11 @@ def _env_for(python: Path, requires: Sequence[str], client: Any, label: str) -> 
             if path.exists():
                 shutil.rmtree(path)
             version = _python_version(python)
-            create_venv(path, Interpreter(path=str(python), version=version), _Silent())
+            create_venv(path, Interpreter(path=str(python), version=version), NullReporter())
             env = BuildEnv(path, probe(path / "bin" / "python"))
             env.install(requires, client, label)
             ready.write_text("ok\n")
         return BuildEnv(path, probe(path / "bin" / "python"))
-
-
-class _Silent:
-    def status(self, message: str) -> None:
-        pass
-
-    def debug(self, message: str) -> None:
-        pass
 
 
 def _python_version(python: Path) -> str:

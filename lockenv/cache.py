@@ -19,6 +19,7 @@ imports nothing heavy (no httpx).
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import json
 import os
@@ -27,9 +28,46 @@ import time
 from pathlib import Path
 from typing import Any
 
-PAGES = "pages-v1"
-METADATA = "metadata-v1"
-FILES = "files-v1"
+
+
+class Bucket(str, enum.Enum):
+    """Every directory of the cache, in one place. A format change bumps the suffix (uv's
+    `CacheBucket`): old buckets are then simply never read again, and `cache prune` removes them."""
+
+    PAGES = "pages-v1"
+    """parsed index pages, fresh for LOCKENV_INDEX_TTL s"""
+    METADATA = "metadata-v1"
+    """parsed core metadata of one file (by sha256), forever"""
+    FILES = "files-v1"
+    """downloaded wheels and sdists, by sha256, verified on every use"""
+    UNPACKED = "unpacked-v1"
+    """wheels unpacked and checked against RECORD"""
+    INSTALLS = "installs-v1"
+    """what installing an unpacked wheel into a venv wrote (replayed on the next install)"""
+    PARSED_LOCKS = "parsed-locks-v1"
+    """pickled parses of pylock.toml, keyed by its bytes (restricted unpickler)"""
+    PROBE = "probe-v1"
+    """what an interpreter said about itself (markers, tags, paths)"""
+    BUILD_ENVS = "build-envs-v1"
+    """isolated PEP 517 build environments, by build requirement set"""
+    BUILT_WHEELS = "built-wheels-v1"
+    """wheels built from sdists (and the project's editable wheels)"""
+    PROJECT_LOCKS = "project-locks"
+    """file locks that keep two `lock` runs of one project apart"""
+    VENV_LOCKS = "venv-locks-v1"
+    """file locks that keep two `sync` runs of one venv apart"""
+    FRESH_LOCKS = "fresh-locks-v1"
+    """markers that a lock was checked fresh against its pyproject.toml (the no-op path)"""
+    LOCKS = "locks"
+    """file locks guarding cache entries while they are written"""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+PAGES = Bucket.PAGES.value
+METADATA = Bucket.METADATA.value
+FILES = Bucket.FILES.value
 DEFAULT_PAGE_TTL = 600.0
 
 
@@ -90,10 +128,10 @@ class Cache:
             raise self._unusable(self.root, "is a file, not a directory")
 
     def _unusable(self, path: Path, why: str) -> Exception:
-        from lockenv.errors import LockenvError
+        from lockenv.errors import CacheError
 
         where = "LOCKENV_CACHE_DIR" if os.environ.get("LOCKENV_CACHE_DIR") else "the cache directory"
-        return LockenvError(
+        return CacheError(
             f"the cache directory {self.root} cannot be used: {path} {why}",
             hint=f"remove {path}, or set LOCKENV_CACHE_DIR to a directory lockenv may write"
                  if where == "the cache directory" else
@@ -110,9 +148,9 @@ class Cache:
         except PermissionError:
             raise self._unusable(path, "cannot be created (permission denied)") from None
 
-    def bucket(self, name: str) -> Path:
-        """The directory of one versioned bucket (e.g. "wheels-built-v1"), created."""
-        path = self.root / name
+    def bucket(self, name: Bucket) -> Path:
+        """The directory of one bucket, created."""
+        path = self.root / Bucket(name).value
         self._mkdir(path)
         return path
 
@@ -125,7 +163,7 @@ class Cache:
 
     def lock_path(self, path: Path) -> Path:
         """The lock file `lock(path)` locks (its directory created)."""
-        locks = self.root / "locks"
+        locks = self.root / Bucket.LOCKS.value
         self._mkdir(locks)
         return locks / f"{_key(str(path))[:32]}.lock"
 

@@ -15,7 +15,7 @@ import typer
 
 from lockenv import __version__
 from lockenv.errors import LockenvError
-from lockenv.ui import Reporter
+from lockenv.ui import Reporter, TerminalReporter
 
 app = typer.Typer(
     name="lockenv",
@@ -61,10 +61,10 @@ def _main(
         typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
     ] = None,
 ) -> None:
-    from lockenv.fastpath import find_project
+    from lockenv.project import find_project
 
     where = project.resolve() if project is not None else find_project(Path.cwd())
-    ctx.obj = Globals(project=where, reporter=Reporter(quiet=quiet, verbose=verbose))
+    ctx.obj = Globals(project=where, reporter=TerminalReporter(quiet=quiet, verbose=verbose))
 
 
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")]

@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lockenv import __version__
+from lockenv.cache import Bucket
 from lockenv.errors import PythonNotFoundError, SyncError
+from lockenv.project import venv_path
 
-VENV_NAME = ".venv"
 _VERSION_REQUEST = re.compile(r"^(?:python|cpython)?(3)(?:\.(\d+))?(?:\.(\d+))?$")
 _QUERY = "import sys, platform; print(sys.version_info[0], sys.version_info[1], sys.version_info[2], platform.python_implementation())"
 
@@ -298,14 +299,6 @@ def _not_found(what: str, requires_python: str | None, tried: Iterable[Interpret
 
 
 # -- venvs ------------------------------------------------------------------------------------
-def venv_path(project: Path) -> Path:
-    """`LOCKENV_VENV` (relative to the project) or `<project>/.venv`."""
-    env = os.environ.get("LOCKENV_VENV")
-    if env:
-        return (project / Path(env).expanduser()).resolve()
-    return project / VENV_NAME
-
-
 def venv_python(path: Path) -> Path:
     if os.name == "nt":
         return path / "Scripts" / "python.exe"
@@ -491,7 +484,7 @@ def probe(python: Path, reporter: object | None = None) -> Probe:
         raise SyncError(f"the interpreter {python} is missing") from exc
     key_text = f"{python}\0{real}\0{st.st_mtime_ns}\0{st.st_size}\0{_packaging_version()}"
     key = hashlib.sha256(key_text.encode()).hexdigest()
-    cache_file = Cache().bucket("probe-v1") / f"{key}.json"
+    cache_file = Cache().bucket(Bucket.PROBE) / f"{key}.json"
     try:
         data = json.loads(cache_file.read_bytes())
         return _probe_from(python, data)

@@ -2,20 +2,22 @@
 
     LockenvError                 message + context (file, line, package, url…) + hint
     ├── ManifestError            pyproject.toml missing, invalid TOML, bad requirement, bad include-group
-    ├── IndexError_              the index answered badly (junk page, 5xx after retries, auth)
+    ├── PackageIndexError        the index answered badly (junk page, 5xx after retries, auth)
     │   ├── NetworkError         no connection, timeout
-    │   └── PackageNotFoundError the index has no such project
+    │   ├── PackageNotFoundError the index has no such project
+    │   └── AuthError            credentials missing or refused
     ├── ResolutionError          no set of versions satisfies the requirements
     ├── LockfileError            pylock.toml unreadable or invalid, or a target selects badly
     ├── StaleLockError           the lock does not match pyproject.toml (carries typed reasons)
     ├── IntegrityError           sha256/size mismatch, unsafe wheel path, bad RECORD
     ├── BuildError               a PEP 517 build failed (carries the backend's last lines)
     ├── PythonNotFoundError      no interpreter satisfies the request
-    └── SyncError                anything else that stops a sync
+    ├── SyncError                anything else that stops a sync
+    └── CacheError               the cache directory cannot be used
 
 Every message is plain text (no markup) that already names what went wrong; `context` holds the
 where (file, line, package, URL) and `hint` the one thing to do about it. URLs put in an error
-must already be redacted (see `lockenv.index.http.redact_url`).
+must already be redacted (see `lockenv.urls`).
 """
 
 from __future__ import annotations
@@ -52,17 +54,20 @@ class ManifestError(LockenvError):
     """pyproject.toml is missing or says something lockenv cannot use."""
 
 
-class IndexError_(LockenvError):
-    """The package index answered with something unusable (named with a trailing _ to not
-    shadow the builtin)."""
+class PackageIndexError(LockenvError):
+    """The package index answered with something unusable."""
 
 
-class NetworkError(IndexError_):
+class NetworkError(PackageIndexError):
     """The index could not be reached at all."""
 
 
-class PackageNotFoundError(IndexError_):
+class PackageNotFoundError(PackageIndexError):
     """The index does not know the project."""
+
+
+class AuthError(PackageIndexError):
+    """The index wants credentials that were not found, or refused the ones sent."""
 
 
 class ResolutionError(LockenvError):
@@ -93,3 +98,7 @@ class PythonNotFoundError(LockenvError):
 
 class SyncError(LockenvError):
     """The environment could not be made to match the lock."""
+
+
+class CacheError(LockenvError):
+    """The cache directory cannot be used (not a directory, not writable, full)."""

@@ -11,6 +11,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from lockenv.project import find_project
+
 
 _SYNC_FLAGS = {
     "--all-extras": "all_extras", "--no-default-groups": "no_default_groups",
@@ -62,17 +64,6 @@ def _parse(argv: list[str]) -> tuple[str, Path, bool, dict[str, object]] | None:
     if project is None:
         return command, find_project(Path.cwd()), quiet, options
     return command, project.resolve(), quiet, options
-
-
-def find_project(start: Path) -> Path:
-    """The nearest directory from `start` upward holding a pyproject.toml (as uv and PDM find
-    it from a subdirectory); `start` itself when there is none, so errors name it. Standard
-    library only: the no-op path runs it."""
-    start = start.resolve()
-    for directory in (start, *start.parents):
-        if (directory / "pyproject.toml").is_file():
-            return directory
-    return start
 
 
 def try_noop(argv: list[str]) -> int | None:

@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from lockenv.index.redact import redact_url
+from lockenv.project import LOCK_NAME
+from lockenv.urls import redact_url
 from lockenv.errors import LockfileError
 from lockenv.models import DistFile, LockedPackage, LockInputs, ProjectSpec, Resolution
 
@@ -49,7 +50,6 @@ __all__ = [
     "write",
 ]
 
-LOCK_NAME = "pylock.toml"
 CREATED_BY = "lockenv"
 LOCK_VERSION = "1.0"
 

@@ -34,6 +34,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 
 from lockenv.errors import ManifestError
+from lockenv.project import PYPROJECT
 from lockenv.models import ProjectSpec
 
 if sys.version_info >= (3, 11):
@@ -43,7 +44,6 @@ else:  # pragma: no cover - Python 3.10
 
 __all__ = ["PYPROJECT", "load", "normalize_requirement", "parse_exclude_newer", "default_index_url"]
 
-PYPROJECT = "pyproject.toml"
 INDEX_URL_ENV = "LOCKENV_INDEX_URL"
 
 _TOML_POS = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
@@ -126,10 +126,8 @@ def parse_exclude_newer(value: object) -> datetime:
 def default_index_url() -> str:
     """PyPI, from the one constant in `lockenv.index` (its light module when it exists, so that
     reading the manifest does not import httpx)."""
-    try:
-        from lockenv.index.defaults import DEFAULT_INDEX_URL
-    except ImportError:
-        from lockenv.index import DEFAULT_INDEX_URL
+    from lockenv.urls import DEFAULT_INDEX_URL
+
     return DEFAULT_INDEX_URL
 
 

@@ -1,4 +1,4 @@
-"""The Reporter the stages talk to, and its terminal rendering.
+"""The `Reporter` protocol the stages talk to, a silent `NullReporter`, and the terminal one.
 
 Data (plans, reports a user may pipe) goes to stdout; progress, warnings and errors to stderr.
 Plain text always makes sense: colour is decoration, off with NO_COLOR or when not a terminal.
@@ -11,8 +11,9 @@ import os
 import sys
 import time
 from collections.abc import Iterator
+import contextlib
 from contextlib import contextmanager
-from typing import TextIO
+from typing import Protocol, TextIO
 
 from lockenv.errors import LockenvError
 
@@ -33,8 +34,51 @@ class Progress:
             self._bar.update(self._task, total=total)  # type: ignore[attr-defined]
 
 
-class Reporter:
-    """Where stages send what the user should see. Tests may pass one with other streams."""
+class Reporter(Protocol):
+    """What a stage may tell the user. Stages take one and never probe it with `hasattr`."""
+
+    quiet: bool
+    verbose: bool
+
+    def data(self, line: str) -> None: ...
+    def status(self, message: str) -> None: ...
+    def debug(self, message: str) -> None: ...
+    def warn(self, message: str, hint: str | None = None) -> None: ...
+    def error(self, exc: LockenvError) -> None: ...
+    @property
+    def interactive(self) -> bool: ...
+    def progress(self, description: str, total: float | None = None) -> contextlib.AbstractContextManager[Progress]: ...
+
+
+class NullReporter:
+    """Says nothing: for nested work whose output would only be noise (a build env's venv)."""
+
+    quiet = True
+    verbose = False
+    interactive = False
+
+    def data(self, line: str) -> None:
+        pass
+
+    def status(self, message: str) -> None:
+        pass
+
+    def debug(self, message: str) -> None:
+        pass
+
+    def warn(self, message: str, hint: str | None = None) -> None:
+        pass
+
+    def error(self, exc: LockenvError) -> None:
+        pass
+
+    @contextmanager
+    def progress(self, description: str, total: float | None = None) -> Iterator[Progress]:
+        yield Progress()
+
+
+class TerminalReporter:
+    """The Reporter of the CLI: data on stdout, the rest on stderr. Tests may pass other streams."""
 
     def __init__(
         self,

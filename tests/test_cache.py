@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lockenv.cache import Cache, file_sha256, page_ttl, write_atomic
+from lockenv.cache import Bucket, Cache, file_sha256, page_ttl, write_atomic
 
 
 def test_root_comes_from_lockenv_cache_dir(tmp_path: Path,
@@ -24,8 +24,13 @@ def test_root_comes_from_lockenv_cache_dir(tmp_path: Path,
 
 
 def test_bucket_is_created(tmp_path: Path) -> None:
-    bucket = Cache(tmp_path).bucket("wheels-built-v1")
-    assert bucket == tmp_path / "wheels-built-v1" and bucket.is_dir()
+    bucket = Cache(tmp_path).bucket(Bucket.BUILT_WHEELS)
+    assert bucket == tmp_path / "built-wheels-v1" and bucket.is_dir()
+
+
+def test_bucket_names_are_unique() -> None:
+    names = [bucket.value for bucket in Bucket]
+    assert len(names) == len(set(names))
 
 
 def test_atomic_write_leaves_no_temporary_files(tmp_path: Path) -> None:
@@ -118,3 +123,13 @@ def test_importing_the_cache_is_cheap() -> None:
             "set(sys.modules); sys.exit(str(heavy) if heavy else 0)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_safe_url_never_prints_its_credentials() -> None:
+    from lockenv.urls import SafeUrl
+
+    url = SafeUrl("https://user:s3cret@example.test/simple/")
+    shown = [str(url), repr(url), f"{url}", f"{url:>40}"]
+    assert all("s3cret" not in text and "user" not in text for text in shown)
+    assert url.secret == "https://user:s3cret@example.test/simple/"
+    assert SafeUrl(url) == url

@@ -19,7 +19,7 @@ from lockenv.environment import (
     venv_path,
 )
 from lockenv.errors import PythonNotFoundError
-from lockenv.ui import Reporter
+from lockenv.ui import TerminalReporter
 
 RUNNING = "%d.%d.%d" % sys.version_info[:3]
 
@@ -34,10 +34,10 @@ PY312 = _pyenv("3.12")
 needs_312 = pytest.mark.skipif(PY312 is None, reason="no Python 3.12 under pyenv")
 
 
-def quiet() -> Reporter:
+def quiet() -> TerminalReporter:
     import io
 
-    return Reporter(out=io.StringIO(), err=io.StringIO())
+    return TerminalReporter(out=io.StringIO(), err=io.StringIO())
 
 
 def test_running_interpreter_is_preferred_when_the_lock_allows_it() -> None:

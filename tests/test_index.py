@@ -18,9 +18,10 @@ import pytest
 from test_index_fake import FILES_HOST, HOST, FakeIndex, metadata_text
 
 from lockenv.cache import Cache
-from lockenv.errors import IndexError_, IntegrityError, NetworkError, PackageNotFoundError
-from lockenv.index import DEFAULT_INDEX_URL, IndexClient, redact_url
-from lockenv.ui import Reporter
+from lockenv.errors import PackageIndexError, IntegrityError, NetworkError, PackageNotFoundError
+from lockenv.index import IndexClient
+from lockenv.urls import DEFAULT_INDEX_URL, redact_url
+from lockenv.ui import TerminalReporter
 
 JSON_URL = f"http://{HOST}/pypi"
 SIMPLE_URL = f"http://{HOST}/simple/"
@@ -47,9 +48,9 @@ def client(fake: FakeIndex, cache: Cache, url: str = JSON_URL, **kwargs: object)
                        **kwargs)  # type: ignore[arg-type]
 
 
-def verbose() -> tuple[Reporter, io.StringIO]:
+def verbose() -> tuple[TerminalReporter, io.StringIO]:
     err = io.StringIO()
-    return Reporter(verbose=True, out=io.StringIO(), err=err), err
+    return TerminalReporter(verbose=True, out=io.StringIO(), err=err), err
 
 
 def comparable(files: tuple) -> list[tuple]:
@@ -163,7 +164,7 @@ def test_junk_pages_are_a_clear_error(cache: Cache, body: bytes, content_type: s
 
     url = JSON_URL if where == "pypi" else SIMPLE_URL
     with IndexClient(url, cache=cache, transport=httpx.MockTransport(handler)) as c:
-        with pytest.raises(IndexError_) as info:
+        with pytest.raises(PackageIndexError) as info:
             c.project("alpha")
     assert "is not usable" in str(info.value)
     assert f"http://{HOST}/{where}/alpha/" in str(info.value)
@@ -181,7 +182,7 @@ def test_truncated_page_is_retried_then_reported(fake: FakeIndex, cache: Cache,
     with client(fake, cache) as c:  # one truncated answer, then a good one
         assert len(c.project("beta").files) == 4
     fake.faults["/pypi/alpha/json"] = [truncated, truncated]
-    with client(fake, cache) as c, pytest.raises(IndexError_) as info:
+    with client(fake, cache) as c, pytest.raises(PackageIndexError) as info:
         c.project("alpha")
     assert "cut short" in str(info.value) and f"http://{HOST}/pypi/alpha/json" in str(info.value)
 
@@ -199,7 +200,7 @@ def test_persistent_500_is_a_clear_error_after_a_short_backoff(fake: FakeIndex,
                                                               cache: Cache) -> None:
     fake.faults["/pypi/alpha/json"] = [500] * 10
     started = time.monotonic()
-    with client(fake, cache) as c, pytest.raises(IndexError_) as info:
+    with client(fake, cache) as c, pytest.raises(PackageIndexError) as info:
         c.project("alpha")
     assert time.monotonic() - started < 4
     assert len(fake.requests_to("/pypi/alpha/json")) == 4  # 1 + 3 retries
@@ -258,7 +259,7 @@ def test_wrong_credentials_say_so_without_leaking_them(fake: FakeIndex, cache: C
     fake.auth = ("me", "right")
     reporter, err = verbose()
     with client(fake, cache, f"http://me:wr0ng-pw@{HOST}/pypi", reporter=reporter) as c:
-        with pytest.raises(IndexError_) as info:
+        with pytest.raises(PackageIndexError) as info:
             c.project("alpha")
     exc = info.value
     assert "credentials are missing or wrong" in str(exc)
@@ -381,7 +382,7 @@ def test_metadata_that_disagrees_with_the_file_name_is_refused(fake: FakeIndex,
     with client(fake, cache) as c:
         wheel = wheel_of(c, "beta", "2.0")
         fake.file(wheel.filename).metadata = metadata_text("beta", "9.9")
-        with pytest.raises(IndexError_) as info:
+        with pytest.raises(PackageIndexError) as info:
             c.metadata(wheel)
     assert wheel.filename in str(info.value) and "9.9" in str(info.value)
 
@@ -543,7 +544,7 @@ def test_prefetch_is_concurrent(cache: Cache) -> None:
 
 
 def test_no_op_path_imports_stay_light() -> None:
-    code = ("import sys, lockenv.cache; from lockenv.index import DEFAULT_INDEX_URL; "
+    code = ("import sys, lockenv.cache; from lockenv.urls import DEFAULT_INDEX_URL; "
             "sys.exit('httpx' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
@@ -551,7 +552,7 @@ def test_no_op_path_imports_stay_light() -> None:
 def test_exported_api() -> None:
     import lockenv.index
 
-    assert sorted(lockenv.index.__all__) == ["DEFAULT_INDEX_URL", "IndexClient", "redact_url"]
+    assert sorted(lockenv.index.__all__) == ["IndexClient"]
     assert all(getattr(lockenv.index, name) for name in lockenv.index.__all__)
 
 
@@ -560,7 +561,7 @@ def test_redirect_loop_is_a_clear_error(cache: Cache) -> None:
         return httpx.Response(302, headers={"Location": str(request.url)})
 
     with IndexClient(JSON_URL, cache=cache, transport=httpx.MockTransport(handler)) as c:
-        with pytest.raises(IndexError_) as info:
+        with pytest.raises(PackageIndexError) as info:
             c.project("alpha")
     assert str(info.value).startswith(f"cannot use the answer for http://{HOST}/pypi/alpha/json")
 
@@ -581,6 +582,6 @@ def test_html_base_href_and_odd_range_answers(cache: Cache) -> None:
     with IndexClient(SIMPLE_URL, cache=cache, transport=httpx.MockTransport(handler)) as c:
         (file,) = c.project("x").files
         assert file.url == "http://mirror.test/pool/x-1.0-py3-none-any.whl"
-        with pytest.raises(IndexError_) as info:  # falls back to the whole "wheel"
+        with pytest.raises(PackageIndexError) as info:  # falls back to the whole "wheel"
             c.metadata(file)
     assert "not a readable zip file" in str(info.value)

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from lockenv.cache import Cache
-from lockenv.index import DEFAULT_INDEX_URL, IndexClient
+from lockenv.index import IndexClient
+from lockenv.urls import DEFAULT_INDEX_URL
 
 pytestmark = pytest.mark.live
 

@@ -14,10 +14,10 @@ import pytest
 from fixtures.index import IndexServer
 
 from lockenv.cache import Cache
-from lockenv.errors import IndexError_, IntegrityError, NetworkError, PackageNotFoundError
+from lockenv.errors import PackageIndexError, IntegrityError, NetworkError, PackageNotFoundError
 from lockenv.index import IndexClient
 from lockenv.models import DistFile
-from lockenv.ui import Reporter
+from lockenv.ui import TerminalReporter
 
 
 @pytest.fixture
@@ -25,9 +25,9 @@ def cache(tmp_path: Path) -> Cache:
     return Cache(tmp_path / "cache")
 
 
-def verbose() -> tuple[Reporter, io.StringIO]:
+def verbose() -> tuple[TerminalReporter, io.StringIO]:
     err = io.StringIO()
-    return Reporter(verbose=True, out=io.StringIO(), err=err), err
+    return TerminalReporter(verbose=True, out=io.StringIO(), err=err), err
 
 
 def paths(srv: IndexServer, method: str | None = None) -> list[str]:
@@ -115,7 +115,7 @@ def test_unknown_project(index_server: IndexServer, cache: Cache) -> None:
 def test_junk_page(index_server: IndexServer, cache: Cache) -> None:
     index_server.inject("alpha", "junk")
     for url in (index_server.json_url, index_server.simple_url):
-        with IndexClient(url, cache=cache) as c, pytest.raises(IndexError_) as info:
+        with IndexClient(url, cache=cache) as c, pytest.raises(PackageIndexError) as info:
             c.project("alpha")
         assert "is not usable" in str(info.value) and "/alpha/" in str(info.value)
 
@@ -131,7 +131,7 @@ def test_always_truncated_page(index_server: IndexServer, cache: Cache,
                                monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LOCKENV_HTTP_RETRIES", "1")
     index_server.inject("alpha", "truncate")
-    with IndexClient(index_server.json_url, cache=cache) as c, pytest.raises(IndexError_) as info:
+    with IndexClient(index_server.json_url, cache=cache) as c, pytest.raises(PackageIndexError) as info:
         c.project("alpha")
     assert str(info.value) == (f"the transfer of {index_server.json_url}/alpha/json was cut "
                                "short (after retries)")
@@ -149,7 +149,7 @@ def test_500_twice_then_success(index_server: IndexServer, cache: Cache) -> None
 def test_persistent_503(index_server: IndexServer, cache: Cache) -> None:
     index_server.inject("alpha", "503")
     with IndexClient(index_server.simple_url, cache=cache) as c, \
-            pytest.raises(IndexError_) as info:
+            pytest.raises(PackageIndexError) as info:
         c.project("alpha")
     assert "HTTP 503" in str(info.value) and f"{index_server.simple_url}alpha/" in str(info.value)
     assert len(index_server.requests) == 4
@@ -205,7 +205,7 @@ def test_missing_credentials(index_server: IndexServer, cache: Cache) -> None:
     url = index_server.json_url.replace("http://", "http://alice:wr0ng@")
     reporter, err = verbose()
     with IndexClient(url, cache=cache, reporter=reporter) as c, \
-            pytest.raises(IndexError_) as info:
+            pytest.raises(PackageIndexError) as info:
         c.project("alpha")
     exc = info.value
     assert str(exc) == (f"the index refused access to {index_server.json_url}/alpha/json "

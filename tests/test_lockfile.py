@@ -500,7 +500,7 @@ def test_missing_foreign_and_invalid_lock(locked: Path) -> None:
 
 
 def test_redaction_is_the_index_clients() -> None:
-    from lockenv.index.http import redact_url
+    from lockenv.urls import redact_url
 
     assert lockfile.redact_url is redact_url
     for url in ["https://u:p@h.example/simple/", "https://token@h.example/x?y=1"]:

@@ -155,7 +155,7 @@ def test_index_url_default_is_the_index_constant(project: Path) -> None:
         [project]
         name = "app"
     """)
-    from lockenv.index import DEFAULT_INDEX_URL
+    from lockenv.urls import DEFAULT_INDEX_URL
 
     assert manifest.load(project, environ={}).index_url == DEFAULT_INDEX_URL
 

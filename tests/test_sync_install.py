@@ -22,11 +22,11 @@ from lockenv.sync.install import Stash, remove_distribution
 from lockenv.sync.plan import plan
 from lockenv.sync.scan import scan
 from lockenv.sync.selection import Wanted
-from lockenv.ui import Reporter
+from lockenv.ui import TerminalReporter
 
 
-def _reporter() -> Reporter:
-    return Reporter(out=io.StringIO(), err=io.StringIO())
+def _reporter() -> TerminalReporter:
+    return TerminalReporter(out=io.StringIO(), err=io.StringIO())
 
 
 def _wanted(wheel: Path) -> Wanted:

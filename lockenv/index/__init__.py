@@ -1,20 +1,15 @@
 """Package indexes: the PyPI JSON API and the simple API (PEP 691/503), core metadata and
-verified downloads, behind one thread-safe `IndexClient`.
-
-`IndexClient` and `redact_url` are loaded on first use, so `lockenv.index.defaults` (and
-`DEFAULT_INDEX_URL`) can be imported without httpx."""
+verified downloads, behind one thread-safe `IndexClient` (loaded on first use, so importing this
+package costs nothing until a client is needed)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from lockenv.index.defaults import DEFAULT_INDEX_URL
-
 if TYPE_CHECKING:
     from lockenv.index.client import IndexClient
-    from lockenv.index.redact import redact_url
 
-__all__ = ["DEFAULT_INDEX_URL", "IndexClient", "redact_url"]
+__all__ = ["IndexClient"]
 
 
 def __getattr__(name: str) -> Any:
@@ -22,8 +17,4 @@ def __getattr__(name: str) -> Any:
         from lockenv.index.client import IndexClient
 
         return IndexClient
-    if name == "redact_url":
-        from lockenv.index.redact import redact_url
-
-        return redact_url
     raise AttributeError(f"module 'lockenv.index' has no attribute {name!r}")

@@ -23,7 +23,7 @@ import httpx
 from packaging.utils import canonicalize_name
 
 from lockenv.cache import Cache, file_sha256
-from lockenv.errors import IndexError_, IntegrityError, PackageNotFoundError
+from lockenv.errors import PackageIndexError, IntegrityError, PackageNotFoundError
 from lockenv.index import pages
 from lockenv.index.http import (
     RETRY_STATUSES,
@@ -239,7 +239,7 @@ class IndexClient:
                 else:
                     raise pages.PageError(f"unexpected content type {kind!r}")
         except pages.PageError as exc:
-            raise IndexError_(
+            raise PackageIndexError(
                 f"the index page {redact_url(final)} is not usable: {exc}",
                 hint="check that the index URL points at a package index (a JSON API base "
                      "such as .../pypi, or a simple index ending in /simple/); if it does, "
@@ -282,7 +282,7 @@ class IndexClient:
             meta = self._metadata_chain(file)
             check_matches(meta, file)
         except MetadataProblem as exc:
-            raise IndexError_(
+            raise PackageIndexError(
                 f"cannot use the metadata of {file.filename}: {exc}",
                 hint="the file on the index is broken; pin another version of "
                      f"{file.project_name}",
@@ -409,7 +409,7 @@ class IndexClient:
                 remote.read(total - len(tail) - remote.tell())
             with zipfile.ZipFile(remote) as zf:
                 text = wheel_metadata_text(zf, file)
-        except (zipfile.BadZipFile, MetadataProblem, IndexError_, EOFError) as exc:
+        except (zipfile.BadZipFile, MetadataProblem, PackageIndexError, EOFError) as exc:
             self._debug(f"{file.filename}: range reading failed ({exc}); downloading it")
             return None
         self._debug(f"{file.filename}: metadata by range requests "
@@ -577,7 +577,7 @@ class IndexClient:
         if resp.status_code != 200:
             resp.read()
             if resp.status_code in (404, 410):
-                raise IndexError_(
+                raise PackageIndexError(
                     f"{file.filename} is listed by the index but {redact_url(file.url)} "
                     f"answers HTTP {resp.status_code}",
                     hint="the index may have removed the file; lock again with --refresh",
@@ -621,7 +621,7 @@ def _check_index_url(url: str) -> None:
         ok = False
     if not ok:
         shown = redact_url(url)
-        raise IndexError_(
+        raise PackageIndexError(
             f"the index URL {shown!r} is not an http:// or https:// URL",
             hint="set index-url in [tool.lockenv] or LOCKENV_INDEX_URL to an index such as "
                  "https://host/simple/ (simple API) or https://host/pypi (JSON API)",

@@ -16,8 +16,8 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import httpx
 
 from lockenv import __version__
-from lockenv.errors import IndexError_, NetworkError
-from lockenv.index.redact import redact_url
+from lockenv.errors import PackageIndexError, NetworkError
+from lockenv.urls import redact_url
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 BACKOFF = (0.2, 0.5, 1.0)
@@ -218,30 +218,30 @@ def _check_length(response: httpx.Response) -> None:
         )
 
 
-def status_error(response: httpx.Response, url: str) -> IndexError_:
+def status_error(response: httpx.Response, url: str) -> PackageIndexError:
     """The lockenv error for a final bad status (404 is decided by the caller)."""
     shown = redact_url(url)
     code = response.status_code
     if code in (401, 403):
-        return IndexError_(
+        return PackageIndexError(
             f"the index refused access to {shown} (HTTP {code}): credentials are missing or wrong",
             hint="put the credentials in the index URL (https://user:password@host/...) or in "
                  "your netrc file (NETRC or ~/.netrc) for this host",
             context={"url": shown, "status": code},
         )
-    return IndexError_(
+    return PackageIndexError(
         f"the index answered HTTP {code} {response.reason_phrase} for {shown}",
         hint="the index may be having trouble; try again later, or check the index URL",
         context={"url": shown, "status": code},
     )
 
 
-def failure(exc: Exception | None, url: str) -> IndexError_:
+def failure(exc: Exception | None, url: str) -> PackageIndexError:
     """The lockenv error once retries are exhausted."""
     shown = redact_url(url)
     if isinstance(exc, RetryableStatus):
         response = exc.response
-        return IndexError_(
+        return PackageIndexError(
             f"the index answered HTTP {response.status_code} {response.reason_phrase} for "
             f"{shown} (after retries)",
             hint="the index is having trouble; try again later",
@@ -250,7 +250,7 @@ def failure(exc: Exception | None, url: str) -> IndexError_:
     if isinstance(exc, httpx.TimeoutException):
         reason = "timed out"
     elif isinstance(exc, httpx.RemoteProtocolError):
-        return IndexError_(
+        return PackageIndexError(
             f"the transfer of {shown} was cut short (after retries)",
             hint="the connection to the index is unreliable; try again, or check the proxy",
             context={"url": shown},
@@ -265,10 +265,10 @@ def failure(exc: Exception | None, url: str) -> IndexError_:
     )
 
 
-def unusable(exc: Exception, url: str) -> IndexError_:
+def unusable(exc: Exception, url: str) -> PackageIndexError:
     """Not transient, so not retried: too many redirects, an undecodable body, a bad URL."""
     shown = redact_url(url)
-    return IndexError_(
+    return PackageIndexError(
         f"cannot use the answer for {shown}: {_reason(exc)}",
         hint="check the index URL; if it is right, the index or a proxy is misbehaving",
         context={"url": shown},

@@ -20,7 +20,7 @@ from lockenv.models import CoreMetadata, DistFile
 
 
 class MetadataProblem(Exception):
-    """METADATA is missing or unusable; the client names the file in an `IndexError_`."""
+    """METADATA is missing or unusable; the client names the file in an `PackageIndexError`."""
 
 
 def parse_metadata(text: str | bytes, source: str,

@@ -7,7 +7,7 @@ Each returns compact records (plain lists, cheap to cache as JSON) of the files 
 
 `upload_time` is an RFC 3339 string in UTC or None; `metadata` is True/False/None as in
 `DistFile.metadata`. Files whose names are not wheels or sdists are left out. Pure functions:
-the client turns a `PageError` into an `IndexError_` naming the URL.
+the client turns a `PageError` into an `PackageIndexError` naming the URL.
 """
 
 from __future__ import annotations

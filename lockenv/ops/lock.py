@@ -102,12 +102,12 @@ def lock(options: LockOptions, *, reporter: Reporter) -> int:
 
     from filelock import FileLock
 
-    from lockenv.cache import Cache
+    from lockenv.cache import Bucket, Cache
     from lockenv.index import IndexClient
     from lockenv.resolve import resolve
 
     cache = Cache()
-    project_lock = cache.bucket("project-locks") / (_digest(str(path)) + ".lock")
+    project_lock = cache.bucket(Bucket.PROJECT_LOCKS) / (_digest(str(path)) + ".lock")
     with FileLock(str(project_lock)):
         # Another lockenv may have written the lock while this one waited: look again.
         if not (options.upgrade or options.upgrade_packages or options.refresh):

@@ -18,9 +18,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from lockenv.cache import Bucket
+from lockenv.project import LOCK_NAME
 from lockenv.errors import BuildError, IntegrityError, LockfileError, StaleLockError, SyncError
 
-LOCK_NAME = "pylock.toml"
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ def _options_key(options: SyncOptions) -> str:
 
 
 def _fresh_state(options: SyncOptions) -> dict | None:
-    from lockenv.environment import venv_path
+    from lockenv.project import venv_path
     from lockenv.sync import state
 
     venv = venv_path(options.project)
@@ -102,10 +103,10 @@ def sync(options: SyncOptions, *, reporter: Any) -> int:
                             f"in {time.perf_counter() - started:.2f}s")
             return 0
     from lockenv.cache import Cache
-    from lockenv.environment import venv_path
+    from lockenv.project import venv_path
 
     venv_dir = venv_path(options.project)
-    release = _lock_venv(Cache().bucket("venv-locks-v1") / _path_key(venv_dir), venv_dir, reporter)
+    release = _lock_venv(Cache().bucket(Bucket.VENV_LOCKS) / _path_key(venv_dir), venv_dir, reporter)
     try:
         return _sync_locked(options, reporter=reporter, started=started)
     finally:
@@ -194,7 +195,7 @@ def _fresh_marker(project: Path, lock_path: Path) -> Path | None:
     except OSError:
         return None
     h.update(f"\0{os.environ.get('LOCKENV_INDEX_URL', '')}\0{__version__}".encode())
-    return Cache().root / "fresh-locks-v1" / h.hexdigest()
+    return Cache().root / Bucket.FRESH_LOCKS.value / h.hexdigest()
 
 
 def _fail_if_stale(spec: Any, lock_path: Path) -> None:
@@ -447,9 +448,9 @@ def _index_url(lock: Any, spec: Any, lock_path: Path) -> str:
     from_env = os.environ.get("LOCKENV_INDEX_URL", "").strip()
     if from_env:
         return from_env
-    from lockenv.index.defaults import DEFAULT_INDEX_URL
+    from lockenv.urls import DEFAULT_INDEX_URL
     from lockenv.lockfile import read_inputs
-    from lockenv.index.redact import redact_url
+    from lockenv.urls import redact_url
 
     configured = getattr(spec, "index_url", None) if spec is not None else None
     named = None
@@ -471,7 +472,7 @@ def _index_url(lock: Any, spec: Any, lock_path: Path) -> str:
 def _blame_lock(exc: IntegrityError, sync_plan: Any, lock_path: Path) -> IntegrityError:
     """A file that does not match its sha256 in the lock, told as such: the expected hash comes
     from the lock (edited by hand, or the index serves another file), not from the index."""
-    from lockenv.index.redact import redact_url
+    from lockenv.urls import redact_url
 
     url, file = exc.context.get("url"), exc.context.get("file")
     for action in sync_plan.changes:

@@ -323,9 +323,9 @@ class Metadata:
             try:
                 reqs.append(Requirement(text))
             except InvalidRequirement:
-                from lockenv.errors import IndexError_
+                from lockenv.errors import PackageIndexError
 
-                raise IndexError_(
+                raise PackageIndexError(
                     f"{file.filename} declares an invalid requirement `{text}`",
                     context={"file": file.url},
                     hint="report it to the package's authors; pin another version meanwhile",

@@ -473,7 +473,7 @@ def resolve_universal(
             for ident, cand in pins.items():
                 if "[" not in ident:
                     earlier.setdefault(ident, str(cand.version))
-            if reporter is not None and hasattr(reporter, "debug"):
+            if reporter is not None:
                 reporter.debug(f"resolved {target.name}: {len(pins)} identifiers" + (" (reused)" if reused else ""))
     finally:
         meta.close()
@@ -516,7 +516,7 @@ def resolve_universal(
     verify(resolution, results)
     if not spec.environments:
         probe_outside(resolution, roots, targets)
-    if reporter is not None and hasattr(reporter, "debug"):
+    if reporter is not None:
         reporter.debug(f"universal resolution of {len(targets)} targets in {time.perf_counter() - started:.2f}s")
     return resolution
 

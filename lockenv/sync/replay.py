@@ -25,9 +25,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from lockenv.cache import Bucket
 from lockenv.sync.unpacked import Tree, TreeChanged
 
-INSTALLS = "installs-v1"
+INSTALLS = Bucket.INSTALLS.value
 FORMAT = 1
 
 

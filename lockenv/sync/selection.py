@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+from lockenv.cache import Bucket
 from lockenv.errors import LockfileError, SyncError
 from lockenv.models import DistFile
 
@@ -93,7 +94,7 @@ def load_lock(path: Path) -> Any:
     return lock
 
 
-PARSED_LOCKS = "parsed-locks-v1"
+PARSED_LOCKS = Bucket.PARSED_LOCKS.value
 
 _LOCK_CLASSES = {
     ("datetime", "datetime"), ("datetime", "timedelta"), ("datetime", "timezone"),

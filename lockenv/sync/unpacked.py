@@ -28,9 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from lockenv.cache import Bucket
 from lockenv.errors import IntegrityError
 
-UNPACKED = "unpacked-v1"
+UNPACKED = Bucket.UNPACKED
 MANIFEST = "manifest.json"
 
 

@@ -41,7 +41,8 @@ def _extraneous_files(site_dirs: list[Path], owned: set[str]) -> list[str]:
 
 
 def verify_environment(options: Any, *, reporter: Any) -> int:
-    from lockenv.environment import existing_venv, probe, venv_path
+    from lockenv.environment import existing_venv, probe
+    from lockenv.project import venv_path
     from lockenv.ops.sync import _lock_path, _own_runtime, _select_all
     from lockenv.sync.plan import SEED_PACKAGES
     from lockenv.sync.scan import check_files, iter_dist_infos, scan

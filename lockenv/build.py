@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from lockenv.cache import Bucket
-from lockenv.errors import BuildError
+from lockenv.errors import BuildError, LockenvError
 from lockenv.ui import NullReporter
 
 DEFAULT_REQUIRES = ("setuptools>=40.8.0",)
@@ -111,13 +111,8 @@ class BuildEnv:
                                   tags=self.probe.tag_objects())
         except BuildError:
             raise
-        except Exception as exc:  # a LockenvError from the resolver keeps its own type
-            from lockenv.errors import LockenvError
-
-            if isinstance(exc, LockenvError):
-                exc.message = f"build requirements of {label}: {exc.message}"
-                raise
-            raise
+        except LockenvError as exc:  # a resolver's error keeps its own type
+            raise exc.with_prefix(f"build requirements of {label}") from exc
         todo = [(n, v, f) for n, v, f in pins if present.get(n) != v]
         sdists = [f.filename for _n, _v, f in todo if not f.is_wheel]
         if sdists:

@@ -16,21 +16,37 @@
     └── CacheError               the cache directory cannot be used
 
 Every message is plain text (no markup) that already names what went wrong; `context` holds the
-where (file, line, package, URL) and `hint` the one thing to do about it. URLs put in an error
-must already be redacted (see `lockenv.urls`).
+where (file, line, package, URL), `note` a side remark and `hint` the one thing to do about it.
+Errors are immutable: code that knows more raises a new one made with `with_prefix`,
+`with_hint`, `with_context` or `with_note`. URLs put in an error must already be redacted (see
+`lockenv.urls`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from types import MappingProxyType
+from typing import TypeVar
+
+E = TypeVar("E", bound="LockenvError")
+
+CONTEXT_KEYS = ("file", "line", "column", "key", "url", "package", "requirement", "group",
+                "groups", "environment", "variable", "status", "lock-version")
+"""The context keys in use across lockenv, one spelling each."""
 
 
 class LockenvError(Exception):
-    """Base of every user-facing error; never shown as a traceback unless `--verbose`."""
+    """Base of every user-facing error; never shown as a traceback unless `--verbose`.
+
+    Immutable once made: a layer that knows more (which package a build was for, what the user
+    can do) makes a new error with `with_prefix`/`with_hint`/`with_context`/`with_note` and
+    raises that, so an error never changes under the code that raised it."""
 
     exit_code: int = 2
     """2 for "lockenv could not do it"; 1 is kept for a clean "no": a stale lock, an environment
     that differs (so CI can tell a stale lock from a broken run), as uv does."""
+
+    __slots__ = ("_message", "_hint", "_context", "_details", "_note")
 
     def __init__(
         self,
@@ -39,15 +55,82 @@ class LockenvError(Exception):
         hint: str | None = None,
         context: Mapping[str, object] | None = None,
         details: Sequence[str] = (),
+        note: str | None = None,
     ) -> None:
         super().__init__(message)
-        self.message = message
-        self.hint = hint
-        self.context: dict[str, object] = dict(context or {})
-        self.details: tuple[str, ...] = tuple(details)
+        self._message = message
+        self._hint = hint
+        self._context: Mapping[str, object] = MappingProxyType(dict(context or {}))
+        self._details: tuple[str, ...] = tuple(details)
+        self._note = note
+
+    @property
+    def message(self) -> str:
+        """What went wrong, in one line, naming the thing it went wrong with."""
+        return self._message
+
+    @property
+    def hint(self) -> str | None:
+        """The one thing to do about it."""
+        return self._hint
+
+    @property
+    def context(self) -> Mapping[str, object]:
+        """Where: file, line, package, url… (read-only; see CONTEXT_KEYS)."""
+        return self._context
+
+    @property
+    def details(self) -> tuple[str, ...]:
+        """Lines shown under the message (expected/actual hashes, a build's last output)."""
+        return self._details
+
+    @property
+    def note(self) -> str | None:
+        """A side remark shown before the hint (pip's `note_stmt`)."""
+        return self._note
 
     def __str__(self) -> str:
-        return self.message
+        return self._message
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild, (type(self), self._message, self._hint, dict(self._context),
+                           self._details, self._note))
+
+    # -- derived errors -----------------------------------------------------------------------
+    def _derive(self: E, *, message: str | None = None, hint: str | None = None,
+                context: Mapping[str, object] | None = None, note: str | None = None) -> E:
+        new = type(self)(
+            self._message if message is None else message,
+            hint=self._hint if hint is None else hint,
+            context=self._context if context is None else context,
+            details=self._details,
+            note=self._note if note is None else note,
+        )
+        new.__cause__ = self.__cause__
+        new.__suppress_context__ = self.__suppress_context__
+        return new
+
+    def with_prefix(self: E, prefix: str) -> E:
+        """The same error, its message told as part of a larger job: `prefix: message`."""
+        return self._derive(message=f"{prefix}: {self._message}")
+
+    def with_hint(self: E, hint: str) -> E:
+        """The same error with one more thing to do (appended to the hint it has)."""
+        return self._derive(hint=f"{self._hint}; {hint}" if self._hint else hint)
+
+    def with_context(self: E, **context: object) -> E:
+        """The same error with more of where (keys given here win)."""
+        return self._derive(context={**self._context, **context})
+
+    def with_note(self: E, note: str) -> E:
+        """The same error with a side remark (appended to the note it has)."""
+        return self._derive(note=f"{self._note}\n{note}" if self._note else note)
+
+
+def _rebuild(cls: type[E], message: str, hint: str | None, context: dict[str, object],
+             details: tuple[str, ...], note: str | None) -> E:
+    """Unpickling (errors cross process pools in tests and may in future stages)."""
+    return cls(message, hint=hint, context=context, details=details, note=note)
 
 
 class ManifestError(LockenvError):

@@ -163,6 +163,8 @@ def render_error(exc: LockenvError) -> str:
         if value is not None and f"{value}" not in exc.message:
             lines.append(f"  {key}: {value}")
     lines.extend(f"  {d}" for d in exc.details)
+    if exc.note:
+        lines.append(f"note: {exc.note}")
     if exc.hint:
         lines.append("")
         lines.append(f"hint: {exc.hint}")

@@ -12,11 +12,11 @@ import threading
 import time
 import zipfile
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -46,6 +46,7 @@ from lockenv.index.metadata import (
     wheel_metadata_text,
 )
 from lockenv.models import CoreMetadata, DistFile, ProjectFiles
+from lockenv.once import OnceMap
 from lockenv.ui import Progress, Reporter
 
 
@@ -57,8 +58,6 @@ WORKERS = 16
 PAGE_WORKERS = 8
 PROBE_MIN = 8
 """Unadvertised `.metadata` misses on one host before range requests go first there."""
-
-T = TypeVar("T")
 
 
 class IndexClient:
@@ -100,9 +99,9 @@ class IndexClient:
         # must not queue behind hundreds of speculative metadata reads.
         self._page_pool = ThreadPoolExecutor(PAGE_WORKERS, thread_name_prefix="lockenv-pages")
         self._lock = threading.Lock()
-        self._pages: dict[str, Future[ProjectFiles]] = {}
-        self._metas: dict[str, Future[CoreMetadata]] = {}
-        self._downloads: dict[str, Future[Path]] = {}
+        self._pages: OnceMap[str, ProjectFiles] = OnceMap()
+        self._metas: OnceMap[str, CoreMetadata] = OnceMap()
+        self._downloads: OnceMap[str, Path] = OnceMap()
         self._metadata_sha: dict[str, str] = {}
         self._probes: dict[str, tuple[int, int]] = {}
         """origin → (found, missing) counts of unadvertised `.metadata` probes."""
@@ -134,45 +133,17 @@ class IndexClient:
         if self.reporter is not None:
             self.reporter.debug(message)
 
-    # -- futures: one request per key, never a deadlock on a busy pool -----------------------
-    def _await(self, table: dict[str, Future[T]], key: str, work: Callable[[], T]) -> T:
-        """The result for `key`: wait for the in-flight job, or run it here when it is only
-        queued (so a caller inside the pool never waits on a job stuck behind it)."""
-        with self._lock:
-            future = table.get(key)
-            if future is not None and future.cancel():
-                future = None
-            mine = future is None
-            if future is None:
-                future = Future()
-                future.set_running_or_notify_cancel()
-                table[key] = future
-        if mine:
-            try:
-                future.set_result(work())
-            except BaseException as exc:
-                future.set_exception(exc)
-                if not isinstance(exc, Exception):
-                    raise
-        return future.result()
-
-    def _submit(self, table: dict[str, Future[T]], key: str, work: Callable[[], T],
-                pool: ThreadPoolExecutor | None = None) -> None:
-        with self._lock:
-            if key not in table:
-                table[key] = (pool or self._pool).submit(work)
-
     # -- project pages ----------------------------------------------------------------------
     def project(self, name: str) -> ProjectFiles:
         """Every file the index lists for `name` (exclude-newer applied; yanked files kept)."""
         key = canonicalize_name(name)
-        return self._await(self._pages, key, lambda: self._load_project(key))
+        return self._pages.get(key, lambda: self._load_project(key))
 
     def prefetch(self, names: Iterable[str]) -> None:
         """Start fetching these projects' pages in the background; returns at once."""
         for name in names:
             key = canonicalize_name(name)
-            self._submit(self._pages, key, lambda key=key: self._load_project(key), self._page_pool)
+            self._pages.submit(key, lambda key=key: self._load_project(key), self._page_pool)
 
     def page_url(self, name: str) -> str:
         if self.is_simple:
@@ -258,12 +229,12 @@ class IndexClient:
         """The core metadata of one file, from (in order) the PEP 658 metadata file, a range
         request into the wheel, the whole wheel, a static sdist PKG-INFO, a PEP 517 build."""
         key = file.sha256 or file.url
-        return self._await(self._metas, key, lambda: self._load_metadata(file))
+        return self._metas.get(key, lambda: self._load_metadata(file))
 
     def prefetch_metadata(self, files: Iterable[DistFile]) -> None:
         for file in files:
             key = file.sha256 or file.url
-            self._submit(self._metas, key, lambda file=file: self._load_metadata(file))
+            self._metas.submit(key, lambda file=file: self._load_metadata(file), self._pool)
 
     def _load_metadata(self, file: DistFile) -> CoreMetadata:
         key = file.sha256 or file.url
@@ -433,7 +404,7 @@ class IndexClient:
     def download(self, file: DistFile, *, on_bytes: Callable[[int], None] | None = None) -> Path:
         """The file's verified path in the cache (sha256 and size checked, cache hits too)."""
         key = file.sha256 or file.url
-        return self._await(self._downloads, key, lambda: self._download(file, on_bytes=on_bytes))
+        return self._downloads.get(key, lambda: self._download(file, on_bytes=on_bytes))
 
     def download_many(self, files: Sequence[DistFile], progress: Progress | None = None
                       ) -> dict[str, Path]:

@@ -527,9 +527,9 @@ def _apply(sync_plan: Any, *, options: SyncOptions, spec: Any, probe: Any, venv_
                                             python=Path(probe.python))
             except BuildError as exc:
                 if want.is_project:
-                    exc.hint = ((exc.hint + "; ") if exc.hint else "") + (
+                    raise exc.with_hint(
                         "fix the project's build, or pass `--no-install-project` to sync only its "
-                        "dependencies")
+                        "dependencies") from None
                 raise
         return build.build_wheel(Path(want.local_path), client=client(), python=Path(probe.python))
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -13,6 +11,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from helpers import run_lockenv  # noqa: E402
 
 pytest_plugins = ["fixtures_plugin"]
 
@@ -56,30 +56,6 @@ def hermetic_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
     monkeypatch.setenv("UV_CACHE_DIR", str(home / "uv-cache"))
     monkeypatch.setenv("NO_COLOR", "1")
     return home
-
-
-@dataclass
-class CliResult:
-    code: int
-    stdout: str
-    stderr: str
-
-    @property
-    def output(self) -> str:
-        return self.stdout + self.stderr
-
-
-def run_lockenv(*args: str | os.PathLike[str], cwd: Path | None = None,
-                env: dict[str, str] | None = None, timeout: float = 300) -> CliResult:
-    """Run the real CLI in a subprocess (as a user would) and capture what it prints."""
-    full_env = dict(os.environ)
-    if env:
-        full_env.update(env)
-    proc = subprocess.run(
-        [sys.executable, "-m", "lockenv", *map(str, args)],
-        cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout,
-    )
-    return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
 
 @pytest.fixture

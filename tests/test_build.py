@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_sync import write_project
+from helpers import write_project
 
 from lockenv import build
 from lockenv.cache import Cache

@@ -3,7 +3,6 @@ downloads, retries, errors, credentials, caching and prefetch."""
 
 from __future__ import annotations
 
-import io
 import subprocess
 import sys
 import threading
@@ -15,13 +14,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from test_index_fake import FILES_HOST, HOST, FakeIndex, metadata_text
+from helpers import verbose_reporter as verbose
 
 from lockenv.cache import Cache
 from lockenv.errors import PackageIndexError, IntegrityError, NetworkError, PackageNotFoundError
 from lockenv.index import IndexClient
 from lockenv.urls import DEFAULT_INDEX_URL, redact_url
-from lockenv.ui import TerminalReporter
+from fixtures.backend.lockenv_fixture_backend import core_metadata
+from fixtures.mock_index import FILES_HOST, HOST, FakeIndex
 
 JSON_URL = f"http://{HOST}/pypi"
 SIMPLE_URL = f"http://{HOST}/simple/"
@@ -46,11 +46,6 @@ def cache(tmp_path: Path) -> Cache:
 def client(fake: FakeIndex, cache: Cache, url: str = JSON_URL, **kwargs: object) -> IndexClient:
     return IndexClient(url, cache=cache, transport=httpx.MockTransport(fake.handler),
                        **kwargs)  # type: ignore[arg-type]
-
-
-def verbose() -> tuple[TerminalReporter, io.StringIO]:
-    err = io.StringIO()
-    return TerminalReporter(verbose=True, out=io.StringIO(), err=err), err
 
 
 def comparable(files: tuple) -> list[tuple]:
@@ -300,7 +295,7 @@ def test_metadata_from_pep658_file_even_when_not_advertised(fake: FakeIndex,
 def test_pep658_hash_from_the_simple_index_is_checked(fake: FakeIndex, cache: Cache) -> None:
     with client(fake, cache, SIMPLE_URL) as c:
         wheel = wheel_of(c, "beta", "1.0")
-        fake.file(wheel.filename).metadata = metadata_text("beta", "1.0", ["evil"])
+        fake.file(wheel.filename).metadata = core_metadata("beta", "1.0", dependencies=["evil"])
         with pytest.raises(IntegrityError) as info:
             c.metadata(wheel)
     assert "does not match" in str(info.value)
@@ -357,7 +352,7 @@ def test_dynamic_or_legacy_sdist_metadata_is_built(fake: FakeIndex, cache: Cache
 
     def prepare_metadata(sdist: Path, *, client: IndexClient) -> str:
         calls.append(sdist.name)
-        return metadata_text("dyn", "1.0", ["alpha", "beta"])
+        return core_metadata("dyn", "1.0", dependencies=["alpha", "beta"])
 
     monkeypatch.setitem(sys.modules, "lockenv.build",
                         types.SimpleNamespace(prepare_metadata=prepare_metadata))
@@ -381,7 +376,7 @@ def test_metadata_that_disagrees_with_the_file_name_is_refused(fake: FakeIndex,
                                                                cache: Cache) -> None:
     with client(fake, cache) as c:
         wheel = wheel_of(c, "beta", "2.0")
-        fake.file(wheel.filename).metadata = metadata_text("beta", "9.9")
+        fake.file(wheel.filename).metadata = core_metadata("beta", "9.9")
         with pytest.raises(PackageIndexError) as info:
             c.metadata(wheel)
     assert wheel.filename in str(info.value) and "9.9" in str(info.value)

@@ -3,7 +3,6 @@ both APIs, the metadata chain step by step, faults, credentials, caching and pre
 
 from __future__ import annotations
 
-import io
 import sys
 import threading
 import types
@@ -12,22 +11,17 @@ from pathlib import Path
 
 import pytest
 from fixtures.index import IndexServer
+from helpers import verbose_reporter as verbose
 
 from lockenv.cache import Cache
 from lockenv.errors import PackageIndexError, IntegrityError, NetworkError, PackageNotFoundError
 from lockenv.index import IndexClient
 from lockenv.models import DistFile
-from lockenv.ui import TerminalReporter
 
 
 @pytest.fixture
 def cache(tmp_path: Path) -> Cache:
     return Cache(tmp_path / "cache")
-
-
-def verbose() -> tuple[TerminalReporter, io.StringIO]:
-    err = io.StringIO()
-    return TerminalReporter(verbose=True, out=io.StringIO(), err=err), err
 
 
 def paths(srv: IndexServer, method: str | None = None) -> list[str]:

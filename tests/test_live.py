@@ -27,7 +27,7 @@ from packaging.tags import Tag, compatible_tags, cpython_tags, mac_platforms
 from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
-from conftest import ROOT, run_lockenv
+from helpers import ROOT, run_lockenv
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -12,7 +12,7 @@ import pytest
 import tomlkit
 from packaging.pylock import Pylock
 
-from conftest import ROOT, run_lockenv
+from helpers import ROOT, run_lockenv
 from fixtures.index import IndexServer
 
 SCENARIOS = sorted((ROOT / "fixtures" / "scenarios").glob("*.toml"))

@@ -1,123 +1,14 @@
-"""`lockenv sync` end to end against the fixture index and real venvs, plus the helpers the other
-sync/verify/build tests import (projects locked against the fixture index, hand-written pylock
-files, looking inside a venv the way a user would)."""
+"""`lockenv sync` end to end against the fixture index and real venvs."""
 
 from __future__ import annotations
 
 import glob
 import json
-import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CliResult, run_lockenv
-
-
-def write_project(path: Path, dependencies: list[str], *, groups: dict[str, list[str]] | None = None,
-                  extras: dict[str, list[str]] | None = None, build_system: bool = False,
-                  default_groups: list[str] | None = None, name: str = "demo",
-                  requires_python: str = ">=3.10") -> Path:
-    lines = []
-    if build_system:
-        lines += ["[build-system]", 'requires = ["lockenv-fixture-backend"]',
-                  'build-backend = "lockenv_fixture_backend"', ""]
-    lines += ["[project]", f'name = "{name}"', 'version = "0.1"',
-              f'requires-python = "{requires_python}"',
-              "dependencies = [" + ", ".join(f'"{d}"' for d in dependencies) + "]"]
-    if extras:
-        lines.append("[project.optional-dependencies]")
-        lines += [f"{k} = [" + ", ".join(f'"{d}"' for d in v) + "]" for k, v in extras.items()]
-    if groups:
-        lines.append("[dependency-groups]")
-        lines += [f"{k} = [" + ", ".join(f'"{d}"' for d in v) + "]" for k, v in groups.items()]
-    if default_groups is not None:
-        lines += ["[tool.lockenv]", "default-groups = [" + ", ".join(f'"{g}"' for g in default_groups) + "]"]
-    path.mkdir(parents=True, exist_ok=True)
-    (path / "pyproject.toml").write_text("\n".join(lines) + "\n")
-    if build_system:
-        pkg = path / "src" / name
-        pkg.mkdir(parents=True, exist_ok=True)
-        (pkg / "__init__.py").write_text('__version__ = "0.1"\nGREETING = "hello"\n')
-    return path
-
-
-def env_for(srv: Any, **extra: str) -> dict[str, str]:
-    return {"LOCKENV_INDEX_URL": srv.json_url, **extra}
-
-
-def lock(project: Path, srv: Any) -> CliResult:
-    result = run_lockenv("lock", cwd=project, env=env_for(srv))
-    assert result.code == 0, result.output
-    return result
-
-
-def sync(project: Path, srv: Any, *args: str, **env: str) -> CliResult:
-    return run_lockenv("sync", *args, cwd=project, env=env_for(srv, **env))
-
-
-def site_packages(venv: Path) -> Path:
-    found = glob.glob(str(venv / "lib" / "python3.*" / "site-packages"))
-    assert len(found) == 1, found
-    return Path(found[0])
-
-
-def installed(venv: Path) -> dict[str, str]:
-    """name → version, from the dist-info directories (what `pip list` would show)."""
-    out = {}
-    for entry in sorted(site_packages(venv).glob("*.dist-info")):
-        name, _, version = entry.name[: -len(".dist-info")].partition("-")
-        out[name.lower().replace("_", "-")] = version
-    return out
-
-
-def snapshot(venv: Path) -> dict[str, tuple[int, bytes]]:
-    """Every file under the venv (relative path → (mode, content)), to prove nothing changed."""
-    out = {}
-    for root, dirs, files in os.walk(venv):
-        dirs[:] = [d for d in dirs if d != "__pycache__"]
-        for name in files:
-            path = Path(root) / name
-            if path.is_symlink():
-                out[str(path.relative_to(venv))] = (0, os.readlink(path).encode())
-            else:
-                out[str(path.relative_to(venv))] = (path.stat().st_mode, path.read_bytes())
-    return out
-
-
-def venv_python(project: Path, code: str) -> str:
-    proc = subprocess.run([str(project / ".venv" / "bin" / "python"), "-c", code],
-                          capture_output=True, text=True, cwd="/")
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout.strip()
-
-
-def handmade_lock(path: Path, srv: Any, pins: dict[str, str], *, kinds: dict[str, str] | None = None,
-                  requires_python: str = ">=3.10") -> Path:
-    """A minimal PEP 751 lock listing `pins` (name → version) with every fixture file of that
-    version, as another tool would write it (no [tool.lockenv])."""
-    kinds = kinds or {}
-    lines = ['lock-version = "1.0"', 'created-by = "hand"', f'requires-python = "{requires_python}"', ""]
-    for name, version in sorted(pins.items()):
-        lines += ["[[packages]]", f'name = "{name}"', f'version = "{version}"', f'index = "{srv.simple_url}"']
-        wheels, sdist = [], None
-        for filename, sha, size in srv.files(name):
-            if f"-{version}-" not in filename and not filename.endswith(f"-{version}.tar.gz"):
-                continue
-            entry = (f'{{ name = "{filename}", url = "{srv.file_url(name, filename)}", '
-                     f'size = {size}, hashes = {{ sha256 = "{sha}" }} }}')
-            if filename.endswith(".whl"):
-                wheels.append(entry)
-            else:
-                sdist = entry
-        if kinds.get(name) != "sdist" and wheels:
-            lines.append("wheels = [" + ", ".join(wheels) + "]")
-        if sdist and kinds.get(name) != "wheel":
-            lines.append(f"sdist = {sdist}")
-        lines.append("")
-    path.write_text("\n".join(lines))
-    return path
+from helpers import installed, lock, site_packages, snapshot, sync, venv_python, write_project
 
 
 # -- tests ------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_sync import lock, snapshot, sync, write_project
+from helpers import env_for, lock, run_lockenv, snapshot, sync, write_project
 
 PYENV_PYTHONS = sorted(glob.glob(f"{os.environ.get('PYENV_ROOT') or '/root/.pyenv'}/versions/3.*/bin/python3"))
 
@@ -59,9 +59,6 @@ def test_a_venv_path_that_is_a_file_is_a_clean_error(project: Path, index_server
 @pytest.mark.parametrize("command", ["sync", "lock --refresh", "verify"])
 def test_a_cache_dir_that_is_a_file_is_a_clean_error(project: Path, index_server: Any, tmp_path: Path,
                                                      command: str) -> None:
-    from conftest import run_lockenv
-    from test_sync import env_for
-
     write_project(project, ["gamma"])
     lock(project, index_server)
     assert sync(project, index_server).code == 0

@@ -3,22 +3,21 @@ failures, unsafe wheels, failed builds; a killed sync is repaired; two syncs ser
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import os
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import run_lockenv
-from test_sync import (
+from fixtures.builder import write_wheel
+from helpers import (
     env_for,
     handmade_lock,
     installed,
     lock,
+    run_lockenv,
     site_packages,
     snapshot,
     sync,
@@ -86,26 +85,6 @@ def test_a_network_failure_mid_download_leaves_the_venv_unchanged(project: Path,
         index_server.clear_faults()
 
 
-def _wheel(path: Path, name: str, files: dict[str, bytes], *, bad_record: bool = False) -> Path:
-    dist_info = f"{name}-1.0.dist-info"
-    members = dict(files)
-    members[f"{dist_info}/METADATA"] = f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n".encode()
-    members[f"{dist_info}/WHEEL"] = b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
-    record = []
-    for member, data in members.items():
-        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-        if bad_record and member.endswith(".py"):
-            digest = "A" * 43
-        record.append(f"{member},sha256={digest},{len(data)}")
-    record.append(f"{dist_info}/RECORD,,")
-    members[f"{dist_info}/RECORD"] = ("\n".join(record) + "\n").encode()
-    wheel = path / f"{name}-1.0-py3-none-any.whl"
-    with zipfile.ZipFile(wheel, "w") as zf:
-        for member, data in members.items():
-            zf.writestr(member, data)
-    return wheel
-
-
 def _path_lock(project: Path, wheel: Path) -> Path:
     sha = hashlib.sha256(wheel.read_bytes()).hexdigest()
     name = wheel.name.split("-")[0]
@@ -116,7 +95,7 @@ def _path_lock(project: Path, wheel: Path) -> Path:
 
 
 def test_unsafe_wheels_are_refused_before_anything_is_written(project: Path, tmp_path: Path) -> None:
-    evil = _wheel(project, "evil", {"evil/__init__.py": b"", "../../../../outside.py": b"x = 1\n"})
+    evil = write_wheel(project, "evil", {"evil/__init__.py": b"", "../../../../outside.py": b"x = 1\n"})
     lockfile = _path_lock(project, evil)
     result = run_lockenv("sync", "--lockfile", lockfile, cwd=project)
     assert result.code == 2
@@ -124,7 +103,7 @@ def test_unsafe_wheels_are_refused_before_anything_is_written(project: Path, tmp
     assert not (project / ".venv" / "outside.py").exists()
     assert not list(site_packages(project / ".venv").iterdir())
     evil.unlink()
-    tampered = _wheel(project, "tampered", {"tampered/__init__.py": b"print('hi')\n"}, bad_record=True)
+    tampered = write_wheel(project, "tampered", {"tampered/__init__.py": b"print('hi')\n"}, bad_record=True)
     lockfile = _path_lock(project, tampered)
     result = run_lockenv("sync", "--lockfile", lockfile, cwd=project)
     assert result.code == 2

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_sync import snapshot
-from test_sync_failures import _wheel
+from fixtures.builder import write_wheel
+from helpers import snapshot
 
 from lockenv.environment import ensure_venv, probe
 from lockenv.errors import SyncError
@@ -50,7 +50,7 @@ def _sync(venv_path: Path, wanted: list[Wanted]) -> None:
 def wheels(tmp_path: Path) -> dict[str, Path]:
     d = tmp_path / "wheels"
     d.mkdir()
-    return {n: _wheel(d, n, {f"{n}/__init__.py": f"NAME = {n!r}\n".encode(), f"{n}/sub/data.txt": b"x"})
+    return {n: write_wheel(d, n, {f"{n}/__init__.py": f"NAME = {n!r}\n".encode(), f"{n}/sub/data.txt": b"x"})
             for n in ("one", "two", "three")}
 
 
@@ -123,7 +123,7 @@ def _tool_wheel(tmp_path: Path) -> Path:
     (both name the venv's interpreter), next to plain modules."""
     d = tmp_path / "tool-wheels"
     d.mkdir(exist_ok=True)
-    return _wheel(d, "tool", {
+    return write_wheel(d, "tool", {
         "tool/__init__.py": b"def main():\n    print('tool says hi')\n",
         "tool/pkg/deep/data.txt": b"data\n",
         "tool-1.0.dist-info/entry_points.txt": b"[console_scripts]\ntool-hi = tool:main\n",

@@ -11,8 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import run_lockenv
-from test_sync import env_for, installed, venv_python, write_project
+from helpers import env_for, installed, run_lockenv, venv_python, write_project
 
 UV = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
 needs_uv = pytest.mark.skipif(UV is None, reason="uv is a test dependency; not installed here")

@@ -6,8 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from conftest import run_lockenv
-from test_sync import lock, venv_python, write_project
+from helpers import installed, lock, run_lockenv, sync, venv_python, write_project
 
 
 def test_build_requirements_come_from_the_index_the_lock_names(project: Path, index_server: Any) -> None:
@@ -24,7 +23,6 @@ def test_build_requirements_come_from_the_index_the_lock_names(project: Path, in
 
 
 def _seed_versions(venv: Path) -> dict[str, str]:
-    from test_sync import installed
 
     return {k: v for k, v in installed(venv).items() if k in ("pip", "setuptools", "wheel")}
 
@@ -40,7 +38,6 @@ def test_seed_packages_of_a_venv_made_with_python_m_venv_are_kept_and_listed(
                    env={"PATH": "/usr/bin:/bin", "PIP_CONFIG_FILE": "/dev/null"})
     seeds = _seed_versions(project / ".venv")
     assert "pip" in seeds, seeds
-    from test_sync import sync
 
     result = sync(project, index_server)
     assert result.code == 0, result.output
@@ -106,7 +103,6 @@ def _noisy_project(project: Path) -> Path:
 
 
 def test_a_successful_build_prints_nothing_of_the_backend_unless_verbose(project: Path, index_server: Any) -> None:
-    from test_sync import sync
 
     _noisy_project(project)
     lock(project, index_server)
@@ -127,7 +123,6 @@ def test_a_successful_build_prints_nothing_of_the_backend_unless_verbose(project
 
 def test_a_failed_editable_build_shows_the_backend_output_and_suggests_no_install_project(
         project: Path, index_server: Any) -> None:
-    from test_sync import installed, sync
 
     _noisy_project(project)
     lock(project, index_server)

@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from conftest import run_lockenv
-from test_sync import env_for, lock, site_packages, sync, write_project
+from helpers import env_for, lock, run_lockenv, site_packages, sync, write_project
 
 
 def verify(project: Path, srv: Any, *args: str):  # type: ignore[no-untyped-def]

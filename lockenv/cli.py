@@ -235,10 +235,10 @@ def verify(
     project: ProjectOpt = None,
 ) -> None:
     """Check every installed file against its RECORD and the installed set against the lock."""
-    from lockenv.ops.sync import SyncOptions, verify as do_verify
+    from lockenv.ops.verify import VerifyOptions, verify as do_verify
 
     g = _flags(ctx, quiet, verbose, project)
-    options = SyncOptions(
+    options = VerifyOptions(
         project=g.project,
         **_selection(extra, all_extras, group, only_group, no_default_groups, all_groups, lockfile),
     )
@@ -254,7 +254,7 @@ def _selection(
     all_groups: bool,
     lockfile: Path | None,
 ) -> dict[str, object]:
-    """The SyncOptions fields `sync` and `verify` share: what to select from which lock."""
+    """The Selection fields `sync` and `verify` share: what to select from which lock."""
     return {
         "extras": tuple(extra or ()),
         "all_extras": all_extras,

@@ -85,6 +85,26 @@ def load(project_dir: Path, *, environ: Mapping[str, str] | None = None) -> Proj
     return _Reader(path, text, data, env).spec()
 
 
+def static_version(pyproject: Path) -> str | None:
+    """`[project] version` when it is static (not listed in `dynamic`), normalised when valid;
+    None when it is dynamic, absent or the file is unreadable. Never raises: sync asks this of
+    directory entries (uv writes the project without a version) and they may not be projects."""
+    try:
+        data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    project = data.get("project", {})
+    version = project.get("version")
+    if isinstance(version, str) and "version" not in project.get("dynamic", []):
+        from packaging.version import InvalidVersion, Version
+
+        try:
+            return str(Version(version))
+        except InvalidVersion:
+            return version
+    return None
+
+
 def normalize_requirement(requirement: str | Requirement) -> str:
     """The one spelling lockenv stores and compares: PEP 503 name and extras, packaging's
     rendering of specifiers and markers. Raises InvalidRequirement."""

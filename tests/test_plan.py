@@ -116,3 +116,13 @@ def test_editable_install_of_a_locked_release_is_replaced() -> None:
     p = plan([want("alpha", "1.0")], [have("alpha", "1.0", editable_url="file:///src/alpha")])
     assert p.actions[0].kind == "reinstall"
     assert p.actions[0].reason == "installed editable; the lock has a release"
+
+
+def test_full_check_leaves_file_problems_to_the_caller_and_compares_the_rest_alike() -> None:
+    """verify's comparison: files were hashed and are reported one by one, so they decide no
+    action; a different archive is still found, with the cause as data."""
+    drifted = have("alpha", "1.0", archive_sha256="a" * 64, problems=("modified: alpha/x.py",))
+    assert plan([want("alpha", "1.0")], [drifted], full_check=True).is_empty
+    assert plan([want("alpha", "1.0")], [drifted]).actions[0].cause == "files"
+    other = plan([want("alpha", "1.0", sha="b" * 64)], [drifted], full_check=True)
+    assert [(a.kind, a.cause) for a in other.actions] == [("reinstall", "archive")]

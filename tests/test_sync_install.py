@@ -15,7 +15,7 @@ from helpers import snapshot
 from lockenv.environment import ensure_venv, probe
 from lockenv.errors import SyncError
 from lockenv.models import DistFile
-from lockenv.ops.sync import _own_runtime
+from lockenv.ops.wanted import own_runtime
 from lockenv.sync import apply as apply_mod
 from lockenv.sync.apply import apply, fetch, prepare
 from lockenv.sync.install import Stash, remove_distribution
@@ -113,9 +113,9 @@ def test_stash_rollback_restores_removed_files(tmp_path: Path, wheels: dict[str,
 
 
 def test_lockenv_runtime_is_protected_only_in_its_own_venv(tmp_path: Path) -> None:
-    own = _own_runtime(Path(sys.prefix))
+    own = own_runtime(Path(sys.prefix))
     assert {"lockenv", "packaging", "httpx", "installer"} <= own
-    assert _own_runtime(tmp_path) == set()
+    assert own_runtime(tmp_path) == set()
 
 
 def _tool_wheel(tmp_path: Path) -> Path:

@@ -1,4 +1,4 @@
-"""The `sync` and `verify` use cases: make the project's venv match the lock, or check that it does.
+"""The `sync` use case: make the project's venv match the lock.
 
 Lock freshness by default: a missing lock is an error (hint: `lockenv lock`); a stale one is
 relocked first (as `uv sync` does), `--locked` fails with the typed reasons instead, `--frozen`
@@ -12,7 +12,6 @@ small helpers: no httpx, resolvelib, installer or rich.
 from __future__ import annotations
 
 import os
-import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -21,29 +20,20 @@ from typing import Any
 from lockenv.cache import Bucket
 from lockenv.project import LOCK_NAME
 from lockenv.errors import BuildError, IntegrityError, LockfileError, StaleLockError, SyncError
+from lockenv.ops.wanted import Selection, own_runtime, python_request, select_all
+from lockenv.ops.wanted import lock_path as _lock_path
 
 
 
 @dataclass(frozen=True)
-class SyncOptions:
-    project: Path
+class SyncOptions(Selection):
+    """What to select (shared with verify) and how to sync it."""
+
     python: str | None = None
-    extras: tuple[str, ...] = ()
-    all_extras: bool = False
-    groups: tuple[str, ...] = ()
-    only_groups: tuple[str, ...] = ()
-    no_default_groups: bool = False
-    all_groups: bool = False
     inexact: bool = False
     dry_run: bool = False
     locked: bool = False
     frozen: bool = False
-    lockfile: Path | None = None
-    install_project: bool = True
-
-
-def _lock_path(options: SyncOptions) -> Path:
-    return options.lockfile or options.project / LOCK_NAME
 
 
 def _options_key(options: SyncOptions) -> str:
@@ -211,103 +201,13 @@ def _fail_if_stale(spec: Any, lock_path: Path) -> None:
         )
 
 
-def _project_wanted(spec: Any, options: SyncOptions) -> Any:
-    from lockenv.sync.selection import Wanted
-
-    if spec is None or not options.install_project or options.only_groups:
-        return None
-    if not spec.has_build_system:
-        return None
-    version = _static_version(Path(spec.pyproject))
-    return Wanted(spec.name, version, "directory", local_path=str(Path(spec.root)),
-                  editable=True, is_project=True)
-
-
-def _static_version(pyproject: Path) -> str | None:
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover
-        import tomli as tomllib
-    try:
-        data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    project = data.get("project", {})
-    version = project.get("version")
-    if isinstance(version, str) and "version" not in project.get("dynamic", []):
-        from packaging.version import InvalidVersion, Version
-
-        try:
-            return str(Version(version))
-        except InvalidVersion:
-            return version
-    return None
-
-
-def _own_runtime(venv: Path) -> set[str]:
-    """lockenv and what it needs, when the target venv is the one lockenv runs from."""
-    if os.path.realpath(venv) != os.path.realpath(sys.prefix):
-        return set()
-    from importlib import metadata
-
-    from packaging.requirements import Requirement
-    from packaging.utils import canonicalize_name
-
-    seen: set[str] = set()
-    todo = ["lockenv"]
-    while todo:
-        name = str(canonicalize_name(todo.pop()))
-        if name in seen:
-            continue
-        seen.add(name)
-        try:
-            requires = metadata.requires(name) or []
-        except metadata.PackageNotFoundError:
-            continue
-        for text in requires:
-            req = Requirement(text)
-            if req.marker is None or req.marker.evaluate({"extra": ""}):
-                todo.append(req.name)
-    return seen
-
-
-def _select_all(options: SyncOptions, spec: Any, lock: Any, probe: Any) -> list:
-    from lockenv.sync.selection import build_request, group_requirements_of, select
-
-    lock_path = _lock_path(options)
-    request = build_request(
-        lock, extras=options.extras, all_extras=options.all_extras, groups=options.groups,
-        only_groups=options.only_groups, no_default_groups=options.no_default_groups,
-        all_groups=options.all_groups,
-    )
-    wanted = select(lock, lock_path, request, markers=probe.markers, tags=probe.tag_objects(),
-                    project_root=options.project,
-                    group_requirements=group_requirements_of(lock_path) if request.only_groups else None)
-    project = _project_wanted(spec, options)
-    if not options.install_project:
-        wanted = [w for w in wanted if not w.is_project]
-    # uv writes the project as a directory entry without a version: take it from pyproject.toml.
-    wanted = [replace(w, version=_static_version(Path(w.local_path or "") / "pyproject.toml"))
-              if w.kind == "directory" and w.version is None else w for w in wanted]
-    if project is not None and not any(w.name == project.name for w in wanted):
-        wanted.append(project)
-    return wanted
-
-
-def _python_request(options: SyncOptions) -> tuple[str | None, str]:
-    """The interpreter asked for and where the request came from (for messages)."""
-    if options.python:
-        return options.python, "--python"
-    return os.environ.get("LOCKENV_PYTHON") or None, "LOCKENV_PYTHON"
-
-
 def _preflight_venv(options: SyncOptions, requires_python: str | None, reporter: Any) -> None:
     """Everything about the venv that can fail (no interpreter for the request, a venv path that
     is a file, a foreign venv that does not fit), checked before the lock is rewritten; nothing
     changes here. `requires_python` is what the relocked lock will say (pyproject.toml's)."""
     from lockenv.environment import plan_venv
 
-    request, source = _python_request(options)
+    request, source = python_request(options.python)
     plan_venv(options.project, request=request, requires_python=requires_python,
               reporter=reporter, source=source)
 
@@ -330,7 +230,7 @@ def _sync_locked(options: SyncOptions, *, reporter: Any, started: float) -> int:
     lock_path = _lock_path(options)
     lock = load_lock(lock_path)
     requires_python = str(lock.requires_python) if lock.requires_python else None
-    request, source = _python_request(options)
+    request, source = python_request(options.python)
     venv_plan = plan_venv(options.project, request=request, requires_python=requires_python,
                           reporter=reporter, source=source)
     if venv_plan.current is None:
@@ -338,7 +238,7 @@ def _sync_locked(options: SyncOptions, *, reporter: Any, started: float) -> int:
         # cannot serve this machine fails with the project unchanged.
         assert venv_plan.interpreter is not None
         probe = probe_interp(Path(venv_plan.interpreter.path), reporter)
-        _select_all(options, spec, lock, probe)
+        select_all(options, spec, lock, probe)
         if options.dry_run:
             if venv_plan.problem is not None:
                 reporter.status(f"Would recreate {venv_plan.path}: {venv_plan.problem}")
@@ -367,9 +267,9 @@ def _sync_locked(options: SyncOptions, *, reporter: Any, started: float) -> int:
                 suspects = repair(venv_dir, journal, probe=probe, reporter=reporter)
             removing = set(journal.get("removing", []))
         installed = scan(probe.site_dirs, check=True, suspect=suspects)
-    wanted = _select_all(options, spec, lock, probe)
+    wanted = select_all(options, spec, lock, probe)
     installed = _mark_stale_editable(installed, wanted)
-    protected = _own_runtime(venv_dir) if venv_dir else set()
+    protected = own_runtime(venv_dir) if venv_dir else set()
     sync_plan = plan(wanted, installed, exact=not options.inexact, protected=protected)
     if removing and options.inexact:  # finish removals an interrupted sync started
         from lockenv.sync.plan import Action, SyncPlan
@@ -546,10 +446,3 @@ def _apply(sync_plan: Any, *, options: SyncOptions, spec: Any, probe: Any, venv_
         for c in clients:
             c.close()
 
-
-# -- verify -----------------------------------------------------------------------------------
-def verify(options: SyncOptions, *, reporter: Any) -> int:
-    """Check every installed file against RECORD and the installed set against the lock."""
-    from lockenv.sync.verify import verify_environment
-
-    return verify_environment(options, reporter=reporter)

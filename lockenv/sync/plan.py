@@ -19,6 +19,11 @@ SEED_KEPT = "seed package, kept"
 
 KINDS = ("install", "upgrade", "downgrade", "reinstall", "remove", "keep")
 
+CAUSES = ("twice", "files", "editable", "release", "archive")
+"""Why a reinstall: installed more than once; files differ from RECORD (or an interrupted sync
+touched it); not installed editable from the lock's directory; installed editable where the
+lock has a release; installed from another archive than the lock's."""
+
 
 @dataclass(frozen=True)
 class Action:
@@ -32,6 +37,9 @@ class Action:
     installed: tuple[Installed, ...] = ()
     """The installed distributions this replaces or removes (several if a name is installed
     twice)."""
+    cause: str = ""
+    """Which difference decided a reinstall, as data (one of CAUSES), so that `verify` words
+    the same finding its own way without comparing again."""
 
     @property
     def old_version(self) -> str | None:
@@ -108,7 +116,7 @@ def _version_key(version: str) -> object:
 
 
 def plan(wanted: Sequence[Wanted], installed: Sequence[Installed], *, exact: bool = True,
-         protected: Collection[str] = ()) -> SyncPlan:
+         protected: Collection[str] = (), full_check: bool = False) -> SyncPlan:
     """Compare what the lock selects with what is installed.
 
     - not installed → install; another version → upgrade/downgrade;
@@ -117,6 +125,9 @@ def plan(wanted: Sequence[Wanted], installed: Sequence[Installed], *, exact: boo
     - installed but not selected → remove when `exact`, else keep; names in `protected`
       (lockenv's own runtime, when syncing the venv lockenv runs from) and seed packages
       (pip, setuptools, wheel) are always kept.
+
+    `full_check` is verify's comparison: the caller hashed every file and reports each one by
+    name, so file problems do not decide an action here; every other fact is compared alike.
     """
     by_name: dict[str, list[Installed]] = {}
     for dist in installed:
@@ -126,7 +137,7 @@ def plan(wanted: Sequence[Wanted], installed: Sequence[Installed], *, exact: boo
     for want in wanted:
         wanted_names.add(want.name)
         have = tuple(by_name.get(want.name, ()))
-        actions.append(_compare(want, have))
+        actions.append(_compare(want, have, full_check=full_check))
     for name in sorted(set(by_name) - wanted_names):
         have = tuple(by_name[name])
         if name in protected:
@@ -142,13 +153,14 @@ def plan(wanted: Sequence[Wanted], installed: Sequence[Installed], *, exact: boo
     return SyncPlan(tuple(actions))
 
 
-def _compare(want: Wanted, have: tuple[Installed, ...]) -> Action:
+def _compare(want: Wanted, have: tuple[Installed, ...], *, full_check: bool) -> Action:
     if not have:
         reason = "the project, editable" if want.is_project else "not installed"
         return Action("install", want.name, reason, want, have)
     if len(have) > 1:
         versions = ", ".join(d.version for d in have)
-        return Action("reinstall", want.name, f"installed {len(have)} times ({versions})", want, have)
+        return Action("reinstall", want.name, f"installed {len(have)} times ({versions})", want, have,
+                      "twice")
     dist = have[0]
     if want.version and dist.version != want.version:
         old, new = _version_key(dist.version), _version_key(want.version)
@@ -156,22 +168,23 @@ def _compare(want: Wanted, have: tuple[Installed, ...]) -> Action:
         if old is not None and new is not None and new < old:  # type: ignore[operator]
             kind = "downgrade"
         return Action(kind, want.name, f"lock has {want.version}, {dist.version} installed", want, have)
-    if dist.problems:
+    if dist.problems and not full_check:
         shown = "; ".join(dist.problems[:3])
         more = f" and {len(dist.problems) - 3} more" if len(dist.problems) > 3 else ""
-        return Action("reinstall", want.name, shown + more, want, have)
+        return Action("reinstall", want.name, shown + more, want, have, "files")
     if want.kind == "directory":
         url = Path(want.local_path or "").as_uri()
         if want.editable:
             if dist.editable_url != url:
                 return Action("reinstall", want.name, f"not installed editable from {want.local_path}",
-                              want, have)
+                              want, have, "editable")
             return Action("keep", want.name, "editable install up to date", want, have)
         return Action("keep", want.name, "installed from the directory", want, have)
     if dist.editable_url is not None:
-        return Action("reinstall", want.name, "installed editable; the lock has a release", want, have)
+        return Action("reinstall", want.name, "installed editable; the lock has a release", want, have,
+                      "release")
     if dist.archive_sha256 and want.sha256 and dist.archive_sha256 != want.sha256:
         return Action("reinstall", want.name,
                       f"installed from another archive than the lock's (sha256 {dist.archive_sha256[:12]}…)",
-                      want, have)
+                      want, have, "archive")
     return Action("keep", want.name, "up to date", want, have)

@@ -1,0 +1,117 @@
+"""What the lock should put in the venv, shared by `sync` and `verify`: the selection options
+(extras, groups, which lock), the lock's path, the project's own editable entry, lockenv's own
+runtime (kept when syncing the venv lockenv runs from) and the interpreter request.
+
+Stdlib-only at import time: `fastpath` reaches `ops.sync`, and with it this module, before the
+CLI framework loads.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lockenv.project import LOCK_NAME
+
+if TYPE_CHECKING:
+    from packaging.pylock import Pylock
+
+    from lockenv.environment import Probe
+    from lockenv.models import ProjectSpec
+    from lockenv.sync.selection import Wanted
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What to select from which lock: the options `sync` and `verify` share."""
+
+    project: Path
+    extras: tuple[str, ...] = ()
+    all_extras: bool = False
+    groups: tuple[str, ...] = ()
+    only_groups: tuple[str, ...] = ()
+    no_default_groups: bool = False
+    all_groups: bool = False
+    lockfile: Path | None = None
+    install_project: bool = True
+
+
+def lock_path(options: Selection) -> Path:
+    return options.lockfile or options.project / LOCK_NAME
+
+
+def python_request(python: str | None) -> tuple[str | None, str]:
+    """The interpreter asked for and where the request came from (for messages)."""
+    if python:
+        return python, "--python"
+    return os.environ.get("LOCKENV_PYTHON") or None, "LOCKENV_PYTHON"
+
+
+def own_runtime(venv: Path) -> set[str]:
+    """lockenv and what it needs, when the target venv is the one lockenv runs from."""
+    if os.path.realpath(venv) != os.path.realpath(sys.prefix):
+        return set()
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    seen: set[str] = set()
+    todo = ["lockenv"]
+    while todo:
+        name = str(canonicalize_name(todo.pop()))
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            requires = metadata.requires(name) or []
+        except metadata.PackageNotFoundError:
+            continue
+        for text in requires:
+            req = Requirement(text)
+            if req.marker is None or req.marker.evaluate({"extra": ""}):
+                todo.append(req.name)
+    return seen
+
+
+def project_wanted(spec: ProjectSpec | None, options: Selection) -> Wanted | None:
+    """The project itself, installed editable, when it has a build system and is asked for."""
+    from lockenv.manifest import static_version
+    from lockenv.sync.selection import Wanted
+
+    if spec is None or not options.install_project or options.only_groups:
+        return None
+    if not spec.has_build_system:
+        return None
+    version = static_version(Path(spec.pyproject))
+    return Wanted(spec.name, version, "directory", local_path=str(Path(spec.root)),
+                  editable=True, is_project=True)
+
+
+def select_all(options: Selection, spec: ProjectSpec | None, lock: Pylock,
+               probe: Probe) -> list[Wanted]:
+    """Everything the lock selects for the interpreter `probe` describes, with the project."""
+    from lockenv.manifest import static_version
+    from lockenv.sync.selection import build_request, group_requirements_of, select
+
+    path = lock_path(options)
+    request = build_request(
+        lock, extras=options.extras, all_extras=options.all_extras, groups=options.groups,
+        only_groups=options.only_groups, no_default_groups=options.no_default_groups,
+        all_groups=options.all_groups,
+    )
+    wanted = select(lock, path, request, markers=probe.markers, tags=probe.tag_objects(),
+                    project_root=options.project,
+                    group_requirements=group_requirements_of(path) if request.only_groups else None)
+    project = project_wanted(spec, options)
+    if not options.install_project:
+        wanted = [w for w in wanted if not w.is_project]
+    # uv writes the project as a directory entry without a version: take it from pyproject.toml.
+    wanted = [replace(w, version=static_version(Path(w.local_path or "") / "pyproject.toml"))
+              if w.kind == "directory" and w.version is None else w for w in wanted]
+    if project is not None and not any(w.name == project.name for w in wanted):
+        wanted.append(project)
+    return wanted

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, NoReturn, Optional
+from typing import Annotated, Any, NoReturn, Optional
 
 import typer
 
@@ -264,6 +264,94 @@ def _selection(
         "all_groups": all_groups,
         "lockfile": lockfile.resolve() if lockfile else None,
     }
+
+
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print one JSON document on stdout (keys: see the README).")
+]
+
+
+def _examples(*lines: str) -> str:
+    """A help epilog: the examples, one per line (\\b keeps click from rewrapping them)."""
+    return "Examples:\n\n\b\n" + "\n".join(f"  {line}" for line in lines)
+
+
+def _query(ctx: typer.Context, func, options, render) -> NoReturn:  # type: ignore[no-untyped-def]
+    """Run a query use case and render its result; `render` returns the exit code."""
+
+    def call(*, reporter: Reporter) -> int:
+        return int(render(func(options, reporter=reporter), reporter) or 0)
+
+    _run(ctx, call)
+
+
+@app.command(epilog=_examples(
+    "lockenv tree                      # everything the project needs",
+    "lockenv tree --package beta -i    # who needs beta, up to the project",
+    "lockenv tree --depth 1 --json     # direct dependencies, as JSON",
+))
+def tree(
+    ctx: typer.Context,
+    package: Annotated[
+        Optional[str],
+        typer.Option("--package", "-p", metavar="NAME", help="Start from this package (every locked version of it)."),
+    ] = None,
+    invert: Annotated[
+        bool, typer.Option("--invert", "-i", help="Show who depends on each package, up to the project.")
+    ] = False,
+    depth: Annotated[
+        Optional[int], typer.Option("--depth", "-d", metavar="N", min=0, help="Show at most N levels.")
+    ] = None,
+    json_: JsonOpt = False,
+    lockfile: LockfileOpt = None,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+    project: ProjectOpt = None,
+) -> None:
+    """Show the dependency tree of pylock.toml (no network, no venv), with versions and the
+    marker of every conditional edge."""
+    from lockenv.ops.tree import TreeOptions, tree as do_tree
+    from lockenv import render
+
+    g = _flags(ctx, quiet, verbose, project)
+    options = TreeOptions(project=g.project, package=package, invert=invert, depth=depth,
+                          lockfile=lockfile.resolve() if lockfile else None)
+    _query(ctx, do_tree, options,
+           lambda result, reporter: render.write_json(result) if json_ else render.print_tree(result))
+
+
+@app.command(epilog=_examples(
+    "lockenv why gamma          # every path from the project to gamma",
+    "lockenv why gamma --json   # the same, as JSON",
+))
+def why(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The package to explain.")],
+    json_: JsonOpt = False,
+    lockfile: LockfileOpt = None,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+    project: ProjectOpt = None,
+) -> None:
+    """Show every path from the project (its dependencies, extras and groups) to NAME, with the
+    markers on the way; exit 1 when NAME is not in the lock."""
+    from lockenv.ops.tree import TreeOptions, why as do_why
+    from lockenv import render
+
+    g = _flags(ctx, quiet, verbose, project)
+    options = TreeOptions(project=g.project, package=name,
+                          lockfile=lockfile.resolve() if lockfile else None)
+
+    def show(result: Any, reporter: Reporter) -> int:
+        if json_:
+            render.write_json(result, found=result.found)
+        elif result.found:
+            render.print_why(result)
+        if not result.found:
+            reporter.status(f"`{name}` is not in {Path(result.lockfile).name}")
+        return 0 if result.found else 1
+
+    _query(ctx, do_why, options, show)
 
 
 def main() -> None:

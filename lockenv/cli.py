@@ -84,6 +84,10 @@ def _flags(ctx: typer.Context, quiet: bool, verbose: bool, project: Path | None 
 def _run(ctx: typer.Context, func, *args, **kwargs) -> NoReturn:  # type: ignore[no-untyped-def]
     """Call a use case; turn LockenvError into a message and an exit code."""
     g: Globals = ctx.obj
+    if ctx.find_root().invoked_subcommand != "cache":
+        from lockenv.ops.cache import hold_in_use
+
+        hold_in_use()  # `cache clean/prune` leave alone what a running lockenv may be using
     try:
         code = func(*args, reporter=g.reporter, **kwargs)
     except LockenvError as exc:  # a user-facing error: its message is the whole story
@@ -276,7 +280,7 @@ def _examples(*lines: str) -> str:
     return "Examples:\n\n\b\n" + "\n".join(f"  {line}" for line in lines)
 
 
-def _query(ctx: typer.Context, func, options, render) -> NoReturn:  # type: ignore[no-untyped-def]
+def _query(ctx: typer.Context, func: Any, options: Any, render: Any) -> NoReturn:
     """Run a query use case and render its result; `render` returns the exit code."""
 
     def call(*, reporter: Reporter) -> int:
@@ -352,6 +356,118 @@ def why(
         return 0 if result.found else 1
 
     _query(ctx, do_why, options, show)
+
+
+@app.command(epilog=_examples(
+    "lockenv export -o requirements.txt             # what sync installs, for pip",
+    "lockenv export --only-group dev > dev.txt      # one group, nothing else",
+    "pip install --require-hashes --no-deps -r requirements.txt",
+))
+def export(
+    ctx: typer.Context,
+    format_: Annotated[
+        str, typer.Option("--format", metavar="FORMAT", help="The output format: requirements.txt.")
+    ] = "requirements.txt",
+    output: Annotated[
+        Optional[Path], typer.Option("--output", "-o", metavar="FILE", help="Write to FILE instead of stdout.")
+    ] = None,
+    extra: ExtraOpt = None,
+    all_extras: Annotated[bool, typer.Option("--all-extras", help="Include every extra.")] = False,
+    group: GroupOpt = None,
+    only_group: OnlyGroupOpt = None,
+    no_default_groups: Annotated[
+        bool, typer.Option("--no-default-groups", help="Leave out the default groups.")
+    ] = False,
+    all_groups: Annotated[bool, typer.Option("--all-groups", help="Include every group.")] = False,
+    lockfile: LockfileOpt = None,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+    project: ProjectOpt = None,
+) -> None:
+    """Export the lock as a hashed requirements file: one `name==version ; marker` line per
+    package the options select, with the sha256 of every file, for `pip install
+    --require-hashes --no-deps -r FILE` on any machine the lock serves."""
+    from lockenv.ops.export import ExportOptions, export as do_export
+
+    g = _flags(ctx, quiet, verbose, project)
+    options = ExportOptions(
+        project=g.project, format=format_, output=output.resolve() if output else None,
+        extras=tuple(extra or ()), all_extras=all_extras, groups=tuple(group or ()),
+        only_groups=tuple(only_group or ()), no_default_groups=no_default_groups,
+        all_groups=all_groups, lockfile=lockfile.resolve() if lockfile else None,
+    )
+
+    def show(result: Any, reporter: Reporter) -> int:
+        if result.output is None:
+            sys.stdout.write(result.text)
+            sys.stdout.flush()
+        return 0
+
+    _query(ctx, do_export, options, show)
+
+
+cache_app = typer.Typer(
+    name="cache", help="Show, clean or prune lockenv's cache.", no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(cache_app)
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return f"{n} B"
+
+
+def _show_removed(result: Any, reporter: Reporter, verb: str) -> int:
+    for r in result.removed:
+        reporter.debug(f"removed {r.path} ({r.why})")
+    reporter.status(f"{verb} {len(result.removed)} entr{'y' if len(result.removed) == 1 else 'ies'}, "
+                    f"freed {_size(result.freed)} in {result.root}")
+    if result.kept_busy:
+        reporter.status(f"Kept {result.kept_busy} entr{'y' if result.kept_busy == 1 else 'ies'} "
+                        "another lockenv process may be using; prune again when it is done")
+    return 0
+
+
+@cache_app.command("dir", epilog=_examples("lockenv cache dir", "du -sh \"$(lockenv cache dir)\""))
+def cache_dir(ctx: typer.Context) -> None:
+    """Print the cache directory (LOCKENV_CACHE_DIR, else the platform's user cache directory)."""
+    from lockenv.ops.cache import CacheOptions, cache_dir as do_dir
+
+    _query(ctx, do_dir, CacheOptions(), lambda result, reporter: print(result))
+
+
+@cache_app.command("clean", epilog=_examples(
+    "lockenv cache clean          # everything",
+    "lockenv cache clean numpy    # one package's pages, files, metadata and unpacked wheels",
+))
+def cache_clean(
+    ctx: typer.Context,
+    names: Annotated[Optional[list[str]], typer.Argument(metavar="[NAME]...", help="Only these packages.")] = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Remove the whole cache, or every entry of the named packages. Waits for other lockenv
+    processes using the cache to finish."""
+    from lockenv.ops.cache import CacheOptions, clean as do_clean
+
+    _flags(ctx, False, verbose)
+    _query(ctx, do_clean, CacheOptions(names=tuple(names or ())),
+           lambda result, reporter: _show_removed(result, reporter, "Removed"))
+
+
+@cache_app.command("prune", epilog=_examples("lockenv cache prune", "lockenv cache prune -v   # list what goes"))
+def cache_prune(ctx: typer.Context, verbose: VerboseOpt = False) -> None:
+    """Remove what no lock can use any more: buckets of older lockenv versions, temporary files
+    of killed runs, unpacked wheels no venv links to, install records of those, unfinished build
+    environments, index pages older than a week, parsed-lock and probe entries. Safe while
+    other lockenv processes run (it leaves what they may be using)."""
+    from lockenv.ops.cache import CacheOptions, prune as do_prune
+
+    _flags(ctx, False, verbose)
+    _query(ctx, do_prune, CacheOptions(), lambda result, reporter: _show_removed(result, reporter, "Pruned"))
 
 
 def main() -> None:

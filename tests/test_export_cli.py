@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
-from conftest import run_lockenv
+from helpers import run_lockenv
 from fixtures.index import IndexServer
 
 PYPROJECT = """\

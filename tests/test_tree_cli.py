@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_lockenv
+from helpers import run_lockenv
 from fixtures.index import IndexServer
 
 PYPROJECT = """\

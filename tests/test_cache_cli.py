@@ -1,0 +1,130 @@
+"""`lockenv cache dir | clean | prune` through the CLI: prune after a sync killed mid-download,
+prune beside another running lockenv process, unpacked trees linked from a venv kept, clean of
+one package or of everything."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from fixtures.index import IndexServer
+from helpers import env_for, installed, lock, run_lockenv, sync, write_project
+
+
+def cache_root() -> Path:
+    return Path(os.environ["LOCKENV_CACHE_DIR"])
+
+
+def trees() -> set[str]:
+    return {p.name for p in (cache_root() / "unpacked-v1").glob("*/*") if not p.name.startswith(".")}
+
+
+def synced(path: Path, srv: IndexServer, deps: list[str]) -> Path:
+    project = write_project(path, deps)
+    lock(project, srv)
+    r = sync(project, srv)
+    assert r.code == 0, r.output
+    return project
+
+
+def test_cache_dir_prints_the_cache_directory(tmp_path: Path) -> None:
+    r = run_lockenv("cache", "dir", cwd=tmp_path)
+    assert r.code == 0, r.output
+    assert r.stdout == f"{cache_root()}\n"
+
+
+def test_prune_after_a_killed_sync_then_sync_works(tmp_path: Path, index_server: IndexServer) -> None:
+    kept = synced(tmp_path / "kept", index_server, ["alpha"])
+    kept_trees = trees()
+    dropped = synced(tmp_path / "dropped", index_server, ["werky"])
+    shutil.rmtree(dropped / ".venv")  # werky's tree is now linked from no venv
+    assert trees() > kept_trees
+
+    victim = write_project(tmp_path / "victim", ["marked", "timely"])
+    lock(victim, index_server)
+    index_server.inject("timely", "slow", delay=60)
+    proc = subprocess.Popen([sys.executable, "-m", "lockenv", "sync"], cwd=victim,
+                            env={**os.environ, **env_for(index_server)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(cache_root().rglob(".download-*.tmp")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert list(cache_root().rglob(".download-*.tmp")), "the sync never started its download"
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    index_server.clear_faults()
+    (cache_root() / "pages-v0").mkdir()  # a bucket of an older lockenv
+
+    r = run_lockenv("cache", "prune", "-v", cwd=tmp_path)
+    assert r.code == 0, r.output
+    assert "left by a process that did not finish" in r.stderr
+    assert "a bucket no lockenv version reads any more" in r.stderr
+    assert "Pruned " in r.stderr and "freed" in r.stderr
+    assert not list(cache_root().rglob(".download-*.tmp"))
+    assert not (cache_root() / "pages-v0").exists()
+    assert trees() == kept_trees, "only the tree no venv links to goes"
+
+    assert run_lockenv("verify", cwd=kept, env=env_for(index_server)).code == 0
+    r = sync(victim, index_server)
+    assert r.code == 0, r.output
+    assert {"marked", "timely"} <= set(installed(victim / ".venv"))
+    r = sync(dropped, index_server)
+    assert r.code == 0, r.output
+
+
+def test_prune_beside_another_lockenv_process(tmp_path: Path, index_server: IndexServer) -> None:
+    project = synced(tmp_path / "p", index_server, ["werky"])
+    shutil.rmtree(project / ".venv")
+    unlinked = trees()
+    files = cache_root() / "files-v1"
+    fresh, old = files / ".download-fresh.tmp", files / ".download-old.tmp"
+    fresh.write_bytes(b"being written")
+    old.write_bytes(b"left an hour ago")
+    os.utime(old, (time.time() - 3600, time.time() - 3600))
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from lockenv.ops.cache import hold_in_use; hold_in_use(); "
+                               "print('holding', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "holding\n"
+        r = run_lockenv("cache", "prune", cwd=tmp_path)
+        assert r.code == 0, r.output
+        assert "another lockenv process may be using" in r.stderr
+        assert fresh.exists() and not old.exists()
+        assert trees() == unlinked
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait()
+    r = run_lockenv("cache", "prune", cwd=tmp_path)
+    assert r.code == 0, r.output
+    assert "another lockenv process" not in r.stderr
+    assert not fresh.exists() and trees() == set()
+
+
+def test_clean_one_package_then_everything(tmp_path: Path, index_server: IndexServer) -> None:
+    project = synced(tmp_path / "p", index_server, ["alpha"])
+    pages = cache_root() / "pages-v1"
+    assert {p.stem for p in pages.glob("*/*.json")} >= {"alpha", "beta", "gamma"}
+    r = run_lockenv("cache", "clean", "Gamma", cwd=tmp_path)
+    assert r.code == 0, r.output
+    assert "Removed " in r.stderr
+    names = {p.stem for p in pages.glob("*/*.json")}
+    assert "gamma" not in names and {"alpha", "beta"} <= names
+    left = [f.name for f in (cache_root() / "files-v1").glob("*/*/*")]
+    assert left and not any(n.startswith("gamma") for n in left)
+    assert any(n.startswith("alpha") for n in left)
+
+    r = run_lockenv("cache", "clean", cwd=tmp_path)
+    assert r.code == 0, r.output
+    assert [p.name for p in cache_root().iterdir()] == ["locks"]
+    # the venv's files are its own hard links: it still verifies, and syncs again from nothing
+    assert run_lockenv("verify", cwd=project, env=env_for(index_server)).code == 0

@@ -392,9 +392,7 @@ def export(
     g = _flags(ctx, quiet, verbose, project)
     options = ExportOptions(
         project=g.project, format=format_, output=output.resolve() if output else None,
-        extras=tuple(extra or ()), all_extras=all_extras, groups=tuple(group or ()),
-        only_groups=tuple(only_group or ()), no_default_groups=no_default_groups,
-        all_groups=all_groups, lockfile=lockfile.resolve() if lockfile else None,
+        **_selection(extra, all_extras, group, only_group, no_default_groups, all_groups, lockfile),  # type: ignore[arg-type]
     )
 
     def show(result: Any, reporter: Reporter) -> int:
@@ -404,6 +402,40 @@ def export(
         return 0
 
     _query(ctx, do_export, options, show)
+
+
+@app.command(epilog=_examples(
+    "lockenv outdated          # what has newer releases",
+    "lockenv outdated --json   # every locked package, as JSON",
+))
+def outdated(
+    ctx: typer.Context,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+    project: ProjectOpt = None,
+) -> None:
+    """For each locked package: the locked version, the newest the project's requirements allow
+    (what `lock --upgrade` would choose) and the newest on the index. Writes nothing; exit 0."""
+    from lockenv.ops.outdated import OutdatedOptions, outdated as do_outdated
+    from lockenv import render
+
+    g = _flags(ctx, quiet, verbose, project)
+
+    def show(result: Any, reporter: Reporter) -> int:
+        if json_:
+            render.write_json(render.outdated_document(result))
+            return 0
+        for line in render.outdated_lines(result):
+            reporter.data(line)
+        n = sum(1 for p in result.packages if p.outdated or p.upgradable)
+        total = len(result.packages)
+        reporter.status(f"{n} of {total} locked package{'s' if total != 1 else ''} "
+                        f"{'has' if n == 1 else 'have'} a newer release" if n else
+                        f"All {total} locked packages are at the newest release")
+        return 0
+
+    _query(ctx, do_outdated, OutdatedOptions(project=g.project), show)
 
 
 cache_app = typer.Typer(

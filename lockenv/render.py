@@ -99,3 +99,31 @@ def print_why(why: Any, out: TextIO | None = None) -> None:
     for line in why_lines(why, _fancy(stream)):
         stream.write(line + "\n")
     stream.flush()
+
+
+def outdated_document(result: Any) -> dict[str, Any]:
+    """`outdated --json`: every locked package, with `outdated` (a newer release exists) and
+    `upgradable` (the requirements allow a newer one)."""
+    return {
+        "lockfile": result.lockfile,
+        "index_url": result.index_url,
+        "packages": [
+            {"name": p.name, "locked": p.locked, "marker": p.marker, "allowed": p.allowed,
+             "latest": p.latest, "outdated": p.outdated, "upgradable": p.upgradable}
+            for p in result.packages
+        ],
+    }
+
+
+def outdated_lines(result: Any) -> Iterator[str]:
+    """A table of the packages with a newer release (allowed or not); nothing when none has."""
+    forked = {p.name for p in result.packages if sum(q.name == p.name for q in result.packages) > 1}
+    rows = [(p.name + (f" ; {p.marker}" if p.marker and p.name in forked else ""), p.locked,
+             p.allowed or "-", p.latest or "-")
+            for p in result.packages if p.outdated or p.upgradable]
+    if not rows:
+        return
+    head = ("Package", "Locked", "Allowed", "Latest")
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(4)]
+    for row in [head, *rows]:
+        yield "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip()

@@ -16,23 +16,17 @@ from pathlib import Path
 from typing import Any
 
 from lockenv.errors import LockfileError, SyncError
-from lockenv.project import LOCK_NAME
+from lockenv.ops.wanted import Selection, lock_path
 
 FORMATS = ("requirements.txt",)
 
 
 @dataclass(frozen=True)
-class ExportOptions:
-    project: Path
+class ExportOptions(Selection):
+    """sync's selection options (ops/wanted.py), plus the format and where to write."""
+
     format: str = "requirements.txt"
     output: Path | None = None
-    extras: tuple[str, ...] = ()
-    all_extras: bool = False
-    groups: tuple[str, ...] = ()
-    only_groups: tuple[str, ...] = ()
-    no_default_groups: bool = False
-    all_groups: bool = False
-    lockfile: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -66,7 +60,7 @@ def export(options: ExportOptions, *, reporter: Any) -> Export:
     from lockenv.lockfile import load, read_inputs
     from lockenv.sync.selection import build_request
 
-    path = options.lockfile or options.project / LOCK_NAME
+    path = lock_path(options)
     lock = load(path)
     request = build_request(lock, extras=options.extras, all_extras=options.all_extras,
                             groups=options.groups, only_groups=options.only_groups,

@@ -129,6 +129,28 @@ LockfileOpt = Annotated[
 ]
 
 
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print one JSON document on stdout (keys: see the README).")
+]
+
+
+def _json_sink(g: Globals, wanted: bool) -> Any:
+    """For --json: data lines move to stderr, and the use case's result, when it hands one
+    over, is printed on stdout as one JSON document."""
+    if not wanted:
+        return None
+    from lockenv import render
+
+    if isinstance(g.reporter, TerminalReporter):
+        g.reporter.out = sys.stderr
+    return render.write_json
+
+
+def _usage_error(ctx: typer.Context, message: str) -> NoReturn:
+    print(f"error: {message}", file=sys.stderr)
+    raise typer.Exit(2)
+
+
 @app.command()
 def lock(
     ctx: typer.Context,
@@ -152,6 +174,9 @@ def lock(
     refresh: Annotated[
         bool, typer.Option("--refresh", help="Fetch index pages again instead of using the cache.")
     ] = False,
+    json_: Annotated[
+        bool, typer.Option("--json", help="With --check: print the finding as JSON on stdout (keys: see the README).")
+    ] = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
     project: ProjectOpt = None,
@@ -168,7 +193,9 @@ def lock(
         exclude_newer=exclude_newer,
         refresh=refresh,
     )
-    _run(ctx, do_lock, options)
+    if json_ and not check:
+        _usage_error(ctx, "--json goes with --check (the finding as JSON)")
+    _run(ctx, do_lock, options, on_result=_json_sink(g, json_))
 
 
 @app.command()
@@ -201,6 +228,9 @@ def sync(
     no_install_project: Annotated[
         bool, typer.Option("--no-install-project", help="Do not install the project itself.")
     ] = False,
+    json_: Annotated[
+        bool, typer.Option("--json", help="With --dry-run: print the plan as JSON on stdout (keys: see the README).")
+    ] = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
     project: ProjectOpt = None,
@@ -219,7 +249,9 @@ def sync(
         install_project=not no_install_project,
         **_selection(extra, all_extras, group, only_group, no_default_groups, all_groups, lockfile),
     )
-    _run(ctx, do_sync, options)
+    if json_ and not dry_run:
+        _usage_error(ctx, "--json goes with --dry-run (the plan as JSON)")
+    _run(ctx, do_sync, options, on_result=_json_sink(g, json_))
 
 
 @app.command()
@@ -234,6 +266,7 @@ def verify(
     ] = False,
     all_groups: Annotated[bool, typer.Option("--all-groups", help="Include every group.")] = False,
     lockfile: LockfileOpt = None,
+    json_: JsonOpt = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
     project: ProjectOpt = None,
@@ -246,7 +279,7 @@ def verify(
         project=g.project,
         **_selection(extra, all_extras, group, only_group, no_default_groups, all_groups, lockfile),
     )
-    _run(ctx, do_verify, options)
+    _run(ctx, do_verify, options, on_result=_json_sink(g, json_))
 
 
 def _selection(
@@ -268,11 +301,6 @@ def _selection(
         "all_groups": all_groups,
         "lockfile": lockfile.resolve() if lockfile else None,
     }
-
-
-JsonOpt = Annotated[
-    bool, typer.Option("--json", help="Print one JSON document on stdout (keys: see the README).")
-]
 
 
 def _examples(*lines: str) -> str:

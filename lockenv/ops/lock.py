@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from lockenv.errors import LockfileError, ManifestError, StaleLockError
+from lockenv.ops import reports
 from lockenv.ui import Reporter
 
 
@@ -71,8 +72,9 @@ def is_noop(project: Path) -> bool:
     return spec.requires_python_declared and not reasons
 
 
-def lock(options: LockOptions, *, reporter: Reporter) -> int:
-    """Resolve and write pylock.toml; no network and no write when the inputs are unchanged."""
+def lock(options: LockOptions, *, reporter: Reporter, on_result: Any = None) -> int:
+    """Resolve and write pylock.toml; no network and no write when the inputs are unchanged.
+    `on_result` receives `--check`'s finding as data (`ops.reports.LockCheck`, for --json)."""
     from lockenv import lockfile
 
     started = time.perf_counter()
@@ -84,6 +86,8 @@ def lock(options: LockOptions, *, reporter: Reporter) -> int:
             hint="run `lockenv lock --check` on its own",
         )
     if options.check:
+        if on_result is not None:
+            on_result(reports.lock_check(path, reasons))
         if reasons:
             raise StaleLockError(
                 f"{lockfile.LOCK_NAME} is out of date with pyproject.toml",

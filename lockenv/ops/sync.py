@@ -20,6 +20,7 @@ from typing import Any
 from lockenv.cache import Bucket
 from lockenv.project import LOCK_NAME
 from lockenv.errors import BuildError, IntegrityError, LockfileError, StaleLockError, SyncError
+from lockenv.ops import reports
 from lockenv.ops.wanted import Selection, own_runtime, python_request, select_all
 from lockenv.ops.wanted import lock_path as _lock_path
 
@@ -75,8 +76,9 @@ def is_noop(project: Path, options: SyncOptions | None = None) -> bool:
 
 
 # -- sync -------------------------------------------------------------------------------------
-def sync(options: SyncOptions, *, reporter: Any) -> int:
-    """Make the venv hold exactly what the lock selects; returns the exit code."""
+def sync(options: SyncOptions, *, reporter: Any, on_result: Any = None) -> int:
+    """Make the venv hold exactly what the lock selects; returns the exit code. `on_result`
+    receives a dry run's plan as data (`ops.reports.SyncDryRun`, for --json)."""
     started = time.perf_counter()
     if options.only_groups and (options.extras or options.all_extras):
         raise SyncError("--only-group leaves out the project's dependencies, and with them its "
@@ -98,7 +100,7 @@ def sync(options: SyncOptions, *, reporter: Any) -> int:
     venv_dir = venv_path(options.project)
     release = _lock_venv(Cache().bucket(Bucket.VENV_LOCKS) / _path_key(venv_dir), venv_dir, reporter)
     try:
-        return _sync_locked(options, reporter=reporter, started=started)
+        return _sync_locked(options, reporter=reporter, started=started, on_result=on_result)
     finally:
         release()
 
@@ -212,7 +214,7 @@ def _preflight_venv(options: SyncOptions, requires_python: str | None, reporter:
               reporter=reporter, source=source)
 
 
-def _sync_locked(options: SyncOptions, *, reporter: Any, started: float) -> int:
+def _sync_locked(options: SyncOptions, *, reporter: Any, started: float, on_result: Any = None) -> int:
     from lockenv.environment import plan_venv, realize_venv
     from lockenv.environment import probe as probe_interp
     from lockenv.sync import state
@@ -290,6 +292,8 @@ def _sync_locked(options: SyncOptions, *, reporter: Any, started: float) -> int:
         reporter.status("Kept (not in the lock): " + ", ".join(a.installed[0].label for a in kept_extra))
     counts = sync_plan.summary_counts()
     if options.dry_run:
+        if on_result is not None:
+            on_result(reports.sync_dry_run(lock_path, venv_plan.path, venv is None, sync_plan))
         reporter.status("Would " + (_summary(counts) or "change nothing") + " (dry run)")
         return 0
     assert venv_dir is not None

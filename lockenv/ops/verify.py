@@ -14,7 +14,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lockenv.errors import SyncError
 from lockenv.ops.wanted import Selection, lock_path, own_runtime, select_all
@@ -38,7 +38,7 @@ class FileReport:
     checked: int
 
 
-def verify(options: VerifyOptions, *, reporter: Reporter) -> int:
+def verify(options: VerifyOptions, *, reporter: Reporter, on_result: Any = None) -> int:
     """Check every installed file against RECORD and the installed set against the lock;
     returns 0 when the environment matches, 1 when it differs."""
     from lockenv.environment import existing_venv, probe
@@ -58,6 +58,10 @@ def verify(options: VerifyOptions, *, reporter: Reporter) -> int:
     sync_plan = _compare(wanted, installed, venv_dir)
     problems = [*files.problems, *(f"extraneous file: {p}" for p in stray),
                 *package_problems(sync_plan, lock_path(options).name)]
+    if on_result is not None:  # --json: the finding as data (`ops.reports.VerifyReport`)
+        from lockenv.ops.reports import verify_report
+
+        on_result(verify_report(lock_path(options), venv_dir, problems, len(installed), files.checked))
     _report(problems, sync_plan, reporter, lock_name=lock_path(options).name,
             packages=len(installed), files=files.checked)
     return 1 if problems else 0

@@ -57,11 +57,11 @@ def export(options: ExportOptions, *, reporter: Any) -> Export:
         raise SyncError("--only-group leaves out the project's dependencies, and with them its "
                         "extras: --extra/--all-extras would do nothing",
                         hint="pass either --only-group or the extras")
-    from lockenv.lockfile import load, read_inputs
-    from lockenv.sync.selection import build_request
+    from lockenv.lockfile import read_inputs
+    from lockenv.sync.selection import build_request, load_lock
 
     path = lock_path(options)
-    lock = load(path)
+    lock = load_lock(path)
     request = build_request(lock, extras=options.extras, all_extras=options.all_extras,
                             groups=options.groups, only_groups=options.only_groups,
                             no_default_groups=options.no_default_groups,

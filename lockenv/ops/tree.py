@@ -113,10 +113,11 @@ def _project_identity(project: Path) -> tuple[str, str | None]:
 def load_graph(project: Path, lockfile: Path | None) -> tuple[Path, Any]:
     """The lock's path and its `LockGraph`."""
     from lockenv import graph
-    from lockenv.lockfile import load, read_inputs
+    from lockenv.lockfile import read_inputs
+    from lockenv.sync.selection import load_lock  # validated once, then read back from the cache
 
     path = lockfile or project / LOCK_NAME
-    lock = load(path)
+    lock = load_lock(path)
     try:
         inputs = read_inputs(path)
     except LockfileError:

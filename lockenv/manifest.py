@@ -35,7 +35,7 @@ from packaging.utils import canonicalize_name
 
 from lockenv.errors import ManifestError
 from lockenv.project import PYPROJECT
-from lockenv.models import ProjectSpec
+from lockenv.models import IndexConfig, IndexSettings, ProjectSpec
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -45,6 +45,7 @@ else:  # pragma: no cover - Python 3.10
 __all__ = ["PYPROJECT", "load", "normalize_requirement", "parse_exclude_newer", "default_index_url"]
 
 INDEX_URL_ENV = "LOCKENV_INDEX_URL"
+_INDEX_NAME = re.compile(r"[a-z0-9-]+")
 
 _TOML_POS = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
 _TOML_EOF = re.compile(r"\s*\(at end of document\)\s*$")
@@ -311,7 +312,8 @@ class _Reader:
         extras = self.optional_dependencies(project.get("optional-dependencies"))
         groups = self.dependency_groups(self.data.get("dependency-groups"))
         tool = self.table(self.table(self.data.get("tool"), "tool").get("lockenv"), "tool.lockenv")
-        known = {"index-url", "environments", "exclude-newer", "default-groups"}
+        known = {"index-url", "environments", "exclude-newer", "default-groups", "index",
+                 "sources", "keyring-provider", "allow-insecure-host"}
         unknown = sorted(set(tool) - known)
         if unknown:
             raise self.fail(
@@ -319,6 +321,7 @@ class _Reader:
                 key=f"tool.lockenv.{unknown[0]}",
                 hint="[tool.lockenv] accepts: " + ", ".join(sorted(known)),
             )
+        indexes = self.index_settings(tool)
         return ProjectSpec(
             root=str(self.path.parent),
             pyproject=str(self.path),
@@ -329,11 +332,12 @@ class _Reader:
             optional_dependencies=extras,
             dependency_groups=groups,
             default_groups=self.default_groups(tool.get("default-groups"), groups),
-            index_url=self.index_url(tool.get("index-url")),
+            index_url=indexes.default.url,
             environments=self.environments(tool.get("environments")),
             exclude_newer=self.exclude_newer(tool.get("exclude-newer")),
             has_build_system=isinstance(self.data.get("build-system"), dict),
             line_of=self.line_of(),
+            indexes=indexes,
         )
 
     def name(self, project: dict[str, Any]) -> str:
@@ -499,6 +503,114 @@ class _Reader:
                 hint='write the index URL, such as `index-url = "https://host/simple/"`',
             )
         return value.strip()
+
+    def index_settings(self, tool: dict[str, Any]) -> IndexSettings:
+        """`[[tool.lockenv.index]]`, `sources`, `keyring-provider`, `allow-insecure-host`.
+
+        The default index (last resort): LOCKENV_INDEX_URL, else the one index declared
+        `default = true`, else `index-url`, else PyPI. An explicit index is never searched."""
+        named = self.indexes(tool.get("index"))
+        defaults = [i for i in named if i.default]
+        if len(defaults) > 1:
+            raise self.fail(f"indexes `{defaults[0].name}` and `{defaults[1].name}` are both "
+                            "`default = true`", key="tool.lockenv.index",
+                            hint="keep `default = true` on one index only")
+        if defaults and "index-url" in tool:
+            raise self.fail(f"index `{defaults[0].name}` is `default = true` and `index-url` is "
+                            "set too: both replace PyPI", key="tool.lockenv.index-url",
+                            hint="remove `index-url`, or `default = true`")
+        from_env = bool(self.environ.get(INDEX_URL_ENV, "").strip())
+        if from_env or not defaults or defaults[0].explicit:
+            last = IndexConfig(name=None, url=self.index_url(tool.get("index-url")))
+        else:
+            last = defaults[0]
+        search = tuple(i for i in named if not i.explicit and not i.default) + (last,)
+        return IndexSettings(
+            search=search, named=named, sources=self.sources(tool.get("sources"), named),
+            keyring_provider=self.keyring_provider(tool.get("keyring-provider")),
+            allow_insecure_hosts=tuple(self.string_list(tool.get("allow-insecure-host"),
+                                                        "tool.lockenv.allow-insecure-host")),
+        )
+
+    def indexes(self, value: object) -> tuple[IndexConfig, ...]:
+        key = "tool.lockenv.index"
+        if value is None:
+            return ()
+        if not isinstance(value, list):
+            raise self.fail(f"`{key}` must be an array of tables (`[[{key}]]`), not "
+                            f"{_kind(value)}", key=key)
+        out: list[IndexConfig] = []
+        for i, entry in enumerate(value):
+            where = f"{key}[{i}]"
+            if not isinstance(entry, dict):
+                raise self.fail(f"`{where}` must be a table, not {_kind(entry)}", key=key)
+            unknown = sorted(set(entry) - {"name", "url", "explicit", "default"})
+            if unknown:
+                raise self.fail(f"unknown key `{unknown[0]}` in `[[{key}]]`", key=key,
+                                hint="an index takes `name`, `url`, `explicit` and `default`")
+            name = entry.get("name")
+            if not isinstance(name, str) or not _INDEX_NAME.fullmatch(name):
+                shown = f"`{name}`" if isinstance(name, str) else _kind(name)
+                raise self.fail(
+                    f"invalid index name {shown} in `{where}`" if name is not None
+                    else f"`{where}` has no `name`", key=key,
+                    line=self.where.string(name, key) if isinstance(name, str) else None,
+                    hint='name each index with lower-case letters, digits and `-`, such as '
+                         '`name = "internal"`')
+            if any(o.name == name for o in out):
+                raise self.fail(f"two indexes are named `{name}`", key=key,
+                                line=self.where.string(name, key), hint="give each index its own name")
+            url = entry.get("url")
+            if not isinstance(url, str) or not _is_url(url.strip()):
+                raise self.fail(f"index `{name}` needs a `url` that is an http(s) URL", key=key,
+                                hint='write `url = "https://host/simple/"` (simple API) or '
+                                     '`url = "https://host/pypi"` (JSON API)')
+            flags = {}
+            for flag in ("explicit", "default"):
+                if not isinstance(entry.get(flag, False), bool):
+                    raise self.fail(f"`{flag}` of index `{name}` must be true or false", key=key)
+                flags[flag] = bool(entry.get(flag, False))
+            out.append(IndexConfig(name=name, url=url.strip(), **flags))
+        return tuple(out)
+
+    def sources(self, value: object, named: tuple[IndexConfig, ...]) -> dict[str, str]:
+        key = "tool.lockenv.sources"
+        out: dict[str, str] = {}
+        known = [i.name for i in named if i.name]
+        for package, source in self.table(value, key).items():
+            where = f"{key}.{package}"
+            norm = self.valid_name(package, "package", where)
+            if not (isinstance(source, dict) and set(source) == {"index"}
+                    and isinstance(source["index"], str)):
+                raise self.fail(f"`{where}` must be `{{ index = \"name\" }}`", key=where,
+                                hint=f'write `{package} = {{ index = "internal" }}`')
+            if source["index"] not in known:
+                raise self.fail(
+                    f"`{package}` is pinned to index `{source['index']}`, which is not declared",
+                    key=where, line=self.where.string(source["index"], key),
+                    hint=("declared indexes: " + ", ".join(f"`{n}`" for n in known)) if known
+                    else "declare it in a [[tool.lockenv.index]] table with `name` and `url`",
+                    package=norm)
+            out[norm] = source["index"]
+        return dict(sorted(out.items()))
+
+    def keyring_provider(self, value: object) -> str | None:
+        key = "tool.lockenv.keyring-provider"
+        env = self.environ.get("LOCKENV_KEYRING_PROVIDER", "").strip()
+        if env:
+            if env not in ("subprocess", "disabled"):
+                raise ManifestError(
+                    f"LOCKENV_KEYRING_PROVIDER is `{env}`; it must be `subprocess` or `disabled`",
+                    hint="unset it, or set it to `subprocess` to ask the `keyring` command",
+                    context={"variable": "LOCKENV_KEYRING_PROVIDER"})
+            return None if env == "disabled" else env
+        if value is None or value == "disabled":
+            return None
+        if value != "subprocess":
+            raise self.fail(f"`{key}` must be \"subprocess\" or \"disabled\", not {value!r}",
+                            key=key, hint='write `keyring-provider = "subprocess"` to ask the '
+                                          '`keyring` command for index passwords')
+        return "subprocess"
 
     def environments(self, value: object) -> tuple[str, ...]:
         key = "tool.lockenv.environments"

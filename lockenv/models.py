@@ -51,6 +51,56 @@ class ProjectSpec:
     line_of: dict[str, int] = field(default_factory=dict, compare=False)
     """1-based line numbers of notable keys (e.g. 'dependencies', 'requires-python'), for
     messages."""
+    indexes: IndexSettings | None = None
+    """`[[tool.lockenv.index]]`, `[tool.lockenv.sources]` and the trust settings; None is the
+    default index alone (`index_url`), with no names, pins or keyring."""
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    """One package index as `[[tool.lockenv.index]]` (or `index-url`) declares it."""
+
+    name: str | None
+    """`[a-z0-9-]+`, used in messages and in `LOCKENV_INDEX_<NAME>_*`; None for the default
+    index when it comes from `index-url`, LOCKENV_INDEX_URL or PyPI."""
+    url: str
+    """Simple-API URL or JSON-API base; may carry `user:password@`: a secret, never shown
+    (wrap it in `lockenv.urls.SafeUrl`)."""
+    explicit: bool = False
+    """Only packages pinned to it in `[tool.lockenv.sources]` come from it."""
+    default: bool = False
+    """Declared `default = true`: the index of last resort instead of PyPI."""
+
+    @property
+    def label(self) -> str:
+        """How messages name it: "index `internal`" or "the default index"."""
+        return f"index `{self.name}`" if self.name else "the default index"
+
+
+@dataclass(frozen=True)
+class IndexSettings:
+    """Where each package name may come from, and what credentials and trust apply.
+
+    Routing (first index that has a name wins; pinned names only from their index) is decided
+    from this by `lockenv.index.routing`; nothing here does I/O."""
+
+    search: tuple[IndexConfig, ...]
+    """Indexes asked, in order, for a name that is not pinned; the default index last."""
+    named: tuple[IndexConfig, ...] = ()
+    """Every `[[tool.lockenv.index]]` entry in file order (explicit ones included)."""
+    sources: dict[str, str] = field(default_factory=dict)
+    """Normalised package name → the name of the only index it may come from."""
+    keyring_provider: str | None = None
+    """"subprocess" to ask the `keyring` command for passwords; None not to."""
+    allow_insecure_hosts: tuple[str, ...] = ()
+    """`host` or `host:port` entries credentials may be sent to over plain http."""
+
+    @property
+    def default(self) -> IndexConfig:
+        return self.search[-1]
+
+    def by_name(self, name: str) -> IndexConfig | None:
+        return next((i for i in self.named if i.name == name), None)
 
 
 @dataclass(frozen=True)

@@ -202,9 +202,10 @@ def test_missing_credentials(index_server: IndexServer, cache: Cache) -> None:
             pytest.raises(PackageIndexError) as info:
         c.project("alpha")
     exc = info.value
-    assert str(exc) == (f"the index refused access to {index_server.json_url}/alpha/json "
-                        "(HTTP 401): credentials are missing or wrong")
-    assert "netrc" in exc.hint
+    assert str(exc) == (f"the default index ({index_server.json_url}): credentials from the "
+                        "index URL were rejected: 401 Unauthorized")
+    assert "did not retry" in exc.hint
+    assert len([r for r in index_server.requests if r.status == 401]) == 1
     shown = repr((str(exc), exc.hint, exc.context, exc.details)) + err.getvalue()
     assert "wr0ng" not in shown and "alice" not in shown
 

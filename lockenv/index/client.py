@@ -25,10 +25,11 @@ from packaging.utils import canonicalize_name
 from lockenv.cache import Cache, file_sha256
 from lockenv.errors import PackageIndexError, IntegrityError, PackageNotFoundError
 from lockenv.index import pages
+from lockenv.index.auth import CredentialLookup, split_credentials
 from lockenv.index.http import (
     RETRY_STATUSES,
-    AuthStore,
     Http,
+    IndexAuth,
     RetryableStatus,
     failure,
     redact_url,
@@ -76,20 +77,33 @@ class IndexClient:
         refresh: bool = False,
         reporter: Reporter | None = None,
         transport: httpx.BaseTransport | None = None,
-        auth: AuthStore | None = None,
+        name: str | None = None,
+        keyring: bool = False,
+        allow_insecure_hosts: tuple[str, ...] = (),
     ) -> None:
-        """`transport` replaces the network (tests); `auth` lets several clients (one per
-        index) share one credential store keyed by origin."""
+        """`transport` replaces the network (tests). `name` is the index's name in
+        `[[tool.lockenv.index]]` (None for the default index): messages and the
+        `LOCKENV_INDEX_<NAME>_*` credential variables use it. Each index has its own client,
+        so its credentials never go with another index's requests."""
         self.cache = cache
         if exclude_newer is not None and exclude_newer.tzinfo is None:
             exclude_newer = exclude_newer.replace(tzinfo=timezone.utc)
         self.exclude_newer = exclude_newer
         self.refresh = refresh
         self.reporter = reporter
-        self._auth = auth if auth is not None else AuthStore()
         _check_index_url(index_url.strip())
-        clean = self._auth.add_index(index_url.strip())
-        self.index_url = clean.rstrip("/")
+        lookup = CredentialLookup(index_url.strip(), name=name, keyring=keyring,
+                                  allow_insecure_hosts=allow_insecure_hosts)
+        self.name = name
+        self.label = lookup.label
+        """How messages name this index: "index `internal` (https://host/simple/)"."""
+        if lookup.insecure and not lookup.insecure_allowed and reporter is not None:
+            warn_insecure(lookup.label, lookup.origin[1], reporter)
+        self._auth = IndexAuth(lookup)
+        self.build_client: Any = self
+        """What builds of this index's sdists resolve their build requirements with (the
+        router of every index, when there are several)."""
+        self.index_url = str(lookup.url).rstrip("/")
         """The index URL without credentials and trailing slash."""
         self.is_simple = self.index_url.endswith("/simple")
         self._http = Http(self._auth, transport=transport, log=self._debug,
@@ -120,14 +134,8 @@ class IndexClient:
 
     @property
     def simple_index_url(self) -> str:
-        """The simple-API base URL (redacted, ending in `/`), written to the lock's `index`.
-        For a JSON API index `<base>/pypi` it is the sibling `<base>/simple/`."""
-        if self.is_simple:
-            return self.index_url + "/"
-        base = self.index_url
-        if base.endswith("/pypi"):
-            base = base[: -len("/pypi")]
-        return base + "/simple/"
+        """The simple-API base URL (redacted, ending in `/`), written to the lock's `index`."""
+        return simple_url_of(self.index_url)
 
     def _debug(self, message: str) -> None:
         if self.reporter is not None:
@@ -219,7 +227,7 @@ class IndexClient:
             ) from None
         for rec in records:
             if "@" in rec[1].split("/")[2]:
-                rec[1] = self._auth.add_index(rec[1])  # keep credentials out of DistFile
+                rec[1] = split_credentials(rec[1])[0]  # keep credentials out of DistFile
         self._debug(f"{name}: fetched {redact_url(final)} ({len(body)} bytes, "
                     f"{len(records)} files) in {time.perf_counter() - started:.2f}s")
         return {"url": redact_url(final), "files": records}
@@ -297,7 +305,7 @@ class IndexClient:
         self._debug(f"{file.filename}: building metadata (PEP 517)")
         from lockenv.build import prepare_metadata
 
-        return self._parse(prepare_metadata(path, client=self), "build")[0]
+        return self._parse(prepare_metadata(path, client=self.build_client), "build")[0]
 
     def _pep658(self, file: DistFile) -> bytes | None:
         """Step 1: `<url>.metadata`, tried even when not advertised (unless the index says
@@ -567,6 +575,33 @@ class IndexClient:
                 and resp.headers.get("Content-Encoding", "identity") == "identity"):
             raise httpx.RemoteProtocolError("short body", request=resp.request)
         return written
+
+
+def simple_url_of(index_url: str) -> str:
+    """The simple-API base URL of an index URL (ending in `/`), as the lock's `index` records
+    it: for a JSON API base `<base>/pypi`, its sibling `<base>/simple/`. Pass it redacted."""
+    url = index_url.rstrip("/")
+    if url.endswith("/simple"):
+        return url + "/"
+    if url.endswith("/pypi"):
+        url = url[: -len("/pypi")]
+    return url + "/simple/"
+
+
+_warned: set[str] = set()
+_warned_lock = threading.Lock()
+
+
+def warn_insecure(label: str, host: str, reporter: Reporter) -> None:
+    """Once per index per run: plain http to another machine can be read and changed."""
+    with _warned_lock:
+        if label in _warned:
+            return
+        _warned.add(label)
+    reporter.warn(f"{label} is plain http: what it serves can be read and altered on the way "
+                  "(hashes in the lock still protect later installs)",
+                  hint=f"use https, or add \"{host}\" to `allow-insecure-host` in "
+                       "[tool.lockenv] if the network is trusted")
 
 
 def _origin_of(url: str) -> str:

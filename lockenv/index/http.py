@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import base64
-import netrc
 import os
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from contextlib import contextmanager
-from pathlib import Path
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import httpx
 
 from lockenv import __version__
 from lockenv.errors import PackageIndexError, NetworkError
+from lockenv.index.auth import CredentialLookup, Credentials, origin
+from lockenv.index.tls import certificate_error, certificate_failure, ssl_context
 from lockenv.urls import redact_url
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -26,70 +25,59 @@ that is down stays down, and tests must stay fast."""
 USER_AGENT = f"lockenv/{__version__}"
 
 
-def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
-    """(URL without user-info, (user, password) or None)."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url, None
-    userinfo, _, host = parts.netloc.rpartition("@")
-    user, _, password = userinfo.partition(":")
-    clean = urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
-    return clean, (unquote(user), unquote(password))
+class IndexAuth(httpx.Auth):
+    """Basic auth for one index: its credentials go only to its own origin (scheme, host,
+    port), never to a file host, a redirect target or another index (even one on the same
+    host: each index has its own `IndexAuth`, used only for that index's requests).
 
+    At most two requests per URL: the first with the credentials known up front (or none);
+    after a 401 with none sent, one more with what the keyring gives. A 401/403 to
+    credentials that were sent is an `AuthError` naming their source, never retried."""
 
-def _origin(url: httpx.URL | str) -> tuple[str, str, int | None]:
-    u = httpx.URL(str(url)) if not isinstance(url, httpx.URL) else url
-    port = u.port or {"http": 80, "https": 443}.get(u.scheme)
-    return (u.scheme, u.host, port)
-
-
-class AuthStore(httpx.Auth):
-    """Basic-auth credentials keyed by origin (scheme, host, port).
-
-    Credentials are only sent to the origin they were given for (an index's files may live on
-    another host, which must not see them). Origins come from URLs with user-info; for other
-    registered index origins the netrc file (`NETRC` or ~/.netrc) is consulted once. Ready for
-    several indexes: each `add_index()` registers one more origin."""
-
-    def __init__(self) -> None:
+    def __init__(self, lookup: CredentialLookup) -> None:
+        self.lookup = lookup
         self._lock = threading.Lock()
-        self._creds: dict[tuple[str, str, int | None], tuple[str, str] | None] = {}
+        self._creds = lookup.eager()
+        self._asked = False
+        if self._creds is not None:
+            self._check_secure(self._creds)
 
-    def add_index(self, url: str) -> str:
-        """Register an index URL; returns it without credentials."""
-        clean, creds = split_credentials(url)
-        origin = _origin(clean)
+    def _check_secure(self, creds: Credentials) -> None:
+        if self.lookup.insecure and not self.lookup.insecure_allowed:
+            raise self.lookup.refuse_insecure(creds)
+
+    def _after_401(self) -> Credentials | None:
         with self._lock:
-            if creds is not None:
-                self._creds[origin] = creds
-            elif origin not in self._creds:
-                self._creds[origin] = _netrc_lookup(origin[1])
-        return clean
+            if not self._asked:
+                self._asked = True
+                found = self.lookup.after_401()
+                if found is not None:
+                    self._check_secure(found)
+                    self._creds = found
+            return self._creds
 
-    def credentials_for(self, url: httpx.URL | str) -> tuple[str, str] | None:
-        with self._lock:
-            return self._creds.get(_origin(url))
-
-    def auth_flow(self, request: httpx.Request) -> Iterator[httpx.Request]:
-        creds = self.credentials_for(request.url)
-        if creds is not None and "Authorization" not in request.headers:
-            token = base64.b64encode(f"{creds[0]}:{creds[1]}".encode()).decode("ascii")
-            request.headers["Authorization"] = f"Basic {token}"
-        yield request
-
-
-def _netrc_lookup(host: str) -> tuple[str, str] | None:
-    path = os.environ.get("NETRC") or str(Path.home() / ".netrc")
-    if not os.path.isfile(path):
-        return None
-    try:
-        entry = netrc.netrc(path).authenticators(host)
-    except (netrc.NetrcParseError, OSError):
-        return None
-    if not entry:
-        return None
-    login, _account, password = entry
-    return (login or "", password or "")
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        if origin(str(request.url)) != self.lookup.origin:
+            yield request
+            return
+        creds = self._creds
+        if creds is not None:
+            request.headers["Authorization"] = creds.header()
+        response = yield request
+        status = response.status_code
+        if status not in (401, 403):
+            return
+        if creds is not None:
+            raise self.lookup.rejected(creds, status, response.reason_phrase)
+        if status == 403:
+            return  # not a request for credentials (object stores say 403 for "no such key")
+        creds = self._after_401()
+        if creds is None:
+            raise self.lookup.missing(status)
+        request.headers["Authorization"] = creds.header()
+        response = yield request
+        if response.status_code in (401, 403):
+            raise self.lookup.rejected(creds, response.status_code, response.reason_phrase)
 
 
 def _env_float(name: str, default: float) -> float:
@@ -122,7 +110,7 @@ class Http:
 
     def __init__(
         self,
-        auth: AuthStore,
+        auth: IndexAuth | None,
         *,
         transport: httpx.BaseTransport | None = None,
         max_connections: int = 24,
@@ -145,7 +133,8 @@ class Http:
             limits=httpx.Limits(max_connections=max_connections,
                                 max_keepalive_connections=max_connections),
             follow_redirects=True,
-            trust_env=True,  # proxies and SSL_CERT_FILE come from the environment
+            verify=ssl_context(),
+            trust_env=True,  # proxies (HTTP_PROXY, HTTPS_PROXY, NO_PROXY) from the environment
             headers={"User-Agent": USER_AGENT},
             **kwargs,  # type: ignore[arg-type]
         )
@@ -176,6 +165,7 @@ class Http:
                 _check_length(response)
             except httpx.TransportError as exc:
                 self.log(f"{method} {redact_url(url)}: {type(exc).__name__}")
+                check_certificate(exc, url)
                 last = exc
                 if isinstance(exc, httpx.TimeoutException) and attempt < self.retries:
                     self.notice(f"{redact_url(url)} did not answer within {self.timeout.read:.0f}s; "
@@ -197,9 +187,21 @@ class Http:
                ) -> Iterator[httpx.Response]:
         """One streamed GET without retries (the caller loops, because a retry must restart
         whatever consumed the body)."""
-        with self.client.stream("GET", url, headers=headers) as response:
-            self.log(f"GET {redact_url(url)} (streamed) -> {response.status_code}")
-            yield response
+        try:
+            with self.client.stream("GET", url, headers=headers) as response:
+                self.log(f"GET {redact_url(url)} (streamed) -> {response.status_code}")
+                yield response
+        except httpx.TransportError as exc:
+            check_certificate(exc, url)
+            raise
+
+
+def check_certificate(exc: BaseException, url: str) -> None:
+    """Raise the certificate message when `exc` is a failed verification (not retried)."""
+    cause = certificate_failure(exc)
+    if cause is not None:
+        parts = urlsplit(url)
+        raise certificate_error(parts.hostname or redact_url(url), cause) from None
 
 
 def _check_length(response: httpx.Response) -> None:

@@ -107,7 +107,7 @@ def lock(options: LockOptions, *, reporter: Reporter, on_result: Any = None) -> 
     from filelock import FileLock
 
     from lockenv.cache import Bucket, Cache
-    from lockenv.index import IndexClient
+    from lockenv.index.routing import IndexRouter, single
     from lockenv.resolve import resolve
 
     cache = Cache()
@@ -132,8 +132,8 @@ def lock(options: LockOptions, *, reporter: Reporter, on_result: Any = None) -> 
         for name in sorted(n for n in moves if n not in old_pins):
             reporter.warn(f"`{name}` is not in {lockfile.LOCK_NAME}; --upgrade-package has nothing to move")
         preferences = {**old_pins, **{n: [(v, None)] for n, v in moves.items() if v}}
-        with IndexClient(
-            spec.index_url,
+        with IndexRouter(
+            spec.indexes or single(spec.index_url),
             cache=cache,
             exclude_newer=spec.exclude_newer,
             refresh=options.refresh,

@@ -408,10 +408,14 @@ def _apply(sync_plan: Any, *, options: SyncOptions, spec: Any, probe: Any, venv_
 
     def client() -> Any:
         if not clients:
-            from lockenv.index import IndexClient
+            from lockenv.index.routing import IndexRouter, with_default
 
-            clients.append(IndexClient(_index_url(lock, spec, _lock_path(options)), cache=cache,
-                                       reporter=reporter))
+            # Every file is fetched through the client of the index the lock says it came
+            # from, with that index's credentials only; build requirements come from the
+            # lock's default index.
+            settings = with_default(getattr(spec, "indexes", None),
+                                    _index_url(lock, spec, _lock_path(options)))
+            clients.append(IndexRouter(settings, cache=cache, reporter=reporter))
         return clients[0]
 
     def builder(want: Any, archive: Path | None) -> Path:

@@ -506,7 +506,9 @@ def resolve_universal(
                 version=version,
                 marker=None if m.is_any() else str(m),
                 requires_python=sorted(rp)[-1] if len(rp) == 1 else (_common_rp(files) if rp else None),
-                index=getattr(client, "simple_index_url", inputs.index_url),
+                # The index the files came from (each name comes from one index).
+                index=next((f.index for f in files if f.index),
+                           getattr(client, "simple_index_url", inputs.index_url)),
                 dependencies=dependencies,
                 wheels=wheels,
                 sdist=sdist,

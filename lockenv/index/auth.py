@@ -83,7 +83,7 @@ def netrc_path() -> tuple[Path, str]:
     """(the netrc file, how messages name it)."""
     env = os.environ.get("NETRC")
     if env:
-        return Path(env), f"NETRC ({env})"
+        return Path(env), env
     return Path.home() / ".netrc", "~/.netrc"
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -23,6 +22,7 @@ from packaging.utils import canonicalize_name
 from lockenv.cache import Cache
 from lockenv.errors import PackageNotFoundError
 from lockenv.index.client import IndexClient, simple_url_of
+from lockenv.once import OnceMap
 from lockenv.models import CoreMetadata, DistFile, IndexConfig, IndexSettings, ProjectFiles
 from lockenv.ui import Progress, Reporter
 from lockenv.urls import redact_url
@@ -64,7 +64,7 @@ class IndexRouter:
         """Redacted simple-API URL → the client of that index."""
         self._by_simple = {simple_url_of(redact_url(c.url)): c
                            for c in (*settings.named, *settings.search)}
-        self._pages: dict[str, Future[ProjectFiles]] = {}
+        self._pages: OnceMap[str, ProjectFiles] = OnceMap()
 
     # -- the IndexClient interface ----------------------------------------------------------
     @property
@@ -78,18 +78,7 @@ class IndexRouter:
 
     def project(self, name: str) -> ProjectFiles:
         key = canonicalize_name(name)
-        with self._lock:
-            future = self._pages.get(key)
-            mine = future is None
-            if future is None:
-                future = self._pages[key] = Future()
-                future.set_running_or_notify_cancel()
-        if mine:
-            try:
-                future.set_result(self._find(key))
-            except BaseException as exc:
-                future.set_exception(exc)
-        return future.result()
+        return self._pages.get(key, lambda: self._find(key))
 
     def prefetch(self, names: Iterable[str]) -> None:
         for name in names:

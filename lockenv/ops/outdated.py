@@ -62,7 +62,7 @@ def _newer(a: str, b: str) -> bool:
 def outdated(options: OutdatedOptions, *, reporter: Any) -> Outdated:
     from lockenv import lockfile, manifest
     from lockenv.cache import Cache
-    from lockenv.index import IndexClient
+    from lockenv.index.routing import IndexRouter, single
     from lockenv.urls import redact_url
 
     spec = manifest.load(options.project)
@@ -70,13 +70,14 @@ def outdated(options: OutdatedOptions, *, reporter: Any) -> Outdated:
     lock = lockfile.load(path)
     pins = lockfile.read_pins(path)
     cache = Cache()
-    with IndexClient(spec.index_url, cache=cache, exclude_newer=spec.exclude_newer, refresh=True,
+    settings = spec.indexes or single(spec.index_url)  # each name from its own index
+    with IndexRouter(settings, cache=cache, exclude_newer=spec.exclude_newer, refresh=True,
                      reporter=reporter) as client:
         allowed = _allowed(spec, client, pins, reporter)
         if spec.exclude_newer is None:
             latest = _latest(client, lock)
         else:
-            with IndexClient(spec.index_url, cache=cache, reporter=reporter) as everything:
+            with IndexRouter(settings, cache=cache, reporter=reporter) as everything:
                 latest = _latest(everything, lock)
     out = []
     for pkg in lock.packages:

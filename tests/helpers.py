@@ -6,6 +6,7 @@ Test modules import from here (`from helpers import ...`), never from one anothe
 
 from __future__ import annotations
 
+import functools
 import glob
 import io
 import os
@@ -49,6 +50,29 @@ def verbose_reporter() -> tuple[TerminalReporter, io.StringIO]:
     """A verbose TerminalReporter and the buffer its stderr goes to."""
     err = io.StringIO()
     return TerminalReporter(verbose=True, out=io.StringIO(), err=err), err
+
+
+@functools.lru_cache(maxsize=None)
+def pyenv_root() -> Path:
+    """$PYENV_ROOT, else what `pyenv root` says, else ~/.pyenv (no user's home hard-coded)."""
+    if os.environ.get("PYENV_ROOT"):
+        return Path(os.environ["PYENV_ROOT"])
+    try:
+        proc = subprocess.run(["pyenv", "root"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        proc = None
+    if proc is not None and proc.returncode == 0 and proc.stdout.strip():
+        return Path(proc.stdout.strip())
+    return Path.home() / ".pyenv"
+
+
+def pyenv_pythons(minor: str = "3") -> list[str]:
+    """The python3 of every pyenv version `minor`.* ("3", "3.12"), oldest first."""
+    def version(path: str) -> tuple[int, ...]:
+        name = Path(path).parent.parent.name
+        return tuple(int(part) if part.isdigit() else -1 for part in name.split("."))
+
+    return sorted(glob.glob(f"{pyenv_root()}/versions/{minor}.*/bin/python3"), key=version)
 
 
 # -- projects, locks and venvs against the fixture index --------------------------------------

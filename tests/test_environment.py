@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import glob
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from helpers import pyenv_pythons
 
 from lockenv.environment import (
     ensure_venv,
@@ -25,8 +25,7 @@ RUNNING = "%d.%d.%d" % sys.version_info[:3]
 
 
 def _pyenv(minor: str) -> str | None:
-    root = os.environ.get("PYENV_ROOT") or str(Path("/root/.pyenv"))
-    found = sorted(glob.glob(f"{root}/versions/{minor}.*/bin/python3"))
+    found = pyenv_pythons(minor)
     return found[-1] if found else None
 
 

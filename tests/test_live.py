@@ -36,7 +36,10 @@ else:
 
 pytestmark = pytest.mark.live
 
-BENCH_PROJECTS = ROOT.parent / "shared" / "bench" / "projects"
+BENCH_PROJECTS = next((d / "shared" / "bench" / "projects" for d in ROOT.parents
+                       if (d / "shared" / "bench" / "projects").is_dir()),
+                      ROOT.parent / "shared" / "bench" / "projects")
+"""The shared bench projects beside this checkout (or a worktree of it), wherever it is."""
 EXCLUDE_NEWER = "2026-10-01T00:00:00Z"
 """Fixed, so that what PyPI publishes later does not change what these tests lock."""
 

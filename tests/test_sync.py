@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import glob
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import installed, lock, site_packages, snapshot, sync, venv_python, write_project
+from helpers import installed, lock, pyenv_pythons, site_packages, snapshot, sync, venv_python, write_project
 
 
 # -- tests ------------------------------------------------------------------------------------
@@ -226,7 +225,7 @@ def test_sdist_is_built_once_and_cached(project: Path, index_server: Any, tmp_pa
     assert "Building" not in result.stderr  # the built wheel came from the cache
 
 
-@pytest.mark.skipif(not glob.glob("/root/.pyenv/versions/3.12*/bin/python3"), reason="needs pyenv 3.12")
+@pytest.mark.skipif(not pyenv_pythons("3.12"), reason="needs pyenv 3.12")
 def test_python_request_recreates_the_venv_and_selects_for_it(project: Path, index_server: Any) -> None:
     write_project(project, ["modern"])
     lock(project, index_server)

@@ -3,15 +3,13 @@ is a file, a lock that cannot serve this machine; and its messages say what to d
 
 from __future__ import annotations
 
-import glob
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import env_for, lock, run_lockenv, snapshot, sync, write_project
+from helpers import env_for, lock, pyenv_pythons, run_lockenv, snapshot, sync, write_project
 
-PYENV_PYTHONS = sorted(glob.glob(f"{os.environ.get('PYENV_ROOT') or '/root/.pyenv'}/versions/3.*/bin/python3"))
+PYENV_PYTHONS = pyenv_pythons()
 
 
 @pytest.mark.parametrize("request_args, env", [

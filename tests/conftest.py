@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from helpers import run_lockenv  # noqa: E402
+from helpers import check_snapshot, run_lockenv, scrub  # noqa: E402
 
 pytest_plugins = ["fixtures_plugin"]
 
@@ -26,6 +27,8 @@ _CLEARED = {
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--live", action="store_true", help="run the tests that talk to PyPI")
+    parser.addoption("--update-snapshots", action="store_true",
+                     help="rewrite tests/snapshots/*.txt from this run's output (then review the diff)")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -62,6 +65,23 @@ def hermetic_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
 def cli() -> object:
     """`cli("lock", cwd=project)` → CliResult(code, stdout, stderr)."""
     return run_lockenv
+
+
+@pytest.fixture
+def golden(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+           hermetic_env: Path) -> Callable[..., None]:
+    """`golden(name, text, project=path)`: `text`, scrubbed of temp paths (the project as
+    <project>, the rest as <tmp>), ports, durations and the running Python, must equal
+    tests/snapshots/<name>.txt; `--update-snapshots` rewrites the file instead."""
+    update = bool(request.config.getoption("--update-snapshots"))
+
+    def check(name: str, text: str, **paths: Path) -> None:
+        replacements = {str(path): f"<{key}>" for key, path in paths.items()}
+        replacements[str(tmp_path_factory.getbasetemp())] = "<tmp>"
+        replacements[str(hermetic_env)] = "<home>"
+        check_snapshot(name, scrub(text, replacements), update=update)
+
+    return check
 
 
 @pytest.fixture

@@ -10,6 +10,8 @@ import functools
 import glob
 import io
 import os
+import platform
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -50,6 +52,33 @@ def verbose_reporter() -> tuple[TerminalReporter, io.StringIO]:
     """A verbose TerminalReporter and the buffer its stderr goes to."""
     err = io.StringIO()
     return TerminalReporter(verbose=True, out=io.StringIO(), err=err), err
+
+
+SNAPSHOTS = Path(__file__).resolve().parent / "snapshots"
+
+
+def scrub(text: str, replacements: dict[str, str]) -> str:
+    """`text` without what differs between runs and machines: each key of `replacements` (temp
+    paths, the project...; longest first) becomes its placeholder, the running Python's version
+    `<python>`, a local port `<port>`, a duration `<time>`."""
+    for real, placeholder in sorted(replacements.items(), key=lambda kv: -len(kv[0])):
+        text = text.replace(real, placeholder)
+    text = re.sub(rf"\bPython {re.escape(platform.python_version())}\b", "Python <python>", text)
+    text = re.sub(r"\b(127\.0\.0\.1|localhost|\[::1\]):\d+", r"\1:<port>", text)
+    return re.sub(r"(?<![\w.])\d+(?:\.\d+)?(?:ms|s)\b", "<time>", text)
+
+
+def check_snapshot(name: str, text: str, *, update: bool) -> None:
+    """Compare `text` with tests/snapshots/<name>.txt, or (re)write that file when `update`."""
+    path = SNAPSHOTS / f"{name}.txt"
+    if update:
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        return
+    assert path.is_file(), f"no snapshot {path.name}: run `scripts/test --update-snapshots` and review it"
+    assert text == path.read_text(encoding="utf-8"), (
+        f"output differs from {path.name}; if the change is intended, run "
+        "`scripts/test --update-snapshots` and review the diff")
 
 
 @functools.lru_cache(maxsize=None)

@@ -100,7 +100,7 @@ def _cli_meaning(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> tuple[Any,
     """What the Typer CLI hands the use case for `argv`: (options, project, quiet)."""
     seen: list[tuple[Any, Path, bool]] = []
 
-    def capture(ctx: typer.Context, func: Any, options: Any) -> None:
+    def capture(ctx: typer.Context, func: Any, options: Any, **kwargs: Any) -> None:
         seen.append((options, ctx.obj.project, ctx.obj.reporter.quiet))
         raise typer.Exit(0)
 

@@ -231,6 +231,11 @@ def sync(
     json_: Annotated[
         bool, typer.Option("--json", help="With --dry-run: print the plan as JSON on stdout (keys: see the README).")
     ] = False,
+    find_links: Annotated[
+        Optional[Path],
+        typer.Option("--find-links", help="Install from this directory alone (what `lockenv "
+                     "fetch` wrote); every file checked against the lock."),
+    ] = None,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
     project: ProjectOpt = None,
@@ -247,11 +252,45 @@ def sync(
         locked=locked,
         frozen=frozen,
         install_project=not no_install_project,
+        find_links=find_links.absolute() if find_links is not None else None,
         **_selection(extra, all_extras, group, only_group, no_default_groups, all_groups, lockfile),
     )
     if json_ and not dry_run:
         _usage_error(ctx, "--json goes with --dry-run (the plan as JSON)")
     _run(ctx, do_sync, options, on_result=_json_sink(g, json_))
+
+
+@app.command()
+def fetch(
+    ctx: typer.Context,
+    platform: Annotated[
+        str, typer.Option("--platform", help="Target: linux-x86_64, linux-aarch64, "
+                          "linux-musl-x86_64, macos-x86_64, macos-arm64 or windows-amd64.")
+    ],
+    python: Annotated[str, typer.Option("--python", help="Target Python, such as 3.12.")],
+    dest: Annotated[Path, typer.Option("--dest", "-d", help="Directory to write the files to.")],
+    extra: ExtraOpt = None,
+    all_extras: Annotated[bool, typer.Option("--all-extras", help="Include every extra.")] = False,
+    group: GroupOpt = None,
+    only_group: OnlyGroupOpt = None,
+    no_default_groups: Annotated[
+        bool, typer.Option("--no-default-groups", help="Leave out the default groups.")
+    ] = False,
+    all_groups: Annotated[bool, typer.Option("--all-groups", help="Include every group.")] = False,
+    lockfile: LockfileOpt = None,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+    project: ProjectOpt = None,
+) -> None:
+    """Download what the lock selects for another machine into a directory, with the lock."""
+    from lockenv.ops.fetch import FetchOptions, fetch as do_fetch
+
+    g = _flags(ctx, quiet, verbose, project)
+    options = FetchOptions(
+        project=g.project, platform=platform, python=python, dest=dest.absolute(),
+        **_selection(extra, all_extras, group, only_group, no_default_groups, all_groups, lockfile),
+    )
+    _run(ctx, do_fetch, options)
 
 
 @app.command()

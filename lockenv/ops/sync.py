@@ -35,6 +35,9 @@ class SyncOptions(Selection):
     dry_run: bool = False
     locked: bool = False
     frozen: bool = False
+    find_links: Path | None = None
+    """Install from this directory alone (what `lockenv fetch` wrote), every file checked
+    against the lock; no index is asked for a file."""
 
 
 def _options_key(options: SyncOptions) -> str:
@@ -407,6 +410,10 @@ def _apply(sync_plan: Any, *, options: SyncOptions, spec: Any, probe: Any, venv_
     cache = Cache()
 
     def client() -> Any:
+        if not clients and options.find_links is not None:
+            from lockenv.index.findlinks import FindLinks
+
+            clients.append(FindLinks(options.find_links, cache=cache))
         if not clients:
             from lockenv.index.routing import IndexRouter, with_default
 

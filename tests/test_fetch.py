@@ -1,0 +1,133 @@
+"""Air-gapped installs: `lockenv fetch` for another platform and Python (one file per package,
+the lock's own selection, plus a copy of pylock.toml), then `sync --find-links DIR` on the
+target with every index stopped: installed from DIR alone, every hash checked."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from fixtures.index import IndexServer
+from fixtures.private_index import PrivateIndex
+from helpers import installed, run_lockenv
+
+USER, PASSWORD = "ci-bot", "fetch-Pw-77"
+PRIVATE = {"acme-app": {"1.0": {"dependencies": ["gamma", "native"]}}}
+
+
+def write(project: Path, private_url: str) -> None:
+    project.mkdir(parents=True, exist_ok=True)
+    (project / "pyproject.toml").write_text(textwrap.dedent(f"""\
+        [project]
+        name = "app"
+        version = "0.1"
+        requires-python = ">=3.10,<3.14"
+        dependencies = ["acme-app", "speedy"]
+
+        [[tool.lockenv.index]]
+        name = "internal"
+        url = "{private_url}"
+        explicit = true
+
+        [tool.lockenv.sources]
+        acme-app = {{ index = "internal" }}
+        """))
+
+
+@pytest.fixture
+def locked_project(tmp_path: Path) -> tuple[Path, IndexServer, PrivateIndex]:
+    public = IndexServer("base").start()
+    private = PrivateIndex(tmp_path / "pypiserver", PRIVATE, user=USER, password=PASSWORD).start()
+    project = tmp_path / "proj"
+    write(project, private.url)
+    env = {"LOCKENV_INDEX_URL": public.json_url, "LOCKENV_INDEX_INTERNAL_USERNAME": USER,
+           "LOCKENV_INDEX_INTERNAL_PASSWORD": PASSWORD}
+    result = run_lockenv("lock", cwd=project, env=env)
+    assert result.code == 0, result.output
+    yield project, public, private
+    public.stop()
+    private.stop()
+
+
+def env_for(public: IndexServer) -> dict[str, str]:
+    return {"LOCKENV_INDEX_URL": public.json_url, "LOCKENV_INDEX_INTERNAL_USERNAME": USER,
+            "LOCKENV_INDEX_INTERNAL_PASSWORD": PASSWORD}
+
+
+def test_fetch_for_windows_writes_one_file_per_package_and_the_lock(
+        locked_project: tuple[Path, IndexServer, PrivateIndex], tmp_path: Path) -> None:
+    project, public, _private = locked_project
+    dest = tmp_path / "wheelhouse"
+    result = run_lockenv("fetch", "--platform", "windows-amd64", "--python", "3.12", "-d", dest,
+                         cwd=project, env=env_for(public))
+    assert result.code == 0, result.output
+    assert sorted(p.name for p in dest.iterdir()) == [
+        "acme_app-1.0-py3-none-any.whl",
+        "gamma-1.2-py3-none-any.whl",
+        "native-1.0-cp312-cp312-win_amd64.whl",
+        "pylock.toml",
+        "speedy-1.0-py3-none-any.whl",  # no Windows build: the pure wheel, not the sdist
+        "winhelper-0.4-py3-none-any.whl",  # only Windows' native wheel needs it
+    ]
+    assert (dest / "pylock.toml").read_bytes() == (project / "pylock.toml").read_bytes()
+    assert f"Fetched 5 files for cp312-windows-amd64 into {dest}" in result.stderr
+    aarch = tmp_path / "aarch"
+    result = run_lockenv("fetch", "--platform", "linux-aarch64", "--python", "3.13", "-d", aarch,
+                         cwd=project, env=env_for(public))
+    assert result.code == 0, result.output
+    names = sorted(p.name for p in aarch.iterdir())
+    assert "native-1.0-cp313-cp313-manylinux_2_17_aarch64.whl" in names
+    assert not any("winhelper" in n for n in names)
+
+
+def test_fetch_names_the_platforms_it_knows(
+        locked_project: tuple[Path, IndexServer, PrivateIndex], tmp_path: Path) -> None:
+    project, public, _private = locked_project
+    result = run_lockenv("fetch", "--platform", "solaris-sparc", "--python", "3.12", "-d",
+                         tmp_path / "x", cwd=project, env=env_for(public))
+    assert result.code == 2
+    assert "unknown platform `solaris-sparc`" in result.stderr
+    assert "linux-musl-x86_64" in result.stderr and "macos-arm64" in result.stderr
+
+
+def test_fetch_then_sync_from_the_directory_alone_with_every_index_stopped(
+        locked_project: tuple[Path, IndexServer, PrivateIndex], tmp_path: Path) -> None:
+    project, public, private = locked_project
+    python = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    dest = tmp_path / "wheelhouse"
+    result = run_lockenv("fetch", "--platform", "linux-x86_64", "--python", python, "-d", dest,
+                         cwd=project, env=env_for(public))
+    assert result.code == 0, result.output
+    env = env_for(public)
+    public.stop()
+    private.stop()
+    # The target machine: the project (pyproject.toml and the lock from DIR), a fresh cache.
+    target = tmp_path / "target"
+    target.mkdir()
+    shutil.copy(project / "pyproject.toml", target)
+    shutil.copy(dest / "pylock.toml", target)
+    env["LOCKENV_CACHE_DIR"] = str(tmp_path / "target-cache")
+    result = run_lockenv("sync", "--find-links", dest, "--python", sys.executable, cwd=target,
+                         env=env)
+    assert result.code == 0, result.output
+    assert installed(target / ".venv") == {"acme-app": "1.0", "gamma": "1.2", "native": "1.0",
+                                            "speedy": "1.0"}
+    # A missing file, then an altered one: errors naming the package and the file.
+    shutil.rmtree(target / ".venv")
+    speedy = next(dest.glob("speedy-*"))
+    speedy.rename(tmp_path / speedy.name)
+    result = run_lockenv("sync", "--find-links", dest, "--python", sys.executable, cwd=target,
+                         env={**env, "LOCKENV_CACHE_DIR": str(tmp_path / "cache-2")})
+    assert result.code == 2, result.output
+    assert f"`speedy` needs {speedy.name}, which is not in {dest}" in result.stderr
+    speedy.write_bytes((tmp_path / speedy.name).read_bytes() + b"\0")
+    result = run_lockenv("sync", "--find-links", dest, "--python", sys.executable, cwd=target,
+                         env={**env, "LOCKENV_CACHE_DIR": str(tmp_path / "cache-3")})
+    assert result.code == 2, result.output
+    assert f"`speedy`: {speedy} does not match the lock" in result.stderr
+    assert not (target / ".venv" / "lib").exists() or "speedy" not in installed(target / ".venv")

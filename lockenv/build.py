@@ -3,10 +3,12 @@ hooks (`pyproject_hooks`) in an isolated build environment.
 
 A build environment is a stdlib venv without pip; its requirements (`[build-system] requires`,
 or setuptools with the legacy backend when absent, plus what `get_requires_for_build_*` adds)
-are resolved with `lockenv.resolve.resolve_single` against the same index and installed with
-lockenv's own wheel installer, so pip and its configuration are never involved. Environments
-are cached by interpreter and requirements; built wheels by the sdist's sha256 and the target
-interpreter's most specific tag.
+are resolved and installed by a `BuildContext` the caller hands in (`ops/dispatch.py`: the
+resolver against the same index, lockenv's own wheel installer), so this module imports neither
+resolve nor sync, and pip and its configuration are never involved. Environments are cached by
+interpreter and requirements; built wheels by the sdist's sha256 and the target interpreter's
+most specific tag. A build stack (per thread: a build's requirements are resolved on the thread
+that builds) turns a build that needs itself, directly or through a chain, into an error.
 """
 
 from __future__ import annotations
@@ -19,14 +21,20 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
-from lockenv.cache import Bucket
+from packaging.utils import canonicalize_name
+
+from lockenv.cache import Bucket, Cache, file_sha256, write_atomic
+from lockenv.environment import Interpreter, Probe, create_venv, probe, query_interpreter, venv_python
 from lockenv.errors import BuildError, LockenvError
-from lockenv.ui import NullReporter
+from lockenv.models import DistFile
+from lockenv.ui import NullReporter, Reporter
 
 DEFAULT_REQUIRES = ("setuptools>=40.8.0",)
 LEGACY_BACKEND = "setuptools.build_meta:__legacy__"
@@ -38,6 +46,87 @@ if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
+
+
+Pin = tuple[str, str, DistFile]
+"""(name, version, file): one resolved build requirement."""
+
+
+class BuildContext(Protocol):
+    """What a build needs from the layers above it (uv's `BuildContext`): resolving its
+    requirements and installing them into its environment. `ops/dispatch.py` implements it;
+    handing it in keeps build.py free of resolve and sync imports."""
+
+    @property
+    def reporter(self) -> Reporter: ...
+
+    @property
+    def index_url(self) -> str:
+        """The index build requirements come from (part of a build environment's cache key)."""
+        ...
+
+    def resolve(self, requirements: Sequence[str], env: Probe) -> Sequence[Pin]:
+        """One environment's resolution of `requirements`, for the interpreter `env`."""
+        ...
+
+    def install(self, pins: Sequence[Pin], env: BuildEnv, label: str) -> None:
+        """Install into `env` the pins it does not hold yet (wheels only: `label` names the
+        build in the error when a pin has none)."""
+        ...
+
+
+# -- the build stack --------------------------------------------------------------------------
+_stack = threading.local()
+
+
+def _current() -> list[tuple[str, str]]:
+    if not hasattr(_stack, "builds"):
+        _stack.builds = []
+    builds: list[tuple[str, str]] = _stack.builds
+    return builds
+
+
+def check_not_building(name: str, label: str) -> None:
+    """Raise a BuildError when `name` is being built on this thread already: what would come
+    next is a build that needs itself (and, without this, waits for itself forever)."""
+    stack = _current()
+    key = canonicalize_name(name)
+    if any(n == key for n, _ in stack):
+        chain = " -> ".join([*(lbl for _, lbl in stack), label])
+        raise BuildError(
+            f"building {stack[0][1]} needs {name} built from source, which needs itself: {chain}",
+            hint=f"lockenv builds build requirements only from wheels; pin a version of {name} "
+                 "that has a wheel for this Python, or change the build requirements",
+            context={"package": name},
+        )
+
+
+@contextmanager
+def _building(name: str, label: str) -> Iterator[None]:
+    check_not_building(name, label)
+    stack = _current()
+    stack.append((canonicalize_name(name), label))
+    try:
+        yield
+    finally:
+        stack.pop()
+
+
+def _source_name(path: Path) -> str:
+    """The project name of an sdist file (from its name) or a source tree (its pyproject.toml)."""
+    if path.is_dir():
+        return _project_field(path) or path.name
+    from packaging.utils import InvalidSdistFilename, parse_sdist_filename
+
+    try:
+        return str(parse_sdist_filename(path.name)[0])
+    except InvalidSdistFilename:
+        stem = path.name
+        for ext in (".tar.gz", ".tar.bz2", ".tar.xz", ".tgz", ".tar", ".zip"):
+            if stem.endswith(ext):
+                stem = stem[: -len(ext)]
+                break
+        return stem.rpartition("-")[0] or stem
 
 
 # -- source trees -----------------------------------------------------------------------------
@@ -92,51 +181,30 @@ def _build_system(source: Path) -> tuple[list[str], str, list[str] | None]:
 class BuildEnv:
     """An isolated venv with build requirements installed."""
 
-    def __init__(self, path: Path, probe: Any) -> None:
+    def __init__(self, path: Path, probe: Probe) -> None:
         self.path = path
         self.probe = probe
         self.python = str(probe.python)
 
-    def install(self, requirements: Sequence[str], client: Any, label: str) -> None:
+    def install(self, requirements: Sequence[str], context: BuildContext, label: str) -> None:
         """Resolve `requirements` for this env and install what is missing."""
         if not requirements:
             return
-        from lockenv.resolve import resolve_single
-        from lockenv.sync.install import install_wheel, scheme_for, validate_wheel
-        from lockenv.sync.scan import scan
-
-        present = {d.name: d.version for d in scan(self.probe.site_dirs, check=False)}
         try:
-            pins = resolve_single(list(requirements), client, environment=self.probe.markers,
-                                  tags=self.probe.tag_objects())
+            pins = context.resolve(list(requirements), self.probe)
         except BuildError:
             raise
         except LockenvError as exc:  # a resolver's error keeps its own type
             raise exc.with_prefix(f"build requirements of {label}") from exc
-        todo = [(n, v, f) for n, v, f in pins if present.get(n) != v]
-        sdists = [f.filename for _n, _v, f in todo if not f.is_wheel]
-        if sdists:
-            raise BuildError(
-                f"{label}: build requirement {', '.join(sdists)} has no wheel for this Python",
-                hint="lockenv does not build build requirements from source",
-            )
-        files = client.download_many([f for _n, _v, f in todo])
-        for name, _version, dist in todo:
-            scheme = scheme_for(self.probe.paths, self.probe.version, name)
-            info = validate_wheel(files[dist.filename], name=name, scheme=scheme, venv=self.path,
-                                  sha256=dist.sha256)
-            install_wheel(info, scheme=scheme, python=self.python,
-                          source_sha256=dist.sha256, source_name=dist.filename)
+        context.install(pins, self, label)
 
 
-def _env_for(python: Path, requires: Sequence[str], client: Any, label: str) -> BuildEnv:
+def _env_for(python: Path, requires: Sequence[str], context: BuildContext, cache: Cache,
+             label: str) -> BuildEnv:
     """A cached build env for (interpreter, requirements), created once under a file lock."""
-    from lockenv.cache import Cache
-    from lockenv.environment import Interpreter, create_venv, probe
-
-    cache = Cache()
     real = os.path.realpath(python)
-    key = hashlib.sha256(json.dumps([real, sorted(requires), client.index_url]).encode()).hexdigest()[:24]
+    key = hashlib.sha256(json.dumps([real, sorted(requires), context.index_url]).encode()
+                         ).hexdigest()[:24]
     path = cache.bucket(BUILD_ENVS) / key
     with cache.lock(path):
         ready = path / ".lockenv-ready"
@@ -145,15 +213,13 @@ def _env_for(python: Path, requires: Sequence[str], client: Any, label: str) -> 
                 shutil.rmtree(path)
             version = _python_version(python)
             create_venv(path, Interpreter(path=str(python), version=version), NullReporter())
-            env = BuildEnv(path, probe(path / "bin" / "python"))
-            env.install(requires, client, label)
+            env = BuildEnv(path, probe(venv_python(path), cache=cache))
+            env.install(requires, context, label)
             ready.write_text("ok\n")
-        return BuildEnv(path, probe(path / "bin" / "python"))
+        return BuildEnv(path, probe(venv_python(path), cache=cache))
 
 
 def _python_version(python: Path) -> str:
-    from lockenv.environment import query_interpreter
-
     interp = query_interpreter(str(python))
     if interp is None:
         raise BuildError(f"the interpreter {python} does not run")
@@ -165,7 +231,7 @@ class _Runner:
     """A pyproject_hooks runner that keeps the backend's output (its warnings included) for the
     error message, or for `--verbose`: a build that works prints nothing."""
 
-    def __init__(self, env: BuildEnv, reporter: Any = None) -> None:
+    def __init__(self, env: BuildEnv, reporter: Reporter) -> None:
         self.env = env
         self.reporter = reporter
         self.output: list[str] = []
@@ -174,7 +240,7 @@ class _Runner:
                  extra_environ: Mapping[str, str] | None = None) -> None:
         environ = {k: v for k, v in os.environ.items()
                    if k not in ("PYTHONPATH", "PYTHONHOME", "PIP_REQUIRE_VIRTUALENV")}
-        environ["PATH"] = str(self.env.path / "bin") + os.pathsep + environ.get("PATH", "")
+        environ["PATH"] = str(venv_python(self.env.path).parent) + os.pathsep + environ.get("PATH", "")
         environ["VIRTUAL_ENV"] = str(self.env.path)
         if extra_environ:
             environ.update(extra_environ)
@@ -182,9 +248,8 @@ class _Runner:
                               stderr=subprocess.STDOUT, text=True, errors="replace")
         lines = proc.stdout.splitlines() + self._take_warnings(cmd)
         self.output.extend(lines)
-        if self.reporter is not None:
-            for line in lines:
-                self.reporter.debug(f"build backend: {line}")
+        for line in lines:
+            self.reporter.debug(f"build backend: {line}")
         if proc.returncode != 0:
             raise subprocess.CalledProcessError(proc.returncode, cmd, proc.stdout)
 
@@ -215,20 +280,23 @@ class _Runner:
         return lines
 
 
-def _call(label: str, source: Path, env: BuildEnv, client: Any, hook: str,
-          requires_hook: str | None, *args: Any) -> Any:
+def _call(label: str, source: Path, env: BuildEnv, context: BuildContext, hook: str,
+          requires_hook: str | None, *args: object) -> str:
+    """Run one hook (after installing what `requires_hook` adds); its return value (a file or
+    directory name in the output directory)."""
     from pyproject_hooks import BackendUnavailable, BuildBackendHookCaller, HookMissing
 
     _requires, backend, backend_path = _build_system(source)
-    runner = _Runner(env, getattr(client, "reporter", None))
+    runner = _Runner(env, context.reporter)
     caller = BuildBackendHookCaller(str(source), backend, backend_path=backend_path,
                                     runner=runner, python_executable=env.python)
     try:
         if requires_hook:
             extra = getattr(caller, requires_hook)()
             if extra:
-                env.install(list(extra), client, label)
-        return getattr(caller, hook)(*args)
+                env.install(list(extra), context, label)
+        result: str = getattr(caller, hook)(*args)
+        return result
     except HookMissing as exc:
         raise BuildError(f"the build backend `{backend}` of {label} has no `{exc.hook_name}` hook",
                          hint="editable installs need a PEP 660 backend" if "editable" in hook else None
@@ -252,101 +320,93 @@ def _prepare_source(path: Path, workdir: Path) -> Path:
     return _extract(path, workdir / "src")
 
 
-def _built_key(sdist: Path, python: Path) -> str:
-    from lockenv.cache import file_sha256
-    from lockenv.environment import probe
-
-    sha = file_sha256(sdist)
-    tag = probe(python).tags[0]
-    return f"{sha}/{tag}"
+def _built_dir(sdist: Path, python: Path, cache: Cache) -> Path:
+    """Where wheels built from this sdist for this interpreter live (not created)."""
+    tag = probe(python, cache=cache).tags[0]
+    return cache.root / BUILT_WHEELS / file_sha256(sdist) / tag
 
 
-def cached_wheel(sdist: Path, python: Path) -> Path | None:
+def cached_wheel(sdist: Path, python: Path, cache: Cache) -> Path | None:
     """The wheel an earlier build made from this sdist for this interpreter, if cached."""
-    from lockenv.cache import Cache
-
-    cache_dir = Cache().root / BUILT_WHEELS / _built_key(sdist, python)
+    cache_dir = _built_dir(sdist, python, cache)
     found = sorted(cache_dir.glob("*.whl")) if cache_dir.is_dir() else []
     return found[0] if found else None
 
 
-def build_wheel(sdist: Path, *, client: Any, python: Path | None = None) -> Path:
+def build_wheel(sdist: Path, *, context: BuildContext, cache: Cache,
+                python: Path | None = None) -> Path:
     """A wheel built from `sdist` (or a source directory) for `python` (default: the running
     interpreter). Wheels built from sdists are cached by the sdist's sha256 and the target's
-    most specific tag."""
-    from lockenv.cache import Cache
-
+    most specific tag; those of source trees by the tree's path (rebuilt each time)."""
     python = Path(python or sys.executable)
     label = sdist.name
-    cache_dir = None
-    if sdist.is_file():
-        cache_dir = Cache().bucket(BUILT_WHEELS) / _built_key(sdist, python)
-        found = sorted(cache_dir.glob("*.whl")) if cache_dir.is_dir() else []
-        if found:
-            return found[0]
-    with tempfile.TemporaryDirectory(prefix="lockenv-build-") as tmp:
+    built = _built_dir(sdist, python, cache) if sdist.is_file() else None
+    found = sorted(built.glob("*.whl")) if built is not None and built.is_dir() else []
+    if found:
+        return found[0]
+    with _building(_source_name(sdist), label), \
+            tempfile.TemporaryDirectory(prefix="lockenv-build-") as tmp:
         work = Path(tmp)
         source = _prepare_source(sdist, work)
         requires, _backend, _path = _build_system(source)
-        env = _env_for(python, requires, client, label)
+        env = _env_for(python, requires, context, cache, label)
         out = work / "dist"
         out.mkdir()
-        name = _call(label, source, env, client, "build_wheel", "get_requires_for_build_wheel",
+        name = _call(label, source, env, context, "build_wheel", "get_requires_for_build_wheel",
                      str(out))
-        wheel = out / name
-        if cache_dir is None:
-            persistent = Cache().bucket(BUILT_WHEELS) / "trees" / hashlib.sha256(
-                str(source.resolve()).encode()).hexdigest()[:24]
-            persistent.mkdir(parents=True, exist_ok=True)
-            target = persistent / name
-            shutil.copyfile(wheel, target)
-            return target
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        target = cache_dir / name
-        tmp_target = cache_dir / f".{name}.{os.getpid()}.tmp"
-        shutil.copyfile(wheel, tmp_target)
-        os.replace(tmp_target, target)
+        if built is not None:
+            target = built / name
+        else:
+            target = cache.bucket(BUILT_WHEELS) / "trees" / _path_key(source) / name
+        write_atomic(target, (out / name).read_bytes())
         return target
 
 
-def _project_name(project_dir: Path) -> str | None:
+def _path_key(path: Path) -> str:
+    return hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:24]
+
+
+def _project_field(project_dir: Path) -> str | None:
+    """`[project] name` of a source tree, if it says."""
     try:
         data = tomllib.loads((project_dir / "pyproject.toml").read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
         return None
-    name = data.get("project", {}).get("name")
-    return f"the project {name}" if isinstance(name, str) else None
+    project = data.get("project")
+    name = project.get("name") if isinstance(project, dict) else None
+    return name if isinstance(name, str) else None
 
 
-def build_editable(project_dir: Path, *, client: Any, python: Path) -> Path:
+def build_editable(project_dir: Path, *, context: BuildContext, cache: Cache,
+                   python: Path) -> Path:
     """The project's PEP 660 editable wheel, built for `python`."""
-    from lockenv.cache import Cache
+    name = _project_field(project_dir)
+    label = f"the project {name}" if name else project_dir.name
+    with _building(name or project_dir.name, label):
+        requires, _backend, _path = _build_system(project_dir)
+        env = _env_for(Path(python), requires, context, cache, label)
+        out = cache.bucket(BUILT_WHEELS) / "editable" / _path_key(project_dir)
+        if out.exists():
+            shutil.rmtree(out)
+        out.mkdir(parents=True)
+        wheel = _call(label, project_dir, env, context, "build_editable",
+                      "get_requires_for_build_editable", str(out))
+        return out / wheel
 
-    label = _project_name(project_dir) or project_dir.name
-    requires, _backend, _path = _build_system(project_dir)
-    env = _env_for(Path(python), requires, client, label)
-    out = Cache().bucket(BUILT_WHEELS) / "editable" / hashlib.sha256(
-        str(project_dir.resolve()).encode()).hexdigest()[:24]
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
-    name = _call(label, project_dir, env, client, "build_editable",
-                 "get_requires_for_build_editable", str(out))
-    return out / name
 
-
-def prepare_metadata(sdist: Path, *, client: Any) -> str:
+def prepare_metadata(sdist: Path, *, context: BuildContext, cache: Cache) -> str:
     """METADATA of an sdist through `prepare_metadata_for_build_wheel` in an isolated env of the
     running interpreter (falling back to building the wheel when the backend lacks the hook)."""
     label = sdist.name
-    with tempfile.TemporaryDirectory(prefix="lockenv-meta-") as tmp:
+    with _building(_source_name(sdist), label), \
+            tempfile.TemporaryDirectory(prefix="lockenv-meta-") as tmp:
         work = Path(tmp)
         source = _prepare_source(sdist, work)
         requires, _backend, _path = _build_system(source)
-        env = _env_for(Path(sys.executable), requires, client, label)
+        env = _env_for(Path(sys.executable), requires, context, cache, label)
         out = work / "meta"
         out.mkdir()
-        name = _call(label, source, env, client, "prepare_metadata_for_build_wheel",
+        name = _call(label, source, env, context, "prepare_metadata_for_build_wheel",
                      "get_requires_for_build_wheel", str(out), None, True)
         path = out / name
         if path.is_dir():

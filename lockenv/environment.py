@@ -15,14 +15,15 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from lockenv import __version__
-from lockenv.cache import Bucket
+from lockenv.cache import Bucket, Cache, write_atomic
 from lockenv.errors import PythonNotFoundError, SyncError
 from lockenv.project import venv_path
+from lockenv.ui import Reporter
 
 _VERSION_REQUEST = re.compile(r"^(?:python|cpython)?(3)(?:\.(\d+))?(?:\.(\d+))?$")
 _QUERY = "import sys, platform; print(sys.version_info[0], sys.version_info[1], sys.version_info[2], platform.python_implementation())"
@@ -76,7 +77,7 @@ class Probe:
 
 @dataclass(frozen=True)
 class Venv:
-    """The project's virtual environment (it exists once returned by `ensure_venv`)."""
+    """The project's virtual environment (it exists once returned by `realize_venv`)."""
 
     path: Path
     python: Path
@@ -85,12 +86,12 @@ class Venv:
 
 
 # -- interpreters -----------------------------------------------------------------------------
-def _debug(reporter: object | None, message: str) -> None:
+def _debug(reporter: Reporter | None, message: str) -> None:
     if reporter is not None:
-        reporter.debug(message)  # type: ignore[attr-defined]
+        reporter.debug(message)
 
 
-def query_interpreter(path: str, reporter: object | None = None) -> Interpreter | None:
+def query_interpreter(path: str, reporter: Reporter | None = None) -> Interpreter | None:
     """Run `path` to learn its version; None when it does not run (e.g. a pyenv shim of a
     version not selected prints "command not found" and fails)."""
     try:
@@ -186,7 +187,7 @@ def is_version_request(request: str) -> bool:
 
 
 def find_python(request: str | None, requires_python: str | None,
-                reporter: object | None = None, *, source: str = "--python") -> Interpreter:
+                reporter: Reporter | None = None, *, source: str = "--python") -> Interpreter:
     """The interpreter to build the venv with: `request` (a version like '3.12' or a path) when
     given, else the running interpreter when the lock allows it, else the newest matching
     `python3.X` found. PythonNotFoundError lists what was found. `source` names where the
@@ -257,7 +258,7 @@ def _ask(source: str) -> str:
     return "pass `--python`" if source.startswith("-") else f"set {source} to"
 
 
-def _all_interpreters(reporter: object | None) -> list[Interpreter]:
+def _all_interpreters(reporter: Reporter | None) -> list[Interpreter]:
     """Every interpreter found (the running one, PATH's, pyenv's), for an error's `found:` list."""
     found = [_running()]
     for path in candidate_paths():
@@ -350,7 +351,7 @@ def request_source() -> tuple[str | None, str]:
 
 
 def plan_venv(project: Path, *, request: str | None, requires_python: str | None,
-              reporter: object, source: str = "--python") -> VenvPlan:
+              reporter: Reporter, source: str = "--python") -> VenvPlan:
     """Decide what to do with the project's venv and find the interpreter for a new one, without
     changing anything: every check that can fail (no interpreter, a foreign venv that does not
     fit, a path that is not a venv) fails here, before an existing venv is deleted."""
@@ -396,30 +397,15 @@ def plan_venv(project: Path, *, request: str | None, requires_python: str | None
     return VenvPlan(path, None, interp, problem)
 
 
-def realize_venv(plan: VenvPlan, reporter: object) -> Venv:
+def realize_venv(plan: VenvPlan, reporter: Reporter) -> Venv:
     """Carry out `plan`: the venv as it is, or (re)created with the interpreter already found."""
     if plan.current is not None:
         return plan.current
     assert plan.interpreter is not None
     if plan.problem is not None:
-        reporter.status(f"Recreating {plan.path}: {plan.problem}")  # type: ignore[attr-defined]
+        reporter.status(f"Recreating {plan.path}: {plan.problem}")
         shutil.rmtree(plan.path)
     return create_venv(plan.path, plan.interpreter, reporter)
-
-
-def ensure_venv(project: Path, *, request: str | None, requires_python: str | None,
-                reporter: object, dry_run: bool = False) -> Venv | None:
-    """The project's venv, created (or recreated, when lockenv made it and its Python no longer
-    fits) as needed. With `dry_run`, returns None instead of creating one."""
-    plan = plan_venv(project, request=request, requires_python=requires_python, reporter=reporter)
-    if dry_run and plan.current is None:
-        assert plan.interpreter is not None
-        if plan.problem is not None:
-            reporter.status(f"Would recreate {plan.path}: {plan.problem}")  # type: ignore[attr-defined]
-        else:
-            reporter.status(f"Would create {plan.path} with Python {plan.interpreter.version}")  # type: ignore[attr-defined]
-        return None
-    return realize_venv(plan, reporter)
 
 
 def _request_fits(request: str, actual: Interpreter, python: Path) -> bool:
@@ -430,9 +416,9 @@ def _request_fits(request: str, actual: Interpreter, python: Path) -> bool:
     return wanted_interp is not None and wanted_interp.version == actual.version
 
 
-def create_venv(path: Path, interp: Interpreter, reporter: object) -> Venv:
+def create_venv(path: Path, interp: Interpreter, reporter: Reporter) -> Venv:
     """`python -m venv --without-pip`, then mark it as lockenv's in pyvenv.cfg."""
-    reporter.status(f"Creating virtual environment at {path} with Python {interp.version}")  # type: ignore[attr-defined]
+    reporter.status(f"Creating virtual environment at {path} with Python {interp.version}")
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONHOME", "PYTHONPATH", "VIRTUAL_ENV")}
     proc = subprocess.run(
         [interp.path, "-I", "-m", "venv", "--without-pip", str(path)],
@@ -470,12 +456,11 @@ print(json.dumps({
 """
 
 
-def probe(python: Path, reporter: object | None = None) -> Probe:
+def probe(python: Path, reporter: Reporter | None = None, *, cache: Cache | None = None) -> Probe:
     """Markers, tags and install paths of the interpreter `python` (a venv's), cached by the
-    interpreter's path, real path, mtime and size."""
+    interpreter's path, real path, mtime and size in `cache` (the one the use case made; None,
+    for callers not converted yet, opens the default cache)."""
     import hashlib
-
-    from lockenv.cache import Cache, write_atomic
 
     real = os.path.realpath(python)
     try:
@@ -484,7 +469,7 @@ def probe(python: Path, reporter: object | None = None) -> Probe:
         raise SyncError(f"the interpreter {python} is missing") from exc
     key_text = f"{python}\0{real}\0{st.st_mtime_ns}\0{st.st_size}\0{_packaging_version()}"
     key = hashlib.sha256(key_text.encode()).hexdigest()
-    cache_file = Cache().bucket(Bucket.PROBE) / f"{key}.json"
+    cache_file = (cache or Cache()).bucket(Bucket.PROBE) / f"{key}.json"
     try:
         data = json.loads(cache_file.read_bytes())
         return _probe_from(python, data)
@@ -524,7 +509,3 @@ def _probe_from(python: Path, data: dict) -> Probe:
         tags=tuple(data["tags"]),
         paths=dict(data["paths"]),
     )
-
-
-def describe(interpreters: Sequence[Interpreter]) -> list[str]:
-    return [f"{i.path} (Python {i.version})" for i in interpreters]

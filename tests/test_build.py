@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 import zipfile
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,50 +14,60 @@ from helpers import write_project
 
 from lockenv import build
 from lockenv.cache import Cache
+from lockenv.dists import Distributions
 from lockenv.errors import BuildError
 from lockenv.index import IndexClient
+from lockenv.ops.dispatch import distributions
+from lockenv.ui import NullReporter
 
 
 @pytest.fixture
-def client(index_server: Any):  # type: ignore[no-untyped-def]
-    with IndexClient(index_server.json_url, cache=Cache()) as c:
-        yield c
+def dists(index_server: Any) -> Iterator[Distributions]:
+    cache = Cache()
+    with IndexClient(index_server.json_url, cache=cache) as client, \
+            distributions(client, cache=cache, reporter=NullReporter()) as d:
+        yield d
 
 
-def _sdist(client: IndexClient, name: str) -> Path:
-    files = client.project(name).files
+def _sdist(dists: Distributions, name: str) -> Path:
+    files = dists.project(name).files
     [sdist] = [f for f in files if not f.is_wheel][-1:]
-    return client.download(sdist)
+    return dists.download(sdist)
 
 
-def test_prepare_metadata_reveals_dynamic_dependencies(client: IndexClient) -> None:
-    text = build.prepare_metadata(_sdist(client, "sddynamic"), client=client)
+def _builds(dists: Distributions) -> dict[str, Any]:
+    """The keyword arguments every build takes: how to resolve and install, and the cache."""
+    return {"context": dists.build_context, "cache": dists.cache}
+
+
+def test_prepare_metadata_reveals_dynamic_dependencies(dists: Distributions) -> None:
+    text = build.prepare_metadata(_sdist(dists, "sddynamic"), **_builds(dists))
     assert "Name: sddynamic" in text and "Version: 1.0" in text
     assert "Requires-Dist: beta<2" in text
 
 
-def test_build_wheel_is_cached_by_sdist_hash(client: IndexClient) -> None:
-    sdist = _sdist(client, "sdlegacy")
-    assert build.cached_wheel(sdist, Path(sys.executable)) is None
-    wheel = build.build_wheel(sdist, client=client)
+def test_build_wheel_is_cached_by_sdist_hash(dists: Distributions) -> None:
+    sdist = _sdist(dists, "sdlegacy")
+    assert build.cached_wheel(sdist, Path(sys.executable), dists.cache) is None
+    wheel = build.build_wheel(sdist, **_builds(dists))
     assert wheel.name == "sdlegacy-0.5-py3-none-any.whl"
     with zipfile.ZipFile(wheel) as zf:
         assert "sdlegacy/__init__.py" in zf.namelist()
-    assert build.cached_wheel(sdist, Path(sys.executable)) == wheel
-    assert build.build_wheel(sdist, client=client) == wheel
+    assert build.cached_wheel(sdist, Path(sys.executable), dists.cache) == wheel
+    assert build.build_wheel(sdist, **_builds(dists)) == wheel
 
 
-def test_build_failure_carries_the_backend_output(client: IndexClient) -> None:
+def test_build_failure_carries_the_backend_output(dists: Distributions) -> None:
     with pytest.raises(BuildError) as info:
-        build.build_wheel(_sdist(client, "sdbroken"), client=client)
+        build.build_wheel(_sdist(dists, "sdbroken"), **_builds(dists))
     assert info.value.message == "building sdbroken-1.0.tar.gz failed"
     assert any("missing header file: fakelib.h" in line for line in info.value.details)
     assert len(info.value.details) <= 20
 
 
-def test_build_editable_points_at_the_source(project: Path, client: IndexClient) -> None:
+def test_build_editable_points_at_the_source(project: Path, dists: Distributions) -> None:
     write_project(project, [], build_system=True)
-    wheel = build.build_editable(project, client=client, python=Path(sys.executable))
+    wheel = build.build_editable(project, **_builds(dists), python=Path(sys.executable))
     with zipfile.ZipFile(wheel) as zf:
         pth = [n for n in zf.namelist() if n.endswith(".pth")]
         assert pth and str(project / "src") in zf.read(pth[0]).decode()
@@ -69,24 +80,24 @@ def test_missing_build_system_means_setuptools_legacy(tmp_path: Path) -> None:
         build._build_system(tmp_path)
 
 
-def test_unknown_build_requirement_is_a_clear_error(project: Path, client: IndexClient) -> None:
+def test_unknown_build_requirement_is_a_clear_error(project: Path, dists: Distributions) -> None:
     (project / "pyproject.toml").write_text(
         '[build-system]\nrequires = ["no-such-backend"]\nbuild-backend = "x"\n'
         '[project]\nname = "x"\nversion = "1"\n')
     from lockenv.errors import LockenvError
 
     with pytest.raises(LockenvError) as info:
-        build.build_editable(project, client=client, python=Path(sys.executable))
+        build.build_editable(project, **_builds(dists), python=Path(sys.executable))
     assert "no-such-backend" in str(info.value)
     assert str(info.value).startswith("build requirements of the project x: ")
 
 
-def test_a_backend_that_cannot_be_imported_is_a_build_error(project: Path, client: IndexClient) -> None:
+def test_a_backend_that_cannot_be_imported_is_a_build_error(project: Path, dists: Distributions) -> None:
     (project / "pyproject.toml").write_text(
         '[build-system]\nrequires = ["lockenv-fixture-backend"]\nbuild-backend = "no_such_module"\n'
         '[project]\nname = "x"\nversion = "1"\n')
     with pytest.raises(BuildError) as info:
-        build.build_editable(project, client=client, python=Path(sys.executable))
+        build.build_editable(project, **_builds(dists), python=Path(sys.executable))
     assert info.value.message == "the build backend `no_such_module` of the project x could not be imported"
     assert any("no_such_module" in line for line in info.value.details)
 
@@ -105,7 +116,7 @@ def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
 '''
 
 
-def test_a_backends_warnings_are_kept_with_its_output_not_printed(client: IndexClient, tmp_path: Path,
+def test_a_backends_warnings_are_kept_with_its_output_not_printed(dists: Distributions, tmp_path: Path,
                                                                    capfd: pytest.CaptureFixture[str]) -> None:
     import io
     import tarfile
@@ -124,8 +135,22 @@ def test_a_backends_warnings_are_kept_with_its_output_not_printed(client: IndexC
             tf.addfile(info, io.BytesIO(data))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        text = build.prepare_metadata(sdist, client=client)
+        text = build.prepare_metadata(sdist, **_builds(dists))
     assert "Name: warns" in text
     assert [str(w.message) for w in caught] == []
     out, err = capfd.readouterr()
     assert "BACKEND" not in out + err
+
+
+def test_a_build_that_needs_itself_fails_naming_the_chain(project: Path, dists: Distributions) -> None:
+    # The project is named like the sdist-only package its build requires: resolving its build
+    # requirements would build `sddynamic`'s metadata while `sddynamic` is being built.
+    (project / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["sddynamic"]\nbuild-backend = "lockenv_fixture_backend"\n'
+        '[project]\nname = "sddynamic"\nversion = "1"\n')
+    with pytest.raises(BuildError) as info:
+        build.build_editable(project, python=Path(sys.executable), **_builds(dists))
+    assert info.value.message == (
+        "building the project sddynamic needs sddynamic built from source, which needs itself: "
+        "the project sddynamic -> sddynamic-1.0.tar.gz")
+    assert "wheel" in (info.value.hint or "")

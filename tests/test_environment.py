@@ -11,17 +11,26 @@ import pytest
 from helpers import pyenv_pythons
 
 from lockenv.environment import (
-    ensure_venv,
+    Venv,
     existing_venv,
     find_python,
+    plan_venv,
     probe,
     query_interpreter,
+    realize_venv,
     venv_path,
 )
 from lockenv.errors import PythonNotFoundError
 from lockenv.ui import TerminalReporter
 
 RUNNING = "%d.%d.%d" % sys.version_info[:3]
+
+
+def _venv(project: Path, *, request: str | None, requires_python: str | None,
+          reporter: TerminalReporter) -> Venv:
+    """The project's venv as sync makes it: planned (every check), then created."""
+    plan = plan_venv(project, request=request, requires_python=requires_python, reporter=reporter)
+    return realize_venv(plan, reporter)
 
 
 def _pyenv(minor: str) -> str | None:
@@ -73,7 +82,7 @@ def test_a_path_request_that_does_not_exist_is_an_error(tmp_path: Path) -> None:
 
 
 def test_venv_is_created_without_pip_marked_and_probed(tmp_path: Path) -> None:
-    venv = ensure_venv(tmp_path, request=None, requires_python=">=3.10", reporter=quiet())
+    venv = _venv(tmp_path, request=None, requires_python=">=3.10", reporter=quiet())
     assert venv is not None and venv.path == tmp_path / ".venv"
     assert venv.created_by_lockenv and existing_venv(venv.path).created_by_lockenv
     assert "lockenv = " in (venv.path / "pyvenv.cfg").read_text()
@@ -93,8 +102,8 @@ def test_venv_is_created_without_pip_marked_and_probed(tmp_path: Path) -> None:
 @needs_312
 def test_lockenv_venv_is_recreated_when_python_no_longer_fits(tmp_path: Path) -> None:
     rep = quiet()
-    ensure_venv(tmp_path, request=None, requires_python=None, reporter=rep)
-    venv = ensure_venv(tmp_path, request="3.12", requires_python=None, reporter=rep)
+    _venv(tmp_path, request=None, requires_python=None, reporter=rep)
+    venv = _venv(tmp_path, request="3.12", requires_python=None, reporter=rep)
     assert venv is not None and venv.version.startswith("3.12.")
     assert "Recreating" in rep.err.getvalue()
     assert probe(venv.python).version.startswith("3.12.")
@@ -103,10 +112,10 @@ def test_lockenv_venv_is_recreated_when_python_no_longer_fits(tmp_path: Path) ->
 @needs_312
 def test_foreign_venv_is_never_recreated(tmp_path: Path) -> None:
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(tmp_path / ".venv")], check=True)
-    venv = ensure_venv(tmp_path, request=None, requires_python=None, reporter=quiet())
+    venv = _venv(tmp_path, request=None, requires_python=None, reporter=quiet())
     assert venv is not None and not venv.created_by_lockenv
     with pytest.raises(PythonNotFoundError, match="not created by lockenv"):
-        ensure_venv(tmp_path, request="3.12", requires_python=None, reporter=quiet())
+        _venv(tmp_path, request="3.12", requires_python=None, reporter=quiet())
     assert (tmp_path / ".venv" / "pyvenv.cfg").exists()
 
 
@@ -115,8 +124,9 @@ def test_lockenv_venv_env_var_moves_the_venv(tmp_path: Path, monkeypatch: pytest
     assert venv_path(tmp_path) == tmp_path / "envs" / "one"
 
 
-def test_dry_run_creates_nothing(tmp_path: Path) -> None:
+def test_planning_a_venv_creates_nothing(tmp_path: Path) -> None:
     rep = quiet()
-    assert ensure_venv(tmp_path, request=None, requires_python=None, reporter=rep, dry_run=True) is None
+    plan = plan_venv(tmp_path, request=None, requires_python=None, reporter=rep)
+    assert plan.current is None and plan.interpreter is not None and plan.problem is None
     assert not (tmp_path / ".venv").exists()
-    assert "Would create" in rep.err.getvalue()
+    assert rep.err.getvalue() == ""

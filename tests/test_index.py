@@ -1,4 +1,5 @@
-"""IndexClient against an in-process fake index (httpx.MockTransport): pages, metadata chain,
+"""IndexClient (and the Distributions metadata chain over it) against an in-process fake index
+(httpx.MockTransport): pages, metadata chain,
 downloads, retries, errors, credentials, caching and prefetch."""
 
 from __future__ import annotations
@@ -8,15 +9,20 @@ import sys
 import threading
 import time
 import types
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from helpers import verbose_reporter as verbose
 
+from lockenv import build
 from lockenv.cache import Cache
+from lockenv.dists import Distributions
 from lockenv.errors import PackageIndexError, IntegrityError, NetworkError, PackageNotFoundError
 from lockenv.index import IndexClient
 from lockenv.urls import DEFAULT_INDEX_URL, redact_url
@@ -48,6 +54,17 @@ def client(fake: FakeIndex, cache: Cache, url: str = JSON_URL, **kwargs: object)
     kwargs.setdefault("allow_insecure_hosts", (HOST,))
     return IndexClient(url, cache=cache, transport=httpx.MockTransport(fake.handler),
                        **kwargs)  # type: ignore[arg-type]
+
+
+@contextmanager
+def dists(fake: FakeIndex, cache: Cache, url: str = JSON_URL,
+          build_context: Callable[[Distributions], Any] | None = None,
+          **kwargs: Any) -> Iterator[Distributions]:
+    """The metadata layer over a client of the fake index (same reporter for both)."""
+    with client(fake, cache, url, **kwargs) as c, \
+            Distributions(c, cache=cache, reporter=kwargs.get("reporter"),
+                          build_context=build_context) as d:
+        yield d
 
 
 def comparable(files: tuple) -> list[tuple]:
@@ -286,7 +303,7 @@ def sdist_of(c: IndexClient, name: str, version: str):
 
 def test_metadata_from_pep658_file_even_when_not_advertised(fake: FakeIndex,
                                                             cache: Cache) -> None:
-    with client(fake, cache) as c:  # the JSON API does not advertise .metadata
+    with dists(fake, cache) as c:  # the JSON API does not advertise .metadata
         wheel = wheel_of(c, "alpha", "2.0")
         assert wheel.metadata is None
         meta = c.metadata(wheel)
@@ -297,7 +314,7 @@ def test_metadata_from_pep658_file_even_when_not_advertised(fake: FakeIndex,
 
 
 def test_pep658_hash_from_the_simple_index_is_checked(fake: FakeIndex, cache: Cache) -> None:
-    with client(fake, cache, SIMPLE_URL) as c:
+    with dists(fake, cache, SIMPLE_URL) as c:
         wheel = wheel_of(c, "beta", "1.0")
         fake.file(wheel.filename).metadata = core_metadata("beta", "1.0", dependencies=["evil"])
         with pytest.raises(IntegrityError) as info:
@@ -309,7 +326,7 @@ def test_pep658_hash_from_the_simple_index_is_checked(fake: FakeIndex, cache: Ca
 def test_metadata_by_range_requests(fake: FakeIndex, cache: Cache) -> None:
     fake.serve_metadata = False
     fake.add_release("big", "1.0", ["beta"], padding=300_000)
-    with client(fake, cache) as c:
+    with dists(fake, cache) as c:
         meta = c.metadata(wheel_of(c, "big", "1.0"))
     assert meta.source == "range" and meta.requires_dist == ("beta",)
     gets = fake.requests_to("big-1.0-py3-none-any.whl", "GET")
@@ -322,7 +339,7 @@ def test_long_central_directory_takes_two_range_requests(cache: Cache) -> None:
     fake = FakeIndex(serve_metadata=False)
     fake.add_release("wide", "1.0", ["beta"], entries=1500)
     assert len(fake.file("wide-1.0-py3-none-any.whl").content) > 200_000
-    with client(fake, cache) as c:
+    with dists(fake, cache) as c:
         meta = c.metadata(wheel_of(c, "wide", "1.0"))
     assert meta.source == "range" and meta.requires_dist == ("beta",)
     ranged = [r for r in fake.requests_to("wide-1.0-py3-none-any.whl", "GET")
@@ -333,7 +350,7 @@ def test_long_central_directory_takes_two_range_requests(cache: Cache) -> None:
 def test_metadata_when_the_server_ignores_range(fake: FakeIndex, cache: Cache) -> None:
     fake.serve_metadata = False
     fake.ranges = False
-    with client(fake, cache) as c:
+    with dists(fake, cache) as c:
         wheel = wheel_of(c, "alpha", "1.0")
         meta = c.metadata(wheel)
         assert meta.source == "wheel" and meta.requires_dist == ("beta>=1",)
@@ -343,7 +360,7 @@ def test_metadata_when_the_server_ignores_range(fake: FakeIndex, cache: Cache) -
 
 
 def test_metadata_from_static_sdist(fake: FakeIndex, cache: Cache) -> None:
-    with client(fake, cache) as c:
+    with dists(fake, cache) as c:
         meta = c.metadata(sdist_of(c, "alpha", "2.0"))
     assert meta.source == "sdist" and meta.requires_dist == ("beta>=2", 'gamma; extra == "fast"')
 
@@ -354,13 +371,12 @@ def test_dynamic_or_legacy_sdist_metadata_is_built(fake: FakeIndex, cache: Cache
     fake.add_release("dyn", "1.0", ["alpha"], wheel=False, sdist=kind)
     calls = []
 
-    def prepare_metadata(sdist: Path, *, client: IndexClient) -> str:
+    def prepare_metadata(sdist: Path, *, context: object, cache: Cache) -> str:
         calls.append(sdist.name)
         return core_metadata("dyn", "1.0", dependencies=["alpha", "beta"])
 
-    monkeypatch.setitem(sys.modules, "lockenv.build",
-                        types.SimpleNamespace(prepare_metadata=prepare_metadata))
-    with client(fake, cache) as c:
+    monkeypatch.setattr(build, "prepare_metadata", prepare_metadata)
+    with dists(fake, cache, build_context=lambda d: types.SimpleNamespace()) as c:
         meta = c.metadata(sdist_of(c, "dyn", "1.0"))
     assert calls == ["dyn-1.0.tar.gz"]
     assert meta.source == "build" and meta.requires_dist == ("alpha", "beta")
@@ -370,7 +386,7 @@ def test_invalid_requires_dist_is_ignored(cache: Cache) -> None:
     fake = FakeIndex()
     fake.add_release("odd", "1.0", ["beta>=1", "this is not a requirement!!", "gamma"])
     reporter, err = verbose()
-    with client(fake, cache, reporter=reporter) as c:
+    with dists(fake, cache, reporter=reporter) as c:
         meta = c.metadata(wheel_of(c, "odd", "1.0"))
     assert meta.requires_dist == ("beta>=1", "gamma")
     assert "ignoring invalid Requires-Dist" in err.getvalue()
@@ -378,7 +394,7 @@ def test_invalid_requires_dist_is_ignored(cache: Cache) -> None:
 
 def test_metadata_that_disagrees_with_the_file_name_is_refused(fake: FakeIndex,
                                                                cache: Cache) -> None:
-    with client(fake, cache) as c:
+    with dists(fake, cache) as c:
         wheel = wheel_of(c, "beta", "2.0")
         fake.file(wheel.filename).metadata = core_metadata("beta", "9.9")
         with pytest.raises(PackageIndexError) as info:
@@ -387,11 +403,11 @@ def test_metadata_that_disagrees_with_the_file_name_is_refused(fake: FakeIndex,
 
 
 def test_metadata_is_cached_by_sha256(fake: FakeIndex, cache: Cache) -> None:
-    with client(fake, cache) as c:
+    with dists(fake, cache) as c:
         wheel = wheel_of(c, "alpha", "1.0")
         first = c.metadata(wheel)
     fake.log.clear()
-    with client(fake, cache) as c:
+    with dists(fake, cache) as c:
         assert c.metadata(wheel) == first
     assert fake.log == []
 
@@ -512,7 +528,7 @@ def test_prefetch_sends_one_request_per_page(cache: Cache) -> None:
     names = [f"pkg{i}" for i in range(20)]
     for name in names:
         fake.add_release(name, "1.0")
-    with client(fake, cache) as c:
+    with dists(fake, cache) as c:
         c.prefetch(names + names)
         threads = [threading.Thread(target=c.project, args=(n,)) for n in names]
         for t in threads:
@@ -578,9 +594,10 @@ def test_html_base_href_and_odd_range_answers(cache: Cache) -> None:
             return httpx.Response(206, content=b"PK", headers={"Content-Range": "bytes 0-1/9"})
         return httpx.Response(200, content=b"not a zip")
 
-    with IndexClient(SIMPLE_URL, cache=cache, transport=httpx.MockTransport(handler)) as c:
+    with IndexClient(SIMPLE_URL, cache=cache, transport=httpx.MockTransport(handler)) as c, \
+            Distributions(c, cache=cache) as d:
         (file,) = c.project("x").files
         assert file.url == "http://mirror.test/pool/x-1.0-py3-none-any.whl"
         with pytest.raises(PackageIndexError) as info:  # falls back to the whole "wheel"
-            c.metadata(file)
+            d.metadata(file)
     assert "not a readable zip file" in str(info.value)

@@ -1,4 +1,4 @@
-"""The index client against PyPI itself (opt-in: `pytest --live`)."""
+"""The index client (and the metadata chain over it) against PyPI itself (opt-in: `pytest --live`)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import pytest
 
 from lockenv.cache import Cache
 from lockenv.index import IndexClient
+from lockenv.ops.dispatch import distributions
+from lockenv.ui import NullReporter
 from lockenv.urls import DEFAULT_INDEX_URL
 
 pytestmark = pytest.mark.live
@@ -26,7 +28,9 @@ def test_json_and_simple_api_agree_on_pypi(tmp_path: Path) -> None:
 
 
 def test_metadata_and_download_from_pypi(tmp_path: Path) -> None:
-    with IndexClient(DEFAULT_INDEX_URL, cache=Cache(tmp_path)) as c:
+    cache = Cache(tmp_path)
+    with IndexClient(DEFAULT_INDEX_URL, cache=cache) as client, \
+            distributions(client, cache=cache, reporter=NullReporter()) as c:
         files = c.project("idna").files
         wheel = next(f for f in files if f.filename == "idna-3.10-py3-none-any.whl")
         sdist = next(f for f in files if f.filename == "idna-3.10.tar.gz")

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import sys
 import threading
-import types
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -13,15 +14,29 @@ import pytest
 from fixtures.index import IndexServer
 from helpers import verbose_reporter as verbose
 
+from lockenv import build
 from lockenv.cache import Cache
+from lockenv.dists import Distributions
 from lockenv.errors import PackageIndexError, IntegrityError, NetworkError, PackageNotFoundError
 from lockenv.index import IndexClient
 from lockenv.models import DistFile
+from lockenv.ops.dispatch import distributions
+from lockenv.ui import NullReporter, Reporter
 
 
 @pytest.fixture
 def cache(tmp_path: Path) -> Cache:
     return Cache(tmp_path / "cache")
+
+
+@contextmanager
+def open_dists(url: str, *, cache: Cache, reporter: Reporter | None = None
+               ) -> Iterator[Distributions]:
+    """The metadata layer (builds dispatched as `lock` does) over a client of `url`."""
+    reporter = reporter or NullReporter()
+    with IndexClient(url, cache=cache, reporter=reporter) as client, \
+            distributions(client, cache=cache, reporter=reporter) as dists:
+        yield dists
 
 
 def paths(srv: IndexServer, method: str | None = None) -> list[str]:
@@ -174,7 +189,7 @@ def test_basic_auth_from_the_url(index_server: IndexServer, cache: Cache) -> Non
     index_server.inject("/", "auth", user="alice", password="0pen-sesame")
     url = index_server.simple_url.replace("http://", "http://alice:0pen-sesame@")
     reporter, err = verbose()
-    with IndexClient(url, cache=cache, reporter=reporter) as c:
+    with open_dists(url, cache=cache, reporter=reporter) as c:
         assert c.simple_index_url == index_server.simple_url
         w = wheel(c, "alpha")
         assert c.metadata(w).requires_dist
@@ -213,7 +228,7 @@ def test_missing_credentials(index_server: IndexServer, cache: Cache) -> None:
 # -- metadata chain -------------------------------------------------------------------------
 
 def test_metadata_step1_pep658(index_server: IndexServer, cache: Cache) -> None:
-    with IndexClient(index_server.json_url, cache=cache) as c:
+    with open_dists(index_server.json_url, cache=cache) as c:
         w = wheel(c, "alpha", "2.0")
         index_server.clear_log()
         meta = c.metadata(w)
@@ -223,7 +238,7 @@ def test_metadata_step1_pep658(index_server: IndexServer, cache: Cache) -> None:
 
 
 def test_metadata_step2_range(index_server: IndexServer, cache: Cache) -> None:
-    with IndexClient(index_server.simple_url, cache=cache) as c:
+    with open_dists(index_server.simple_url, cache=cache) as c:
         w = wheel(c, "nometa", "1.1")
         assert w.metadata is False  # the simple index says there is none: not even tried
         index_server.clear_log()
@@ -236,7 +251,7 @@ def test_metadata_step2_range(index_server: IndexServer, cache: Cache) -> None:
 def test_metadata_step3_whole_wheel_when_range_ignored(index_server: IndexServer,
                                                        cache: Cache) -> None:
     index_server.inject("nometa", "no-range")
-    with IndexClient(index_server.json_url, cache=cache) as c:
+    with open_dists(index_server.json_url, cache=cache) as c:
         w = wheel(c, "nometa", "1.0")
         index_server.clear_log()
         meta = c.metadata(w)
@@ -248,7 +263,7 @@ def test_metadata_step3_whole_wheel_when_range_ignored(index_server: IndexServer
 
 
 def test_metadata_step4_static_sdist(index_server: IndexServer, cache: Cache) -> None:
-    with IndexClient(index_server.json_url, cache=cache) as c:
+    with open_dists(index_server.json_url, cache=cache) as c:
         meta = c.metadata(sdist(c, "sdstatic"))
     assert meta.source == "sdist" and meta.requires_dist == ("gamma>=1.1",)
 
@@ -258,17 +273,16 @@ def test_metadata_step5_build(index_server: IndexServer, cache: Cache, name: str
                               monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[tuple[str, object]] = []
 
-    def prepare_metadata(path: Path, *, client: IndexClient) -> str:
-        seen.append((path.name, client))
+    def prepare_metadata(path: Path, *, context: object, cache: Cache) -> str:
+        seen.append((path.name, context))
         version = "1.0" if name == "sddynamic" else "0.5"
         return f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\nRequires-Dist: built\n\n"
 
-    monkeypatch.setitem(sys.modules, "lockenv.build",
-                        types.SimpleNamespace(prepare_metadata=prepare_metadata))
-    with IndexClient(index_server.json_url, cache=cache) as c:
+    monkeypatch.setattr(build, "prepare_metadata", prepare_metadata)
+    with open_dists(index_server.json_url, cache=cache) as c:
         s = sdist(c, name)
         meta = c.metadata(s)
-        assert seen == [(s.filename, c)]
+        assert seen == [(s.filename, c.build_context)]
     assert meta.source == "build" and meta.requires_dist == ("built",)
 
 
@@ -276,12 +290,12 @@ def test_bad_requires_dist_in_json_info_is_ignored(index_server: IndexServer,
                                                    cache: Cache) -> None:
     index_server.inject("alpha", "bad-requires-dist")
     index_server.inject("alpha", "no-requires-dist")
-    with IndexClient(index_server.json_url, cache=cache) as c:
+    with open_dists(index_server.json_url, cache=cache) as c:
         assert c.metadata(wheel(c, "alpha", "1.1")).requires_dist == ("beta<2,>=1",)
 
 
 def test_per_version_endpoint_is_never_used(index_server: IndexServer, cache: Cache) -> None:
-    with IndexClient(index_server.json_url, cache=cache) as c:
+    with open_dists(index_server.json_url, cache=cache) as c:
         for name in ("alpha", "nometa", "sdstatic"):
             for f in c.project(name).files:
                 c.metadata(f)
@@ -348,7 +362,7 @@ def test_second_client_uses_the_page_cache(index_server: IndexServer, cache: Cac
 
 def test_metadata_step5_real_pep517_build(index_server: IndexServer, cache: Cache) -> None:
     """The whole chain with the real `lockenv.build` and the fixtures' build backend."""
-    with IndexClient(index_server.json_url, cache=cache) as c:
+    with open_dists(index_server.json_url, cache=cache) as c:
         meta = c.metadata(sdist(c, "sddynamic"))
     assert meta.source == "build"
     assert meta.requires_dist == ("beta<2", 'cee; extra == "more"')
@@ -359,7 +373,7 @@ def test_metadata_build_failure_is_a_build_error(index_server: IndexServer,
                                                  cache: Cache) -> None:
     from lockenv.errors import BuildError
 
-    with IndexClient(index_server.json_url, cache=cache) as c, \
+    with open_dists(index_server.json_url, cache=cache) as c, \
             pytest.raises(BuildError) as info:
         c.metadata(sdist(c, "sdbroken"))
     assert "sdbroken" in str(info.value)

@@ -12,7 +12,7 @@ import pytest
 from fixtures.builder import write_wheel
 from helpers import snapshot
 
-from lockenv.environment import ensure_venv, probe
+from lockenv.environment import plan_venv, probe, realize_venv
 from lockenv.errors import SyncError
 from lockenv.models import DistFile
 from lockenv.ops.wanted import own_runtime
@@ -37,7 +37,8 @@ def _wanted(wheel: Path) -> Wanted:
 
 
 def _sync(venv_path: Path, wanted: list[Wanted]) -> None:
-    venv = ensure_venv(venv_path.parent, request=None, requires_python=None, reporter=_reporter())
+    venv = realize_venv(plan_venv(venv_path.parent, request=None, requires_python=None,
+                                  reporter=_reporter()), _reporter())
     assert venv is not None
     info = probe(venv.python)
     p = plan(wanted, scan(info.site_dirs))

@@ -14,6 +14,7 @@ import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from functools import partial
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from urllib.parse import urlsplit
 import httpx
 from packaging.utils import canonicalize_name
 
-from lockenv.cache import Cache, file_sha256
+from lockenv.cache import Cache, mismatch_details, write_atomic
 from lockenv.errors import PackageIndexError, IntegrityError, PackageNotFoundError
 from lockenv.index import pages
 from lockenv.index.auth import CredentialLookup, split_credentials
@@ -39,14 +40,9 @@ from lockenv.index.http import (
 from lockenv.index.metadata import (
     MetadataProblem,
     RangeFile,
-    check_matches,
-    parse_metadata,
-    read_sdist_pkg_info,
-    read_wheel_metadata,
-    static_sdist_metadata,
     wheel_metadata_text,
 )
-from lockenv.models import CoreMetadata, DistFile, ProjectFiles
+from lockenv.models import DistFile, ProjectFiles
 from lockenv.once import OnceMap
 from lockenv.ui import Progress, Reporter
 
@@ -64,9 +60,10 @@ PROBE_MIN = 8
 class IndexClient:
     """One package index. Thread-safe; use as a context manager (or call `close()`).
 
-    `project()` and `metadata()` block; `prefetch()` and `prefetch_metadata()` start the same
-    work in the background, and a later blocking call waits for the in-flight request instead
-    of sending a second one."""
+    `project()` and `download()` block; `prefetch()` starts pages in the background, and a later
+    blocking call waits for the in-flight request instead of sending a second one. Core
+    metadata (the chain of PEP 658 file, range reads, whole wheel, sdist, build) is
+    `lockenv.dists`'s: this class fetches, it never builds."""
 
     def __init__(
         self,
@@ -100,9 +97,6 @@ class IndexClient:
         if lookup.insecure and not lookup.insecure_allowed and reporter is not None:
             warn_insecure(lookup.label, lookup.origin[1], reporter)
         self._auth = IndexAuth(lookup)
-        self.build_client: Any = self
-        """What builds of this index's sdists resolve their build requirements with (the
-        router of every index, when there are several)."""
         self.index_url = str(lookup.url).rstrip("/")
         """The index URL without credentials and trailing slash."""
         self.is_simple = self.index_url.endswith("/simple")
@@ -114,7 +108,6 @@ class IndexClient:
         self._page_pool = ThreadPoolExecutor(PAGE_WORKERS, thread_name_prefix="lockenv-pages")
         self._lock = threading.Lock()
         self._pages: OnceMap[str, ProjectFiles] = OnceMap()
-        self._metas: OnceMap[str, CoreMetadata] = OnceMap()
         self._downloads: OnceMap[str, Path] = OnceMap()
         self._metadata_sha: dict[str, str] = {}
         self._probes: dict[str, tuple[int, int]] = {}
@@ -151,7 +144,7 @@ class IndexClient:
         """Start fetching these projects' pages in the background; returns at once."""
         for name in names:
             key = canonicalize_name(name)
-            self._pages.submit(key, lambda key=key: self._load_project(key), self._page_pool)
+            self._pages.submit(key, partial(self._load_project, key), self._page_pool)
 
     def page_url(self, name: str) -> str:
         if self.is_simple:
@@ -232,84 +225,10 @@ class IndexClient:
                     f"{len(records)} files) in {time.perf_counter() - started:.2f}s")
         return {"url": redact_url(final), "files": records}
 
-    # -- metadata ---------------------------------------------------------------------------
-    def metadata(self, file: DistFile) -> CoreMetadata:
-        """The core metadata of one file, from (in order) the PEP 658 metadata file, a range
-        request into the wheel, the whole wheel, a static sdist PKG-INFO, a PEP 517 build."""
-        key = file.sha256 or file.url
-        return self._metas.get(key, lambda: self._load_metadata(file))
-
-    def prefetch_metadata(self, files: Iterable[DistFile]) -> None:
-        for file in files:
-            key = file.sha256 or file.url
-            self._metas.submit(key, lambda file=file: self._load_metadata(file), self._pool)
-
-    def _load_metadata(self, file: DistFile) -> CoreMetadata:
-        key = file.sha256 or file.url
-        cached = self.cache.read_metadata(key)
-        if cached is not None:
-            try:
-                return CoreMetadata(
-                    name=cached["name"], version=cached["version"],
-                    requires_dist=tuple(cached["requires_dist"]),
-                    requires_python=cached["requires_python"],
-                    provides_extra=tuple(cached["provides_extra"]), source=cached["source"],
-                )
-            except (KeyError, TypeError):
-                pass
-        try:
-            meta = self._metadata_chain(file)
-            check_matches(meta, file)
-        except MetadataProblem as exc:
-            raise PackageIndexError(
-                f"cannot use the metadata of {file.filename}: {exc}",
-                hint="the file on the index is broken; pin another version of "
-                     f"{file.project_name}",
-                context={"url": redact_url(file.url), "package": file.project_name},
-            ) from None
-        self.cache.write_metadata(key, {
-            "name": meta.name, "version": meta.version,
-            "requires_dist": list(meta.requires_dist), "requires_python": meta.requires_python,
-            "provides_extra": list(meta.provides_extra), "source": meta.source,
-        })
-        return meta
-
-    def _parse(self, text: bytes | str, source: str) -> tuple[CoreMetadata, set[str], str | None]:
-        return parse_metadata(text, source, self._debug)
-
-    def _metadata_chain(self, file: DistFile) -> CoreMetadata:
-        if file.is_wheel:
-            range_first = file.metadata is None and self._metadata_files_mostly_missing(file)
-            if not range_first:
-                text = self._pep658(file)
-                if text is not None:
-                    return self._parse(text, "pep658")[0]
-            text = self._range_metadata(file)
-            if text is not None:
-                return self._parse(text, "range")[0]
-            if range_first:
-                text = self._pep658(file)
-                if text is not None:
-                    return self._parse(text, "pep658")[0]
-            path = self.download(file)
-            self._debug(f"{file.filename}: metadata from the whole wheel")
-            return self._parse(read_wheel_metadata(path, file), "wheel")[0]
-        path = self.download(file)
-        try:
-            meta, dynamic, version = self._parse(read_sdist_pkg_info(path), "sdist")
-        except MetadataProblem:
-            meta, dynamic, version = None, set(), None
-        if meta is not None and static_sdist_metadata(dynamic, version):
-            self._debug(f"{file.filename}: static metadata from PKG-INFO")
-            return meta
-        self._debug(f"{file.filename}: building metadata (PEP 517)")
-        from lockenv.build import prepare_metadata
-
-        return self._parse(prepare_metadata(path, client=self.build_client), "build")[0]
-
-    def _pep658(self, file: DistFile) -> bytes | None:
-        """Step 1: `<url>.metadata`, tried even when not advertised (unless the index says
-        there is none); a 404 means go on."""
+    # -- metadata files and range reads (dists.py chains them) -------------------------------
+    def metadata_file(self, file: DistFile) -> bytes | None:
+        """The PEP 658 `<url>.metadata` of a wheel (checked against the index's hash), tried
+        even when not advertised (unless the index says there is none); None when missing."""
         if file.metadata is False:
             return None
         url = file.url + ".metadata"
@@ -346,7 +265,7 @@ class IndexClient:
             self._debug(f"{origin}: unadvertised .metadata files are mostly missing there; "
                         "reading wheels by range requests first")
 
-    def _metadata_files_mostly_missing(self, file: DistFile) -> bool:
+    def metadata_files_mostly_missing(self, file: DistFile) -> bool:
         """True once unadvertised `.metadata` probes on this file's host mostly 404. Some
         mirrors answer those 404s slowly (~130 ms, measured) while a range request takes
         ~3 ms, so there the range request goes first and the probe becomes the fallback."""
@@ -354,10 +273,10 @@ class IndexClient:
             hits, misses = self._probes.get(_origin_of(file.url), (0, 0))
         return misses >= PROBE_MIN and misses > 2 * hits
 
-    def _range_metadata(self, file: DistFile) -> bytes | None:
-        """Step 2: the wheel's tail by a range request, then the central directory and
-        METADATA through further ranges. A server that ignores Range gets its 200 body saved
-        as the downloaded wheel (step 3 without a second request)."""
+    def range_metadata(self, file: DistFile) -> bytes | None:
+        """A wheel's METADATA through range requests: its tail, then the central directory and
+        METADATA. None when that does not work; a server that ignores Range gets its 200 body
+        saved as the downloaded wheel (so a `download` that follows sends no request)."""
         try:
             with self._http.stream(file.url, headers={"Range": f"bytes=-{RANGE_TAIL}"}) as resp:
                 if resp.status_code == 200:
@@ -402,8 +321,6 @@ class IndexClient:
 
     def _store_small(self, file: DistFile, data: bytes) -> None:
         if file.sha256 and hashlib.sha256(data).hexdigest() == file.sha256:
-            from lockenv.cache import write_atomic
-
             dest = self.cache.artifact_path(file.sha256, file.filename)
             if not dest.exists():
                 write_atomic(dest, data)
@@ -465,35 +382,17 @@ class IndexClient:
                   response: httpx.Response | None = None) -> Path:
         dest = self.cache.artifact_path(file.sha256 or file.url, file.filename)
         if dest.exists():
-            self._verify_cached(file, dest)
+            self.cache.verified_artifact(dest, sha256=file.sha256, size=file.size)
             if on_bytes is not None:
                 on_bytes(dest.stat().st_size)
             return dest
         with self.cache.lock(dest):
             if dest.exists():  # another process finished it meanwhile
-                self._verify_cached(file, dest)
+                self.cache.verified_artifact(dest, sha256=file.sha256, size=file.size)
                 return dest
             self._fetch_to(file, dest, on_bytes, response)
         self._debug(f"downloaded {file.filename}")
         return dest
-
-    def _verify_cached(self, file: DistFile, path: Path) -> None:
-        size = path.stat().st_size
-        actual = file_sha256(path) if file.sha256 else None
-        if (file.size is None or size == file.size) and actual == file.sha256:
-            return
-        try:
-            path.unlink()
-        except OSError:
-            pass
-        details = _mismatch(file, actual, size)
-        raise IntegrityError(
-            f"the cached copy of {file.filename} is damaged and was refused",
-            hint="the damaged cache entry has been removed; run the command again to "
-                 "download the file afresh",
-            context={"file": str(path)},
-            details=details,
-        )
 
     def _fetch_to(self, file: DistFile, dest: Path, on_bytes: Callable[[int], None] | None,
                   response: httpx.Response | None) -> None:
@@ -532,7 +431,7 @@ class IndexClient:
                     file.size is not None and written != file.size):
                 tmp.unlink(missing_ok=True)
                 _remove_empty(dest.parent)
-                details = _mismatch(file, actual, written)
+                details = mismatch_details(file.sha256, actual, file.size, written)
                 raise IntegrityError(
                     f"{file.filename} downloaded from {redact_url(file.url)} does not match "
                     "the hash the index gave",
@@ -607,16 +506,6 @@ def warn_insecure(label: str, host: str, reporter: Reporter) -> None:
 def _origin_of(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}"
-
-
-def _mismatch(file: DistFile, actual: str, size: int) -> list[str]:
-    """The expected and actual hash and size, for an IntegrityError's details."""
-    details = []
-    if file.sha256:
-        details += [f"expected sha256: {file.sha256}", f"actual sha256:   {actual}"]
-    if file.size is not None:
-        details += [f"expected size: {file.size}", f"actual size:   {size}"]
-    return details
 
 
 def _check_index_url(url: str) -> None:

@@ -23,7 +23,7 @@ from lockenv.cache import Cache
 from lockenv.errors import PackageNotFoundError
 from lockenv.index.client import IndexClient, simple_url_of
 from lockenv.once import OnceMap
-from lockenv.models import CoreMetadata, DistFile, IndexConfig, IndexSettings, ProjectFiles
+from lockenv.models import DistFile, IndexConfig, IndexSettings, ProjectFiles
 from lockenv.ui import Progress, Reporter
 from lockenv.urls import redact_url
 
@@ -45,8 +45,8 @@ class Routes:
 
 
 class IndexRouter:
-    """Several indexes behind `IndexClient`'s interface (what the resolver, builds and sync
-    use). Clients are made on first use, so an index nobody needs is never contacted (nor
+    """Several indexes behind `IndexClient`'s interface (what `lockenv.dists`, and through it
+    the resolver and builds, and sync use). Clients are made on first use, so an index nobody needs is never contacted (nor
     warned about)."""
 
     def __init__(self, settings: IndexSettings, *, cache: Cache,
@@ -86,12 +86,14 @@ class IndexRouter:
             # Only the first candidate may be asked before the answer is known.
             self.client(candidates[0]).prefetch([name])
 
-    def metadata(self, file: DistFile) -> CoreMetadata:
-        return self.client_for(file).metadata(file)
+    def metadata_file(self, file: DistFile) -> bytes | None:
+        return self.client_for(file).metadata_file(file)
 
-    def prefetch_metadata(self, files: Iterable[DistFile]) -> None:
-        for file in files:
-            self.client_for(file).prefetch_metadata([file])
+    def range_metadata(self, file: DistFile) -> bytes | None:
+        return self.client_for(file).range_metadata(file)
+
+    def metadata_files_mostly_missing(self, file: DistFile) -> bool:
+        return self.client_for(file).metadata_files_mostly_missing(file)
 
     def download(self, file: DistFile, *, on_bytes: Callable[[int], None] | None = None) -> Path:
         return self.client_for(file).download(file, on_bytes=on_bytes)
@@ -157,7 +159,6 @@ class IndexRouter:
                     allow_insecure_hosts=self.settings.allow_insecure_hosts,
                     **self._options,  # type: ignore[arg-type]
                 )
-                client.build_client = self
             return client
 
     def client_for(self, file: DistFile) -> IndexClient:

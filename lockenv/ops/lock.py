@@ -108,6 +108,7 @@ def lock(options: LockOptions, *, reporter: Reporter, on_result: Any = None) -> 
 
     from lockenv.cache import Bucket, Cache
     from lockenv.index.routing import IndexRouter, single
+    from lockenv.ops.dispatch import distributions
     from lockenv.resolve import resolve
 
     cache = Cache()
@@ -138,10 +139,10 @@ def lock(options: LockOptions, *, reporter: Reporter, on_result: Any = None) -> 
             exclude_newer=spec.exclude_newer,
             refresh=options.refresh,
             reporter=reporter,
-        ) as client:
+        ) as client, distributions(client, cache=cache, reporter=reporter) as dists:
             resolution = resolve(
                 spec,
-                client,
+                dists,
                 preferences=preferences,
                 upgrade=options.upgrade,
                 upgrade_packages=tuple(n for n, v in moves.items() if not v),

@@ -425,28 +425,27 @@ def _apply(sync_plan: Any, *, options: SyncOptions, spec: Any, probe: Any, venv_
             clients.append(IndexRouter(settings, cache=cache, reporter=reporter))
         return clients[0]
 
-    def builder(want: Any, archive: Path | None) -> Path:
-        from lockenv import build
+    def build_context() -> Any:
+        if len(clients) < 2:
+            from lockenv.ops.dispatch import distributions
 
-        if archive is not None:
-            cached = build.cached_wheel(archive, Path(probe.python))
-            if cached is not None:
-                reporter.debug(f"using the wheel built earlier from {archive.name}: {cached}")
-                return cached
-            reporter.status(f"Building {want.label} from {archive.name}")
-            return build.build_wheel(archive, client=client(), python=Path(probe.python))
-        reporter.status(f"Building {want.label}")
-        if want.editable:
-            try:
-                return build.build_editable(Path(want.local_path), client=client(),
-                                            python=Path(probe.python))
-            except BuildError as exc:
-                if want.is_project:
-                    raise exc.with_hint(
-                        "fix the project's build, or pass `--no-install-project` to sync only its "
-                        "dependencies") from None
-                raise
-        return build.build_wheel(Path(want.local_path), client=client(), python=Path(probe.python))
+            clients.append(distributions(client(), cache=cache, reporter=reporter))
+        return clients[1].build_context
+
+    def builder(want: Any, archive: Path | None) -> Path:
+        from lockenv.dists import local_wheel
+
+        editable = archive is None and want.editable
+        try:
+            return local_wheel(archive or Path(want.local_path), python=Path(probe.python),
+                               label=want.label, editable=editable, cache=cache,
+                               reporter=reporter, context=build_context)
+        except BuildError as exc:
+            if editable and want.is_project:
+                raise exc.with_hint(
+                    "fix the project's build, or pass `--no-install-project` to sync only its "
+                    "dependencies") from None
+            raise
 
     try:
         try:
@@ -458,6 +457,6 @@ def _apply(sync_plan: Any, *, options: SyncOptions, spec: Any, probe: Any, venv_
             before_changes()
         apply(sync_plan, prepared, probe=probe, venv=venv_dir, reporter=reporter)
     finally:
-        for c in clients:
+        for c in reversed(clients):
             c.close()
 

@@ -92,6 +92,7 @@ def test_html_only_simple_index_still_gives_sizes(index_server, tmp_path) -> Non
     import httpx
 
     from lockenv.cache import Cache
+    from lockenv.dists import Distributions
     from lockenv.index import IndexClient
     from lockenv.models import ProjectSpec
     from lockenv.resolve import resolve
@@ -107,8 +108,10 @@ def test_html_only_simple_index_still_gives_sizes(index_server, tmp_path) -> Non
         optional_dependencies={}, dependency_groups={}, default_groups=(),
         index_url=index_server.simple_url, environments=(), exclude_newer=None, has_build_system=False,
     )
-    with IndexClient(index_server.simple_url, cache=Cache(tmp_path / "cache"), transport=HtmlOnly()) as client:
-        resolution = resolve(spec, client)
+    cache = Cache(tmp_path / "cache")
+    with IndexClient(index_server.simple_url, cache=cache, transport=HtmlOnly()) as client, \
+            Distributions(client, cache=cache) as dists:
+        resolution = resolve(spec, dists)
     files = [f for p in resolution.packages for f in (*p.wheels, *([p.sdist] if p.sdist else []))]
     assert files and all(f.size is not None and f.size > 0 for f in files)
     assert any(r.method == "HEAD" for r in index_server.requests)

@@ -115,6 +115,18 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def mismatch_details(sha256: str | None, actual: str | None, size: int | None,
+                     actual_size: int) -> list[str]:
+    """The expected and actual hash and size of a file, as an IntegrityError's details (each
+    pair only when something was expected)."""
+    details = []
+    if sha256:
+        details += [f"expected sha256: {sha256}", f"actual sha256:   {actual}"]
+    if size is not None:
+        details += [f"expected size: {size}", f"actual size:   {actual_size}"]
+    return details
+
+
 def _key(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -204,6 +216,29 @@ class Cache:
         write_atomic(self.metadata_path(key), json.dumps(data, sort_keys=True).encode("utf-8"))
 
     # -- artifacts --------------------------------------------------------------------------
+    def verified_artifact(self, path: Path, *, sha256: str | None, size: int | None) -> Path:
+        """`path`, a cache entry, when its sha256 and size are the expected ones (what is not
+        expected is not checked). A damaged entry is removed and refused with an IntegrityError
+        naming it: never silently fetched again, so a tampered cache is noticed, and the next
+        run downloads the file afresh."""
+        from lockenv.errors import IntegrityError
+
+        actual_size = path.stat().st_size
+        actual = file_sha256(path) if sha256 else None
+        if (size is None or actual_size == size) and actual == sha256:
+            return path
+        try:
+            path.unlink()
+        except OSError:
+            pass
+        raise IntegrityError(
+            f"the cached copy of {path.name} is damaged and was refused",
+            hint="the damaged cache entry has been removed; run the command again to "
+                 "download the file afresh",
+            context={"file": str(path)},
+            details=mismatch_details(sha256, actual, size, actual_size),
+        )
+
     def artifact_path(self, key: str, filename: str) -> Path:
         """Where a downloaded file lives: `key` is its sha256 (or a URL when the index gave no
         hash). The file keeps its real name, which installers and build tools need."""

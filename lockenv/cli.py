@@ -9,7 +9,8 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, Optional
+from collections.abc import Callable
+from typing import Annotated, Any, NoReturn, Optional, TypedDict
 
 import typer
 
@@ -81,7 +82,7 @@ def _flags(ctx: typer.Context, quiet: bool, verbose: bool, project: Path | None 
     return g
 
 
-def _run(ctx: typer.Context, func, *args, **kwargs) -> NoReturn:  # type: ignore[no-untyped-def]
+def _run(ctx: typer.Context, func: Callable[..., int], *args: object, **kwargs: object) -> NoReturn:
     """Call a use case; turn LockenvError into a message and an exit code."""
     g: Globals = ctx.obj
     if ctx.find_root().invoked_subcommand != "cache":
@@ -321,6 +322,16 @@ def verify(
     _run(ctx, do_verify, options, on_result=_json_sink(g, json_))
 
 
+class _Selection(TypedDict):
+    extras: tuple[str, ...]
+    all_extras: bool
+    groups: tuple[str, ...]
+    only_groups: tuple[str, ...]
+    no_default_groups: bool
+    all_groups: bool
+    lockfile: Path | None
+
+
 def _selection(
     extra: list[str] | None,
     all_extras: bool,
@@ -329,7 +340,7 @@ def _selection(
     no_default_groups: bool,
     all_groups: bool,
     lockfile: Path | None,
-) -> dict[str, object]:
+) -> _Selection:
     """The Selection fields `sync` and `verify` share: what to select from which lock."""
     return {
         "extras": tuple(extra or ()),

@@ -15,6 +15,7 @@ from typing import Protocol
 
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 from lockenv import build
@@ -127,7 +128,7 @@ class Distributions:
     def prefetch_metadata(self, files: Iterable[DistFile]) -> None:
         """Start reading these files' metadata in the background; returns at once."""
         for file in files:
-            self._metas.submit(_key(file), lambda file=file: self._load(file), self._pool)
+            self._metas.submit(_key(file), partial(self._load, file), self._pool)
 
     def _load(self, file: DistFile) -> CoreMetadata:
         key = _key(file)

@@ -147,8 +147,8 @@ def _parse_filename(filename: str) -> tuple[NormalizedName, Version]:
         for ext in (".tar.gz", ".zip", ".tar.bz2", ".tgz"):
             if stem.endswith(ext):
                 stem = stem[: -len(ext)]
-        name, _, version = stem.rpartition("-")
-        return canonicalize_name(name), Version(version)
+        raw_name, _, raw_version = stem.rpartition("-")
+        return canonicalize_name(raw_name), Version(raw_version)
 
 
 def is_dist_filename(filename: str) -> bool:

@@ -13,25 +13,25 @@ import time
 from collections.abc import Iterator
 import contextlib
 from contextlib import contextmanager
-from typing import Protocol, TextIO
+from typing import TYPE_CHECKING, Protocol, TextIO
 
 from lockenv.errors import LockenvError
+
+if TYPE_CHECKING:
+    from rich.progress import Progress as RichProgress
+    from rich.progress import TaskID
 
 
 class Progress:
     """A handle the stages advance; does nothing unless a bar is on screen."""
 
-    def __init__(self, bar: object | None = None, task: object | None = None) -> None:
+    def __init__(self, bar: RichProgress | None = None, task: TaskID | None = None) -> None:
         self._bar = bar
         self._task = task
 
     def advance(self, amount: float = 1) -> None:
-        if self._bar is not None:
-            self._bar.advance(self._task, amount)  # type: ignore[attr-defined]
-
-    def update_total(self, total: float) -> None:
-        if self._bar is not None:
-            self._bar.update(self._task, total=total)  # type: ignore[attr-defined]
+        if self._bar is not None and self._task is not None:
+            self._bar.advance(self._task, amount)
 
 
 class Reporter(Protocol):

@@ -110,6 +110,24 @@ def test_file_sha256(tmp_path: Path) -> None:
         "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
 
 
+def test_a_verified_artifact_is_returned_and_a_damaged_one_removed(tmp_path: Path) -> None:
+    import hashlib
+
+    from lockenv.errors import IntegrityError
+
+    cache = Cache(tmp_path)
+    data = b"wheel bytes"
+    sha = hashlib.sha256(data).hexdigest()
+    path = cache.artifact_path(sha, "x-1.0-py3-none-any.whl")
+    write_atomic(path, data)
+    assert cache.verified_artifact(path, sha256=sha, size=len(data)) == path
+    with pytest.raises(IntegrityError) as info:
+        cache.verified_artifact(path, sha256=sha, size=len(data) + 1)
+    assert info.value.details == (f"expected sha256: {sha}", f"actual sha256:   {sha}",
+                                  f"expected size: {len(data) + 1}", f"actual size:   {len(data)}")
+    assert info.value.context == {"file": str(path)} and not path.exists()
+
+
 def test_lock_files_stay_out_of_buckets(tmp_path: Path) -> None:
     cache = Cache(tmp_path)
     target = cache.artifact_path("f" * 64, "x-1.0.tar.gz")

@@ -1,6 +1,7 @@
-"""Package indexes: the PyPI JSON API and the simple API (PEP 691/503), core metadata and
-verified downloads, behind one thread-safe `IndexClient` (loaded on first use, so importing this
-package costs nothing until a client is needed)."""
+"""Package indexes: the PyPI JSON API and the simple API (PEP 691/503), PEP 658 metadata files,
+range reads and verified downloads, behind one thread-safe `IndexClient` (loaded on first use,
+so importing this package costs nothing until a client is needed). HTTP and index formats only:
+turning files into core metadata or wheels is `lockenv.dists`'s job."""
 
 from __future__ import annotations
 

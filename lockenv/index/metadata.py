@@ -172,7 +172,7 @@ class RangeFile(io.RawIOBase):
         self._pos = max(0, self._pos)
         return self._pos
 
-    def read(self, n: int = -1) -> bytes:  # type: ignore[override]
+    def read(self, n: int = -1) -> bytes:
         start = self._pos
         end = self._size if n is None or n < 0 else min(self._size, start + n)
         if start >= end:

@@ -470,7 +470,7 @@ def export(
     g = _flags(ctx, quiet, verbose, project)
     options = ExportOptions(
         project=g.project, format=format_, output=output.resolve() if output else None,
-        **_selection(extra, all_extras, group, only_group, no_default_groups, all_groups, lockfile),  # type: ignore[arg-type]
+        **_selection(extra, all_extras, group, only_group, no_default_groups, all_groups, lockfile),
     )
 
     def show(result: Any, reporter: Reporter) -> int:

@@ -63,6 +63,7 @@ def outdated(options: OutdatedOptions, *, reporter: Any) -> Outdated:
     from lockenv import lockfile, manifest
     from lockenv.cache import Cache
     from lockenv.index.routing import IndexRouter, single
+    from lockenv.ops.dispatch import distributions
     from lockenv.urls import redact_url
 
     spec = manifest.load(options.project)
@@ -72,8 +73,9 @@ def outdated(options: OutdatedOptions, *, reporter: Any) -> Outdated:
     cache = Cache()
     settings = spec.indexes or single(spec.index_url)  # each name from its own index
     with IndexRouter(settings, cache=cache, exclude_newer=spec.exclude_newer, refresh=True,
-                     reporter=reporter) as client:
-        allowed = _allowed(spec, client, pins, reporter)
+                     reporter=reporter) as client, \
+            distributions(client, cache=cache, reporter=reporter) as dists:
+        allowed = _allowed(spec, dists, pins, reporter)
         if spec.exclude_newer is None:
             latest = _latest(client, lock)
         else:

@@ -209,8 +209,10 @@ def test_dumps_rejects_an_invalid_lock() -> None:
 def test_string_quoting_round_trips() -> None:
     import tomllib
 
+    from lockenv.lockfile.write import _str
+
     for value in ['plain', 'with "double"', "with 'single'", "both ' and \"", "back\\slash", "tab\there"]:
-        assert tomllib.loads(f"v = {lockfile._str(value)}")["v"] == value
+        assert tomllib.loads(f"v = {_str(value)}")["v"] == value
 
 
 # --- write -----------------------------------------------------------------------------------
@@ -347,7 +349,7 @@ def test_read_inputs_round_trips(tmp_path: Path) -> None:
     path = tmp_path / "pylock.toml"
     res = resolution(environments=("sys_platform == \"linux\"",))
     lockfile.write(path, res)
-    assert lockfile.read_inputs(path) == lockfile._canonical_inputs(res.inputs)
+    assert lockfile.read_inputs(path) == lockfile.canonical_inputs(res.inputs)
 
 
 def test_read_inputs_of_foreign_and_missing_lock(tmp_path: Path) -> None:
@@ -396,7 +398,7 @@ def locked(project: Path) -> Path:
     (project / "pyproject.toml").write_text(BASE)
     spec = manifest.load(project, environ={"LOCKENV_INDEX_URL": INDEX})
     res = resolution()
-    assert lockfile.inputs_from_spec(spec) == lockfile._canonical_inputs(res.inputs)
+    assert lockfile.inputs_from_spec(spec) == lockfile.canonical_inputs(res.inputs)
     lockfile.write(project / "pylock.toml", dataclasses.replace(res, inputs=lockfile.inputs_from_spec(spec)))
     return project
 
@@ -499,12 +501,12 @@ def test_missing_foreign_and_invalid_lock(locked: Path) -> None:
     assert text.startswith("pylock.toml is invalid: 2:14: invalid TOML")
 
 
-def test_redaction_is_the_index_clients() -> None:
-    from lockenv.urls import redact_url
-
-    assert lockfile.redact_url is redact_url
+def test_the_recorded_index_url_carries_no_credentials(project: Path) -> None:
+    (project / "pyproject.toml").write_text(BASE)
     for url in ["https://u:p@h.example/simple/", "https://token@h.example/x?y=1"]:
-        assert "@" not in lockfile.redact_url(url)
+        spec = manifest.load(project, environ={"LOCKENV_INDEX_URL": url})
+        recorded = lockfile.inputs_from_spec(spec).index_url
+        assert "@" not in recorded and "h.example" in recorded
 
 
 def test_freshness_path_stays_light(locked: Path) -> None:

@@ -94,6 +94,7 @@ def test_html_only_simple_index_still_gives_sizes(index_server, tmp_path) -> Non
     from lockenv.cache import Cache
     from lockenv.dists import Distributions
     from lockenv.index import IndexClient
+    from lockenv.lockfile import inputs_from_spec
     from lockenv.models import ProjectSpec
     from lockenv.resolve import resolve
 
@@ -111,7 +112,7 @@ def test_html_only_simple_index_still_gives_sizes(index_server, tmp_path) -> Non
     cache = Cache(tmp_path / "cache")
     with IndexClient(index_server.simple_url, cache=cache, transport=HtmlOnly()) as client, \
             Distributions(client, cache=cache) as dists:
-        resolution = resolve(spec, dists)
+        resolution = resolve(spec, inputs_from_spec(spec), dists).resolution
     files = [f for p in resolution.packages for f in (*p.wheels, *([p.sdist] if p.sdist else []))]
     assert files and all(f.size is not None and f.size > 0 for f in files)
     assert any(r.method == "HEAD" for r in index_server.requests)

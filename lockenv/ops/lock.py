@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
+from lockenv import lockfile
 from lockenv.errors import LockfileError, ManifestError, StaleLockError
+from lockenv.lockfile import PinChange, StaleReason
+from lockenv.models import LockInputs, ProjectSpec, Resolution
 from lockenv.ops import reports
+from lockenv.project import LOCK_NAME
 from lockenv.ui import Reporter
+
+if TYPE_CHECKING:
+    from lockenv.cache import Cache
 
 
 @dataclass(frozen=True)
@@ -36,10 +44,10 @@ def parse_timestamp(text: str, *, where: str) -> datetime:
         ) from None
 
 
-def _fresh_check(options: LockOptions, reporter: Reporter | None) -> tuple[Any, Path, list[Any], bool]:
+def _fresh_check(options: LockOptions, reporter: Reporter | None) -> tuple[ProjectSpec, Path, list[StaleReason], bool]:
     """The project spec (exclude-newer carried over from the lock), the lock path and why the
     lock is stale ([] when fresh). Imports nothing heavy: this is the no-op path."""
-    from lockenv import lockfile, manifest
+    from lockenv import manifest
 
     spec = manifest.load(options.project)
     if not spec.requires_python_declared and reporter is not None:
@@ -47,7 +55,7 @@ def _fresh_check(options: LockOptions, reporter: Reporter | None) -> tuple[Any, 
             f"{spec.pyproject} has no `requires-python`; locking for Python {spec.requires_python}",
             hint=f'add `requires-python = "{spec.requires_python}"` to the [project] table',
         )
-    path = Path(spec.root) / lockfile.LOCK_NAME
+    path = Path(spec.root) / LOCK_NAME
     try:
         recorded = lockfile.read_inputs(path)
     except LockfileError:
@@ -72,33 +80,12 @@ def is_noop(project: Path) -> bool:
     return spec.requires_python_declared and not reasons
 
 
-def lock(options: LockOptions, *, reporter: Reporter, on_result: Any = None) -> int:
+def lock(options: LockOptions, *, reporter: Reporter, on_result: Callable[[reports.LockCheck], None] | None = None) -> int:
     """Resolve and write pylock.toml; no network and no write when the inputs are unchanged.
     `on_result` receives `--check`'s finding as data (`ops.reports.LockCheck`, for --json)."""
-    from lockenv import lockfile
-
     started = time.perf_counter()
     spec, path, reasons, from_cli = _fresh_check(options, reporter)
-    if options.check and (options.upgrade or options.upgrade_packages or options.exclude_newer):
-        raise ManifestError(
-            "--check writes nothing, so it cannot be combined with --upgrade, "
-            "--upgrade-package or --exclude-newer",
-            hint="run `lockenv lock --check` on its own",
-        )
-    if options.check:
-        if on_result is not None:
-            on_result(reports.lock_check(path, reasons))
-        if reasons:
-            raise StaleLockError(
-                f"{lockfile.LOCK_NAME} is out of date with pyproject.toml",
-                context={"file": str(path)},
-                details=[str(r) for r in reasons],
-                hint="run `lockenv lock` and commit the result",
-            )
-        reporter.status(f"{lockfile.LOCK_NAME} is up to date")
-        return 0
-    if not reasons and not options.upgrade and not options.upgrade_packages and not options.refresh:
-        reporter.status(f"{lockfile.LOCK_NAME} is up to date")
+    if _answer_without_resolving(options, path, reasons, reporter, on_result):
         return 0
     for reason in reasons:
         if reason.kind != "missing":
@@ -107,63 +94,127 @@ def lock(options: LockOptions, *, reporter: Reporter, on_result: Any = None) -> 
     from filelock import FileLock
 
     from lockenv.cache import Bucket, Cache
+
+    cache = Cache()
+    with FileLock(str(cache.bucket(Bucket.PROJECT_LOCKS) / (_digest(str(path)) + ".lock"))):
+        # Another lockenv may have written the lock while this one waited: look again.
+        if not _forced(options):
+            spec, path, reasons, from_cli = _fresh_check(options, None)
+            if not reasons:
+                reporter.status(f"{LOCK_NAME} is up to date (another lockenv just wrote it)")
+                return 0
+        previous = _previous_lock(path, reporter)
+        moves = _upgrade_requests(options)
+        resolution = _resolve(spec, previous, moves, options, cache, reporter)
+        if from_cli:
+            resolution = replace(resolution, inputs=replace(resolution.inputs, exclude_newer_from_cli=True))
+        written = lockfile.write(path, resolution)
+    count = len({p.name for p in resolution.packages})
+    reporter.status(f"Resolved {count} package{'s' if count != 1 else ''} in {time.perf_counter() - started:.2f}s")
+    changes = lockfile.diff_pins(previous.pins, resolution, spec, previous.inputs)
+    for line in describe_changes(changes, resolution, previous.inputs, options, project=spec.name):
+        reporter.status(line)
+    if not written:
+        reporter.status(f"{LOCK_NAME} unchanged")
+    return 0
+
+
+def _forced(options: LockOptions) -> bool:
+    """Options that resolve again even when the lock is fresh."""
+    return bool(options.upgrade or options.upgrade_packages or options.refresh)
+
+
+def _answer_without_resolving(
+    options: LockOptions,
+    path: Path,
+    reasons: Sequence[StaleReason],
+    reporter: Reporter,
+    on_result: Callable[[reports.LockCheck], None] | None,
+) -> bool:
+    """`--check`, or a fresh lock nothing forces to move: answer (or raise) and say so."""
+    if options.check and (options.upgrade or options.upgrade_packages or options.exclude_newer):
+        raise ManifestError(
+            "--check writes nothing, so it cannot be combined with --upgrade, "
+            "--upgrade-package or --exclude-newer",
+            hint="run `lockenv lock --check` on its own",
+        )
+    if options.check and on_result is not None:
+        on_result(reports.lock_check(path, reasons))
+    if options.check and reasons:
+        raise StaleLockError(
+            f"{LOCK_NAME} is out of date with pyproject.toml",
+            context={"file": str(path)},
+            details=[str(r) for r in reasons],
+            hint="run `lockenv lock` and commit the result",
+        )
+    if options.check or (not reasons and not _forced(options)):
+        reporter.status(f"{LOCK_NAME} is up to date")
+        return True
+    return False
+
+
+@dataclass(frozen=True)
+class _Previous:
+    """What the lock being replaced says: its recorded inputs and its pins (the preferences)."""
+
+    inputs: LockInputs | None
+    pins: dict[str, list[tuple[str, str | None]]]
+
+
+def _previous_lock(path: Path, reporter: Reporter) -> _Previous:
+    try:
+        recorded = lockfile.read_inputs(path)
+    except LockfileError:
+        recorded = None
+    try:
+        pins = lockfile.read_pins(path) if path.exists() else {}
+    except LockfileError as exc:
+        reporter.warn(f"{exc.message}; locking from scratch, without its pins")
+        pins = {}
+    return _Previous(recorded, pins)
+
+
+def _resolve(
+    spec: ProjectSpec,
+    previous: _Previous,
+    moves: Mapping[str, str | None],
+    options: LockOptions,
+    cache: Cache,
+    reporter: Reporter,
+) -> Resolution:
+    """The universal resolution, preferring the previous pins, checked to serve every target."""
     from lockenv.index.routing import IndexRouter, single
     from lockenv.ops.dispatch import distributions
     from lockenv.resolve import resolve
 
-    cache = Cache()
-    project_lock = cache.bucket(Bucket.PROJECT_LOCKS) / (_digest(str(path)) + ".lock")
-    with FileLock(str(project_lock)):
-        # Another lockenv may have written the lock while this one waited: look again.
-        if not (options.upgrade or options.upgrade_packages or options.refresh):
-            spec, path, reasons, from_cli = _fresh_check(options, None)
-            if not reasons:
-                reporter.status(f"{lockfile.LOCK_NAME} is up to date (another lockenv just wrote it)")
-                return 0
-        try:
-            recorded = lockfile.read_inputs(path)
-        except LockfileError:
-            recorded = None
-        try:
-            old_pins = lockfile.read_pins(path) if path.exists() else {}
-        except LockfileError as exc:
-            reporter.warn(f"{exc.message}; locking from scratch, without its pins")
-            old_pins = {}
-        moves = _upgrade_requests(options)
-        for name in sorted(n for n in moves if n not in old_pins):
-            reporter.warn(f"`{name}` is not in {lockfile.LOCK_NAME}; --upgrade-package has nothing to move")
-        preferences = {**old_pins, **{n: [(v, None)] for n, v in moves.items() if v}}
-        with IndexRouter(
-            spec.indexes or single(spec.index_url),
-            cache=cache,
-            exclude_newer=spec.exclude_newer,
-            refresh=options.refresh,
+    for name in sorted(n for n in moves if n not in previous.pins):
+        reporter.warn(f"`{name}` is not in {LOCK_NAME}; --upgrade-package has nothing to move")
+    preferences: dict[str, list[tuple[str, str | None]]] = dict(previous.pins)
+    preferences.update({n: [(v, None)] for n, v in moves.items() if v})
+    with IndexRouter(
+        spec.indexes or single(spec.index_url),
+        cache=cache,
+        exclude_newer=spec.exclude_newer,
+        refresh=options.refresh,
+        reporter=reporter,
+    ) as client, distributions(client, cache=cache, reporter=reporter) as dists:
+        universal = resolve(
+            spec,
+            lockfile.inputs_from_spec(spec),
+            dists,
+            preferences=preferences,
+            upgrade=options.upgrade,
+            upgrade_packages=tuple(n for n, v in moves.items() if not v),
             reporter=reporter,
-        ) as client, distributions(client, cache=cache, reporter=reporter) as dists:
-            resolution = resolve(
-                spec,
-                dists,
-                preferences=preferences,
-                upgrade=options.upgrade,
-                upgrade_packages=tuple(n for n, v in moves.items() if not v),
-                reporter=reporter,
-            )
-        for name, wanted in moves.items():
-            got = sorted({p.version for p in resolution.packages if p.name == name})
-            if wanted and got and wanted not in got:
-                reporter.warn(f"`{name}` could not move to {wanted} (the other requirements or "
-                              f"the index do not allow it); it is at {', '.join(got)}")
-        if from_cli:
-            resolution = replace(resolution, inputs=replace(resolution.inputs, exclude_newer_from_cli=True))
-        written = lockfile.write(path, resolution)
-    elapsed = time.perf_counter() - started
-    count = len({p.name for p in resolution.packages})
-    reporter.status(f"Resolved {count} package{'s' if count != 1 else ''} in {elapsed:.2f}s")
-    for line in describe_changes(old_pins, resolution, spec, recorded, options):
-        reporter.status(line)
-    if not written:
-        reporter.status(f"{lockfile.LOCK_NAME} unchanged")
-    return 0
+        )
+    lockfile.check_serves(universal.resolution, universal.targets, universal.outside)
+    resolution = universal.resolution
+    for name, wanted in moves.items():
+        got = sorted({p.version for p in resolution.packages if p.name == name})
+        if wanted and got and wanted not in got:
+            reporter.warn(f"`{name}` could not move to {wanted} (the other requirements or "
+                          f"the index do not allow it); it is at {', '.join(got)}")
+    return resolution
 
 
 def _upgrade_requests(options: LockOptions) -> dict[str, str | None]:
@@ -198,80 +249,48 @@ def _digest(text: str) -> str:
 
 
 def describe_changes(
-    old: dict[str, list[tuple[str, str | None]]],
-    resolution: Any,
-    spec: Any,
-    recorded: Any,
+    changes: Sequence[PinChange],
+    resolution: Resolution,
+    recorded: LockInputs | None,
     options: LockOptions,
+    *,
+    project: str,
 ) -> list[str]:
     """`+ name==1.0 (why)`, `~ name 1.0 -> 2.0 (why)`, `- name==1.0 (why)` for what moved.
 
     The why, most specific first: the flag that asked for it, the project's own requirement on
     it that changed, a changed exclude-newer or requires-python, else what requires it now."""
-    from packaging.requirements import Requirement
-
-    new: dict[str, list[str]] = {}
-    parents: dict[str, set[str]] = {}
-    for p in resolution.packages:
-        new.setdefault(p.name, []).append(p.version)
-        for d in p.dependencies:
-            parents.setdefault(d.name, set()).add(f"{p.name} {p.version}")
     upgrade_names = set(_upgrade_requests(options))
+    inputs = resolution.inputs
 
-    # The project's direct requirements, with where each comes from.
-    direct: dict[str, list[tuple[str, str]]] = {}
-    sources = [("", spec.dependencies)]
-    sources += [(f"extra `{e}`", r) for e, r in sorted(spec.optional_dependencies.items())]
-    sources += [(f"group `{g}`", r) for g, r in sorted(spec.dependency_groups.items())]
-    for where, reqs in sources:
-        for text in reqs:
-            name = _norm(Requirement(text).name)
-            direct.setdefault(name, []).append((text, where))
-    before: set[str] = set()
-    if recorded is not None:
-        before = {*recorded.dependencies, *(r for rs in recorded.optional_dependencies.values() for r in rs),
-                  *(r for rs in recorded.dependency_groups.values() for r in rs)}
-
-    def why_needed(name: str) -> str:
-        if name in direct:
-            text, where = direct[name][0]
-            return f"`{spec.name}` requires `{text}`" + (f" in {where}" if where else "")
-        who = sorted(parents.get(name, ()))
+    def why_needed(change: PinChange) -> str:
+        if change.direct is not None:
+            text, source = change.direct
+            kind, _, name = source.partition(":")
+            where = "" if kind == "main" else f" in {'group' if kind == 'group' else 'extra'} `{name}`"
+            return f"`{project}` requires `{text}`{where}"
+        who = change.required_by
         return "required by " + ", ".join(f"`{w}`" for w in who[:3]) + (" …" if len(who) > 3 else "")
 
-    def why_moved(name: str) -> str:
+    def why_moved(change: PinChange) -> str:
         if options.upgrade:
             return "--upgrade"
-        if name in upgrade_names:
+        if change.name in upgrade_names:
             return "--upgrade-package"
-        changed = [text for text, _ in direct.get(name, ()) if text not in before]
-        if changed and recorded is not None:
-            return f"requirement changed to `{changed[0]}`"
-        if recorded is not None and recorded.exclude_newer != resolution.inputs.exclude_newer:
-            return f"exclude-newer is now {resolution.inputs.exclude_newer or 'unset'}"
-        if recorded is not None and recorded.requires_python != resolution.inputs.requires_python:
-            return f"requires-python is now `{resolution.inputs.requires_python}`"
-        return why_needed(name)
+        if change.changed_requirement is not None:
+            return f"requirement changed to `{change.changed_requirement}`"
+        if recorded is not None and recorded.exclude_newer != inputs.exclude_newer:
+            return f"exclude-newer is now {inputs.exclude_newer or 'unset'}"
+        if recorded is not None and recorded.requires_python != inputs.requires_python:
+            return f"requires-python is now `{inputs.requires_python}`"
+        return why_needed(change)
 
     lines: list[str] = []
-    for name in sorted(set(old) | set(new)):
-        was = sorted({v for v, _ in old.get(name, [])}, key=_version_key)
-        now = sorted(set(new.get(name, [])), key=_version_key)
-        if was == now:
-            continue
-        if not was:
-            lines.extend(f"+ {name}=={v} ({why_needed(name)})" for v in now)
-        elif not now:
-            lines.extend(f"- {name}=={v} (no longer required)" for v in was)
+    for change in changes:
+        if change.kind == "added":
+            lines.extend(f"+ {change.name}=={v} ({why_needed(change)})" for v in change.after)
+        elif change.kind == "removed":
+            lines.extend(f"- {change.name}=={v} (no longer required)" for v in change.before)
         else:
-            lines.append(f"~ {name} {', '.join(was)} -> {', '.join(now)} ({why_moved(name)})")
+            lines.append(f"~ {change.name} {', '.join(change.before)} -> {', '.join(change.after)} ({why_moved(change)})")
     return lines
-
-
-def _version_key(text: str) -> Any:
-    from packaging.version import InvalidVersion, Version
-
-    try:
-        return (0, Version(text))
-    except InvalidVersion:
-        return (1, text)

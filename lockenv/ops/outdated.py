@@ -93,9 +93,11 @@ def outdated(options: OutdatedOptions, *, reporter: Any) -> Outdated:
 
 def _allowed(spec: Any, client: Any, pins: Any, reporter: Any) -> dict[str, list[tuple[str, str | None]]]:
     """name → [(version, marker)] of what `lock --upgrade` would write."""
+    from lockenv.lockfile import inputs_from_spec
     from lockenv.resolve import resolve
 
-    resolution = resolve(spec, client, preferences=pins, upgrade=True, reporter=reporter)
+    resolution = resolve(spec, inputs_from_spec(spec), client, preferences=pins, upgrade=True,
+                         reporter=reporter).resolution
     found: dict[str, list[tuple[str, str | None]]] = {}
     for p in resolution.packages:
         found.setdefault(str(p.name), []).append((p.version, p.marker))

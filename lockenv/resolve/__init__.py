@@ -10,27 +10,33 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.tags import Tag
 
 from lockenv.errors import ManifestError
-from lockenv.models import DistFile, ProjectSpec, Resolution
+from typing import TYPE_CHECKING
+
+from lockenv.models import DistFile, LockInputs, ProjectSpec
+
+if TYPE_CHECKING:
+    from lockenv.resolve.universal import UniversalResolution
 
 __all__ = ["resolve", "resolve_single"]
 
 
 def resolve(
     spec: ProjectSpec,
+    inputs: LockInputs,
     client: Any,
     *,
     preferences: Mapping[str, Sequence[tuple[str, str | None]]] | None = None,
     upgrade: bool = False,
     upgrade_packages: Collection[str] = (),
     reporter: Any = None,
-) -> Resolution:
-    """The universal resolution of a project: every target, one marker-annotated graph."""
-    from lockenv.lockfile import inputs_from_spec
+) -> UniversalResolution:
+    """The universal resolution of a project: every target, one marker-annotated graph, and
+    what the lock must serve. `inputs` is what the lock will record (`lockfile.inputs_from_spec`)."""
     from lockenv.resolve.universal import resolve_universal
 
     return resolve_universal(
         spec,
-        inputs_from_spec(spec),
+        inputs,
         client,
         preferences=preferences or {},
         upgrade=upgrade,

@@ -82,6 +82,11 @@ class Target:
     def python_version(self) -> str:
         return f"{self.python[0]}.{self.python[1]}"
 
+    @property
+    def label(self) -> str:
+        """How messages name the target: `Python 3.12 on linux-x86_64`."""
+        return f"Python {self.python_version} on {self.platform.key}"
+
     def __post_init__(self) -> None:
         # Computed once, stored plainly: functools.cached_property takes a lock on every
         # access before 3.12, and the resolver reads these from many threads.

@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from dep_logic.markers import AnyMarker, BaseMarker, EmptyMarker, parse_marker
 from packaging.markers import Marker
 from packaging.requirements import InvalidRequirement, Requirement
+from packaging.tags import Tag
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 from resolvelib import BaseReporter, Resolver
 from resolvelib.resolvers import ResolutionImpossible, ResolutionTooDeep
 
-from lockenv.errors import LockfileError, ManifestError, ResolutionError
+from lockenv.errors import ManifestError, ResolutionError
 from lockenv.models import Dependency, DistFile, LockedPackage, LockInputs, ProjectSpec, Resolution
 from lockenv.resolve.markers import partition, separator, to_marker
 from lockenv.resolve.provider import (
@@ -33,7 +34,7 @@ from lockenv.resolve.provider import (
     file_tags,
     requirement_to_reqs,
 )
-from lockenv.resolve.targets import Target, make_targets
+from lockenv.resolve.targets import Platform, Target, make_targets
 
 Node = tuple[str, str]
 """(identifier, version) of a resolved candidate, or (root source, '') for a root."""
@@ -425,7 +426,7 @@ def resolve_universal(
     upgrade: bool,
     upgrade_packages: Collection[str],
     reporter: object | None = None,
-) -> Resolution:
+) -> UniversalResolution:
     started = time.perf_counter()
     targets = make_targets(spec.requires_python, spec.environments)
     if not targets:
@@ -464,7 +465,7 @@ def resolve_universal(
             if reused is None:
                 pins, edges = resolve_target(
                     target.environment, target.tag_priority, roots, meta, prefs,
-                    label=f"Python {target.python_version} on {target.platform.key}",
+                    label=target.label,
                     project=spec.name, requires_python=spec.requires_python,
                 )
             else:
@@ -515,12 +516,13 @@ def resolve_universal(
             )
         )
     resolution = Resolution(inputs=inputs, packages=tuple(packages))
-    verify(resolution, results)
-    if not spec.environments:
-        probe_outside(resolution, roots, targets)
     if reporter is not None:
         reporter.debug(f"universal resolution of {len(targets)} targets in {time.perf_counter() - started:.2f}s")
-    return resolution
+    return UniversalResolution(
+        resolution,
+        target_pins(results),
+        () if spec.environments else outside_probes(roots, targets),
+    )
 
 
 def _with_sizes(
@@ -574,115 +576,64 @@ def _pin_for(pins: Sequence[tuple[str, str | None]], target: Target) -> str | No
     return best
 
 
-# -- verification --------------------------------------------------------------------------------
+# -- what the lock must serve ----------------------------------------------------------------
 
 
-def verify(resolution: Resolution, results: Sequence[TargetResult]) -> None:
-    """For every target, `packaging.pylock` selecting from the lock (all extras, all groups) must
-    give exactly that target's resolution with an installable file for each package."""
-    from packaging.pylock import Pylock, PylockValidationError
+@dataclass(frozen=True)
+class TargetPins:
+    """A target and the pins its own resolution chose: the lock must select exactly these there."""
 
-    data = _pylock_dict(resolution)
-    try:
-        lock = Pylock.from_dict(data)
-    except PylockValidationError as exc:
-        raise LockfileError(f"the lock about to be written is not valid PEP 751: {exc} (a bug)") from None
-    extras = sorted(resolution.inputs.optional_dependencies)
-    groups = sorted(resolution.inputs.dependency_groups)
-    for res in results:
-        t = res.target
-        expected = {(n, str(c.version)) for n, c in res.pins.items() if "[" not in n}
-        # select() parses every wheel name for every target; hand it only the wheels whose
-        # tags this target accepts (its choice among them is unchanged), which is 30x cheaper.
-        accepted = t.tag_priority
-        narrowed = replace(
-            lock,
-            packages=[
-                replace(p, wheels=[w for w in p.wheels if filename_tags(w.name) & accepted.keys()] or None)
-                if p.wheels else p
-                for p in lock.packages
-            ],
+    label: str
+    environment: Mapping[str, str]
+    tags: tuple[Tag, ...]
+    pins: frozenset[tuple[str, str]]
+    """(normalised name, version); extras are not packages of the lock."""
+
+
+@dataclass(frozen=True)
+class OutsideProbe:
+    """An environment no target enumerates, and the root names that apply there: the lock must
+    select one version of each package and all of these names."""
+
+    label: str
+    environment: Mapping[str, str]
+    required: frozenset[str]
+
+
+@dataclass(frozen=True)
+class UniversalResolution:
+    """The resolution, and what the lock written from it must serve (`lockfile.check_serves`)."""
+
+    resolution: Resolution
+    targets: tuple[TargetPins, ...]
+    outside: tuple[OutsideProbe, ...]
+
+
+def target_pins(results: Sequence[TargetResult]) -> tuple[TargetPins, ...]:
+    return tuple(
+        TargetPins(
+            label=res.target.label,
+            environment=res.target.environment,
+            tags=tuple(res.target.tags),
+            pins=frozenset((n, str(c.version)) for n, c in res.pins.items() if "[" not in n),
         )
-        try:
-            selected = list(narrowed.select(environment=t.environment, tags=t.tags, extras=extras, dependency_groups=groups))  # type: ignore[arg-type]
-        except Exception as exc:
-            raise LockfileError(
-                f"the lock does not serve Python {t.python_version} on {t.platform.key}: {exc}",
-                hint="this is a bug in lockenv's universal merge; please report it with your pyproject.toml",
-            ) from None
-        got = {(str(p.name), str(p.version)) for p, _ in selected}
-        if got != expected:
-            extra = sorted(got - expected)
-            missing = sorted(expected - got)
-            raise LockfileError(
-                f"the lock does not select exactly the resolution for Python {t.python_version} on {t.platform.key}",
-                details=[f"unexpected: {n} {v}" for n, v in extra] + [f"missing: {n} {v}" for n, v in missing],
-                hint="this is a bug in lockenv's universal merge; please report it with your pyproject.toml",
-            )
+        for res in results
+    )
 
 
-def probe_outside(resolution: Resolution, roots: Sequence[Req], targets: Sequence[Target]) -> None:
-    """The lock must also serve environments no target enumerates (DESIGN.md): on another
-    Linux machine type and on the next Python, its markers must select one version of each
-    package and every root requirement that applies there."""
-    from lockenv.resolve.targets import Platform
-
+def outside_probes(roots: Sequence[Req], targets: Sequence[Target]) -> tuple[OutsideProbe, ...]:
+    """The lock must also serve environments no target enumerates (DESIGN.md): another Linux
+    machine type on the oldest Python, and the next Python."""
     newest = max(t.python for t in targets)
     oldest = min(t.python for t in targets)
     ppc = Platform("linux-ppc64le", "linux", "Linux", "posix", "ppc64le")
-    linux = next(t.platform for t in targets if t.platform.key == "linux-x86_64") if any(
-        t.platform.key == "linux-x86_64" for t in targets) else targets[0].platform
+    linux = next((t.platform for t in targets if t.platform.key == "linux-x86_64"), targets[0].platform)
     probes = [Target(oldest, f"3.{oldest[1]}.0", ppc), Target((3, newest[1] + 1), f"3.{newest[1] + 1}.0", linux)]
-    extras = frozenset(resolution.inputs.optional_dependencies)
-    groups = frozenset(resolution.inputs.dependency_groups)
-    for probe in probes:
-        env = {**probe.environment, "extras": extras, "dependency_groups": groups}
-        chosen: dict[str, list[str]] = {}
-        for p in resolution.packages:
-            if p.marker is None or Marker(p.marker).evaluate(env, "lock_file"):  # type: ignore[arg-type]
-                chosen.setdefault(p.name, []).append(p.version)
-        label = f"Python {probe.python_version} on {probe.platform.key}"
-        clashes = {n: vs for n, vs in chosen.items() if len(vs) > 1}
-        missing = sorted({r.name for r in roots if _root_applies(r, probe.environment)} - set(chosen))
-        if clashes or missing:
-            raise LockfileError(
-                f"the lock would not serve {label}, an environment outside its targets",
-                details=[f"{n}: versions {', '.join(vs)} both selected" for n, vs in sorted(clashes.items())]
-                + [f"{n}: required but not selected" for n in missing],
-                hint="this is a bug in lockenv's universal merge; please report it with your pyproject.toml",
-            )
-
-
-def _pylock_dict(resolution: Resolution) -> dict[str, object]:
-    """The minimal PEP 751 mapping of a resolution, for `select()` (lockfile.dumps writes the
-    full file)."""
-    from datetime import timezone
-
-    def file_entry(f: DistFile) -> dict[str, object]:
-        entry: dict[str, object] = {"name": f.filename, "url": f.url, "hashes": {"sha256": f.sha256 or "0" * 64}}
-        if f.size is not None:
-            entry["size"] = f.size
-        if f.upload_time is not None:
-            entry["upload-time"] = f.upload_time.astimezone(timezone.utc)
-        return entry
-
-    inputs = resolution.inputs
-    packages = []
-    for p in resolution.packages:
-        pkg: dict[str, object] = {"name": p.name, "version": p.version}
-        if p.marker:
-            pkg["marker"] = p.marker
-        if p.wheels:
-            pkg["wheels"] = [file_entry(f) for f in p.wheels]
-        if p.sdist:
-            pkg["sdist"] = file_entry(p.sdist)
-        packages.append(pkg)
-    return {
-        "lock-version": "1.0",
-        "requires-python": inputs.requires_python,
-        "extras": sorted(inputs.optional_dependencies),
-        "dependency-groups": sorted(inputs.dependency_groups),
-        "default-groups": list(inputs.default_groups),
-        "created-by": "lockenv",
-        "packages": packages,
-    }
+    return tuple(
+        OutsideProbe(
+            label=probe.label,
+            environment=probe.environment,
+            required=frozenset(r.name for r in roots if _root_applies(r, probe.environment)),
+        )
+        for probe in probes
+    )

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from lockenv.cache import Bucket
 from lockenv.errors import LockfileError, SyncError
+from lockenv.lockfile.read import PARSED_LOCKS, load_cached as load_lock  # noqa: F401 (moved; callers import it here)
 from lockenv.models import DistFile
 
 
@@ -59,71 +59,6 @@ def _canon(name: str) -> str:
     from packaging.utils import canonicalize_name
 
     return str(canonicalize_name(name))
-
-
-def load_lock(path: Path) -> Any:
-    """The validated `Pylock`; LockfileError with a hint when it is missing or invalid.
-
-    A big lock takes ~0.1 s to parse and validate, so the validated object is kept in the cache
-    (pickled, keyed by the file's sha256 and the packaging version): a warm sync reads it back.
-    """
-    import hashlib
-    import io
-    import pickle
-
-    from lockenv.cache import Cache, write_atomic
-    from lockenv.lockfile import load
-
-    try:
-        data = path.read_bytes()
-    except OSError:
-        raise LockfileError(f"no lock file at {path}", hint="run `lockenv lock` to create it") from None
-    import packaging
-
-    key = hashlib.sha256(data + b"\0" + packaging.__version__.encode()).hexdigest()
-    cached = Cache().root / PARSED_LOCKS / f"{key}.pickle"
-    try:
-        return _safe_unpickler(io.BytesIO(cached.read_bytes())).load()
-    except Exception:
-        pass  # missing, damaged or tampered with: parse the lock itself
-    lock = load(path)
-    try:
-        write_atomic(cached, pickle.dumps(lock, protocol=pickle.HIGHEST_PROTOCOL))
-    except (OSError, pickle.PicklingError, TypeError):
-        pass
-    return lock
-
-
-PARSED_LOCKS = Bucket.PARSED_LOCKS.value
-
-_LOCK_CLASSES = {
-    ("datetime", "datetime"), ("datetime", "timedelta"), ("datetime", "timezone"),
-    ("packaging.markers", "Marker"), ("packaging.pylock", "Package"),
-    ("packaging.pylock", "PackageSdist"), ("packaging.pylock", "PackageWheel"),
-    ("packaging.pylock", "PackageArchive"), ("packaging.pylock", "PackageDirectory"),
-    ("packaging.pylock", "PackageVcs"), ("packaging.pylock", "Pylock"),
-    ("packaging.specifiers", "Specifier"), ("packaging.specifiers", "SpecifierSet"),
-    ("packaging.version", "Version"),
-}
-
-
-def _lock_unpickler() -> Any:
-    import pickle
-
-    class LockUnpickler(pickle.Unpickler):
-        """The cache is untrusted input: a parsed lock may only rebuild the classes a Pylock is
-        made of, never call anything else (a tampered entry fails and the lock is parsed)."""
-
-        def find_class(self, module: str, name: str) -> Any:
-            if (module, name) not in _LOCK_CLASSES:
-                raise pickle.UnpicklingError(f"{module}.{name} is not part of a lock")
-            return super().find_class(module, name)
-
-    return LockUnpickler
-
-
-def _safe_unpickler(stream: Any) -> Any:
-    return _lock_unpickler()(stream)
 
 
 def build_request(lock: Any, *, extras: Sequence[str], all_extras: bool, groups: Sequence[str],

@@ -531,3 +531,74 @@ def test_public_api_is_the_contract() -> None:
     assert contract <= set(lockfile.__all__)
     assert all(hasattr(lockfile, name) and not name.startswith("_") for name in lockfile.__all__)
     assert "load" in manifest.__all__ and all(hasattr(manifest, n) for n in manifest.__all__)
+
+
+# --- the serve-check (plain expectations) and pin diffs --------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Expect:
+    label: str
+    environment: dict[str, str]
+    tags: tuple[Tag, ...]
+    pins: frozenset[tuple[str, str]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Outside:
+    label: str
+    environment: dict[str, str]
+    required: frozenset[str]
+
+
+def _expect(python: str, platform: str, pins: dict[str, str]) -> Expect:
+    return Expect(f"Python {python} on {platform}", environment(python, platform), tuple(tags(python, platform)),
+                  frozenset(pins.items()))
+
+
+def test_the_serve_check_accepts_a_lock_that_selects_each_targets_pins() -> None:
+    on_312 = {"anyio": "4.4.0", "idna": "3.7", "numpy": "2.1.0", "pytest": "8.3.2", "uvloop": "0.19.0"}
+    on_310 = {"anyio": "4.4.0", "exceptiongroup": "1.2.2", "idna": "3.7", "numpy": "1.26.4", "pytest": "8.3.2"}
+    lockfile.check_serves(
+        resolution(),
+        [_expect("3.12", "linux", on_312), _expect("3.10", "win32", on_310)],
+        [Outside("Python 3.13 on linux", environment("3.13"), frozenset({"anyio", "numpy"}))],
+    )
+
+
+def test_the_serve_check_names_the_target_and_what_differs() -> None:
+    wrong = {"anyio": "4.4.0", "idna": "3.7", "numpy": "1.26.4", "pytest": "8.3.2"}
+    with pytest.raises(LockfileError) as info:
+        lockfile.check_serves(resolution(), [_expect("3.12", "win32", wrong)])
+    assert "Python 3.12 on win32" in info.value.message
+    assert list(info.value.details) == ["unexpected: numpy 2.1.0", "missing: numpy 1.26.4"]
+
+
+def test_the_serve_check_refuses_a_lock_that_misses_a_required_name_outside_the_targets() -> None:
+    with pytest.raises(LockfileError) as info:
+        lockfile.check_serves(
+            resolution(), [], [Outside("Python 3.13 on linux", environment("3.13"), frozenset({"httpx"}))]
+        )
+    assert "Python 3.13 on linux, an environment outside its targets" in info.value.message
+    assert list(info.value.details) == ["httpx: required but not selected"]
+
+
+def test_diff_pins_says_what_moved_and_why_as_data(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text(textwrap.dedent("""
+        [project]
+        name = "app"
+        version = "0.1"
+        requires-python = ">=3.10"
+        dependencies = ["numpy>=2", "anyio>=4"]
+    """))
+    spec = manifest.load(tmp_path, environ={"LOCKENV_INDEX_URL": INDEX})
+    old = {"numpy": [("1.26.4", None)], "anyio": [("4.4.0", None)], "sniffio": [("1.3.1", None)]}
+    recorded = dataclasses.replace(resolution().inputs, dependencies=("numpy>=1.26", "anyio>=4"))
+    changes = {c.name: c for c in lockfile.diff_pins(old, resolution(), spec, recorded)}
+    assert sorted(changes) == ["exceptiongroup", "idna", "numpy", "pytest", "sniffio", "uvloop"]
+    numpy = changes["numpy"]
+    assert (numpy.kind, numpy.before, numpy.after) == ("moved", ("1.26.4",), ("1.26.4", "2.1.0"))
+    assert numpy.direct == ("numpy>=2", "main") and numpy.changed_requirement == "numpy>=2"
+    assert changes["sniffio"].kind == "removed" and changes["sniffio"].after == ()
+    idna = changes["idna"]
+    assert idna.kind == "added" and idna.direct is None and idna.required_by == ("anyio 4.4.0",)

@@ -7,7 +7,7 @@ from packaging.markers import Marker
 from lockenv.models import DistFile
 from lockenv.resolve.markers import dnf_true, partition, separator, to_marker
 from lockenv.resolve.targets import NEWEST_PYTHON_MINOR, make_targets
-from lockenv.resolve.universal import lock_files
+from lockenv.resolve.source import lock_files
 
 
 def _file(name: str, yanked: bool = False) -> DistFile:

@@ -105,9 +105,10 @@ def lock(options: LockOptions, *, reporter: Reporter, on_result: Callable[[repor
                 return 0
         previous = _previous_lock(path, reporter)
         moves = _upgrade_requests(options)
-        resolution = _resolve(spec, previous, moves, options, cache, reporter)
-        if from_cli:
-            resolution = replace(resolution, inputs=replace(resolution.inputs, exclude_newer_from_cli=True))
+        inputs = lockfile.inputs_from_spec(spec)
+        if from_cli:  # recorded, so that later runs keep this cut-off until it is changed
+            inputs = replace(inputs, exclude_newer_from_cli=True)
+        resolution = _resolve(spec, inputs, previous, moves, options, cache, reporter)
         written = lockfile.write(path, resolution)
     count = len({p.name for p in resolution.packages})
     reporter.status(f"Resolved {count} package{'s' if count != 1 else ''} in {time.perf_counter() - started:.2f}s")
@@ -176,6 +177,7 @@ def _previous_lock(path: Path, reporter: Reporter) -> _Previous:
 
 def _resolve(
     spec: ProjectSpec,
+    inputs: LockInputs,
     previous: _Previous,
     moves: Mapping[str, str | None],
     options: LockOptions,
@@ -200,7 +202,7 @@ def _resolve(
     ) as client, distributions(client, cache=cache, reporter=reporter) as dists:
         universal = resolve(
             spec,
-            lockfile.inputs_from_spec(spec),
+            inputs,
             dists,
             preferences=preferences,
             upgrade=options.upgrade,

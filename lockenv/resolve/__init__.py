@@ -1,21 +1,25 @@
-"""Resolution: the resolvelib provider (`provider`), the lock's targets (`targets`), fork
-conditions (`markers`) and the universal merge (`universal`)."""
+"""Resolution: pyproject.toml's requirements → one universal, marker-annotated graph.
+
+Modules, bottom up: targets (the environments), markers (fork conditions), requirements
+(identifiers, requirements, candidates, roots), source (the package source), prefetch (crawling
+ahead), provider (resolvelib hooks), single (one environment, conflicts), graph (the universal
+merge), universal (orchestration). This package imports no lockfile, sync, build or ops: the
+use case (`ops/lock.py`) composes it with them. Importing it is cheap (resolvelib loads on use).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from typing import Any
-
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.tags import Tag
-
-from lockenv.errors import ManifestError
 from typing import TYPE_CHECKING
 
 from lockenv.models import DistFile, LockInputs, ProjectSpec
 
 if TYPE_CHECKING:
+    from packaging.tags import Tag
+
+    from lockenv.resolve.source import Index, PackageIndex
     from lockenv.resolve.universal import UniversalResolution
+    from lockenv.ui import Reporter
 
 __all__ = ["resolve", "resolve_single"]
 
@@ -23,12 +27,12 @@ __all__ = ["resolve", "resolve_single"]
 def resolve(
     spec: ProjectSpec,
     inputs: LockInputs,
-    client: Any,
+    index: PackageIndex,
     *,
     preferences: Mapping[str, Sequence[tuple[str, str | None]]] | None = None,
     upgrade: bool = False,
     upgrade_packages: Collection[str] = (),
-    reporter: Any = None,
+    reporter: Reporter | None = None,
 ) -> UniversalResolution:
     """The universal resolution of a project: every target, one marker-annotated graph, and
     what the lock must serve. `inputs` is what the lock will record (`lockfile.inputs_from_spec`)."""
@@ -37,7 +41,7 @@ def resolve(
     return resolve_universal(
         spec,
         inputs,
-        client,
+        index,
         preferences=preferences or {},
         upgrade=upgrade,
         upgrade_packages=upgrade_packages,
@@ -47,37 +51,12 @@ def resolve(
 
 def resolve_single(
     requirements: Sequence[str],
-    client: Any,
+    index: Index,
     *,
     environment: Mapping[str, str],
     tags: Sequence[Tag],
 ) -> list[tuple[str, str, DistFile]]:
     """One environment (e.g. an isolated build env): (name, version, file to install)."""
-    from lockenv.resolve.provider import Metadata, requirement_to_reqs
-    from lockenv.resolve.universal import resolve_target
+    from lockenv.resolve import single
 
-    roots = []
-    for text in requirements:
-        try:
-            roots.extend(requirement_to_reqs(Requirement(text), "main"))
-        except InvalidRequirement as exc:
-            raise ManifestError(f"invalid requirement `{text}`: {exc}") from None
-    env = dict(environment)
-    meta = Metadata(client)
-    try:
-        pins, _edges = resolve_target(
-        env,
-            {tag: i for i, tag in enumerate(tags)},
-            roots,
-            meta,
-            {},
-            label=f"Python {env.get('python_version', '?')} build environment",
-            project="build requirements",
-            requires_python=f"=={env.get('python_full_version', '')}",
-        )
-    finally:
-        meta.close()
-    return sorted(
-        ((c.name, str(c.version), c.file) for ident, c in pins.items() if "[" not in ident),
-        key=lambda x: x[0],
-    )
+    return single.resolve_single(requirements, index, environment=environment, tags=tags)

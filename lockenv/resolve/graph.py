@@ -1,0 +1,197 @@
+"""The universal merge: every target's pins and edges → one marker per package entry.
+
+Targets pick versions; the dependency graph writes the markers (DESIGN.md, "Universal
+resolution"). A package's marker is the OR over its incoming edges of (parent's marker AND the
+edge's marker), from the roots down; where targets chose different versions, each version also
+gets a condition that separates its targets from the others'. `merge` does it in four steps:
+collect the graph, narrow edges some targets lack, add fork conditions, propagate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from dep_logic.markers import AnyMarker, BaseMarker, EmptyMarker, parse_marker
+from packaging.markers import Marker
+from packaging.utils import NormalizedName
+from packaging.version import Version
+
+from lockenv.errors import ResolutionError
+from lockenv.resolve.markers import partition, separator, to_marker
+from lockenv.resolve.requirements import Ident, Req, context_marker
+from lockenv.resolve.single import TargetResult
+from lockenv.resolve.targets import Target
+
+__all__ = ["PackageKey", "merge"]
+
+
+class Root(NamedTuple):
+    """The project itself, as the parent of its root requirements from one source."""
+
+    source: str
+
+
+IdentNode = tuple[Ident, str]
+"""(identifier, version) of a resolved candidate."""
+Node = tuple[Ident | Root, str]
+"""A candidate's node, or (root, '') for a root."""
+EdgeKey = tuple[Node, IdentNode, str]
+"""(parent node, child node, the edge's own marker as text)."""
+PackageKey = tuple[NormalizedName, str]
+"""(name, version) of a package entry of the lock."""
+
+
+@dataclass
+class _Graph:
+    """Where each node and each edge is: the union of every target's resolution."""
+
+    node_targets: dict[Node, set[Target]] = field(default_factory=dict)
+    edge_targets: dict[EdgeKey, set[Target]] = field(default_factory=dict)
+    edge_marker: dict[EdgeKey, BaseMarker] = field(default_factory=dict)
+
+
+def merge(results: Sequence[TargetResult]) -> tuple[dict[PackageKey, BaseMarker], dict[PackageKey, set[PackageKey]]]:
+    """Markers per package entry, and the dependency edges between package entries."""
+    graph = _collect(results)
+    _narrow_partial_edges(graph)
+    marker = _propagate(graph, _fork_conditions(graph.node_targets))
+    package_marker = {
+        (node[0].name, node[1]): m
+        for node, m in marker.items()
+        if isinstance(node[0], Ident) and node[0].extra is None
+    }
+    return package_marker, _package_dependencies(graph, package_marker)
+
+
+def _collect(results: Sequence[TargetResult]) -> _Graph:
+    """Every target's nodes and edges, each with the targets it appears on."""
+    graph = _Graph()
+    for res in results:
+        t = res.target
+        for ident, cand in res.pins.items():
+            graph.node_targets.setdefault((ident, str(cand.version)), set()).add(t)
+        for parent, req in res.edges:
+            child = res.pins.get(req.identifier)
+            if child is None:
+                continue
+            pnode: Node = (Root(req.source or "main"), "") if parent is None else (parent, str(res.pins[parent].version))
+            cnode: IdentNode = (req.identifier, str(child.version))
+            em = _edge_marker(parent, req)
+            key = (pnode, cnode, str(em))
+            graph.edge_targets.setdefault(key, set()).add(t)
+            graph.edge_marker[key] = em
+    return graph
+
+
+def _narrow_partial_edges(graph: _Graph) -> None:
+    """Per-platform metadata: an edge present on fewer targets than its parent (and its own
+    marker) would allow gets a condition separating those targets."""
+    by_parent_child: dict[tuple[Node, str, str], set[Target]] = {}
+    for (p, c, mtext), ts in graph.edge_targets.items():
+        by_parent_child.setdefault((p, c[0].name, mtext), set()).update(ts)
+    for (p, c, mtext) in list(graph.edge_targets):
+        if isinstance(p[0], Root):
+            continue
+        present = by_parent_child[(p, c[0].name, mtext)]
+        parent_ts = graph.node_targets.get(p, set())
+        em = graph.edge_marker[(p, c, mtext)]
+        applicable = {t for t in parent_ts if _marker_true_on(em, t)}
+        missing = applicable - present
+        if missing:
+            sep = separator(sorted(present, key=lambda t: t.name), sorted(missing, key=lambda t: t.name))
+            graph.edge_marker[(p, c, mtext)] = em & to_marker(sep)
+
+
+def _fork_conditions(node_targets: dict[Node, set[Target]]) -> dict[Node, BaseMarker]:
+    """Forks: one condition per version of a package chosen by different targets (an extra's
+    node shares its base's)."""
+    fork_cond: dict[Node, BaseMarker] = {}
+    versions_of: dict[Ident, dict[str, set[Target]]] = {}
+    for (ident, version), ts in node_targets.items():
+        if isinstance(ident, Ident) and ident.extra is None:
+            versions_of.setdefault(ident, {})[version] = ts
+    for ident, versions in versions_of.items():
+        if len(versions) < 2:
+            continue
+        order = sorted(versions, key=Version)
+        groups = [sorted(versions[v], key=lambda t: t.name) for v in order]
+        conds = partition(groups)
+        for v, cond in zip(order, conds):
+            fork_cond[(ident, v)] = to_marker(cond)
+    for (node_ident, version) in node_targets:
+        if isinstance(node_ident, Ident) and node_ident.extra is not None:
+            base: Node = (Ident(node_ident.name), version)
+            if base in fork_cond:
+                fork_cond[(node_ident, version)] = fork_cond[base]
+    return fork_cond
+
+
+def _propagate(graph: _Graph, fork_cond: dict[Node, BaseMarker]) -> dict[Node, BaseMarker]:
+    """From the roots to a fixed point (the graph may have cycles): a node's marker is the OR of
+    (parent's marker AND edge marker AND its fork condition) over its incoming edges."""
+    marker: dict[Node, BaseMarker] = {}
+    for (p, _c, _m) in graph.edge_targets:
+        if isinstance(p[0], Root):
+            marker[p] = AnyMarker()
+    edges = list(graph.edge_marker.items())
+    for _ in range(100):
+        changed = False
+        for (p, c, _m), em in edges:
+            pm = marker.get(p)
+            if pm is None or pm.is_empty():
+                continue
+            contrib = pm & em
+            if c in fork_cond:
+                contrib = contrib & fork_cond[c]
+            old = marker.get(c, EmptyMarker())
+            new = old | contrib
+            if str(new) != str(old):
+                marker[c] = new
+                changed = True
+        if not changed:
+            return marker
+    raise ResolutionError("the lock's markers did not settle (a bug: please report it)")
+
+
+def _package_dependencies(graph: _Graph, packages: dict[PackageKey, BaseMarker]) -> dict[PackageKey, set[PackageKey]]:
+    """Package entry → the entries it depends on (an extra's edges count for its base)."""
+    deps: dict[PackageKey, set[PackageKey]] = {k: set() for k in packages}
+    for (p, c, _m) in graph.edge_targets:
+        parent = p[0]
+        if isinstance(parent, Root):
+            continue
+        parent_pkg = (parent.name, p[1])
+        child_pkg = (c[0].name, c[1])
+        if parent_pkg != child_pkg and parent_pkg in deps:
+            deps[parent_pkg].add(child_pkg)
+    return deps
+
+
+def _edge_marker(parent: Ident | None, req: Req) -> BaseMarker:
+    """The requirement's own marker (extras dropped: extras are identifiers here), and for a
+    root, the marker of its source (`'x' in extras`)."""
+    marker = req.requirement.marker
+    m: BaseMarker = AnyMarker()
+    if marker is not None:
+        m = parse_marker(str(marker)).without_extras()
+    if parent is None and req.source:
+        ctx = context_marker(req.source)
+        if ctx:
+            m = parse_marker(ctx) & m
+    return m
+
+
+def _marker_true_on(m: BaseMarker, target: Target) -> bool:
+    if m.is_any():
+        return True
+    if m.is_empty():
+        return False
+    env: dict[str, str | frozenset[str]] = {
+        **target.environment, "extra": "", "extras": frozenset(), "dependency_groups": frozenset()
+    }
+    text = str(m)
+    if " in extras" in text or " in dependency_groups" in text:
+        return True  # context markers: every extra and group is part of a target's resolution
+    return Marker(text).evaluate(env)

@@ -1,0 +1,124 @@
+"""Crawling ahead of the resolver (uv's batch prefetch).
+
+Resolution is a chain of round trips (a page, then a version's metadata, then its dependencies'
+pages…). To overlap them, every dependency seen starts a background task that fetches its page
+and then the metadata of the version the resolver will most likely pick, for the file each
+target would install (so per-platform metadata is known early). Speculation only: errors are
+dropped, the resolver asks again and reports them itself.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from packaging.tags import Tag
+from packaging.version import Version
+
+from lockenv.models import DistFile
+from lockenv.resolve.requirements import Req, applies, requirement_to_reqs
+from lockenv.resolve.source import IndexSource, best_file
+
+__all__ = ["Prefetcher"]
+
+
+class Prefetcher:
+    """The crawler of one resolution; `close()` stops it."""
+
+    def __init__(self, source: IndexSource) -> None:
+        self.source = source
+        self._lock = threading.Lock()
+        self._seen: set[str] = set()
+        self._live: dict[str, tuple[dict[Version, list[DistFile]], list[Version]]] = {}
+        self._pool: ThreadPoolExecutor | None = None
+        self._closed = False
+
+    def speculate(self, reqs: Iterable[Req], environment: Mapping[str, str], tag_priority: Mapping[Tag, int]) -> None:
+        """Crawl ahead of the resolver in the background: for each requirement, its page, the
+        newest allowed version's metadata, then the same for that version's dependencies. The
+        resolver's critical path (page, metadata, next page…) then mostly hits finished work."""
+        todo = []
+        if self._closed:
+            return
+        with self._lock:
+            env_key = f"{environment['python_full_version']}/{environment['sys_platform']}/{environment['platform_machine']}"
+            for r in reqs:
+                key = f"{env_key}|{r.identifier}:{r.specifier}"
+                if key not in self._seen:
+                    self._seen.add(key)
+                    todo.append(r)
+            if todo and self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="lockenv-speculate")
+            pool = self._pool
+        if not todo or pool is None:
+            return
+        self.source.pages.prefetch({r.name for r in todo})
+        for r in todo:
+            try:
+                pool.submit(self._speculate_one, r, environment, tag_priority)
+            except RuntimeError:
+                return  # shut down: the resolution is over
+
+    def _speculate_one(self, req: Req, environment: Mapping[str, str], tag_priority: Mapping[Tag, int]) -> None:
+        if self._closed:
+            return
+        try:
+            python_full = environment["python_full_version"]
+            versions, newest_first = self._live_versions(req.name)
+            chosen = next(iter(req.specifier.filter(newest_first)), None)
+            if chosen is None:
+                return
+            files = versions[chosen]
+            self.prefetch_version(files, tag_priority, python_full)
+            mine = best_file(files, tag_priority, python_full)
+            if mine is None or not mine.is_wheel or self._closed:
+                return
+            deps: list[Req] = []
+            for dep in self.source.requirements(mine):
+                if applies(dep, environment, None) or (req.extra and applies(dep, environment, req.extra)):
+                    deps.extend(requirement_to_reqs(dep))
+            self.speculate(deps, environment, tag_priority)
+        except Exception:
+            return  # speculation only: the resolver will ask again and report errors itself
+
+    def _live_versions(self, name: str) -> tuple[dict[Version, list[DistFile]], list[Version]]:
+        """Non-yanked versions of a project, newest first (memoised: speculation asks often)."""
+        with self._lock:
+            cached = self._live.get(name)
+        if cached is not None:
+            return cached
+        versions = {v: fs for v, fs in self.source.versions(name).items() if not all(f.yanked for f in fs)}
+        result = (versions, sorted(versions, reverse=True))
+        with self._lock:
+            self._live[name] = result
+        return result
+
+    def prefetch_version(self, files: Sequence[DistFile], tag_priority: Mapping[Tag, int], python_full: str) -> None:
+        """Prefetch the metadata of the file each target (or this environment) would install."""
+        if not files or self._closed:
+            return
+        key = f"version:{files[0].url}"
+        with self._lock:
+            if key in self._seen:
+                return
+            self._seen.add(key)
+        chosen: dict[str, DistFile] = {}
+        if self.source.targets:
+            for newest, oldest in self.source.representatives(files).values():
+                chosen[newest.filename] = newest
+                chosen[oldest.filename] = oldest
+        else:
+            f = best_file(files, tag_priority, python_full)
+            if f is not None and f.is_wheel:  # never speculate an sdist: it may need a build
+                chosen[f.filename] = f
+        todo = [f for f in chosen.values() if not self.source.has_requirements(f)]
+        if todo:
+            self.source.metadata.prefetch_metadata(todo)
+
+    def close(self) -> None:
+        """Stop crawling: queued work is dropped, running work stops at its next step (it would
+        otherwise compete with writing the lock for the interpreter)."""
+        self._closed = True
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,173 @@
+"""What every resolve module trades in: identifiers, requirements and candidates, and the
+project's root requirements.
+
+An identifier is a project or one extra of it (`name[extra]`, one extra each); an extra's
+candidate depends on its base pinned to the same version, so resolvelib keeps them together
+(resolvelib's extras_provider example).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import NamedTuple
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.tags import Tag
+from packaging.utils import NormalizedName, canonicalize_name, parse_wheel_filename
+from packaging.version import Version
+
+from lockenv.errors import ManifestError
+from lockenv.models import DistFile, ProjectSpec
+
+__all__ = [
+    "Candidate",
+    "Ident",
+    "Req",
+    "applies",
+    "context_marker",
+    "filename_tags",
+    "file_tags",
+    "requirement_to_reqs",
+    "root_applies",
+    "root_requirements",
+]
+
+
+class Ident(NamedTuple):
+    """What resolvelib resolves: a project (`extra` None) or one of its extras. A tuple, so
+    that hashing it (resolvelib does, constantly) costs what hashing a string does."""
+
+    name: NormalizedName
+    extra: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.name}[{self.extra}]" if self.extra else self.name
+
+
+@dataclass(frozen=True)
+class Req:
+    """A requirement as resolvelib sees it: one identifier, and where it came from."""
+
+    name: NormalizedName
+    extra: str | None
+    specifier: SpecifierSet
+    requirement: Requirement
+    """The original requirement (its marker is the edge's marker in the lock graph)."""
+    source: str | None = None
+    """For root requirements: 'main', 'extra:x' or 'group:g'. None for package dependencies."""
+
+    @property
+    def identifier(self) -> Ident:
+        return Ident(self.name, self.extra)
+
+    @property
+    def pins_exactly(self) -> bool:
+        return any(s.operator in ("==", "===") and "*" not in s.version for s in self.specifier)
+
+    def __str__(self) -> str:
+        return str(self.requirement)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One version of a project (or one of its extras) as installable on the environment."""
+
+    name: NormalizedName
+    version: Version
+    extra: str | None
+    file: DistFile
+    """The file this environment would install: its best wheel, else the sdist."""
+    files: tuple[DistFile, ...] = field(compare=False)
+
+    @property
+    def identifier(self) -> Ident:
+        return Ident(self.name, self.extra)
+
+    def __str__(self) -> str:
+        return f"{self.identifier} {self.version}"
+
+
+def requirement_to_reqs(requirement: Requirement, source: str | None = None) -> list[Req]:
+    """`foo[a,b]>=1` → `foo>=1`, `foo[a]>=1`, `foo[b]>=1`."""
+    name = canonicalize_name(requirement.name)
+    reqs = [Req(name, None, requirement.specifier, requirement, source)]
+    for extra in sorted(canonicalize_name(e) for e in requirement.extras):
+        reqs.append(Req(name, extra, requirement.specifier, requirement, source))
+    return reqs
+
+
+def applies(req: Requirement, environment: Mapping[str, str], extra: str | None) -> bool:
+    """Does `req` apply to `name[extra]` (extra None: the base) in this environment?"""
+    marker = req.marker
+    if marker is None:
+        return extra is None
+    mentions_extra = "extra" in str(marker)
+    if extra is None:
+        return not mentions_extra and marker.evaluate({**environment, "extra": ""})
+    return mentions_extra and marker.evaluate({**environment, "extra": extra})
+
+
+@lru_cache(maxsize=None)
+def filename_tags(filename: str) -> frozenset[Tag]:
+    """The tags of a wheel file name (memoised: the same names are ranked for every target)."""
+    return parse_wheel_filename(filename)[3]
+
+
+def file_tags(file: DistFile) -> frozenset[Tag]:
+    return filename_tags(file.filename)
+
+
+# -- roots ---------------------------------------------------------------------------------------
+
+
+def root_requirements(spec: ProjectSpec) -> list[Req]:
+    """Main dependencies, every extra and every group, each tagged with where it came from.
+    A group that names the project itself (`myapp[test]`) stands for that extra's requirements."""
+    out: list[Req] = []
+
+    def add(texts: Sequence[str], source: str, seen: frozenset[str] = frozenset()) -> None:
+        for text in texts:
+            try:
+                req = Requirement(text)
+            except InvalidRequirement as exc:  # manifest validated already; defensive
+                raise ManifestError(f"invalid requirement `{text}`: {exc}") from None
+            if req.url:
+                raise ManifestError(
+                    f"`{text}`: direct URL requirements are not supported yet",
+                    context={"file": spec.pyproject},
+                    hint="use a version specifier from the index instead",
+                )
+            if canonicalize_name(req.name) == spec.name:
+                for extra in sorted(canonicalize_name(e) for e in req.extras):
+                    if extra in spec.optional_dependencies and extra not in seen:
+                        add(spec.optional_dependencies[extra], source, seen | {extra})
+                continue
+            out.extend(requirement_to_reqs(req, source))
+
+    add(spec.dependencies, "main")
+    for extra, reqs in sorted(spec.optional_dependencies.items()):
+        add(reqs, f"extra:{extra}")
+    for group, reqs in sorted(spec.dependency_groups.items()):
+        add(reqs, f"group:{group}")
+    return out
+
+
+def root_applies(req: Req, environment: Mapping[str, str]) -> bool:
+    """Does a root requirement apply in this environment (its own marker; extras and groups
+    are all part of a universal resolution)?"""
+    marker = req.requirement.marker
+    return marker is None or marker.evaluate({**environment, "extra": ""})
+
+
+def context_marker(source: str) -> str | None:
+    """The marker that stands for a root's source in the lock: `'x' in extras` for an extra,
+    `'g' in dependency_groups` for a group, None for the main dependencies."""
+    kind, _, name = source.partition(":")
+    if kind == "extra":
+        return f"'{name}' in extras"
+    if kind == "group":
+        return f"'{name}' in dependency_groups"
+    return None

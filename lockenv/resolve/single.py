@@ -1,0 +1,212 @@
+"""One environment: resolvelib for a target (or a build env), the reuse of an earlier target's
+pins without resolving again, and the conflict report a user reads when nothing fits."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.tags import Tag
+from resolvelib import BaseReporter, Resolver
+from resolvelib.resolvers import ResolutionImpossible, ResolutionTooDeep
+
+from lockenv.errors import ManifestError, ResolutionError
+from lockenv.models import DistFile
+from lockenv.resolve.prefetch import Prefetcher
+from lockenv.resolve.provider import Crawler, Provider
+from lockenv.resolve.requirements import Candidate, Ident, Req, file_tags, requirement_to_reqs, root_applies
+from lockenv.resolve.source import Index, IndexSource, PackageSource, best_file
+from lockenv.resolve.targets import Target
+
+if TYPE_CHECKING:
+    from resolvelib.structs import RequirementInformation
+
+__all__ = ["Edge", "Pins", "TargetResult", "resolve_single", "resolve_target", "try_reuse"]
+
+Pins = dict[Ident, Candidate]
+"""What one environment resolved to: a candidate per identifier."""
+Edge = tuple[Ident | None, Req]
+"""(parent identifier, or None for a root; the requirement)."""
+
+
+@dataclass
+class TargetResult:
+    """One target's resolution: its pins and the edges that led to them."""
+
+    target: Target
+    pins: Pins
+    edges: list[Edge] = field(default_factory=list)
+
+
+def resolve_target(
+    target_env: Mapping[str, str],
+    tag_priority: Mapping[Tag, int],
+    roots: Sequence[Req],
+    source: PackageSource,
+    crawler: Crawler,
+    preferences: Mapping[str, str],
+    *,
+    label: str,
+    project: str,
+    requires_python: str,
+) -> tuple[Pins, list[Edge]]:
+    """resolvelib for one environment; conflicts become a ResolutionError naming the chain."""
+    provider = Provider(source, crawler, environment=target_env, tag_priority=tag_priority, preferences=preferences)
+    applicable = [r for r in roots if root_applies(r, target_env)]
+    crawler.speculate(applicable, target_env, tag_priority)
+    resolver: Resolver[Req, Candidate, Ident] = Resolver(provider, BaseReporter())
+    try:
+        result = resolver.resolve(applicable, max_rounds=20000)
+    except ResolutionImpossible as exc:
+        raise _conflict_error(exc, provider, label=label, project=project, requires_python=requires_python) from None
+    except ResolutionTooDeep:
+        raise ResolutionError(
+            f"resolution gave up after too many steps ({label})",
+            hint="narrow the requirements (add lower bounds) so fewer versions need trying",
+        ) from None
+    edges: list[Edge] = []
+    for ident, crit in result.criteria.items():
+        if ident not in result.mapping:
+            continue
+        for info in crit.information:
+            parent = info.parent.identifier if info.parent is not None else None
+            edges.append((parent, info.requirement))
+    return dict(result.mapping), edges
+
+
+def try_reuse(
+    prev: Mapping[Ident, Candidate], target: Target, roots: Sequence[Req], provider: Provider
+) -> tuple[Pins, list[Edge]] | None:
+    """If an earlier target's pins also form a valid resolution here, return it (the same thing
+    resolvelib would find first, given those pins as preferences) without running resolvelib."""
+    pins: Pins = {}
+    edges: list[Edge] = []
+    queue: list[Edge] = [(None, r) for r in roots if root_applies(r, target.environment)]
+    while queue:
+        parent, req = queue.pop()
+        edges.append((parent, req))
+        ident = req.identifier
+        old = prev.get(ident)
+        if old is None:
+            return None
+        if not req.specifier.contains(old.version, prereleases=True):
+            return None
+        if ident in pins:
+            continue
+        usable = [f for f in old.files if not f.yanked] or (list(old.files) if req.pins_exactly else [])
+        chosen = best_file(usable, target.tag_priority, target.python_full)
+        if chosen is None:
+            return None
+        cand = Candidate(old.name, old.version, old.extra, chosen, old.files)
+        pins[ident] = cand
+        for dep in provider.get_dependencies(cand):
+            queue.append((ident, dep))
+    return pins, edges
+
+
+def resolve_single(
+    requirements: Sequence[str],
+    index: Index,
+    *,
+    environment: Mapping[str, str],
+    tags: Sequence[Tag],
+) -> list[tuple[str, str, DistFile]]:
+    """One environment (e.g. an isolated build env): (name, version, file to install)."""
+    roots = []
+    for text in requirements:
+        try:
+            roots.extend(requirement_to_reqs(Requirement(text), "main"))
+        except InvalidRequirement as exc:
+            raise ManifestError(f"invalid requirement `{text}`: {exc}") from None
+    env = dict(environment)
+    source = IndexSource(index, index)
+    crawler = Prefetcher(source)
+    try:
+        pins, _edges = resolve_target(
+            env,
+            {tag: i for i, tag in enumerate(tags)},
+            roots,
+            source,
+            crawler,
+            {},
+            label=f"Python {env.get('python_version', '?')} build environment",
+            project="build requirements",
+            requires_python=f"=={env.get('python_full_version', '')}",
+        )
+    finally:
+        crawler.close()
+    return sorted(
+        ((c.name, str(c.version), c.file) for ident, c in pins.items() if ident.extra is None),
+        key=lambda x: x[0],
+    )
+
+
+# -- the conflict report -------------------------------------------------------------------------
+
+
+def _conflict_error(
+    exc: ResolutionImpossible[Req, Candidate], provider: Provider, *, label: str, project: str, requires_python: str
+) -> ResolutionError:
+    lines: list[str] = []
+    python_lines: list[str] = []
+    idents: list[Ident] = []
+    causes: Collection[RequirementInformation[Req, Candidate]] = exc.causes
+    for info in causes:
+        req = info.requirement
+        who = f"`{project}`" if info.parent is None else f"`{info.parent.name} {info.parent.version}`"
+        lines.append(f"{who} depends on `{req.requirement}`")
+        idents.append(req.identifier)
+    for ident in dict.fromkeys(idents):
+        why = provider.no_candidates.get(ident)
+        if why and "requires Python" in why:
+            python_lines.append(f"`{ident}`: {why}, but requires-python `{requires_python}` includes {label}")
+        elif why:
+            lines.append(f"`{ident}`: {why}")
+    lines = list(dict.fromkeys(lines))
+    no_file = [i for i in dict.fromkeys(idents) if "no wheel for this platform" in provider.no_candidates.get(i, "")]
+    if no_file and not python_lines:
+        return ResolutionError(
+            f"`{no_file[0]}` has no file installable on {label}",
+            details=lines,
+            hint=_narrowing_hint(no_file[0], provider),
+        )
+    if python_lines:
+        hint = (
+            "raise requires-python in pyproject.toml, or add a marker such as "
+            "`; python_version >= \"3.X\"` to the requirement"
+        )
+    else:
+        hint = "loosen one of these requirements, or pin a version of the package that satisfies all"
+    return ResolutionError(
+        f"no versions satisfy the requirements ({label})",
+        details=python_lines + lines,
+        hint=hint,
+    )
+
+
+def _narrowing_hint(ident: Ident, provider: Provider) -> str:
+    """What to narrow: the Python range when the package has wheels for this platform (just
+    not for this Python yet), else the platforms."""
+    env = provider.environment
+    platforms = {t.platform for t in provider.tag_priority}
+    files = [f for fs in provider.source.versions(ident.name).values() for f in fs if f.is_wheel]
+    here = [t for f in files for t in file_tags(f) if t.platform in platforms]
+    if here:
+        minors = [int(t.interpreter[3:]) for t in here if t.interpreter[:3] in ("cp3", "pp3") and t.interpreter[3:].isdigit()]
+        bound = f"3.{max(minors) + 1}" if minors else env["python_version"]
+        return (
+            f"its wheels for this platform stop before Python {bound}: add an upper bound "
+            f"`<{bound}` to requires-python, or wait for a release with wheels for newer Pythons"
+        )
+    if env["sys_platform"] == "win32":
+        example = "sys_platform != 'win32'"
+    elif env["sys_platform"] == "darwin":
+        example = f"sys_platform != 'darwin' or platform_machine != '{env['platform_machine']}'"
+    else:
+        example = f"sys_platform != 'linux' or platform_machine != '{env['platform_machine']}'"
+    return (
+        "it has no wheel for this platform and no sdist: leave the platform out with "
+        f'`[tool.lockenv] environments = ["{example}"]` in pyproject.toml'
+    )

@@ -16,7 +16,7 @@ from lockenv.models import LockInputs
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib  # type: ignore[import-not-found]
+    import tomli as tomllib
 
 __all__ = ["CREATED_BY", "LOCK_VERSION", "canonical_inputs", "format_timestamp", "tomllib"]
 

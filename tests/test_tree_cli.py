@@ -161,3 +161,12 @@ def test_tree_of_a_lock_lockenv_did_not_write(locked: Path, tmp_path: Path) -> N
     assert doc["exact"] is False
     tops = [(c["name"], c["version"]) for c in doc["roots"][0]["children"]]
     assert ("diamond", "1.0") in tops and ("beta", "2.0") not in tops
+
+
+def test_tree_needs_no_usable_cache(locked: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    r = run_lockenv("tree", "--depth", "1", cwd=locked,
+                    env={"LOCKENV_INDEX_URL": "http://127.0.0.1:9/pypi", "LOCKENV_CACHE_DIR": str(blocker)})
+    assert r.code == 0, r.output
+    assert r.stdout.startswith("app v0.1\n├── alpha v2.0 ...\n")

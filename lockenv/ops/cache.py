@@ -112,6 +112,13 @@ def hold_in_use(root: Path | None = None) -> None:
         lock.close()
 
 
+def release_in_use() -> None:
+    """Stop marking this process as a cache user: for `run`, before it hands over to a command
+    that may run for hours, so `cache clean` need not wait for it."""
+    while _held:
+        _held.pop().close()
+
+
 # -- dir ----------------------------------------------------------------------------------------
 
 

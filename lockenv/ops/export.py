@@ -58,10 +58,11 @@ def export(options: ExportOptions, *, reporter: Any) -> Export:
                         "extras: --extra/--all-extras would do nothing",
                         hint="pass either --only-group or the extras")
     from lockenv.lockfile import read_inputs
-    from lockenv.sync.selection import build_request, load_lock
+    from lockenv.ops.tree import read_lock
+    from lockenv.sync.selection import build_request
 
     path = lock_path(options)
-    lock = load_lock(path)
+    lock = read_lock(path)
     request = build_request(lock, extras=options.extras, all_extras=options.all_extras,
                             groups=options.groups, only_groups=options.only_groups,
                             no_default_groups=options.no_default_groups,

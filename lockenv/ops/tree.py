@@ -114,15 +114,27 @@ def load_graph(project: Path, lockfile: Path | None) -> tuple[Path, Any]:
     """The lock's path and its `LockGraph`."""
     from lockenv import graph
     from lockenv.lockfile import read_inputs
-    from lockenv.sync.selection import load_lock  # validated once, then read back from the cache
 
     path = lockfile or project / LOCK_NAME
-    lock = load_lock(path)
+    lock = read_lock(path)
     try:
         inputs = read_inputs(path)
     except LockfileError:
         inputs = None  # a foreign lock with an odd [tool.lockenv]: treat it as foreign
     return path, graph.build(lock, inputs)
+
+
+def read_lock(path: Path) -> Any:
+    """The validated lock, through the parsed-lock cache when the cache can be used (these
+    commands need nothing else from it)."""
+    from lockenv.errors import CacheError
+    from lockenv.lockfile import load
+    from lockenv.sync.selection import load_lock
+
+    try:
+        return load_lock(path)
+    except CacheError:
+        return load(path)
 
 
 def _unknown(name: str, graph: Any, path: Path) -> LockfileError:

@@ -224,17 +224,20 @@ def _targets(dep: Any, by_name: Mapping[str, list[Node]]) -> list[Node]:
 def _edge_marker(parent: BaseMarker, child: BaseMarker,
                  contexts: Sequence[tuple[frozenset[str], frozenset[str]]]) -> BaseMarker | None:
     """A package's requirements know nothing of the project's extras and groups: decide those
-    terms per context (the parent installed without extras, or with one extra or group) and keep
-    what holds in every context the parent appears in."""
+    terms per context (no extra and no group, or one extra or group alone) and, when the child
+    comes with the parent in every context the parent appears in, keep what holds in all of
+    them. When it does not (the parent's dependency comes from one of its own extras, asked for
+    only by some extra or group of the project), the edge keeps those terms: that is the truth."""
     if not (has_context(parent) or has_context(child)):
         return given(child, parent)
     parts = []
     for extras, groups in contexts:
         p = substitute(parent, extras, groups)
-        if p.is_empty():
-            continue
-        parts.append(given(substitute(child, extras, groups), p))
-    return reduce(operator.and_, parts, AnyMarker()) if parts else None
+        if not p.is_empty():
+            parts.append(given(substitute(child, extras, groups), p))
+    if not parts or any(part.is_empty() for part in parts):
+        return given(child, parent)
+    return reduce(operator.and_, parts, AnyMarker())
 
 
 def _root_edges(nodes: Sequence[Node], inputs: LockInputs,
@@ -297,6 +300,23 @@ def _assemble(nodes: Sequence[Node], edges: Iterable[Edge], exact: bool) -> Lock
 def path_marker(path: Sequence[Edge]) -> BaseMarker:
     """When every edge of a path holds at once (empty: the path can never be taken)."""
     return reduce(operator.and_, (_marker(e.marker) for e in path), AnyMarker())
+
+
+def root_context(root: Node) -> BaseMarker:
+    """What holds on every path from a root: its extra or group is chosen."""
+    if root.kind == "extra":
+        return parse_marker(f"'{root.name}' in extras")
+    if root.kind == "group":
+        return parse_marker(f"'{root.name}' in dependency_groups")
+    return AnyMarker()
+
+
+def path_markers(graph: LockGraph, path: Sequence[Edge]) -> tuple[list[str | None], str | None]:
+    """Each edge's marker along a path, and the whole path's, leaving out what the root's own
+    extra or group already says."""
+    known = root_context(graph.nodes[path[0].parent])
+    steps = [_text(given(_marker(e.marker), known)) if e.marker else None for e in path]
+    return steps, _text(given(path_marker(path), known))
 
 
 def paths_to(graph: LockGraph, targets: Iterable[int], limit: int = 1000) -> tuple[list[list[Edge]], bool]:

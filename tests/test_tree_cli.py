@@ -170,3 +170,28 @@ def test_tree_needs_no_usable_cache(locked: Path, tmp_path: Path) -> None:
                     env={"LOCKENV_INDEX_URL": "http://127.0.0.1:9/pypi", "LOCKENV_CACHE_DIR": str(blocker)})
     assert r.code == 0, r.output
     assert r.stdout.startswith("app v0.1\n├── alpha v2.0 ...\n")
+
+
+def test_a_dependency_from_a_packages_extra_asked_only_by_a_project_extra(tmp_path: Path) -> None:
+    # `feat` is a main dependency; only the project's extra `x` asks for `feat[cli]`, which
+    # brings clicky-cli: the edge feat -> clicky-cli holds only with that extra, and says so.
+    project = tmp_path / "app2"
+    project.mkdir()
+    (project / "pyproject.toml").write_text(
+        '[project]\nname = "app2"\nversion = "0.1"\nrequires-python = ">=3.10,<3.14"\n'
+        'dependencies = ["feat"]\n[project.optional-dependencies]\nx = ["feat[cli]"]\n')
+    with IndexServer("base") as srv:
+        assert run_lockenv("lock", cwd=project, env={"LOCKENV_INDEX_URL": srv.json_url}).code == 0
+    r = offline("tree", cwd=project)
+    assert r.code == 0, r.output
+    assert r.stdout.splitlines()[:4] == [
+        "app2 v0.1",
+        "├── feat v1.0",
+        '│   └── clicky-cli v1.0 ; "x" in extras',
+        "└── feat v1.0 (extra: x) (*)",
+    ]
+    r = offline("why", "clicky-cli", cwd=project)
+    assert r.stdout.splitlines()[1:] == [
+        'app2 → feat v1.0 → clicky-cli v1.0 ["x" in extras]',
+        "app2 (extra: x) → feat v1.0 → clicky-cli v1.0",
+    ]

@@ -221,7 +221,7 @@ def _source(root: Any) -> str | None:
 
 def why(options: TreeOptions, *, reporter: Any) -> Why:
     """Every path from the project (its dependencies, extras and groups) to one package."""
-    from lockenv.graph import path_marker, paths_to
+    from lockenv.graph import path_markers, paths_to
 
     assert options.package is not None
     path, graph = load_graph(options.project, options.lockfile)
@@ -233,10 +233,10 @@ def why(options: TreeOptions, *, reporter: Any) -> Why:
     found, truncated = paths_to(graph, [t.id for t in targets], MAX_PATHS)
     out = []
     for edges in found:
-        steps = tuple(Step(graph.nodes[e.child].name, graph.nodes[e.child].version, e.marker) for e in edges)
-        combined = path_marker(edges)
-        out.append(WhyPath(_source(graph.nodes[edges[0].parent]), steps,
-                           None if combined.is_any() else str(combined)))
+        markers, combined = path_markers(graph, edges)
+        steps = tuple(Step(graph.nodes[e.child].name, graph.nodes[e.child].version, m)
+                      for e, m in zip(edges, markers))
+        out.append(WhyPath(_source(graph.nodes[edges[0].parent]), steps, combined))
     out.sort(key=lambda p: (p.source is not None, p.source or "", len(p.steps),
                             [(s.name, s.version or "") for s in p.steps]))
     return Why(str(path), name, targets[0].name, tuple(t.version or "" for t in targets),

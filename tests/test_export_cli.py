@@ -166,3 +166,18 @@ def test_export_is_stable_has_no_credentials_and_rejects_unknown_input(tmp_path:
     assert r.code == 2 and "unknown extra `nope`" in r.stderr and r.stdout == ""
     r = run_lockenv("export", "--format", "poetry.lock", cwd=project)
     assert r.code == 2 and "unknown export format" in r.stderr
+
+
+def test_packages_from_several_indexes(project: Path, index_server: IndexServer) -> None:
+    # One package from a second index (a private one, written with credentials by another
+    # tool): both URLs are given to pip, the lock's default first, never the credentials.
+    lock_file = project / "pylock.toml"
+    text = lock_file.read_text()
+    private = "http://deploy:t0ken@127.0.0.1:1/private/simple/"
+    head, sep, rest = text.partition('name = "winhelper"')
+    rest = rest.replace(f'index = "{index_server.simple_url}"', f'index = "{private}"', 1)
+    lock_file.write_text(head + sep + rest)
+    lines = export(project).splitlines()
+    assert lines[4:6] == [f"--index-url {index_server.simple_url}",
+                          "--extra-index-url http://127.0.0.1:1/private/simple/"]
+    assert "t0ken" not in "\n".join(lines) and "deploy" not in "\n".join(lines)

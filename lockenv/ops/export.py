@@ -175,13 +175,19 @@ def _version_key(version: str) -> Any:
 
 
 def _indexes(lock: Any) -> list[str]:
-    """The simple-API URLs the lock's packages come from, without credentials; the default
-    index is left to pip's own default."""
+    """The simple-API URLs the lock's packages come from, without credentials, the main one
+    first (`--index-url`, then `--extra-index-url`): none when every package comes from the
+    default index (pip's own default); else the default index first when it is one of them,
+    then by how many packages come from each."""
+    from collections import Counter
+
     from lockenv.urls import DEFAULT_INDEX_URL, redact_url
 
     default = DEFAULT_INDEX_URL.rsplit("/pypi", 1)[0] + "/simple/"
-    found = {redact_url(p.index) for p in lock.packages if p.index}
-    return sorted(u for u in found if u.rstrip("/") != default.rstrip("/"))
+    found = Counter(redact_url(p.index).rstrip("/") + "/" for p in lock.packages if p.index)
+    if set(found) <= {default}:
+        return []
+    return sorted(found, key=lambda u: (u != default, -found[u], u))
 
 
 def _command(options: ExportOptions) -> str:

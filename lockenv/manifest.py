@@ -491,6 +491,9 @@ class _Reader:
                     hint=f"set {INDEX_URL_ENV} to the index URL, such as https://host/simple/",
                     context={"variable": INDEX_URL_ENV},
                 )
+            if _garbled(url):
+                raise ManifestError(f"{INDEX_URL_ENV}: {_GARBLED}", hint=_GARBLED_HINT,
+                                    context={"variable": INDEX_URL_ENV})
             return url
         if value is None:
             return default_index_url()
@@ -502,6 +505,8 @@ class _Reader:
                 key=key,
                 hint='write the index URL, such as `index-url = "https://host/simple/"`',
             )
+        if _garbled(value.strip()):
+            raise self.fail(f"`{key}`: {_GARBLED}", key=key, hint=_GARBLED_HINT)
         return value.strip()
 
     def index_settings(self, tool: dict[str, Any]) -> IndexSettings:
@@ -565,6 +570,9 @@ class _Reader:
                 raise self.fail(f"index `{name}` needs a `url` that is an http(s) URL", key=key,
                                 hint='write `url = "https://host/simple/"` (simple API) or '
                                      '`url = "https://host/pypi"` (JSON API)')
+            if _garbled(url.strip()):
+                raise self.fail(f"the `url` of index `{name}`: {_GARBLED}", key=key,
+                                hint=_GARBLED_HINT)
             flags = {}
             for flag in ("explicit", "default"):
                 if not isinstance(entry.get(flag, False), bool):
@@ -651,6 +659,26 @@ class _Reader:
 def _is_url(url: str) -> bool:
     scheme, sep, rest = url.partition("://")
     return bool(sep and rest) and scheme.lower() in ("http", "https")
+
+
+_GARBLED = ("its user name or password has an unencoded `/`, `#`, `?` or `@` (or its port is "
+            "not a number)")
+_GARBLED_HINT = ("percent-encode those characters in the credentials (`/` is %2F, `#` %23, `?` "
+                 "%3F, `@` %40), or move them to LOCKENV_INDEX_<NAME>_PASSWORD or netrc")
+
+
+def _garbled(url: str) -> bool:
+    """True for a URL whose credentials were not percent-encoded (`https://u:pa/ss@host/`):
+    it would reach the wrong host, and its password would not be redacted. The URL itself is
+    never put in the message."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port
+    except ValueError:
+        return True
+    return "@" in url.partition("://")[2].partition(parts.netloc)[2]
 
 
 def _kind(value: object) -> str:

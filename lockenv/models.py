@@ -71,6 +71,12 @@ class IndexConfig:
     default: bool = False
     """Declared `default = true`: the index of last resort instead of PyPI."""
 
+    def __repr__(self) -> str:  # the URL may carry a password
+        from lockenv.urls import redact_url
+
+        return (f"IndexConfig(name={self.name!r}, url={redact_url(self.url)!r}, "
+                f"explicit={self.explicit}, default={self.default})")
+
     @property
     def label(self) -> str:
         """How messages name it: "index `internal`" or "the default index"."""
@@ -226,6 +232,11 @@ class LockInputs:
     exclude_newer_from_cli: bool = False
     """The cut-off came from `lock --exclude-newer`, not pyproject.toml: it holds for later
     relocks until a new one is given (one from pyproject.toml is dropped with it)."""
+    indexes: tuple[str, ...] = ()
+    """`[[tool.lockenv.index]]` entries in file order (search order matters), each
+    "name url[ explicit][ default]", URLs redacted; empty with the default index alone."""
+    sources: tuple[str, ...] = ()
+    """`[tool.lockenv.sources]` pins, each "package=index", sorted."""
 
 
 @dataclass(frozen=True)

@@ -460,3 +460,86 @@ def test_a_certificate_failure_is_not_retried_and_says_what_to_set(
     result = run_lockenv("lock", cwd=project, env={"LOCKENV_INDEX_URL": url,
                                                    "SSL_CERT_FILE": str(tls_server.cert)})
     assert result.code == 2 and "`beta` was not found" in result.stderr, result.output
+
+
+def test_each_index_gets_its_own_credentials_and_no_other_origin_gets_any(
+        project: Path, public: IndexServer, make_index: Any) -> None:
+    # Two private indexes on one host (127.0.0.1), each with its own user and password: a
+    # password sent to the wrong one is a 401 there, and the public index sees no credentials.
+    one = make_index({"acme-app": {"1.0": {"dependencies": ["acme-utils", "gamma"]}}})
+    two = make_index({"acme-utils": {"1.0": {}}})
+    one.inject("/", "auth", user="one", password="pw-one-111")
+    two.inject("/", "auth", user="two", password="pw-two-222")
+    project.mkdir(parents=True, exist_ok=True)
+    (project / "pyproject.toml").write_text(textwrap.dedent(f"""\
+        [project]
+        name = "app"
+        version = "0.1"
+        requires-python = ">=3.10"
+        dependencies = ["acme-app"]
+
+        [[tool.lockenv.index]]
+        name = "one"
+        url = "{one.simple_url}"
+        explicit = true
+
+        [[tool.lockenv.index]]
+        name = "two"
+        url = "{two.json_url}"
+        explicit = true
+
+        [tool.lockenv.sources]
+        acme-app = {{ index = "one" }}
+        acme-utils = {{ index = "two" }}
+        """))
+    env = {"LOCKENV_INDEX_URL": public.json_url,
+           "LOCKENV_INDEX_ONE_USERNAME": "one", "LOCKENV_INDEX_ONE_PASSWORD": "pw-one-111",
+           "LOCKENV_INDEX_TWO_USERNAME": "two", "LOCKENV_INDEX_TWO_PASSWORD": "pw-two-222"}
+    result = run_lockenv("lock", cwd=project, env=env)
+    assert result.code == 0, result.output
+    pins = locked(project)
+    assert pins["acme-app"][1] == one.simple_url
+    assert pins["acme-utils"][1] == two.simple_url  # a JSON API base's sibling /simple/
+    result = run_lockenv("sync", cwd=project, env=env)
+    assert result.code == 0, result.output
+    for srv in (one, two):
+        assert srv.requests and all(r.status != 401 for r in srv.requests), srv.requests
+        assert all(r.headers.get("authorization") == "present" for r in srv.requests)
+        assert any("/files/" in r.path for r in srv.requests)  # sync's downloads too
+    assert public.requests and not any(r.headers.get("authorization") for r in public.requests)
+
+
+def test_changing_indexes_or_pins_makes_the_lock_stale(project: Path, public: IndexServer,
+                                                       private: PrivateIndex) -> None:
+    pyproject(project, private.url)
+    env = {"LOCKENV_INDEX_INTERNAL_USERNAME": USER, "LOCKENV_INDEX_INTERNAL_PASSWORD": PASSWORD}
+    assert lock(project, public, **env).code == 0
+    text = (project / "pylock.toml").read_text()
+    assert f'indexes = ["internal {private.url} explicit"]' in text
+    assert 'sources = [\n    "acme-app=internal",\n    "acme-utils=internal",\n]' in text
+    pyproject(project, private.url, sources=("acme-app",))
+    result = run_lockenv("lock", "--check", cwd=project,
+                         env={"LOCKENV_INDEX_URL": public.json_url, **env})
+    assert result.code == 1, result.output
+    assert "removed the pin of `acme-utils` to index `internal`" in result.stderr
+    pyproject(project, private.url, explicit=False)
+    result = run_lockenv("lock", "--check", cwd=project,
+                         env={"LOCKENV_INDEX_URL": public.json_url, **env})
+    assert result.code == 1 and "changed the indexes" in result.stderr, result.output
+
+
+@pytest.mark.parametrize("password", ["pa/s3cr3t", "pa#s3cr3t", "pa?s3cr3t", "12/s3cr3t"])
+def test_unencoded_characters_in_a_password_are_refused_without_showing_it(
+        project: Path, public: IndexServer, password: str) -> None:
+    pyproject(project, f"https://ci:{password}@pypi.internal.example/simple/", sources=())
+    result = lock(project, public)
+    assert result.code == 2, result.output
+    assert "the `url` of index `internal`: its user name or password has an unencoded" \
+        in result.stderr
+    assert "s3cr3t" not in result.output and not public.requests
+    (project / "pyproject.toml").write_text(
+        '[project]\nname = "app"\nversion = "0.1"\ndependencies = ["beta"]\n')
+    result = run_lockenv("lock", cwd=project, env={
+        "LOCKENV_INDEX_URL": f"http://alice:{password}@127.0.0.1:{public.port}/pypi"})
+    assert result.code == 2 and "LOCKENV_INDEX_URL: its user name" in result.stderr
+    assert "s3cr3t" not in result.output

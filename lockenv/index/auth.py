@@ -122,7 +122,7 @@ class CredentialLookup:
 
     def eager(self) -> Credentials | None:
         """Credentials sent with the first request: the URL's, the variables', netrc's."""
-        if self._password is not None:
+        if self._password:  # `user:@host` is a user name alone: never sent as `user:`
             return Credentials(self._user or "", self._password, "the index URL")
         if self._env_password is not None:
             return Credentials(self.username or "", self._env_password,

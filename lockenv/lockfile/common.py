@@ -52,6 +52,8 @@ def canonical_inputs(inputs: LockInputs) -> LockInputs:
         exclude_newer=inputs.exclude_newer,
         environments=_sorted_unique(inputs.environments),
         exclude_newer_from_cli=bool(inputs.exclude_newer and inputs.exclude_newer_from_cli),
+        indexes=tuple(inputs.indexes),
+        sources=_sorted_unique(inputs.sources),
     )
 
 

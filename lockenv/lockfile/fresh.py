@@ -32,8 +32,19 @@ def inputs_from_spec(spec: ProjectSpec) -> LockInputs:
             index_url=redact_url(spec.index_url),
             exclude_newer=format_timestamp(spec.exclude_newer) if spec.exclude_newer else None,
             environments=spec.environments,
+            indexes=_index_inputs(spec),
+            sources=tuple(f"{k}={v}" for k, v in (spec.indexes.sources.items()
+                                                  if spec.indexes else ())),
         )
     )
+
+
+def _index_inputs(spec: ProjectSpec) -> tuple[str, ...]:
+    """The declared indexes as the lock records them: credentials never, order kept."""
+    if spec.indexes is None:
+        return ()
+    return tuple(f"{i.name} {redact_url(i.url)}" + (" explicit" if i.explicit else "")
+                 + (" default" if i.default else "") for i in spec.indexes.named)
 
 
 @dataclass(frozen=True)
@@ -42,7 +53,8 @@ class StaleReason:
 
     `kind` is one of: missing, invalid, foreign, edited, requires-python, dependency-added,
     dependency-removed, extra-added, extra-removed, extra-changed, group-added, group-removed,
-    group-changed, default-groups, index-url, exclude-newer, environments.
+    group-changed, default-groups, index-url, indexes, source-added, source-removed,
+    exclude-newer, environments.
     `subject` is what changed (a requirement, an extra or group name, a key); `detail` is the
     sentence shown to the user (what `str()` returns)."""
 
@@ -105,6 +117,7 @@ def diff_inputs(old: LockInputs, new: LockInputs) -> list[StaleReason]:
         reasons.append(StaleReason(
             "index-url", "index-url", f"changed index-url from `{old.index_url}` to `{new.index_url}`"
         ))
+    reasons += _diff_indexes(old, new)
     if old.exclude_newer != new.exclude_newer:
         if old.exclude_newer is None:
             detail = f"added exclude-newer `{new.exclude_newer}`"
@@ -132,6 +145,24 @@ def _diff_tables(kind: str, label: str, old: Mapping[str, tuple[str, ...]],
             parts = [f"added `{r}`" for r in new[name] if r not in old[name]]
             parts += [f"removed `{r}`" for r in old[name] if r not in new[name]]
             reasons.append(StaleReason(f"{kind}-changed", name, f"changed {label} `{name}`: " + ", ".join(parts)))
+    return reasons
+
+
+def _diff_indexes(old: LockInputs, new: LockInputs) -> list[StaleReason]:
+    reasons: list[StaleReason] = []
+    if old.indexes != new.indexes:
+        reasons.append(StaleReason(
+            "indexes", "indexes",
+            f"changed the indexes from {_list(old.indexes)} to {_list(new.indexes)}"))
+    for pin in new.sources:
+        if pin not in old.sources:
+            name, _, index = pin.partition("=")
+            reasons.append(StaleReason("source-added", name, f"pinned `{name}` to index `{index}`"))
+    for pin in old.sources:
+        if pin not in new.sources:
+            name, _, index = pin.partition("=")
+            reasons.append(StaleReason("source-removed", name,
+                                       f"removed the pin of `{name}` to index `{index}`"))
     return reasons
 
 

@@ -264,6 +264,8 @@ def _inputs_from_table(t: Any) -> LockInputs:
             exclude_newer=string("exclude-newer", False),
             environments=strings("environments", t.get("environments")),
             exclude_newer_from_cli=string("exclude-newer-origin", False) == "command line",
+            indexes=strings("indexes", t.get("indexes")),
+            sources=strings("sources", t.get("sources")),
         )
     )
 

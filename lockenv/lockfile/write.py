@@ -61,6 +61,10 @@ def dumps(resolution: Resolution) -> str:
     out.append("[tool.lockenv]")
     out.append(f"requires-python = {_str(inputs.requires_python)}")
     out.append(f"index-url = {_str(inputs.index_url)}")
+    if inputs.indexes:
+        out.append(f"indexes = {_array(inputs.indexes)}")
+    if inputs.sources:
+        out.append(f"sources = {_array(inputs.sources)}")
     # What lockenv wrote above this table, so that a hand edit (a merge conflict resolved
     # badly, a deleted entry) is a stale lock, found by the no-op check without parsing it all.
     out.append(f"packages-sha256 = {_str(hashlib.sha256(head.encode()).hexdigest())}")

@@ -69,6 +69,8 @@ def test_scenario(path: Path, server: IndexServer, project: Path) -> None:
         return
 
     assert result.code == 0, result.output
+    for fragment in expect.get("warnings", []):
+        assert fragment in result.stderr, f"{fragment!r} not in:\n{result.stderr}"
     text = lock_path.read_text()
     lock = tomllib.loads(text)
     Pylock.from_dict(lock).validate()

@@ -210,6 +210,8 @@ def _resolve(
             reporter=reporter,
         )
     lockfile.check_serves(universal.resolution, universal.targets, universal.outside)
+    for message, hint in universal.warnings:
+        reporter.warn(message, hint=hint)
     resolution = universal.resolution
     for name, wanted in moves.items():
         got = sorted({p.version for p in resolution.packages if p.name == name})

@@ -15,7 +15,7 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.tags import Tag
 from packaging.utils import canonicalize_name
-from packaging.version import Version
+from packaging.version import InvalidVersion, Version
 from resolvelib import AbstractProvider
 
 from lockenv.models import DistFile
@@ -29,6 +29,18 @@ if TYPE_CHECKING:
     Preference = tuple[bool, bool, bool, str]
 
 __all__ = ["Crawler", "Provider"]
+
+
+def _exact_versions(spec: SpecifierSet) -> list[Version]:
+    """The versions `==`/`===` clauses name (a wildcard or a non-version string names none)."""
+    out = []
+    for s in spec:
+        if s.operator in ("==", "===") and "*" not in s.version:
+            try:
+                out.append(Version(s.version))
+            except InvalidVersion:
+                continue
+    return out
 
 
 class Crawler(Protocol):
@@ -97,8 +109,10 @@ class Provider(AbstractProvider[Req, Candidate, Ident]):
         spec = SpecifierSet()
         for r in reqs:
             spec &= r.specifier
+        # PEP 592: a yanked release only when the project itself pins it (==/===); never to
+        # satisfy a package's requirement.
         pinned_exact = {
-            Version(s.version) for r in reqs for s in r.specifier if s.operator == "==" and "*" not in s.version
+            v for r in reqs if r.source is not None for v in _exact_versions(r.specifier)
         }
         allowed = list(spec.filter(sorted(by_version), prereleases=None))
         if not allowed and any(v.is_prerelease for v in by_version):
@@ -109,7 +123,8 @@ class Provider(AbstractProvider[Req, Candidate, Ident]):
             allowed.remove(preferred)
             allowed.insert(0, preferred)
         if not by_version:
-            self.no_candidates[identifier] = "the index lists no files for it"
+            missing = self.source.not_found(name)
+            self.no_candidates[identifier] = missing.message if missing else "the index lists no files for it"
         elif not allowed:
             self.no_candidates[identifier] = f"no version matches `{spec or 'any'}`"
 

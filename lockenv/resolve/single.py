@@ -12,7 +12,7 @@ from packaging.tags import Tag
 from resolvelib import BaseReporter, Resolver
 from resolvelib.resolvers import ResolutionImpossible, ResolutionTooDeep
 
-from lockenv.errors import ManifestError, ResolutionError
+from lockenv.errors import LockenvError, ManifestError, ResolutionError
 from lockenv.models import DistFile
 from lockenv.resolve.prefetch import Prefetcher
 from lockenv.resolve.provider import Crawler, Provider
@@ -95,7 +95,7 @@ def try_reuse(
             return None
         if ident in pins:
             continue
-        usable = [f for f in old.files if not f.yanked] or (list(old.files) if req.pins_exactly else [])
+        usable = [f for f in old.files if not f.yanked] or (list(old.files) if req.pins_exactly and req.source is not None else [])
         chosen = best_file(usable, target.tag_priority, target.python_full)
         if chosen is None:
             return None
@@ -148,11 +148,15 @@ def resolve_single(
 
 def _conflict_error(
     exc: ResolutionImpossible[Req, Candidate], provider: Provider, *, label: str, project: str, requires_python: str
-) -> ResolutionError:
+) -> LockenvError:
     lines: list[str] = []
     python_lines: list[str] = []
     idents: list[Ident] = []
     causes: Collection[RequirementInformation[Req, Candidate]] = exc.causes
+    for info in causes:  # the project names a package no index has: the index's own words
+        missing = provider.source.not_found(info.requirement.name) if info.parent is None else None
+        if missing is not None:
+            return missing
     for info in causes:
         req = info.requirement
         who = f"`{project}`" if info.parent is None else f"`{info.parent.name} {info.parent.version}`"
@@ -163,7 +167,7 @@ def _conflict_error(
         if why and "requires Python" in why:
             python_lines.append(f"`{ident}`: {why}, but requires-python `{requires_python}` includes {label}")
         elif why:
-            lines.append(f"`{ident}`: {why}")
+            lines.append(why if why.startswith(f"`{ident.name}` ") else f"`{ident}`: {why}")
     lines = list(dict.fromkeys(lines))
     no_file = [i for i in dict.fromkeys(idents) if "no wheel for this platform" in provider.no_candidates.get(i, "")]
     if no_file and not python_lines:

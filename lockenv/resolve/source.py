@@ -21,7 +21,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.tags import Tag
 from packaging.version import InvalidVersion, Version
 
-from lockenv.errors import PackageIndexError
+from lockenv.errors import PackageIndexError, PackageNotFoundError
 from lockenv.models import CoreMetadata, DistFile, ProjectFiles
 from lockenv.resolve.requirements import Candidate, file_tags
 from lockenv.resolve.targets import Target
@@ -81,6 +81,7 @@ class PackageSource(Protocol):
     """What the provider asks of the packages it resolves."""
 
     def versions(self, name: str) -> Mapping[Version, list[DistFile]]: ...
+    def not_found(self, name: str) -> PackageNotFoundError | None: ...
     def requirements_for(
         self, files: Sequence[DistFile], own: DistFile, environment: Mapping[str, str]
     ) -> tuple[Requirement, ...]: ...
@@ -98,15 +99,30 @@ class IndexSource:
         self._versions: dict[str, dict[Version, list[DistFile]]] = {}
         self._deps: dict[str, tuple[Requirement, ...]] = {}
         self._reps: dict[str, dict[tuple[str, str], tuple[DistFile, DistFile]]] = {}
+        self._missing: dict[str, PackageNotFoundError] = {}
+
+    def not_found(self, name: str) -> PackageNotFoundError | None:
+        """The index's "not found" for a project `versions` answered with nothing."""
+        with self._lock:
+            return self._missing.get(name)
 
     def versions(self, name: str) -> dict[Version, list[DistFile]]:
-        """A project's files grouped by version (parsed once per run)."""
+        """A project's files grouped by version (parsed once per run). A project the index
+        does not know (404) has no versions: on a path the resolver may still leave, that is
+        "no candidates", not the end of the lock (`single.py` names it if nothing else fits)."""
         with self._lock:
             cached = self._versions.get(name)
         if cached is not None:
             return cached
+        try:
+            project = self.pages.project(name)
+        except PackageNotFoundError as exc:
+            with self._lock:
+                self._missing[name] = exc
+                self._versions[name] = {}
+            return {}
         by_text: dict[str, list[DistFile]] = {}
-        for f in self.pages.project(name).files:
+        for f in project.files:
             by_text.setdefault(_version_text(f.filename), []).append(f)
         grouped: dict[Version, list[DistFile]] = {}
         for text, files in by_text.items():

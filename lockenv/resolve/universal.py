@@ -59,6 +59,8 @@ class UniversalResolution:
     resolution: Resolution
     targets: tuple[TargetPins, ...]
     outside: tuple[OutsideProbe, ...]
+    warnings: tuple[tuple[str, str | None], ...] = ()
+    """(message, hint) a user should read: a yanked pin, a target left unserved."""
 
 
 def resolve_universal(
@@ -92,7 +94,29 @@ def resolve_universal(
         Resolution(inputs=inputs, packages=packages),
         _target_pins(results),
         () if spec.environments else _outside_probes(roots, targets),
+        warnings=tuple(_yank_warnings(results)),
     )
+
+
+def _yank_warnings(results: Sequence[TargetResult]) -> list[tuple[str, str | None]]:
+    """PEP 592: a yanked release is locked only because the project pins it; say so, with
+    the reason its authors gave."""
+    out: dict[str, tuple[str, str | None]] = {}
+    for res in results:
+        for ident, cand in res.pins.items():
+            if ident.extra is not None or not cand.file.yanked:
+                continue
+            reason = cand.file.yanked_reason or next((f.yanked_reason for f in cand.files if f.yanked_reason), None)
+            out.setdefault(
+                f"{ident.name} {cand.version}",
+                (
+                    f"`{ident.name} {cand.version}` is yanked"
+                    + (f" (reason: {reason})" if reason else " (no reason given)")
+                    + "; it is locked because the project pins it",
+                    "pin a version that is not yanked, unless this one is needed",
+                ),
+            )
+    return [out[k] for k in sorted(out)]
 
 
 def _targets(spec: ProjectSpec) -> list[Target]:

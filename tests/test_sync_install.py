@@ -12,6 +12,7 @@ import pytest
 from fixtures.builder import write_wheel
 from helpers import snapshot
 
+from lockenv.cache import Cache
 from lockenv.environment import plan_venv, probe, realize_venv
 from lockenv.errors import SyncError
 from lockenv.models import DistFile
@@ -42,9 +43,11 @@ def _sync(venv_path: Path, wanted: list[Wanted]) -> None:
     assert venv is not None
     info = probe(venv.python)
     p = plan(wanted, scan(info.site_dirs))
-    files = fetch(p, client_factory=lambda: None, reporter=_reporter())
-    prepared = prepare(p, files, probe=info, venv=venv.path, builder=lambda w, a: a)  # type: ignore[arg-type, return-value]
-    apply(p, prepared, probe=info, venv=venv.path, reporter=_reporter())
+    cache = Cache()
+    files = fetch(p, cache=cache, lock_path=venv_path.parent / "pylock.toml",
+                  client_factory=lambda: None, reporter=_reporter())  # type: ignore[arg-type, return-value]
+    prepared = prepare(p, files, probe=info, venv=venv.path, cache=cache, builder=lambda w, a: a)  # type: ignore[arg-type, return-value]
+    apply(p, prepared, probe=info, venv=venv.path, cache=cache, reporter=_reporter())
 
 
 @pytest.fixture

@@ -55,8 +55,8 @@ class BuildDispatch:
         for name, _version, dist in todo:
             scheme = scheme_for(env.probe.paths, env.probe.version, name)
             info = validate_wheel(files[dist.filename], name=name, scheme=scheme, venv=env.path,
-                                  sha256=dist.sha256)
-            install_wheel(info, scheme=scheme, python=env.python,
+                                  cache=self.dists.cache, sha256=dist.sha256)
+            install_wheel(info, scheme=scheme, python=env.python, cache=self.dists.cache,
                           source_sha256=dist.sha256, source_name=dist.filename)
 
 

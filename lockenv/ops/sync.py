@@ -15,15 +15,28 @@ import os
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lockenv.cache import Bucket
-from lockenv.project import LOCK_NAME
-from lockenv.errors import BuildError, IntegrityError, LockfileError, StaleLockError, SyncError
+from lockenv.errors import BuildError, LockfileError, StaleLockError, SyncError
 from lockenv.ops import reports
 from lockenv.ops.wanted import Selection, own_runtime, python_request, select_all
 from lockenv.ops.wanted import lock_path as _lock_path
+from lockenv.project import LOCK_NAME
 
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from filelock import BaseFileLock
+    from packaging.pylock import Pylock
+
+    from lockenv.cache import Cache
+    from lockenv.environment import Probe, VenvPlan
+    from lockenv.models import ProjectSpec
+    from lockenv.sync.plan import SyncPlan
+    from lockenv.sync.scan import Installed
+    from lockenv.sync.selection import Wanted
+    from lockenv.ui import Reporter
 
 
 @dataclass(frozen=True)
@@ -40,25 +53,14 @@ class SyncOptions(Selection):
     against the lock; no index is asked for a file."""
 
 
-def _options_key(options: SyncOptions) -> str:
+def _fresh_state(options: SyncOptions) -> dict[str, Any] | None:
     from lockenv import __version__
-
-    fields = (
-        __version__, options.python or os.environ.get("LOCKENV_PYTHON", ""),
-        sorted(options.extras), options.all_extras, sorted(options.groups),
-        sorted(options.only_groups), options.no_default_groups, options.all_groups,
-        options.inexact, str(options.lockfile or ""), options.install_project,
-        os.environ.get("LOCKENV_INDEX_URL", ""), os.environ.get("LOCKENV_VENV", ""),
-    )
-    return repr(fields)
-
-
-def _fresh_state(options: SyncOptions) -> dict | None:
     from lockenv.project import venv_path
     from lockenv.sync import state
 
     venv = venv_path(options.project)
-    inputs = state.inputs_digest(_lock_path(options), _options_key(options), options.project)
+    inputs = state.inputs_digest(_lock_path(options), state.options_key(options, __version__),
+                                 options.project)
     fresh = state.is_fresh(venv, inputs)
     if fresh is not None and not options.frozen and not fresh.get("lock_checked"):
         return None  # the last sync was --frozen: this one must check the lock first
@@ -79,7 +81,8 @@ def is_noop(project: Path, options: SyncOptions | None = None) -> bool:
 
 
 # -- sync -------------------------------------------------------------------------------------
-def sync(options: SyncOptions, *, reporter: Any, on_result: Any = None) -> int:
+def sync(options: SyncOptions, *, reporter: Reporter,
+         on_result: Callable[[reports.SyncDryRun], None] | None = None) -> int:
     """Make the venv hold exactly what the lock selects; returns the exit code. `on_result`
     receives a dry run's plan as data (`ops.reports.SyncDryRun`, for --json)."""
     started = time.perf_counter()
@@ -100,27 +103,26 @@ def sync(options: SyncOptions, *, reporter: Any, on_result: Any = None) -> int:
     from lockenv.cache import Cache
     from lockenv.project import venv_path
 
+    cache = Cache()  # the one cache of this run, handed to every stage
     venv_dir = venv_path(options.project)
-    release = _lock_venv(Cache().bucket(Bucket.VENV_LOCKS) / _path_key(venv_dir), venv_dir, reporter)
+    lock_file = _lock_venv(cache, venv_dir, reporter)
     try:
-        return _sync_locked(options, reporter=reporter, started=started, on_result=on_result)
+        return _sync_locked(options, cache=cache, reporter=reporter, started=started,
+                            on_result=on_result)
     finally:
-        release()
+        lock_file.release()
 
 
-def _lock_venv(key: Path, venv_dir: Path, reporter: Any) -> Any:
-    """Hold the inter-process lock of one venv (filelock); returns the function that releases
-    it. Only a sync with work to do gets here, so filelock's import (~10 ms) does not touch the
-    no-op path."""
-    from lockenv.cache import Cache
-
-    lock_file = Cache().lock(key)
+def _lock_venv(cache: Cache, venv_dir: Path, reporter: Reporter) -> BaseFileLock:
+    """Hold the inter-process lock of one venv (filelock); the caller releases it. Only a sync
+    with work to do gets here, so filelock's import (~10 ms) does not touch the no-op path."""
+    lock_file = cache.lock(cache.bucket(Bucket.VENV_LOCKS) / _path_key(venv_dir))
     try:
         lock_file.acquire(timeout=0.2)
     except Exception:
         reporter.status(f"Waiting for another lockenv process using {venv_dir}")
         lock_file.acquire()
-    return lock_file.release
+    return lock_file
 
 
 def _path_key(path: Path) -> str:
@@ -129,7 +131,8 @@ def _path_key(path: Path) -> str:
     return hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:32]
 
 
-def _check_lock(options: SyncOptions, reporter: Any, before_relock: Any = None) -> Any:
+def _check_lock(options: SyncOptions, cache: Cache, reporter: Reporter,
+                before_relock: Callable[[ProjectSpec], None] | None = None) -> ProjectSpec | None:
     """Freshness per the options; returns the ProjectSpec (None when there is no pyproject.toml
     or the lock is foreign and not checked). `before_relock(spec)` runs before a stale lock is
     locked again, to fail first on what would fail after."""
@@ -148,7 +151,10 @@ def _check_lock(options: SyncOptions, reporter: Any, before_relock: Any = None) 
                             hint="run `lockenv lock` to create it")
     if options.frozen:
         return spec
-    fresh_marker = _fresh_marker(options.project, lock_path)
+    from lockenv import __version__
+    from lockenv.sync.state import fresh_marker as marker_for
+
+    fresh_marker = marker_for(cache, options.project, lock_path, __version__)
     if fresh_marker is not None and fresh_marker.exists():
         return spec
     reasons = lockfile.stale_reasons(spec, lock_path)
@@ -175,25 +181,7 @@ def _check_lock(options: SyncOptions, reporter: Any, before_relock: Any = None) 
     return manifest.load(options.project)
 
 
-def _fresh_marker(project: Path, lock_path: Path) -> Path | None:
-    """A cache file that exists when this exact lock was found fresh for this exact
-    pyproject.toml (and index URL setting): freshness is a function of those bytes alone, and
-    checking it parses the whole lock."""
-    import hashlib
-
-    from lockenv import __version__
-    from lockenv.cache import Cache
-
-    try:
-        h = hashlib.sha256(lock_path.read_bytes())
-        h.update(b"\0" + (project / "pyproject.toml").read_bytes())
-    except OSError:
-        return None
-    h.update(f"\0{os.environ.get('LOCKENV_INDEX_URL', '')}\0{__version__}".encode())
-    return Cache().root / Bucket.FRESH_LOCKS.value / h.hexdigest()
-
-
-def _fail_if_stale(spec: Any, lock_path: Path) -> None:
+def _fail_if_stale(spec: ProjectSpec, lock_path: Path) -> None:
     from lockenv import lockfile
 
     reasons = lockfile.stale_reasons(spec, lock_path)
@@ -206,7 +194,7 @@ def _fail_if_stale(spec: Any, lock_path: Path) -> None:
         )
 
 
-def _preflight_venv(options: SyncOptions, requires_python: str | None, reporter: Any) -> None:
+def _preflight_venv(options: SyncOptions, requires_python: str | None, reporter: Reporter) -> None:
     """Everything about the venv that can fail (no interpreter for the request, a venv path that
     is a file, a foreign venv that does not fit), checked before the lock is rewritten; nothing
     changes here. `requires_python` is what the relocked lock will say (pyproject.toml's)."""
@@ -217,23 +205,67 @@ def _preflight_venv(options: SyncOptions, requires_python: str | None, reporter:
               reporter=reporter, source=source)
 
 
-def _sync_locked(options: SyncOptions, *, reporter: Any, started: float, on_result: Any = None) -> int:
-    from lockenv.environment import plan_venv, realize_venv
-    from lockenv.environment import probe as probe_interp
-    from lockenv.sync import state
-    from lockenv.sync.plan import plan
-    from lockenv.sync.scan import scan
-    from lockenv.sync.selection import load_lock
+@dataclass(frozen=True)
+class _Target:
+    """The venv a sync changes and its interpreter, with what an interrupted sync left."""
 
+    path: Path
+    """Where the venv is (or would be made)."""
+    venv_dir: Path | None
+    """None on a dry run that would create the venv: the plan is for `probe`'s interpreter."""
+    probe: Probe
+    suspects: frozenset[str] = frozenset()
+    """Distributions an interrupted sync was changing (reinstalled, or removed)."""
+    removing: frozenset[str] = frozenset()
+    """Distributions an interrupted sync was removing (removed even with --inexact)."""
+
+
+@dataclass(frozen=True)
+class _Planned:
+    wanted: list[Wanted]
+    installed: list[Installed]
+    plan: SyncPlan
+
+
+def _sync_locked(options: SyncOptions, *, cache: Cache, reporter: Reporter, started: float,
+                 on_result: Callable[[reports.SyncDryRun], None] | None = None) -> int:
+    """The sync under the venv's lock, in five steps that each return data: the checked lock,
+    the venv (made or repaired), the plan, the plan told, and the plan carried out."""
     if not options.dry_run:  # another process may have synced while we waited for the lock
         fresh = _fresh_state(options)
         if fresh is not None:
             reporter.status(f"Environment is up to date ({fresh.get('packages', 0)} packages)")
             return 0
-    spec = _check_lock(options, reporter, before_relock=lambda spec: _preflight_venv(
+    spec, lock = _read_lock(options, cache, reporter)
+    target = _open_venv(options, spec, lock, reporter)
+    planned = _plan(options, spec, lock, target)
+    _tell_plan(options, planned.plan, reporter)
+    if options.dry_run:
+        if on_result is not None:
+            on_result(reports.sync_dry_run(_lock_path(options), target.path,
+                                           target.venv_dir is None, planned.plan))
+        return 0
+    return _carry_out(options, planned, target, spec=spec, lock=lock, cache=cache,
+                      reporter=reporter, started=started)
+
+
+def _read_lock(options: SyncOptions, cache: Cache,
+               reporter: Reporter) -> tuple[ProjectSpec | None, Pylock]:
+    """Step 1: the lock, checked for freshness (relocked when stale), and the project."""
+    from lockenv.sync.selection import load_lock
+
+    spec = _check_lock(options, cache, reporter, before_relock=lambda spec: _preflight_venv(
         options, spec.requires_python or None, reporter))
-    lock_path = _lock_path(options)
-    lock = load_lock(lock_path)
+    return spec, load_lock(_lock_path(options))
+
+
+def _open_venv(options: SyncOptions, spec: ProjectSpec | None, lock: Pylock,
+               reporter: Reporter) -> _Target:
+    """Step 2: the venv, created (or recreated) for the interpreter asked for, or as it is;
+    repaired when a sync was interrupted. A dry run changes nothing."""
+    from lockenv.environment import plan_venv, realize_venv
+    from lockenv.environment import probe as probe_interp
+
     requires_python = str(lock.requires_python) if lock.requires_python else None
     request, source = python_request(options.python)
     venv_plan = plan_venv(options.project, request=request, requires_python=requires_python,
@@ -244,87 +276,111 @@ def _sync_locked(options: SyncOptions, *, reporter: Any, started: float, on_resu
         assert venv_plan.interpreter is not None
         probe = probe_interp(Path(venv_plan.interpreter.path), reporter)
         select_all(options, spec, lock, probe)
-        if options.dry_run:
-            if venv_plan.problem is not None:
-                reporter.status(f"Would recreate {venv_plan.path}: {venv_plan.problem}")
-            else:
-                reporter.status(f"Would create {venv_plan.path} with Python "
-                                f"{venv_plan.interpreter.version}")
-    venv = None if options.dry_run and venv_plan.current is None else realize_venv(venv_plan, reporter)
-    if venv is None:  # dry run, no usable venv yet: plan for the interpreter we would use
-        installed: list = []
-        venv_dir = None
-        suspects: set[str] = set()
-        removing: set[str] = set()
+        if options.dry_run:  # no usable venv yet: plan for the interpreter we would use
+            _tell_would_create(venv_plan, reporter)
+            return _Target(venv_plan.path, None, probe)
+    venv = realize_venv(venv_plan, reporter)
+    return _repair(options, venv.path, probe_interp(venv.python, reporter), reporter)
+
+
+def _tell_would_create(venv_plan: VenvPlan, reporter: Reporter) -> None:
+    assert venv_plan.interpreter is not None
+    if venv_plan.problem is not None:
+        reporter.status(f"Would recreate {venv_plan.path}: {venv_plan.problem}")
     else:
-        venv_dir = venv.path
-        probe = probe_interp(venv.python, reporter)
-        journal = state.read_journal(venv_dir)
-        suspects = set()
-        removing = set()
-        if journal is not None:
-            if options.dry_run:
-                reporter.warn(f"the previous sync of {venv_dir} did not finish; a sync repairs it")
-                suspects = set(journal.get("names", []))
-            else:
-                from lockenv.sync.apply import repair
+        reporter.status(f"Would create {venv_plan.path} with Python {venv_plan.interpreter.version}")
 
-                suspects = repair(venv_dir, journal, probe=probe, reporter=reporter)
-            removing = set(journal.get("removing", []))
-        installed = scan(probe.site_dirs, check=True, suspect=suspects)
-    wanted = select_all(options, spec, lock, probe)
+
+def _repair(options: SyncOptions, venv_dir: Path, probe: Probe, reporter: Reporter) -> _Target:
+    """What an interrupted sync left (its journal): undone now, or, on a dry run, only told."""
+    from lockenv.sync import state
+
+    journal = state.read_journal(venv_dir)
+    if journal is None:
+        return _Target(venv_dir, venv_dir, probe)
+    if options.dry_run:
+        reporter.warn(f"the previous sync of {venv_dir} did not finish; a sync repairs it")
+        suspects = set(journal.names)
+    else:
+        from lockenv.sync.apply import repair
+
+        suspects = repair(venv_dir, journal, probe=probe, reporter=reporter)
+    return _Target(venv_dir, venv_dir, probe, frozenset(suspects), frozenset(journal.removing))
+
+
+def _plan(options: SyncOptions, spec: ProjectSpec | None, lock: Pylock, target: _Target) -> _Planned:
+    """Step 3: what the lock selects, what is installed, and the plan between them."""
+    from lockenv.sync.plan import Action, SyncPlan, plan
+    from lockenv.sync.scan import scan
+
+    installed = [] if target.venv_dir is None else \
+        scan(target.probe.site_dirs, check=True, suspect=target.suspects)
+    wanted = select_all(options, spec, lock, target.probe)
     installed = _mark_stale_editable(installed, wanted)
-    protected = own_runtime(venv_dir) if venv_dir else set()
+    protected = own_runtime(target.venv_dir) if target.venv_dir else set()
     sync_plan = plan(wanted, installed, exact=not options.inexact, protected=protected)
-    if removing and options.inexact:  # finish removals an interrupted sync started
-        from lockenv.sync.plan import Action, SyncPlan
-
+    if target.removing and options.inexact:  # finish removals an interrupted sync started
         sync_plan = SyncPlan(tuple(
             Action("remove", a.name, "removal interrupted earlier", None, a.installed)
-            if a.kind == "keep" and a.wanted is None and a.name in removing else a
+            if a.kind == "keep" and a.wanted is None and a.name in target.removing else a
             for a in sync_plan.actions))
-    def show_plan() -> None:
-        for line in sync_plan.lines(with_reason=reporter.verbose):
-            reporter.data(line)
+    return _Planned(wanted, installed, sync_plan)
 
+
+def _show_plan(sync_plan: SyncPlan, reporter: Reporter) -> None:
+    for line in sync_plan.lines(with_reason=reporter.verbose):
+        reporter.data(line)
+
+
+def _tell_plan(options: SyncOptions, sync_plan: SyncPlan, reporter: Reporter) -> None:
+    """Step 4: the plan, when there is nothing to carry out (a real sync shows it once all it
+    needs is fetched and verified), what --inexact keeps, and a dry run's summary."""
     if options.dry_run or sync_plan.is_empty:
-        show_plan()
+        _show_plan(sync_plan, reporter)
     kept_extra = [a for a in sync_plan.of_kind("keep")
                   if a.wanted is None and a.installed and not a.is_seed_kept]
     if kept_extra and options.inexact:
         reporter.status("Kept (not in the lock): " + ", ".join(a.installed[0].label for a in kept_extra))
-    counts = sync_plan.summary_counts()
     if options.dry_run:
-        if on_result is not None:
-            on_result(reports.sync_dry_run(lock_path, venv_plan.path, venv is None, sync_plan))
-        reporter.status("Would " + (_summary(counts) or "change nothing") + " (dry run)")
-        return 0
+        reporter.status("Would " + (_summary(sync_plan.summary_counts()) or "change nothing")
+                        + " (dry run)")
+
+
+def _carry_out(options: SyncOptions, planned: _Planned, target: _Target, *,
+               spec: ProjectSpec | None, lock: Pylock, cache: Cache, reporter: Reporter,
+               started: float) -> int:
+    """Step 5: the plan carried out, and the fingerprint of the result kept for the no-op."""
+    from lockenv import __version__
+    from lockenv.sync import state
+
+    venv_dir, sync_plan = target.venv_dir, planned.plan
     assert venv_dir is not None
-    inputs = state.inputs_digest(lock_path, _options_key(options), options.project)
-    n_packages = len(wanted)
+    inputs = state.inputs_digest(_lock_path(options), state.options_key(options, __version__),
+                                 options.project)
     if sync_plan.is_empty:
         state.clear_journal(venv_dir)  # a repair that found nothing left to do
-        state.write_state(venv_dir, inputs, n_packages, lock_checked=not options.frozen)
-        reporter.status(f"Checked {len(installed)} packages in {time.perf_counter() - started:.2f}s; "
-                        "the environment matches the lock")
+        state.write_state(venv_dir, inputs, len(planned.wanted), lock_checked=not options.frozen)
+        reporter.status(f"Checked {len(planned.installed)} packages in "
+                        f"{time.perf_counter() - started:.2f}s; the environment matches the lock")
         return 0
     # The plan is shown once everything it needs is downloaded, verified and built: a refused
     # sync prints the error, not a plan it did not carry out.
-    _apply(sync_plan, options=options, spec=spec, probe=probe, venv_dir=venv_dir, lock=lock,
-           reporter=reporter, before_changes=show_plan)
-    state.write_state(venv_dir, inputs, n_packages, lock_checked=not options.frozen)
-    reporter.status(_summary(counts, past=True).capitalize()
+    _apply(sync_plan, options=options, spec=spec, probe=target.probe, venv_dir=venv_dir,
+           lock=lock, cache=cache, reporter=reporter,
+           before_changes=lambda: _show_plan(sync_plan, reporter))
+    state.write_state(venv_dir, inputs, len(planned.wanted), lock_checked=not options.frozen)
+    reporter.status(_summary(sync_plan.summary_counts(), past=True).capitalize()
                     + f" in {time.perf_counter() - started:.2f}s")
     return 0
 
 
-def _mark_stale_editable(installed: list, wanted: list) -> list:
+def _mark_stale_editable(installed: list[Installed], wanted: Sequence[Wanted]) -> list[Installed]:
     """An editable project installed before its pyproject.toml last changed is reinstalled."""
     projects = {w.name: w for w in wanted if w.is_project}
     out = []
     for dist in installed:
         want = projects.get(dist.name)
-        if want is not None and dist.editable_url:
+        if want is not None and want.local_path and dist.editable_url:
             try:
                 newer = (Path(want.local_path) / "pyproject.toml").stat().st_mtime_ns > \
                     (Path(dist.dist_info) / "RECORD").stat().st_mtime_ns
@@ -347,7 +403,7 @@ def _summary(counts: dict[str, int], past: bool = False) -> str:
     return ", ".join(parts)
 
 
-def _index_url(lock: Any, spec: Any, lock_path: Path) -> str:
+def _index_url(lock: Pylock, spec: ProjectSpec | None, lock_path: Path) -> str:
     """The index downloads and build requirements come from: LOCKENV_INDEX_URL when set, else
     the one the lock names (`[tool.lockenv] index-url`, else its packages' `index`), else the
     project's setting, else the default. pyproject.toml's URL is preferred when it is the lock's
@@ -359,7 +415,7 @@ def _index_url(lock: Any, spec: Any, lock_path: Path) -> str:
     from lockenv.lockfile import read_inputs
     from lockenv.urls import redact_url
 
-    configured = getattr(spec, "index_url", None) if spec is not None else None
+    configured = spec.index_url if spec is not None else None
     named = None
     try:
         inputs = read_inputs(lock_path)
@@ -376,38 +432,14 @@ def _index_url(lock: Any, spec: Any, lock_path: Path) -> str:
     return configured or DEFAULT_INDEX_URL
 
 
-def _blame_lock(exc: IntegrityError, sync_plan: Any, lock_path: Path) -> IntegrityError:
-    """A file that does not match its sha256 in the lock, told as such: the expected hash comes
-    from the lock (edited by hand, or the index serves another file), not from the index."""
-    from lockenv.urls import redact_url
-
-    url, file = exc.context.get("url"), exc.context.get("file")
-    for action in sync_plan.changes:
-        want = action.wanted
-        if want is None or want.file is None:
-            continue
-        if (url and redact_url(want.file.url) == url) or (file and want.local_path == file):
-            return IntegrityError(
-                f"{want.file.filename} ({want.name} {want.version}) does not match its sha256 "
-                f"in {lock_path}; nothing was changed",
-                details=exc.details,
-                context={"file": str(lock_path), "package": want.name,
-                         **({"url": url} if url else {})},
-                hint=f"if {lock_path.name} was edited by hand, run `lockenv lock` again; "
-                     "otherwise the index (or a proxy) serves a different file than the one locked",
-            )
-    return exc
-
-
-def _apply(sync_plan: Any, *, options: SyncOptions, spec: Any, probe: Any, venv_dir: Path,
-           lock: Any, reporter: Any, before_changes: Any = None) -> None:
+def _apply(sync_plan: SyncPlan, *, options: SyncOptions, spec: ProjectSpec | None, probe: Probe,
+           venv_dir: Path, lock: Pylock, cache: Cache, reporter: Reporter,
+           before_changes: Callable[[], None] | None = None) -> None:
     """Fetch, build and validate everything, then change the venv. The index client (for
     downloads and build requirements) is created only when needed."""
-    from lockenv.cache import Cache
     from lockenv.sync.apply import apply, fetch, prepare
 
     clients: list[Any] = []
-    cache = Cache()
 
     def client() -> Any:
         if not clients and options.find_links is not None:
@@ -432,12 +464,12 @@ def _apply(sync_plan: Any, *, options: SyncOptions, spec: Any, probe: Any, venv_
             clients.append(distributions(client(), cache=cache, reporter=reporter))
         return clients[1].build_context
 
-    def builder(want: Any, archive: Path | None) -> Path:
+    def builder(want: Wanted, archive: Path | None) -> Path:
         from lockenv.dists import local_wheel
 
         editable = archive is None and want.editable
         try:
-            return local_wheel(archive or Path(want.local_path), python=Path(probe.python),
+            return local_wheel(archive or Path(want.local_path or ""), python=Path(probe.python),
                                label=want.label, editable=editable, cache=cache,
                                reporter=reporter, context=build_context)
         except BuildError as exc:
@@ -448,14 +480,12 @@ def _apply(sync_plan: Any, *, options: SyncOptions, spec: Any, probe: Any, venv_
             raise
 
     try:
-        try:
-            files = fetch(sync_plan, client_factory=client, reporter=reporter)
-        except IntegrityError as exc:
-            raise _blame_lock(exc, sync_plan, _lock_path(options)) from None
-        prepared = prepare(sync_plan, files, probe=probe, venv=venv_dir, builder=builder)
+        files = fetch(sync_plan, cache=cache, lock_path=_lock_path(options), client_factory=client,
+                      reporter=reporter)
+        prepared = prepare(sync_plan, files, probe=probe, venv=venv_dir, cache=cache, builder=builder)
         if before_changes is not None:
             before_changes()
-        apply(sync_plan, prepared, probe=probe, venv=venv_dir, reporter=reporter)
+        apply(sync_plan, prepared, probe=probe, venv=venv_dir, cache=cache, reporter=reporter)
     finally:
         for c in reversed(clients):
             c.close()

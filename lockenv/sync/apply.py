@@ -13,13 +13,14 @@ import os
 import signal
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lockenv.environment import Probe
 from lockenv.errors import IntegrityError, LockenvError, SyncError
+from lockenv.models import DistFile
 from lockenv.sync import state
 from lockenv.sync.install import (
     Stash,
@@ -32,7 +33,12 @@ from lockenv.sync.install import (
 )
 from lockenv.sync.plan import Action, SyncPlan
 from lockenv.sync.selection import Wanted
-from lockenv.sync.unpacked import unpack
+from lockenv.sync.unpacked import Tree, unpack
+
+if TYPE_CHECKING:
+    from lockenv.cache import Cache
+    from lockenv.index import IndexClient
+    from lockenv.ui import Reporter
 
 DOWNLOAD_WORKERS = 8
 """Threads for downloading: they wait on the network."""
@@ -62,16 +68,14 @@ def keep_dirs(probe: Probe, venv: Path) -> list[str]:
             str(Path(paths["purelib"]).parent), str(venv / "lib"), str(venv / "include")]
 
 
-def fetch(plan: SyncPlan, *, client_factory: Callable[[], Any], reporter: Any) -> dict[str, Path]:
+def fetch(plan: SyncPlan, *, cache: Cache, lock_path: Path, client_factory: Callable[[], IndexClient],
+          reporter: Reporter) -> dict[str, Path]:
     """Every archive the plan installs, verified by sha256 and size (cache hits too), keyed by
     filename. Local files and cache hits are checked here (no HTTP client needed, so a warm
-    sync does not even import one); the rest is downloaded by the index client."""
-    from lockenv.cache import Cache
-
-    cache = Cache()
-    remote = []
-    local: dict[str, Path] = {}
-    checks: list[tuple[Path, Any, bool]] = []
+    sync does not even import one); the rest is downloaded by the index client. A file that
+    does not match its sha256 is refused as the lock's (`lock_path`) mismatch."""
+    remote: list[Wanted] = []
+    checks: list[_Check] = []
     for action in plan.changes:
         want = action.wanted
         if want is None or want.file is None:
@@ -80,82 +84,127 @@ def fetch(plan: SyncPlan, *, client_factory: Callable[[], Any], reporter: Any) -
             path = Path(want.local_path)
             if not path.is_file():
                 raise SyncError(f"{want.name}: the lock names {path}, which does not exist")
-            checks.append((path, want.file, False))
+            checks.append(_Check(path, want, cached=False))
             continue
         cached = cache.artifact_path(want.file.sha256 or want.file.url, want.file.filename)
         if want.file.sha256 and cached.is_file():
-            checks.append((cached, want.file, True))
+            checks.append(_Check(cached, want, cached=True))
         else:
-            remote.append(want.file)
-    _check_files(checks)
-    for path, file, _cached in checks:
-        local[file.filename] = path
-    if not remote:
-        return local
-    total = sum(f.size or 0 for f in remote)
-    client = client_factory()
+            remote.append(want)
+    _check_files(checks, lock_path)
+    local = {check.file.filename: check.path for check in checks}
+    if remote:
+        local.update(_download(remote, cache=cache, lock_path=lock_path,
+                               client=client_factory(), reporter=reporter))
+    return local
+
+
+def _download(remote: Sequence[Wanted], *, cache: Cache, lock_path: Path, client: IndexClient,
+              reporter: Reporter) -> dict[str, Path]:
+    """Download `remote` (verified by the client against the lock's hashes) and unpack each
+    wheel into the cache as soon as it arrives."""
+    total = sum(w.file.size or 0 for w in remote if w.file)
     lock = threading.Lock()
+    local: dict[str, Path] = {}
     with reporter.progress(f"Downloading {len(remote)} files", total=total or None) as bar:
         def advance(n: int) -> None:
             with lock:
                 bar.advance(n)
 
-        def one(file: Any) -> tuple[Any, Path]:
-            return file, client.download(file, on_bytes=advance)
+        def one(want: Wanted) -> tuple[DistFile, Path]:
+            assert want.file is not None
+            try:
+                return want.file, client.download(want.file, on_bytes=advance)
+            except IntegrityError as exc:
+                if "url" not in exc.context:  # a damaged cache entry: the cache's fault
+                    raise
+                raise lock_mismatch(want, lock_path, exc.details,
+                                    url=str(exc.context["url"])) from None
 
         # Unpack each wheel as soon as it arrives (overlapping downloads with unpacking;
         # prepare() then finds the validated tree in the cache), on fewer threads than the
         # downloads: unpacking is inode creation and CPU, which more threads only slow down.
         # The biggest files start first, so they do not finish last on their own.
-        order = sorted(remote, key=lambda f: -(f.size or 0))
+        order = sorted(remote, key=lambda w: -((w.file.size if w.file else 0) or 0))
         with ThreadPoolExecutor(DOWNLOAD_WORKERS) as pool, \
                 ThreadPoolExecutor(UNPACK_WORKERS) as unpacking:
-            futures = [pool.submit(one, f) for f in order]
-            unpacks = []
+            futures = [pool.submit(one, w) for w in order]
+            unpacks: list[Future[Tree]] = []
             try:
                 for future in as_completed(futures):
                     file, path = future.result()
                     local[file.filename] = path
                     if file.is_wheel and file.sha256:
                         unpacks.append(unpacking.submit(
-                            unpack, path, file.sha256, name=str(file.project_name)))
-                for future in unpacks:
-                    future.result()
+                            unpack, path, file.sha256, name=str(file.project_name), cache=cache))
+                for done in unpacks:
+                    done.result()
             except BaseException:
-                for future in (*futures, *unpacks):
-                    future.cancel()
+                for pending in futures:
+                    pending.cancel()
+                for unpacking_one in unpacks:
+                    unpacking_one.cancel()
                 raise
     return local
+
+
+def lock_mismatch(want: Wanted, lock_path: Path, details: Sequence[str], *,
+                  url: str | None = None) -> IntegrityError:
+    """A file that does not match its sha256 in the lock, told as such: the expected hash comes
+    from the lock (edited by hand, or the index serves another file), not from the index."""
+    assert want.file is not None
+    return IntegrityError(
+        f"{want.file.filename} ({want.name} {want.version}) does not match its sha256 "
+        f"in {lock_path}; nothing was changed",
+        details=details,
+        context={"file": str(lock_path), "package": want.name, **({"url": url} if url else {})},
+        hint=f"if {lock_path.name} was edited by hand, run `lockenv lock` again; "
+             "otherwise the index (or a proxy) serves a different file than the one locked",
+    )
+
+
+@dataclass(frozen=True)
+class _Check:
+    """A local file or a cache hit to verify against the lock's hash and size."""
+
+    path: Path
+    want: Wanted
+    cached: bool
+
+    @property
+    def file(self) -> DistFile:
+        assert self.want.file is not None
+        return self.want.file
 
 
 HASH_WORKERS = 2
 """Threads hashing local archives: hashlib releases the GIL, so two cores hash twice as fast."""
 
 
-def _check_files(checks: Sequence[tuple[Path, Any, bool]]) -> None:
-    """`_check_file` for each (path, DistFile, cached), in parallel; the first failure (in
-    order) is raised after all have been checked."""
-    def one(check: tuple[Path, Any, bool]) -> None:
-        path, file, cached = check
-        _check_file(path, file.sha256, file.size, where=str(path), cached=cached)
+def _check_files(checks: Sequence[_Check], lock_path: Path) -> None:
+    """`_check_file` for each check, in parallel; the first failure (in order) is raised after
+    all have been checked."""
+    def one(check: _Check) -> None:
+        _check_file(check, lock_path)
 
     if len(checks) < 2:
         for check in checks:
             one(check)
         return
     # Biggest first, so one large wheel does not finish last on its own.
-    order = sorted(checks, key=lambda c: -(c[1].size or 0))
+    order = sorted(checks, key=lambda c: -(c.file.size or 0))
     with ThreadPoolExecutor(HASH_WORKERS) as pool:
         futures = {id(c): pool.submit(one, c) for c in order}
     for check in checks:
         futures[id(check)].result()
 
 
-def _check_file(path: Path, sha256: str | None, size: int | None, *, where: str, cached: bool) -> None:
+def _check_file(check: _Check, lock_path: Path) -> None:
     """sha256 and size as the lock says; a damaged cache entry is removed (the next sync
     downloads it afresh)."""
     from lockenv.cache import file_sha256
 
+    path, sha256, size = check.path, check.file.sha256, check.file.size
     actual_size = path.stat().st_size
     actual = file_sha256(path)
     if actual == sha256 and (size is None or size == actual_size):
@@ -163,22 +212,21 @@ def _check_file(path: Path, sha256: str | None, size: int | None, *, where: str,
     details = [f"expected sha256: {sha256}", f"actual sha256:   {actual}"]
     if size is not None and size != actual_size:
         details += [f"expected size: {size}", f"actual size:   {actual_size}"]
-    if cached:
-        try:
-            path.unlink()
-        except OSError:
-            pass
-        raise IntegrityError(
-            f"the cached copy of {path.name} is damaged and was refused",
-            hint="the damaged cache entry has been removed; run the command again to "
-                 "download the file afresh",
-            context={"file": where}, details=details,
-        )
-    raise IntegrityError(f"{path.name} does not match the sha256 in the lock",
-                         context={"file": where}, details=details)
+    if not check.cached:
+        raise lock_mismatch(check.want, lock_path, details)
+    try:
+        path.unlink()
+    except OSError:
+        pass
+    raise IntegrityError(
+        f"the cached copy of {path.name} is damaged and was refused",
+        hint="the damaged cache entry has been removed; run the command again to "
+             "download the file afresh",
+        context={"file": str(path)}, details=details,
+    )
 
 
-def prepare(plan: SyncPlan, files: dict[str, Path], *, probe: Probe, venv: Path,
+def prepare(plan: SyncPlan, files: dict[str, Path], *, probe: Probe, venv: Path, cache: Cache,
             builder: Callable[[Wanted, Path | None], Path]) -> list[Prepared]:
     """Build what needs building and validate (unpack) every wheel, before the venv changes.
     Builds run one at a time; unpacking runs in parallel (zlib and hashing release the GIL)."""
@@ -213,7 +261,8 @@ def prepare(plan: SyncPlan, files: dict[str, Path], *, probe: Probe, venv: Path,
         want = action.wanted
         assert want is not None
         scheme = scheme_for(probe.paths, probe.version, want.name)
-        info = validate_wheel(wheel, name=want.name, scheme=scheme, venv=venv, sha256=sha)
+        info = validate_wheel(wheel, name=want.name, scheme=scheme, venv=venv, cache=cache,
+                              sha256=sha)
         return Prepared(action, info, scheme, direct_url)
 
     if len(jobs) < 3:
@@ -222,8 +271,8 @@ def prepare(plan: SyncPlan, files: dict[str, Path], *, probe: Probe, venv: Path,
         return list(pool.map(one, jobs))
 
 
-def apply(plan: SyncPlan, prepared: Sequence[Prepared], *, probe: Probe, venv: Path,
-          reporter: Any) -> None:
+def apply(plan: SyncPlan, prepared: Sequence[Prepared], *, probe: Probe, venv: Path, cache: Cache,
+          reporter: Reporter) -> None:
     """Change the venv: journal, move the old distributions aside, install, commit. On an error
     the new files are removed and the old ones put back; if the process dies instead, the
     journal lets the next sync repair the venv."""
@@ -241,7 +290,7 @@ def apply(plan: SyncPlan, prepared: Sequence[Prepared], *, probe: Probe, venv: P
                                     warn=reporter.warn)
         if os.environ.get("LOCKENV_TEST_CRASH_AFTER") == "0":  # tests: die between the phases
             os.kill(os.getpid(), signal.SIGKILL)
-        _install_all(prepared, probe=probe)
+        _install_all(prepared, probe=probe, cache=cache)
     except BaseException as exc:
         try:
             delete_paths(targets, venv=venv, keep_dirs=dirs)
@@ -260,7 +309,7 @@ def apply(plan: SyncPlan, prepared: Sequence[Prepared], *, probe: Probe, venv: P
     state.clear_journal(venv)
 
 
-def _install_all(prepared: Sequence[Prepared], *, probe: Probe) -> None:
+def _install_all(prepared: Sequence[Prepared], *, probe: Probe, cache: Cache) -> None:
     crash_after = int(os.environ.get("LOCKENV_TEST_CRASH_AFTER", "-1") or "-1")
     counter = [0]
     lock = threading.Lock()
@@ -268,7 +317,7 @@ def _install_all(prepared: Sequence[Prepared], *, probe: Probe) -> None:
     def one(p: Prepared) -> None:
         want = p.action.wanted
         assert want is not None
-        install_wheel(p.wheel, scheme=p.scheme, python=probe.python,
+        install_wheel(p.wheel, scheme=p.scheme, python=probe.python, cache=cache,
                       source_sha256=want.sha256, source_name=want.file.filename if want.file else None,
                       direct_url=p.direct_url)
         if crash_after >= 0:
@@ -289,16 +338,16 @@ def _install_all(prepared: Sequence[Prepared], *, probe: Probe) -> None:
         one(p)
 
 
-def repair(venv: Path, journal: dict, *, probe: Probe, reporter: Any) -> set[str]:
+def repair(venv: Path, journal: state.Journal, *, probe: Probe, reporter: Reporter) -> set[str]:
     """Undo what an interrupted sync may have left: files its installs wrote (they are written
     again), and its stash. Returns the names it was changing: the plan then reinstalls or
     removes them."""
-    names = set(journal.get("names", []))
+    names = set(journal.names)
     reporter.warn(
         f"the previous sync of {venv} did not finish; repairing "
         + (", ".join(sorted(names)) if names else "the environment")
     )
-    delete_paths(journal.get("paths", []), venv=venv, keep_dirs=keep_dirs(probe, venv))
+    delete_paths(journal.paths, venv=venv, keep_dirs=keep_dirs(probe, venv))
     import shutil
 
     for entry in venv.iterdir():

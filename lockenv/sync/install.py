@@ -15,6 +15,7 @@ import shutil
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lockenv.errors import IntegrityError, SyncError
 from lockenv.sync.scan import LOCKENV_SOURCE, read_record
@@ -25,6 +26,9 @@ from lockenv.sync.unpacked import (
     tree_destination,
     unpack,
 )
+
+if TYPE_CHECKING:
+    from lockenv.cache import Cache
 
 INSTALLER_NAME = b"lockenv\n"
 
@@ -53,7 +57,7 @@ def scheme_for(paths: Mapping[str, str], version: str, name: str) -> dict[str, s
     }
 
 
-def validate_wheel(path: Path, *, name: str, scheme: Mapping[str, str], venv: Path,
+def validate_wheel(path: Path, *, name: str, scheme: Mapping[str, str], venv: Path, cache: Cache,
                    sha256: str | None = None) -> WheelInfo:
     """Refuse a wheel with an unsafe path or a RECORD that does not match its contents (checked
     once, while unpacking it into the cache); return the files its install will write."""
@@ -61,7 +65,7 @@ def validate_wheel(path: Path, *, name: str, scheme: Mapping[str, str], venv: Pa
         from lockenv.cache import file_sha256
 
         sha256 = file_sha256(path)
-    tree = unpack(path, sha256, name=name)
+    tree = unpack(path, sha256, name=name, cache=cache)
     targets = _targets(tree, scheme)
     # Members with `..` or absolute paths were refused when unpacking, so the scheme
     # directories decide where files land: check those (and each target, cheaply).
@@ -106,7 +110,7 @@ def _targets(tree: Tree, scheme: Mapping[str, str]) -> list[str]:
     return sorted(set(out))
 
 
-def install_wheel(info: WheelInfo, *, scheme: Mapping[str, str], python: str,
+def install_wheel(info: WheelInfo, *, scheme: Mapping[str, str], python: str, cache: Cache,
                   source_sha256: str | None, source_name: str | None,
                   direct_url: Mapping[str, object] | None = None) -> None:
     """Install a validated wheel from its unpacked tree (hard links, or copies) with installer.
@@ -125,7 +129,7 @@ def install_wheel(info: WheelInfo, *, scheme: Mapping[str, str], python: str,
     key = replay.record_key(tree, scheme, python, metadata)
     for attempt in (0, 1):
         try:
-            record = replay.load(key)
+            record = replay.load(cache, key)
             if record is not None:
                 try:
                     replay.replay(record, tree, scheme,
@@ -138,12 +142,12 @@ def install_wheel(info: WheelInfo, *, scheme: Mapping[str, str], python: str,
             ops: list[dict[str, object]] = []
             install(TreeSource(tree), tree_destination(tree, scheme, python, ops),
                     additional_metadata=metadata)
-            replay.save(key, tree, ops)
+            replay.save(cache, key, tree, ops)
             return
         except TreeChanged:
             if attempt:
                 raise
-            tree = unpack(info.path, tree.sha256, name=info.name, discard=True)
+            tree = unpack(info.path, tree.sha256, name=info.name, cache=cache, discard=True)
 
 
 # -- removal ----------------------------------------------------------------------------------

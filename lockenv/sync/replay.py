@@ -23,10 +23,13 @@ import sys
 import threading
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lockenv.cache import Bucket
 from lockenv.sync.unpacked import Tree, TreeChanged
+
+if TYPE_CHECKING:
+    from lockenv.cache import Cache
 
 INSTALLS = Bucket.INSTALLS.value
 FORMAT = 1
@@ -74,15 +77,13 @@ def _installer_version() -> str:
     return _installer[0]
 
 
-def record_path(key: str) -> Path:
-    from lockenv.cache import Cache
-
-    return Cache().root / INSTALLS / key[:2] / f"{key}.json"
+def record_path(cache: Cache, key: str) -> Path:
+    return cache.root / INSTALLS / key[:2] / f"{key}.json"
 
 
-def load(key: str) -> dict | None:
+def load(cache: Cache, key: str) -> dict | None:
     try:
-        data = json.loads(record_path(key).read_bytes())
+        data = json.loads(record_path(cache, key).read_bytes())
     except (OSError, ValueError):
         return None
     if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("ops"), list):
@@ -90,11 +91,11 @@ def load(key: str) -> dict | None:
     return data
 
 
-def save(key: str, tree: Tree, ops: list[dict[str, Any]]) -> None:
+def save(cache: Cache, key: str, tree: Tree, ops: list[dict[str, Any]]) -> None:
     from lockenv.cache import write_atomic
 
     try:
-        write_atomic(record_path(key), json.dumps(
+        write_atomic(record_path(cache, key), json.dumps(
             {"format": FORMAT, "tree": tree.sha256, "ops": ops}, separators=(",", ":")).encode())
     except OSError:
         pass  # only a cache: the next install runs installer again

@@ -9,11 +9,21 @@ only the standard library: it is on the no-op path.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lockenv.cache import Bucket
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+    from lockenv.cache import Cache
 
 JOURNAL = ".lockenv-sync.json"
 STATE = ".lockenv-state.json"
@@ -65,6 +75,48 @@ def inputs_digest(lock_path: Path, options_key: str, project: Path) -> str | Non
     return h.hexdigest()
 
 
+NOT_IN_KEY = frozenset({"project", "dry_run", "locked", "frozen"})
+"""Option fields that do not decide what the venv holds: where the project is (the venv is
+found from it), a dry run, and how the lock's freshness is checked (recorded as `lock_checked`
+instead). Every other field of the options is in the key, so a new one cannot be forgotten."""
+
+KEY_ENVIRONMENT = ("LOCKENV_PYTHON", "LOCKENV_INDEX_URL", "LOCKENV_VENV")
+"""Environment variables that decide what a sync does, like options."""
+
+
+def options_key(options: DataclassInstance, version: str) -> str:
+    """The options' part of the no-op fingerprint, derived from the options dataclass's fields
+    (all but NOT_IN_KEY): lockenv's `version`, each field's value (sequences sorted: `--extra a
+    --extra b` selects what `--extra b --extra a` does) and KEY_ENVIRONMENT."""
+    parts: list[Any] = [version]
+    for field in dataclasses.fields(options):
+        if field.name not in NOT_IN_KEY:
+            parts.append((field.name, _canonical(getattr(options, field.name))))
+    parts += [(name, os.environ.get(name, "")) for name in KEY_ENVIRONMENT]
+    return repr(parts)
+
+
+def _canonical(value: object) -> object:
+    if isinstance(value, (tuple, list, set, frozenset)):
+        return sorted(str(v) for v in value)
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    return str(value)
+
+
+def fresh_marker(cache: Cache, project: Path, lock_path: Path, version: str) -> Path | None:
+    """A cache file that exists when this exact lock was found fresh for this exact
+    pyproject.toml (and index URL setting): freshness is a function of those bytes alone, and
+    checking it parses the whole lock. None when either file cannot be read."""
+    try:
+        h = hashlib.sha256(lock_path.read_bytes())
+        h.update(b"\0" + (project / "pyproject.toml").read_bytes())
+    except OSError:
+        return None
+    h.update(f"\0{os.environ.get('LOCKENV_INDEX_URL', '')}\0{version}".encode())
+    return cache.root / Bucket.FRESH_LOCKS.value / h.hexdigest()
+
+
 def python_stamp(venv: Path) -> str:
     python = venv / "Scripts" / "python.exe" if os.name == "nt" else venv / "bin" / "python"
     try:
@@ -75,14 +127,14 @@ def python_stamp(venv: Path) -> str:
     return f"{real}:{st.st_mtime_ns}:{st.st_size}"
 
 
-def read_state(venv: Path) -> dict | None:
+def read_state(venv: Path) -> dict[str, Any] | None:
     try:
         return json.loads((venv / STATE).read_bytes())
     except (OSError, ValueError):
         return None
 
 
-def is_fresh(venv: Path, inputs: str | None) -> dict | None:
+def is_fresh(venv: Path, inputs: str | None) -> dict[str, Any] | None:
     """The stored state when the venv and inputs are exactly as the last sync left them."""
     if inputs is None or (venv / JOURNAL).exists():
         return None
@@ -110,7 +162,7 @@ def clear_state(venv: Path) -> None:
         pass
 
 
-def _write(path: Path, data: dict) -> None:
+def _write(path: Path, data: dict[str, Any]) -> None:
     tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
         json.dump(data, fh, sort_keys=True)
@@ -120,6 +172,21 @@ def _write(path: Path, data: dict) -> None:
 
 
 # -- journal ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Journal:
+    """A sync in progress: what it was changing, so an interrupted one can be repaired."""
+
+    names: tuple[str, ...] = ()
+    """The distributions it was installing, replacing or removing."""
+    paths: tuple[str, ...] = ()
+    """Every file its installs write (deleted by the repair, then written again)."""
+    removing: tuple[str, ...] = ()
+    """The distributions it was removing (an `--inexact` repair finishes the removal)."""
+    pid: int | None = None
+    unreadable: bool = False
+    """The journal exists but cannot be read: everything is suspect."""
+
+
 def write_journal(venv: Path, names: Iterable[str], paths: Iterable[str], removing: Iterable[str]) -> None:
     """Before the first change: which distributions are about to change and which files the
     installs will write, so an interrupted sync can be repaired."""
@@ -127,17 +194,27 @@ def write_journal(venv: Path, names: Iterable[str], paths: Iterable[str], removi
                             "paths": sorted(set(paths)), "removing": sorted(set(removing))})
 
 
-def read_journal(venv: Path) -> dict | None:
+def read_journal(venv: Path) -> Journal | None:
     path = venv / JOURNAL
     if not path.exists():
         return None
     try:
         data = json.loads(path.read_bytes())
         if isinstance(data, dict):
-            return data
+            pid = data.get("pid")
+            return Journal(names=_strings(data.get("names")), paths=_strings(data.get("paths")),
+                           removing=_strings(data.get("removing")),
+                           pid=pid if isinstance(pid, int) else None)
     except (OSError, ValueError):
         pass
-    return {"names": [], "paths": [], "removing": [], "unreadable": True}
+    return Journal(unreadable=True)
+
+
+def _strings(value: object) -> tuple[str, ...]:
+    """A list of strings from the journal (it is ours, but a damaged one must not crash)."""
+    if not isinstance(value, list):
+        return ()
+    return tuple(v for v in value if isinstance(v, str))
 
 
 def clear_journal(venv: Path) -> None:

@@ -26,10 +26,13 @@ import zipfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from lockenv.cache import Bucket
 from lockenv.errors import IntegrityError
+
+if TYPE_CHECKING:
+    from lockenv.cache import Cache
 
 UNPACKED = Bucket.UNPACKED
 MANIFEST = "manifest.json"
@@ -66,13 +69,11 @@ def _unsafe(name: str) -> bool:
     return ".." in name.replace("\\", "/").split("/")
 
 
-def unpack(wheel: Path, sha256: str, *, name: str, discard: bool = False) -> Tree:
+def unpack(wheel: Path, sha256: str, *, name: str, cache: Cache, discard: bool = False) -> Tree:
     """The validated tree of `wheel` (whose sha256 the caller verified), unpacking it on first
     use. IntegrityError names the wheel and the member when it is unsafe or does not match its
     RECORD."""
-    from lockenv.cache import Cache
-
-    bucket = Cache().bucket(UNPACKED)
+    bucket = cache.bucket(UNPACKED)
     final = bucket / sha256[:2] / sha256
     if discard and final.exists():
         shutil.rmtree(final, ignore_errors=True)

@@ -5,8 +5,8 @@ Layout under the root (`LOCKENV_CACHE_DIR`, else the platform user cache dir):
     pages-v1/<index key>/<name>.json      parsed index pages (compact), fresh for LOCKENV_INDEX_TTL s
     metadata-v1/<aa>/<key>.json           parsed core metadata of one file, forever
     files-v1/<aa>/<sha256>/<filename>     downloaded wheels and sdists, forever, verified on use
-    unpacked-v1/<aa>/<sha256>/            wheels unpacked and checked against RECORD (sync/unpacked.py)
-    installs-v1/<aa>/<key>.json           what installing one of those into one venv wrote (sync/replay.py)
+    unpacked-v1/<aa>/<sha256>/            wheels unpacked and checked against RECORD (sync/install/tree.py)
+    installs-v1/<aa>/<key>.json           what installing one of those into one venv wrote (sync/install/replay.py)
 
 Downloaded files are checked (sha256 and size) on every use, cache hits included: a damaged
 entry is removed and refused with an `IntegrityError` naming it (never silently re-fetched, so

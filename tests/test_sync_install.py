@@ -17,9 +17,9 @@ from lockenv.environment import plan_venv, probe, realize_venv
 from lockenv.errors import SyncError
 from lockenv.models import DistFile
 from lockenv.ops.wanted import own_runtime
-from lockenv.sync import apply as apply_mod
 from lockenv.sync.apply import apply, fetch, prepare
-from lockenv.sync.install import Stash, remove_distribution
+from lockenv.sync.install.remove import Stash, remove_distribution
+from lockenv.sync.install.wheel import FreshInstall, install_with_installer
 from lockenv.sync.plan import plan
 from lockenv.sync.scan import scan
 from lockenv.sync.selection import Wanted
@@ -37,7 +37,7 @@ def _wanted(wheel: Path) -> Wanted:
     return Wanted(name, "1.0", "wheel", file=f, local_path=str(wheel), sha256=sha)
 
 
-def _sync(venv_path: Path, wanted: list[Wanted]) -> None:
+def _sync(venv_path: Path, wanted: list[Wanted], fresh: FreshInstall | None = None) -> None:
     venv = realize_venv(plan_venv(venv_path.parent, request=None, requires_python=None,
                                   reporter=_reporter()), _reporter())
     assert venv is not None
@@ -47,7 +47,7 @@ def _sync(venv_path: Path, wanted: list[Wanted]) -> None:
     files = fetch(p, cache=cache, lock_path=venv_path.parent / "pylock.toml",
                   client_factory=lambda: None, reporter=_reporter())  # type: ignore[arg-type, return-value]
     prepared = prepare(p, files, probe=info, venv=venv.path, cache=cache, builder=lambda w, a: a)  # type: ignore[arg-type, return-value]
-    apply(p, prepared, probe=info, venv=venv.path, cache=cache, reporter=_reporter())
+    apply(p, prepared, probe=info, venv=venv.path, cache=cache, reporter=_reporter(), fresh=fresh)
 
 
 @pytest.fixture
@@ -58,23 +58,21 @@ def wheels(tmp_path: Path) -> dict[str, Path]:
             for n in ("one", "two", "three")}
 
 
-def test_an_error_mid_apply_puts_the_venv_back(tmp_path: Path, wheels: dict[str, Path],
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_error_mid_apply_puts_the_venv_back(tmp_path: Path, wheels: dict[str, Path]) -> None:
     venv = tmp_path / "proj" / ".venv"
     _sync(venv, [_wanted(wheels["one"])])
     before = snapshot(venv)
-    real = apply_mod.install_wheel
     calls = []
 
     def failing(*args, **kwargs):  # type: ignore[no-untyped-def]
         calls.append(1)
         if len(calls) == 2:
             raise OSError("disk full")
-        return real(*args, **kwargs)
+        return install_with_installer(*args, **kwargs)
 
-    monkeypatch.setattr(apply_mod, "install_wheel", failing)
     with pytest.raises(SyncError, match="disk full; the environment was left as it was"):
-        _sync(venv, [_wanted(wheels["two"]), _wanted(wheels["three"])])
+        _sync(venv, [_wanted(wheels["two"]), _wanted(wheels["three"])], fresh=failing)
+    assert len(calls) == 2
     assert snapshot(venv) == before
     assert not (venv / ".lockenv-sync.json").exists()
     assert not list(venv.glob(".lockenv-stash-*"))
@@ -150,10 +148,12 @@ def _run(path: Path) -> str:
     return proc.stdout.strip()
 
 
-def test_a_repeated_install_is_replayed_exactly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import shutil
+def _no_installer(*args: object, **kwargs: object) -> list[dict[str, object]]:
+    raise AssertionError("installer ran although the install was recorded")
 
-    import installer
+
+def test_a_repeated_install_is_replayed_exactly(tmp_path: Path) -> None:
+    import shutil
 
     wheel = _tool_wheel(tmp_path)
     venv = tmp_path / "proj" / ".venv"
@@ -161,12 +161,7 @@ def test_a_repeated_install_is_replayed_exactly(tmp_path: Path, monkeypatch: pyt
     first = snapshot(venv)
     assert len(_records()) == 1
     shutil.rmtree(venv)
-
-    def no_installer(*args, **kwargs):  # type: ignore[no-untyped-def]
-        raise AssertionError("installer ran although the install was recorded")
-
-    monkeypatch.setattr(installer, "install", no_installer)
-    _sync(venv, [_wanted(wheel)])
+    _sync(venv, [_wanted(wheel)], fresh=_no_installer)
     assert snapshot(venv) == first  # same files, bytes and modes (RECORD and scripts included)
     assert _run(venv / "bin" / "tool-hi") == "tool says hi"
     assert (venv / "bin" / "tool-raw").read_text() == f"#!{venv / 'bin' / 'python'}\nprint('raw script')\n"
@@ -224,13 +219,7 @@ def test_a_replayed_install_copies_in_copy_mode(tmp_path: Path, monkeypatch: pyt
     module = Path(probe(venv / "bin" / "python").paths["purelib"]) / "tool" / "__init__.py"
     assert module.stat().st_nlink >= 2  # linked from the unpacked tree
     shutil.rmtree(venv)
-    import installer
-
-    def no_installer(*args, **kwargs):  # type: ignore[no-untyped-def]
-        raise AssertionError("installer ran although the install was recorded")
-
-    monkeypatch.setattr(installer, "install", no_installer)
     monkeypatch.setenv("LOCKENV_LINK_MODE", "copy")
-    _sync(venv, [_wanted(wheel)])
+    _sync(venv, [_wanted(wheel)], fresh=_no_installer)
     assert module.stat().st_nlink == 1
     assert snapshot(venv) == first

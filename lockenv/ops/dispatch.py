@@ -40,7 +40,7 @@ class BuildDispatch:
     def install(self, pins: Sequence[Pin], env: BuildEnv, label: str) -> None:
         """Install the pins `env` lacks, wheels only: lockenv does not build build requirements
         from source (a build inside a build, and the way to a build that needs itself)."""
-        from lockenv.sync.install import install_wheel, scheme_for, validate_wheel
+        from lockenv.sync.install.wheel import install_wheel, scheme_for, validate_wheel
         from lockenv.sync.scan import scan
 
         present = {d.name: d.version for d in scan(env.probe.site_dirs, check=False)}

@@ -22,18 +22,11 @@ from lockenv.environment import Probe
 from lockenv.errors import IntegrityError, LockenvError, SyncError
 from lockenv.models import DistFile
 from lockenv.sync import state
-from lockenv.sync.install import (
-    Stash,
-    WheelInfo,
-    delete_paths,
-    install_wheel,
-    remove_distribution,
-    scheme_for,
-    validate_wheel,
-)
+from lockenv.sync.install.remove import Stash, delete_paths, remove_distribution
+from lockenv.sync.install.tree import Tree, unpack
+from lockenv.sync.install.wheel import FreshInstall, WheelInfo, install_wheel, scheme_for, validate_wheel
 from lockenv.sync.plan import Action, SyncPlan
 from lockenv.sync.selection import Wanted
-from lockenv.sync.unpacked import Tree, unpack
 
 if TYPE_CHECKING:
     from lockenv.cache import Cache
@@ -272,10 +265,11 @@ def prepare(plan: SyncPlan, files: dict[str, Path], *, probe: Probe, venv: Path,
 
 
 def apply(plan: SyncPlan, prepared: Sequence[Prepared], *, probe: Probe, venv: Path, cache: Cache,
-          reporter: Reporter) -> None:
+          reporter: Reporter, fresh: FreshInstall | None = None) -> None:
     """Change the venv: journal, move the old distributions aside, install, commit. On an error
     the new files are removed and the old ones put back; if the process dies instead, the
-    journal lets the next sync repair the venv."""
+    journal lets the next sync repair the venv. `fresh` installs what was never installed
+    before (installer; tests hand in one that fails)."""
     touched = [a.name for a in plan.changes]
     removing = [a.name for a in plan.of_kind("remove")]
     targets = [t for p in prepared for t in p.wheel.targets]
@@ -290,7 +284,7 @@ def apply(plan: SyncPlan, prepared: Sequence[Prepared], *, probe: Probe, venv: P
                                     warn=reporter.warn)
         if os.environ.get("LOCKENV_TEST_CRASH_AFTER") == "0":  # tests: die between the phases
             os.kill(os.getpid(), signal.SIGKILL)
-        _install_all(prepared, probe=probe, cache=cache)
+        _install_all(prepared, probe=probe, cache=cache, fresh=fresh)
     except BaseException as exc:
         try:
             delete_paths(targets, venv=venv, keep_dirs=dirs)
@@ -309,7 +303,8 @@ def apply(plan: SyncPlan, prepared: Sequence[Prepared], *, probe: Probe, venv: P
     state.clear_journal(venv)
 
 
-def _install_all(prepared: Sequence[Prepared], *, probe: Probe, cache: Cache) -> None:
+def _install_all(prepared: Sequence[Prepared], *, probe: Probe, cache: Cache,
+                 fresh: FreshInstall | None) -> None:
     crash_after = int(os.environ.get("LOCKENV_TEST_CRASH_AFTER", "-1") or "-1")
     counter = [0]
     lock = threading.Lock()
@@ -319,7 +314,7 @@ def _install_all(prepared: Sequence[Prepared], *, probe: Probe, cache: Cache) ->
         assert want is not None
         install_wheel(p.wheel, scheme=p.scheme, python=probe.python, cache=cache,
                       source_sha256=want.sha256, source_name=want.file.filename if want.file else None,
-                      direct_url=p.direct_url)
+                      direct_url=p.direct_url, fresh=fresh)
         if crash_after >= 0:
             with lock:
                 counter[0] += 1

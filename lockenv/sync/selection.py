@@ -158,7 +158,7 @@ def _restrict_to_groups(lock: Any, pairs: list[tuple[Any, Any]], groups: Collect
 def _evaluate(marker: Any, env: dict[str, Any]) -> bool:
     from packaging.markers import Marker
 
-    return Marker(str(marker)).evaluate(env, context="lock_file")  # type: ignore[arg-type]
+    return Marker(str(marker)).evaluate(env, context="lock_file")
 
 
 def _wanted(pkg: Any, entry: Any, base: Path, project_root: Path | None) -> Wanted:

@@ -18,7 +18,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import sys
 import threading
 from collections.abc import Mapping
@@ -26,12 +25,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lockenv.cache import Bucket
-from lockenv.sync.unpacked import Tree, TreeChanged
+from lockenv.sync.install.tree import Linker, Member, Tree
 
 if TYPE_CHECKING:
     from lockenv.cache import Cache
 
-INSTALLS = Bucket.INSTALLS.value
+INSTALLS = Bucket.INSTALLS
 FORMAT = 1
 
 
@@ -78,10 +77,10 @@ def _installer_version() -> str:
 
 
 def record_path(cache: Cache, key: str) -> Path:
-    return cache.root / INSTALLS / key[:2] / f"{key}.json"
+    return cache.root / INSTALLS.value / key[:2] / f"{key}.json"
 
 
-def load(cache: Cache, key: str) -> dict | None:
+def load(cache: Cache, key: str) -> dict[str, Any] | None:
     try:
         data = json.loads(record_path(cache, key).read_bytes())
     except (OSError, ValueError):
@@ -110,7 +109,7 @@ def link_op(target: str, member: str) -> dict[str, Any]:
     return {"op": "link", "target": target, "member": member}
 
 
-def _check(record: dict, tree: Tree, scheme: Mapping[str, str]) -> dict[str, dict]:
+def _check(record: dict[str, Any], tree: Tree, scheme: Mapping[str, str]) -> dict[str, Member]:
     """The tree entries by member path; BadRecord when the record does not fit."""
     if record.get("tree") != tree.sha256:
         raise BadRecord("another tree")
@@ -155,44 +154,17 @@ def _current_umask() -> int:
         return _umask[0]
 
 
-def replay(record: dict, tree: Tree, scheme: Mapping[str, str], *, link: bool) -> None:
+def replay(record: dict[str, Any], tree: Tree, scheme: Mapping[str, str], *, link: bool) -> None:
     """Write what the recorded install wrote. Files are hard-linked from the tree (copied when
     `link` is False or linking fails); written files get the modes installer gives them."""
     entries = _check(record, tree, scheme)
-    root = str(tree.root)
-    made: set[str] = set()
+    linker = Linker(tree, link=link)
     for op in record["ops"]:
         target = op["target"]
-        parent = os.path.dirname(target)
-        if parent not in made:
-            os.makedirs(parent, exist_ok=True)
-            made.add(parent)
         if op["op"] == "link":
-            member = op["member"]
-            entry = entries[member]
-            src = os.path.join(root, *member.split("/"))
-            st = os.stat(src)
-            if st.st_size != entry["size"] or st.st_mtime_ns != entry["mtime"]:
-                raise TreeChanged(src)
-            if link:
-                try:
-                    os.link(src, target)
-                    continue
-                except FileExistsError:
-                    os.unlink(target)
-                    try:
-                        os.link(src, target)
-                        continue
-                    except OSError:
-                        link = False
-                except OSError:
-                    link = False
-            if os.path.lexists(target):
-                os.unlink(target)
-            shutil.copyfile(src, target)
-            if entry["exec"]:
-                os.chmod(target, 0o755)
+            linker.place(entries[op["member"]], target)
             continue
+        linker.parent_of(target)
         data = base64.b64decode(op["data"])
         if os.path.lexists(target):  # never write through a hard link into the cache
             os.unlink(target)

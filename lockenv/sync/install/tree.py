@@ -1,0 +1,256 @@
+"""Wheels unpacked once into the cache, validated while unpacking, and linked out from there.
+
+Unpacking checks every member against the wheel's RECORD (hash and size) and refuses unsafe
+paths, so a tree in the cache is a validated wheel. Each tree records every file's size and
+mtime; a tree file changed since (say, a hard-linked file edited in place in some venv) is
+detected before it is linked (`Linker.place`) and the tree is unpacked again from the verified
+wheel. `Linker` is the one place files leave a tree: a hard link, a few syscalls per file
+instead of decompressing and hashing, or a copy when linking is impossible or
+`LOCKENV_LINK_MODE=copy`. Used by installer's destination and by replayed installs alike.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import io
+import json
+import os
+import posixpath
+import shutil
+import stat
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, TypedDict
+
+from lockenv.cache import Bucket
+from lockenv.errors import IntegrityError
+
+if TYPE_CHECKING:
+    from lockenv.cache import Cache
+
+MANIFEST = "manifest.json"
+
+
+class TreeChanged(Exception):
+    """A file of an unpacked tree is not as it was unpacked."""
+
+
+class Member(TypedDict):
+    """One file of an unpacked wheel, as the tree's manifest records it."""
+
+    path: str
+    """The member's path in the wheel ('/'-separated)."""
+    hash: str
+    """RECORD's form: 'sha256=<urlsafe b64>'."""
+    size: int
+    exec: bool
+    mtime: int
+    """st_mtime_ns of the unpacked file, to notice it changed."""
+
+
+@dataclass(frozen=True)
+class Tree:
+    """A wheel unpacked into the cache."""
+
+    root: Path
+    """The directory holding the wheel's members."""
+    sha256: str
+    wheel_name: str
+    dist_info_dir: str
+    data_dir: str
+    entries: tuple[Member, ...]
+    """Every member, in wheel order."""
+
+    def read_dist_info(self, filename: str) -> str:
+        return (self.root / self.dist_info_dir / filename).read_text(encoding="utf-8")
+
+    def path_of(self, member: str) -> str:
+        """Where the member's file is in the cache."""
+        return os.path.join(self.root, *member.split("/"))
+
+
+class Linker:
+    """Puts tree members into a venv: hard links, falling back to copies for the rest of the
+    install once linking fails (another file system). One per install: not shared by threads."""
+
+    def __init__(self, tree: Tree, *, link: bool) -> None:
+        self.tree = tree
+        self.link = link
+        self._made: set[str] = set()
+
+    def parent_of(self, target: str) -> None:
+        """Create `target`'s directory (once per directory and install)."""
+        parent = os.path.dirname(target)
+        if parent not in self._made:
+            os.makedirs(parent, exist_ok=True)
+            self._made.add(parent)
+
+    def place(self, entry: Member, target: str) -> None:
+        """Link (or copy) `entry` to `target`, replacing what is there. TreeChanged when the
+        tree's file is not as it was unpacked: it must not reach the venv."""
+        src = self.tree.path_of(entry["path"])
+        st = os.stat(src)
+        if st.st_size != entry["size"] or st.st_mtime_ns != entry["mtime"]:
+            raise TreeChanged(src)
+        self.parent_of(target)
+        if self.link:
+            try:
+                os.link(src, target)
+                return
+            except FileExistsError:
+                os.unlink(target)
+                try:
+                    os.link(src, target)
+                    return
+                except OSError:
+                    self.link = False
+            except OSError:
+                self.link = False
+        if os.path.lexists(target):  # never write through a hard link into the cache
+            os.unlink(target)
+        shutil.copyfile(src, target)
+        if entry["exec"]:
+            os.chmod(target, 0o755)
+
+
+def _b64(digest: bytes) -> str:
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def _unsafe(name: str) -> bool:
+    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
+        return True
+    return ".." in name.replace("\\", "/").split("/")
+
+
+def unpack(wheel: Path, sha256: str, *, name: str, cache: Cache, discard: bool = False) -> Tree:
+    """The validated tree of `wheel` (whose sha256 the caller verified), unpacking it on first
+    use. IntegrityError names the wheel and the member when it is unsafe or does not match its
+    RECORD."""
+    bucket = cache.bucket(Bucket.UNPACKED)
+    final = bucket / sha256[:2] / sha256
+    if discard and final.exists():
+        shutil.rmtree(final, ignore_errors=True)
+    tree = _load(final, sha256)
+    if tree is not None:
+        return tree
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".unpack-", dir=final.parent))
+    try:
+        dist_info, data_dir, entries = _extract(wheel, tmp / "files", name)
+        manifest = {"wheel": wheel.name, "dist_info": dist_info, "data_dir": data_dir,
+                    "entries": entries}
+        (tmp / MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
+        try:
+            os.rename(tmp, final)
+        except OSError:  # another process unpacked it first
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    tree = _load(final, sha256)
+    if tree is None:
+        raise IntegrityError(f"could not unpack {wheel.name} into the cache at {final}")
+    return tree
+
+
+def _load(final: Path, sha256: str) -> Tree | None:
+    try:
+        data = json.loads((final / MANIFEST).read_bytes())
+    except (OSError, ValueError):
+        return None
+    return Tree(root=final / "files", sha256=sha256, wheel_name=data["wheel"],
+                dist_info_dir=data["dist_info"], data_dir=data["data_dir"],
+                entries=tuple(data["entries"]))
+
+
+def _extract(wheel: Path, dest: Path, name: str) -> tuple[str, str, list[Member]]:
+    from installer.sources import WheelFile
+
+    try:
+        # One pass over the zip: installer's WheelFile (over the zip we opened) names the
+        # dist-info and data directories and reads RECORD; the members are read from the zip.
+        with zipfile.ZipFile(wheel) as zf:
+            source = WheelFile(zf)
+            dist_info, data_dir = source.dist_info_dir, source.data_dir
+            record_text = source.read_dist_info("RECORD")
+            return dist_info, data_dir, _extract_members(wheel, zf, dest, name, dist_info, record_text)
+    except IntegrityError:
+        raise
+    except (zipfile.BadZipFile, OSError, KeyError, ValueError) as exc:
+        raise IntegrityError(f"{wheel.name} is not a readable wheel: {exc}",
+                             context={"package": name}) from None
+
+
+def _extract_members(wheel: Path, zf: zipfile.ZipFile, dest: Path, name: str, dist_info: str,
+                     record_text: str) -> list[Member]:
+    infos = [i for i in zf.infolist() if not i.filename.endswith("/")]
+    for info in infos:
+        if _unsafe(info.filename):
+            raise IntegrityError(
+                f"{wheel.name} contains an unsafe path `{info.filename}` and was refused",
+                hint="the wheel tries to write outside its install directory",
+                context={"package": name},
+            )
+    records: dict[str, list[str]] = {}
+    for line in csv.reader(io.StringIO(record_text)):
+        if line and line[0]:
+            if _unsafe(line[0]):
+                raise IntegrityError(f"{wheel.name}'s RECORD lists an unsafe path `{line[0]}`; refused",
+                                     context={"package": name})
+            records[line[0]] = line
+    issues: list[str] = []
+    entries: list[Member] = []
+    base = str(dest)
+    made: set[str] = set()
+    record_path = f"{dist_info}/RECORD"
+    for info in infos:
+        member = info.filename
+        data = zf.read(info)
+        row = records.get(member)
+        is_signature = (member.startswith(dist_info + "/")
+                        and posixpath.basename(member) in ("RECORD.jws", "RECORD.p7s"))
+        sha = _b64(hashlib.sha256(data).digest())
+        if member != record_path and not is_signature:
+            if row is None:
+                issues.append(f"{member} is not listed in RECORD")
+            else:
+                algorithm, _, expected = (row[1] if len(row) > 1 else "").partition("=")
+                size = row[2] if len(row) > 2 else ""
+                if not algorithm or algorithm not in hashlib.algorithms_guaranteed or \
+                        algorithm in ("md5", "sha1"):
+                    issues.append(f"{member} has no usable hash in RECORD")
+                elif (sha if algorithm == "sha256" else
+                      _b64(hashlib.new(algorithm, data).digest())) != expected:
+                    issues.append(f"{member}: content does not match its RECORD hash")
+                elif size and size != str(len(data)):
+                    issues.append(f"{member}: size {len(data)} does not match RECORD's {size}")
+        target = os.path.join(base, *member.split("/"))
+        parent = os.path.dirname(target)
+        if parent not in made:
+            os.makedirs(parent, exist_ok=True)
+            made.add(parent)
+        mode = info.external_attr >> 16
+        executable = bool(mode and stat.S_ISREG(mode) and mode & 0o111)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o755 if executable else 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            mtime = os.fstat(fd).st_mtime_ns
+        finally:
+            os.close(fd)
+        entries.append({"path": member, "hash": "sha256=" + sha,
+                        "size": len(data), "exec": executable, "mtime": mtime})
+    if issues:
+        raise IntegrityError(
+            f"{wheel.name} does not match its own RECORD and was refused",
+            details=issues[:10],
+            context={"package": name},
+            hint="the wheel was altered after it was built; nothing was installed",
+        )
+    return entries

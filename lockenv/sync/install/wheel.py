@@ -1,0 +1,148 @@
+"""Putting wheels into a venv with `installer`.
+
+Wheels are validated whole (every RECORD hash, every path) before anything is written: that
+happens once, when a wheel is unpacked into the cache (`tree`); installs link from there,
+through installer (`destination`) the first time and by replaying what it did after (`replay`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from lockenv.errors import IntegrityError
+from lockenv.sync.install.tree import Tree, TreeChanged, unpack
+from lockenv.sync.scan import LOCKENV_SOURCE
+
+if TYPE_CHECKING:
+    from lockenv.cache import Cache
+
+
+class FreshInstall(Protocol):
+    """Installs a tree that has no replay record; returns the operations it did (see `replay`)."""
+
+    def __call__(self, tree: Tree, scheme: Mapping[str, str], python: str, *,
+                 metadata: dict[str, bytes], link: bool) -> list[dict[str, Any]]: ...
+
+
+INSTALLER_NAME = b"lockenv\n"
+ADDED_METADATA = ("INSTALLER", LOCKENV_SOURCE, "direct_url.json")
+"""The dist-info files lockenv adds to an install (direct_url.json only for directories)."""
+
+
+@dataclass(frozen=True)
+class WheelInfo:
+    """A validated wheel, unpacked in the cache, and the files its install will write."""
+
+    path: Path
+    name: str
+    tree: Tree
+    targets: tuple[str, ...]
+    """Absolute paths the install writes (files, incl. dist-info and console scripts)."""
+
+
+def scheme_for(paths: Mapping[str, str], version: str, name: str) -> dict[str, str]:
+    """installer's scheme dict for a venv: headers go where pip puts them."""
+    prefix = Path(paths["data"])
+    minor = ".".join(version.split(".")[:2])
+    return {
+        "purelib": paths["purelib"],
+        "platlib": paths["platlib"],
+        "scripts": paths["scripts"],
+        "data": paths["data"],
+        "headers": str(prefix / "include" / "site" / f"python{minor}" / name),
+    }
+
+
+def validate_wheel(path: Path, *, name: str, scheme: Mapping[str, str], venv: Path, cache: Cache,
+                   sha256: str | None = None) -> WheelInfo:
+    """Refuse a wheel with an unsafe path or a RECORD that does not match its contents (checked
+    once, while unpacking it into the cache); return the files its install will write."""
+    if sha256 is None:
+        from lockenv.cache import file_sha256
+
+        sha256 = file_sha256(path)
+    tree = unpack(path, sha256, name=name, cache=cache)
+    targets = _targets(tree, scheme)
+    # Members with `..` or absolute paths were refused when unpacking, so the scheme
+    # directories decide where files land: check those (and each target, cheaply).
+    root = os.path.abspath(venv)
+    for target in targets:
+        if not os.path.abspath(target).startswith(root + os.sep):
+            raise IntegrityError(
+                f"{path.name} would write `{target}`, outside the venv; refused",
+                context={"package": name},
+            )
+    return WheelInfo(path=path, name=name, tree=tree, targets=tuple(targets))
+
+
+def _targets(tree: Tree, scheme: Mapping[str, str]) -> list[str]:
+    """Where each file of the install lands, as installer decides it (a dry run through a
+    destination that writes nothing): members, scripts, the metadata lockenv adds, RECORD."""
+    from installer import install
+    from installer.exceptions import InstallerError
+
+    from lockenv.sync.install.destination import PlannedTargets, TreeSource
+
+    planned = PlannedTargets(scheme)
+    try:
+        install(TreeSource(tree), planned, additional_metadata=dict.fromkeys(ADDED_METADATA, b""))
+    except InstallerError as exc:
+        raise IntegrityError(f"{tree.wheel_name} cannot be installed: {exc}") from None
+    return sorted(set(planned.targets))
+
+
+def install_wheel(info: WheelInfo, *, scheme: Mapping[str, str], python: str, cache: Cache,
+                  source_sha256: str | None, source_name: str | None,
+                  direct_url: Mapping[str, object] | None = None,
+                  fresh: FreshInstall | None = None) -> None:
+    """Install a validated wheel from its unpacked tree (hard links, or copies) with installer.
+    INSTALLER says lockenv; `lockenv.json` records the archive the lock named, to notice a
+    different archive of the same version later. An install done before with the same
+    inputs is replayed from its record instead (see `replay`); `fresh` installs the others
+    (installer, unless a caller hands in another)."""
+    metadata = {"INSTALLER": INSTALLER_NAME}
+    if source_sha256:
+        metadata[LOCKENV_SOURCE] = json.dumps(
+            {"sha256": source_sha256, "filename": source_name}, sort_keys=True).encode() + b"\n"
+    if direct_url is not None:
+        metadata["direct_url.json"] = json.dumps(direct_url, sort_keys=True).encode()
+    from lockenv.sync.install import replay
+
+    tree = info.tree
+    link = os.environ.get("LOCKENV_LINK_MODE", "hardlink") != "copy"
+    key = replay.record_key(tree, scheme, python, metadata)
+    for attempt in (0, 1):
+        try:
+            record = replay.load(cache, key)
+            if record is not None:
+                try:
+                    replay.replay(record, tree, scheme, link=link)
+                    return
+                except replay.BadRecord:
+                    pass  # checked before any write: installer records it afresh
+            ops = (fresh or install_with_installer)(tree, scheme, python, metadata=metadata, link=link)
+            replay.save(cache, key, tree, ops)
+            return
+        except TreeChanged:
+            if attempt:
+                raise
+            tree = unpack(info.path, tree.sha256, name=info.name, cache=cache, discard=True)
+
+
+def install_with_installer(tree: Tree, scheme: Mapping[str, str], python: str, *,
+                           metadata: dict[str, bytes], link: bool) -> list[dict[str, Any]]:
+    """installer's install of `tree` through a linking destination; returns what it wrote (the
+    operations a replay repeats)."""
+    from installer import install
+
+    from lockenv.sync.install.destination import LinkingDestination, TreeSource
+
+    ops: list[dict[str, Any]] = []
+    install(TreeSource(tree), LinkingDestination(tree, scheme, python, link=link, ops=ops),
+            additional_metadata=metadata)
+    return ops

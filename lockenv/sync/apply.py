@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from lockenv.environment import Probe
 from lockenv.errors import IntegrityError, LockenvError, SyncError
@@ -30,8 +30,13 @@ from lockenv.sync.selection import Wanted
 
 if TYPE_CHECKING:
     from lockenv.cache import Cache
-    from lockenv.index import IndexClient
     from lockenv.ui import Reporter
+
+
+class Downloader(Protocol):
+    """What fetch needs of the index client: a download verified against the file's hashes."""
+
+    def download(self, file: DistFile, *, on_bytes: Callable[[int], None] | None = None) -> Path: ...
 
 DOWNLOAD_WORKERS = 8
 """Threads for downloading: they wait on the network."""
@@ -61,7 +66,7 @@ def keep_dirs(probe: Probe, venv: Path) -> list[str]:
             str(Path(paths["purelib"]).parent), str(venv / "lib"), str(venv / "include")]
 
 
-def fetch(plan: SyncPlan, *, cache: Cache, lock_path: Path, client_factory: Callable[[], IndexClient],
+def fetch(plan: SyncPlan, *, cache: Cache, lock_path: Path, client_factory: Callable[[], Downloader],
           reporter: Reporter) -> dict[str, Path]:
     """Every archive the plan installs, verified by sha256 and size (cache hits too), keyed by
     filename. Local files and cache hits are checked here (no HTTP client needed, so a warm
@@ -92,7 +97,7 @@ def fetch(plan: SyncPlan, *, cache: Cache, lock_path: Path, client_factory: Call
     return local
 
 
-def _download(remote: Sequence[Wanted], *, cache: Cache, lock_path: Path, client: IndexClient,
+def _download(remote: Sequence[Wanted], *, cache: Cache, lock_path: Path, client: Downloader,
               reporter: Reporter) -> dict[str, Path]:
     """Download `remote` (verified by the client against the lock's hashes) and unpack each
     wheel into the cache as soon as it arrives."""

@@ -125,6 +125,14 @@ def test_fetch_then_sync_from_the_directory_alone_with_every_index_stopped(
                          env={**env, "LOCKENV_CACHE_DIR": str(tmp_path / "cache-2")})
     assert result.code == 2, result.output
     assert f"`speedy` needs {speedy.name}, which is not in {dest}" in result.stderr
+    assert installed(target / ".venv") == {}  # checked before any install
+    gamma = next(dest.glob("gamma-*"))
+    gamma.rename(tmp_path / gamma.name)
+    result = run_lockenv("sync", "--find-links", dest, "--python", sys.executable, cwd=target,
+                         env={**env, "LOCKENV_CACHE_DIR": str(tmp_path / "cache-2")})
+    assert result.code == 2 and "(and 1 more)" in result.stderr, result.output
+    assert f"`gamma`: {gamma.name}" in result.stderr and f"`speedy`: {speedy.name}" in result.stderr
+    (tmp_path / gamma.name).rename(gamma)
     speedy.write_bytes((tmp_path / speedy.name).read_bytes() + b"\0")
     result = run_lockenv("sync", "--find-links", dest, "--python", sys.executable, cwd=target,
                          env={**env, "LOCKENV_CACHE_DIR": str(tmp_path / "cache-3")})

@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from lockenv.cache import Cache
@@ -67,6 +67,21 @@ class FindLinks:
             on_bytes(size)
         return dest
 
+    def require_cached(self, files: Iterable[DistFile]) -> None:
+        """Before anything is installed: every file is in the directory, else one error naming
+        each missing package and file (the name `--offline` uses for its own check)."""
+        missing = [f for f in files if not (self.directory / Path(f.filename).name).is_file()]
+        if missing:
+            first = missing[0]
+            raise SyncError(
+                f"`{_name(first)}` needs {first.filename}, which is not in {self.directory}"
+                + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""),
+                hint="fetch again on a machine with network: `lockenv fetch --platform ... "
+                     f"--python ... -d {self.directory.name}` for this platform and Python",
+                context={"file": str(self.directory / first.filename)},
+                details=[f"`{_name(f)}`: {f.filename}" for f in missing],
+            )
+
     def download_many(self, files: Sequence[DistFile], progress: Progress | None = None
                       ) -> dict[str, Path]:
         return {f.filename: self.download(f, on_bytes=progress.advance if progress else None)
@@ -82,6 +97,10 @@ class FindLinks:
 
     def close(self) -> None:
         pass
+
+
+def _name(file: DistFile) -> str:
+    return str(file.project_name) if _parses(file) else file.filename
 
 
 def _parses(file: DistFile) -> bool:

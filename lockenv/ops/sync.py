@@ -480,6 +480,10 @@ def _apply(sync_plan: SyncPlan, *, options: SyncOptions, spec: ProjectSpec | Non
             raise
 
     try:
+        if options.find_links is not None:  # every file there, before anything is installed
+            client().require_cached(a.wanted.file for a in sync_plan.changes
+                                    if a.wanted is not None and a.wanted.file is not None
+                                    and not a.wanted.local_path)
         files = fetch(sync_plan, cache=cache, lock_path=_lock_path(options), client_factory=client,
                       reporter=reporter)
         prepared = prepare(sync_plan, files, probe=probe, venv=venv_dir, cache=cache, builder=builder)

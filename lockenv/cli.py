@@ -362,7 +362,14 @@ def _query(ctx: typer.Context, func: Any, options: Any, render: Any) -> NoReturn
     """Run a query use case and render its result; `render` returns the exit code."""
 
     def call(*, reporter: Reporter) -> int:
-        return int(render(func(options, reporter=reporter), reporter) or 0)
+        result = func(options, reporter=reporter)
+        try:
+            return int(render(result, reporter) or 0)
+        except BrokenPipeError:  # `lockenv tree | head`: the reader has all it wanted
+            import os
+
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
 
     _run(ctx, call)
 

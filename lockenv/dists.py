@@ -21,7 +21,7 @@ from pathlib import Path
 from lockenv import build
 from lockenv.build import BuildContext
 from lockenv.cache import Cache
-from lockenv.errors import BuildError, PackageIndexError
+from lockenv.errors import BrokenDistributionError, BuildError, PackageIndexError
 from lockenv.index.metadata import (
     MetadataProblem,
     check_matches,
@@ -147,7 +147,7 @@ class Distributions:
             meta = self._chain(file)
             check_matches(meta, file)
         except MetadataProblem as exc:
-            raise PackageIndexError(
+            raise BrokenDistributionError(
                 f"cannot use the metadata of {file.filename}: {exc}",
                 hint="the file on the index is broken; pin another version of "
                      f"{file.project_name}",
@@ -178,21 +178,37 @@ class Distributions:
         text = build.prepare_metadata(path, context=self.build_context, cache=self.cache)
         return self._parse(text, "build")[0]
 
+    def _pep658(self, file: DistFile) -> CoreMetadata | None:
+        """The PEP 658 metadata file, parsed and matching the file name; None when absent or
+        unusable (then the wheel's own METADATA is read: the index's copy may be the broken
+        one)."""
+        text = self.client.metadata_file(file)
+        if text is None:
+            return None
+        try:
+            meta = self._parse(text, "pep658")[0]
+            check_matches(meta, file)
+        except MetadataProblem as exc:
+            self.reporter.debug(f"{file.filename}: ignoring the index's metadata file ({exc}); "
+                                "reading the wheel's own")
+            return None
+        return meta
+
     def _wheel_chain(self, file: DistFile) -> CoreMetadata:
         """PEP 658 file, then range requests (the other way round on a host whose unadvertised
         `.metadata` files mostly 404, slowly), then the whole wheel."""
         range_first = file.metadata is None and self.client.metadata_files_mostly_missing(file)
         if not range_first:
-            text = self.client.metadata_file(file)
-            if text is not None:
-                return self._parse(text, "pep658")[0]
+            meta = self._pep658(file)
+            if meta is not None:
+                return meta
         text = self.client.range_metadata(file)
         if text is not None:
             return self._parse(text, "range")[0]
         if range_first:
-            text = self.client.metadata_file(file)
-            if text is not None:
-                return self._parse(text, "pep658")[0]
+            meta = self._pep658(file)
+            if meta is not None:
+                return meta
         path = self.client.download(file)
         self.reporter.debug(f"{file.filename}: metadata from the whole wheel")
         return self._parse(read_wheel_metadata(path, file), "wheel")[0]

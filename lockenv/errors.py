@@ -5,6 +5,8 @@
     ├── PackageIndexError        the index answered badly (junk page, 5xx after retries, auth)
     │   ├── NetworkError         no connection, timeout
     │   ├── PackageNotFoundError the index has no such project
+    │   ├── BrokenDistributionError one file's metadata is unusable (does not parse, names
+    │   │                        another project, unreadable archive)
     │   └── AuthError            credentials missing or refused
     ├── ResolutionError          no set of versions satisfies the requirements
     ├── LockfileError            pylock.toml unreadable or invalid, or a target selects badly
@@ -147,6 +149,11 @@ class NetworkError(PackageIndexError):
 
 class PackageNotFoundError(PackageIndexError):
     """The index does not know the project."""
+
+
+class BrokenDistributionError(PackageIndexError):
+    """One file's metadata cannot be used: for the resolver, a version that does not fit
+    (issue 9, point 2), not the end of the lock."""
 
 
 class AuthError(PackageIndexError):

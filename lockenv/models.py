@@ -3,6 +3,7 @@ lockfile → sync). Stages import these; none of them does I/O."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -141,29 +142,41 @@ class DistFile:
         return _parse_filename(self.filename)[1]
 
 
+SDIST_EXTENSIONS = (".tar.gz", ".zip", ".tar.bz2", ".tgz", ".tar")
+"""Source archives lockenv can unpack and build (tarfile and zipfile read them all); any other
+archive type an index lists (.exe, .egg, .msi, .rpm, .tar.zst…) is skipped, as pip and uv do."""
+
+_NAME = re.compile(r"[A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9]", re.IGNORECASE)
+
+
 def _parse_filename(filename: str) -> tuple[NormalizedName, Version]:
+    """(name, version) of a wheel or sdist file name; raises ValueError (or packaging's
+    Invalid*Filename, both ValueErrors) for anything else."""
     if filename.endswith(".whl"):
-        name, version, _build, _tags = parse_wheel_filename(filename)
+        name, version, _build, _tags = parse_wheel_filename(filename)  # checks the tags too
         return name, version
-    try:
-        return parse_sdist_filename(filename)
-    except InvalidSdistFilename:
-        # Legacy sdists (.zip with odd names): fall back to the last dash.
-        stem = filename
-        for ext in (".tar.gz", ".zip", ".tar.bz2", ".tgz"):
-            if stem.endswith(ext):
-                stem = stem[: -len(ext)]
-        raw_name, _, raw_version = stem.rpartition("-")
-        return canonicalize_name(raw_name), Version(raw_version)
+    ext = next((e for e in SDIST_EXTENSIONS if filename.endswith(e)), None)
+    if ext is None:
+        raise InvalidSdistFilename(f"not a wheel or a known sdist archive: {filename!r}")
+    # Legacy sdists (`Foo_Bar-1.0.tar.bz2`) are split at the last dash, as packaging does.
+    raw_name, dash, raw_version = filename[: -len(ext)].rpartition("-")
+    if not dash or not _NAME.fullmatch(raw_name):
+        raise InvalidSdistFilename(f"invalid sdist name {filename!r}")
+    return canonicalize_name(raw_name), Version(raw_version)
 
 
 def is_dist_filename(filename: str) -> bool:
     """True for a wheel or sdist file name lockenv understands."""
+    return filename_problem(filename) is None
+
+
+def filename_problem(filename: str) -> str | None:
+    """Why `filename` is not a wheel or sdist lockenv can use (None: it is one)."""
     try:
         _parse_filename(filename)
-    except (InvalidWheelFilename, InvalidSdistFilename, ValueError):
-        return False
-    return True
+    except ValueError as exc:  # InvalidWheelFilename, InvalidSdistFilename, InvalidVersion
+        return str(exc) or type(exc).__name__
+    return None
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,16 @@ from helpers import verbose_reporter as verbose
 from lockenv import build
 from lockenv.cache import Cache
 from lockenv.dists import Distributions
-from lockenv.errors import PackageIndexError, IntegrityError, NetworkError, PackageNotFoundError
+from lockenv.errors import (
+    BrokenDistributionError,
+    IntegrityError,
+    NetworkError,
+    PackageIndexError,
+    PackageNotFoundError,
+)
 from lockenv.index import IndexClient
 from lockenv.urls import DEFAULT_INDEX_URL, redact_url
+from fixtures import builder
 from fixtures.backend.lockenv_fixture_backend import core_metadata
 from fixtures.mock_index import FILES_HOST, HOST, FakeIndex
 
@@ -125,7 +132,7 @@ def test_relative_file_urls_are_resolved_against_the_page(fake: FakeIndex, cache
 def test_files_with_unknown_names_are_ignored(cache: Cache) -> None:
     page = ('<html><body><a href="/f/x-1.0.egg">x-1.0.egg</a>'
             '<a href="/f/x-1.0.exe">x-1.0.exe</a>'
-            '<a href="/f/x-1.0-py3-none-any.whl#sha256=AB">x-1.0-py3-none-any.whl</a>'
+            f'<a href="/f/x-1.0-py3-none-any.whl#sha256={"AB" * 32}">x-1.0-py3-none-any.whl</a>'
             '<a href="/f/x-1.0.tar.gz" data-requires-python="&gt;=3.9" data-yanked="">'
             'x-1.0.tar.gz</a></body></html>')
 
@@ -135,7 +142,7 @@ def test_files_with_unknown_names_are_ignored(cache: Cache) -> None:
     with IndexClient(SIMPLE_URL, cache=cache, transport=httpx.MockTransport(handler)) as c:
         files = c.project("x").files
     assert [f.filename for f in files] == ["x-1.0-py3-none-any.whl", "x-1.0.tar.gz"]
-    assert files[0].sha256 == "ab" and files[0].url == f"http://{HOST}/f/x-1.0-py3-none-any.whl"
+    assert files[0].sha256 == "ab" * 32 and files[0].url == f"http://{HOST}/f/x-1.0-py3-none-any.whl"
     assert files[1].requires_python == ">=3.9"  # HTML-unescaped
     assert files[1].yanked and files[1].yanked_reason is None
 
@@ -166,7 +173,7 @@ def test_unknown_project_names_the_index_without_credentials(fake: FakeIndex,
 @pytest.mark.parametrize("body, content_type, where", [
     (b"<html>Service unavailable</html>", "text/html", "pypi"),
     (b'{"info": {}}', "application/json", "pypi"),
-    (b'{"releases": {"1.0": [{"filename": 3}]}}', "application/json", "pypi"),
+    (b'{"releases": []}', "application/json", "pypi"),
     (b'{"files": "nope"}', "application/vnd.pypi.simple.v1+json", "simple"),
     (b"<html><body><a href='/login'>Log in</a></body></html>", "text/html", "simple"),
     (b"\x89PNG\r\n", "image/png", "simple"),
@@ -394,12 +401,25 @@ def test_invalid_requires_dist_is_ignored(cache: Cache) -> None:
 
 def test_metadata_that_disagrees_with_the_file_name_is_refused(fake: FakeIndex,
                                                                cache: Cache) -> None:
+    fake.serve_metadata = False
+    with dists(fake, cache) as c:
+        wheel = wheel_of(c, "beta", "2.0")
+        fake.file(wheel.filename).content = builder.wheel(
+            "beta", "2.0", metadata=core_metadata("beta", "9.9"))[1]
+        wheel = replace(wheel, sha256=None, size=None)
+        with pytest.raises(BrokenDistributionError) as info:
+            c.metadata(wheel)
+    assert wheel.filename in str(info.value) and "9.9" in str(info.value)
+
+
+def test_a_broken_metadata_file_falls_back_to_the_wheels_own(fake: FakeIndex,
+                                                             cache: Cache) -> None:
+    """The index's `.metadata` copy names another version: the wheel's METADATA is read."""
     with dists(fake, cache) as c:
         wheel = wheel_of(c, "beta", "2.0")
         fake.file(wheel.filename).metadata = core_metadata("beta", "9.9")
-        with pytest.raises(PackageIndexError) as info:
-            c.metadata(wheel)
-    assert wheel.filename in str(info.value) and "9.9" in str(info.value)
+        meta = c.metadata(wheel)
+    assert (meta.version, meta.source) == ("2.0", "range")
 
 
 def test_metadata_is_cached_by_sha256(fake: FakeIndex, cache: Cache) -> None:

@@ -1,5 +1,13 @@
 """Resolver scenarios: each `fixtures/scenarios/*.toml` is locked through the CLI against the
-fixture index and checked against its `[expect]` table (pins, markers, or an error)."""
+fixture index and checked against its `[expect]` table (pins, markers, or an error).
+
+Scenario keys (besides `description`, `[project]`, `[dependency-groups]`, `[tool]`):
+`universe` (its own index, e.g. "realpypi"), `api = "simple"` (lock through the simple API),
+`args` (more `lock` arguments), `xfail = "reason"` (strict: expected to fail today).
+`[expect]`: `error` (fragments of stderr; no lock written) or `pins`, `markers`,
+`marker_contains`, `version_markers`, `unconditional`, `lock_contains`, `lock_excludes`,
+`absent` (names not locked), `warnings` (fragments of stderr); with either, `no_builds`
+(no sdist was built: the fixture backend logs each hook it runs) and `stderr_excludes`."""
 
 from __future__ import annotations
 
@@ -13,7 +21,7 @@ import pytest
 import tomlkit
 from packaging.pylock import Pylock
 
-from helpers import ROOT, run_lockenv
+from helpers import ROOT, CliResult, run_lockenv
 from fixtures.index import IndexServer
 
 import lockenv
@@ -45,17 +53,38 @@ def _entries(lock: dict, name: str) -> list[dict]:
     return [p for p in lock.get("packages", []) if p["name"] == name]
 
 
-@pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
+def _param(path: Path) -> object:
+    """A scenario with `xfail = "reason"` is expected to fail today (strictly: once it passes,
+    the suite fails until the mark is removed)."""
+    reason = tomllib.loads(path.read_text()).get("xfail")
+    marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
+    return pytest.param(path, marks=marks, id=path.stem)
+
+
+def _lock(scenario: dict, project: Path, srv: IndexServer) -> CliResult:
+    url = srv.simple_url if scenario.get("api") == "simple" else srv.json_url
+    env = {"LOCKENV_INDEX_URL": url,
+           "LOCKENV_FIXTURE_BUILD_LOG": str(project.parent / "build.log")}
+    return run_lockenv("lock", *scenario.get("args", []), cwd=project, env=env)
+
+
+@pytest.mark.parametrize("path", [_param(p) for p in SCENARIOS])
 def test_scenario(path: Path, server: IndexServer, project: Path) -> None:
     scenario = tomllib.loads(path.read_text())
     expect = scenario["expect"]
     _write_project(project, scenario)
-    if "universe" in scenario:  # a scenario that brings its own small index
+    if "universe" in scenario:  # a scenario that brings its own index
         with IndexServer(scenario["universe"]) as own:
-            result = run_lockenv("lock", cwd=project, env={"LOCKENV_INDEX_URL": own.json_url})
+            result = _lock(scenario, project, own)
     else:
-        result = run_lockenv("lock", cwd=project, env={"LOCKENV_INDEX_URL": server.json_url})
+        result = _lock(scenario, project, server)
     lock_path = project / "pylock.toml"
+    build_log = project.parent / "build.log"
+    built = build_log.read_text().splitlines() if build_log.exists() else []
+    if expect.get("no_builds"):
+        assert built == [], f"sdists were built: {built}"
+    for fragment in expect.get("stderr_excludes", []):
+        assert fragment not in result.stderr, f"{fragment!r} in:\n{result.stderr}"
 
     if "error" in expect:
         assert result.code != 0, result.output
@@ -97,4 +126,6 @@ def test_scenario(path: Path, server: IndexServer, project: Path) -> None:
         assert fragment in text
     for fragment in expect.get("lock_excludes", []):
         assert fragment not in text
+    for name in expect.get("absent", []):
+        assert not _entries(lock, name), f"{name} is locked"
     assert sys.version_info >= (3, 11)

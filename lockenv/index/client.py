@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import httpx
 from packaging.utils import canonicalize_name
 
-from lockenv.cache import Cache, mismatch_details, write_atomic
+from lockenv.cache import Cache, file_sha256, mismatch_details, write_atomic
 from lockenv.errors import PackageIndexError, IntegrityError, PackageNotFoundError
 from lockenv.index import pages
 from lockenv.index.auth import CredentialLookup, split_credentials
@@ -152,12 +152,14 @@ class IndexClient:
         return f"{self.index_url}/{name}/json"
 
     def _load_project(self, name: str) -> ProjectFiles:
-        page = None if self.refresh else self.cache.read_page(self.index_url, name)
+        page = None if self.refresh else _usable_page(self.cache.read_page(self.index_url, name))
         if page is not None:
             self._debug(f"{name}: index page from the cache")
         else:
             page = self._fetch_page(name)
             self.cache.write_page(self.index_url, name, page)
+        for note in page.get("skipped", ()):
+            self._debug(f"{name}: skipped {note}")
         files = []
         undated = 0
         index = self.simple_index_url
@@ -199,15 +201,16 @@ class IndexClient:
             )
         final = str(response.url)
         body = response.content
+        skipped: list[str] = []
         try:
             if not self.is_simple:
-                records = pages.parse_json_api(body, final)
+                records = pages.parse_json_api(body, final, skipped)
             else:
                 kind = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
                 if "json" in kind:
-                    records = pages.parse_simple_json(body, final)
+                    records = pages.parse_simple_json(body, final, skipped)
                 elif "html" in kind or not kind:
-                    records = pages.parse_simple_html(body, final)
+                    records = pages.parse_simple_html(body, final, skipped)
                 else:
                     raise pages.PageError(f"unexpected content type {kind!r}")
         except pages.PageError as exc:
@@ -218,12 +221,20 @@ class IndexClient:
                      "the index is broken: try again later",
                 context={"url": redact_url(final), "package": name},
             ) from None
+        mine = []
         for rec in records:
             if "@" in rec[1].split("/")[2]:
                 rec[1] = split_credentials(rec[1])[0]  # keep credentials out of DistFile
+            if pages.project_of(rec[0]) != name:
+                skipped.append(f"{rec[0]}: a file of another project")
+                continue
+            mine.append(rec)
         self._debug(f"{name}: fetched {redact_url(final)} ({len(body)} bytes, "
-                    f"{len(records)} files) in {time.perf_counter() - started:.2f}s")
-        return {"url": redact_url(final), "files": records}
+                    f"{len(mine)} files) in {time.perf_counter() - started:.2f}s")
+        page: dict[str, Any] = {"url": redact_url(final), "files": mine}
+        if skipped:
+            page["skipped"] = skipped
+        return page
 
     # -- metadata files and range reads (dists.py chains them) -------------------------------
     def metadata_file(self, file: DistFile) -> bytes | None:
@@ -364,8 +375,15 @@ class IndexClient:
         return result
 
     def ensure_size(self, file: DistFile) -> DistFile:
-        """`file` with its size known (simple HTML indexes do not list it): from the cache
-        when downloaded, else from a HEAD request's Content-Length, else by downloading."""
+        """`file` with its size and sha256 known, as the lock records them (simple HTML
+        indexes do not list sizes; some mirrors list no hashes): from the cache when
+        downloaded, else from a HEAD request's Content-Length, else by downloading; a file
+        without a sha256 is downloaded and hashed (as pip and uv do)."""
+        if file.sha256 is None:
+            path = self.download(file)
+            digest = file_sha256(path)
+            self._debug(f"{file.filename}: the index lists no sha256; hashed the download")
+            return replace(file, sha256=digest, size=path.stat().st_size)
         if file.size is not None:
             return file
         if file.sha256:
@@ -501,6 +519,22 @@ def warn_insecure(label: str, host: str, reporter: Reporter) -> None:
                   "(hashes in the lock still protect later installs)",
                   hint=f"use https, or add \"{host}\" to `allow-insecure-host` in "
                        "[tool.lockenv] if the network is trusted")
+
+
+def _usable_page(page: Any) -> dict[str, Any] | None:
+    """A cached page if it has the shape `_fetch_page` writes, else None (fetch it again):
+    the cache is untrusted input too. Its records passed the page checks when written."""
+    if not isinstance(page, dict) or not isinstance(page.get("url"), str):
+        return None
+    files = page.get("files")
+    skipped = page.get("skipped", [])
+    if not isinstance(files, list) or not isinstance(skipped, list):
+        return None
+    for rec in files:
+        if (type(rec) is not list or len(rec) != 10 or type(rec[0]) is not str
+                or type(rec[1]) is not str or not pages.valid_filename(rec[0])):
+            return None
+    return page
 
 
 def _origin_of(url: str) -> str:

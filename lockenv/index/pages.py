@@ -6,8 +6,15 @@ Each returns compact records (plain lists, cheap to cache as JSON) of the files 
      metadata, metadata_sha256]
 
 `upload_time` is an RFC 3339 string in UTC or None; `metadata` is True/False/None as in
-`DistFile.metadata`. Files whose names are not wheels or sdists are left out. Pure functions:
-the client turns a `PageError` into an `PackageIndexError` naming the URL.
+`DistFile.metadata`. Pure functions: the client turns a `PageError` into an `PackageIndexError`
+naming the URL.
+
+Everything on a page is untrusted and checked here, before anything else uses it. A page that
+is not a page at all is a `PageError`; one bad file entry is not: as pip and uv do, it is left
+out (a file name that is not a wheel or sdist lockenv can use, an unknown archive type, a URL
+that is not http(s), a sha256 that is not one) and the reason is added to `skipped`, for the
+client's `-v` output. Optional fields that do not parse (size, requires-python) are dropped
+with a note.
 """
 
 from __future__ import annotations
@@ -20,11 +27,15 @@ from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urldefrag, urljoin
 
-from lockenv.models import is_dist_filename
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.utils import canonicalize_name
+
+from lockenv.models import filename_problem
 
 Record = list[Any]
 
 
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 _UTC_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{3}|\.\d{6})?Z")
 
 
@@ -79,21 +90,84 @@ def _join(base: str, prefix: str) -> str:
 
 
 @lru_cache(maxsize=4096)
-def _valid_name_version(name: str, version: str) -> bool:
-    return is_dist_filename(f"{name}-{version}-py3-none-any.whl")
+def _wheel_part_problem(probe: str) -> str | None:
+    return filename_problem(probe)
+
+
+def file_problem(filename: str) -> str | None:
+    """`models.filename_problem`, with wheels checked per (name, version) and per tag set
+    once: a big page lists thousands of wheels of a few hundred versions and a few dozen tags."""
+    if filename.endswith(".whl"):
+        parts = filename[:-4].split("-")
+        if len(parts) != 5 or not all(parts):  # a build tag (rare) or no wheel name at all
+            return filename_problem(filename) or "not a wheel file name"
+        if (_wheel_part_problem(f"{parts[0]}-{parts[1]}-py3-none-any.whl") is None
+                and _wheel_part_problem(f"x-1-{'-'.join(parts[-3:])}.whl") is None):
+            return None
+    return filename_problem(filename)
 
 
 def valid_filename(filename: str) -> bool:
-    """`models.is_dist_filename`, with wheels checked per (name, version) once: a big page
-    lists thousands of wheels of a few hundred versions."""
+    return file_problem(filename) is None
+
+
+def project_of(filename: str) -> str:
+    """The normalised project name of a valid wheel or sdist file name."""
     if filename.endswith(".whl"):
-        parts = filename[:-4].split("-")
-        if len(parts) not in (5, 6) or not all(parts):
-            return False
-        if len(parts) == 6 and not parts[2][0].isdigit():
-            return False
-        return _valid_name_version(parts[0], parts[1])
-    return is_dist_filename(filename)
+        return _normalized(filename.split("-", 1)[0])
+    return _normalized(filename.rpartition("-")[0])
+
+
+@lru_cache(maxsize=1024)
+def _normalized(name: str) -> str:
+    return canonicalize_name(name)
+
+
+@lru_cache(maxsize=1024)
+def valid_specifier(text: str) -> bool:
+    try:
+        SpecifierSet(text)
+    except InvalidSpecifier:
+        return False
+    return True
+
+
+def _note(skipped: list[str] | None, message: str) -> None:
+    if skipped is not None:
+        skipped.append(message)
+
+
+def _file_ok(filename: str, url: str, sha: str | None, skipped: list[str] | None) -> bool:
+    """The checks every parser makes before a file becomes a record."""
+    problem = file_problem(filename)
+    if problem is not None:
+        _note(skipped, f"{filename}: {problem}")
+        return False
+    if not url.startswith(("https://", "http://")):
+        _note(skipped, f"{filename}: its URL is not http(s)")
+        return False
+    if sha is not None and not _SHA256.fullmatch(sha):
+        _note(skipped, f"{filename}: its sha256 is not 64 hex digits")
+        return False
+    return True
+
+
+def _requires_python(value: object, filename: str, skipped: list[str] | None) -> str | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, str) and valid_specifier(value):
+        return value
+    _note(skipped, f"{filename}: ignoring its invalid requires-python {value!r}")
+    return None
+
+
+def _size(value: object, filename: str, skipped: list[str] | None) -> int | None:
+    if value is None:
+        return None
+    if type(value) is int and value >= 0:
+        return value
+    _note(skipped, f"{filename}: ignoring its invalid size {value!r}")
+    return None
 
 
 def _load_json(body: bytes) -> Any:
@@ -103,40 +177,22 @@ def _load_json(body: bytes) -> Any:
         raise PageError(f"the page is not valid JSON ({exc})") from None
 
 
-def _sha256_of(hashes: object, where: str) -> str | None:
-    if hashes is None:
-        return None
+def _sha256_of(hashes: object) -> str | None:
+    """The sha256 of a `hashes`/`digests` mapping, lower-cased; "" when it is not a string
+    (so `_file_ok` refuses the file), None when there is none."""
     if not isinstance(hashes, dict):
-        raise PageError(f"{where}: hashes is not a mapping")
+        return None
     value = hashes.get("sha256")
     if value is None:
         return None
-    if not isinstance(value, str):
-        raise PageError(f"{where}: sha256 is not a string")
-    return value.lower()
+    return value.lower() if isinstance(value, str) else ""
 
 
-def _opt_str(entry: dict[str, Any], key: str, where: str) -> str | None:
-    value = entry.get(key)
-    if value is None or isinstance(value, str):
-        return value or None
-    raise PageError(f"{where}: {key} is not a string")
-
-
-def _opt_int(entry: dict[str, Any], key: str, where: str) -> int | None:
-    value = entry.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise PageError(f"{where}: {key} is not an integer")
-    return value
-
-
-def parse_json_api(body: bytes, page_url: str) -> list[Record]:
+def parse_json_api(body: bytes, page_url: str, skipped: list[str] | None = None) -> list[Record]:
     """The PyPI JSON API (`/pypi/<name>/json`): every file of every release.
 
-    Written as one tight loop with inline type checks: a big project's page lists 15,000
-    files, and this runs for every page of a cold lock."""
+    Written as one tight loop: a big project's page lists 15,000 files, and this runs for
+    every page of a cold lock."""
     data = _load_json(body)
     if not isinstance(data, dict):
         raise PageError("the page is not a JSON object")
@@ -148,40 +204,28 @@ def parse_json_api(body: bytes, page_url: str) -> list[Record]:
     canonical_time = _UTC_TIME.fullmatch
     for version, files in releases.items():
         if type(files) is not list:
-            raise PageError(f"release {version}: files is not a list")
+            _note(skipped, f"release {version}: its file list is not a list")
+            continue
         for entry in files:
-            if type(entry) is not dict:
-                raise PageError(f"release {version}: a file entry is not an object")
-            get = entry.get
-            filename = get("filename")
-            href = get("url")
-            if type(filename) is not str or type(href) is not str:
-                raise PageError(f"release {version}: a file has no filename or url")
-            if not valid_filename(filename):
+            get = entry.get if type(entry) is dict else None
+            filename = get("filename") if get else None
+            href = get("url") if get else None
+            if get is None or type(filename) is not str or type(href) is not str:
+                _note(skipped, f"release {version}: a file entry without filename or url")
                 continue
             url, sha = _split_url(href, page_url)
-            digests = get("digests")
-            if digests is not None:
-                if type(digests) is not dict:
-                    raise PageError(f"file {filename}: digests is not a mapping")
-                value = digests.get("sha256")
-                if value is not None:
-                    if type(value) is not str:
-                        raise PageError(f"file {filename}: sha256 is not a string")
-                    sha = value.lower()
-            size = get("size")
-            if size is not None and type(size) is not int:
-                raise PageError(f"file {filename}: size is not an integer")
+            digest = _sha256_of(get("digests"))
+            sha = sha if digest is None else digest
+            if not _file_ok(filename, url, sha, skipped):
+                continue
             upload = get("upload_time_iso_8601")
             if type(upload) is not str or not canonical_time(upload):
                 upload = parse_time(upload or get("upload_time"))
-            requires_python = get("requires_python")
-            if requires_python is not None and type(requires_python) is not str:
-                raise PageError(f"file {filename}: requires_python is not a string")
             yanked = bool(get("yanked", False))
-            reason = _opt_str(entry, "yanked_reason", f"file {filename}") if yanked else None
-            append([filename, url, sha, size, upload, requires_python or None, yanked, reason,
-                    None, None])
+            reason = get("yanked_reason") if yanked else None
+            append([filename, url, sha, _size(get("size"), filename, skipped), upload,
+                    _requires_python(get("requires_python"), filename, skipped), yanked,
+                    reason if type(reason) is str and reason else None, None, None])
     return records
 
 
@@ -193,18 +237,26 @@ def _metadata_flag(value: object) -> tuple[bool | None, str | None]:
         return value, None
     if isinstance(value, dict):
         sha = value.get("sha256")
-        return True, sha.lower() if isinstance(sha, str) else None
+        return True, _sha_or_none(sha) if isinstance(sha, str) else None
     if isinstance(value, str):  # HTML attribute: "true" or "sha256=<hex>"
         text = value.strip()
         if text.lower() == "false":
             return False, None
         if text.startswith("sha256="):
-            return True, text[len("sha256="):].lower() or None
+            return True, _sha_or_none(text[len("sha256="):])
         return True, None
     return None, None
 
 
-def parse_simple_json(body: bytes, page_url: str) -> list[Record]:
+def _sha_or_none(value: str) -> str | None:
+    """A metadata file's sha256, or None when it is not one (the file is then not checked
+    against it, rather than refused for the index's typo)."""
+    value = value.lower()
+    return value if _SHA256.fullmatch(value) else None
+
+
+def parse_simple_json(body: bytes, page_url: str,
+                      skipped: list[str] | None = None) -> list[Record]:
     """A PEP 691 JSON project page (with PEP 700 size and upload-time when present)."""
     data = _load_json(body)
     if not isinstance(data, dict):
@@ -214,24 +266,24 @@ def parse_simple_json(body: bytes, page_url: str) -> list[Record]:
         raise PageError("the page has no `files` list")
     records: list[Record] = []
     for entry in files:
-        if not isinstance(entry, dict):
-            raise PageError("a file entry is not an object")
-        filename = entry.get("filename")
-        href = entry.get("url")
+        filename = entry.get("filename") if isinstance(entry, dict) else None
+        href = entry.get("url") if isinstance(entry, dict) else None
         if not isinstance(filename, str) or not isinstance(href, str):
-            raise PageError("a file has no filename or url")
-        if not valid_filename(filename):
+            _note(skipped, "a file entry without filename or url")
             continue
-        where = f"file {filename}"
         url, frag_sha = _split_url(href, page_url)
-        sha = _sha256_of(entry.get("hashes"), where) or frag_sha
+        digest = _sha256_of(entry.get("hashes"))
+        sha = frag_sha if digest is None else digest
+        if not _file_ok(filename, url, sha, skipped):
+            continue
         yanked = entry.get("yanked", False)
         reason = yanked if isinstance(yanked, str) and yanked else None
         meta = entry.get("core-metadata", entry.get("dist-info-metadata"))
         available, meta_sha = _metadata_flag(meta)
         records.append([
-            filename, url, sha, _opt_int(entry, "size", where),
-            parse_time(entry.get("upload-time")), _opt_str(entry, "requires-python", where),
+            filename, url, sha, _size(entry.get("size"), filename, skipped),
+            parse_time(entry.get("upload-time")),
+            _requires_python(entry.get("requires-python"), filename, skipped),
             bool(yanked), reason, available, meta_sha,
         ])
     return records
@@ -267,7 +319,8 @@ class _AnchorParser(HTMLParser):
             self._current = None
 
 
-def parse_simple_html(body: bytes, page_url: str) -> list[Record]:
+def parse_simple_html(body: bytes, page_url: str,
+                      skipped: list[str] | None = None) -> list[Record]:
     """A PEP 503 HTML project page (PEP 592 yanked, PEP 658/714 metadata, `#sha256=`)."""
     try:
         text = body.decode("utf-8")
@@ -290,7 +343,7 @@ def parse_simple_html(body: bytes, page_url: str) -> list[Record]:
         links += 1
         url, sha = _split_url(href, page_url)
         filename = label or url.rstrip("/").rsplit("/", 1)[-1]
-        if not valid_filename(filename):
+        if not _file_ok(filename, url, sha, skipped):
             continue
         yanked = "data-yanked" in attrs
         reason = attrs.get("data-yanked") or None
@@ -301,7 +354,8 @@ def parse_simple_html(body: bytes, page_url: str) -> list[Record]:
             # A bare attribute means "available"; otherwise "true" or "sha256=<hex>".
             available, meta_sha = _metadata_flag(attrs[key] or "true")
         records.append([
-            filename, url, sha, None, None, attrs.get("data-requires-python") or None,
+            filename, url, sha, None, None,
+            _requires_python(attrs.get("data-requires-python"), filename, skipped),
             yanked, reason, available, meta_sha,
         ])
     if not records and parser.repository_version is None:

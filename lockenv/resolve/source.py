@@ -327,12 +327,13 @@ def _wheel_python_ok(f: DistFile, minors: Sequence[int]) -> bool:
 def with_sizes(
     files_of: dict[K, tuple[DistFile, ...]], index: SizedFiles, requires_python: str
 ) -> dict[K, tuple[DistFile, ...]]:
-    """Simple HTML indexes do not list sizes; the lock records one for every file it keeps."""
+    """Simple HTML indexes do not list sizes, some mirrors no hashes; the lock records both for
+    every file it keeps."""
     wanted: dict[str, DistFile] = {}
     for files in files_of.values():
         wheels, sdist = lock_files(files, requires_python)
         for f in (*wheels, *([sdist] if sdist else [])):
-            if f.size is None:
+            if f.size is None or f.sha256 is None:
                 wanted[f.filename] = f
     if not wanted:
         return files_of

@@ -1,0 +1,176 @@
+"""Issue 9, point 4: bad index data is skipped, not fatal. Against the fixture index's
+`realpypi` universe (malformed file names, unknown archive types, files without hashes) and
+the page parsers directly (every field of a page entry is checked before use)."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from collections.abc import Callable
+
+from helpers import run_lockenv
+from fixtures.index import IndexServer
+from lockenv.index import pages
+
+MakeIndex = Callable[..., IndexServer]
+BAD_NAMES = ("pydantly-0.18.2-py36+-none-any.whl", "pydantly-0.18.2-py3-none-any-extra.whl",
+             "other_project-0.18.2-py3-none-any.whl", "pydantly-0.18.x-py3-none-any.whl",
+             "pydantly-0.18.2-x1-py3-none-any.whl", "pydantly-0.18.2.win32.exe",
+             "pydantly-0.18.2-py2.7.egg", "pydantly-0.18.2.msi", "pydantly-0.18.2-1.noarch.rpm",
+             "pydantly.tar.gz", "pydantly-0.18.2.tar.gz.asc", "pydantly-0.19.0-py36+-none-any.whl")
+
+
+def _project(path: Path, *deps: str) -> Path:
+    (path / "pyproject.toml").write_text(
+        '[project]\nname = "app"\nversion = "0.1"\nrequires-python = ">=3.10,<3.14"\n'
+        f"dependencies = {json.dumps(list(deps))}\n")
+    return path
+
+
+def _index_url(srv: IndexServer, api: str) -> str:
+    return srv.json_url if api == "json" else srv.simple_url
+
+
+@pytest.mark.parametrize("api", ["json", "simple"])
+def test_malformed_names_and_unknown_archives_are_skipped(make_index: MakeIndex, project: Path,
+                                                          api: str) -> None:
+    srv = make_index("realpypi")
+    _project(project, "pydantly")
+    result = run_lockenv("lock", cwd=project, env={"LOCKENV_INDEX_URL": _index_url(srv, api)})
+    assert result.code == 0, result.output
+    assert "skipped" not in result.output  # a note for -v, not noise
+    lock = tomllib.loads((project / "pylock.toml").read_text())
+    (entry,) = [p for p in lock["packages"] if p["name"] == "pydantly"]
+    # 0.19.0 has only a malformed wheel: no usable file, so 0.18.2 (its good files only).
+    assert entry["version"] == "0.18.2"
+    assert [w["name"] for w in entry["wheels"]] == ["pydantly-0.18.2-py3-none-any.whl"]
+    assert entry["sdist"]["name"] == "pydantly-0.18.2.tar.gz"
+    fetched = {r.path.rsplit("/", 1)[-1] for r in srv.requests}
+    assert not fetched & {*BAD_NAMES, *(f"{n}.metadata" for n in BAD_NAMES)}
+
+
+def test_skipped_files_are_named_under_verbose(make_index: MakeIndex, project: Path) -> None:
+    srv = make_index("realpypi")
+    _project(project, "pydantly")
+    env = {"LOCKENV_INDEX_URL": srv.simple_url}
+    result = run_lockenv("lock", "-v", cwd=project, env=env)
+    assert result.code == 0, result.output
+    for name in BAD_NAMES:
+        assert f"pydantly: skipped {name}: " in result.stderr, name
+    assert "invalid tag component" in result.stderr
+    assert "a file of another project" in result.stderr
+    # From the cached page, the notes are said again.
+    (project / "pylock.toml").unlink()
+    again = run_lockenv("lock", "-v", cwd=project, env=env)
+    assert again.code == 0, again.output
+    assert "index page from the cache" in again.stderr
+    assert "pydantly: skipped pydantly-0.18.2.msi: " in again.stderr
+
+
+@pytest.mark.parametrize("api", ["json", "simple"])
+def test_files_without_hashes_are_hashed_from_the_download(make_index: MakeIndex, project: Path,
+                                                           api: str) -> None:
+    srv = make_index("realpypi")
+    _project(project, "nohash")
+    result = run_lockenv("lock", cwd=project, env={"LOCKENV_INDEX_URL": _index_url(srv, api)})
+    assert result.code == 0, result.output
+    lock = tomllib.loads((project / "pylock.toml").read_text())
+    (entry,) = [p for p in lock["packages"] if p["name"] == "nohash"]
+    locked = {f["name"]: (f["hashes"]["sha256"], f["size"])
+              for f in [*entry["wheels"], entry["sdist"]]}
+    assert locked == {name: (sha, size) for name, sha, size in srv.files("nohash")}
+
+
+def test_the_fixture_index_lists_unhashed_files_without_any_hash(make_index: MakeIndex) -> None:
+    """The test above would pass vacuously if the index still sent hashes."""
+    import httpx
+
+    srv = make_index("realpypi")
+    page = httpx.get(f"{srv.json_url}/nohash/json").json()
+    assert all(f["digests"] == {} for f in page["urls"])
+    simple = httpx.get(f"{srv.simple_url}nohash/").text
+    assert "#sha256=" not in simple and "nohash-1.0.tar.gz" in simple
+
+
+def test_a_tampered_cached_page_is_fetched_again(make_index: MakeIndex, project: Path) -> None:
+    srv = make_index("realpypi")
+    _project(project, "nohash")
+    env = {"LOCKENV_INDEX_URL": srv.json_url}
+    assert run_lockenv("lock", cwd=project, env=env).code == 0
+    cache = Path(__import__("os").environ["LOCKENV_CACHE_DIR"])
+    pages_written = [p for p in cache.rglob("*.json") if "nohash" in p.read_text()
+                     and '"files"' in p.read_text()]
+    assert pages_written
+    for path in pages_written:
+        path.write_text('{"url": "x", "files": [["../../etc/passwd", 3]]}')
+    (project / "pylock.toml").unlink()
+    srv.clear_log()
+    result = run_lockenv("lock", cwd=project, env=env)
+    assert result.code == 0, result.output
+    assert any(r.path == "/pypi/nohash/json" for r in srv.requests)
+
+
+# -- the parsers: every field of an entry is checked ------------------------------------------
+
+GOOD = "x-1.0-py3-none-any.whl"
+SHA = "ab" * 32
+
+
+def _json_page(*entries: object) -> bytes:
+    return json.dumps({"releases": {"1.0": list(entries)}}).encode()
+
+
+def test_json_api_entries_with_bad_fields_are_skipped_with_a_reason() -> None:
+    skipped: list[str] = []
+    body = _json_page(
+        {"filename": 3, "url": "https://h/x"},
+        "not an object",
+        {"filename": "x-1.0.tar.gz", "url": "file:///etc/passwd"},
+        {"filename": "x-1.0.zip", "url": "javascript:alert(1)"},
+        {"filename": "x-1.0.tar.bz2", "url": "https://h/x-1.0.tar.bz2",
+         "digests": {"sha256": "AB"}},
+        {"filename": "x-1.0.tgz", "url": "https://h/x-1.0.tgz", "digests": {"sha256": 7}},
+        {"filename": GOOD, "url": f"https://h/{GOOD}", "digests": {"sha256": SHA.upper()},
+         "size": -1, "requires_python": ">=3.x", "yanked": True, "yanked_reason": ["no"]},
+    )
+    records = pages.parse_json_api(body, "https://h/pypi/x/json", skipped)
+    assert [r[0] for r in records] == [GOOD]
+    (good,) = records
+    assert good[2] == SHA and good[3] is None and good[5] is None
+    assert good[6] is True and good[7] is None  # yanked, the non-string reason dropped
+    text = "\n".join(skipped)
+    assert "a file entry without filename or url" in text
+    assert "x-1.0.tar.gz: its URL is not http(s)" in text
+    assert "x-1.0.zip: its URL is not http(s)" in text
+    assert "x-1.0.tar.bz2: its sha256 is not 64 hex digits" in text
+    assert "x-1.0.tgz: its sha256 is not 64 hex digits" in text
+    assert f"{GOOD}: ignoring its invalid size -1" in text
+    assert f"{GOOD}: ignoring its invalid requires-python '>=3.x'" in text
+
+
+def test_simple_json_and_html_entries_are_checked_the_same_way() -> None:
+    skipped: list[str] = []
+    body = json.dumps({"files": [
+        {"filename": "x-1.0-py36+-none-any.whl", "url": "https://h/a.whl", "hashes": {}},
+        {"filename": GOOD, "url": f"https://h/{GOOD}", "hashes": {"sha256": SHA},
+         "size": "12", "core-metadata": {"sha256": "nothex"}, "requires-python": 3},
+    ]}).encode()
+    records = pages.parse_simple_json(body, "https://h/simple/x/", skipped)
+    assert [(r[0], r[3], r[5], r[8], r[9]) for r in records] == [(GOOD, None, None, True, None)]
+    assert any("invalid tag component" in s for s in skipped)
+
+    skipped = []
+    html = ('<!DOCTYPE html><html><body>'
+            '<a href="https://h/x-1.0-py36+-none-any.whl">x-1.0-py36+-none-any.whl</a>'
+            '<a href="https://h/x-1.0.exe">x-1.0.exe</a>'
+            '<a href="ftp://h/x-1.0.tar.gz">x-1.0.tar.gz</a>'
+            f'<a href="https://h/{GOOD}#sha256=zz" >{GOOD}</a>'
+            f'<a href="https://h/{GOOD}#sha256={SHA}" data-requires-python="&gt;=3.x">{GOOD}</a>'
+            '</body></html>').encode()
+    records = pages.parse_simple_html(html, "https://h/simple/x/", skipped)
+    assert [(r[0], r[2], r[5]) for r in records] == [(GOOD, SHA, None)]
+    assert len(skipped) == 5, skipped

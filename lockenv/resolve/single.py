@@ -8,12 +8,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import SpecifierSet
 from packaging.tags import Tag
+from packaging.version import Version
 from resolvelib import BaseReporter, Resolver
 from resolvelib.resolvers import ResolutionImpossible, ResolutionTooDeep
 
 from lockenv.errors import LockenvError, ManifestError, ResolutionError
 from lockenv.models import DistFile
+from lockenv.resolve.hints import python_floor, requires_python_hint, wheel_floor
 from lockenv.resolve.prefetch import Prefetcher
 from lockenv.resolve.provider import Crawler, Provider
 from lockenv.resolve.requirements import Candidate, Ident, Req, file_tags, requirement_to_reqs, root_applies
@@ -177,10 +180,7 @@ def _conflict_error(
             hint=_narrowing_hint(no_file[0], provider),
         )
     if python_lines:
-        hint = (
-            "raise requires-python in pyproject.toml, or add a marker such as "
-            "`; python_version >= \"3.X\"` to the requirement"
-        )
+        hint = requires_python_hint(_python_floor(causes, provider))
     else:
         hint = "loosen one of these requirements, or pin a version of the package that satisfies all"
     return ResolutionError(
@@ -188,6 +188,24 @@ def _conflict_error(
         details=python_lines + lines,
         hint=hint,
     )
+
+
+def _python_floor(causes: Collection[RequirementInformation[Req, Candidate]],
+                  provider: Provider) -> str | None:
+    """The requires-python floor that lets every package refused for its Python resolve."""
+    floors = []
+    for ident in dict.fromkeys(info.requirement.identifier for info in causes):
+        if "requires Python" not in provider.no_candidates.get(ident, ""):
+            continue
+        spec = SpecifierSet()
+        for info in causes:
+            if info.requirement.identifier == ident:
+                spec &= info.requirement.specifier
+        floor = python_floor(provider.source.versions(ident.name), spec, provider.python_full)
+        if floor is None:
+            return None
+        floors.append(Version(floor))
+    return str(max(floors)) if floors else None
 
 
 def _narrowing_hint(ident: Ident, provider: Provider) -> str:
@@ -199,6 +217,9 @@ def _narrowing_hint(ident: Ident, provider: Provider) -> str:
     here = [t for f in files for t in file_tags(f) if t.platform in platforms]
     if here:
         minors = [int(t.interpreter[3:]) for t in here if t.interpreter[:3] in ("cp3", "pp3") and t.interpreter[3:].isdigit()]
+        floor = wheel_floor(minors, env["python_version"])
+        if floor is not None:
+            return f"its wheels for this platform start at Python {floor}: " + requires_python_hint(floor)
         bound = f"3.{max(minors) + 1}" if minors else env["python_version"]
         return (
             f"its wheels for this platform stop before Python {bound}: add an upper bound "

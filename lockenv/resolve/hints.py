@@ -1,0 +1,53 @@
+"""Hints that name the concrete value that would fix a failed resolution (issue 9, point 10):
+a person should not have to work out the bound themselves."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import Version
+
+from lockenv.models import DistFile
+from lockenv.resolve.targets import NEWEST_PYTHON_MINOR
+
+
+def python_floor(versions: Mapping[Version, Sequence[DistFile]], specifier: SpecifierSet,
+                 python_full: str) -> str | None:
+    """The lowest `3.N` above `python_full` on which some non-yanked version that `specifier`
+    allows has a file whose requires-python accepts `3.N.0`; None when there is none (then
+    raising requires-python would not help)."""
+    allowed = [fs for v, fs in versions.items()
+               if specifier.contains(v, prereleases=True) and not all(f.yanked for f in fs)]
+    current = Version(python_full)
+    for minor in range(current.minor + 1, NEWEST_PYTHON_MINOR + 1):
+        probe = f"{current.major}.{minor}.0"
+        if any(_accepts(f.requires_python, probe) for files in allowed for f in files):
+            return f"{current.major}.{minor}"
+    return None
+
+
+def wheel_floor(minors: Sequence[int], python_version: str) -> str | None:
+    """`3.N` when a package's wheels for a platform start above the Python that found none
+    (so the fix is a higher requires-python floor, not an upper bound); else None."""
+    current = int(python_version.split(".")[1])
+    if minors and current < min(minors):
+        return f"3.{min(minors)}"
+    return None
+
+
+def _accepts(requires_python: str | None, python: str) -> bool:
+    if not requires_python:
+        return True
+    try:
+        return SpecifierSet(requires_python).contains(python, prereleases=True)
+    except InvalidSpecifier:
+        return True
+
+
+def requires_python_hint(floor: str | None) -> str:
+    if floor is None:
+        return ("raise requires-python in pyproject.toml, or add a marker such as "
+                "`; python_version >= \"3.X\"` to the requirement")
+    return (f"raise requires-python to `>={floor}` in pyproject.toml, or add the marker "
+            f"`; python_version >= \"{floor}\"` to the requirement")

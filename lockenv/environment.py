@@ -1,9 +1,9 @@
 """Target environments: finding an interpreter, creating the project's venv, probing it once.
 
 A venv lockenv creates carries `lockenv = <version>` in its `pyvenv.cfg` (as uv writes `uv =`);
-only such venvs are ever recreated. The probe runs the venv's own interpreter with the
-`packaging` lockenv uses on its path, so markers and wheel tags are that interpreter's, and the
-result is cached by interpreter path, mtime and size.
+only such venvs are ever recreated. The probe runs the venv's own interpreter on `_probe.py`
+(stdlib only, so Python 3.8 and 3.9 work too), so markers and wheel tags are that
+interpreter's; the result is cached by interpreter path, mtime and size.
 """
 
 from __future__ import annotations
@@ -231,6 +231,14 @@ def find_python(request: str | None, requires_python: str | None,
         for interp in candidates:
             if _satisfies(interp.version, requires_python):
                 return interp
+        if candidates:  # it exists: the project's bounds are what refuses it
+            raise PythonNotFoundError(
+                f"Python {request} (from {source}) is outside requires-python "
+                f"`{requires_python}`",
+                details=_found_lines(candidates),
+                hint=f"{_ask(source)} a version that requires-python allows, or widen "
+                     "requires-python in pyproject.toml and lock again",
+            )
         _not_found(f"Python {request} (from {source})", requires_python,
                    _all_interpreters(reporter), source=source)
 
@@ -440,20 +448,32 @@ def create_venv(path: Path, interp: Interpreter, reporter: Reporter) -> Venv:
 
 
 # -- probe ------------------------------------------------------------------------------------
-_PROBE_SCRIPT = r"""
-import json, os, sys, sysconfig
-sys.path.insert(0, sys.argv[1])
-from packaging.markers import default_environment
-from packaging.tags import sys_tags
-paths = sysconfig.get_paths()
-print(json.dumps({
-    "prefix": sys.prefix,
-    "version": "%d.%d.%d" % sys.version_info[:3],
-    "markers": default_environment(),
-    "tags": [str(t) for t in sys_tags()],
-    "paths": {k: paths[k] for k in ("purelib", "platlib", "scripts", "data", "include")},
-}))
-"""
+_PROBE_VERSION = "2"
+"""Bumped when the probe's output changes (it is part of the cache key)."""
+
+
+def tags_from_facts(facts: dict) -> list[str]:
+    """The interpreter's wheel tags, most preferred first, as `packaging.tags.sys_tags()` would
+    list them there: the probe (`_probe.py`, stdlib only) reports the inputs only that
+    interpreter can know, and packaging's own tag functions order them."""
+    from packaging.tags import compatible_tags, cpython_tags, generic_tags, mac_platforms
+
+    reported = facts["platforms"]
+    if "mac" in reported:
+        version = tuple(reported["mac"]["version"])
+        platforms = list(mac_platforms((version[0], version[1]), reported["mac"]["arch"]))
+    else:
+        platforms = list(reported["list"])
+    python_version = tuple(facts["python_version"])
+    name, version_nodot = facts["interpreter"], facts["interpreter_version"]
+    if name == "cp":
+        tags = list(cpython_tags(python_version, facts["abis"], platforms))
+        interpreter: str | None = f"cp{version_nodot}"
+    else:
+        tags = list(generic_tags(f"{name}{version_nodot}", facts["abis"], platforms))
+        interpreter = "pp3" if name == "pp" else None
+    tags.extend(compatible_tags(python_version, interpreter, platforms))
+    return [str(t) for t in tags]
 
 
 def probe(python: Path, reporter: Reporter | None = None, *, cache: Cache | None = None) -> Probe:
@@ -467,7 +487,8 @@ def probe(python: Path, reporter: Reporter | None = None, *, cache: Cache | None
         st = os.stat(real)
     except OSError as exc:
         raise SyncError(f"the interpreter {python} is missing") from exc
-    key_text = f"{python}\0{real}\0{st.st_mtime_ns}\0{st.st_size}\0{_packaging_version()}"
+    key_text = (f"{python}\0{real}\0{st.st_mtime_ns}\0{st.st_size}\0{_packaging_version()}"
+                f"\0{_PROBE_VERSION}")
     key = hashlib.sha256(key_text.encode()).hexdigest()
     cache_file = (cache or Cache()).bucket(Bucket.PROBE) / f"{key}.json"
     try:
@@ -475,18 +496,22 @@ def probe(python: Path, reporter: Reporter | None = None, *, cache: Cache | None
         return _probe_from(python, data)
     except (OSError, ValueError, KeyError):
         pass
-    import packaging
-
-    packaging_parent = str(Path(packaging.__file__).resolve().parent.parent)
+    script = (Path(__file__).parent / "_probe.py").read_text(encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONHOME", "PYTHONPATH")}
-    proc = subprocess.run([str(python), "-I", "-c", _PROBE_SCRIPT, packaging_parent],
+    proc = subprocess.run([str(python), "-I", "-c", script],
                           capture_output=True, text=True, env=env, timeout=60)
-    if proc.returncode != 0:
+    try:
+        data = json.loads(proc.stdout) if proc.returncode == 0 else None
+        if data is not None:
+            data["tags"] = tags_from_facts(data.pop("tag_facts"))
+    except (ValueError, KeyError, TypeError):
+        data = None
+    if data is None:
         raise SyncError(
             f"could not inspect the interpreter {python}",
             details=(proc.stderr or proc.stdout).strip().splitlines()[-10:],
+            hint="lockenv needs a CPython or PyPy 3.8 or newer there",
         )
-    data = json.loads(proc.stdout)
     write_atomic(cache_file, json.dumps(data, sort_keys=True).encode())
     _debug(reporter, f"probed {python}: Python {data['version']}, {len(data['tags'])} tags")
     return _probe_from(python, data)

@@ -93,3 +93,17 @@ def test_sync_and_verify_a_venv_of_an_old_python(python: str, project: Path) -> 
     assert f"version_info = {minor}." in cfg or f"version = {minor}." in cfg
     lock = tomllib.loads((project / "pylock.toml").read_text())
     assert any(p["name"] == "sdstatic" for p in lock["packages"])
+
+
+@pytest.mark.parametrize("python", _interpreters(["3.9"]))
+def test_sync_python_outside_requires_python_says_so(python: str, project: Path) -> None:
+    write_project(project, ["alpha"], requires_python=">=3.10")
+    with IndexServer("base") as srv:
+        env = {"LOCKENV_INDEX_URL": srv.json_url}
+        assert run_lockenv("lock", cwd=project, env=env).code == 0
+        result = run_lockenv("sync", "--python", "3.9", cwd=project, env=env)
+    assert result.code == 2
+    assert "error: Python 3.9 (from --python) is outside requires-python `>=3.10`" in result.stderr
+    assert f"found: {python} (Python 3.9." in result.stderr
+    assert "not found" not in result.stderr
+    assert not (project / ".venv").exists()

@@ -26,7 +26,7 @@ _ALLOWED_ARCHS = {"x86_64", "aarch64", "ppc64", "ppc64le", "s390x", "loongarch64
 _LEGACY_MANYLINUX = {(2, 17): "manylinux2014", (2, 12): "manylinux2010", (2, 5): "manylinux1"}
 
 
-def _full_version(info):  # type: ignore[no-untyped-def]
+def _full_version(info):
     """packaging.markers._format_full_version"""
     version = "{0.major}.{0.minor}.{0.micro}".format(info)
     if info.releaselevel != "final":
@@ -34,7 +34,7 @@ def _full_version(info):  # type: ignore[no-untyped-def]
     return version
 
 
-def markers():  # type: ignore[no-untyped-def]
+def markers():
     """packaging.markers.default_environment"""
     return {
         "implementation_name": sys.implementation.name,
@@ -51,11 +51,11 @@ def markers():  # type: ignore[no-untyped-def]
     }
 
 
-def _normalize(text):  # type: ignore[no-untyped-def]
+def _normalize(text):
     return text.replace(".", "_").replace("-", "_").replace(" ", "_")
 
 
-def cpython_abis():  # type: ignore[no-untyped-def]
+def cpython_abis():
     """packaging.tags._cpython_abis (no 'u' flag: that is Python 2)"""
     py_version = sys.version_info[:2]
     version = "%d%d" % py_version
@@ -77,7 +77,7 @@ def cpython_abis():  # type: ignore[no-untyped-def]
     return abis
 
 
-def generic_abis():  # type: ignore[no-untyped-def]
+def generic_abis():
     """packaging.tags._generic_abi"""
     ext_suffix = sysconfig.get_config_var("EXT_SUFFIX")
     if not isinstance(ext_suffix, str) or not ext_suffix.startswith("."):
@@ -104,7 +104,7 @@ def generic_abis():  # type: ignore[no-untyped-def]
     return [_normalize(abi)]
 
 
-def _elf(path):  # type: ignore[no-untyped-def]
+def _elf(path):
     """packaging._elffile.ELFFile: (class, encoding, machine, flags, PT_INTERP path) or None."""
     try:
         with open(path, "rb") as f:
@@ -138,7 +138,7 @@ def _elf(path):  # type: ignore[no-untyped-def]
         return None
 
 
-def _have_compatible_abi(elf, archs):  # type: ignore[no-untyped-def]
+def _have_compatible_abi(elf, archs):
     """packaging._manylinux._have_compatible_abi (armhf: ELF32, LSB, ARM, EABI5, hard float;
     i686: ELF32, LSB, 386)"""
     if "armv7l" in archs:
@@ -149,7 +149,7 @@ def _have_compatible_abi(elf, archs):  # type: ignore[no-untyped-def]
     return any(arch in _ALLOWED_ARCHS for arch in archs)
 
 
-def _glibc_version():  # type: ignore[no-untyped-def]
+def _glibc_version():
     """packaging._manylinux._get_glibc_version: confstr, then ctypes; (-1, -1) when not glibc"""
     text = None
     try:
@@ -169,7 +169,7 @@ def _glibc_version():  # type: ignore[no-untyped-def]
     return (int(match.group(1)), int(match.group(2))) if match else (-1, -1)
 
 
-def _manylinux_compatible(arch, version, current):  # type: ignore[no-untyped-def]
+def _manylinux_compatible(arch, version, current):
     """packaging._manylinux._is_compatible (a distribution's `_manylinux` module decides)"""
     if current < version:
         return False
@@ -187,7 +187,7 @@ def _manylinux_compatible(arch, version, current):  # type: ignore[no-untyped-de
     return True
 
 
-def manylinux_platforms(archs, elf):  # type: ignore[no-untyped-def]
+def manylinux_platforms(archs, elf):
     """packaging._manylinux.platform_tags"""
     if not _have_compatible_abi(elf, archs):
         return []
@@ -207,7 +207,7 @@ def manylinux_platforms(archs, elf):  # type: ignore[no-untyped-def]
     return tags
 
 
-def musllinux_platforms(archs, elf):  # type: ignore[no-untyped-def]
+def musllinux_platforms(archs, elf):
     """packaging._musllinux.platform_tags (the musl version from the loader's own banner)"""
     loader = elf[4] if elf is not None else None
     if not loader or "musl" not in loader:
@@ -228,7 +228,7 @@ def musllinux_platforms(archs, elf):  # type: ignore[no-untyped-def]
             for m in range(minor, -1, -1)]
 
 
-def linux_platforms():  # type: ignore[no-untyped-def]
+def linux_platforms():
     """packaging.tags._linux_platforms"""
     linux = _normalize(sysconfig.get_platform())
     if not linux.startswith("linux_"):
@@ -245,7 +245,7 @@ def linux_platforms():  # type: ignore[no-untyped-def]
             + musllinux_platforms(archs, elf))
 
 
-def mac_version():  # type: ignore[no-untyped-def]
+def mac_version():
     """packaging.tags.mac_platforms' defaults: ([major, minor], arch)"""
     version_str, _, cpu_arch = platform.mac_ver()
     version = [int(x) for x in version_str.split(".")[:2]]
@@ -260,7 +260,7 @@ def mac_version():  # type: ignore[no-untyped-def]
     return version, cpu_arch
 
 
-def platforms():  # type: ignore[no-untyped-def]
+def platforms():
     """packaging.tags.platform_tags, except macOS: its tags are made by lockenv's packaging
     from the version reported here."""
     system = platform.system()
@@ -276,7 +276,7 @@ def platforms():  # type: ignore[no-untyped-def]
     return {"list": [_normalize(sysconfig.get_platform())]}
 
 
-def tag_facts():  # type: ignore[no-untyped-def]
+def tag_facts():
     """packaging.tags.sys_tags' inputs."""
     name = sys.implementation.name
     short = _SHORT_NAMES.get(name) or name
@@ -290,7 +290,7 @@ def tag_facts():  # type: ignore[no-untyped-def]
     }
 
 
-def main():  # type: ignore[no-untyped-def]
+def main():
     paths = sysconfig.get_paths()
     print(json.dumps({
         "prefix": sys.prefix,

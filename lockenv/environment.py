@@ -235,7 +235,7 @@ def find_python(request: str | None, requires_python: str | None,
             raise PythonNotFoundError(
                 f"Python {request} (from {source}) is outside requires-python "
                 f"`{requires_python}`",
-                details=_found_lines(candidates),
+                details=_found_lines([*candidates, *_all_interpreters(reporter)]),
                 hint=f"{_ask(source)} a version that requires-python allows, or widen "
                      "requires-python in pyproject.toml and lock again",
             )

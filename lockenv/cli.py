@@ -169,7 +169,8 @@ def lock(
         Optional[str],
         typer.Option(
             "--exclude-newer",
-            help="Ignore files uploaded after this time (RFC 3339 or YYYY-MM-DD); recorded in the lock.",
+            help="Ignore files uploaded after this time (RFC 3339 or YYYY-MM-DD); remembered in the lock "
+                 "for later relocks until changed; `none` forgets it.",
         ),
     ] = None,
     refresh: Annotated[

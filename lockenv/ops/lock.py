@@ -60,7 +60,17 @@ def _fresh_check(options: LockOptions, reporter: Reporter | None) -> tuple[Proje
         recorded = lockfile.read_inputs(path)
     except LockfileError:
         recorded = None  # unreadable: stale_reasons says why, and `lock` writes a new one
+    from lockenv.ops.cutoff import clears
+
     from_cli = False
+    if clears(options.exclude_newer):
+        # `--exclude-newer none`: forget the remembered cut-off (pyproject.toml's stays).
+        reasons = lockfile.stale_reasons(spec, path)
+        if spec.exclude_newer is None and recorded is not None and recorded.exclude_newer_from_cli:
+            reasons = [StaleReason("exclude-newer", "exclude-newer",
+                                   f"removed exclude-newer `{recorded.exclude_newer}` "
+                                   "(--exclude-newer none)"), *reasons]
+        return spec, path, reasons, False
     if options.exclude_newer is not None:
         spec = replace(spec, exclude_newer=parse_timestamp(options.exclude_newer, where="--exclude-newer"))
         from_cli = True
@@ -218,7 +228,23 @@ def _resolve(
         if wanted and got and wanted not in got:
             reporter.warn(f"`{name}` could not move to {wanted} (the other requirements or "
                           f"the index do not allow it); it is at {', '.join(got)}")
+    if inputs.exclude_newer_from_cli and options.exclude_newer is None and (options.upgrade or moves):
+        _warn_held_back(cache, spec, resolution, options, moves, reporter)
     return resolution
+
+
+def _warn_held_back(cache: Cache, spec: ProjectSpec, resolution: Resolution, options: LockOptions,
+                    moves: Mapping[str, str | None], reporter: Reporter) -> None:
+    """A remembered cut-off that keeps an upgraded package back is said, with its date."""
+    from lockenv.index.routing import IndexRouter, single
+    from lockenv.ops.cutoff import held_back
+
+    assert spec.exclude_newer is not None
+    names = None if options.upgrade else set(moves)
+    with IndexRouter(spec.indexes or single(spec.index_url), cache=cache) as unbounded:
+        lines = held_back(unbounded, resolution.packages, names, spec.exclude_newer)
+    for line in lines:
+        reporter.warn(line, hint="`lockenv lock --exclude-newer none --upgrade` forgets it")
 
 
 def _upgrade_requests(options: LockOptions) -> dict[str, str | None]:

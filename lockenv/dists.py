@@ -175,6 +175,7 @@ class Distributions:
             self.reporter.debug(f"{file.filename}: static metadata from PKG-INFO")
             return meta
         self.reporter.debug(f"{file.filename}: building metadata (PEP 517)")
+        self.reporter.activity(f"Building {file.filename} to read its metadata")
         text = build.prepare_metadata(path, context=self.build_context, cache=self.cache)
         return self._parse(text, "build")[0]
 

@@ -33,6 +33,10 @@ class Progress:
         if self._bar is not None and self._task is not None:
             self._bar.advance(self._task, amount)
 
+    def describe(self, text: str) -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, description=text)  # type: ignore[attr-defined]
+
 
 class Reporter(Protocol):
     """What a stage may tell the user. Stages take one and never probe it with `hasattr`."""
@@ -45,6 +49,7 @@ class Reporter(Protocol):
     def debug(self, message: str) -> None: ...
     def warn(self, message: str, hint: str | None = None) -> None: ...
     def error(self, exc: LockenvError) -> None: ...
+    def activity(self, message: str) -> None: ...
     @property
     def interactive(self) -> bool: ...
     def progress(self, description: str, total: float | None = None) -> contextlib.AbstractContextManager[Progress]: ...
@@ -72,6 +77,9 @@ class NullReporter:
     def error(self, exc: LockenvError) -> None:
         pass
 
+    def activity(self, message: str) -> None:
+        pass
+
     @contextmanager
     def progress(self, description: str, total: float | None = None) -> Iterator[Progress]:
         yield Progress()
@@ -93,6 +101,9 @@ class TerminalReporter:
         self.out = out or sys.stdout
         self.err = err or sys.stderr
         self._started = time.perf_counter()
+        self._live: Progress | None = None
+        """The bar on screen, if any: `activity` describes it, lines print above it."""
+        self._console: object | None = None
 
     # -- stdout: data -------------------------------------------------------------------------
     def data(self, line: str) -> None:
@@ -107,11 +118,23 @@ class TerminalReporter:
         if not self.quiet:
             self._line(self.err, message)
 
-    @staticmethod
-    def _line(stream: TextIO, text: str) -> None:
-        """One write per line, so lines from worker threads never run together."""
+    def _line(self, stream: TextIO, text: str) -> None:
+        """One write per line, so lines from worker threads never run together; above the
+        bar while one is on screen (a plain write would tear it)."""
+        console = self._console
+        if console is not None and stream is self.err:
+            console.print(text, markup=False, highlight=False, soft_wrap=True)  # type: ignore[attr-defined]
+            return
         stream.write(text + "\n")
         stream.flush()
+
+    def activity(self, message: str) -> None:
+        """What is happening now (a page fetched, an sdist built, targets resolved), as the
+        description of the bar on screen; nothing without one (piped, --quiet, --verbose:
+        there the debug lines say it)."""
+        live = self._live
+        if live is not None:
+            live.describe(message)
 
     def debug(self, message: str) -> None:
         """Only with --verbose; stamped with the seconds since the reporter was made."""
@@ -137,16 +160,23 @@ class TerminalReporter:
             yield Progress()
             return
         from rich.console import Console
-        from rich.progress import BarColumn, DownloadColumn, TextColumn
+        from rich.progress import BarColumn, DownloadColumn, ProgressColumn, SpinnerColumn, TextColumn
         from rich.progress import Progress as RichProgress
 
         console = Console(file=self.err, no_color=bool(os.environ.get("NO_COLOR")))
-        columns = [TextColumn("{task.description}"), BarColumn()]
-        if total is not None and total > 1024:
+        columns: list[ProgressColumn] = [TextColumn("{task.description}"), BarColumn()]
+        if total is None:  # no amount to measure: a spinner beside what is happening
+            columns = [SpinnerColumn(), TextColumn("{task.description}")]
+        elif total > 1024:
             columns.append(DownloadColumn())
         with RichProgress(*columns, console=console, transient=True) as bar:
             task = bar.add_task(description, total=total)
-            yield Progress(bar, task)
+            outer = (self._live, self._console)
+            self._live, self._console = Progress(bar, task), console
+            try:
+                yield self._live
+            finally:
+                self._live, self._console = outer
 
 
 def _isatty(stream: TextIO) -> bool:

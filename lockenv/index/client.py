@@ -134,6 +134,11 @@ class IndexClient:
         if self.reporter is not None:
             self.reporter.debug(message)
 
+    def _activity(self, message: str) -> None:
+        """The live line on a terminal (issue 9, point 3); nothing when piped."""
+        if self.reporter is not None:
+            self.reporter.activity(message)
+
     # -- project pages ----------------------------------------------------------------------
     def project(self, name: str) -> ProjectFiles:
         """Every file the index lists for `name` (exclude-newer applied; yanked files kept)."""
@@ -188,6 +193,7 @@ class IndexClient:
 
     def _fetch_page(self, name: str) -> dict[str, Any]:
         url = self.page_url(name)
+        self._activity(f"Fetching {name}")
         headers = {"Accept": SIMPLE_ACCEPT} if self.is_simple else {"Accept": "application/json"}
         started = time.perf_counter()
         response = self._http.request("GET", url, headers=headers, ok=(200, 404, 410))

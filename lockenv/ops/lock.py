@@ -203,7 +203,7 @@ def _resolve(
         reporter.warn(f"`{name}` is not in {LOCK_NAME}; --upgrade-package has nothing to move")
     preferences: dict[str, list[tuple[str, str | None]]] = dict(previous.pins)
     preferences.update({n: [(v, None)] for n, v in moves.items() if v})
-    with IndexRouter(
+    with reporter.progress("Resolving"), IndexRouter(
         spec.indexes or single(spec.index_url),
         cache=cache,
         exclude_newer=spec.exclude_newer,

@@ -22,6 +22,7 @@ from lockenv.resolve.provider import Crawler, Provider
 from lockenv.resolve.requirements import Candidate, Ident, Req, file_tags, requirement_to_reqs, root_applies
 from lockenv.resolve.source import Index, IndexSource, PackageSource, best_file
 from lockenv.resolve.targets import Target
+from lockenv.ui import Reporter
 
 if TYPE_CHECKING:
     from resolvelib.structs import RequirementInformation
@@ -43,6 +44,21 @@ class TargetResult:
     edges: list[Edge] = field(default_factory=list)
 
 
+class _Progress(BaseReporter):  # type: ignore[type-arg]
+    """Says, on a terminal's live line only, how far resolvelib has got (issue 9, point 3)."""
+
+    def __init__(self, reporter: Reporter | None, label: str) -> None:
+        self.reporter = reporter
+        self.label = label
+        self.pinned: set[str] = set()
+
+    def pinning(self, candidate: Candidate) -> None:
+        if self.reporter is not None:
+            self.pinned.add(candidate.name)
+            self.reporter.activity(
+                f"Resolving for {self.label}: {len(self.pinned)} packages, at {candidate}")
+
+
 def resolve_target(
     target_env: Mapping[str, str],
     tag_priority: Mapping[Tag, int],
@@ -54,12 +70,13 @@ def resolve_target(
     label: str,
     project: str,
     requires_python: str,
+    reporter: Reporter | None = None,
 ) -> tuple[Pins, list[Edge]]:
     """resolvelib for one environment; conflicts become a ResolutionError naming the chain."""
     provider = Provider(source, crawler, environment=target_env, tag_priority=tag_priority, preferences=preferences)
     applicable = [r for r in roots if root_applies(r, target_env)]
     crawler.speculate(applicable, target_env, tag_priority)
-    resolver: Resolver[Req, Candidate, Ident] = Resolver(provider, BaseReporter())
+    resolver: Resolver[Req, Candidate, Ident] = Resolver(provider, _Progress(reporter, label))
     try:
         result = resolver.resolve(applicable, max_rounds=20000)
     except ResolutionImpossible as exc:

@@ -166,6 +166,7 @@ def _resolve_targets(
             pins, edges = resolve_target(
                 target.environment, target.tag_priority, roots, source, crawler, prefs,
                 label=target.label, project=spec.name, requires_python=spec.requires_python,
+                reporter=reporter,
             )
         else:
             pins, edges = reused
@@ -175,6 +176,7 @@ def _resolve_targets(
                 earlier.setdefault(ident.name, str(cand.version))
         if reporter is not None:
             reporter.debug(f"resolved {target.name}: {len(pins)} identifiers" + (" (reused)" if reused else ""))
+            reporter.activity(f"Resolved {len(results)} of {len(targets)} environments")
     return results
 
 

@@ -485,3 +485,20 @@ def test_upgrade_package_to_a_given_version(index_server: IndexServer, project: 
     result = lock(project, index_server, "-P", "gamma==9.9")
     assert result.code == 0 and "`gamma` could not move to 9.9" in result.stderr
     assert lock(project, index_server, "-P", "gamma==banana").code == 2
+
+
+def test_a_relock_diff_of_a_forked_package_shows_each_version_with_its_marker(
+        index_server: IndexServer, project: Path) -> None:
+    """Issue 9, point 10: modern 2.0 needs Python 3.12, so `modern` forks by python_version."""
+    write(project, ["modern<2"])
+    first = lock(project, index_server)
+    assert "+ modern==1.5 (`app` requires `modern<2`)" in first.stderr, first.stderr
+    write(project, ["modern"])
+    result = lock(project, index_server, "--upgrade")
+    assert result.code == 0, result.output
+    assert ('~ modern 1.5 -> 1.5 ; python_version < "3.12", '
+            '2.0 ; python_version >= "3.12" (--upgrade)') in result.stderr, result.stderr
+    (project / "pylock.toml").unlink()
+    fresh = lock(project, index_server)
+    assert '+ modern==1.5 ; python_version < "3.12" (`app` requires `modern`)' in fresh.stderr, fresh.stderr
+    assert '+ modern==2.0 ; python_version >= "3.12" (`app` requires `modern`)' in fresh.stderr

@@ -123,7 +123,8 @@ def lock(options: LockOptions, *, reporter: Reporter, on_result: Callable[[repor
     count = len({p.name for p in resolution.packages})
     reporter.status(f"Resolved {count} package{'s' if count != 1 else ''} in {time.perf_counter() - started:.2f}s")
     changes = lockfile.diff_pins(previous.pins, resolution, spec, previous.inputs)
-    for line in describe_changes(changes, resolution, previous.inputs, options, project=spec.name):
+    for line in describe_changes(changes, resolution, previous.inputs, options, project=spec.name,
+                                 old_pins=previous.pins):
         reporter.status(line)
     if not written:
         reporter.status(f"{LOCK_NAME} unchanged")
@@ -285,6 +286,7 @@ def describe_changes(
     options: LockOptions,
     *,
     project: str,
+    old_pins: Mapping[str, Sequence[tuple[str, str | None]]] | None = None,
 ) -> list[str]:
     """`+ name==1.0 (why)`, `~ name 1.0 -> 2.0 (why)`, `- name==1.0 (why)` for what moved.
 
@@ -315,12 +317,25 @@ def describe_changes(
             return f"requires-python is now `{inputs.requires_python}`"
         return why_needed(change)
 
+    new_pins: dict[str, list[tuple[str, str | None]]] = {}
+    for p in resolution.packages:
+        new_pins.setdefault(p.name, []).append((p.version, p.marker))
     lines: list[str] = []
     for change in changes:
+        was = _forks((old_pins or {}).get(change.name, ()), change.before)
+        now = _forks(new_pins.get(change.name, ()), change.after)
         if change.kind == "added":
-            lines.extend(f"+ {change.name}=={v} ({why_needed(change)})" for v in change.after)
+            lines.extend(f"+ {change.name}=={v} ({why_needed(change)})" for v in now)
         elif change.kind == "removed":
-            lines.extend(f"- {change.name}=={v} (no longer required)" for v in change.before)
+            lines.extend(f"- {change.name}=={v} (no longer required)" for v in was)
         else:
-            lines.append(f"~ {change.name} {', '.join(change.before)} -> {', '.join(change.after)} ({why_moved(change)})")
+            lines.append(f"~ {change.name} {', '.join(was)} -> {', '.join(now)} ({why_moved(change)})")
     return lines
+
+
+def _forks(entries: Sequence[tuple[str, str | None]], versions: Sequence[str]) -> list[str]:
+    """A forked package's versions each with where it applies (`1.5 ; python_version <
+    "3.12"`, issue 9 point 10); otherwise the versions alone."""
+    if len({v for v, _ in entries}) < 2:
+        return list(versions)
+    return [f"{v} ; {m}" if m else v for v in versions for vv, m in sorted(set(entries), key=lambda e: e[1] or "") if vv == v]

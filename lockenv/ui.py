@@ -34,8 +34,8 @@ class Progress:
             self._bar.advance(self._task, amount)
 
     def describe(self, text: str) -> None:
-        if self._bar is not None:
-            self._bar.update(self._task, description=text)  # type: ignore[attr-defined]
+        if self._bar is not None and self._task is not None:
+            self._bar.update(self._task, description=text)
 
 
 class Reporter(Protocol):

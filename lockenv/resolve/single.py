@@ -44,7 +44,7 @@ class TargetResult:
     edges: list[Edge] = field(default_factory=list)
 
 
-class _Progress(BaseReporter):  # type: ignore[type-arg]
+class _Progress(BaseReporter):
     """Says, on a terminal's live line only, how far resolvelib has got (issue 9, point 3)."""
 
     def __init__(self, reporter: Reporter | None, label: str) -> None:

@@ -124,6 +124,11 @@ OnlyGroupOpt = Annotated[
     Optional[list[str]],
     typer.Option("--only-group", help="Only this group: no main dependencies (repeatable)."),
 ]
+OfflineOpt = Annotated[
+    bool,
+    typer.Option("--offline", envvar="LOCKENV_OFFLINE",
+                 help="No network: use the cache only; fail at once naming what it lacks."),
+]
 LockfileOpt = Annotated[
     Optional[Path],
     typer.Option("--lockfile", help="Use this pylock file instead of pylock.toml (one written by uv, pip or PDM, say)."),
@@ -179,6 +184,7 @@ def lock(
     json_: Annotated[
         bool, typer.Option("--json", help="With --check: print the finding as JSON on stdout (keys: see the README).")
     ] = False,
+    offline: OfflineOpt = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
     project: ProjectOpt = None,
@@ -194,6 +200,7 @@ def lock(
         upgrade_packages=tuple(upgrade_package or ()),
         exclude_newer=exclude_newer,
         refresh=refresh,
+        offline=offline,
     )
     if json_ and not check:
         _usage_error(ctx, "--json goes with --check (the finding as JSON)")
@@ -238,6 +245,7 @@ def sync(
         typer.Option("--find-links", help="Install from this directory alone (what `lockenv "
                      "fetch` wrote); every file checked against the lock."),
     ] = None,
+    offline: OfflineOpt = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
     project: ProjectOpt = None,
@@ -255,6 +263,7 @@ def sync(
         frozen=frozen,
         install_project=not no_install_project,
         find_links=find_links.absolute() if find_links is not None else None,
+        offline=offline,
         **_selection(extra, all_extras, group, only_group, no_default_groups, all_groups, lockfile),
     )
     if json_ and not dry_run:

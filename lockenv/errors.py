@@ -4,6 +4,7 @@
     ├── ManifestError            pyproject.toml missing, invalid TOML, bad requirement, bad include-group
     ├── PackageIndexError        the index answered badly (junk page, 5xx after retries, auth)
     │   ├── NetworkError         no connection, timeout
+    │   │   └── OfflineError     --offline, and the cache lacks pages or files (lists them all)
     │   ├── PackageNotFoundError the index has no such project
     │   ├── BrokenDistributionError one file's metadata is unusable (does not parse, names
     │   │                        another project, unreadable archive)
@@ -145,6 +146,10 @@ class PackageIndexError(LockenvError):
 
 class NetworkError(PackageIndexError):
     """The index could not be reached at all."""
+
+
+class OfflineError(NetworkError):
+    """`--offline` and the cache lacks something; `details` names every missing page or file."""
 
 
 class PackageNotFoundError(PackageIndexError):

@@ -43,6 +43,8 @@ def _parse(argv: list[str]) -> tuple[str, Path, bool, dict[str, object]] | None:
             project = Path(value)
         elif command is None and arg in ("lock", "sync"):
             command, step = arg, 1
+        elif command in ("lock", "sync") and arg == "--offline":
+            step = 1  # a no-op uses no network anyway
         elif command == "lock" and arg == "--check":
             step = 1
         elif command == "sync" and arg in _SYNC_FLAGS:

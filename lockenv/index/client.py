@@ -24,7 +24,7 @@ import httpx
 from packaging.utils import canonicalize_name
 
 from lockenv.cache import Cache, file_sha256, mismatch_details, write_atomic
-from lockenv.errors import PackageIndexError, IntegrityError, PackageNotFoundError
+from lockenv.errors import IntegrityError, OfflineError, PackageIndexError, PackageNotFoundError
 from lockenv.index import pages
 from lockenv.index.auth import CredentialLookup, split_credentials
 from lockenv.index.http import (
@@ -33,6 +33,7 @@ from lockenv.index.http import (
     IndexAuth,
     RetryableStatus,
     failure,
+    offline_error,
     redact_url,
     status_error,
     unusable,
@@ -77,11 +78,15 @@ class IndexClient:
         name: str | None = None,
         keyring: bool = False,
         allow_insecure_hosts: tuple[str, ...] = (),
+        offline: bool = False,
     ) -> None:
         """`transport` replaces the network (tests). `name` is the index's name in
         `[[tool.lockenv.index]]` (None for the default index): messages and the
         `LOCKENV_INDEX_<NAME>_*` credential variables use it. Each index has its own client,
-        so its credentials never go with another index's requests."""
+        so its credentials never go with another index's requests. `offline` answers from the
+        cache alone (index pages of any age); what it lacks fails at once, named (see
+        `offline_error()`)."""
+        self.offline = offline
         self.cache = cache
         if exclude_newer is not None and exclude_newer.tzinfo is None:
             exclude_newer = exclude_newer.replace(tzinfo=timezone.utc)
@@ -101,7 +106,7 @@ class IndexClient:
         """The index URL without credentials and trailing slash."""
         self.is_simple = self.index_url.endswith("/simple")
         self._http = Http(self._auth, transport=transport, log=self._debug,
-                          notice=reporter.warn if reporter is not None else None)
+                          notice=reporter.warn if reporter is not None else None, offline=offline)
         self._pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="lockenv-index")
         # Pages have their own workers: a resolver waits on a page before anything else, and
         # must not queue behind hundreds of speculative metadata reads.
@@ -130,6 +135,15 @@ class IndexClient:
         """The simple-API base URL (redacted, ending in `/`), written to the lock's `index`."""
         return simple_url_of(self.index_url)
 
+    @property
+    def missing(self) -> list[str]:
+        """Under `offline`: the pages and files asked for and not cached, so far."""
+        return self._http.missing
+
+    def offline_error(self) -> OfflineError:
+        """Under `offline`: one error naming every page and file asked for and not cached."""
+        return offline_error(self.missing or ["(nothing recorded)"])
+
     def _debug(self, message: str) -> None:
         if self.reporter is not None:
             self.reporter.debug(message)
@@ -157,7 +171,13 @@ class IndexClient:
         return f"{self.index_url}/{name}/json"
 
     def _load_project(self, name: str) -> ProjectFiles:
-        page = None if self.refresh else _usable_page(self.cache.read_page(self.index_url, name))
+        if self.offline:  # any age will do: the user asked for no network
+            page = _usable_page(self.cache.read_page(self.index_url, name, max_age=float("inf")))
+            if page is None:
+                url = self.page_url(name)
+                raise self._http.refuse(url, f"the index page of `{name}` ({redact_url(url)})")
+        else:
+            page = None if self.refresh else _usable_page(self.cache.read_page(self.index_url, name))
         if page is not None:
             self._debug(f"{name}: index page from the cache")
         else:
@@ -245,8 +265,9 @@ class IndexClient:
     # -- metadata files and range reads (dists.py chains them) -------------------------------
     def metadata_file(self, file: DistFile) -> bytes | None:
         """The PEP 658 `<url>.metadata` of a wheel (checked against the index's hash), tried
-        even when not advertised (unless the index says there is none); None when missing."""
-        if file.metadata is False:
+        even when not advertised (unless the index says there is none); None when missing
+        (and always under `offline`: the chain then reads a cached wheel instead)."""
+        if file.metadata is False or self.offline:
             return None
         url = file.url + ".metadata"
         ok: tuple[int, ...] = (200, 404, 410)
@@ -293,7 +314,10 @@ class IndexClient:
     def range_metadata(self, file: DistFile) -> bytes | None:
         """A wheel's METADATA through range requests: its tail, then the central directory and
         METADATA. None when that does not work; a server that ignores Range gets its 200 body
-        saved as the downloaded wheel (so a `download` that follows sends no request)."""
+        saved as the downloaded wheel (so a `download` that follows sends no request).
+        Under `offline`: None at once (the whole wheel may be in the cache)."""
+        if self.offline:
+            return None
         try:
             with self._http.stream(file.url, headers={"Range": f"bytes=-{RANGE_TAIL}"}) as resp:
                 if resp.status_code == 200:
@@ -360,6 +384,7 @@ class IndexClient:
                     progress.advance(n)
 
         by_name = {f.filename: f for f in files}
+        self.require_cached(files)
         futures = {name: self._pool.submit(self.download, f, on_bytes=advance)
                    for name, f in by_name.items()}
         result: dict[str, Path] = {}
@@ -410,6 +435,8 @@ class IndexClient:
             if on_bytes is not None:
                 on_bytes(dest.stat().st_size)
             return dest
+        if self.offline:
+            raise self._refuse_file(file)
         with self.cache.lock(dest):
             if dest.exists():  # another process finished it meanwhile
                 self.cache.verified_artifact(dest, sha256=file.sha256, size=file.size)
@@ -417,6 +444,21 @@ class IndexClient:
             self._fetch_to(file, dest, on_bytes, response)
         self._debug(f"downloaded {file.filename}")
         return dest
+
+    def require_cached(self, files: Iterable[DistFile]) -> None:
+        """Under `offline`, fail before any work naming every one of `files` not in the cache
+        (a sync must not change the venv and then find the third file missing)."""
+        if not self.offline:
+            return
+        absent = [f for f in files
+                  if not self.cache.artifact_path(f.sha256 or f.url, f.filename).exists()]
+        for f in absent:
+            self._refuse_file(f)
+        if absent:
+            raise self.offline_error()
+
+    def _refuse_file(self, file: DistFile) -> OfflineError:
+        return self._http.refuse(file.url, f"{file.filename} ({redact_url(file.url)})")
 
     def _fetch_to(self, file: DistFile, dest: Path, on_bytes: Callable[[int], None] | None,
                   response: httpx.Response | None) -> None:

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from lockenv import __version__
-from lockenv.errors import PackageIndexError, NetworkError
+from lockenv.errors import NetworkError, OfflineError, PackageIndexError
 from lockenv.index.auth import CredentialLookup, Credentials, origin
 from lockenv.index.tls import certificate_error, certificate_failure, ssl_context
 from lockenv.urls import redact_url
@@ -116,8 +116,14 @@ class Http:
         max_connections: int = 24,
         log: Callable[[str], None] | None = None,
         notice: Callable[[str], None] | None = None,
+        offline: bool = False,
     ) -> None:
         self.auth = auth
+        self.offline = offline
+        """No network at all: every request fails at once (no retries) with an OfflineError,
+        and its URL is remembered in `missing` so the final error can name them all."""
+        self._missing: dict[str, None] = {}
+        self._missing_lock = threading.Lock()
         self.log = log or (lambda _message: None)
         self.notice = notice or self.log
         """Said to the user (not only under --verbose): a stalled index must not mean silence."""
@@ -142,6 +148,19 @@ class Http:
     def close(self) -> None:
         self.client.close()
 
+    @property
+    def missing(self) -> list[str]:
+        """The (redacted) URLs refused so far because of `offline`, in the order asked."""
+        with self._missing_lock:
+            return list(self._missing)
+
+    def refuse(self, url: str, what: str | None = None) -> OfflineError:
+        """Remember `url` (or `what`, a description) as missing; the error to raise."""
+        shown = what or redact_url(url)
+        with self._missing_lock:
+            self._missing.setdefault(shown, None)
+        return offline_error([shown])
+
     def backoff(self, attempt: int) -> None:
         delay = BACKOFF[min(attempt, len(BACKOFF) - 1)]
         time.sleep(delay + random.uniform(0, delay / 4))
@@ -156,6 +175,8 @@ class Http:
     ) -> httpx.Response:
         """Send, read the whole body, retry transient failures. Returns the response when its
         status is in `ok`; otherwise raises the matching lockenv error."""
+        if self.offline:
+            raise self.refuse(url)
         last: Exception | None = None
         for attempt in range(self.retries + 1):
             if attempt:
@@ -187,6 +208,8 @@ class Http:
                ) -> Iterator[httpx.Response]:
         """One streamed GET without retries (the caller loops, because a retry must restart
         whatever consumed the body)."""
+        if self.offline:
+            raise self.refuse(url)
         try:
             with self.client.stream("GET", url, headers=headers) as response:
                 self.log(f"GET {redact_url(url)} (streamed) -> {response.status_code}")
@@ -218,6 +241,18 @@ def _check_length(response: httpx.Response) -> None:
             f"body has {len(response.content)} bytes, Content-Length says {want}",
             request=response.request,
         )
+
+
+def offline_error(missing: list[str]) -> OfflineError:
+    """What `--offline` could not find in the cache, every item named (sorted: stable output)."""
+    missing = sorted(set(missing))
+    count = len(missing)
+    head = missing[0] if count == 1 else f"{count} pages or files"
+    return OfflineError(
+        f"--offline: the cache does not hold {head}",
+        details=[f"missing: {m}" for m in missing] if count > 1 else (),
+        hint="run the same command once without --offline (with the network) to fill the cache",
+    )
 
 
 def status_error(response: httpx.Response, url: str) -> PackageIndexError:

@@ -20,8 +20,9 @@ import httpx
 from packaging.utils import canonicalize_name
 
 from lockenv.cache import Cache
-from lockenv.errors import PackageNotFoundError
+from lockenv.errors import OfflineError, PackageNotFoundError
 from lockenv.index.client import IndexClient, simple_url_of
+from lockenv.index.http import offline_error
 from lockenv.once import OnceMap
 from lockenv.models import DistFile, IndexConfig, IndexSettings, ProjectFiles
 from lockenv.ui import Progress, Reporter
@@ -52,13 +53,14 @@ class IndexRouter:
     def __init__(self, settings: IndexSettings, *, cache: Cache,
                  exclude_newer: datetime | None = None, refresh: bool = False,
                  reporter: Reporter | None = None,
-                 transport: httpx.BaseTransport | None = None) -> None:
+                 transport: httpx.BaseTransport | None = None, offline: bool = False) -> None:
         self.routes = Routes(settings)
+        self.offline = offline
         self.settings = settings
         self.cache = cache
         self.reporter = reporter
         self._options = {"exclude_newer": exclude_newer, "refresh": refresh,
-                         "reporter": reporter, "transport": transport}
+                         "reporter": reporter, "transport": transport, "offline": offline}
         self._lock = threading.Lock()
         self._clients: dict[str, IndexClient] = {}
         """Redacted simple-API URL → the client of that index."""
@@ -108,6 +110,30 @@ class IndexRouter:
         for client, group in groups.values():
             out.update(client.download_many(group, progress))
         return out
+
+    def require_cached(self, files: Iterable[DistFile]) -> None:
+        """Under `offline`: fail before any work naming every one of `files` (of any index)
+        that the cache lacks."""
+        if not self.offline:
+            return
+        for file in files:
+            try:
+                self.client_for(file).require_cached([file])
+            except OfflineError:
+                pass  # recorded by that client; all of them are named below
+        if self.missing:
+            raise self.offline_error()
+
+    @property
+    def missing(self) -> list[str]:
+        with self._lock:
+            clients = list(self._clients.values())
+        return [m for c in clients for m in c.missing]
+
+    def offline_error(self) -> OfflineError:
+        """Under `offline`: one error naming every page and file any index was asked for and
+        the cache lacks."""
+        return offline_error(self.missing or ["(nothing recorded)"])
 
     def ensure_size(self, file: DistFile) -> DistFile:
         return self.client_for(file).ensure_size(file)

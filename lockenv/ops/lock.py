@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lockenv import lockfile
-from lockenv.errors import LockfileError, ManifestError, StaleLockError
+from lockenv.errors import LockfileError, ManifestError, OfflineError, StaleLockError
 from lockenv.lockfile import PinChange, StaleReason
 from lockenv.models import LockInputs, ProjectSpec, Resolution
 from lockenv.ops import reports
@@ -29,6 +29,10 @@ class LockOptions:
     upgrade_packages: tuple[str, ...] = ()
     exclude_newer: str | None = None
     refresh: bool = False
+    offline: bool = False
+    """No network: the cache answers (pages of any age), or the lock fails naming what it lacks."""
+    dry_run: bool = False
+    """Resolve and say what would change; write nothing."""
 
 
 def parse_timestamp(text: str, *, where: str) -> datetime:
@@ -119,16 +123,38 @@ def lock(options: LockOptions, *, reporter: Reporter, on_result: Callable[[repor
         if from_cli:  # recorded, so that later runs keep this cut-off until it is changed
             inputs = replace(inputs, exclude_newer_from_cli=True)
         resolution = _resolve(spec, inputs, previous, moves, options, cache, reporter)
-        written = lockfile.write(path, resolution)
+        written = _write_or_compare(path, resolution, options.dry_run)
     count = len({p.name for p in resolution.packages})
     reporter.status(f"Resolved {count} package{'s' if count != 1 else ''} in {time.perf_counter() - started:.2f}s")
     changes = lockfile.diff_pins(previous.pins, resolution, spec, previous.inputs)
-    for line in describe_changes(changes, resolution, previous.inputs, options, project=spec.name,
-                                 old_pins=previous.pins):
-        reporter.status(line)
-    if not written:
-        reporter.status(f"{LOCK_NAME} unchanged")
+    _report_changes(describe_changes(changes, resolution, previous.inputs, options, project=spec.name,
+                                     old_pins=previous.pins),
+                    written, options.dry_run, reporter)
     return 0
+
+
+def _write_or_compare(path: Path, resolution: Resolution, dry_run: bool) -> bool:
+    """Write the lock (True when its bytes changed); under --dry-run only say whether they would."""
+    if not dry_run:
+        return lockfile.write(path, resolution)
+    try:
+        return path.read_bytes() != lockfile.dumps(resolution).encode("utf-8")
+    except OSError:
+        return True
+
+
+def _report_changes(lines: list[str], written: bool, dry_run: bool, reporter: Reporter) -> None:
+    """What moved; under --dry-run that is the answer itself, so it goes to stdout."""
+    for line in lines:
+        if dry_run:
+            reporter.data(line)
+        else:
+            reporter.status(line)
+    if dry_run:
+        reporter.status(f"Dry run: {LOCK_NAME} would " + ("change" if written else "not change")
+                        + "; nothing was written")
+    elif not written:
+        reporter.status(f"{LOCK_NAME} unchanged")
 
 
 def _forced(options: LockOptions) -> bool:
@@ -144,6 +170,10 @@ def _answer_without_resolving(
     on_result: Callable[[reports.LockCheck], None] | None,
 ) -> bool:
     """`--check`, or a fresh lock nothing forces to move: answer (or raise) and say so."""
+    if options.check and options.dry_run:
+        raise ManifestError("--check and --dry-run both write nothing; --check answers with its "
+                            "exit status, --dry-run shows what a relock would change",
+                            hint="pass one of them")
     if options.check and (options.upgrade or options.upgrade_packages or options.exclude_newer):
         raise ManifestError(
             "--check writes nothing, so it cannot be combined with --upgrade, "
@@ -208,18 +238,22 @@ def _resolve(
         spec.indexes or single(spec.index_url),
         cache=cache,
         exclude_newer=spec.exclude_newer,
-        refresh=options.refresh,
+        refresh=options.refresh and not options.offline,
         reporter=reporter,
+        offline=options.offline,
     ) as client, distributions(client, cache=cache, reporter=reporter) as dists:
-        universal = resolve(
-            spec,
-            inputs,
-            dists,
-            preferences=preferences,
-            upgrade=options.upgrade,
-            upgrade_packages=tuple(n for n, v in moves.items() if not v),
-            reporter=reporter,
-        )
+        try:
+            universal = resolve(
+                spec,
+                inputs,
+                dists,
+                preferences=preferences,
+                upgrade=options.upgrade,
+                upgrade_packages=tuple(n for n, v in moves.items() if not v),
+                reporter=reporter,
+            )
+        except OfflineError:  # name every page and file the resolution reached, not just one
+            raise client.offline_error() from None
     lockfile.check_serves(universal.resolution, universal.targets, universal.outside)
     for message, hint in universal.warnings:
         reporter.warn(message, hint=hint)

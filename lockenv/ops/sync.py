@@ -22,7 +22,7 @@ from lockenv.errors import BuildError, LockfileError, StaleLockError, SyncError
 from lockenv.ops import reports
 from lockenv.ops.wanted import Selection, own_runtime, python_request, select_all
 from lockenv.ops.wanted import lock_path as _lock_path
-from lockenv.project import LOCK_NAME
+from lockenv.project import LOCK_NAME, foreign_virtual_env_warning
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -51,6 +51,8 @@ class SyncOptions(Selection):
     find_links: Path | None = None
     """Install from this directory alone (what `lockenv fetch` wrote), every file checked
     against the lock; no index is asked for a file."""
+    offline: bool = False
+    """No network: files (and a relock's pages) come from the cache or the sync fails naming them."""
 
 
 def _fresh_state(options: SyncOptions) -> dict[str, Any] | None:
@@ -94,6 +96,9 @@ def sync(options: SyncOptions, *, reporter: Reporter,
         raise SyncError("--locked and --frozen contradict each other",
                         hint="--locked checks that the lock is up to date with pyproject.toml; "
                              "--frozen uses it without checking: pass one of them")
+    foreign = foreign_virtual_env_warning(options.project, "syncing")
+    if foreign:
+        reporter.warn(foreign)
     if not options.dry_run:
         fresh = _fresh_state(options)
         if fresh is not None:
@@ -175,7 +180,7 @@ def _check_lock(options: SyncOptions, cache: Cache, reporter: Reporter,
     reporter.status(f"{LOCK_NAME} is out of date ({'; '.join(map(str, reasons))}); locking again")
     from lockenv.ops.lock import LockOptions, lock
 
-    code = lock(LockOptions(project=options.project), reporter=reporter)
+    code = lock(LockOptions(project=options.project, offline=options.offline), reporter=reporter)
     if code:
         raise SyncError(f"locking {options.project} failed; nothing was synced")
     return manifest.load(options.project)
@@ -275,12 +280,26 @@ def _open_venv(options: SyncOptions, spec: ProjectSpec | None, lock: Pylock,
         # cannot serve this machine fails with the project unchanged.
         assert venv_plan.interpreter is not None
         probe = probe_interp(Path(venv_plan.interpreter.path), reporter)
-        select_all(options, spec, lock, probe)
+        _require_cached(select_all(options, spec, lock, probe), lock, spec, options, reporter)
         if options.dry_run:  # no usable venv yet: plan for the interpreter we would use
             _tell_would_create(venv_plan, reporter)
             return _Target(venv_plan.path, None, probe)
     venv = realize_venv(venv_plan, reporter)
     return _repair(options, venv.path, probe_interp(venv.python, reporter), reporter)
+
+
+def _require_cached(wanted: Sequence[Wanted], lock: Pylock, spec: ProjectSpec | None,
+                    options: SyncOptions, reporter: Reporter) -> None:
+    """Under --offline (not a dry run): fail before the venv is even made when the cache lacks
+    a file the new venv needs, naming them all."""
+    if not options.offline or options.dry_run or options.find_links is not None:
+        return
+    from lockenv.cache import Cache
+    from lockenv.index.routing import IndexRouter, with_default
+
+    settings = with_default(getattr(spec, "indexes", None), _index_url(lock, spec, _lock_path(options)))
+    with IndexRouter(settings, cache=Cache(), reporter=reporter, offline=True) as client:
+        client.require_cached(w.file for w in wanted if w.file is not None and not w.local_path)
 
 
 def _tell_would_create(venv_plan: VenvPlan, reporter: Reporter) -> None:
@@ -454,7 +473,8 @@ def _apply(sync_plan: SyncPlan, *, options: SyncOptions, spec: ProjectSpec | Non
             # lock's default index.
             settings = with_default(getattr(spec, "indexes", None),
                                     _index_url(lock, spec, _lock_path(options)))
-            clients.append(IndexRouter(settings, cache=cache, reporter=reporter))
+            clients.append(IndexRouter(settings, cache=cache, reporter=reporter,
+                                       offline=options.offline))
         return clients[0]
 
     def build_context() -> Any:
@@ -480,7 +500,7 @@ def _apply(sync_plan: SyncPlan, *, options: SyncOptions, spec: ProjectSpec | Non
             raise
 
     try:
-        if options.find_links is not None:  # every file there, before anything is installed
+        if options.find_links is not None or options.offline:  # every file there, before anything changes
             client().require_cached(a.wanted.file for a in sync_plan.changes
                                     if a.wanted is not None and a.wanted.file is not None
                                     and not a.wanted.local_path)

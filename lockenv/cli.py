@@ -597,6 +597,107 @@ def cache_prune(ctx: typer.Context, verbose: VerboseOpt = False) -> None:
     _query(ctx, do_prune, CacheOptions(), lambda result, reporter: _show_removed(result, reporter, "Pruned"))
 
 
+# -- the everyday workflow: init, add, remove, run ----------------------------------------------
+@app.command(epilog=_examples(
+    "lockenv init                       # a pyproject.toml for the project in this directory",
+    "lockenv init myapp --python 3.12   # a new directory myapp, requires-python >=3.12",
+))
+def init(
+    ctx: typer.Context,
+    directory: Annotated[
+        Optional[Path],
+        typer.Argument(metavar="[DIR]", show_default=False,
+                       help="Where to write pyproject.toml (made if missing; default: here)."),
+    ] = None,
+    name: Annotated[
+        Optional[str],
+        typer.Option("--name", metavar="NAME", help="The project name (default: the directory's)."),
+    ] = None,
+    python: Annotated[
+        Optional[str],
+        typer.Option("--python", metavar="VERSION",
+                     help="requires-python becomes >=VERSION (default: this interpreter's X.Y)."),
+    ] = None,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Write a minimal pyproject.toml; refuse when there is one."""
+    from lockenv.ops.init import InitOptions, init as do_init
+
+    _flags(ctx, quiet, verbose)
+    _run(ctx, do_init, InitOptions(directory=(directory or Path.cwd()), name=name, python=python))
+
+
+EditGroupOpt = Annotated[
+    Optional[str],
+    typer.Option("--group", metavar="NAME", help="Edit this dependency group ([dependency-groups])."),
+]
+EditExtraOpt = Annotated[
+    Optional[str],
+    typer.Option("--optional", metavar="EXTRA",
+                 help="Edit this extra ([project.optional-dependencies])."),
+]
+NoSyncOpt = Annotated[
+    bool, typer.Option("--no-sync", help="Lock, but leave .venv as it is.")
+]
+
+
+@app.command(epilog=_examples(
+    "lockenv add httpx                              # the newest httpx, written as httpx>=VERSION",
+    "lockenv add 'rich>=13' --group dev             # into [dependency-groups] dev",
+    "lockenv add uvicorn --optional web --no-sync   # into the extra `web`; lock only",
+))
+def add(
+    ctx: typer.Context,
+    requirements: Annotated[
+        list[str], typer.Argument(metavar="REQ...", show_default=False,
+                                  help="Requirements as in pyproject.toml: NAME, NAME>=1.2, NAME[extra].")
+    ],
+    group: EditGroupOpt = None,
+    optional: EditExtraOpt = None,
+    no_sync: NoSyncOpt = False,
+    frozen: Annotated[
+        bool, typer.Option("--frozen", help="Only edit pyproject.toml: neither lock nor sync.")
+    ] = False,
+    offline: OfflineOpt = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+    project: ProjectOpt = None,
+) -> None:
+    """Add requirements to pyproject.toml, lock and sync; on any failure nothing changes."""
+    from lockenv.ops.edit import EditOptions, add as do_add
+
+    g = _flags(ctx, quiet, verbose, project)
+    _run(ctx, do_add, EditOptions(project=g.project, items=tuple(requirements), group=group,
+                                  optional=optional, no_sync=no_sync, frozen=frozen, offline=offline))
+
+
+@app.command(epilog=_examples(
+    "lockenv remove httpx                # from [project] dependencies",
+    "lockenv remove pytest --group dev   # from [dependency-groups] dev",
+))
+def remove(
+    ctx: typer.Context,
+    names: Annotated[
+        list[str], typer.Argument(metavar="NAME...", show_default=False,
+                                  help="Package names to remove (every requirement on each).")
+    ],
+    group: EditGroupOpt = None,
+    optional: EditExtraOpt = None,
+    no_sync: NoSyncOpt = False,
+    offline: OfflineOpt = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+    project: ProjectOpt = None,
+) -> None:
+    """Remove requirements from pyproject.toml, lock and sync; on any failure nothing changes."""
+    from lockenv.ops.edit import EditOptions, remove as do_remove
+
+    g = _flags(ctx, quiet, verbose, project)
+    _run(ctx, do_remove, EditOptions(project=g.project, items=tuple(names), group=group,
+                                     optional=optional, no_sync=no_sync, offline=offline))
+
+
 def main() -> None:
     """Full CLI without the no-op fast path (see lockenv.fastpath.main)."""
     app()

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from conftest import run_lockenv
-from test_sync import env_for, installed, lock, snapshot, sync
+from helpers import run_lockenv
+from helpers import env_for, installed, lock, snapshot, sync
 
 COMMENTED = """\
 # The demo project: comments and layout here must survive every edit.

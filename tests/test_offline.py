@@ -7,8 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from conftest import run_lockenv
-from test_sync import env_for, installed, lock, snapshot, sync, write_project
+from helpers import run_lockenv
+from helpers import env_for, installed, lock, snapshot, sync, write_project
 
 
 def test_warm_cache_locks_and_syncs_with_the_index_stopped(project: Path, index_server: Any) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from lockenv.errors import ManifestError
+from lockenv.errors import LockenvError, ManifestError
 from lockenv.project import LOCK_NAME, PYPROJECT, venv_path
 from lockenv.ui import Reporter
 
@@ -181,12 +181,15 @@ class _Transaction:
                  tb: TracebackType | None) -> None:
         try:
             if exc is not None:
-                self._restore()
+                restored = "nothing was changed: " + self._restore()
+                if isinstance(exc, LockenvError):  # said with the error, after its message
+                    raise exc.with_note(restored) from None
+                self.reporter.warn(restored)
         finally:
             if self._old_term is not None:
                 signal.signal(signal.SIGTERM, self._old_term)
 
-    def _restore(self) -> None:
+    def _restore(self) -> str:
         from lockenv.cache import write_atomic
 
         write_atomic(self.manifest, self.original)
@@ -197,7 +200,7 @@ class _Transaction:
         restored = f"{PYPROJECT} and {LOCK_NAME} are as they were"
         if self.synced:
             restored += self._restore_venv()
-        self.reporter.warn(f"nothing was changed: {restored}")
+        return restored
 
     def _restore_venv(self) -> str:
         import shutil

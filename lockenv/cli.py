@@ -22,7 +22,8 @@ app = typer.Typer(
     name="lockenv",
     help="Universal, hashed PEP 751 lockfiles (pylock.toml) and exact virtual environments.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish)
+    context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
@@ -43,7 +44,7 @@ def _version(value: bool) -> None:
 ProjectOpt = Annotated[
     Optional[Path],
     typer.Option(
-        "--project", "-C", show_default=False,
+        "--project", "-C", show_default=False, metavar="DIR",
         help="The project directory (default: the nearest one upward holding pyproject.toml).",
     ),
 ]
@@ -59,7 +60,7 @@ def _main(
     ] = False,
     version: Annotated[
         Optional[bool],
-        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+        typer.Option("--version", "-V", callback=_version, is_eager=True, help="Show the version."),
     ] = None,
 ) -> None:
     from lockenv.project import find_project
@@ -114,15 +115,16 @@ def _run(ctx: typer.Context, func: Callable[..., int], *args: object, **kwargs: 
 
 
 ExtraOpt = Annotated[
-    Optional[list[str]], typer.Option("--extra", help="Include this extra (repeatable).")
+    Optional[list[str]],
+    typer.Option("--extra", metavar="NAME", help="Include this extra (repeatable)."),
 ]
 GroupOpt = Annotated[
     Optional[list[str]],
-    typer.Option("--group", help="Include this dependency group (repeatable)."),
+    typer.Option("--group", metavar="NAME", help="Include this dependency group (repeatable)."),
 ]
 OnlyGroupOpt = Annotated[
     Optional[list[str]],
-    typer.Option("--only-group", help="Only this group: no main dependencies (repeatable)."),
+    typer.Option("--only-group", metavar="NAME", help="Only this group: no main dependencies (repeatable)."),
 ]
 OfflineOpt = Annotated[
     bool,
@@ -131,7 +133,7 @@ OfflineOpt = Annotated[
 ]
 LockfileOpt = Annotated[
     Optional[Path],
-    typer.Option("--lockfile", help="Use this pylock file instead of pylock.toml (one written by uv, pip or PDM, say)."),
+    typer.Option("--lockfile", metavar="PATH", help="Use this pylock file instead of pylock.toml (one written by uv, pip or PDM, say)."),
 ]
 
 
@@ -157,7 +159,11 @@ def _usage_error(ctx: typer.Context, message: str) -> NoReturn:
     raise typer.Exit(2)
 
 
-@app.command()
+@app.command(epilog=_examples(
+    ("lockenv lock", "write pylock.toml, or say it is up to date"),
+    ("lockenv lock --check", "CI: exit 1 when pylock.toml is out of date"),
+    ("lockenv lock -P httpx --dry-run", "what moving httpx to its newest would change"),
+))
 def lock(
     ctx: typer.Context,
     check: Annotated[
@@ -168,12 +174,12 @@ def lock(
     ] = False,
     upgrade_package: Annotated[
         Optional[list[str]],
-        typer.Option("--upgrade-package", "-P", help="Move only this package: NAME, or NAME==VERSION (repeatable)."),
+        typer.Option("--upgrade-package", "-P", metavar="NAME[==VERSION]", help="Move only this package: NAME, or NAME==VERSION (repeatable)."),
     ] = None,
     exclude_newer: Annotated[
         Optional[str],
         typer.Option(
-            "--exclude-newer",
+            "--exclude-newer", metavar="TIME",
             help="Ignore files uploaded after this time (RFC 3339 or YYYY-MM-DD); remembered in the lock "
                  "for later relocks until changed; `none` forgets it.",
         ),
@@ -185,6 +191,9 @@ def lock(
         bool, typer.Option("--json", help="With --check: print the finding as JSON on stdout (keys: see the README).")
     ] = False,
     offline: OfflineOpt = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what a relock would change; write nothing.")
+    ] = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
     project: ProjectOpt = None,
@@ -201,17 +210,24 @@ def lock(
         exclude_newer=exclude_newer,
         refresh=refresh,
         offline=offline,
+        dry_run=dry_run,
     )
     if json_ and not check:
         _usage_error(ctx, "--json goes with --check (the finding as JSON)")
     _run(ctx, do_lock, options, on_result=_json_sink(g, json_))
 
 
-@app.command()
+@app.command(epilog=_examples(
+    ("lockenv sync", "make .venv match pylock.toml (relocking first if stale)"),
+    ("lockenv sync --locked --all-extras", "CI: fail on a stale lock; every extra"),
+    ("lockenv sync --dry-run --group docs", "show the plan with the docs group"),
+))
 def sync(
     ctx: typer.Context,
     python: Annotated[
-        Optional[str], typer.Option("--python", help="Interpreter: a version like 3.12, or a path.")
+        Optional[str],
+        typer.Option("--python", metavar="VERSION|PATH",
+                     help="Interpreter: a version like 3.12, or a path."),
     ] = None,
     extra: ExtraOpt = None,
     all_extras: Annotated[bool, typer.Option("--all-extras", help="Include every extra.")] = False,
@@ -304,7 +320,10 @@ def fetch(
     _run(ctx, do_fetch, options)
 
 
-@app.command()
+@app.command(epilog=_examples(
+    ("lockenv verify", "every installed file against RECORD, the set against the lock"),
+    ("lockenv verify --all-groups", "the same, counting every dependency group"),
+))
 def verify(
     ctx: typer.Context,
     extra: ExtraOpt = None,
@@ -696,6 +715,57 @@ def remove(
     g = _flags(ctx, quiet, verbose, project)
     _run(ctx, do_remove, EditOptions(project=g.project, items=tuple(names), group=group,
                                      optional=optional, no_sync=no_sync, offline=offline))
+
+
+@app.command(
+    context_settings={"allow_interspersed_args": False, "ignore_unknown_options": True},
+    epilog=_examples(
+        ("lockenv run pytest -x", "sync if needed, then the venv's pytest"),
+        ("lockenv run python -c 'import sys; print(sys.prefix)'", "the venv's Python"),
+        ("lockenv run --group docs --frozen mkdocs build", "with the docs group, lock unchecked"),
+    ),
+)
+def run(
+    ctx: typer.Context,
+    command: Annotated[
+        list[str], typer.Argument(metavar="CMD [ARGS]...", show_default=False,
+                                  help="The command and its arguments (options after CMD are its own).")
+    ],
+    no_sync: Annotated[
+        bool, typer.Option("--no-sync", help="Run in .venv as it is: neither lock nor sync.")
+    ] = False,
+    locked: Annotated[
+        bool, typer.Option("--locked", help="Fail if the lock is out of date with pyproject.toml.")
+    ] = False,
+    frozen: Annotated[
+        bool, typer.Option("--frozen", help="Sync from the lock as it is, without checking it.")
+    ] = False,
+    extra: ExtraOpt = None,
+    all_extras: Annotated[bool, typer.Option("--all-extras", help="Include every extra.")] = False,
+    group: GroupOpt = None,
+    only_group: OnlyGroupOpt = None,
+    no_default_groups: Annotated[
+        bool, typer.Option("--no-default-groups", help="Leave out the default groups.")
+    ] = False,
+    all_groups: Annotated[bool, typer.Option("--all-groups", help="Include every group.")] = False,
+    offline: OfflineOpt = False,
+    project: ProjectOpt = None,
+) -> None:
+    """Run a command in the project's venv, syncing it first when it is out of date.
+
+    The command replaces lockenv (its exit status is lockenv's; signals reach it), with the
+    venv's scripts first on PATH and VIRTUAL_ENV set."""
+    from lockenv.ops.run import RunOptions, run as do_run
+    from lockenv.ops.sync import SyncOptions
+
+    g = _flags(ctx, False, False, project)
+    sync_options = SyncOptions(
+        project=g.project, locked=locked, frozen=frozen, offline=offline,
+        extras=tuple(extra or ()), all_extras=all_extras, groups=tuple(group or ()),
+        only_groups=tuple(only_group or ()), no_default_groups=no_default_groups,
+        all_groups=all_groups,
+    )
+    _run(ctx, do_run, RunOptions(command=tuple(command), sync=sync_options, no_sync=no_sync))
 
 
 def main() -> None:

@@ -16,6 +16,7 @@
     ├── BuildError               a PEP 517 build failed (carries the backend's last lines)
     ├── PythonNotFoundError      no interpreter satisfies the request
     ├── SyncError                anything else that stops a sync
+    ├── RunError                 `lockenv run` cannot start the command (not found, not executable)
     └── CacheError               the cache directory cannot be used
 
 Every message is plain text (no markup) that already names what went wrong; `context` holds the
@@ -193,6 +194,10 @@ class PythonNotFoundError(LockenvError):
 
 class SyncError(LockenvError):
     """The environment could not be made to match the lock."""
+
+
+class RunError(LockenvError):
+    """`lockenv run` cannot start the command it was given."""
 
 
 class CacheError(LockenvError):

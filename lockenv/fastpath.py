@@ -1,4 +1,5 @@
-"""The no-op answer for `lockenv lock` / `lockenv sync`, given before the CLI framework loads.
+"""The no-op answer for `lockenv lock` / `lockenv sync` / `lockenv run`, given before the CLI
+framework loads.
 
 CI runs these thousands of times a day with nothing to do; importing typer (and the pydantic it
 brings) alone costs ~0.15 s. So the entry point first parses the few argument shapes a no-op can
@@ -86,9 +87,89 @@ def try_noop(argv: list[str]) -> int | None:
         if not sync_is_noop(project, SyncOptions(project=project, **options)):  # type: ignore[arg-type]
             return None
         message = "Environment is up to date"
+        _warn_foreign_venv(project, "syncing", quiet)
     if not quiet:
         print(message, file=sys.stderr)
     return 0
+
+
+def _warn_foreign_venv(project: Path, doing: str, quiet: bool) -> None:
+    from lockenv.project import foreign_virtual_env_warning
+
+    warning = foreign_virtual_env_warning(project, doing)
+    if warning and not quiet:
+        print(f"warning: {warning}", file=sys.stderr)
+
+
+def _parse_run(argv: list[str]) -> tuple[Path, bool, dict[str, object], bool, list[str]] | None:
+    """(project, quiet, sync options, --no-sync, command) for `lockenv [-q] [-C DIR] run
+    [selection flags] CMD [ARGS...]`, else None (the full CLI handles every other shape)."""
+    project: Path | None = None
+    quiet = no_sync = False
+    options: dict[str, object] = {}
+    i = 0
+    while i < len(argv) and argv[i] != "run":  # the global options before `run`
+        if argv[i] in ("-q", "--quiet"):
+            quiet, i = True, i + 1
+        elif argv[i] in ("-C", "--project") and i + 1 < len(argv):
+            project, i = Path(argv[i + 1]), i + 2
+        else:
+            return None
+    i += 1
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--" or not arg.startswith("-"):
+            command = argv[i + 1:] if arg == "--" else argv[i:]
+            break
+        if arg in _SYNC_FLAGS and arg != "--inexact":
+            options[_SYNC_FLAGS[arg]] = True
+        elif arg in _SYNC_LISTS and i + 1 < len(argv):
+            key = _SYNC_LISTS[arg]
+            options[key] = (*options.get(key, ()), argv[i + 1])  # type: ignore[misc]
+            i += 1
+        elif arg == "--no-sync":
+            no_sync = True
+        elif arg != "--offline":  # a no-op uses no network anyway
+            return None
+        i += 1
+    else:
+        return None
+    if not command:
+        return None
+    where = project.resolve() if project is not None else find_project(Path.cwd())
+    return where, quiet, options, no_sync, command
+
+
+def try_run(argv: list[str]) -> None:
+    """`lockenv run` with nothing to sync (or --no-sync): exec the command now, without the
+    CLI framework. Returns (to let the full CLI sync and report) in every other case."""
+    parsed = _parse_run(argv)
+    if parsed is None:
+        return
+    project, quiet, options, no_sync, command = parsed
+    from lockenv.project import PYPROJECT
+
+    if not (project / PYPROJECT).is_file():
+        return
+    if not no_sync:
+        from lockenv.ops.sync import SyncOptions, is_noop as sync_is_noop
+
+        if not sync_is_noop(project, SyncOptions(project=project, **options)):  # type: ignore[arg-type]
+            return
+    import shutil
+
+    from lockenv.errors import LockenvError
+    from lockenv.ops.run import command_env, exec_command
+    from lockenv.project import venv_path
+
+    venv = venv_path(project)
+    if not venv.is_dir() or not shutil.which(command[0], path=command_env(venv)["PATH"]):
+        return  # the full CLI says what is wrong, once
+    _warn_foreign_venv(project, "running in", quiet)
+    try:
+        exec_command(project, command)
+    except LockenvError:
+        return  # said by the full CLI, which finds the same problem
 
 
 def main() -> None:
@@ -96,6 +177,7 @@ def main() -> None:
     code = try_noop(sys.argv[1:])
     if code is not None:
         raise SystemExit(code)
+    try_run(sys.argv[1:])
     from lockenv.cli import app
 
     app()

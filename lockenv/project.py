@@ -29,3 +29,26 @@ def venv_path(project: Path) -> Path:
     if env:
         return (project / Path(env).expanduser()).resolve()
     return project / VENV_NAME
+
+
+def foreign_virtual_env(project: Path) -> str | None:
+    """`VIRTUAL_ENV` when it names another environment than the project's venv: `sync` and
+    `run` then say which one they use (as uv does) instead of ignoring it silently."""
+    active = os.environ.get("VIRTUAL_ENV")
+    if not active:
+        return None
+    ours = venv_path(project)
+    try:
+        same = os.path.samefile(active, ours)
+    except OSError:
+        same = os.path.realpath(active) == os.path.realpath(ours)
+    return None if same else active
+
+
+def foreign_virtual_env_warning(project: Path, doing: str) -> str | None:
+    """The warning for `foreign_virtual_env` (`doing`: "syncing", "running in"), or None."""
+    active = foreign_virtual_env(project)
+    if active is None:
+        return None
+    return (f"VIRTUAL_ENV={active} is not this project's environment and is ignored; "
+            f"{doing} {venv_path(project)}")

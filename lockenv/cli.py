@@ -29,6 +29,11 @@ app = typer.Typer(
 )
 
 
+def _examples(*lines: str) -> str:
+    """A help epilog: the examples, one per line (\\b keeps click from rewrapping them)."""
+    return "Examples:\n\n\b\n" + "\n".join(f"  {line}" for line in lines)
+
+
 @dataclass
 class Globals:
     project: Path
@@ -160,9 +165,9 @@ def _usage_error(ctx: typer.Context, message: str) -> NoReturn:
 
 
 @app.command(epilog=_examples(
-    ("lockenv lock", "write pylock.toml, or say it is up to date"),
-    ("lockenv lock --check", "CI: exit 1 when pylock.toml is out of date"),
-    ("lockenv lock -P httpx --dry-run", "what moving httpx to its newest would change"),
+    "lockenv lock                      # write pylock.toml, or say it is up to date",
+    "lockenv lock --check              # CI: exit 1 when pylock.toml is out of date",
+    "lockenv lock -P httpx --dry-run   # what moving httpx to its newest would change",
 ))
 def lock(
     ctx: typer.Context,
@@ -218,9 +223,9 @@ def lock(
 
 
 @app.command(epilog=_examples(
-    ("lockenv sync", "make .venv match pylock.toml (relocking first if stale)"),
-    ("lockenv sync --locked --all-extras", "CI: fail on a stale lock; every extra"),
-    ("lockenv sync --dry-run --group docs", "show the plan with the docs group"),
+    "lockenv sync                          # make .venv match pylock.toml (relocking first if stale)",
+    "lockenv sync --locked --all-extras    # CI: fail on a stale lock; every extra",
+    "lockenv sync --dry-run --group docs   # show the plan with the docs group",
 ))
 def sync(
     ctx: typer.Context,
@@ -321,8 +326,8 @@ def fetch(
 
 
 @app.command(epilog=_examples(
-    ("lockenv verify", "every installed file against RECORD, the set against the lock"),
-    ("lockenv verify --all-groups", "the same, counting every dependency group"),
+    "lockenv verify                # every installed file against RECORD, the set against the lock",
+    "lockenv verify --all-groups   # the same, counting every dependency group",
 ))
 def verify(
     ctx: typer.Context,
@@ -382,9 +387,6 @@ def _selection(
     }
 
 
-def _examples(*lines: str) -> str:
-    """A help epilog: the examples, one per line (\\b keeps click from rewrapping them)."""
-    return "Examples:\n\n\b\n" + "\n".join(f"  {line}" for line in lines)
 
 
 def _query(ctx: typer.Context, func: Any, options: Any, render: Any) -> NoReturn:
@@ -720,9 +722,9 @@ def remove(
 @app.command(
     context_settings={"allow_interspersed_args": False, "ignore_unknown_options": True},
     epilog=_examples(
-        ("lockenv run pytest -x", "sync if needed, then the venv's pytest"),
-        ("lockenv run python -c 'import sys; print(sys.prefix)'", "the venv's Python"),
-        ("lockenv run --group docs --frozen mkdocs build", "with the docs group, lock unchecked"),
+        "lockenv run pytest -x                                   # sync if needed, then the venv's pytest",
+        "lockenv run python -c 'import sys; print(sys.prefix)'   # the venv's Python",
+        "lockenv run --group docs --frozen mkdocs build          # with the docs group, lock unchecked",
     ),
 )
 def run(

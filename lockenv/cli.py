@@ -751,6 +751,8 @@ def run(
     ] = False,
     all_groups: Annotated[bool, typer.Option("--all-groups", help="Include every group.")] = False,
     offline: OfflineOpt = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
     project: ProjectOpt = None,
 ) -> None:
     """Run a command in the project's venv, syncing it first when it is out of date.
@@ -760,7 +762,7 @@ def run(
     from lockenv.ops.run import RunOptions, run as do_run
     from lockenv.ops.sync import SyncOptions
 
-    g = _flags(ctx, False, False, project)
+    g = _flags(ctx, quiet, verbose, project)
     sync_options = SyncOptions(
         project=g.project, locked=locked, frozen=frozen, offline=offline,
         extras=tuple(extra or ()), all_extras=all_extras, groups=tuple(group or ()),

@@ -129,6 +129,8 @@ def _parse_run(argv: list[str]) -> tuple[Path, bool, dict[str, object], bool, li
             i += 1
         elif arg == "--no-sync":
             no_sync = True
+        elif arg in ("-q", "--quiet"):
+            quiet = True
         elif arg != "--offline":  # a no-op uses no network anyway
             return None
         i += 1

@@ -81,3 +81,27 @@ def test_a_stale_lock_is_relocked_offline_or_the_sync_says_what_is_missing(
     assert "the index page of `feat`" in result.stderr
     assert (project / "pylock.toml").read_bytes() == lock_before
     assert snapshot(project / ".venv") == before
+
+
+def test_add_and_remove_offline(project: Path, index_server: Any) -> None:
+    write_project(project, ["alpha"])
+    lock(project, index_server)
+    assert sync(project, index_server).code == 0
+    pyproject = (project / "pyproject.toml").read_bytes()
+    lock_before = (project / "pylock.toml").read_bytes()
+    before = snapshot(project / ".venv")
+    index_server.clear_log()
+    cold = run_lockenv("add", "feat", "--offline", cwd=project, env=env_for(index_server))
+    assert cold.code == 2, cold.output
+    assert "the index page of `feat`" in cold.stderr and "nothing was changed" in cold.stderr
+    assert (project / "pyproject.toml").read_bytes() == pyproject
+    assert (project / "pylock.toml").read_bytes() == lock_before
+    assert snapshot(project / ".venv") == before
+    # Warm: gamma's page, metadata and file are all cached from the first sync.
+    warm = run_lockenv("add", "gamma", "--offline", cwd=project, env=env_for(index_server))
+    assert warm.code == 0, warm.output
+    assert '"gamma>=1.2"' in (project / "pyproject.toml").read_text()
+    removed = run_lockenv("remove", "gamma", "--offline", cwd=project, env=env_for(index_server))
+    assert removed.code == 0, removed.output
+    assert (project / "pyproject.toml").read_bytes() == pyproject
+    assert index_server.requests == []

@@ -20,9 +20,8 @@ def _ready(project: Path, srv: Any) -> None:
     assert sync(project, srv).code == 0
 
 
-def test_run_syncs_first_then_runs_the_venvs_python(project: Path, index_server: Any) -> None:
-    write_project(project, ["alpha"])
-    lock(project, index_server)
+def test_run_locks_and_syncs_first_then_runs_the_venvs_python(project: Path, index_server: Any) -> None:
+    write_project(project, ["alpha"])  # no lock yet: run locks, as uv run does
     code = ("import os, sys, alpha; print(sys.prefix); print(os.environ['VIRTUAL_ENV']); "
             "print(os.environ['PATH'].split(os.pathsep)[0]); sys.exit(7)")
     result = run_lockenv("run", "python", "-c", code, cwd=project, env=env_for(index_server))
@@ -36,6 +35,17 @@ def test_run_syncs_first_then_runs_the_venvs_python(project: Path, index_server:
     assert result.code == 0, result.output
     assert result.stderr == ""
     assert index_server.requests == []
+    assert (project / "pylock.toml").exists()
+
+
+def test_quiet_run_says_nothing_of_its_own(project: Path, index_server: Any) -> None:
+    write_project(project, ["alpha"])
+    lock(project, index_server)
+    for args in (("run", "-q"), ("-q", "run")):  # the first syncs, the second is a no-op
+        result = run_lockenv(*args, "python", "-c", "print('hi')", cwd=project,
+                             env=env_for(index_server))
+        assert result.code == 0, result.output
+        assert (result.stdout, result.stderr) == ("hi\n", ""), args
 
 
 def test_options_after_the_command_are_the_commands(project: Path, index_server: Any) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from lockenv.errors import RunError
-from lockenv.project import PYPROJECT, foreign_virtual_env_warning, venv_path
+from lockenv.project import LOCK_NAME, PYPROJECT, foreign_virtual_env_warning, venv_path
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,12 @@ def run(options: RunOptions, *, reporter: Any) -> int:
     if not options.no_sync:
         from lockenv.ops.sync import sync
 
-        sync(options.sync, reporter=_DataToStderr(reporter))
+        quiet = _DataToStderr(reporter)
+        if not (project / LOCK_NAME).exists() and not (options.sync.locked or options.sync.frozen):
+            from lockenv.ops.lock import LockOptions, lock  # a new project: lock it, as uv run does
+
+            lock(LockOptions(project=project, offline=options.sync.offline), reporter=quiet)
+        sync(options.sync, reporter=quiet)
     exec_command(project, options.command)
 
 

@@ -160,17 +160,18 @@ class _Transaction:
         self.venv = venv_path(project)
         self.venv_existed = self.venv.exists()
         self.venv_was_fresh = False
+        """The venv matched the lock before (so a changed one can be synced back to it)."""
         self.synced = False
         self._old_term: Any = None
 
     def syncing(self) -> None:
         """Called before the sync: from here on the venv may change."""
-        from lockenv.ops.sync import is_noop
-
-        self.venv_was_fresh = self.venv_existed and is_noop(self.project)
         self.synced = True
 
     def __enter__(self) -> _Transaction:
+        from lockenv.ops.sync import is_noop
+
+        self.venv_was_fresh = self.venv_existed and is_noop(self.project)  # before any edit
         try:
             self._old_term = signal.signal(signal.SIGTERM, _raise_interrupt)
         except ValueError:  # not the main thread: no handler, the rest still holds
@@ -211,7 +212,9 @@ class _Transaction:
             if self.venv.exists():
                 shutil.rmtree(self.venv, ignore_errors=True)
             return f"; {self.venv.name} was not created"
-        if not self.venv_was_fresh or is_noop(self.project):
+        if not self.venv_was_fresh:  # it did not match the old lock either: nothing to put back
+            return ""
+        if is_noop(self.project):
             return f"; {self.venv.name} is untouched"
         try:
             sync(SyncOptions(project=self.project, offline=self.offline), reporter=self.reporter)

@@ -4,6 +4,7 @@ every failure leaving pyproject.toml, pylock.toml and .venv as they were."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,13 @@ def test_init_writes_a_minimal_project_and_refuses_to_overwrite(tmp_path: Path) 
     assert again.code == 2
     assert "already exists" in again.stderr and "Traceback" not in again.output
     assert (target / "pyproject.toml").read_text() == text
+    assert (target / "pyproject.toml").stat().st_mode & 0o777 == 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def test_init_name_and_python_options_and_a_bad_directory_name(tmp_path: Path) -> None:
@@ -75,12 +83,14 @@ def test_init_name_and_python_options_and_a_bad_directory_name(tmp_path: Path) -
 
 def test_add_keeps_comments_bounds_the_locked_version_and_syncs(project: Path, index_server: Any) -> None:
     (project / "pyproject.toml").write_text(COMMENTED)
+    (project / "pyproject.toml").chmod(0o644)
     result = edit(project, index_server, "add", "alpha")
     assert result.code == 0, result.output
     assert (project / "pyproject.toml").read_text() == COMMENTED.replace(
         '    "beta",  # trailing comment\n',
         '    "beta",  # trailing comment\n    "alpha>=2.0",\n')
     assert "Added `alpha>=2.0` to [project] dependencies" in result.stderr
+    assert (project / "pyproject.toml").stat().st_mode & 0o777 == 0o644  # not made private
     assert 'name = "alpha"' in (project / "pylock.toml").read_text()
     assert installed(project / ".venv") == {"alpha": "2.0", "beta": "2.0", "gamma": "1.2"}
     # Already there: replaced in place (same position, comments kept), not duplicated.

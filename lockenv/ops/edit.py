@@ -107,9 +107,24 @@ def _names(requirements: list[Any]) -> str:
 
 
 def _write(path: Path, text: str) -> None:
+    write_file(path, text.encode("utf-8"))
+
+
+def write_file(path: Path, data: bytes) -> None:
+    """Atomically, keeping the file's permissions (a temp file is made 0600; a user's
+    pyproject.toml must not become private by being edited)."""
+    import os
+
     from lockenv.cache import write_atomic
 
-    write_atomic(path, text.encode("utf-8"))
+    try:
+        mode = path.stat().st_mode & 0o777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    write_atomic(path, data)
+    os.chmod(path, mode)
 
 
 def _lock(options: EditOptions, reporter: Reporter) -> None:
@@ -191,13 +206,11 @@ class _Transaction:
                 signal.signal(signal.SIGTERM, self._old_term)
 
     def _restore(self) -> str:
-        from lockenv.cache import write_atomic
-
-        write_atomic(self.manifest, self.original)
+        write_file(self.manifest, self.original)
         if self.lock_bytes is None:
             self.lock_path.unlink(missing_ok=True)
         elif not self.lock_path.exists() or self.lock_path.read_bytes() != self.lock_bytes:
-            write_atomic(self.lock_path, self.lock_bytes)
+            write_file(self.lock_path, self.lock_bytes)
         restored = f"{PYPROJECT} and {LOCK_NAME} are as they were"
         if self.synced:
             restored += self._restore_venv()

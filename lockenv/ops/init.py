@@ -24,8 +24,8 @@ class InitOptions:
 def init(options: InitOptions, *, reporter: Reporter) -> int:
     """Write DIR/pyproject.toml ([project] name, version, requires-python, dependencies = []);
     refuse when one exists. Returns the exit code."""
-    from lockenv.cache import write_atomic
     from lockenv.manifest_edit import minimal_pyproject
+    from lockenv.ops.edit import write_file
 
     directory = options.directory.absolute()
     path = directory / PYPROJECT
@@ -44,7 +44,7 @@ def init(options: InitOptions, *, reporter: Reporter) -> int:
                  "with a letter or digit")
     minor = _python_minor(options.python, reporter)
     directory.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, minimal_pyproject(name, f">={minor}").encode("utf-8"))
+    write_file(path, minimal_pyproject(name, f">={minor}").encode("utf-8"))
     reporter.status(f"Initialized project `{name}` in {path} (requires-python >={minor})")
     return 0
 

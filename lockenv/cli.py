@@ -263,7 +263,7 @@ def sync(
     ] = False,
     find_links: Annotated[
         Optional[Path],
-        typer.Option("--find-links", help="Install from this directory alone (what `lockenv "
+        typer.Option("--find-links", metavar="DIR", help="Install from this directory alone (what `lockenv "
                      "fetch` wrote); every file checked against the lock."),
     ] = None,
     offline: OfflineOpt = False,
@@ -292,15 +292,18 @@ def sync(
     _run(ctx, do_sync, options, on_result=_json_sink(g, json_))
 
 
-@app.command()
+@app.command(epilog=_examples(
+    "lockenv fetch --platform linux-x86_64 --python 3.12 -d wheels   # files for that machine",
+    "lockenv sync --find-links wheels                                 # there, with no index",
+))
 def fetch(
     ctx: typer.Context,
     platform: Annotated[
-        str, typer.Option("--platform", help="Target: linux-x86_64, linux-aarch64, "
+        str, typer.Option("--platform", metavar="PLATFORM", help="Target: linux-x86_64, linux-aarch64, "
                           "linux-musl-x86_64, macos-x86_64, macos-arm64 or windows-amd64.")
     ],
-    python: Annotated[str, typer.Option("--python", help="Target Python, such as 3.12.")],
-    dest: Annotated[Path, typer.Option("--dest", "-d", help="Directory to write the files to.")],
+    python: Annotated[str, typer.Option("--python", metavar="VERSION", help="Target Python, such as 3.12.")],
+    dest: Annotated[Path, typer.Option("--dest", "-d", metavar="DIR", help="Directory to write the files to.")],
     extra: ExtraOpt = None,
     all_extras: Annotated[bool, typer.Option("--all-extras", help="Include every extra.")] = False,
     group: GroupOpt = None,

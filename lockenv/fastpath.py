@@ -46,6 +46,8 @@ def _parse(argv: list[str]) -> tuple[str, Path, bool, dict[str, object]] | None:
             command, step = arg, 1
         elif command in ("lock", "sync") and arg == "--offline":
             step = 1  # a no-op uses no network anyway
+            if command == "sync":
+                options["offline"] = True  # the SyncOptions the CLI would make
         elif command == "lock" and arg == "--check":
             step = 1
         elif command == "sync" and arg in _SYNC_FLAGS:
@@ -131,7 +133,9 @@ def _parse_run(argv: list[str]) -> tuple[Path, bool, dict[str, object], bool, li
             no_sync = True
         elif arg in ("-q", "--quiet"):
             quiet = True
-        elif arg != "--offline":  # a no-op uses no network anyway
+        elif arg == "--offline":
+            options["offline"] = True
+        else:
             return None
         i += 1
     else:

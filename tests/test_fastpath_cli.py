@@ -20,7 +20,8 @@ from lockenv import cli, fastpath
 FLAGS = dict(fastpath._SYNC_FLAGS)
 LISTS = dict(fastpath._SYNC_LISTS)
 # The sync options fastpath handles outside its two tables: option -> (takes a value, argv value).
-OTHER_SYNC = {"--python": "3.12", "--lockfile": "other.toml", "--no-install-project": None}
+OTHER_SYNC = {"--python": "3.12", "--lockfile": "other.toml", "--no-install-project": None,
+              "--offline": None}
 GLOBAL = (("-q", "--quiet"), ("-C", "--project"))
 
 
@@ -86,7 +87,7 @@ def test_lock_check_is_a_flag_of_lock() -> None:
 
 def _shapes() -> list[list[str]]:
     shapes = [["sync"], ["lock"], ["lock", "--check"], ["-q", "lock"], ["lock", "--quiet"],
-              ["--quiet", "sync", "-q"]]
+              ["--quiet", "sync", "-q"], ["lock", "--offline"], ["lock", "--check", "--offline"]]
     shapes += [["sync", flag] for flag in sorted(FLAGS)]
     for name in sorted(LISTS):
         shapes += [["sync", name, "a"], ["sync", name, "a", name, "b-c"], ["sync", f"{name}=a"]]
@@ -120,7 +121,8 @@ def _fastpath_meaning(argv: list[str]) -> tuple[Any, Path, bool]:
 
         # the fast path answers `lock` and `lock --check` alike (only when nothing would change),
         # but it must still mean a plain lock: no upgrade, no refresh, no exclude-newer
-        return LockOptions(project=project, check="--check" in argv), project, quiet
+        return (LockOptions(project=project, check="--check" in argv, offline="--offline" in argv),
+                project, quiet)
     from lockenv.ops.sync import SyncOptions
 
     return SyncOptions(project=project, **options), project, quiet  # type: ignore[arg-type]
@@ -146,7 +148,8 @@ def test_every_shape_fastpath_accepts_means_the_same_to_the_cli(
 
 @pytest.mark.parametrize("name", ["lock", "sync", "verify"])
 def test_every_other_option_falls_through_to_the_cli(name: str) -> None:
-    known = {*FLAGS, *LISTS, *OTHER_SYNC} if name == "sync" else {"--check"} if name == "lock" else set()
+    known = ({*FLAGS, *LISTS, *OTHER_SYNC} if name == "sync" else {"--check", "--offline"}
+             if name == "lock" else set())
     known |= {"-q", "--quiet", "-C", "--project"}
     checked = 0
     for opt in command(name).params:
@@ -161,3 +164,34 @@ def test_every_other_option_falls_through_to_the_cli(name: str) -> None:
     assert checked > 0 or name == "verify"
     for spelling in ("-v", "--verbose", "--help", "--version"):
         assert fastpath._parse([spelling, "sync"]) is None
+
+
+# -- `run`: the fast path execs only shapes whose meaning it shares with the CLI ------------
+
+
+RUN_SHAPES = [["run", "true"], ["run", "python", "-c", "x", "--group", "g"],
+              ["run", "--frozen", "--extra", "e", "--group", "g", "--all-extras", "cmd"],
+              ["run", "--locked", "--offline", "-q", "--", "--weird-cmd"], ["-q", "run", "--no-sync", "cmd"],
+              ["run", "--only-group", "g", "--no-default-groups", "--all-groups", "cmd", "-q"]]
+
+
+@pytest.mark.parametrize("argv", RUN_SHAPES, ids=" ".join)
+def test_every_run_shape_fastpath_accepts_means_the_same_to_the_cli(
+        argv: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lockenv.ops.sync import SyncOptions
+
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "demo"\nversion = "0.1"\n')
+    monkeypatch.chdir(tmp_path)
+    options, project, quiet = _cli_meaning(argv, monkeypatch)
+    parsed = fastpath._parse_run(argv)
+    assert parsed is not None, argv
+    fp_project, fp_quiet, fp_options, fp_no_sync, fp_command = parsed
+    assert (fp_project, fp_quiet) == (project, quiet)
+    assert (tuple(fp_command), fp_no_sync) == (options.command, options.no_sync)
+    assert SyncOptions(project=fp_project, **fp_options) == options.sync  # type: ignore[arg-type]
+
+
+def test_run_options_fastpath_does_not_know_fall_through() -> None:
+    for argv in (["run", "--python", "3.12", "x"], ["run", "-v", "x"], ["run", "-h"], ["run"],
+                 ["run", "--inexact", "x"], ["-v", "run", "x"]):
+        assert fastpath._parse_run(argv) is None, argv

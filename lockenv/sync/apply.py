@@ -287,6 +287,7 @@ def apply(plan: SyncPlan, prepared: Sequence[Prepared], *, probe: Probe, venv: P
             for dist in action.installed:
                 remove_distribution(Path(dist.dist_info), venv=venv, stash=stash, keep_dirs=dirs,
                                     warn=reporter.warn)
+        _stash_kept(targets, stash)
         if os.environ.get("LOCKENV_TEST_CRASH_AFTER") == "0":  # tests: die between the phases
             os.kill(os.getpid(), signal.SIGKILL)
         _install_all(prepared, probe=probe, cache=cache, fresh=fresh)
@@ -306,6 +307,23 @@ def apply(plan: SyncPlan, prepared: Sequence[Prepared], *, probe: Probe, venv: P
         raise
     stash.commit()
     state.clear_journal(venv)
+
+
+def _stash_kept(targets: Sequence[str], stash: Stash) -> None:
+    """Move aside what the install is about to replace that is still there after the removals:
+    a kept distribution's file (a shared namespace `__init__.py`, a script of the same name).
+    A rollback then restores it instead of deleting it (the install writes a new file either
+    way). Directories that do not exist are not looked into: a fresh venv costs no syscalls."""
+    absent: set[str] = set()
+    for target in targets:
+        parent = os.path.dirname(target)
+        if parent in absent:
+            continue
+        if not os.path.isdir(parent):
+            absent.add(parent)
+            continue
+        if os.path.lexists(target):
+            stash.move(target)
 
 
 def _install_all(prepared: Sequence[Prepared], *, probe: Probe, cache: Cache,

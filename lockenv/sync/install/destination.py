@@ -128,6 +128,8 @@ class LinkingDestination(SchemeDictionaryDestination):
         target = os.path.abspath(os.path.join(base, path))
         if entry is None:
             data = stream.read()
+            if os.path.lexists(target):  # never write through a symlink or into a linked inode
+                os.unlink(target)
             written = super().write_to_fs(scheme, path, io.BytesIO(data), is_executable)
             self.ops.append(write_op(target, data, executable=is_executable, script=self.in_script))
             return written

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import posixpath
 import shutil
+import stat
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -74,7 +75,15 @@ def remove_distribution(dist_info: Path, *, venv: Path, stash: Stash, keep_dirs:
             continue
         if _within(real, dist_info_real):
             continue  # the dist-info directory goes as a whole below
-        if os.path.lexists(path):
+        try:
+            is_dir = stat.S_ISDIR(os.lstat(path).st_mode)
+        except OSError:
+            is_dir = None  # already gone
+        if is_dir:  # RECORD lists files; a directory may hold other distributions' files
+            if warn is not None:
+                warn(f"{dist_info.name}: RECORD entry `{entry.path}` is a directory; left alone")
+            continue
+        if is_dir is not None:
             stash.move(path)
             count += 1
         parents.add(os.path.dirname(path))

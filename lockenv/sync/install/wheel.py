@@ -71,11 +71,24 @@ def validate_wheel(path: Path, *, name: str, scheme: Mapping[str, str], venv: Pa
     # Members with `..` or absolute paths were refused when unpacking, so the scheme
     # directories decide where files land: check those (and each target, cheaply).
     root = os.path.abspath(venv)
+    scripts = os.path.abspath(scheme["scripts"]) + os.sep
+    real_root = os.path.realpath(venv) + os.sep
     for target in targets:
         if not os.path.abspath(target).startswith(root + os.sep):
             raise IntegrityError(
                 f"{path.name} would write `{target}`, outside the venv; refused",
                 context={"package": name},
+            )
+        # bin/ holds symlinks out of the venv (python3.X -> the base interpreter): a script
+        # named like one would replace it (the install unlinks, never writes through, links).
+        if target.startswith(scripts) and os.path.islink(target) \
+                and not os.path.realpath(target).startswith(real_root):
+            raise IntegrityError(
+                f"{path.name} would replace `{target}`, a link to "
+                f"{os.path.realpath(target)} outside the venv; refused",
+                context={"package": name},
+                hint="a script of this wheel has the name of the venv's interpreter (or of "
+                     "another link out of the venv); nothing was installed",
             )
     return WheelInfo(path=path, name=name, tree=tree, targets=tuple(targets))
 

@@ -1,0 +1,110 @@
+"""The security review's install findings (issue 10; `reviews/security-2026-12.md`), each as a
+test named after its finding: hostile wheels built with the fixture builder, installed through
+the public sync API into real venvs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from fixtures.builder import write_wheel
+from test_sync_install import _sync, _wanted
+
+from lockenv.errors import IntegrityError
+
+
+def _wheels(tmp_path: Path) -> Path:
+    d = tmp_path / "wheels"
+    d.mkdir(exist_ok=True)
+    return d
+
+
+def test_f1_console_script_never_writes_through_a_symlink_out_of_the_venv(tmp_path: Path) -> None:
+    """bin/python3.X of a venv is a symlink to the base interpreter: a console script of that
+    name must not be written through it (here a stand-in symlink, never the real interpreter)."""
+    d = _wheels(tmp_path)
+    harmless = write_wheel(d, "harmless", {"harmless/__init__.py": b""})
+    evil = write_wheel(d, "evilpy", {
+        "evilpy/__init__.py": b"def main():\n    pass\n",
+        "evilpy-1.0.dist-info/entry_points.txt": b"[console_scripts]\npython-base = evilpy:main\n",
+    })
+    venv = tmp_path / "proj" / ".venv"
+    _sync(venv, [_wanted(harmless)])
+    base = tmp_path / "base-python"
+    base.write_bytes(b"\x7fELF the base interpreter")
+    (venv / "bin" / "python-base").symlink_to(base)
+    with pytest.raises(IntegrityError, match="would replace .*python-base.* outside the venv"):
+        _sync(venv, [_wanted(harmless), _wanted(evil)])
+    assert base.read_bytes() == b"\x7fELF the base interpreter"
+    assert (venv / "bin" / "python-base").resolve() == base.resolve()
+
+
+def test_f3_console_script_never_writes_into_another_wheels_hard_linked_file(tmp_path: Path) -> None:
+    d = _wheels(tmp_path)
+    xpkg = write_wheel(d, "xpkg", {
+        "xpkg/__init__.py": b"",
+        "xpkg-1.0.data/scripts/tool": b"#!/bin/sh\necho this is xpkg tool\n",
+    })
+    ypkg = write_wheel(d, "ypkg", {
+        "ypkg/__init__.py": b"def main():\n    pass\n",
+        "ypkg-1.0.dist-info/entry_points.txt": b"[console_scripts]\ntool = ypkg:main\n",
+    })
+    other, venv = tmp_path / "other" / ".venv", tmp_path / "proj" / ".venv"
+    _sync(other, [_wanted(xpkg)])
+    _sync(venv, [_wanted(xpkg)])
+    _sync(venv, [_wanted(xpkg), _wanted(ypkg)])
+    xtool = b"#!/bin/sh\necho this is xpkg tool\n"
+    assert (other / "bin" / "tool").read_bytes() == xtool
+    cache = Path(os.environ["LOCKENV_CACHE_DIR"])
+    [cached] = list(cache.glob("unpacked-v1/*/*/files/xpkg-1.0.data/scripts/tool"))
+    assert cached.read_bytes() == xtool
+    assert (venv / "bin" / "tool").read_bytes().startswith(b"#!")
+    assert (venv / "bin" / "tool").read_bytes() != xtool
+
+
+def _site(venv: Path) -> Path:
+    from lockenv.environment import probe
+
+    return Path(probe(venv / "bin" / "python").paths["purelib"])
+
+
+def test_f9_a_failed_install_restores_what_kept_distributions_had(tmp_path: Path) -> None:
+    from test_sync_install import install_with_installer
+
+    from lockenv.errors import SyncError
+
+    d = _wheels(tmp_path)
+    nsa = write_wheel(d, "nsa", {"ns/__init__.py": b"# shared\n", "ns/a.py": b"A = 1\n"})
+    nsb = write_wheel(d, "nsb", {"ns/__init__.py": b"# shared\n", "ns/b.py": b"B = 1\n"})
+    bad = write_wheel(d, "bad", {"bad/__init__.py": b""})
+    venv = tmp_path / "proj" / ".venv"
+    _sync(venv, [_wanted(nsa)])
+    calls: list[int] = []
+
+    def failing(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError("disk full")
+        return install_with_installer(*args, **kwargs)
+
+    with pytest.raises(SyncError, match="the environment was left as it was"):
+        _sync(venv, [_wanted(nsa), _wanted(nsb), _wanted(bad)], fresh=failing)
+    ns = _site(venv) / "ns"
+    assert sorted(p.name for p in ns.iterdir() if p.name != "__pycache__") == ["__init__.py", "a.py"]
+    assert (ns / "__init__.py").read_bytes() == b"# shared\n"
+
+
+def test_f19_a_record_that_lists_a_directory_never_removes_it(tmp_path: Path) -> None:
+    d = _wheels(tmp_path)
+    nsa = write_wheel(d, "nsa", {"ns/a.py": b"A = 1\n"})
+    nsb = write_wheel(d, "nsb", {"ns/b.py": b"B = 1\n"})
+    venv = tmp_path / "proj" / ".venv"
+    _sync(venv, [_wanted(nsa), _wanted(nsb)])
+    record = _site(venv) / "nsa-1.0.dist-info" / "RECORD"
+    record.write_text(record.read_text() + "ns,,\n")  # as a foreign tool might
+    _sync(venv, [_wanted(nsb)])
+    ns = _site(venv) / "ns"
+    assert (ns / "b.py").read_bytes() == b"B = 1\n"
+    assert not (ns / "a.py").exists()
+    assert not (_site(venv) / "nsa-1.0.dist-info").exists()

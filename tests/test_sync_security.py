@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fixtures.builder import write_wheel
@@ -108,3 +109,18 @@ def test_f19_a_record_that_lists_a_directory_never_removes_it(tmp_path: Path) ->
     assert (ns / "b.py").read_bytes() == b"B = 1\n"
     assert not (ns / "a.py").exists()
     assert not (_site(venv) / "nsa-1.0.dist-info").exists()
+
+
+def test_f11_a_download_stops_at_the_locked_size(project: Path, index_server: Any) -> None:
+    from helpers import lock, sync, write_project
+
+    write_project(project, ["alpha==2.0"])
+    lock(project, index_server)
+    index_server.inject("alpha-2.0-py3-none-any.whl", "endless", mb=64)
+    result = sync(project, index_server)
+    assert result.code == 2, result.output
+    assert "alpha-2.0-py3-none-any.whl" in result.stderr and "expected size: " in result.stderr
+    [params] = index_server.fault_params("endless")
+    assert params["sent"] < 16 << 20  # the client hung up at the locked size, not after 64 MiB
+    cache = Path(os.environ["LOCKENV_CACHE_DIR"])
+    assert not list(cache.rglob(".download-*"))

@@ -55,6 +55,8 @@ RANGE_TAIL = 64 * 1024
 WORKERS = 16
 PAGE_WORKERS = 8
 PROBE_MIN = 8
+MAX_DOWNLOAD = 8 << 30
+"""The most a download of unknown size may write (8 GiB): a body that never ends stops there."""
 """Unadvertised `.metadata` misses on one host before range requests go first there."""
 
 
@@ -528,13 +530,27 @@ class IndexClient:
                     context={"url": redact_url(file.url)},
                 )
             raise status_error(resp, file.url)
+        # Never more than the locked size (one byte more proves it wrong; the caller reports
+        # the mismatch), or MAX_DOWNLOAD when the size is unknown: counted after decoding, so
+        # an endless body or a gzip bomb stops there too.
+        limit = file.size if file.size is not None else MAX_DOWNLOAD
         written = 0
         for chunk in resp.iter_bytes(1 << 16):
+            if written + len(chunk) > limit:
+                chunk = chunk[: limit + 1 - written]
             out.write(chunk)
             digest.update(chunk)
             written += len(chunk)
             if on_bytes is not None:
                 on_bytes(len(chunk))
+            if written > limit:
+                if file.size is None:
+                    raise IntegrityError(
+                        f"{file.filename} from {redact_url(file.url)} is larger than "
+                        f"{MAX_DOWNLOAD >> 30} GiB; refused",
+                        context={"url": redact_url(file.url)},
+                        hint="the index lists no size for it; the server may be broken")
+                return written
         expected = resp.headers.get("Content-Length")
         if (expected is not None and expected.isdigit() and int(expected) != written
                 and resp.headers.get("Content-Encoding", "identity") == "identity"):

@@ -124,3 +124,49 @@ def test_f11_a_download_stops_at_the_locked_size(project: Path, index_server: An
     assert params["sent"] < 16 << 20  # the client hung up at the locked size, not after 64 MiB
     cache = Path(os.environ["LOCKENV_CACHE_DIR"])
     assert not list(cache.rglob(".download-*"))
+
+
+def _bomb(directory: Path, megabytes: int) -> Path:
+    """A valid wheel with one member of `megabytes` MiB of zeros (deflated to a few hundred KiB),
+    written in chunks so the test itself never holds it."""
+    import base64
+    import hashlib
+    import zipfile
+
+    path = directory / "bomb-1.0-py3-none-any.whl"
+    chunk = bytes(1 << 20)
+    digest = hashlib.sha256()
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        with zf.open("bomb/data.bin", "w", force_zip64=True) as out:
+            for _ in range(megabytes):
+                out.write(chunk)
+                digest.update(chunk)
+        meta = {"bomb/__init__.py": b"",
+                "bomb-1.0.dist-info/METADATA": b"Metadata-Version: 2.1\nName: bomb\nVersion: 1.0\n",
+                "bomb-1.0.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+        rows = [f"bomb/data.bin,sha256={base64.urlsafe_b64encode(digest.digest()).rstrip(b'=').decode()},{megabytes << 20}"]
+        for name, data in meta.items():
+            zf.writestr(name, data)
+            h = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+            rows.append(f"{name},sha256={h},{len(data)}")
+        zf.writestr("bomb-1.0.dist-info/RECORD", "\n".join(rows + ["bomb-1.0.dist-info/RECORD,,"]) + "\n")
+    return path
+
+
+def test_f10_unpacking_streams_members_in_bounded_memory(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    wheel = _bomb(_wheels(tmp_path), 256)
+    script = (
+        "import hashlib, resource, sys\n"
+        "from pathlib import Path\n"
+        "from lockenv.cache import Cache\n"
+        "from lockenv.sync.install.tree import unpack\n"
+        "p = Path(sys.argv[1])\n"
+        "tree = unpack(p, hashlib.sha256(p.read_bytes()).hexdigest(), name='bomb', cache=Cache())\n"
+        "assert any(e['path'] == 'bomb/data.bin' and e['size'] == 256 << 20 for e in tree.entries)\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n")
+    proc = subprocess.run([sys.executable, "-c", script, str(wheel)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert int(proc.stdout) < 128 << 10  # KiB: well under the 256 MiB member

@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from lockenv.cache import Cache
 
 MANIFEST = "manifest.json"
+CHUNK = 1 << 20
+"""Bytes read from a wheel member at a time: unpacking memory is bounded by this."""
 
 
 class TreeChanged(Exception):
@@ -210,25 +212,19 @@ def _extract_members(wheel: Path, zf: zipfile.ZipFile, dest: Path, name: str, di
     record_path = f"{dist_info}/RECORD"
     for info in infos:
         member = info.filename
-        data = zf.read(info)
         row = records.get(member)
         is_signature = (member.startswith(dist_info + "/")
                         and posixpath.basename(member) in ("RECORD.jws", "RECORD.p7s"))
-        sha = _b64(hashlib.sha256(data).digest())
-        if member != record_path and not is_signature:
-            if row is None:
-                issues.append(f"{member} is not listed in RECORD")
-            else:
-                algorithm, _, expected = (row[1] if len(row) > 1 else "").partition("=")
-                size = row[2] if len(row) > 2 else ""
-                if not algorithm or algorithm not in hashlib.algorithms_guaranteed or \
-                        algorithm in ("md5", "sha1"):
-                    issues.append(f"{member} has no usable hash in RECORD")
-                elif (sha if algorithm == "sha256" else
-                      _b64(hashlib.new(algorithm, data).digest())) != expected:
-                    issues.append(f"{member}: content does not match its RECORD hash")
-                elif size and size != str(len(data)):
-                    issues.append(f"{member}: size {len(data)} does not match RECORD's {size}")
+        checked = member != record_path and not is_signature
+        algorithm, _, expected = (row[1] if row is not None and len(row) > 1 else "").partition("=")
+        size = row[2] if row is not None and len(row) > 2 else ""
+        if checked and row is None:
+            issues.append(f"{member} is not listed in RECORD")
+            continue
+        if checked and (not algorithm or algorithm not in hashlib.algorithms_guaranteed
+                        or algorithm in ("md5", "sha1")):
+            issues.append(f"{member} has no usable hash in RECORD")
+            continue
         target = os.path.join(base, *member.split("/"))
         parent = os.path.dirname(target)
         if parent not in made:
@@ -236,16 +232,17 @@ def _extract_members(wheel: Path, zf: zipfile.ZipFile, dest: Path, name: str, di
             made.add(parent)
         mode = info.external_attr >> 16
         executable = bool(mode and stat.S_ISREG(mode) and mode & 0o111)
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o755 if executable else 0o644)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            mtime = os.fstat(fd).st_mtime_ns
-        finally:
-            os.close(fd)
+        limit = int(size) if checked and size.isdigit() else None
+        sha, other, written, mtime = _copy_member(zf, info, target, executable, limit,
+                                                  algorithm if checked else "sha256")
+        if checked:
+            if (sha if algorithm == "sha256" else other) != expected:
+                issues.append(f"{member}: content does not match its RECORD hash")
+            elif size and size != str(written):
+                issues.append(f"{member}: size {written}{'+' if limit is not None and written > limit else ''} "
+                              f"does not match RECORD's {size}")
         entries.append({"path": member, "hash": "sha256=" + sha,
-                        "size": len(data), "exec": executable, "mtime": mtime})
+                        "size": written, "exec": executable, "mtime": mtime})
     if issues:
         raise IntegrityError(
             f"{wheel.name} does not match its own RECORD and was refused",
@@ -254,3 +251,36 @@ def _extract_members(wheel: Path, zf: zipfile.ZipFile, dest: Path, name: str, di
             hint="the wheel was altered after it was built; nothing was installed",
         )
     return entries
+
+
+def _copy_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: str, executable: bool,
+                 limit: int | None, algorithm: str) -> tuple[str, str, int, int]:
+    """Stream one member to `target` in chunks (bounded memory, whatever its size), hashing as
+    it goes; stops one byte past `limit` (RECORD's size: it is refused then). Returns the
+    sha256 and `algorithm` digests (urlsafe b64), the bytes written and the file's mtime."""
+    sha = hashlib.sha256()
+    other = hashlib.new(algorithm) if algorithm != "sha256" else None
+    written = 0
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o755 if executable else 0o644)
+    try:
+        with zf.open(info) as src:
+            while True:
+                chunk = src.read(CHUNK)
+                if not chunk:
+                    break
+                if limit is not None and written + len(chunk) > limit:
+                    chunk = chunk[: limit + 1 - written]
+                sha.update(chunk)
+                if other is not None:
+                    other.update(chunk)
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(fd, view):]
+                written += len(chunk)
+                if limit is not None and written > limit:
+                    break
+        mtime = os.fstat(fd).st_mtime_ns
+    finally:
+        os.close(fd)
+    sha_b64 = _b64(sha.digest())
+    return sha_b64, (_b64(other.digest()) if other is not None else sha_b64), written, mtime

@@ -94,6 +94,8 @@ def test_scenario(path: Path, server: IndexServer, project: Path) -> None:
         assert "internal error" not in result.output
         for fragment in expect["error"]:
             assert fragment in result.stderr, f"{fragment!r} not in:\n{result.stderr}"
+        for fragment in expect.get("error_excludes", []):
+            assert fragment not in result.stderr, f"{fragment!r} in:\n{result.stderr}"
         assert not lock_path.exists()
         return
 

@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING, Protocol
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.tags import Tag
-from packaging.utils import canonicalize_name
+from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 from resolvelib import AbstractProvider
 
+from lockenv.errors import AuthError, BuildError, IntegrityError, LockenvError, NetworkError, PackageIndexError
 from lockenv.models import DistFile
 from lockenv.resolve.requirements import Candidate, Ident, Req, applies, requirement_to_reqs
 from lockenv.resolve.source import PackageSource, best_file, metadata_file, python_ok
@@ -28,7 +29,35 @@ if TYPE_CHECKING:
     Information = RequirementInformation[Req, Candidate]
     Preference = tuple[bool, bool, bool, str]
 
-__all__ = ["Crawler", "Provider"]
+__all__ = ["Crawler", "Provider", "Unsatisfiable"]
+
+UNAVAILABLE = "lockenv-metadata-unavailable"
+"""Prefix of the identifier a candidate whose metadata cannot be had depends on: nothing
+matches it, so resolvelib rejects that candidate and tries the next (pip's trick for
+requires-python), instead of the lock ending on one broken sdist."""
+
+
+def _joined(reqs: Sequence[Requirement]) -> SpecifierSet:
+    spec = SpecifierSet()
+    for r in reqs:
+        spec &= r.specifier
+    return spec
+
+
+def _loosen_hint(one: str, other: str | None) -> str:
+    both = f"`{one}`" if other in (None, one) else f"`{one}` or `{other}`"
+    return f"loosen {both} in pyproject.toml, or drop one of them, so that the requirements can meet"
+
+
+class Unsatisfiable(Exception):
+    """Raised from a hook when the project's own requirements, with what is known of the
+    versions they allow, admit no solution whatever else is pinned: there is no point trying
+    more versions of anything (each try could read metadata or build an sdist)."""
+
+    def __init__(self, lines: list[str], hint: str) -> None:
+        super().__init__("; ".join(lines))
+        self.lines = lines
+        self.hint = hint
 
 
 def _exact_versions(spec: SpecifierSet) -> list[Version]:
@@ -61,6 +90,8 @@ class Provider(AbstractProvider[Req, Candidate, Ident]):
         environment: Mapping[str, str],
         tag_priority: Mapping[Tag, int],
         preferences: Mapping[str, str] | None = None,
+        roots: Sequence[Req] = (),
+        project: str = "the project",
     ) -> None:
         self.source = source
         self.crawler = crawler
@@ -70,6 +101,18 @@ class Provider(AbstractProvider[Req, Candidate, Ident]):
         self.preferences = {canonicalize_name(k): Version(v) for k, v in (preferences or {}).items()}
         self.no_candidates: dict[Ident, str] = {}
         """identifier → why nothing matched (for error messages)."""
+        self.project = project
+        self.root_specs: dict[Ident, SpecifierSet] = {}
+        """What the project itself requires of each identifier: fixed, whatever is pinned."""
+        for r in roots:
+            self.root_specs[r.identifier] = self.root_specs.get(r.identifier, SpecifierSet()) & r.specifier
+        self.known_deps: dict[tuple[Ident, Version], list[Requirement]] = {}
+        """The requirements of every candidate resolvelib has asked about."""
+        self.unavailable: dict[str, str] = {}
+        """Synthetic identifier name → why that candidate's metadata could not be had."""
+        self._allowed: dict[tuple[str, str], list[Version]] = {}
+        self.unavailable_versions: set[tuple[str, Version]] = set()
+        self._checked_at = -1
 
     # -- resolvelib hooks ---------------------------------------------------------------------
     def identify(self, requirement_or_candidate: Req | Candidate) -> Ident:
@@ -102,9 +145,14 @@ class Provider(AbstractProvider[Req, Candidate, Ident]):
     ) -> Callable[[], Iterator[Candidate]]:
         """One project page (memoised, usually prefetched); candidates are then made lazily,
         newest allowed first (the previous lock's pin before them)."""
+        name, extra = identifier
+        if name.startswith(UNAVAILABLE):
+            self.no_candidates[identifier] = self.unavailable.get(name, "its metadata could not be read")
+            return lambda: iter(())
         reqs = list(requirements[identifier])
         bad = {c.version for c in incompatibilities[identifier]}
-        name, extra = identifier
+        if bad:  # backtracking: first ask whether the project's own requirements allow anything
+            self.check_roots()
         by_version = self.source.versions(name)
         spec = SpecifierSet()
         for r in reqs:
@@ -168,10 +216,111 @@ class Provider(AbstractProvider[Req, Candidate, Ident]):
         if candidate.extra:
             base = Requirement(f"{candidate.name}=={candidate.version}")
             deps.append(Req(candidate.name, None, base.specifier, base))
-        for req in self.dependencies(candidate):
+        key = (candidate.identifier, candidate.version)
+        known = self.known_deps.get(key)
+        if known is None:
+            try:
+                known = self.dependencies(candidate)
+            except (BuildError, IntegrityError, PackageIndexError) as exc:
+                if isinstance(exc, (NetworkError, AuthError)):
+                    raise
+                return deps + [self._unavailable(candidate, exc)]
+            self.known_deps[key] = known
+        for req in known:
             deps.extend(requirement_to_reqs(req))
         self.crawler.speculate(deps, self.environment, self.tag_priority)
         return deps
+
+    def _unavailable(self, candidate: Candidate, exc: LockenvError) -> Req:
+        """A requirement nothing satisfies, standing for "this version's metadata cannot be
+        had" (a failed build, a broken archive): the version does not fit, and the conflict
+        report says why if nothing else does."""
+        name = NormalizedName(f"{UNAVAILABLE}-{candidate.name}-{candidate.version}")
+        last = next((d.strip() for d in reversed(exc.details) if d.strip()), "")
+        self.unavailable[name] = f"`{candidate.name} {candidate.version}` was skipped: {exc.message}" + (
+            f" ({last})" if last else ""
+        )
+        self.known_deps[(candidate.identifier, candidate.version)] = []
+        self.unavailable_versions.add((candidate.name, candidate.version))
+        req = Requirement(f"{candidate.name}=={candidate.version}")
+        return Req(name, None, SpecifierSet(), req)
+
+    # -- learning from conflicts ----------------------------------------------------------------
+    def check_roots(self) -> None:
+        """Raise `Unsatisfiable` when the project's own requirements cannot all hold, by what
+        is known of the versions they allow (PubGrub's derivation, on sets of versions):
+        a package the project requires restricts a dependency that every version it allows
+        requires, and so on down; when some package is left with no version, no choice of
+        other pins can help. So `djangorestframework>=3.16` + `django<4` fails at once instead
+        of trying (and building) every Django. Run while backtracking, when more is known."""
+        if len(self.known_deps) == self._checked_at:
+            return
+        self._checked_at = len(self.known_deps)
+        allowed: dict[str, set[Version]] = {}
+        why: dict[str, list[str]] = {}
+        desc: dict[str, str] = {}
+        root_of: dict[str, str] = {}
+        todo: list[Ident] = []
+        for ident, spec in self.root_specs.items():
+            allowed[str(ident)] = set(self.allowed(ident.name, spec))
+            why[str(ident)] = [f"`{self.project}` requires `{ident}{spec}`"]
+            desc[str(ident)] = root_of[str(ident)] = f"{ident}{spec}"
+            todo.append(ident)
+        seen = 0
+        while todo and seen < 10_000:
+            seen += 1
+            ident = todo.pop(0)
+            versions = sorted(allowed[str(ident)], reverse=True)
+            if not versions or any((ident, v) not in self.known_deps for v in versions):
+                continue
+            usable = [v for v in versions if (ident.name, v) not in self.unavailable_versions]
+            if not usable:
+                raise Unsatisfiable(
+                    why[str(ident)] + [f"`{desc[str(ident)]}`: no version it allows has metadata that can be read"],
+                    "pin a version whose metadata can be read, or loosen the bound",
+                )
+            deps = [self.known_deps[(ident, v)] for v in usable]
+            for dep in sorted(set.intersection(*({canonicalize_name(r.name) for r in d} for d in deps))):
+                per_version = [[r for r in d if canonicalize_name(r.name) == dep] for d in deps]
+                theirs: set[Version] = set()
+                for rs in per_version:
+                    theirs.update(self.allowed(dep, _joined(rs)))
+                loosest = max(per_version, key=lambda rs: (len(self.allowed(dep, _joined(rs))), str(_joined(rs))))
+                wanted = str(_joined(loosest))
+                shown = ", ".join(map(str, usable[:3])) + (", …" if len(usable) > 3 else "")
+                line = f"`{desc[str(ident)]}` requires `{dep}{wanted}` (every version it allows: {shown})"
+                chain = [w for w in why[str(ident)] if not w.startswith(f"`{self.project}` ")]
+                key = str(Ident(dep, None))
+                before = allowed.get(key)
+                narrowed = theirs if before is None else before & theirs
+                if not narrowed:
+                    raise Unsatisfiable(
+                        list(dict.fromkeys(chain + [line] + why.get(key, []))),
+                        _loosen_hint(root_of[str(ident)], root_of.get(key)),
+                    )
+                if before is None or narrowed != before:
+                    allowed[key] = narrowed
+                    why[key] = list(dict.fromkeys(why.get(key, []) + chain + [line]))
+                    desc.setdefault(key, f"{dep}{wanted}")
+                    root_of.setdefault(key, root_of[str(ident)])
+                    todo.append(Ident(dep, None))
+
+    def allowed(self, name: str, spec: SpecifierSet) -> list[Version]:
+        """The versions a specifier admits (pre-releases only when nothing else does), newest
+        first, yanked ones left out unless pinned; memoised."""
+        key = (name, str(spec))
+        cached = self._allowed.get(key)
+        if cached is not None:
+            return cached
+        by_version = self.source.versions(name)
+        pinned = set(_exact_versions(spec))
+        live = [v for v, fs in by_version.items() if v in pinned or not all(f.yanked for f in fs)]
+        allowed = list(spec.filter(sorted(live), prereleases=None))
+        if not allowed and any(v.is_prerelease for v in live):
+            allowed = list(spec.filter(sorted(live), prereleases=True))
+        allowed.sort(reverse=True)
+        self._allowed[key] = allowed
+        return allowed
 
     # -- helpers ---------------------------------------------------------------------------------
     def dependencies(self, candidate: Candidate) -> list[Requirement]:

@@ -18,7 +18,7 @@ from lockenv.errors import LockenvError, ManifestError, ResolutionError
 from lockenv.models import DistFile
 from lockenv.resolve.hints import python_floor, requires_python_hint, wheel_floor
 from lockenv.resolve.prefetch import Prefetcher
-from lockenv.resolve.provider import Crawler, Provider
+from lockenv.resolve.provider import UNAVAILABLE, Crawler, Provider, Unsatisfiable
 from lockenv.resolve.requirements import Candidate, Ident, Req, file_tags, requirement_to_reqs, root_applies
 from lockenv.resolve.source import Index, IndexSource, PackageSource, best_file
 from lockenv.resolve.targets import Target
@@ -73,14 +73,23 @@ def resolve_target(
     reporter: Reporter | None = None,
 ) -> tuple[Pins, list[Edge]]:
     """resolvelib for one environment; conflicts become a ResolutionError naming the chain."""
-    provider = Provider(source, crawler, environment=target_env, tag_priority=tag_priority, preferences=preferences)
     applicable = [r for r in roots if root_applies(r, target_env)]
+    provider = Provider(
+        source, crawler, environment=target_env, tag_priority=tag_priority, preferences=preferences,
+        roots=applicable, project=project,
+    )
     crawler.speculate(applicable, target_env, tag_priority)
     resolver: Resolver[Req, Candidate, Ident] = Resolver(provider, _Progress(reporter, label))
     try:
         result = resolver.resolve(applicable, max_rounds=20000)
     except ResolutionImpossible as exc:
         raise _conflict_error(exc, provider, label=label, project=project, requires_python=requires_python) from None
+    except Unsatisfiable as exc:
+        raise ResolutionError(
+            f"no versions satisfy the requirements ({label})",
+            details=exc.lines + _skipped(provider),
+            hint=exc.hint,
+        ) from None
     except ResolutionTooDeep:
         raise ResolutionError(
             f"resolution gave up after too many steps ({label})",
@@ -179,6 +188,8 @@ def _conflict_error(
             return missing
     for info in causes:
         req = info.requirement
+        if req.name.startswith(UNAVAILABLE):
+            continue  # said below, with the other versions skipped
         who = f"`{project}`" if info.parent is None else f"`{info.parent.name} {info.parent.version}`"
         lines.append(f"{who} depends on `{req.requirement}`")
         idents.append(req.identifier)
@@ -188,7 +199,7 @@ def _conflict_error(
             python_lines.append(f"`{ident}`: {why}, but requires-python `{requires_python}` includes {label}")
         elif why:
             lines.append(why if why.startswith(f"`{ident.name}` ") else f"`{ident}`: {why}")
-    lines = list(dict.fromkeys(lines))
+    lines = list(dict.fromkeys(lines + _skipped(provider)))
     no_file = [i for i in dict.fromkeys(idents) if "no wheel for this platform" in provider.no_candidates.get(i, "")]
     if no_file and not python_lines:
         return ResolutionError(
@@ -223,6 +234,13 @@ def _python_floor(causes: Collection[RequirementInformation[Req, Candidate]],
             return None
         floors.append(Version(floor))
     return str(max(floors)) if floors else None
+
+
+def _skipped(provider: Provider) -> list[str]:
+    """The versions left out because their metadata could not be had (a few: the first says
+    why; the rest are the same story)."""
+    msgs = [provider.unavailable[k] for k in sorted(provider.unavailable)]
+    return msgs[:3] + ([f"(and {len(msgs) - 3} more versions skipped the same way)"] if len(msgs) > 3 else [])
 
 
 def _narrowing_hint(ident: Ident, provider: Provider) -> str:

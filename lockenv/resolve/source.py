@@ -23,7 +23,7 @@ from packaging.version import InvalidVersion, Version
 
 from lockenv.errors import PackageIndexError, PackageNotFoundError
 from lockenv.models import CoreMetadata, DistFile, ProjectFiles
-from lockenv.resolve.requirements import Candidate, file_tags
+from lockenv.resolve.requirements import Candidate, file_tags, filename_tags
 from lockenv.resolve.targets import Target
 
 __all__ = [
@@ -286,9 +286,12 @@ def metadata_file(candidate: Candidate, tag_priority: Mapping[Tag, int]) -> Dist
 # -- the lock's files ----------------------------------------------------------------------------
 
 
-def lock_files(files: Sequence[DistFile], requires_python: str) -> tuple[tuple[DistFile, ...], DistFile | None]:
+def lock_files(
+    files: Sequence[DistFile], requires_python: str, environments: Sequence[str] = ()
+) -> tuple[tuple[DistFile, ...], DistFile | None]:
     """Every non-yanked wheel some Python in requires-python could run (any platform: the lock
-    also serves environments outside the targets), and the sdist."""
+    also serves environments outside the targets; with `[tool.lockenv] environments`, only
+    platforms those markers admit), and the sdist."""
     spec = SpecifierSet(requires_python) if requires_python else SpecifierSet()
     minors = [m for m in range(0, 40) if spec.contains(f"3.{m}.99", prereleases=True) or spec.contains(f"3.{m}.0", prereleases=True)]
     usable = [f for f in files if not f.yanked] or list(files)
@@ -296,12 +299,68 @@ def lock_files(files: Sequence[DistFile], requires_python: str) -> tuple[tuple[D
     sdist: DistFile | None = None
     for f in usable:
         if f.is_wheel:
-            if _wheel_python_ok(f, minors):
+            if _wheel_python_ok(f, minors) and (not environments or _wheel_env_ok(f, tuple(environments))):
                 wheels.append(f)
         elif sdist is None or f.filename < sdist.filename:
             sdist = f
     wheels.sort(key=lambda f: f.filename)
     return tuple(wheels), sdist
+
+
+_MACHINES = ("x86_64", "aarch64", "i686", "ppc64le", "s390x", "armv7l", "ppc64", "riscv64", "loongarch64")
+
+
+def _platform_envs(platform: str) -> list[dict[str, str]]:
+    """The (sys_platform, platform_machine, ...) a wheel's platform tag can run on; [] when the
+    tag is one lockenv cannot place (kept: installers decide)."""
+    if platform == "any":
+        return []
+    if platform.startswith(("manylinux", "musllinux", "linux")):
+        machine = next((m for m in _MACHINES if platform.endswith("_" + m)), platform.rsplit("_", 1)[-1])
+        return [{"sys_platform": "linux", "platform_system": "Linux", "os_name": "posix", "platform_machine": machine}]
+    if platform.startswith("macosx"):
+        arch = platform.split("_", 3)[-1]
+        machines = {"universal2": ["x86_64", "arm64"], "arm64": ["arm64"], "x86_64": ["x86_64"],
+                    "intel": ["x86_64"]}.get(arch, ["x86_64"])
+        return [{"sys_platform": "darwin", "platform_system": "Darwin", "os_name": "posix", "platform_machine": m}
+                for m in machines]
+    if platform.startswith("win"):
+        machine = {"win_amd64": "AMD64", "win32": "x86", "win_arm64": "ARM64"}.get(platform, "AMD64")
+        return [{"sys_platform": "win32", "platform_system": "Windows", "os_name": "nt", "platform_machine": machine}]
+    return []
+
+
+@lru_cache(maxsize=None)
+def _wheel_name_env_ok(filename: str, environments: tuple[str, ...]) -> bool:
+    """Could an environment the markers admit install this wheel? Its platform decides; Python
+    version and implementation markers are left to requires-python and the interpreter tag."""
+    from packaging.markers import Marker
+
+    markers = [Marker(m) for m in environments]
+    base = {"implementation_name": "cpython", "platform_python_implementation": "CPython",
+            "implementation_version": "3.12.0", "python_full_version": "3.12.0", "python_version": "3.12",
+            "platform_release": "", "platform_version": "", "extra": ""}
+    for tag in filename_tags(filename):
+        envs = _platform_envs(tag.platform)
+        if not envs:
+            return True
+        for env in envs:
+            full = {**base, **env}
+            for python in range(8, 16):
+                full.update(python_version=f"3.{python}", python_full_version=f"3.{python}.0",
+                            implementation_version=f"3.{python}.0")
+                for impl, label in (("cpython", "CPython"), ("pypy", "PyPy")):
+                    full.update(implementation_name=impl, platform_python_implementation=label)
+                    if any(m.evaluate(full) for m in markers):
+                        return True
+    return False
+
+
+def _wheel_env_ok(f: DistFile, environments: tuple[str, ...]) -> bool:
+    try:
+        return _wheel_name_env_ok(f.filename, environments)
+    except Exception:
+        return True  # a name or marker lockenv cannot read: keep the file, installers decide
 
 
 def _wheel_python_ok(f: DistFile, minors: Sequence[int]) -> bool:
@@ -325,13 +384,13 @@ def _wheel_python_ok(f: DistFile, minors: Sequence[int]) -> bool:
 
 
 def with_sizes(
-    files_of: dict[K, tuple[DistFile, ...]], index: SizedFiles, requires_python: str
+    files_of: dict[K, tuple[DistFile, ...]], index: SizedFiles, requires_python: str, environments: Sequence[str] = ()
 ) -> dict[K, tuple[DistFile, ...]]:
     """Simple HTML indexes do not list sizes, some mirrors no hashes; the lock records both for
     every file it keeps."""
     wanted: dict[str, DistFile] = {}
     for files in files_of.values():
-        wheels, sdist = lock_files(files, requires_python)
+        wheels, sdist = lock_files(files, requires_python, environments)
         for f in (*wheels, *([sdist] if sdist else [])):
             if f.size is None or f.sha256 is None:
                 wanted[f.filename] = f

@@ -87,7 +87,7 @@ def resolve_universal(
     finally:
         crawler.close()
     markers, deps = merge(results)
-    packages = _lock_entries(_package_files(results), markers, deps, index, spec.requires_python)
+    packages = _lock_entries(_package_files(results), markers, deps, index, spec.requires_python, spec.environments)
     if reporter is not None:
         reporter.debug(f"universal resolution of {len(targets)} targets in {time.perf_counter() - started:.2f}s")
     return UniversalResolution(
@@ -230,19 +230,20 @@ def _lock_entries(
     deps: Mapping[PackageKey, set[PackageKey]],
     index: PackageIndex,
     requires_python: str,
+    environments: Sequence[str] = (),
 ) -> tuple[LockedPackage, ...]:
     """One package entry per (name, version), sorted; a dependency names its version only when
     the lock holds several of that package."""
     versions_per_name: dict[str, set[str]] = {}
     for (name, version) in files_of:
         versions_per_name.setdefault(name, set()).add(version)
-    sized = with_sizes(dict(files_of), index, requires_python)
+    sized = with_sizes(dict(files_of), index, requires_python, environments)
     packages: list[LockedPackage] = []
     for (name, version), files in sorted(sized.items(), key=lambda kv: (kv[0][0], Version(kv[0][1]))):
         m = markers.get((name, version))
         if m is None or m.is_empty():
             raise ResolutionError(f"`{name} {version}` was resolved but no path in the graph leads to it (a bug)")
-        wheels, sdist = lock_files(files, requires_python)
+        wheels, sdist = lock_files(files, requires_python, environments)
         dependencies = tuple(
             Dependency(canonicalize_name(d), v if len(versions_per_name.get(d, ())) > 1 else None)
             for d, v in sorted(deps.get((name, version), ()), key=lambda dv: (dv[0], Version(dv[1])))

@@ -246,14 +246,22 @@ class Provider(AbstractProvider[Req, Candidate, Ident]):
         return Req(name, None, SpecifierSet(), req)
 
     # -- learning from conflicts ----------------------------------------------------------------
-    def check_roots(self) -> None:
+    def learned_conflict(self) -> Unsatisfiable | None:
+        """What `check_roots` can prove from all that is known now, if anything."""
+        try:
+            self.check_roots(force=True)
+        except Unsatisfiable as exc:
+            return exc
+        return None
+
+    def check_roots(self, *, force: bool = False) -> None:
         """Raise `Unsatisfiable` when the project's own requirements cannot all hold, by what
         is known of the versions they allow (PubGrub's derivation, on sets of versions):
         a package the project requires restricts a dependency that every version it allows
         requires, and so on down; when some package is left with no version, no choice of
         other pins can help. So `djangorestframework>=3.16` + `django<4` fails at once instead
         of trying (and building) every Django. Run while backtracking, when more is known."""
-        if len(self.known_deps) == self._checked_at:
+        if len(self.known_deps) == self._checked_at and not force:
             return
         self._checked_at = len(self.known_deps)
         allowed: dict[str, set[Version]] = {}

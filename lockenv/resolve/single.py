@@ -83,13 +83,12 @@ def resolve_target(
     try:
         result = resolver.resolve(applicable, max_rounds=20000)
     except ResolutionImpossible as exc:
+        learned = provider.learned_conflict()  # the project's own bounds may name it best
+        if learned is not None:
+            raise _learned_error(learned, provider, label) from None
         raise _conflict_error(exc, provider, label=label, project=project, requires_python=requires_python) from None
     except Unsatisfiable as exc:
-        raise ResolutionError(
-            f"no versions satisfy the requirements ({label})",
-            details=exc.lines + _skipped(provider),
-            hint=exc.hint,
-        ) from None
+        raise _learned_error(exc, provider, label) from None
     except ResolutionTooDeep:
         raise ResolutionError(
             f"resolution gave up after too many steps ({label})",
@@ -234,6 +233,12 @@ def _python_floor(causes: Collection[RequirementInformation[Req, Candidate]],
             return None
         floors.append(Version(floor))
     return str(max(floors)) if floors else None
+
+
+def _learned_error(exc: Unsatisfiable, provider: Provider, label: str) -> ResolutionError:
+    return ResolutionError(
+        f"no versions satisfy the requirements ({label})", details=exc.lines + _skipped(provider), hint=exc.hint
+    )
 
 
 def _skipped(provider: Provider) -> list[str]:

@@ -32,7 +32,7 @@ from packaging.utils import canonicalize_name
 
 from lockenv.cache import Bucket, Cache, file_sha256, write_atomic
 from lockenv.environment import Interpreter, Probe, create_venv, probe, query_interpreter, venv_python
-from lockenv.errors import BuildError, LockenvError
+from lockenv.errors import BuildCycleError, BuildError, LockenvError
 from lockenv.models import DistFile
 from lockenv.ui import NullReporter, Reporter
 
@@ -93,7 +93,7 @@ def check_not_building(name: str, label: str) -> None:
     key = canonicalize_name(name)
     if any(n == key for n, _ in stack):
         chain = " -> ".join([*(lbl for _, lbl in stack), label])
-        raise BuildError(
+        raise BuildCycleError(
             f"building {stack[0][1]} needs {name} built from source, which needs itself: {chain}",
             hint=f"lockenv builds build requirements only from wheels; pin a version of {name} "
                  "that has a wheel for this Python, or change the build requirements",

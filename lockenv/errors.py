@@ -188,6 +188,10 @@ class BuildError(LockenvError):
     """A PEP 517 build (metadata or wheel) failed."""
 
 
+class BuildCycleError(BuildError):
+    """A build needs itself (directly or through a chain): no other version choice fixes that."""
+
+
 class PythonNotFoundError(LockenvError):
     """No interpreter matches what was asked for."""
 

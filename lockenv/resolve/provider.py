@@ -18,7 +18,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 from resolvelib import AbstractProvider
 
-from lockenv.errors import AuthError, BuildError, IntegrityError, LockenvError, NetworkError, PackageIndexError
+from lockenv.errors import AuthError, BuildCycleError, BuildError, IntegrityError, LockenvError, NetworkError, PackageIndexError
 from lockenv.models import DistFile
 from lockenv.resolve.requirements import Candidate, Ident, Req, applies, requirement_to_reqs
 from lockenv.resolve.source import PackageSource, best_file, metadata_file, python_ok
@@ -222,7 +222,7 @@ class Provider(AbstractProvider[Req, Candidate, Ident]):
             try:
                 known = self.dependencies(candidate)
             except (BuildError, IntegrityError, PackageIndexError) as exc:
-                if isinstance(exc, (NetworkError, AuthError)):
+                if isinstance(exc, (NetworkError, AuthError, BuildCycleError)):
                     raise
                 return deps + [self._unavailable(candidate, exc)]
             self.known_deps[key] = known
@@ -293,6 +293,8 @@ class Provider(AbstractProvider[Req, Candidate, Ident]):
                 theirs: set[Version] = set()
                 for rs in per_version:
                     theirs.update(self.allowed(dep, _joined(rs)))
+                if not theirs:
+                    continue  # nothing at all (not on the index, say): resolvelib's report says why
                 loosest = max(per_version, key=lambda rs: (len(self.allowed(dep, _joined(rs))), str(_joined(rs))))
                 wanted = str(_joined(loosest))
                 shown = ", ".join(map(str, usable[:3])) + (", …" if len(usable) > 3 else "")

@@ -34,7 +34,6 @@ def test_torch_locks_with_one_warning_naming_macos_x86_64(project: Path) -> None
     assert "environments" in result.stderr
 
 
-@PENDING
 def test_django_conflict_fails_fast_without_building_sdists(project: Path) -> None:
     _project(project, "django<4", "djangorestframework>=3.16")
     result = run_lockenv("lock", "-v", "--exclude-newer", EXCLUDE_NEWER, cwd=project, timeout=600)
@@ -44,7 +43,6 @@ def test_django_conflict_fails_fast_without_building_sdists(project: Path) -> No
     assert "building metadata (PEP 517)" not in result.stderr
 
 
-@PENDING
 def test_numpy_pandas_conflict_is_named_not_a_build_failure(project: Path) -> None:
     _project(project, "numpy<1.20", "pandas>=2")
     result = run_lockenv("lock", "-v", "--exclude-newer", EXCLUDE_NEWER, cwd=project, timeout=600)

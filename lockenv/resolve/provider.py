@@ -297,7 +297,7 @@ class Provider(AbstractProvider[Req, Candidate, Ident]):
                     continue  # nothing at all (not on the index, say): resolvelib's report says why
                 loosest = max(per_version, key=lambda rs: (len(self.allowed(dep, _joined(rs))), str(_joined(rs))))
                 wanted = str(_joined(loosest))
-                shown = ", ".join(map(str, usable[:3])) + (", …" if len(usable) > 3 else "")
+                shown = ", ".join(f"{ident.name} {v}" for v in usable[:3]) + (", …" if len(usable) > 3 else "")
                 line = f"`{desc[str(ident)]}` requires `{dep}{wanted}` (every version it allows: {shown})"
                 chain = [w for w in why[str(ident)] if not w.startswith(f"`{self.project}` ")]
                 key = str(Ident(dep, None))

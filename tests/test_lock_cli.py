@@ -395,8 +395,9 @@ def test_a_hand_edited_lock_is_stale_and_lock_regenerates_it(
     assert check.code == 1
     assert "pylock.toml" in check.stderr and ("changed by hand" in check.stderr or "invalid" in check.stderr)
     env = {"LOCKENV_INDEX_URL": index_server.json_url}
-    locked = run_lockenv("sync", "--locked", cwd=project, env=env)
-    assert locked.code == 1 and not (project / ".venv").exists()
+    locked = run_lockenv("sync", "--locked", cwd=project, env=env)  # refused, not stale: exit 2
+    assert locked.code == 2 and not (project / ".venv").exists()
+    assert "lockenv lock" in locked.stderr
     relock = lock(project, index_server)
     assert relock.code == 0, relock.output
     assert (project / "pylock.toml").read_text() == good

@@ -186,9 +186,9 @@ def test_link_mode_hardlinks_from_the_cache_or_copies(project: Path, index_serve
     assert copied.stat().st_nlink == 1 and copied.read_bytes() == module.read_bytes()
 
 
-def test_missing_lock_is_an_error_with_a_hint(project: Path, index_server: Any) -> None:
+def test_missing_lock_with_frozen_is_an_error_with_a_hint(project: Path, index_server: Any) -> None:
     write_project(project, ["alpha"])
-    result = sync(project, index_server)
+    result = sync(project, index_server, "--frozen")  # plain sync locks first (test_lock_policy)
     assert result.code == 2
     assert "error: no pylock.toml in" in result.stderr and "hint: run `lockenv lock`" in result.stderr
 

@@ -97,7 +97,7 @@ def test_locked_and_frozen_together_are_an_error_even_on_a_synced_venv(project: 
 
 def test_sync_errors_start_lower_case(project: Path, index_server: Any) -> None:
     write_project(project, ["gamma"])
-    assert sync(project, index_server).stderr.startswith("error: no pylock.toml in ")
+    assert sync(project, index_server, "--frozen").stderr.startswith("error: no pylock.toml in ")
     lock(project, index_server)
     result = sync(project, index_server, "--extra", "nope")
     assert result.code == 2

@@ -12,7 +12,7 @@ from __future__ import annotations
 from lockenv.lockfile.check import OutsideExpectation, TargetExpectation, check_serves
 from lockenv.lockfile.common import CREATED_BY, LOCK_VERSION, canonical_inputs, format_timestamp
 from lockenv.lockfile.fresh import PinChange, StaleReason, diff_inputs, diff_pins, inputs_from_spec, stale_reasons
-from lockenv.lockfile.read import is_edited, load, load_cached, read_inputs, read_pins, select
+from lockenv.lockfile.read import edited_line, is_edited, load, load_cached, read_inputs, read_pins, select
 from lockenv.lockfile.write import dumps, to_pylock, write
 from lockenv.project import LOCK_NAME
 
@@ -31,6 +31,7 @@ __all__ = [
     "dumps",
     "format_timestamp",
     "inputs_from_spec",
+    "edited_line",
     "is_edited",
     "load",
     "load_cached",

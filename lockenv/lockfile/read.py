@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
     from lockenv.cache import Cache
 
-__all__ = ["PARSED_LOCKS", "is_edited", "load", "load_cached", "read_inputs", "read_pins", "select"]
+__all__ = ["PARSED_LOCKS", "edited_line", "is_edited", "load", "load_cached", "read_inputs", "read_pins", "select"]
 
 _TOML_POS = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
 
@@ -58,17 +58,29 @@ def _parse_tool_tail(path: Path) -> dict[str, Any] | None:
         return None
 
 
+_HASH_LINE = re.compile(rb'(?m)^packages-sha256 = "([0-9a-f]{64})"\n')
+
+
 def is_edited(path: Path) -> bool:
-    """True when the packages above `[tool.lockenv]` are not the bytes lockenv wrote there
-    (its `packages-sha256`). A lock without the key (older, or not ours) is not judged."""
+    """True when the lock is not the bytes lockenv wrote: its `packages-sha256` is the sha256 of
+    every other byte of the file. A lockenv lock (it has `[tool.lockenv]`) without exactly one
+    such line counts as edited: deleting the line must not turn the check off (F14)."""
     found = _tail(path)
     if found is None:
-        return False
-    raw, at = found
-    m = re.search(rb'\npackages-sha256 = "([0-9a-f]{64})"\n', raw[at:])
-    if m is None:
-        return False
-    return hashlib.sha256(raw[:at]).hexdigest() != m.group(1).decode()
+        return True
+    raw, _ = found
+    lines = list(_HASH_LINE.finditer(raw))
+    if len(lines) != 1:
+        return True
+    m = lines[0]
+    return hashlib.sha256(raw[: m.start()] + raw[m.end():]).hexdigest() != m.group(1).decode()
+
+
+def edited_line(path: Path) -> int | None:
+    """The line of the `packages-sha256` entry that no longer matches (None: no such line)."""
+    found = _tail(path)
+    m = _HASH_LINE.search(found[0]) if found else None
+    return None if m is None else found[0][: m.start()].count(b"\n") + 1  # type: ignore[index]
 
 
 def _parse(path: Path) -> dict[str, Any]:

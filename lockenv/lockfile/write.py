@@ -56,7 +56,6 @@ def dumps(resolution: Resolution) -> str:
         out.append("")
         out.extend(_package(package))
 
-    head = "\n".join(out) + "\n"
     out.append("")
     out.append("[tool.lockenv]")
     out.append(f"requires-python = {_str(inputs.requires_python)}")
@@ -65,9 +64,10 @@ def dumps(resolution: Resolution) -> str:
         out.append(f"indexes = {_array(inputs.indexes)}")
     if inputs.sources:
         out.append(f"sources = {_array(inputs.sources)}")
-    # What lockenv wrote above this table, so that a hand edit (a merge conflict resolved
-    # badly, a deleted entry) is a stale lock, found by the no-op check without parsing it all.
-    out.append(f"packages-sha256 = {_str(hashlib.sha256(head.encode()).hexdigest())}")
+    # The sha256 of every other byte of the file (filled in below), so that a hand edit
+    # anywhere (a merge conflict resolved badly, a deleted entry, a table appended at the end)
+    # is found by the no-op check without parsing it all.
+    hash_at = len(out)
     if inputs.exclude_newer:
         out.append(f"exclude-newer = {_str(inputs.exclude_newer)}")
         if inputs.exclude_newer_from_cli:
@@ -84,6 +84,8 @@ def dumps(resolution: Resolution) -> str:
         out.append("")
         out.append("[tool.lockenv.dependency-groups]")
         out.extend(f"{_key(k)} = {_array(v)}" for k, v in inputs.dependency_groups.items())
+    unhashed = "\n".join(out) + "\n"
+    out.insert(hash_at, f"packages-sha256 = {_str(hashlib.sha256(unhashed.encode()).hexdigest())}")
     text = "\n".join(out) + "\n"
     _validate(text)
     return text

@@ -152,8 +152,13 @@ def _check_lock(options: SyncOptions, cache: Cache, reporter: Reporter,
         return spec
     spec = manifest.load(options.project)
     if not lock_path.exists():
-        raise LockfileError(f"no {LOCK_NAME} in {options.project}",
-                            hint="run `lockenv lock` to create it")
+        if options.locked:
+            raise StaleLockError(f"no {LOCK_NAME} in {options.project} (--locked)",
+                                 hint="run `lockenv lock` to create it")
+        if options.frozen or options.dry_run:
+            raise LockfileError(f"no {LOCK_NAME} in {options.project}",
+                                hint="run `lockenv lock` to create it")
+        return _relock(options, spec, reporter, f"no {LOCK_NAME} yet; locking first", before_relock)
     if options.frozen:
         return spec
     from lockenv import __version__
@@ -163,6 +168,8 @@ def _check_lock(options: SyncOptions, cache: Cache, reporter: Reporter,
     if fresh_marker is not None and fresh_marker.exists():
         return spec
     reasons = lockfile.stale_reasons(spec, lock_path)
+    if any(r.kind in ("edited", "invalid") for r in reasons):
+        _refuse_edited(lock_path)
     if not reasons:
         if fresh_marker is not None:
             from lockenv.cache import write_atomic
@@ -175,15 +182,44 @@ def _check_lock(options: SyncOptions, cache: Cache, reporter: Reporter,
         reporter.warn(f"{LOCK_NAME} is out of date ({'; '.join(map(str, reasons))}); a sync would "
                       "lock again first. The plan below is for the lock as it is")
         return spec
-    if before_relock is not None:
-        before_relock(spec)
-    reporter.status(f"{LOCK_NAME} is out of date ({'; '.join(map(str, reasons))}); locking again")
+    return _relock(options, spec, reporter,
+                   f"{LOCK_NAME} is out of date ({'; '.join(map(str, reasons))}); locking again",
+                   before_relock)
+
+
+def _relock(options: SyncOptions, spec: ProjectSpec, reporter: Reporter, why: str,
+            before_relock: Callable[[ProjectSpec], None] | None) -> ProjectSpec:
+    """Lock (pyproject.toml changed, or there is no lock yet), saying why; the new ProjectSpec."""
+    from lockenv import manifest
     from lockenv.ops.lock import LockOptions, lock
 
+    if before_relock is not None:
+        before_relock(spec)
+    reporter.status(why)
     code = lock(LockOptions(project=options.project, offline=options.offline), reporter=reporter)
     if code:
         raise SyncError(f"locking {options.project} failed; nothing was synced")
     return manifest.load(options.project)
+
+
+def _refuse_edited(lock_path: Path) -> None:
+    """The committed lock is the team's: one edited by hand, not TOML, of another lock-version
+    or badly structured is refused (the project unchanged), never silently relocked; the error
+    names the file and the line or package entry."""
+    from lockenv import lockfile
+
+    lockfile.load(lock_path)  # the precise error when it is not a valid pylock file
+    line = lockfile.edited_line(lock_path)
+    where = f"{lock_path}:{line}" if line else str(lock_path)
+    detail = ("its packages-sha256 does not match the file's contents" if line else
+              "its packages-sha256 line is missing")
+    raise LockfileError(
+        f"{where}: {lock_path.name} was changed by hand since lockenv wrote it ({detail}); "
+        "nothing was synced",
+        hint="`git diff` shows the edit; run `lockenv lock` to regenerate the lock from "
+             "pyproject.toml (it keeps the pins it can), then sync",
+        context={"file": str(lock_path), "line": line},
+    )
 
 
 def _fail_if_stale(spec: ProjectSpec, lock_path: Path) -> None:

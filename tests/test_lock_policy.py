@@ -1,0 +1,121 @@
+"""The committed lock is the team's (issue 10): sync relocks only because pyproject.toml changed;
+a lock edited by hand, not TOML, of an unknown lock-version or badly structured is refused with
+the project unchanged; packages-sha256 covers the whole file (F14)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import env_for, lock, run_lockenv, sync, write_project
+
+
+def _cee_entry(index_server: Any) -> str:
+    [(name, sha, size)] = [f for f in index_server.files("cee") if f[0] == "cee-1.0-py3-none-any.whl"]
+    return ('\n[[packages]]\nname = "cee"\nversion = "1.0"\n'
+            f'wheels = [{{ name = "{name}", url = "{index_server.url}/files/cee/{name}", '
+            f'size = {size}, hashes = {{ sha256 = "{sha}" }} }}]\n')
+
+
+def _assert_refused(result: Any, project: Path, lock_before: bytes) -> None:
+    assert result.code == 2, result.output
+    assert "Traceback" not in result.output
+    assert "pylock.toml" in result.stderr and "hint:" in result.stderr and "lockenv lock" in result.stderr
+    assert (project / "pylock.toml").read_bytes() == lock_before
+    assert not (project / ".venv").exists()
+
+
+def test_f14_packages_after_tool_lockenv_are_covered_by_the_hash(project: Path, index_server: Any) -> None:
+    write_project(project, ["alpha"])
+    lock(project, index_server)
+    path = project / "pylock.toml"
+    with open(path, "a") as fh:
+        fh.write(_cee_entry(index_server))
+    before = path.read_bytes()
+    check = run_lockenv("lock", "--check", cwd=project, env=env_for(index_server))
+    assert check.code == 1, check.output
+    assert "changed by hand" in check.stderr
+    _assert_refused(sync(project, index_server, "--locked"), project, before)
+    result = sync(project, index_server)
+    _assert_refused(result, project, before)
+    assert "changed by hand" in result.stderr
+
+
+def test_f14_an_edit_in_the_tool_lockenv_table_is_covered_by_the_hash(project: Path, index_server: Any) -> None:
+    write_project(project, ["alpha"])
+    lock(project, index_server)
+    path = project / "pylock.toml"
+    path.write_text(path.read_text().replace('dependencies = ["alpha"]', 'dependencies = ["alpha", "cee"]'))
+    write_project(project, ["alpha", "cee"])  # the tail now matches pyproject.toml, the packages do not
+    check = run_lockenv("lock", "--check", cwd=project, env=env_for(index_server))
+    assert check.code == 1, check.output
+    assert "changed by hand" in check.stderr
+
+
+def test_f14_a_missing_packages_sha256_line_counts_as_edited(project: Path, index_server: Any) -> None:
+    write_project(project, ["alpha"])
+    lock(project, index_server)
+    path = project / "pylock.toml"
+    path.write_text(re.sub(r"(?m)^packages-sha256 = .*\n", "", path.read_text()))
+    before = path.read_bytes()
+    check = run_lockenv("lock", "--check", cwd=project, env=env_for(index_server))
+    assert check.code == 1, check.output
+    assert "changed by hand" in check.stderr
+    _assert_refused(sync(project, index_server), project, before)
+
+
+def test_sync_refuses_a_hand_edited_lock_instead_of_relocking_it(project: Path, index_server: Any) -> None:
+    write_project(project, ["alpha"])
+    lock(project, index_server)
+    path = project / "pylock.toml"
+    [sha] = [sha for name, sha, _size in index_server.files("gamma") if name == "gamma-1.2-py3-none-any.whl"]
+    path.write_text(path.read_text().replace(sha, "0" * 64))
+    before = path.read_bytes()
+    result = sync(project, index_server)
+    _assert_refused(result, project, before)
+    assert "changed by hand" in result.stderr and "packages-sha256" in result.stderr
+    assert re.search(r"pylock\.toml:\d+", result.stderr), result.stderr
+
+
+def test_sync_refuses_a_lock_that_is_not_toml(project: Path, index_server: Any) -> None:
+    write_project(project, ["alpha"])
+    lock(project, index_server)
+    path = project / "pylock.toml"
+    text = path.read_text()
+    at = text.index('name = "gamma"')
+    path.write_text(text[:at] + "<<<<<<< HEAD\n" + text[at:])
+    line = text[:at].count("\n") + 1
+    before = path.read_bytes()
+    result = sync(project, index_server)
+    _assert_refused(result, project, before)
+    assert f"pylock.toml:{line}:" in result.stderr and "invalid TOML" in result.stderr
+
+
+def test_sync_refuses_a_lock_of_an_unknown_lock_version(project: Path, index_server: Any) -> None:
+    write_project(project, ["alpha"])
+    lock(project, index_server)
+    path = project / "pylock.toml"
+    path.write_text(path.read_text().replace('lock-version = "1.0"', 'lock-version = "2.0"'))
+    before = path.read_bytes()
+    result = sync(project, index_server)
+    _assert_refused(result, project, before)
+    assert "2.0" in result.stderr and "lock-version" in result.stderr
+
+
+def test_sync_locks_first_when_there_is_no_lock_and_says_so(project: Path, index_server: Any) -> None:
+    write_project(project, ["alpha"])
+    result = sync(project, index_server)
+    assert result.code == 0, result.output
+    assert "no pylock.toml yet; locking first" in result.stderr
+    assert (project / "pylock.toml").exists() and "+ alpha==2.0" in result.stdout
+
+
+@pytest.mark.parametrize("flag", ["--locked"])
+def test_sync_locked_without_a_lock_is_a_clean_no(project: Path, index_server: Any, flag: str) -> None:
+    write_project(project, ["alpha"])
+    result = sync(project, index_server, flag)
+    assert result.code == 1, result.output
+    assert "no pylock.toml" in result.stderr and "lockenv lock" in result.stderr
+    assert not (project / "pylock.toml").exists() and not (project / ".venv").exists()

@@ -242,6 +242,6 @@ class Cache:
     def artifact_path(self, key: str, filename: str) -> Path:
         """Where a downloaded file lives: `key` is its sha256 (or a URL when the index gave no
         hash). The file keeps its real name, which installers and build tools need."""
-        if len(key) != 64:
-            key = "url-" + _key(key)
+        if len(key) != 64 or any(c not in "0123456789abcdef" for c in key):
+            key = "url-" + _key(key)  # never a path made of an unchecked string (F2)
         return self.root / FILES / key[:2] / key / filename

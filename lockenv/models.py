@@ -165,6 +165,15 @@ def _parse_filename(filename: str) -> tuple[NormalizedName, Version]:
     return canonicalize_name(raw_name), Version(raw_version)
 
 
+_HEX = frozenset("0123456789abcdef")
+
+
+def is_sha256(text: object) -> bool:
+    """A sha256 as lockenv accepts one (F2): exactly 64 lower-case hex digits. Every hash from a
+    lock, an index page or the cache passes this before it is compared or becomes a path."""
+    return isinstance(text, str) and len(text) == 64 and _HEX.issuperset(text)
+
+
 def is_dist_filename(filename: str) -> bool:
     """True for a wheel or sdist file name lockenv understands."""
     return filename_problem(filename) is None

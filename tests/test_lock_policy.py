@@ -119,3 +119,79 @@ def test_sync_locked_without_a_lock_is_a_clean_no(project: Path, index_server: A
     assert result.code == 1, result.output
     assert "no pylock.toml" in result.stderr and "lockenv lock" in result.stderr
     assert not (project / "pylock.toml").exists() and not (project / ".venv").exists()
+
+
+# -- F2: every sha256 is 64 hex digits before it is compared or becomes a path -----------------
+
+
+def _padded(path: Path) -> str:
+    text = str(path)
+    assert len(text) < 64
+    return text + "/" * (64 - len(text))
+
+
+@pytest.fixture
+def short_dir() -> Any:
+    """A directory whose path fits in 64 characters (the "sha256" that points at it)."""
+    import shutil
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix="f2-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_f2_a_lock_sha256_that_is_not_64_hex_digits_is_refused_naming_the_entry(
+        project: Path, index_server: Any, short_dir: Path) -> None:
+    write_project(project, ["gamma"])
+    lock(project, index_server)
+    victim = short_dir
+    (victim / "gamma-1.2-py3-none-any.whl").write_text("precious\n")
+    [sha] = [sha for name, sha, _size in index_server.files("gamma") if name == "gamma-1.2-py3-none-any.whl"]
+    path = project / "pylock.toml"
+    path.write_text(path.read_text().replace(sha, _padded(victim)))
+    result = sync(project, index_server, "--frozen")
+    assert result.code == 2, result.output
+    assert "Traceback" not in result.output
+    assert "gamma" in result.stderr and "sha256" in result.stderr and "64 hexadecimal digits" in result.stderr
+    assert (victim / "gamma-1.2-py3-none-any.whl").read_text() == "precious\n"
+    assert not (project / ".venv").exists()
+
+
+@pytest.mark.parametrize("kind", ["json-api", "simple-json", "simple-html"])
+def test_f2_an_index_sha256_that_is_not_64_hex_digits_is_skipped_naming_the_file(
+        kind: str, short_dir: Path) -> None:
+    import json
+
+    from lockenv.index import pages
+
+    bad = _padded(short_dir)
+    name = "foo-1.0-py3-none-any.whl"
+    url = "http://127.0.0.1:9/files/foo/" + name
+    if kind == "json-api":
+        body = json.dumps({"info": {"name": "foo"}, "releases": {"1.0": [
+            {"filename": name, "url": url, "digests": {"sha256": bad}}]}}).encode()
+        parse = pages.parse_json_api
+    elif kind == "simple-json":
+        body = json.dumps({"meta": {"api-version": "1.1"}, "files": [
+            {"filename": name, "url": url, "hashes": {"sha256": bad}}]}).encode()
+        parse = pages.parse_simple_json
+    else:
+        good = "foo-2.0-py3-none-any.whl"  # a page whose every link is skipped is not a page
+        body = (f'<html><body><a href="{url}#sha256={bad}">{name}</a>'
+                f'<a href="http://127.0.0.1:9/files/foo/{good}#sha256={"ab" * 32}">{good}</a></body></html>').encode()
+        parse = pages.parse_simple_html
+    skipped: list[str] = []
+    records = parse(body, "http://127.0.0.1:9/simple/foo/", skipped)
+    assert [r[0] for r in records] == (["foo-2.0-py3-none-any.whl"] if kind == "simple-html" else [])
+    assert skipped == [f"{name}: its sha256 is not 64 hex digits"]
+
+
+def test_f2_no_cache_path_from_an_unvalidated_sha256(tmp_path: Path, short_dir: Path) -> None:
+    from lockenv.cache import Cache
+
+    cache = Cache(tmp_path / "cache")
+    path = cache.artifact_path(_padded(short_dir), "x-1.0.tar.gz")
+    assert path.is_relative_to(tmp_path / "cache")
+    good = "ab" * 32
+    assert cache.artifact_path(good, "x-1.0.tar.gz").parent.name == good

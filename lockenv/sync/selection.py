@@ -17,7 +17,7 @@ from urllib.parse import unquote, urlparse
 
 from lockenv.errors import LockfileError, SyncError
 from lockenv.lockfile.read import PARSED_LOCKS, load_cached as load_lock  # noqa: F401 (moved; callers import it here)
-from lockenv.models import DistFile
+from lockenv.models import DistFile, is_sha256
 
 
 @dataclass(frozen=True)
@@ -208,7 +208,14 @@ def _sha256_of(hashes: Mapping[str, str], name: str, filename: str) -> str:
             f"(it has {', '.join(sorted(hashes)) or 'none'})",
             hint="relock; lockenv verifies every file by sha256",
         )
-    return sha.lower()
+    sha = sha.lower()
+    if not is_sha256(sha):
+        raise LockfileError(
+            f"`{name}`: the sha256 of {filename} in the lock is not 64 hexadecimal digits: {sha[:80]!r}",
+            hint="the lock was edited by hand or damaged; run `lockenv lock` to regenerate it",
+            context={"package": name},
+        )
+    return sha
 
 
 def _absolute_url(url: str, base: Path) -> str:

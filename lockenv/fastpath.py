@@ -9,6 +9,7 @@ through to the full CLI, which decides again.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -180,6 +181,12 @@ def try_run(argv: list[str]) -> None:
 
 def main() -> None:
     """Console-script entry point."""
+    try:
+        os.getcwd()
+    except OSError:  # F25: run from a directory deleted under it (no project can be found)
+        sys.stderr.write("error: the current directory no longer exists\n\n"
+                         "hint: cd into the project again (it may have been removed or recreated)\n")
+        raise SystemExit(2) from None
     code = try_noop(sys.argv[1:])
     if code is not None:
         raise SystemExit(code)

@@ -195,3 +195,16 @@ def test_f2_no_cache_path_from_an_unvalidated_sha256(tmp_path: Path, short_dir: 
     assert path.is_relative_to(tmp_path / "cache")
     good = "ab" * 32
     assert cache.artifact_path(good, "x-1.0.tar.gz").parent.name == good
+
+
+def test_f25_a_deleted_working_directory_is_a_clear_error(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    proc = subprocess.run(["sh", "-c", f'cd "{gone}" && rmdir "{gone}" && exec "{sys.executable}" -m lockenv lock'],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("error: the current directory no longer exists"), proc.stderr

@@ -83,6 +83,10 @@ def load(project_dir: Path, *, environ: Mapping[str, str] | None = None) -> Proj
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise _toml_error(path, text, exc) from None
+    except RecursionError:  # F31: arrays or tables nested thousands deep
+        raise ManifestError(f"{path}: nested too deeply to read",
+                            hint="pyproject.toml nests arrays or tables thousands of levels deep; "
+                                 "flatten it", context={"file": str(path)}) from None
     return _Reader(path, text, data, env).spec()
 
 

@@ -208,3 +208,13 @@ def test_f25_a_deleted_working_directory_is_a_clear_error(tmp_path: Path) -> Non
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
     assert proc.stderr.startswith("error: the current directory no longer exists"), proc.stderr
+
+
+def test_f31_a_pathologically_nested_pyproject_is_a_clear_error(project: Path) -> None:
+    project.mkdir(parents=True, exist_ok=True)
+    (project / "pyproject.toml").write_text('[project]\nname = "p"\nversion = "1"\nrequires-python = ">=3.8"\n'
+                                           f'x = {"[" * 5000}{"]" * 5000}\n')
+    result = run_lockenv("lock", cwd=project)
+    assert result.code == 2, result.output
+    assert "Traceback" not in result.output and "internal error" not in result.output
+    assert "nested too deeply" in result.stderr and "pyproject.toml" in result.stderr

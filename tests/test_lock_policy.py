@@ -218,3 +218,13 @@ def test_f31_a_pathologically_nested_pyproject_is_a_clear_error(project: Path) -
     assert result.code == 2, result.output
     assert "Traceback" not in result.output and "internal error" not in result.output
     assert "nested too deeply" in result.stderr and "pyproject.toml" in result.stderr
+
+
+def test_f26_a_non_utf8_project_path_locks(tmp_path: Path, index_server: Any) -> None:
+    import os
+
+    project = Path(os.fsdecode(os.fsencode(str(tmp_path)) + b"/na\xffme"))
+    write_project(project, ["alpha"])
+    result = run_lockenv("lock", cwd=project, env=env_for(index_server))
+    assert result.code == 0, result.output
+    assert (project / "pylock.toml").exists()

@@ -310,7 +310,7 @@ def _norm(name: str) -> str:
 def _digest(text: str) -> str:
     import hashlib
 
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:16]
 
 
 def describe_changes(

@@ -133,7 +133,7 @@ def _lock_venv(cache: Cache, venv_dir: Path, reporter: Reporter) -> BaseFileLock
 def _path_key(path: Path) -> str:
     import hashlib
 
-    return hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:32]
+    return hashlib.sha256(str(path.resolve()).encode("utf-8", "surrogateescape")).hexdigest()[:32]
 
 
 def _check_lock(options: SyncOptions, cache: Cache, reporter: Reporter,

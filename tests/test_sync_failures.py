@@ -7,6 +7,7 @@ import hashlib
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -172,17 +173,27 @@ def test_a_sync_waits_for_a_venv_locked_by_filelock(project: Path, index_server:
     venv = (project / ".venv").resolve()
     held = Cache().lock(Cache().bucket("venv-locks-v1") / _path_key(venv))
     held.acquire()
+    err_lines: list[str] = []
     try:
         proc = subprocess.Popen([sys.executable, "-m", "lockenv", "sync"], cwd=project, env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        time.sleep(2.0)
+        assert proc.stderr is not None
+        reader = threading.Thread(target=lambda: err_lines.extend(proc.stderr), daemon=True)  # type: ignore[arg-type]
+        reader.start()
+        # Wait for the sync to say it is waiting (however slow the machine is), not a fixed time.
+        deadline = time.monotonic() + 300
+        while not any("Waiting for another lockenv process" in line for line in err_lines):
+            assert proc.poll() is None, "".join(err_lines)  # it must wait, not finish or fail
+            assert time.monotonic() < deadline, "the sync never said it was waiting"
+            time.sleep(0.05)
         assert proc.poll() is None  # still waiting
         assert not (project / ".venv").exists()
     finally:
         held.release()
-    out, err = proc.communicate(timeout=300)
-    assert proc.returncode == 0, err
-    assert "Waiting for another lockenv process" in err and "+ alpha==2.0" in out
+    out = proc.stdout.read() if proc.stdout else ""
+    assert proc.wait(timeout=300) == 0, "".join(err_lines)
+    reader.join(timeout=60)
+    assert "+ alpha==2.0" in out
 
 
 def test_a_hash_edited_in_the_lock_is_blamed_on_the_lock_and_verify_sees_it(project: Path, index_server: Any) -> None:

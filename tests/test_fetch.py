@@ -112,8 +112,9 @@ def test_fetch_then_sync_from_the_directory_alone_with_every_index_stopped(
     shutil.copy(project / "pyproject.toml", target)
     shutil.copy(dest / "pylock.toml", target)
     env["LOCKENV_CACHE_DIR"] = str(tmp_path / "target-cache")
-    result = run_lockenv("sync", "--find-links", dest, "--python", sys.executable, cwd=target,
-                         env=env)
+    # As on an air-gapped machine: --offline with --find-links (no request, even to try).
+    result = run_lockenv("sync", "--offline", "--find-links", dest, "--python", sys.executable,
+                         cwd=target, env=env)
     assert result.code == 0, result.output
     assert installed(target / ".venv") == {"acme-app": "1.0", "gamma": "1.2", "native": "1.0",
                                             "speedy": "1.0"}

@@ -530,6 +530,7 @@ def export(
 def outdated(
     ctx: typer.Context,
     json_: JsonOpt = False,
+    offline: OfflineOpt = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
     project: ProjectOpt = None,
@@ -554,7 +555,7 @@ def outdated(
                         f"All {total} locked packages are at the newest release")
         return 0
 
-    _query(ctx, do_outdated, OutdatedOptions(project=g.project), show)
+    _query(ctx, do_outdated, OutdatedOptions(project=g.project, offline=offline), show)
 
 
 cache_app = typer.Typer(

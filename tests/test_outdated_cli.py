@@ -58,3 +58,24 @@ def test_outdated_when_everything_is_current(tmp_path: Path, make_index) -> None
     r = run_lockenv("outdated", cwd=project, env=env_for(srv))
     assert r.code == 0, r.output
     assert r.stdout == "" and "All 2 locked packages are at the newest release" in r.stderr
+
+
+def test_outdated_offline_answers_from_the_cache_and_names_what_it_lacks(tmp_path: Path, make_index) -> None:  # type: ignore[no-untyped-def]
+    srv: IndexServer = make_index(BEFORE)
+    project = write_project(tmp_path / "p", ["alpha<2", "gamma"])
+    lock(project, srv)
+    srv.load(AFTER)
+    online = run_lockenv("outdated", cwd=project, env=env_for(srv))
+    assert online.code == 0, online.output
+    url = srv.json_url
+    srv.stop()  # no network from here on: the warm cache must answer alone
+
+    warm = run_lockenv("outdated", "--offline", cwd=project, env=env_for(srv))
+    assert warm.code == 0, warm.output
+    assert warm.stdout == online.stdout
+
+    cold = run_lockenv("outdated", "--offline", cwd=project,
+                       env=env_for(srv, LOCKENV_CACHE_DIR=str(tmp_path / "empty-cache")))
+    assert cold.code == 2, cold.output
+    assert "alpha" in cold.stderr and "Traceback" not in cold.stderr
+    assert url.split("//")[1].split("/")[0] in cold.stderr or "offline" in cold.stderr

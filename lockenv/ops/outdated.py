@@ -20,6 +20,8 @@ from lockenv.project import LOCK_NAME
 @dataclass(frozen=True)
 class OutdatedOptions:
     project: Path
+    offline: bool = False
+    """Answer from the cached pages alone (of any age); what the cache lacks is one error."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,7 @@ def _newer(a: str, b: str) -> bool:
 def outdated(options: OutdatedOptions, *, reporter: Any) -> Outdated:
     from lockenv import lockfile, manifest
     from lockenv.cache import Cache
+    from lockenv.errors import OfflineError
     from lockenv.index.routing import IndexRouter, single
     from lockenv.ops.dispatch import distributions
     from lockenv.urls import redact_url
@@ -72,15 +75,20 @@ def outdated(options: OutdatedOptions, *, reporter: Any) -> Outdated:
     pins = lockfile.read_pins(path)
     cache = Cache()
     settings = spec.indexes or single(spec.index_url)  # each name from its own index
-    with IndexRouter(settings, cache=cache, exclude_newer=spec.exclude_newer, refresh=True,
-                     reporter=reporter) as client, \
+    offline = options.offline
+    with IndexRouter(settings, cache=cache, exclude_newer=spec.exclude_newer, refresh=not offline,
+                     reporter=reporter, offline=offline) as client, \
             distributions(client, cache=cache, reporter=reporter) as dists:
-        allowed = _allowed(spec, dists, pins, reporter)
-        if spec.exclude_newer is None:
-            latest = _latest(client, lock)
-        else:
-            with IndexRouter(settings, cache=cache, reporter=reporter) as everything:
-                latest = _latest(everything, lock)
+        try:
+            allowed = _allowed(spec, dists, pins, reporter)
+            if spec.exclude_newer is None:
+                latest = _latest(client, lock)
+            else:
+                with IndexRouter(settings, cache=cache, reporter=reporter,
+                                 offline=offline) as everything:
+                    latest = _latest(everything, lock)
+        except OfflineError:  # name every page the answer needed, not just the first
+            raise client.offline_error() from None
     out = []
     for pkg in lock.packages:
         name, version = str(pkg.name), str(pkg.version)

@@ -26,7 +26,10 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from lockenv.errors import IntegrityError
 
 
 
@@ -127,6 +130,24 @@ def mismatch_details(sha256: str | None, actual: str | None, size: int | None,
     return details
 
 
+def refuse_damaged(path: Path, details: list[str]) -> IntegrityError:
+    """Remove a cache entry that is not what its key promises and return the error that says so
+    (the next run downloads the file afresh; a tampered cache is never silently re-fetched)."""
+    from lockenv.errors import IntegrityError
+
+    try:
+        path.unlink()
+    except OSError:
+        pass
+    return IntegrityError(
+        f"the cached copy of {path.name} is damaged and was refused",
+        hint="the damaged cache entry has been removed; run the command again to "
+             "download the file afresh",
+        context={"file": str(path)},
+        details=details,
+    )
+
+
 def _key(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -221,23 +242,11 @@ class Cache:
         expected is not checked). A damaged entry is removed and refused with an IntegrityError
         naming it: never silently fetched again, so a tampered cache is noticed, and the next
         run downloads the file afresh."""
-        from lockenv.errors import IntegrityError
-
         actual_size = path.stat().st_size
         actual = file_sha256(path) if sha256 else None
         if (size is None or actual_size == size) and actual == sha256:
             return path
-        try:
-            path.unlink()
-        except OSError:
-            pass
-        raise IntegrityError(
-            f"the cached copy of {path.name} is damaged and was refused",
-            hint="the damaged cache entry has been removed; run the command again to "
-                 "download the file afresh",
-            context={"file": str(path)},
-            details=mismatch_details(sha256, actual, size, actual_size),
-        )
+        raise refuse_damaged(path, mismatch_details(sha256, actual, size, actual_size))
 
     def artifact_path(self, key: str, filename: str) -> Path:
         """Where a downloaded file lives: `key` is its sha256 (or a URL when the index gave no

@@ -200,7 +200,7 @@ def _check_files(checks: Sequence[_Check], lock_path: Path) -> None:
 def _check_file(check: _Check, lock_path: Path) -> None:
     """sha256 and size as the lock says; a damaged cache entry is removed (the next sync
     downloads it afresh)."""
-    from lockenv.cache import file_sha256
+    from lockenv.cache import file_sha256, refuse_damaged
 
     path, sha256, size = check.path, check.file.sha256, check.file.size
     actual_size = path.stat().st_size
@@ -212,16 +212,7 @@ def _check_file(check: _Check, lock_path: Path) -> None:
         details += [f"expected size: {size}", f"actual size:   {actual_size}"]
     if not check.cached:
         raise lock_mismatch(check.want, lock_path, details)
-    try:
-        path.unlink()
-    except OSError:
-        pass
-    raise IntegrityError(
-        f"the cached copy of {path.name} is damaged and was refused",
-        hint="the damaged cache entry has been removed; run the command again to "
-             "download the file afresh",
-        context={"file": str(path)}, details=details,
-    )
+    raise refuse_damaged(path, details)
 
 
 def prepare(plan: SyncPlan, files: dict[str, Path], *, probe: Probe, venv: Path, cache: Cache,

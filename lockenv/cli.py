@@ -136,6 +136,11 @@ OfflineOpt = Annotated[
     typer.Option("--offline", envvar="LOCKENV_OFFLINE",
                  help="No network: use the cache only; fail at once naming what it lacks."),
 ]
+AllExtrasOpt = Annotated[bool, typer.Option("--all-extras", help="Include every extra.")]
+NoDefaultGroupsOpt = Annotated[
+    bool, typer.Option("--no-default-groups", help="Leave out the default groups.")
+]
+AllGroupsOpt = Annotated[bool, typer.Option("--all-groups", help="Include every group.")]
 LockfileOpt = Annotated[
     Optional[Path],
     typer.Option("--lockfile", metavar="PATH", help="Use this pylock file instead of pylock.toml (one written by uv, pip or PDM, say)."),
@@ -235,13 +240,11 @@ def sync(
                      help="Interpreter: a version like 3.12, or a path."),
     ] = None,
     extra: ExtraOpt = None,
-    all_extras: Annotated[bool, typer.Option("--all-extras", help="Include every extra.")] = False,
+    all_extras: AllExtrasOpt = False,
     group: GroupOpt = None,
     only_group: OnlyGroupOpt = None,
-    no_default_groups: Annotated[
-        bool, typer.Option("--no-default-groups", help="Leave out the default groups.")
-    ] = False,
-    all_groups: Annotated[bool, typer.Option("--all-groups", help="Include every group.")] = False,
+    no_default_groups: NoDefaultGroupsOpt = False,
+    all_groups: AllGroupsOpt = False,
     inexact: Annotated[
         bool, typer.Option("--inexact", help="Keep installed packages the lock does not select.")
     ] = False,
@@ -305,13 +308,11 @@ def fetch(
     python: Annotated[str, typer.Option("--python", metavar="VERSION", help="Target Python, such as 3.12.")],
     dest: Annotated[Path, typer.Option("--dest", "-d", metavar="DIR", help="Directory to write the files to.")],
     extra: ExtraOpt = None,
-    all_extras: Annotated[bool, typer.Option("--all-extras", help="Include every extra.")] = False,
+    all_extras: AllExtrasOpt = False,
     group: GroupOpt = None,
     only_group: OnlyGroupOpt = None,
-    no_default_groups: Annotated[
-        bool, typer.Option("--no-default-groups", help="Leave out the default groups.")
-    ] = False,
-    all_groups: Annotated[bool, typer.Option("--all-groups", help="Include every group.")] = False,
+    no_default_groups: NoDefaultGroupsOpt = False,
+    all_groups: AllGroupsOpt = False,
     lockfile: LockfileOpt = None,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
@@ -335,13 +336,11 @@ def fetch(
 def verify(
     ctx: typer.Context,
     extra: ExtraOpt = None,
-    all_extras: Annotated[bool, typer.Option("--all-extras", help="Include every extra.")] = False,
+    all_extras: AllExtrasOpt = False,
     group: GroupOpt = None,
     only_group: OnlyGroupOpt = None,
-    no_default_groups: Annotated[
-        bool, typer.Option("--no-default-groups", help="Leave out the default groups.")
-    ] = False,
-    all_groups: Annotated[bool, typer.Option("--all-groups", help="Include every group.")] = False,
+    no_default_groups: NoDefaultGroupsOpt = False,
+    all_groups: AllGroupsOpt = False,
     lockfile: LockfileOpt = None,
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -491,13 +490,11 @@ def export(
         Optional[Path], typer.Option("--output", "-o", metavar="FILE", help="Write to FILE instead of stdout.")
     ] = None,
     extra: ExtraOpt = None,
-    all_extras: Annotated[bool, typer.Option("--all-extras", help="Include every extra.")] = False,
+    all_extras: AllExtrasOpt = False,
     group: GroupOpt = None,
     only_group: OnlyGroupOpt = None,
-    no_default_groups: Annotated[
-        bool, typer.Option("--no-default-groups", help="Leave out the default groups.")
-    ] = False,
-    all_groups: Annotated[bool, typer.Option("--all-groups", help="Include every group.")] = False,
+    no_default_groups: NoDefaultGroupsOpt = False,
+    all_groups: AllGroupsOpt = False,
     lockfile: LockfileOpt = None,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
@@ -747,13 +744,11 @@ def run(
         bool, typer.Option("--frozen", help="Sync from the lock as it is, without checking it.")
     ] = False,
     extra: ExtraOpt = None,
-    all_extras: Annotated[bool, typer.Option("--all-extras", help="Include every extra.")] = False,
+    all_extras: AllExtrasOpt = False,
     group: GroupOpt = None,
     only_group: OnlyGroupOpt = None,
-    no_default_groups: Annotated[
-        bool, typer.Option("--no-default-groups", help="Leave out the default groups.")
-    ] = False,
-    all_groups: Annotated[bool, typer.Option("--all-groups", help="Include every group.")] = False,
+    no_default_groups: NoDefaultGroupsOpt = False,
+    all_groups: AllGroupsOpt = False,
     offline: OfflineOpt = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,

@@ -166,6 +166,8 @@ def _build_system(source: Path) -> tuple[list[str], str, list[str] | None]:
         data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise BuildError(f"{pyproject} is not valid TOML: {exc}") from None
+    except RecursionError:  # F31: nested thousands deep
+        raise BuildError(f"{pyproject}: nested too deeply to read") from None
     table = data.get("build-system")
     if not isinstance(table, dict):
         return list(DEFAULT_REQUIRES), LEGACY_BACKEND, None
@@ -370,7 +372,7 @@ def _project_field(project_dir: Path) -> str | None:
     """`[project] name` of a source tree, if it says."""
     try:
         data = tomllib.loads((project_dir / "pyproject.toml").read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError):
         return None
     project = data.get("project")
     name = project.get("name") if isinstance(project, dict) else None

@@ -426,6 +426,15 @@ def _request_fits(request: str, actual: Interpreter, python: Path) -> bool:
 
 def create_venv(path: Path, interp: Interpreter, reporter: Reporter) -> Venv:
     """`python -m venv --without-pip`, then mark it as lockenv's in pyvenv.cfg."""
+    try:
+        os.fsdecode(path).encode("utf-8")
+    except UnicodeEncodeError:  # venv writes the path into pyvenv.cfg and its scripts as UTF-8
+        raise SyncError(
+            f"cannot create a virtual environment at {path}: its path is not valid UTF-8, "
+            "which Python's venv module cannot write into the environment's files",
+            hint="point LOCKENV_VENV at a directory whose path is UTF-8, or move the project",
+            context={"path": str(path)},
+        ) from None
     reporter.status(f"Creating virtual environment at {path} with Python {interp.version}")
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONHOME", "PYTHONPATH", "VIRTUAL_ENV")}
     proc = subprocess.run(

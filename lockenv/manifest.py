@@ -96,7 +96,7 @@ def static_version(pyproject: Path) -> str | None:
     directory entries (uv writes the project without a version) and they may not be projects."""
     try:
         data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
     project = data.get("project", {})
     version = project.get("version")

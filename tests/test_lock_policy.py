@@ -228,3 +228,64 @@ def test_f26_a_non_utf8_project_path_locks(tmp_path: Path, index_server: Any) ->
     result = run_lockenv("lock", cwd=project, env=env_for(index_server))
     assert result.code == 0, result.output
     assert (project / "pylock.toml").exists()
+
+
+def test_f26_a_non_utf8_project_path_syncs_or_says_why(tmp_path: Path, index_server: Any) -> None:
+    """F26: under a non-UTF-8 project path, `sync` locks, then says clearly that Python's venv
+    cannot live there (project unchanged but for the lock); with LOCKENV_VENV pointing at a
+    UTF-8 path it syncs, and the next sync is a no-op."""
+    import os
+
+    project = Path(os.fsdecode(os.fsencode(str(tmp_path)) + b"/na\xffme"))
+    write_project(project, ["alpha"])
+    refused = sync(project, index_server)
+    assert refused.code == 2, refused.output
+    assert "Traceback" not in refused.output and "internal error" not in refused.output
+    assert "not valid UTF-8" in refused.stderr and "LOCKENV_VENV" in refused.stderr, refused.stderr
+    assert not (project / ".venv").exists()
+    venv = tmp_path / "venv"
+    result = sync(project, index_server, LOCKENV_VENV=str(venv))
+    assert result.code == 0, result.output
+    assert "+ alpha==2.0" in result.stdout
+    assert (venv / "pyvenv.cfg").exists()
+    again = sync(project, index_server, LOCKENV_VENV=str(venv))
+    assert again.code == 0 and "up to date" in again.stderr, again.output
+
+
+def test_f25_a_deleted_working_directory_is_a_clear_error_for_sync(tmp_path: Path) -> None:
+    """F25: `sync` in a deleted working directory says so, no traceback."""
+    import subprocess
+    import sys
+
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    proc = subprocess.run(["sh", "-c", f'cd "{gone}" && rmdir "{gone}" && exec "{sys.executable}" -m lockenv sync'],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("error: the current directory no longer exists"), proc.stderr
+
+
+@pytest.mark.parametrize("command", ["lock", "sync", "verify", "lock --check"])
+def test_f31_a_pathologically_nested_pylock_is_a_clear_error(project: Path, index_server: Any,
+                                                            command: str) -> None:
+    """F31: a pylock.toml nested thousands deep is never a RecursionError: sync and verify
+    refuse it naming the file, `lock --check` calls it edited, `lock` warns and relocks."""
+    write_project(project, ["alpha"])
+    assert sync(project, index_server).code == 0
+    path = project / "pylock.toml"
+    path.write_text(path.read_text().replace('lock-version = "1.0"',
+                                             f'lock-version = "1.0"\nx = {"[" * 5000}{"]" * 5000}', 1))
+    before = path.read_bytes()
+    result = run_lockenv(*command.split(), cwd=project, env=env_for(index_server))
+    assert "Traceback" not in result.output and "internal error" not in result.output, result.output
+    if command == "lock":
+        assert result.code == 0, result.output
+        assert "pylock.toml: nested too deeply to read" in result.stderr, result.stderr
+        return
+    assert path.read_bytes() == before
+    if command == "lock --check":
+        assert result.code == 1 and "changed by hand" in result.stderr, result.output
+        return
+    assert result.code == 2, result.output
+    assert "pylock.toml: nested too deeply to read" in result.stderr, result.stderr

@@ -54,7 +54,7 @@ def _parse_tool_tail(path: Path) -> dict[str, Any] | None:
     raw, at = found
     try:
         return tomllib.loads(raw[at + 1 :].decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError):
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError):
         return None
 
 
@@ -100,6 +100,9 @@ def _parse(path: Path) -> dict[str, Any]:
         raise LockfileError(f"cannot read {path}: {exc.strerror or exc}", context={"file": str(path)}) from None
     try:
         return tomllib.loads(text)
+    except RecursionError:  # F31: arrays or tables nested thousands deep
+        raise LockfileError(f"{path}: nested too deeply to read", hint="regenerate it with `lockenv lock`",
+                            context={"file": str(path)}) from None
     except tomllib.TOMLDecodeError as exc:
         msg = str(exc)
         m = _TOML_POS.search(msg)

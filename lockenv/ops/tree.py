@@ -102,7 +102,7 @@ def _project_identity(project: Path) -> tuple[str, str | None]:
         import tomli as tomllib  # type: ignore[import-not-found,no-redef,unused-ignore]
     try:
         table = tomllib.loads((project / PYPROJECT).read_text(encoding="utf-8")).get("project", {})
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         table = {}
     name = table.get("name") if isinstance(table, dict) else None
     version = table.get("version") if isinstance(table, dict) else None

@@ -284,10 +284,11 @@ def _linked(tree: Path) -> bool:
 
 
 def _orphan_installs(root: Path, gone: set[str], everything: bool) -> list[Removed | None]:
-    """Install records of trees that are gone (they can never be replayed)."""
+    """Install records (and planned targets) of trees that are gone (never used again)."""
     out: list[Removed | None] = []
     unpacked = root / Bucket.UNPACKED.value
-    for record in sorted((root / Bucket.INSTALLS.value).glob("*/*.json")):
+    installs = root / Bucket.INSTALLS.value
+    for record in sorted([*installs.glob("*/*.json"), *installs.glob("targets/*/*.json")]):
         tree = str(_json(record).get("tree", ""))
         if tree in gone or (everything and tree and not (unpacked / tree[:2] / tree).exists()):
             out.append(_remove(record, Bucket.INSTALLS.value, "its unpacked tree is gone"))

@@ -149,18 +149,19 @@ class LinkingDestination(SchemeDictionaryDestination):
 
 
 class PlannedTargets(SchemeDictionaryDestination):
-    """installer's destination that writes nothing: it notes the absolute path of every file an
-    install would write (root-is-purelib, `.data` schemes, scripts, metadata, RECORD), as
-    installer decides them."""
+    """installer's destination that writes nothing: it notes every file an install would write
+    (root-is-purelib, `.data` schemes, scripts, metadata, RECORD) as installer decides them: the
+    scheme key and the path under it, which do not depend on where the scheme's directories
+    are (so one dry run serves every venv)."""
 
     def __init__(self, scheme: Mapping[str, str]) -> None:
         super().__init__(dict(scheme), interpreter="python", script_kind=get_launcher_kind(),
                          bytecode_optimization_levels=(), overwrite_existing=True)
-        self.targets: list[str] = []
+        self.targets: list[tuple[str, str]] = []
 
     def write_to_fs(self, scheme: Scheme, path: str, stream: BinaryIO,
                     is_executable: bool) -> RecordEntry:
-        self.targets.append(os.path.abspath(os.path.join(self.scheme_dict[scheme], path)))
+        self.targets.append((str(scheme), path))
         return RecordEntry(path, None, None)
 
     def write_script(self, name: str, module: str, attr: str, section: Any) -> RecordEntry:

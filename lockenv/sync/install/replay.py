@@ -20,7 +20,7 @@ import os
 import re
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -98,6 +98,55 @@ def save(cache: Cache, key: str, tree: Tree, ops: list[dict[str, Any]]) -> None:
             {"format": FORMAT, "tree": tree.sha256, "ops": ops}, separators=(",", ":")).encode())
     except OSError:
         pass  # only a cache: the next install runs installer again
+
+
+TARGETS_FORMAT = 1
+"""Bumped when what a planned install covers changes (e.g. the metadata lockenv adds)."""
+
+
+def targets_path(cache: Cache, tree: Tree) -> Path:
+    """Where the planned targets of `tree` are kept: they depend on the tree, installer (its
+    version and launcher kind), never on the venv (see `load_targets`)."""
+    h = hashlib.sha256("\0".join([str(TARGETS_FORMAT), _installer_version(), tree.sha256,
+                                    os.name, sys.platform]).encode("utf-8", "surrogateescape"))
+    key = h.hexdigest()
+    return cache.root / INSTALLS.value / "targets" / key[:2] / f"{key}.json"
+
+
+def load_targets(cache: Cache, tree: Tree, schemes: Collection[str]) -> list[tuple[str, str]] | None:
+    """The (scheme key, relative path) of every file an install of `tree` writes, as a dry run
+    of installer found them before; None when missing or not well formed (a cache file is
+    untrusted: every key must be one of `schemes`, every path relative without `..`)."""
+    try:
+        data = json.loads(targets_path(cache, tree).read_bytes())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("tree") != tree.sha256 \
+            or not isinstance(data.get("targets"), list):
+        return None
+    out: list[tuple[str, str]] = []
+    for item in data["targets"]:
+        if not (isinstance(item, list) and len(item) == 2 and item[0] in schemes
+                and isinstance(item[1], str) and _relative(item[1])):
+            return None
+        out.append((item[0], item[1]))
+    return out
+
+
+def _relative(path: str) -> bool:
+    parts = path.replace("\\", "/").split("/")
+    return bool(path) and not os.path.isabs(path) and ".." not in parts and ":" not in parts[0]
+
+
+def save_targets(cache: Cache, tree: Tree, targets: list[tuple[str, str]]) -> None:
+    from lockenv.cache import write_atomic
+
+    try:
+        write_atomic(targets_path(cache, tree), json.dumps(
+            {"tree": tree.sha256, "targets": [list(t) for t in targets]},
+            separators=(",", ":")).encode())
+    except OSError:
+        pass  # only a cache: the next sync plans again
 
 
 def write_op(target: str, data: bytes, *, executable: bool, script: bool) -> dict[str, Any]:

@@ -420,6 +420,11 @@ def _request_fits(request: str, actual: Interpreter, python: Path) -> bool:
     if is_version_request(request):
         return _matches_request(actual, request)
     wanted = shutil.which(request) or request
+    try:  # the venv's interpreter links to the very file asked for: it fits, no need to run it
+        if os.path.samefile(os.path.realpath(wanted), os.path.realpath(python)):
+            return True
+    except OSError:
+        pass
     wanted_interp = query_interpreter(wanted)
     return wanted_interp is not None and wanted_interp.version == actual.version
 

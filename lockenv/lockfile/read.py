@@ -83,11 +83,12 @@ def edited_line(path: Path) -> int | None:
     return None if m is None else found[0][: m.start()].count(b"\n") + 1  # type: ignore[index]
 
 
-def _parse(path: Path) -> dict[str, Any]:
-    """tomllib on the file; LockfileError with file, line and column."""
+def _parse(path: Path, data: bytes | None = None) -> dict[str, Any]:
+    """tomllib on the file (or on `data`, its bytes already read); LockfileError with file, line
+    and column."""
     path = Path(path)
     try:
-        text = path.read_bytes().decode("utf-8")
+        text = (path.read_bytes() if data is None else data).decode("utf-8")
     except FileNotFoundError:
         raise LockfileError(
             f"{path} does not exist",
@@ -118,12 +119,13 @@ def _parse(path: Path) -> dict[str, Any]:
         ) from None
 
 
-def load(path: Path) -> Pylock:
-    """Parse and validate any PEP 751 file (ours, uv's, pip's). LockfileError names the file,
-    the offending key and, when it is inside a package, that package."""
+def load(path: Path, raw: bytes | None = None) -> Pylock:
+    """Parse and validate any PEP 751 file (ours, uv's, pip's), or `raw`, its bytes already
+    read. LockfileError names the file, the offending key and, when it is inside a package,
+    that package."""
     from packaging.pylock import Pylock, PylockUnsupportedVersionError, PylockValidationError
 
-    data = _parse(path)
+    data = _parse(path, raw)
     try:
         lock = Pylock.from_dict(data)
     except PylockUnsupportedVersionError as exc:
@@ -314,9 +316,9 @@ def read_pins(path: Path) -> dict[str, list[tuple[str, str | None]]]:
 PARSED_LOCKS = Bucket.PARSED_LOCKS.value
 
 
-def load_cached(path: Path, cache: Cache | None = None) -> Pylock:
-    """`load`, for a lock that must exist; LockfileError with a hint when it is missing or
-    invalid.
+def load_cached(path: Path, cache: Cache | None = None, *, data: bytes | None = None) -> Pylock:
+    """`load`, for a lock that must exist (or of `data`, its bytes as the caller read them);
+    LockfileError with a hint when it is missing or invalid.
 
     A big lock takes ~0.1 s to parse and validate, so the validated object is kept in the cache
     (pickled, keyed by the file's sha256 and the packaging version): a warm sync reads it back.
@@ -328,10 +330,11 @@ def load_cached(path: Path, cache: Cache | None = None) -> Pylock:
 
     from lockenv.cache import Cache, write_atomic
 
-    try:
-        data = path.read_bytes()
-    except OSError:
-        raise LockfileError(f"no lock file at {path}", hint="run `lockenv lock` to create it") from None
+    if data is None:
+        try:
+            data = path.read_bytes()
+        except OSError:
+            raise LockfileError(f"no lock file at {path}", hint="run `lockenv lock` to create it") from None
     key = hashlib.sha256(data + b"\0" + packaging.__version__.encode()).hexdigest()
     cached = (cache or Cache()).root / PARSED_LOCKS / f"{key}.pickle"
     try:
@@ -339,7 +342,7 @@ def load_cached(path: Path, cache: Cache | None = None) -> Pylock:
         return lock
     except Exception:
         pass  # missing, damaged or tampered with: parse the lock itself
-    lock = load(path)
+    lock = load(path, data)
     try:
         write_atomic(cached, pickle.dumps(lock, protocol=pickle.HIGHEST_PROTOCOL))
     except (OSError, pickle.PicklingError, TypeError):

@@ -277,7 +277,12 @@ def _sync_locked(options: SyncOptions, *, cache: Cache, reporter: Reporter, star
         if fresh is not None:
             reporter.status(f"Environment is up to date ({fresh.get('packages', 0)} packages)")
             return 0
-    spec, lock = _read_lock(options, cache, reporter)
+    from lockenv import __version__
+    from lockenv.sync import state
+
+    pyproject = state.read_pyproject(options.project)  # before the lock is checked against it
+    spec, lock, lock_bytes = _read_lock(options, cache, reporter)
+    inputs = state.inputs_digest_of(lock_bytes, state.options_key(options, __version__), pyproject)
     target = _open_venv(options, spec, lock, reporter)
     planned = _plan(options, spec, lock, target)
     _tell_plan(options, planned.plan, reporter)
@@ -286,18 +291,25 @@ def _sync_locked(options: SyncOptions, *, cache: Cache, reporter: Reporter, star
             on_result(reports.sync_dry_run(_lock_path(options), target.path,
                                            target.venv_dir is None, planned.plan))
         return 0
-    return _carry_out(options, planned, target, spec=spec, lock=lock, cache=cache,
-                      reporter=reporter, started=started)
+    return _carry_out(options, planned, target, spec=spec, lock=lock, inputs=inputs,
+                      cache=cache, reporter=reporter, started=started)
 
 
 def _read_lock(options: SyncOptions, cache: Cache,
-               reporter: Reporter) -> tuple[ProjectSpec | None, Pylock]:
-    """Step 1: the lock, checked for freshness (relocked when stale), and the project."""
+               reporter: Reporter) -> tuple[ProjectSpec | None, Pylock, bytes]:
+    """Step 1: the lock, checked for freshness (relocked when stale), the project, and the
+    lock's bytes as parsed (read once: what is installed is what the fingerprint records)."""
     from lockenv.sync.selection import load_lock
 
     spec = _check_lock(options, cache, reporter, before_relock=lambda spec: _preflight_venv(
         options, spec.requires_python or None, reporter))
-    return spec, load_lock(_lock_path(options))
+    path = _lock_path(options)
+    try:
+        data = path.read_bytes()
+    except OSError:
+        data = None  # load_lock says what is wrong
+    lock = load_lock(path, cache, data=data)
+    return spec, lock, data or b""
 
 
 def _open_venv(options: SyncOptions, spec: ProjectSpec | None, lock: Pylock,
@@ -402,16 +414,14 @@ def _tell_plan(options: SyncOptions, sync_plan: SyncPlan, reporter: Reporter) ->
 
 
 def _carry_out(options: SyncOptions, planned: _Planned, target: _Target, *,
-               spec: ProjectSpec | None, lock: Pylock, cache: Cache, reporter: Reporter,
-               started: float) -> int:
-    """Step 5: the plan carried out, and the fingerprint of the result kept for the no-op."""
-    from lockenv import __version__
+               spec: ProjectSpec | None, lock: Pylock, inputs: str, cache: Cache,
+               reporter: Reporter, started: float) -> int:
+    """Step 5: the plan carried out, and the fingerprint of the result kept for the no-op
+    (`inputs`: of the bytes this sync read, F5)."""
     from lockenv.sync import state
 
     venv_dir, sync_plan = target.venv_dir, planned.plan
     assert venv_dir is not None
-    inputs = state.inputs_digest(_lock_path(options), state.options_key(options, __version__),
-                                 options.project)
     if sync_plan.is_empty:
         state.clear_journal(venv_dir)  # a repair that found nothing left to do
         state.write_state(venv_dir, inputs, len(planned.wanted), lock_checked=not options.frozen)

@@ -61,17 +61,29 @@ def venv_digest(venv: Path) -> tuple[str, int]:
 
 
 def inputs_digest(lock_path: Path, options_key: str, project: Path) -> str | None:
-    """A digest of what decides the venv's contents, other than the venv itself."""
-    h = hashlib.sha256()
+    """A digest of what decides the venv's contents, other than the venv itself, as the files
+    are now (the no-op's question)."""
     try:
-        h.update(lock_path.read_bytes())
+        lock = lock_path.read_bytes()
     except OSError:
         return None
-    h.update(b"\0" + options_key.encode())
+    return inputs_digest_of(lock, options_key, read_pyproject(project))
+
+
+def read_pyproject(project: Path) -> bytes | None:
     try:
-        h.update(b"\0" + (project / "pyproject.toml").read_bytes())
+        return (project / "pyproject.toml").read_bytes()
     except OSError:
-        h.update(b"\0-")
+        return None
+
+
+def inputs_digest_of(lock: bytes, options_key: str, pyproject: bytes | None) -> str:
+    """`inputs_digest` of bytes already read: a sync records the lock it installed and the
+    pyproject.toml it read before checking it, never the files read again afterwards (they may
+    have changed meanwhile: a checkout mid-sync would then be taken for synced, F5)."""
+    h = hashlib.sha256(lock)
+    h.update(b"\0" + options_key.encode())
+    h.update(b"\0-" if pyproject is None else b"\0" + pyproject)
     return h.hexdigest()
 
 

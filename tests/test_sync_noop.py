@@ -1,0 +1,38 @@
+"""What a sync records for the next no-op, and what the no-op trusts: end to end through the
+CLI against the fixture index and real venvs."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from helpers import installed, lock, sync, write_project
+
+
+def test_f5_a_lock_changed_mid_sync_is_not_recorded_as_synced(tmp_path: Path, index_server: Any) -> None:
+    """F5: the fingerprint a sync stores is of the lock it installed. A checkout that lands
+    while the venv is being created (the interpreter wrapper copies another branch's
+    pyproject.toml and pylock.toml in then) must not make the next sync say "up to date"."""
+    branch = write_project(tmp_path / "branch", ["alpha==1.0"])
+    lock(branch, index_server)
+    project = write_project(tmp_path / "proj", ["alpha==2.0"])
+    lock(project, index_server)
+    wrapper = tmp_path / "python-checkout-mid-sync"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        f'case "$*" in *"-m venv"*) cp "{branch}/pyproject.toml" "{branch}/pylock.toml" "{project}/";; esac\n'
+        f'exec "{os.path.realpath(sys.executable)}" "$@"\n')
+    wrapper.chmod(0o755)
+    first = sync(project, index_server, LOCKENV_PYTHON=str(wrapper))
+    assert first.code == 0, first.output
+    assert installed(project / ".venv")["alpha"] == "2.0"  # the lock as read when the sync began
+    assert (project / "pylock.toml").read_bytes() == (branch / "pylock.toml").read_bytes()
+    second = sync(project, index_server, LOCKENV_PYTHON=str(wrapper))
+    assert second.code == 0, second.output
+    assert "up to date" not in second.stderr
+    assert second.stdout.splitlines()[0] == "~ alpha 2.0 -> 1.0"
+    assert installed(project / ".venv")["alpha"] == "1.0"
+    third = sync(project, index_server, LOCKENV_PYTHON=str(wrapper))
+    assert "Environment is up to date" in third.stderr, third.output

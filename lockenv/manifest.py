@@ -316,7 +316,7 @@ class _Reader:
         extras = self.optional_dependencies(project.get("optional-dependencies"))
         groups = self.dependency_groups(self.data.get("dependency-groups"))
         tool = self.table(self.table(self.data.get("tool"), "tool").get("lockenv"), "tool.lockenv")
-        known = {"index-url", "environments", "exclude-newer", "default-groups", "index",
+        known = {"index-url", "environments", "required-environments", "exclude-newer", "default-groups", "index",
                  "sources", "keyring-provider", "allow-insecure-host"}
         unknown = sorted(set(tool) - known)
         if unknown:
@@ -342,6 +342,8 @@ class _Reader:
             has_build_system=isinstance(self.data.get("build-system"), dict),
             line_of=self.line_of(),
             indexes=indexes,
+            required_environments=self.environments(tool.get("required-environments"),
+                                                    "tool.lockenv.required-environments"),
         )
 
     def name(self, project: dict[str, Any]) -> str:
@@ -624,8 +626,7 @@ class _Reader:
                                           '`keyring` command for index passwords')
         return "subprocess"
 
-    def environments(self, value: object) -> tuple[str, ...]:
-        key = "tool.lockenv.environments"
+    def environments(self, value: object, key: str = "tool.lockenv.environments") -> tuple[str, ...]:
         out: list[str] = []
         for i, marker in enumerate(self.string_list(value, key)):
             try:

@@ -55,6 +55,9 @@ class ProjectSpec:
     indexes: IndexSettings | None = None
     """`[[tool.lockenv.index]]`, `[tool.lockenv.sources]` and the trust settings; None is the
     default index alone (`index_url`), with no names, pins or keyring."""
+    required_environments: tuple[str, ...] = ()
+    """`[tool.lockenv] required-environments` markers (uv's name): the targets they admit must
+    get an installable file of every package, or the lock fails (elsewhere it only warns)."""
 
 
 @dataclass(frozen=True)
@@ -259,6 +262,8 @@ class LockInputs:
     "name url[ explicit][ default]", URLs redacted; empty with the default index alone."""
     sources: tuple[str, ...] = ()
     """`[tool.lockenv.sources]` pins, each "package=index", sorted."""
+    required_environments: tuple[str, ...] = ()
+    """`[tool.lockenv] required-environments` markers, sorted."""
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,5 @@
 """Live (opt-in: `scripts/test --live`): the real-PyPI cases of issue 9, with a pinned
---exclude-newer so later releases do not change them. Strict xfail until the resolver part of
-issue 9 lands (then remove the marks)."""
+--exclude-newer so later releases do not change them."""
 
 from __future__ import annotations
 
@@ -14,7 +13,6 @@ from helpers import run_lockenv
 pytestmark = pytest.mark.live
 
 EXCLUDE_NEWER = "2026-10-01T00:00:00Z"
-PENDING = pytest.mark.xfail(strict=True, reason="issue 9: resolver part pending")
 
 
 def _project(path: Path, *deps: str, requires_python: str = ">=3.10") -> Path:
@@ -24,7 +22,6 @@ def _project(path: Path, *deps: str, requires_python: str = ">=3.10") -> Path:
     return path
 
 
-@PENDING
 def test_torch_locks_with_one_warning_naming_macos_x86_64(project: Path) -> None:
     _project(project, "torch>=2.3", requires_python=">=3.10,<3.13")
     result = run_lockenv("lock", "--exclude-newer", EXCLUDE_NEWER, cwd=project, timeout=1200)

@@ -295,7 +295,7 @@ def test_select_error_names_environment_and_package(tmp_path: Path) -> None:
                         extras=(), groups=None)
     message = str(info.value)
     assert "python_full_version 3.10.0, sys_platform darwin, platform_machine arm64" in message
-    assert "'numpy'" in message
+    assert "`numpy 1.26.4` has no file for this environment" in message  # the version too
     assert info.value.context["package"] == "numpy"
     with pytest.raises(LockfileError, match="does not satisfy the Python version"):
         lockfile.select(lock, environment=environment("3.9", "linux"), tags=tags("3.9", "linux"), extras=(), groups=None)
@@ -542,6 +542,7 @@ class Expect:
     environment: dict[str, str]
     tags: tuple[Tag, ...]
     pins: frozenset[tuple[str, str]]
+    unserved: frozenset[str] = frozenset()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -564,6 +565,20 @@ def test_the_serve_check_accepts_a_lock_that_selects_each_targets_pins() -> None
         [_expect("3.12", "linux", on_312), _expect("3.10", "win32", on_310)],
         [Outside("Python 3.13 on linux", environment("3.13"), frozenset({"anyio", "numpy"}))],
     )
+
+
+def test_the_serve_check_selects_a_package_left_unserved_by_its_marker_alone() -> None:
+    # numpy 1.26.4 and uvloop have no macOS wheel and no sdist: lock warned, the target pins them
+    on_mac = {"anyio": "4.4.0", "exceptiongroup": "1.2.2", "idna": "3.7", "numpy": "1.26.4", "pytest": "8.3.2",
+              "uvloop": "0.19.0"}
+    mac = dataclasses.replace(_expect("3.10", "darwin", on_mac), environment=environment("3.10", "darwin", "arm64"))
+    with pytest.raises(LockfileError, match="does not serve Python 3.10 on darwin"):
+        lockfile.check_serves(resolution(), [mac])
+    lockfile.check_serves(resolution(), [dataclasses.replace(mac, unserved=frozenset({"numpy", "uvloop"}))])
+    wrong = dataclasses.replace(mac, unserved=frozenset({"numpy", "uvloop"}), pins=frozenset({**on_mac, "numpy": "2.1.0"}.items()))
+    with pytest.raises(LockfileError) as info:
+        lockfile.check_serves(resolution(), [wrong])
+    assert list(info.value.details) == ["unexpected: numpy 1.26.4", "missing: numpy 2.1.0"]
 
 
 def test_the_serve_check_names_the_target_and_what_differs() -> None:

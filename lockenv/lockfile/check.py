@@ -40,6 +40,8 @@ class TargetExpectation(Protocol):
     def tags(self) -> Sequence[Tag]: ...  # most preferred first
     @property
     def pins(self) -> Collection[tuple[str, str]]: ...  # (normalised name, version)
+    @property
+    def unserved(self) -> Collection[str]: ...  # names pinned with no file there (lock warned)
 
 
 class OutsideExpectation(Protocol):
@@ -73,12 +75,14 @@ def _check_target(lock: Pylock, target: TargetExpectation, extras: Sequence[str]
     # select() parses every wheel name for every target; hand it only the wheels whose tags
     # this target accepts (its choice among them is unchanged), which is 30x cheaper.
     accepted = set(target.tags)
+    unserved = set(target.unserved)
     narrowed = replace(
         lock,
         packages=[
             replace(p, wheels=[w for w in p.wheels if _wheel_tags(w.name) & accepted] or None)
             if p.wheels else p
             for p in lock.packages
+            if str(p.name) not in unserved  # no file here: checked by marker below
         ],
     )
     try:
@@ -89,6 +93,7 @@ def _check_target(lock: Pylock, target: TargetExpectation, extras: Sequence[str]
     except Exception as exc:
         raise LockfileError(f"the lock does not serve {target.label}: {exc}", hint=_BUG) from None
     got = {(str(p.name), str(p.version)) for p, _ in selected}
+    got |= _selected_by_marker(lock, unserved, target.environment, extras, groups)
     expected = set(target.pins)
     if got != expected:
         raise LockfileError(
@@ -97,6 +102,19 @@ def _check_target(lock: Pylock, target: TargetExpectation, extras: Sequence[str]
             + [f"missing: {n} {v}" for n, v in sorted(expected - got)],
             hint=_BUG,
         )
+
+
+def _selected_by_marker(lock: Pylock, names: Collection[str], environment: Mapping[str, str],
+                        extras: Sequence[str], groups: Sequence[str]) -> set[tuple[str, str]]:
+    """The (name, version) entries of `names` whose markers hold in the environment."""
+    if not names:
+        return set()
+    env = {**environment, "extras": frozenset(extras), "dependency_groups": frozenset(groups)}
+    return {
+        (str(p.name), str(p.version))
+        for p in lock.packages
+        if str(p.name) in names and (p.marker is None or p.marker.evaluate(env, "lock_file"))  # type: ignore[arg-type]
+    }
 
 
 def _check_outside(resolution: Resolution, probe: OutsideExpectation) -> None:

@@ -54,6 +54,7 @@ def canonical_inputs(inputs: LockInputs) -> LockInputs:
         exclude_newer_from_cli=bool(inputs.exclude_newer and inputs.exclude_newer_from_cli),
         indexes=tuple(inputs.indexes),
         sources=_sorted_unique(inputs.sources),
+        required_environments=_sorted_unique(inputs.required_environments),
     )
 
 

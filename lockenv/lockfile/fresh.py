@@ -35,6 +35,7 @@ def inputs_from_spec(spec: ProjectSpec) -> LockInputs:
             indexes=_index_inputs(spec),
             sources=tuple(f"{k}={v}" for k, v in (spec.indexes.sources.items()
                                                   if spec.indexes else ())),
+            required_environments=spec.required_environments,
         )
     )
 
@@ -130,6 +131,11 @@ def diff_inputs(old: LockInputs, new: LockInputs) -> list[StaleReason]:
         parts = [f"added `{e}`" for e in new.environments if e not in old.environments]
         parts += [f"removed `{e}`" for e in old.environments if e not in new.environments]
         reasons.append(StaleReason("environments", "environments", "changed environments: " + ", ".join(parts)))
+    if old.required_environments != new.required_environments:
+        parts = [f"added `{e}`" for e in new.required_environments if e not in old.required_environments]
+        parts += [f"removed `{e}`" for e in old.required_environments if e not in new.required_environments]
+        reasons.append(StaleReason("environments", "required-environments",
+                                   "changed required-environments: " + ", ".join(parts)))
     return reasons
 
 

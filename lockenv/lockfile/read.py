@@ -217,6 +217,16 @@ def select(
         m = re.search(r"package '([^']+)'(?: at packages\[(\d+)\])?", message)
         if m:
             package = m.group(1)
+        if m and m.group(2) and "No wheel found" in message:
+            # a platform the lock was made without (lock warned): say which version
+            entry = lock.packages[int(m.group(2))]
+            raise LockfileError(
+                f"`{package} {entry.version}` has no file for this environment ({env}): the lock "
+                "has no wheel for its platform tags and no sdist",
+                hint="this platform was left unserved when the lock was made (see `lockenv lock`'s "
+                "warning); use a platform the lock serves, or allow a version with a file here",
+                context={"package": package, "environment": env},
+            ) from None
         raise LockfileError(
             f"the lock cannot serve this environment ({env}): {message}",
             hint="relock with `lockenv lock` (and check `[tool.lockenv] environments` and requires-python)",
@@ -283,6 +293,7 @@ def _inputs_from_table(t: Any) -> LockInputs:
             exclude_newer_from_cli=string("exclude-newer-origin", False) == "command line",
             indexes=strings("indexes", t.get("indexes")),
             sources=strings("sources", t.get("sources")),
+            required_environments=strings("required-environments", t.get("required-environments")),
         )
     )
 

@@ -74,6 +74,8 @@ def dumps(resolution: Resolution) -> str:
             out.append('exclude-newer-origin = "command line"')
     if inputs.environments:
         out.append(f"environments = {_array(inputs.environments)}")
+    if inputs.required_environments:
+        out.append(f"required-environments = {_array(inputs.required_environments)}")
     out.append(f"default-groups = {_array(inputs.default_groups)}")
     out.append(f"dependencies = {_array(inputs.dependencies)}")
     if inputs.optional_dependencies:

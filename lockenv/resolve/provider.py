@@ -21,7 +21,7 @@ from resolvelib import AbstractProvider
 from lockenv.errors import AuthError, BuildCycleError, BuildError, IntegrityError, LockenvError, NetworkError, PackageIndexError
 from lockenv.models import DistFile
 from lockenv.resolve.requirements import Candidate, Ident, Req, applies, requirement_to_reqs
-from lockenv.resolve.source import PackageSource, best_file, metadata_file, python_ok
+from lockenv.resolve.source import PackageSource, best_file, metadata_file, python_ok, stand_in
 
 if TYPE_CHECKING:
     from resolvelib.structs import RequirementInformation
@@ -92,8 +92,12 @@ class Provider(AbstractProvider[Req, Candidate, Ident]):
         preferences: Mapping[str, str] | None = None,
         roots: Sequence[Req] = (),
         project: str = "the project",
+        unserved_ok: bool = False,
     ) -> None:
         self.source = source
+        self.unserved_ok = unserved_ok
+        """After every version with a file here, offer those without one (no target vetoes
+        a lock); False for a build env and for `required-environments`."""
         self.crawler = crawler
         self.environment = dict(environment)
         self.python_full = environment["python_full_version"]
@@ -179,6 +183,7 @@ class Provider(AbstractProvider[Req, Candidate, Ident]):
         def candidates() -> Iterator[Candidate]:
             # Lazy: most of a big project's old versions are never looked at.
             reasons: list[str] = []
+            unserved: list[Version] = []
             found = False
             for version in allowed:
                 if version in bad:
@@ -195,13 +200,29 @@ class Provider(AbstractProvider[Req, Candidate, Ident]):
                         reasons.append(f"{version} requires Python {sorted(rp)[0]}")
                     else:
                         reasons.append(f"{version} has no wheel for this platform and no sdist")
+                        unserved.append(version)
                     continue
                 found = True
                 yield Candidate(name, version, extra, chosen, tuple(files))
             if not found and allowed:
                 self.no_candidates[identifier] = "; ".join(reasons[:3])
+            if self.unserved_ok:
+                yield from self._unserved(name, extra, unserved, by_version, pinned_exact)
 
         return candidates
+
+    def _unserved(
+        self, name: NormalizedName, extra: str | None, versions: Sequence[Version],
+        by_version: Mapping[Version, list[DistFile]], pinned_exact: set[Version],
+    ) -> Iterator[Candidate]:
+        """The allowed versions with no file for this environment, in preference order, each
+        standing in with a wheel of another platform (for its metadata): the other targets'
+        choice locks, and the lock warns that this environment is left unserved."""
+        for version in versions:
+            files = by_version[version]
+            file = stand_in([f for f in files if not f.yanked or version in pinned_exact], self.tag_priority)
+            if file is not None:
+                yield Candidate(name, version, extra, file, tuple(files), installable=False)
 
     def is_satisfied_by(self, requirement: Req, candidate: Candidate) -> bool:
         """Free: a specifier test. Called for every requirement against every pin."""

@@ -81,6 +81,9 @@ class Candidate:
     file: DistFile
     """The file this environment would install: its best wheel, else the sdist."""
     files: tuple[DistFile, ...] = field(compare=False)
+    installable: bool = field(default=True, compare=False)
+    """False for a version this environment has no file for, chosen only because no allowed
+    version has one (issue 9: no target vetoes the lock); `file` then only stands in for it."""
 
     @property
     def identifier(self) -> Ident:

@@ -71,12 +71,14 @@ def resolve_target(
     project: str,
     requires_python: str,
     reporter: Reporter | None = None,
+    unserved_ok: bool = False,
 ) -> tuple[Pins, list[Edge]]:
-    """resolvelib for one environment; conflicts become a ResolutionError naming the chain."""
+    """resolvelib for one environment; conflicts become a ResolutionError naming the chain.
+    `unserved_ok`: a package no allowed version of which has a file here is still pinned."""
     applicable = [r for r in roots if root_applies(r, target_env)]
     provider = Provider(
         source, crawler, environment=target_env, tag_priority=tag_priority, preferences=preferences,
-        roots=applicable, project=project,
+        roots=applicable, project=project, unserved_ok=unserved_ok,
     )
     crawler.speculate(applicable, target_env, tag_priority)
     resolver: Resolver[Req, Candidate, Ident] = Resolver(provider, _Progress(reporter, label))
@@ -204,7 +206,7 @@ def _conflict_error(
         return ResolutionError(
             f"`{no_file[0]}` has no file installable on {label}",
             details=lines,
-            hint=_narrowing_hint(no_file[0], provider),
+            hint=_narrowing_hint(no_file[0], provider, _joined_spec(no_file[0], causes)),
         )
     if python_lines:
         hint = requires_python_hint(_python_floor(causes, provider))
@@ -248,12 +250,21 @@ def _skipped(provider: Provider) -> list[str]:
     return msgs[:3] + ([f"(and {len(msgs) - 3} more versions skipped the same way)"] if len(msgs) > 3 else [])
 
 
-def _narrowing_hint(ident: Ident, provider: Provider) -> str:
-    """What to narrow: the Python range when the package has wheels for this platform (just
-    not for this Python yet), else the platforms."""
+def _joined_spec(ident: Ident, causes: Collection[RequirementInformation[Req, Candidate]]) -> SpecifierSet:
+    spec = SpecifierSet()
+    for info in causes:
+        if info.requirement.identifier == ident:
+            spec &= info.requirement.specifier
+    return spec
+
+
+def _narrowing_hint(ident: Ident, provider: Provider, spec: SpecifierSet) -> str:
+    """What to narrow: the Python range when a version the requirements allow has wheels for
+    this platform (just not for this Python), else the platforms."""
     env = provider.environment
     platforms = {t.platform for t in provider.tag_priority}
-    files = [f for fs in provider.source.versions(ident.name).values() for f in fs if f.is_wheel]
+    allowed = set(provider.allowed(ident.name, spec))
+    files = [f for v, fs in provider.source.versions(ident.name).items() if v in allowed for f in fs if f.is_wheel]
     here = [t for f in files for t in file_tags(f) if t.platform in platforms]
     if here:
         minors = [int(t.interpreter[3:]) for t in here if t.interpreter[:3] in ("cp3", "pp3") and t.interpreter[3:].isdigit()]

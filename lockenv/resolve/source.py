@@ -39,6 +39,7 @@ __all__ = [
     "lock_files",
     "metadata_file",
     "python_ok",
+    "stand_in",
     "with_sizes",
 ]
 
@@ -264,9 +265,15 @@ def metadata_file(candidate: Candidate, tag_priority: Mapping[Tag, int]) -> Dist
     newest Python's; the sdist stays the file that sync will build."""
     if candidate.file.is_wheel:
         return candidate.file
-    wheels = [f for f in candidate.files if f.is_wheel and not f.yanked]
+    return stand_in(candidate.files, tag_priority) or candidate.file
+
+
+def stand_in(files: Sequence[DistFile], tag_priority: Mapping[Tag, int]) -> DistFile | None:
+    """The wheel whose metadata best stands for a version here (see `metadata_file`); None
+    when the version has no wheel."""
+    wheels = [f for f in files if f.is_wheel and not f.yanked]
     if not wheels:
-        return candidate.file
+        return None
     platforms = {t.platform for t in tag_priority}
 
     def rank(f: DistFile) -> tuple[int, int, str]:

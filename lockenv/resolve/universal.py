@@ -23,6 +23,7 @@ from lockenv.resolve.requirements import Req, root_applies, root_requirements
 from lockenv.resolve.single import Edge, Pins, TargetResult, resolve_target, try_reuse
 from lockenv.resolve.source import IndexSource, PackageIndex, common_requires_python, lock_files, with_sizes
 from lockenv.resolve.targets import Platform, Target, make_targets
+from lockenv.resolve.unserved import unserved_by_package, unserved_warning
 from lockenv.ui import Reporter
 
 __all__ = ["OutsideProbe", "TargetPins", "UniversalResolution", "resolve_universal"]
@@ -40,6 +41,8 @@ class TargetPins:
     tags: tuple[Tag, ...]
     pins: frozenset[tuple[str, str]]
     """(normalised name, version); extras are not packages of the lock."""
+    unserved: frozenset[str] = frozenset()
+    """Names pinned here with no file to install (the lock warned): selected by marker only."""
 
 
 @dataclass(frozen=True)
@@ -94,8 +97,22 @@ def resolve_universal(
         Resolution(inputs=inputs, packages=packages),
         _target_pins(results),
         () if spec.environments else _outside_probes(roots, targets),
-        warnings=tuple(_yank_warnings(results)),
+        warnings=tuple(_yank_warnings(results) + _unserved_warnings(results, targets, spec)),
     )
+
+
+def _unserved_warnings(results: Sequence[TargetResult], targets: Sequence[Target],
+                       spec: ProjectSpec) -> list[tuple[str, str | None]]:
+    """One warning per package some target pinned without a file to install."""
+    chosen = {
+        res.target: {ident.name: str(c.version) for ident, c in res.pins.items() if ident.extra is None and not c.installable}
+        for res in results
+    }
+    by_package = unserved_by_package(chosen)
+    return [
+        unserved_warning(name, by_package[name], targets, spec.requires_python, spec.environments)
+        for name in sorted(by_package)
+    ]
 
 
 def _yank_warnings(results: Sequence[TargetResult]) -> list[tuple[str, str | None]]:
@@ -163,11 +180,7 @@ def _resolve_targets(
         provider = Provider(source, crawler, environment=target.environment, tag_priority=target.tag_priority, preferences=prefs)
         reused = _reuse(results, target, roots, provider)
         if reused is None:
-            pins, edges = resolve_target(
-                target.environment, target.tag_priority, roots, source, crawler, prefs,
-                label=target.label, project=spec.name, requires_python=spec.requires_python,
-                reporter=reporter,
-            )
+            pins, edges = _resolve_one(spec, target, roots, source, crawler, prefs, reporter)
         else:
             pins, edges = reused
         results.append(TargetResult(target, pins, edges))
@@ -178,6 +191,34 @@ def _resolve_targets(
             reporter.debug(f"resolved {target.name}: {len(pins)} identifiers" + (" (reused)" if reused else ""))
             reporter.activity(f"Resolved {len(results)} of {len(targets)} environments")
     return results
+
+
+def _resolve_one(
+    spec: ProjectSpec, target: Target, roots: Sequence[Req], source: IndexSource, crawler: Prefetcher,
+    prefs: Mapping[str, str], reporter: Reporter | None,
+) -> tuple[Pins, list[Edge]]:
+    """One target by resolvelib: a package with no file here is still pinned (the lock warns),
+    unless `required-environments` admits the target (then that is the error)."""
+    required = next((m for m in spec.required_environments if Marker(m).evaluate(dict(target.environment))), None)
+    try:
+        return resolve_target(
+            target.environment, target.tag_priority, roots, source, crawler, prefs,
+            label=target.label, project=spec.name, requires_python=spec.requires_python,
+            reporter=reporter, unserved_ok=required is None,
+        )
+    except ResolutionError as exc:
+        if required is None:
+            raise
+        raise ResolutionError(
+            exc.message,
+            details=exc.details,
+            context={**exc.context, "file": spec.pyproject},
+            note=f"{target.label} (sys_platform {target.environment['sys_platform']}, platform_machine "
+            f"{target.environment['platform_machine']}) must be served: [tool.lockenv] "
+            f"required-environments has `{required}`",
+            hint="allow a version that has a file there (loosen the requirement), or take that "
+            f"environment out of required-environments; {exc.hint}" if exc.hint else None,
+        ) from None
 
 
 def _reuse(
@@ -271,6 +312,7 @@ def _target_pins(results: Sequence[TargetResult]) -> tuple[TargetPins, ...]:
             environment=res.target.environment,
             tags=tuple(res.target.tags),
             pins=frozenset((ident.name, str(c.version)) for ident, c in res.pins.items() if ident.extra is None),
+            unserved=frozenset(ident.name for ident, c in res.pins.items() if not c.installable),
         )
         for res in results
     )

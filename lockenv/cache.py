@@ -2,7 +2,7 @@
 
 Layout under the root (`LOCKENV_CACHE_DIR`, else the platform user cache dir):
 
-    pages-v1/<index key>/<name>.json      parsed index pages (compact), fresh for LOCKENV_INDEX_TTL s
+    pages-v2/<index key>/<name>.msgpack   parsed index pages (msgpack), fresh for LOCKENV_INDEX_TTL s
     metadata-v1/<aa>/<key>.json           parsed core metadata of one file, forever
     files-v1/<aa>/<sha256>/<filename>     downloaded wheels and sdists, forever, verified on use
     unpacked-v1/<aa>/<sha256>/            wheels unpacked and checked against RECORD (sync/install/tree.py)
@@ -37,8 +37,8 @@ class Bucket(str, enum.Enum):
     """Every directory of the cache, in one place. A format change bumps the suffix (uv's
     `CacheBucket`): old buckets are then simply never read again, and `cache prune` removes them."""
 
-    PAGES = "pages-v1"
-    """parsed index pages, fresh for LOCKENV_INDEX_TTL s"""
+    PAGES = "pages-v2"
+    """parsed index pages (msgpack, index/pages.py's CachedPage), fresh for LOCKENV_INDEX_TTL s"""
     METADATA = "metadata-v1"
     """parsed core metadata of one file (by sha256), forever"""
     FILES = "files-v1"
@@ -203,22 +203,22 @@ class Cache:
     # -- index pages ------------------------------------------------------------------------
     def page_path(self, index_url: str, name: str) -> Path:
         """Where the parsed page of `name` on the index at (redacted) `index_url` lives."""
-        return self.root / PAGES / _key(index_url)[:16] / f"{name}.json"
+        return self.root / PAGES / _key(index_url)[:16] / f"{name}.msgpack"
 
-    def read_page(self, index_url: str, name: str, max_age: float | None = None) -> Any | None:
-        """The cached parsed page, or None when absent, older than `max_age` s, or unreadable."""
+    def read_page(self, index_url: str, name: str, max_age: float | None = None) -> bytes | None:
+        """The cached parsed page's bytes (the index client decodes them), or None when
+        absent, older than `max_age` s, or unreadable."""
         path = self.page_path(index_url, name)
         ttl = page_ttl() if max_age is None else max_age
         try:
             if time.time() - path.stat().st_mtime > ttl:
                 return None
-            return json.loads(path.read_bytes())
-        except (OSError, ValueError):
+            return path.read_bytes()
+        except OSError:
             return None
 
-    def write_page(self, index_url: str, name: str, data: Any) -> None:
-        write_atomic(self.page_path(index_url, name),
-                     json.dumps(data, separators=(",", ":")).encode("utf-8"))
+    def write_page(self, index_url: str, name: str, data: bytes) -> None:
+        write_atomic(self.page_path(index_url, name), data)
 
     # -- metadata ---------------------------------------------------------------------------
     def metadata_path(self, key: str) -> Path:

@@ -68,8 +68,8 @@ def test_concurrent_writers_never_expose_partial_files(tmp_path: Path) -> None:
 
 def test_pages_expire(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cache = Cache(tmp_path)
-    cache.write_page("http://i/simple", "alpha", {"files": [1]})
-    assert cache.read_page("http://i/simple", "alpha") == {"files": [1]}
+    cache.write_page("http://i/simple", "alpha", b"page")
+    assert cache.read_page("http://i/simple", "alpha") == b"page"
     assert cache.read_page("http://other/simple", "alpha") is None
     path = cache.page_path("http://i/simple", "alpha")
     old = time.time() - 601
@@ -77,16 +77,22 @@ def test_pages_expire(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert cache.read_page("http://i/simple", "alpha") is None
     monkeypatch.setenv("LOCKENV_INDEX_TTL", "3600")
     assert page_ttl() == 3600
-    assert cache.read_page("http://i/simple", "alpha") == {"files": [1]}
+    assert cache.read_page("http://i/simple", "alpha") == b"page"
     monkeypatch.setenv("LOCKENV_INDEX_TTL", "soon")
     assert page_ttl() == 600
 
 
 def test_unreadable_entries_are_misses(tmp_path: Path) -> None:
     cache = Cache(tmp_path)
-    cache.page_path("u", "n").parent.mkdir(parents=True)
-    cache.page_path("u", "n").write_text("{trunc")
-    assert cache.read_page("u", "n") is None
+    from lockenv.index.pages import CachedPage, decode_cached, encode_cached
+
+    good = encode_cached(CachedPage("https://h/pypi/n/json", [(
+        "n-1.0.tar.gz", "https://h/n-1.0.tar.gz", "ab" * 32, 3, None, None, False, None, None,
+        None)]))
+    cache.write_page("u", "n", good[:-5])
+    data = cache.read_page("u", "n")
+    assert data is not None and decode_cached(data) is None
+    assert decode_cached(good) is not None
     cache.write_metadata("a" * 64, {"name": "x"})
     assert cache.read_metadata("a" * 64) == {"name": "x"}
     cache.metadata_path("a" * 64).write_text("")

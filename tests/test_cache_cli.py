@@ -14,6 +14,7 @@ from pathlib import Path
 
 from fixtures.index import IndexServer
 from helpers import env_for, installed, lock, run_lockenv, sync, write_project
+from lockenv.cache import Bucket
 
 
 def cache_root() -> Path:
@@ -112,12 +113,12 @@ def test_prune_beside_another_lockenv_process(tmp_path: Path, index_server: Inde
 
 def test_clean_one_package_then_everything(tmp_path: Path, index_server: IndexServer) -> None:
     project = synced(tmp_path / "p", index_server, ["alpha"])
-    pages = cache_root() / "pages-v1"
-    assert {p.stem for p in pages.glob("*/*.json")} >= {"alpha", "beta", "gamma"}
+    pages = cache_root() / Bucket.PAGES.value
+    assert {p.stem for p in pages.glob("*/*.msgpack")} >= {"alpha", "beta", "gamma"}
     r = run_lockenv("cache", "clean", "Gamma", cwd=tmp_path)
     assert r.code == 0, r.output
     assert "Removed " in r.stderr
-    names = {p.stem for p in pages.glob("*/*.json")}
+    names = {p.stem for p in pages.glob("*/*.msgpack")}
     assert "gamma" not in names and {"alpha", "beta"} <= names
     left = [f.name for f in (cache_root() / "files-v1").glob("*/*/*")]
     assert left and not any(n.startswith("gamma") for n in left)

@@ -8,6 +8,7 @@ import json
 import tomllib
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from collections.abc import Callable
@@ -102,11 +103,11 @@ def test_a_tampered_cached_page_is_fetched_again(make_index: MakeIndex, project:
     env = {"LOCKENV_INDEX_URL": srv.json_url}
     assert run_lockenv("lock", cwd=project, env=env).code == 0
     cache = Path(__import__("os").environ["LOCKENV_CACHE_DIR"])
-    pages_written = [p for p in cache.rglob("*.json") if "nohash" in p.read_text()
-                     and '"files"' in p.read_text()]
+    pages_written = list(cache.rglob("nohash.msgpack"))
     assert pages_written
     for path in pages_written:
-        path.write_text('{"url": "x", "files": [["../../etc/passwd", 3]]}')
+        # Well-formed msgpack of the right shape, but a record no page check would pass.
+        path.write_bytes(msgspec.msgpack.encode(["x", [["../../etc/passwd", 3]]]))
     (project / "pylock.toml").unlink()
     srv.clear_log()
     result = run_lockenv("lock", cwd=project, env=env)
@@ -150,6 +151,37 @@ def test_json_api_entries_with_bad_fields_are_skipped_with_a_reason() -> None:
     assert "x-1.0.tgz: its sha256 is not 64 hex digits" in text
     assert f"{GOOD}: ignoring its invalid size -1" in text
     assert f"{GOOD}: ignoring its invalid requires-python '>=3.x'" in text
+
+
+def test_json_api_typed_and_loose_parsers_agree_on_every_check() -> None:
+    """A page whose fields all have the API's types takes the typed (msgspec) decoder; every
+    per-file check must still apply there, with the same records and notes as the loose one."""
+    entries = [
+        {"filename": "x-1.0.tar.gz", "url": "file:///etc/passwd"},
+        {"filename": "x-1.0.exe", "url": "https://h/x-1.0.exe"},
+        {"filename": "x-1.0-py36+-none-any.whl", "url": "https://h/a.whl"},
+        {"filename": "x-1.0.tar.bz2", "url": "https://h/x-1.0.tar.bz2",
+         "digests": {"sha256": "AB", "md5": "00"}},
+        {"filename": "x-1.0.zip", "url": f"https://h/x-1.0.zip#sha256={SHA}", "digests": {},
+         "upload_time": "2020-01-02T03:04:05", "yanked": True, "yanked_reason": ""},
+        {"filename": GOOD, "url": f"https://h/{GOOD}", "digests": {"sha256": SHA.upper()},
+         "size": -1, "requires_python": ">=3.x", "yanked": True, "yanked_reason": "bad",
+         "upload_time_iso_8601": "2020-01-02T03:04:05.123456Z", "comment_text": None},
+        {"filename": "x-2.0.tar.gz", "url": "../../files/x-2.0.tar.gz", "size": 10,
+         "requires_python": "", "digests": {"sha256": None}},
+    ]
+    body = json.dumps({"info": {"name": "x"}, "releases": {"1.0": entries, "2.0": []},
+                       "urls": [], "vulnerabilities": []}).encode()
+    typed: list[str] = []
+    loose: list[str] = []
+    url = "https://h/pypi/x/json"
+    records = pages.parse_json_api(body, url, typed)
+    assert records == pages._parse_json_api_loose(body, url, loose)
+    assert typed == loose and len(typed) == 6, typed
+    assert [r[0] for r in records] == ["x-1.0.zip", GOOD, "x-2.0.tar.gz"]
+    assert records[0][2] == SHA and records[0][4] == "2020-01-02T03:04:05Z"
+    assert records[0][7] is None and records[1][7] == "bad"
+    assert records[2][1] == "https://h/files/x-2.0.tar.gz"
 
 
 def test_simple_json_and_html_entries_are_checked_the_same_way() -> None:

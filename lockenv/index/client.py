@@ -173,47 +173,55 @@ class IndexClient:
         return f"{self.index_url}/{name}/json"
 
     def _load_project(self, name: str) -> ProjectFiles:
-        if self.offline:  # any age will do: the user asked for no network
-            page = _usable_page(self.cache.read_page(self.index_url, name, max_age=float("inf")))
-            if page is None:
-                url = self.page_url(name)
-                raise self._http.refuse(url, f"the index page of `{name}` ({redact_url(url)})")
-        else:
-            page = None if self.refresh else _usable_page(self.cache.read_page(self.index_url, name))
+        page = self._cached_page(name)
         if page is not None:
             self._debug(f"{name}: index page from the cache")
         else:
             page = self._fetch_page(name)
-            self.cache.write_page(self.index_url, name, page)
-        for note in page.get("skipped", ()):
+            self.cache.write_page(self.index_url, name, pages.encode_cached(page))
+        for note in page.skipped:
             self._debug(f"{name}: skipped {note}")
-        files = []
+        files: list[DistFile] = []
         undated = 0
         index = self.simple_index_url
-        for rec in page["files"]:
-            (filename, url, sha, size, upload, requires_python, yanked, reason,
-             meta, meta_sha) = rec
-            moment = pages.to_datetime(upload)
-            if self.exclude_newer is not None:
+        exclude_newer = self.exclude_newer
+        shared: dict[str, str] = {}  # one string per distinct requires-python (a few dozen)
+        append = files.append
+        for (filename, url, sha, size, moment, requires_python, yanked, reason, meta,
+             meta_sha) in page.files:
+            if exclude_newer is not None:
                 if moment is None:
                     undated += 1
                     continue
-                if moment > self.exclude_newer:
+                if moment > exclude_newer:
                     continue
             if meta_sha:
                 self._metadata_sha[url] = meta_sha
-            files.append(DistFile(
-                filename=filename, url=url, sha256=sha, size=size, upload_time=moment,
-                requires_python=requires_python, yanked=yanked, yanked_reason=reason,
-                metadata=meta, index=index,
-            ))
+            if requires_python is not None:
+                requires_python = shared.setdefault(requires_python, requires_python)
+            append(DistFile(filename=filename, url=url, sha256=sha, size=size,
+                            upload_time=moment, requires_python=requires_python, yanked=yanked,
+                            yanked_reason=reason, metadata=meta, index=index))
         if undated:
             self._debug(f"{name}: dropped {undated} file(s) without an upload time "
                         "(exclude-newer is set)")
         return ProjectFiles(name=canonicalize_name(name), files=tuple(files),
-                            index_url=redact_url(page["url"]))
+                            index_url=redact_url(page.url))
 
-    def _fetch_page(self, name: str) -> dict[str, Any]:
+    def _cached_page(self, name: str) -> pages.CachedPage | None:
+        """The cached page if usable; under `offline` one of any age (the user asked for no
+        network) or a refusal naming the page."""
+        if self.offline:
+            page = _decoded(self.cache.read_page(self.index_url, name, max_age=float("inf")))
+            if page is None:
+                url = self.page_url(name)
+                raise self._http.refuse(url, f"the index page of `{name}` ({redact_url(url)})")
+            return page
+        if self.refresh:
+            return None
+        return _decoded(self.cache.read_page(self.index_url, name))
+
+    def _fetch_page(self, name: str) -> pages.CachedPage:
         url = self.page_url(name)
         self._activity(f"Fetching {name}")
         headers = {"Accept": SIMPLE_ACCEPT} if self.is_simple else {"Accept": "application/json"}
@@ -249,20 +257,20 @@ class IndexClient:
                      "the index is broken: try again later",
                 context={"url": redact_url(final), "package": name},
             ) from None
-        mine = []
+        mine: list[pages.CachedRecord] = []
+        to_datetime = pages.to_datetime
+        project_of = pages.project_of
         for rec in records:
             if "@" in rec[1].split("/")[2]:
                 rec[1] = split_credentials(rec[1])[0]  # keep credentials out of DistFile
-            if pages.project_of(rec[0]) != name:
+            if project_of(rec[0]) != name:
                 skipped.append(f"{rec[0]}: a file of another project")
                 continue
-            mine.append(rec)
+            rec[4] = to_datetime(rec[4])  # cached as a msgpack timestamp: decoded in C
+            mine.append(tuple(rec))
         self._debug(f"{name}: fetched {redact_url(final)} ({len(body)} bytes, "
                     f"{len(mine)} files) in {time.perf_counter() - started:.2f}s")
-        page: dict[str, Any] = {"url": redact_url(final), "files": mine}
-        if skipped:
-            page["skipped"] = skipped
-        return page
+        return pages.CachedPage(redact_url(final), mine, skipped)
 
     # -- metadata files and range reads (dists.py chains them) -------------------------------
     def metadata_file(self, file: DistFile) -> bytes | None:
@@ -585,20 +593,8 @@ def warn_insecure(label: str, host: str, reporter: Reporter) -> None:
                        "[tool.lockenv] if the network is trusted")
 
 
-def _usable_page(page: Any) -> dict[str, Any] | None:
-    """A cached page if it has the shape `_fetch_page` writes, else None (fetch it again):
-    the cache is untrusted input too. Its records passed the page checks when written."""
-    if not isinstance(page, dict) or not isinstance(page.get("url"), str):
-        return None
-    files = page.get("files")
-    skipped = page.get("skipped", [])
-    if not isinstance(files, list) or not isinstance(skipped, list):
-        return None
-    for rec in files:
-        if (type(rec) is not list or len(rec) != 10 or type(rec[0]) is not str
-                or type(rec[1]) is not str or not pages.valid_filename(rec[0])):
-            return None
-    return page
+def _decoded(data: bytes | None) -> pages.CachedPage | None:
+    return None if data is None else pages.decode_cached(data)
 
 
 def _origin_of(url: str) -> str:

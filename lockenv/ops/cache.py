@@ -155,7 +155,7 @@ def _clean_names(cache: Cache, names: Iterable[str]) -> Iterator[Removed | None]
 
     wanted = {str(canonicalize_name(n)) for n in names}
     root = cache.root
-    for page in sorted((root / Bucket.PAGES.value).glob("*/*.json")):
+    for page in sorted((root / Bucket.PAGES.value).glob("*/*.msgpack")):
         if page.stem in wanted:
             yield _remove(page, Bucket.PAGES.value, "clean")
     gone_trees: set[str] = set()
@@ -246,7 +246,7 @@ def _is_temp(name: str) -> bool:
 def _prune_pages(root: Path) -> list[Removed | None]:
     now = time.time()
     out: list[Removed | None] = []
-    for page in sorted((root / Bucket.PAGES.value).glob("*/*.json")):
+    for page in sorted((root / Bucket.PAGES.value).glob("*/*.msgpack")):
         try:
             old = now - page.stat().st_mtime > PAGE_KEEP
         except OSError:

@@ -28,6 +28,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lockenv.project import FRESH_LOCKS as FRESH_LOCKS_NAME, cache_root
+
 if TYPE_CHECKING:
     from lockenv.errors import IntegrityError
 
@@ -59,7 +61,7 @@ class Bucket(str, enum.Enum):
     """file locks that keep two `lock` runs of one project apart"""
     VENV_LOCKS = "venv-locks-v1"
     """file locks that keep two `sync` runs of one venv apart"""
-    FRESH_LOCKS = "fresh-locks-v1"
+    FRESH_LOCKS = FRESH_LOCKS_NAME
     """markers that a lock was checked fresh against its pyproject.toml (the no-op path)"""
     LOCKS = "locks"
     """file locks guarding cache entries while they are written"""
@@ -75,12 +77,7 @@ DEFAULT_PAGE_TTL = 600.0
 
 
 def default_root() -> Path:
-    env = os.environ.get("LOCKENV_CACHE_DIR")
-    if env:
-        return Path(env).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("lockenv", appauthor=False))
+    return cache_root()
 
 
 def page_ttl() -> float:

@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from lockenv.project import find_project
+from lockenv.project import find_project, lock_noop_marker
 
 
 _SYNC_FLAGS = {
@@ -79,10 +79,12 @@ def try_noop(argv: list[str]) -> int | None:
         return None
     command, project, quiet, options = parsed
     if command == "lock":
-        from lockenv.ops.lock import is_noop
+        marker = lock_noop_marker(project)
+        if marker is None or not marker.exists():
+            from lockenv.ops.lock import is_noop
 
-        if not is_noop(project):
-            return None
+            if not is_noop(project):
+                return None
         message = "pylock.toml is up to date"
     else:
         from lockenv.ops.sync import SyncOptions, is_noop as sync_is_noop

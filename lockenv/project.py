@@ -11,6 +11,9 @@ from pathlib import Path
 PYPROJECT = "pyproject.toml"
 LOCK_NAME = "pylock.toml"
 VENV_NAME = ".venv"
+FRESH_LOCKS = "fresh-locks-v1"
+"""The cache bucket of no-op markers (`cache.Bucket.FRESH_LOCKS`), named here so that the no-op
+path finds it without importing the cache module."""
 
 
 def find_project(start: Path) -> Path:
@@ -52,3 +55,40 @@ def foreign_virtual_env_warning(project: Path, doing: str) -> str | None:
         return None
     return (f"VIRTUAL_ENV={active} is not this project's environment and is ignored; "
             f"{doing} {venv_path(project)}")
+
+
+def cache_root() -> Path:
+    """The cache's root: `LOCKENV_CACHE_DIR`, else the platform user cache dir."""
+    env = os.environ.get("LOCKENV_CACHE_DIR")
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("lockenv", appauthor=False))
+
+
+def lock_noop_marker(project: Path) -> Path | None:
+    """A cache file that exists when `ops.lock.is_noop` found this exact pylock.toml fresh for
+    this exact pyproject.toml, LOCKENV_* environment and lockenv code: freshness is a function
+    of those alone, so the no-op `lock` answers from it without parsing either file (nor
+    importing packaging). None when a file cannot be read."""
+    import hashlib
+
+    try:
+        h = hashlib.sha256(b"lock\0" + (project / LOCK_NAME).read_bytes())
+        h.update(b"\0" + (project / PYPROJECT).read_bytes())
+        here = Path(__file__).parent
+        code = [(here / f).stat().st_mtime_ns for f in _FRESHNESS_CODE]
+    except OSError:
+        return None
+    from lockenv import __version__
+
+    env = sorted((k, v) for k, v in os.environ.items() if k.startswith("LOCKENV_"))
+    h.update(repr((__version__, code, env)).encode())
+    return cache_root() / FRESH_LOCKS / f"lock-{h.hexdigest()}"
+
+
+_FRESHNESS_CODE = ("manifest.py", "models.py", "lockfile/fresh.py", "lockfile/read.py",
+                   "lockfile/common.py", "ops/lock.py")
+"""The modules whose code decides whether a lock is fresh: a change to one (an editable
+install, a development tree) is a new marker key even under the same version."""

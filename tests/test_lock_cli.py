@@ -363,6 +363,34 @@ def test_noop_commands_answer_without_loading_the_cli_framework_or_httpx(
     assert index_server.requests == []
 
 
+def test_a_noop_lock_after_lock_reads_no_toml_yet_sees_every_change(
+    index_server: IndexServer, project: Path
+) -> None:
+    """`lock` remembers a fresh lock by the bytes of pyproject.toml and pylock.toml and the
+    LOCKENV_* environment: the next no-op answers without parsing either (packaging is not even
+    imported); a change to either file or to the index URL is checked in full again."""
+    write(project, ["alpha"])
+    assert lock(project, index_server).code == 0
+    env = {**os.environ, "LOCKENV_INDEX_URL": index_server.json_url}
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "lockenv", "lock", "--check"],
+                          cwd=project, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0 and "pylock.toml is up to date" in proc.stderr, proc.stderr[-2000:]
+    imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
+    assert "lockenv.fastpath" in imported
+    assert not imported & {"packaging", "lockenv.manifest", "tomllib", "lockenv.ops.lock"}
+    other_index = lock(project, index_server, "--check", url=index_server.simple_url)
+    assert other_index.code == 1 and "changed index-url" in other_index.stderr
+    lock_text = (project / "pylock.toml").read_text()
+    (project / "pylock.toml").write_text(lock_text.replace('name = "alpha"', 'name = "alpha2"', 1))
+    edited = lock(project, index_server, "--check")
+    assert edited.code == 1 and "changed by hand" in edited.stderr
+    (project / "pylock.toml").write_text(lock_text)
+    assert lock(project, index_server, "--check").code == 0
+    write(project, ["alpha", "beta"])
+    added = lock(project, index_server, "--check")
+    assert added.code == 1 and "added `beta`" in added.stderr
+
+
 def test_quiet_and_verbose_work_after_the_command(index_server: IndexServer, project: Path) -> None:
     write(project, ["alpha"])
     result = run_lockenv("lock", "-q", cwd=project, env={"LOCKENV_INDEX_URL": index_server.json_url})

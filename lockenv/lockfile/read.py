@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 from packaging.utils import canonicalize_name
 
-from lockenv.cache import Bucket
 from lockenv.errors import LockfileError
 from lockenv.lockfile.common import canonical_inputs, tomllib
 from lockenv.models import LockInputs
@@ -324,7 +323,14 @@ def read_pins(path: Path) -> dict[str, list[tuple[str, str | None]]]:
 # ---------------------------------------------------------------------------------------------
 # the parse cache
 
-PARSED_LOCKS = Bucket.PARSED_LOCKS.value
+def __getattr__(name: str) -> str:
+    """`PARSED_LOCKS` (the cache bucket of parsed locks), resolved on first use: the no-op
+    path reads locks without loading the cache module."""
+    if name == "PARSED_LOCKS":
+        from lockenv.cache import Bucket
+
+        return Bucket.PARSED_LOCKS.value
+    raise AttributeError(name)
 
 
 def load_cached(path: Path, cache: Cache | None = None, *, data: bytes | None = None) -> Pylock:
@@ -339,7 +345,7 @@ def load_cached(path: Path, cache: Cache | None = None, *, data: bytes | None = 
 
     import packaging
 
-    from lockenv.cache import Cache, write_atomic
+    from lockenv.cache import Bucket, Cache, write_atomic
 
     if data is None:
         try:
@@ -347,7 +353,7 @@ def load_cached(path: Path, cache: Cache | None = None, *, data: bytes | None = 
         except OSError:
             raise LockfileError(f"no lock file at {path}", hint="run `lockenv lock` to create it") from None
     key = hashlib.sha256(data + b"\0" + packaging.__version__.encode()).hexdigest()
-    cached = (cache or Cache()).root / PARSED_LOCKS / f"{key}.pickle"
+    cached = (cache or Cache()).root / Bucket.PARSED_LOCKS.value / f"{key}.pickle"
     try:
         lock: Pylock = _safe_unpickler(io.BytesIO(cached.read_bytes())).load()
         return lock

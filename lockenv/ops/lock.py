@@ -13,12 +13,12 @@ from lockenv import lockfile
 from lockenv.errors import LockfileError, ManifestError, OfflineError, StaleLockError
 from lockenv.lockfile import PinChange, StaleReason
 from lockenv.models import LockInputs, ProjectSpec, Resolution
-from lockenv.ops import reports
 from lockenv.project import LOCK_NAME
 from lockenv.ui import Reporter
 
 if TYPE_CHECKING:
     from lockenv.cache import Cache
+    from lockenv.ops import reports
 
 
 @dataclass(frozen=True)
@@ -86,12 +86,28 @@ def _fresh_check(options: LockOptions, reporter: Reporter | None) -> tuple[Proje
 
 
 def is_noop(project: Path) -> bool:
-    """True when a plain `lockenv lock` would do nothing (used before the CLI is even loaded)."""
+    """True when a plain `lockenv lock` would do nothing (used before the CLI is even loaded).
+    A True answer is remembered (`project.lock_noop_marker`): the next no-op reads no TOML."""
     try:
         spec, _path, reasons, _cli = _fresh_check(LockOptions(project=project), None)
     except Exception:
         return False
-    return spec.requires_python_declared and not reasons
+    fresh = spec.requires_python_declared and not reasons
+    if fresh:
+        _remember_fresh(project)
+    return fresh
+
+
+def _remember_fresh(project: Path) -> None:
+    from lockenv.cache import write_atomic
+    from lockenv.project import lock_noop_marker
+
+    marker = lock_noop_marker(project)
+    if marker is not None and not marker.exists():
+        try:
+            write_atomic(marker, b"fresh\n")
+        except OSError:
+            pass  # only a shortcut: the next no-op checks the files again
 
 
 def lock(options: LockOptions, *, reporter: Reporter, on_result: Callable[[reports.LockCheck], None] | None = None) -> int:
@@ -124,6 +140,8 @@ def lock(options: LockOptions, *, reporter: Reporter, on_result: Callable[[repor
             inputs = replace(inputs, exclude_newer_from_cli=True)
         resolution = _resolve(spec, inputs, previous, moves, options, cache, reporter)
         written = _write_or_compare(path, resolution, options.dry_run)
+        if not options.dry_run:
+            is_noop(options.project)  # remembers the fresh lock for the next no-op
     count = len({p.name for p in resolution.packages})
     reporter.status(f"Resolved {count} package{'s' if count != 1 else ''} in {time.perf_counter() - started:.2f}s")
     changes = lockfile.diff_pins(previous.pins, resolution, spec, previous.inputs)
@@ -181,6 +199,8 @@ def _answer_without_resolving(
             hint="run `lockenv lock --check` on its own",
         )
     if options.check and on_result is not None:
+        from lockenv.ops import reports
+
         on_result(reports.lock_check(path, reasons))
     if options.check and reasons:
         raise StaleLockError(

@@ -130,14 +130,32 @@ class Http:
         self.retries = _env_int("LOCKENV_HTTP_RETRIES", 3)
         read = _env_float("LOCKENV_HTTP_TIMEOUT", 20.0)
         self.timeout = httpx.Timeout(read, connect=min(10.0, read), pool=max(60.0, read))
+        self._transport = transport
+        self._max_connections = max_connections
+        self._client: httpx.Client | None = None
+        self._client_lock = threading.Lock()
+
+    @property
+    def client(self) -> httpx.Client:
+        """The pooled client, made on the first request: building it loads the CA store
+        (~0.05-0.1 s), and a warm lock (every page and metadata file cached) sends none."""
+        client = self._client
+        if client is None:
+            with self._client_lock:
+                client = self._client
+                if client is None:
+                    client = self._client = self._make_client()
+        return client
+
+    def _make_client(self) -> httpx.Client:
         kwargs: dict[str, object] = {}
-        if transport is not None:
-            kwargs["transport"] = transport
-        self.client = httpx.Client(
-            auth=auth,
+        if self._transport is not None:
+            kwargs["transport"] = self._transport
+        return httpx.Client(
+            auth=self.auth,
             timeout=self.timeout,
-            limits=httpx.Limits(max_connections=max_connections,
-                                max_keepalive_connections=max_connections),
+            limits=httpx.Limits(max_connections=self._max_connections,
+                                max_keepalive_connections=self._max_connections),
             follow_redirects=True,
             verify=ssl_context(),
             trust_env=True,  # proxies (HTTP_PROXY, HTTPS_PROXY, NO_PROXY) from the environment
@@ -146,7 +164,10 @@ class Http:
         )
 
     def close(self) -> None:
-        self.client.close()
+        with self._client_lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
 
     @property
     def missing(self) -> list[str]:

@@ -11,16 +11,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from itertools import product
+from math import prod
 
 from dep_logic.markers import BaseMarker, parse_marker
 from packaging.version import Version
 
+from lockenv.errors import ResolutionError
 from lockenv.resolve.targets import Target
 
 Atom = tuple[str, str, str]
 """(variable, operator, value), e.g. ('python_version', '<', '3.11')."""
 Dnf = list[list[Atom]]
 """An OR of ANDs of atoms. [] is false; [[]] is true."""
+
+_MAX_EXPANSION = 20_000
+"""Negating an OR of ANDs multiplies out; past this many terms, fail instead of hanging."""
 
 _NEGATE = {"==": "!=", "!=": "==", "<": ">=", ">=": "<"}
 
@@ -47,6 +52,11 @@ def negate(dnf: Dnf) -> Dnf:
     clauses = [[(v, _NEGATE[o], x) for (v, o, x) in conj] for conj in dnf]
     if not clauses:
         return [[]]
+    if prod(len(c) for c in clauses) > _MAX_EXPANSION:
+        raise ResolutionError(
+            "the lock's fork conditions grew too large to write (a bug: please report it with your pyproject.toml)",
+            hint="narrow `[tool.lockenv] environments` meanwhile",
+        )
     out: Dnf = []
     for combo in product(*clauses):
         conj = sorted(set(combo))
@@ -104,6 +114,9 @@ def separator(inside: Sequence[Target], outside: Sequence[Target]) -> Dnf:
         _python_range({t.python for t in ins}, {t.python for t in outs}),
         _value_set("sys_platform", ins, outs),
         _value_set("platform_machine", ins, outs),
+        _value_set("implementation_name", ins, outs),  # targets derived from markers (PyPy)
+        _value_set("os_name", ins, outs),
+        _value_set("platform_system", ins, outs),
     ]
     # Per platform, a Python range (e.g. Windows on Python < 3.12).
     combo: Dnf = []
@@ -119,14 +132,25 @@ def separator(inside: Sequence[Target], outside: Sequence[Target]) -> Dnf:
         combo.extend(sorted({("sys_platform", "==", plat), *conj}) for conj in rng)
     else:
         candidates.append(combo)
+    # Targets derived from the graph's markers (PyPy, FreeBSD...): the built-in ones by a
+    # Python range, each derived one by the marker value it stands for.
+    derived = sorted({t.origin for t in ins if t.origin is not None})
+    if derived and not any(t.origin in derived for t in outs):
+        builtin_in = {t for t in ins if t.origin is None}
+        builtin_out = {t for t in outs if t.origin is None}
+        rng = _python_range({t.python for t in builtin_in}, {t.python for t in builtin_out}) if builtin_in else []
+        if rng is not None:
+            candidates.append(rng + [[(var, "==", value)] for var, value in derived])
     # Exact enumeration: always correct, rarely needed.
     exact: Dnf = []
+    varying = [v for v in ("implementation_name", "os_name", "platform_system")
+               if len({t.environment[v] for t in ins | outs}) > 1]
     for t in sorted(ins, key=lambda t: t.name):
         conj = [
             ("sys_platform", "==", t.environment["sys_platform"]),
             ("platform_machine", "==", t.environment["platform_machine"]),
             ("python_version", "==", t.python_version),
-        ]
+        ] + [(v, "==", t.environment[v]) for v in varying]
         if conj not in exact:
             exact.append(conj)
     candidates.append(exact)

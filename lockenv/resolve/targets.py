@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from packaging.markers import InvalidMarker, Marker
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.tags import Tag, compatible_tags, cpython_tags, mac_platforms
+from packaging.tags import Tag, compatible_tags, cpython_tags, generic_tags, mac_platforms
 
 from lockenv.errors import ManifestError
 
@@ -22,6 +22,10 @@ OLDEST_PYTHON_MINOR = 8
 """Targets never go below this even when requires-python allows it (older Pythons are EOL)."""
 
 _MANYLINUX_GLIBC_MAX = 39
+
+IMPLEMENTATIONS = {"cpython": "CPython", "pypy": "PyPy", "graalpy": "GraalVM", "ironpython": "IronPython",
+                   "jython": "Jython"}
+"""implementation_name → platform_python_implementation."""
 
 
 @dataclass(frozen=True)
@@ -48,7 +52,9 @@ class Platform:
         if self.sys_platform == "darwin":
             arch = "arm64" if self.machine == "arm64" else "x86_64"
             return list(mac_platforms((15, 0), arch))
-        return ["win_amd64"]
+        if self.sys_platform == "win32":
+            return [{"ARM64": "win_arm64", "x86": "win32"}.get(self.machine, "win_amd64")]
+        return []  # another OS (a target derived from a marker): pure wheels and sdists
 
 
 PLATFORMS: tuple[Platform, ...] = (
@@ -68,6 +74,10 @@ class Target:
     python_full: str
     """The lowest patch release requires-python allows in this minor (e.g. '3.10.0')."""
     platform: Platform
+    implementation: str = "cpython"
+    """`implementation_name`: derived targets may be another implementation (PyPy)."""
+    origin: tuple[str, str] | None = field(default=None, compare=False, hash=False)
+    """For a target derived from the graph's markers: the (variable, value) it stands for."""
     environment: dict[str, str] = field(init=False, repr=False, compare=False, hash=False)
     """A complete PEP 508 environment (packaging's `select()` needs every key)."""
     tags: list[Tag] = field(init=False, repr=False, compare=False, hash=False)
@@ -76,7 +86,13 @@ class Target:
 
     @property
     def name(self) -> str:
-        return f"cp3{self.python[1]}-{self.platform.key}"
+        impl = "cp" if self.implementation == "cpython" else self.implementation
+        return f"{impl}3{self.python[1]}-{self.platform.key}"
+
+    @property
+    def place(self) -> str:
+        """The platform as messages name it, with the implementation when not CPython."""
+        return self.platform.key if self.implementation == "cpython" else f"{self.platform.key}-{self.implementation}"
 
     @property
     def python_version(self) -> str:
@@ -85,7 +101,8 @@ class Target:
     @property
     def label(self) -> str:
         """How messages name the target: `Python 3.12 on linux-x86_64`."""
-        return f"Python {self.python_version} on {self.platform.key}"
+        impl = "Python" if self.implementation == "cpython" else IMPLEMENTATIONS.get(self.implementation, self.implementation)
+        return f"{impl} {self.python_version} on {self.platform.key}"
 
     def __post_init__(self) -> None:
         # Computed once, stored plainly: functools.cached_property takes a lock on every
@@ -98,11 +115,11 @@ class Target:
         """A complete PEP 508 environment (packaging's `select()` needs every key)."""
         p = self.platform
         return {
-            "implementation_name": "cpython",
+            "implementation_name": self.implementation,
             "implementation_version": self.python_full,
             "os_name": p.os_name,
             "platform_machine": p.machine,
-            "platform_python_implementation": "CPython",
+            "platform_python_implementation": IMPLEMENTATIONS.get(self.implementation, self.implementation.capitalize()),
             "platform_release": "",
             "platform_system": p.platform_system,
             "platform_version": "",
@@ -114,6 +131,12 @@ class Target:
     def _tags(self) -> list[Tag]:
         """Wheel tags in priority order, like `packaging.tags.sys_tags()` on that machine."""
         major, minor = self.python
+        if self.implementation != "cpython":
+            short = "pp" if self.implementation == "pypy" else self.implementation
+            other = f"{short}{major}{minor}"
+            abis = [f"pypy{major}{minor}_pp73", "none"] if short == "pp" else ["none"]
+            plats = self.platform.wheel_platforms()
+            return list(generic_tags(other, abis, plats)) + list(compatible_tags((major, minor), other, plats))
         interp = f"cp{major}{minor}"
         abis = [interp, "abi3", "none"] if minor >= 8 else [f"{interp}m", "abi3", "none"]
         plats = self.platform.wheel_platforms()

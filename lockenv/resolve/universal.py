@@ -4,6 +4,7 @@ and say what the lock written from it must serve (checked by `lockfile.check_ser
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -14,14 +15,15 @@ from packaging.tags import Tag
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from lockenv.errors import ManifestError, ResolutionError
+from lockenv.errors import LockenvError, ManifestError, ResolutionError
 from lockenv.models import Dependency, DistFile, LockedPackage, LockInputs, ProjectSpec, Resolution
 from lockenv.resolve.graph import PackageKey, merge
 from lockenv.resolve.prefetch import Prefetcher
 from lockenv.resolve.provider import Provider
 from lockenv.resolve.requirements import Req, root_applies, root_requirements
 from lockenv.resolve.single import Edge, Pins, TargetResult, resolve_target, try_reuse
-from lockenv.resolve.source import IndexSource, PackageIndex, common_requires_python, lock_files, with_sizes
+from lockenv.resolve.source import IndexSource, PackageIndex, common_requires_python, lock_files, metadata_file, with_sizes
+from lockenv.resolve.derived import derive_targets, marker_values
 from lockenv.resolve.targets import Platform, Target, make_targets
 from lockenv.resolve.unserved import unserved_by_package, unserved_warning
 from lockenv.ui import Reporter
@@ -87,6 +89,12 @@ def resolve_universal(
     _crawl_ahead(crawler, roots, targets)
     try:
         results = _resolve_targets(spec, targets, roots, source, crawler, locked, reporter)
+        for _round in range(3):  # the graph names environments no target is: serve them too
+            derived = derive_targets(_graph_values(results, roots, source), targets, spec.environments)
+            if not derived:
+                break
+            targets = targets + derived
+            results = _resolve_targets(spec, derived, roots, source, crawler, locked, reporter, prior=results)
     finally:
         crawler.close()
     markers, deps = merge(results)
@@ -165,12 +173,17 @@ def _resolve_targets(
     crawler: Prefetcher,
     locked: LockedVersions,
     reporter: Reporter | None,
+    prior: Sequence[TargetResult] = (),
 ) -> list[TargetResult]:
     """Each target in turn, newest Python first; each prefers what earlier targets chose (and,
     before that, the previous lock's version for it), and reuses an earlier target's pins
-    outright when they fit."""
-    results: list[TargetResult] = []
+    outright when they fit. Returns `prior` and the new results."""
+    results: list[TargetResult] = list(prior)
     earlier: dict[str, str] = {}
+    for res in prior:
+        for ident, cand in res.pins.items():
+            if ident.extra is None:
+                earlier.setdefault(ident.name, str(cand.version))
     for target in targets:
         prefs = dict(earlier)
         for name, versions in locked.items():
@@ -207,6 +220,8 @@ def _resolve_one(
             reporter=reporter, unserved_ok=required is None,
         )
     except ResolutionError as exc:
+        if required is None and target.origin is not None:
+            raise _derived_error(exc, target, spec) from None
         if required is None:
             raise
         raise ResolutionError(
@@ -219,6 +234,44 @@ def _resolve_one(
             hint="allow a version that has a file there (loosen the requirement), or take that "
             f"environment out of required-environments; {exc.hint}" if exc.hint else None,
         ) from None
+
+
+def _derived_error(exc: ResolutionError, target: Target, spec: ProjectSpec) -> ResolutionError:
+    """A target derived from the graph's markers has no solution: name it, and the
+    `environments` value that leaves it out."""
+    assert target.origin is not None
+    var, value = target.origin
+    clause = f"{var} != '{value}'"
+    values = [f"({e}) and {clause}" for e in spec.environments] if spec.environments else [clause]
+    shown = ", ".join(json.dumps(v) for v in values)
+    return ResolutionError(
+        exc.message,
+        details=exc.details,
+        context=exc.context,
+        note=f"{target.label} is resolved because the dependency graph names `{var} == '{value}'`",
+        hint=(f"{exc.hint}; " if exc.hint else "")
+        + f"or, if the project need not support it, leave it out in pyproject.toml: "
+        f"`[tool.lockenv] environments = [{shown}]`",
+    )
+
+
+def _graph_values(results: Sequence[TargetResult], roots: Sequence[Req], source: IndexSource) -> set[tuple[str, str]]:
+    """The marker values (`implementation_name == 'pypy'`...) of every requirement the project
+    and its pinned packages declare, applicable or not (memoised reads: no new fetch)."""
+    markers = [r.requirement.marker for r in roots if r.requirement.marker is not None]
+    seen: set[tuple[str, str]] = set()
+    for res in results:
+        for cand in res.pins.values():
+            key = (cand.name, str(cand.version))
+            if key in seen:
+                continue
+            seen.add(key)
+            try:
+                reqs = source.requirements_for(cand.files, metadata_file(cand, res.target.tag_priority), res.target.environment)
+            except LockenvError:
+                continue  # its metadata could not be had: resolution already said so
+            markers.extend(r.marker for r in reqs if r.marker is not None)
+    return marker_values(markers)
 
 
 def _reuse(

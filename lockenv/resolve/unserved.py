@@ -86,8 +86,8 @@ def describe(left_out: Collection[Target], targets: Sequence[Target]) -> str:
         minors_all = [m for m in minors_all if m < cut]
     per_platform: dict[str, list[int]] = {}
     for t in rest:
-        per_platform.setdefault(t.platform.key, []).append(t.python[1])
-    platforms_all = sorted({t.platform.key for t in targets})
+        per_platform.setdefault(t.place, []).append(t.python[1])
+    platforms_all = sorted({t.place for t in targets})
     by_minors: dict[tuple[int, ...], list[str]] = {}
     for key, ms in per_platform.items():
         by_minors.setdefault(tuple(sorted(ms)), []).append(key)
@@ -132,7 +132,7 @@ def environments_excluding(
     `environments` says already. Checked on the targets; an exact enumeration if the short
     form would not fit."""
     out = set(left_out)
-    for clause in (_short_clause(out, targets), _exact_clause(out)):
+    for clause in (_short_clause(out, targets), _exact_clause(out, targets)):
         wrapped = f"({clause})" if " or " in clause and " and " not in clause else clause
         values = [f"({e}) and {wrapped}" for e in environments] if environments else [clause]
         markers = [Marker(v) for v in values]
@@ -149,12 +149,14 @@ def _short_clause(left_out: set[Target], targets: Sequence[Target]) -> str:
         targets = [t for t in targets if t.python[1] < cut]
     per_platform: dict[str, set[int]] = {}
     for t in rest:
-        per_platform.setdefault(t.platform.key, set()).add(t.python[1])
+        per_platform.setdefault(t.place, set()).add(t.python[1])
     minors_of: dict[str, set[int]] = {}
     platform_of = {}
+    impl_of = {}
     for t in targets:
-        minors_of.setdefault(t.platform.key, set()).add(t.python[1])
-        platform_of[t.platform.key] = t.platform
+        minors_of.setdefault(t.place, set()).add(t.python[1])
+        platform_of[t.place] = t.platform
+        impl_of[t.place] = t.implementation
     whole = {k for k, ms in per_platform.items() if ms == minors_of[k]}
     clauses: list[str] = []
     # a whole sys_platform left out: one `!=`
@@ -170,6 +172,8 @@ def _short_clause(left_out: set[Target], targets: Sequence[Target]) -> str:
         if key not in minors_of or (key not in whole and per_platform[key] == minors_of[key]):
             continue
         neg = f"sys_platform != '{p.sys_platform}' or platform_machine != '{p.machine}'"
+        if impl_of[key] != "cpython":
+            neg += f" or implementation_name != '{impl_of[key]}'"
         ms = sorted(per_platform[key])
         all_ms = sorted(minors_of[key])
         if key in whole:
@@ -183,10 +187,13 @@ def _short_clause(left_out: set[Target], targets: Sequence[Target]) -> str:
     return _join(head + clauses)
 
 
-def _exact_clause(left_out: set[Target]) -> str:
+def _exact_clause(left_out: set[Target], targets: Sequence[Target]) -> str:
+    names = ["sys_platform", "platform_machine", "python_version"] + [
+        v for v in ("implementation_name", "os_name", "platform_system")
+        if len({t.environment[v] for t in targets}) > 1
+    ]
     return _join([
-        f"(sys_platform != '{t.platform.sys_platform}' or platform_machine != '{t.platform.machine}'"
-        f" or python_version != '{t.python_version}')"
+        "(" + " or ".join(f"{v} != '{t.environment[v]}'" for v in names) + ")"
         for t in sorted(left_out, key=lambda t: t.name)
     ])
 

@@ -28,8 +28,15 @@ def _project(path: Path, dependencies: list[str]) -> None:
          ["`djangorestframework>=3.16` requires `django>=4.2`", "`app` requires `django<4`"]),
         (["numpy<1.20", "pandas>=2"],
          ["`pandas>=2` requires `numpy>=", "`app` requires `numpy<1.20`"]),
+        (["flask>=3", "werkzeug<2"],
+         ["`flask>=3` requires `werkzeug>=3", "`app` requires `werkzeug<2`"]),
+        (["sphinx>=7", "docutils<0.17"],
+         ["`sphinx>=7` requires `docutils>=0.18", "`app` requires `docutils<0.17`"]),
+        # every fastapi release needs another starlette range: the report states what all need
+        (["fastapi>=0.100", "starlette<0.20"],
+         ["`fastapi>=0.100` requires `starlette>=0.27.0`", "`app` requires `starlette<0.20`"]),
     ],
-    ids=["django", "pandas"],
+    ids=["django", "pandas", "flask", "sphinx", "fastapi"],
 )
 def test_conflict_is_named_without_builds(dependencies: list[str], fragments: list[str], tmp_path: Path) -> None:
     _project(tmp_path, dependencies)

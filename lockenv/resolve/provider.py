@@ -9,6 +9,7 @@ once per round and others once per candidate tried.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Protocol
 
 from packaging.requirements import Requirement
@@ -27,9 +28,12 @@ if TYPE_CHECKING:
     from resolvelib.structs import RequirementInformation
 
     Information = RequirementInformation[Req, Candidate]
-    Preference = tuple[bool, bool, bool, str]
+    Preference = tuple[bool, bool, bool, bool, str]
 
 __all__ = ["Crawler", "Provider", "Unsatisfiable"]
+
+_LEARN_MAX = 150
+"""At most this many versions of one package are read at once to prove a conflict."""
 
 UNAVAILABLE = "lockenv-metadata-unavailable"
 """Prefix of the identifier a candidate whose metadata cannot be had depends on: nothing
@@ -47,6 +51,20 @@ def _joined(reqs: Sequence[Requirement]) -> SpecifierSet:
 def _loosen_hint(one: str, other: str | None) -> str:
     both = f"`{one}`" if other in (None, one) else f"`{one}` or `{other}`"
     return f"loosen {both} in pyproject.toml, or drop one of them, so that the requirements can meet"
+
+
+def _span(loosest: str, loosest_set: set[Version], theirs: set[Version], before: set[Version] | None) -> str:
+    """What every version requires of a dependency, as one true statement: the loosest of
+    their specifiers when it admits all they admit, else the bound on the side that clashes
+    with what is already required (`>=0.27.0` against `<0.20`)."""
+    if loosest_set >= theirs:
+        return loosest
+    lo, hi = min(theirs), max(theirs)
+    if before and max(before) < lo:
+        return f">={lo}"
+    if before and min(before) > hi:
+        return f"<={hi}"
+    return f">={lo},<={hi}"
 
 
 class Unsatisfiable(Exception):
@@ -131,15 +149,32 @@ class Provider(AbstractProvider[Req, Candidate, Ident]):
         information: Mapping[Ident, Iterator[Information]],
         backtrack_causes: Sequence[Information],
     ) -> Preference:
-        """Cheap, but called for every unresolved identifier in every round: no I/O. Backtrack
-        causes first, then unpinned, then indirect; the name breaks ties (stable order)."""
+        """Cheap, but called for every unresolved identifier in every round: no I/O (the page
+        is read already, by find_matches). Backtrack causes first, then exact pins, then
+        packages whose likely version has a wheel (its metadata is a cheap read; an sdist-only
+        one may need a build, which learning the others' requirements first can rule out),
+        then direct ones; the name breaks ties (stable order)."""
         infos = list(information[identifier])
         pinned = any(i.requirement.pins_exactly for i in infos)
         direct = any(i.parent is None for i in infos)
         causes = {c.requirement.name for c in backtrack_causes} | {
             c.parent.name for c in backtrack_causes if c.parent is not None
         }
-        return (identifier.name not in causes, not pinned, not direct, str(identifier))
+        spec = SpecifierSet()
+        for i in infos:
+            spec &= i.requirement.specifier
+        return (identifier.name not in causes, not pinned, self._needs_build(identifier.name, spec),
+                not direct, str(identifier))
+
+    def _needs_build(self, name: str, spec: SpecifierSet) -> bool:
+        """Has the version find_matches would offer first no wheel at all (so reading its
+        requirements may mean building the sdist)?"""
+        allowed = self.allowed(name, spec)
+        if not allowed:
+            return False
+        preferred = self.preferences.get(canonicalize_name(name))
+        first = preferred if preferred is not None and preferred in allowed else allowed[0]
+        return not any(f.is_wheel for f in self.source.versions(name).get(first, ()))
 
     def find_matches(
         self,
@@ -179,6 +214,8 @@ class Provider(AbstractProvider[Req, Candidate, Ident]):
             self.no_candidates[identifier] = missing.message if missing else "the index lists no files for it"
         elif not allowed:
             self.no_candidates[identifier] = f"no version matches `{spec or 'any'}`"
+            if len(reqs) > 1:  # requirements that cannot meet: can the project's own bounds?
+                self.check_roots()
 
         def candidates() -> Iterator[Candidate]:
             # Lazy: most of a big project's old versions are never looked at.
@@ -300,6 +337,7 @@ class Provider(AbstractProvider[Req, Candidate, Ident]):
             seen += 1
             ident = todo.pop(0)
             versions = sorted(allowed[str(ident)], reverse=True)
+            self._learn(ident, versions)
             if not versions or any((ident, v) not in self.known_deps for v in versions):
                 continue
             usable = [v for v in versions if (ident.name, v) not in self.unavailable_versions]
@@ -317,7 +355,8 @@ class Provider(AbstractProvider[Req, Candidate, Ident]):
                 if not theirs:
                     continue  # nothing at all (not on the index, say): resolvelib's report says why
                 loosest = max(per_version, key=lambda rs: (len(self.allowed(dep, _joined(rs))), str(_joined(rs))))
-                wanted = str(_joined(loosest))
+                wanted = _span(str(_joined(loosest)), set(self.allowed(dep, _joined(loosest))), theirs,
+                               allowed.get(str(Ident(dep, None))))
                 shown = ", ".join(f"{ident.name} {v}" for v in usable[:3]) + (", …" if len(usable) > 3 else "")
                 line = f"`{desc[str(ident)]}` requires `{dep}{wanted}` (every version it allows: {shown})"
                 chain = [w for w in why[str(ident)] if not w.startswith(f"`{self.project}` ")]
@@ -335,6 +374,35 @@ class Provider(AbstractProvider[Req, Candidate, Ident]):
                     desc.setdefault(key, f"{dep}{wanted}")
                     root_of.setdefault(key, root_of[str(ident)])
                     todo.append(Ident(dep, None))
+
+    def _learn(self, ident: Ident, versions: Sequence[Version]) -> None:
+        """Read the requirements of every version the project's bounds leave for `ident`, all
+        at once (parallel wheel-metadata reads), so that `check_roots` can decide instead of
+        resolvelib trying the versions one by one (each a round trip, or a build). Only when no
+        read would need a build and there are not too many: else resolvelib goes on as before."""
+        missing = [v for v in versions if (ident, v) not in self.known_deps]
+        if not missing or len(missing) > _LEARN_MAX:
+            return
+        by_version = self.source.versions(ident.name)
+        cands = []
+        for v in missing:
+            files = [f for f in by_version.get(v, ()) if not f.yanked]
+            chosen = best_file(files, self.tag_priority, self.python_full)
+            if chosen is None:
+                return  # no file here: resolvelib would skip it; nothing certain to learn
+            cand = Candidate(ident.name, v, ident.extra, chosen, tuple(by_version[v]))
+            if not metadata_file(cand, self.tag_priority).is_wheel:
+                return  # learning it would mean a build
+            cands.append(cand)
+        with ThreadPoolExecutor(16, thread_name_prefix="lockenv-learn") as pool:
+            reads = [(cand, pool.submit(self.dependencies, cand)) for cand in cands]
+        for cand, read in reads:
+            try:
+                self.known_deps[(cand.identifier, cand.version)] = read.result()
+            except (BuildError, IntegrityError, PackageIndexError) as exc:
+                if isinstance(exc, (NetworkError, AuthError, BuildCycleError)):
+                    raise
+                self._unavailable(cand, exc)
 
     def allowed(self, name: str, spec: SpecifierSet) -> list[Version]:
         """The versions a specifier admits (pre-releases only when nothing else does), newest

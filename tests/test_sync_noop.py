@@ -4,11 +4,12 @@ CLI against the fixture index and real venvs."""
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-from helpers import installed, lock, sync, write_project
+from helpers import installed, lock, site_packages, sync, write_project
 
 
 def test_f5_a_lock_changed_mid_sync_is_not_recorded_as_synced(tmp_path: Path, index_server: Any) -> None:
@@ -36,3 +37,23 @@ def test_f5_a_lock_changed_mid_sync_is_not_recorded_as_synced(tmp_path: Path, in
     assert installed(project / ".venv")["alpha"] == "1.0"
     third = sync(project, index_server, LOCKENV_PYTHON=str(wrapper))
     assert "Environment is up to date" in third.stderr, third.output
+
+
+def test_the_noop_survives_bytecode_and_notices_a_deleted_file(project: Path, index_server: Any) -> None:
+    """The no-op compares directories (mtime, then entries by name and inode), not files: the
+    `__pycache__` a first import writes leaves it a no-op; a file deleted deep inside a package
+    does not."""
+    write_project(project, ["alpha"])
+    lock(project, index_server)
+    assert sync(project, index_server).code == 0
+    venv = project / ".venv"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    subprocess.run([str(venv / "bin" / "python"), "-c", "import alpha, beta, gamma"], check=True, env=env)
+    assert list(site_packages(venv).glob("alpha/__pycache__/*.pyc"))
+    for _ in range(2):  # the second no-op lists nothing (the first kept the new mtimes)
+        again = sync(project, index_server)
+        assert again.code == 0 and "Environment is up to date" in again.stderr, again.output
+    (site_packages(venv) / "beta" / "__init__.py").unlink()
+    repaired = sync(project, index_server)
+    assert repaired.code == 0, repaired.output
+    assert repaired.stdout.splitlines() == ["~ beta 2.0 -> 2.0 (missing: beta/__init__.py)"]

@@ -2,9 +2,15 @@
 fingerprint of the last successful one.
 
 The fingerprint is what makes a no-op sync fast: a hash over the lock's bytes, the selection
-options, pyproject.toml, the interpreter, and the size and mtime of every file in the venv
-(`__pycache__` excluded). Any install, removal or edit by hand changes it. This module imports
-only the standard library: it is on the no-op path.
+options, pyproject.toml and the interpreter, plus the venv's *shape*: every directory's mtime
+and a digest of its entries (name and inode, `__pycache__` excluded). A no-op stats each
+directory once (no file is stat-ed or read: on `data`, 2,300 directories instead of 18,500
+files) and lists only a directory whose mtime moved (a new `__pycache__` moves it: the entries
+still match, and the new mtime is kept for the next no-op). So it sees a file or directory
+added, removed, renamed or replaced (a new inode: pip, an editor that writes a new file), and
+trusts what cannot change a directory: a file rewritten in place keeps its entry. `verify`
+hashes every file, and a sync that has anything to do checks every installed file's size and
+mtime as before. This module imports only the standard library: it is on the no-op path.
 """
 
 from __future__ import annotations
@@ -28,36 +34,73 @@ if TYPE_CHECKING:
 JOURNAL = ".lockenv-sync.json"
 STATE = ".lockenv-state.json"
 _SKIP_NAMES = frozenset({"__pycache__", JOURNAL, STATE})
+SHAPE_FORMAT = 2
+"""Bumped when the shape's meaning changes: a state of another format is never fresh."""
 
 
-def _walk(root: str, out: list[str], base_len: int) -> None:
+def _entries_digest(path: str, subdirs: list[str] | None) -> str | None:
+    """A digest of a directory's entries (name and inode, sorted by name); its subdirectories
+    are appended to `subdirs` when given. None when it cannot be listed."""
+    names: list[str] = []
     try:
-        it = os.scandir(root)
-    except OSError:
-        return
-    with it:
-        for entry in it:
-            name = entry.name
-            if name in _SKIP_NAMES or name.startswith(".lockenv-stash-"):
-                continue
-            try:
-                if entry.is_dir(follow_symlinks=False):
-                    _walk(entry.path, out, base_len)
+        with os.scandir(path) as it:
+            for entry in it:
+                name = entry.name
+                if name in _SKIP_NAMES or name.startswith(".lockenv-stash-"):
                     continue
-                st = entry.stat(follow_symlinks=False)
-            except OSError:
-                continue
-            out.append(f"{entry.path[base_len:]}\0{st.st_size}\0{st.st_mtime_ns}")
+                names.append(f"{name}\0{entry.inode()}")
+                if subdirs is not None and entry.is_dir(follow_symlinks=False):
+                    subdirs.append(entry.path)
+    except OSError:
+        return None
+    names.sort()
+    return hashlib.sha256("\n".join(names).encode("utf-8", "surrogateescape")).hexdigest()[:32]
 
 
-def venv_digest(venv: Path) -> tuple[str, int]:
-    """A digest of every file's path, size and mtime under the venv, and the file count."""
+def venv_shape(venv: Path) -> dict[str, list[Any]]:
+    """Every directory under the venv (relative path, '' for the venv itself) → [mtime_ns,
+    entries digest]. The venv's own mtime is not kept (writing the state file moves it)."""
     root = str(venv)
-    entries: list[str] = []
-    _walk(root, entries, len(root))
-    entries.sort()
-    digest = hashlib.sha256("\n".join(entries).encode("utf-8", "surrogateescape")).hexdigest()
-    return digest, len(entries)
+    shape: dict[str, list[Any]] = {}
+    todo = [root]
+    while todo:
+        path = todo.pop()
+        try:
+            mtime = os.stat(path).st_mtime_ns if path != root else 0
+        except OSError:
+            continue
+        digest = _entries_digest(path, todo)
+        if digest is not None:
+            shape[path[len(root) + 1:]] = [mtime, digest]
+    return shape
+
+
+def shape_matches(venv: Path, shape: object) -> tuple[bool, bool]:
+    """(whether the venv still has `shape`, whether a directory's mtime moved without its
+    entries changing: the caller then keeps the updated `shape`, changed in place)."""
+    if not isinstance(shape, dict) or "" not in shape:
+        return False, False
+    root = str(venv)
+    moved = False
+    for rel, recorded in shape.items():
+        if not (isinstance(rel, str) and isinstance(recorded, list) and len(recorded) == 2):
+            return False, False
+        path = os.path.join(root, rel) if rel else root
+        if rel:
+            try:
+                mtime = os.stat(path).st_mtime_ns
+            except OSError:
+                return False, False
+            if mtime == recorded[0]:
+                continue
+        else:
+            mtime = 0
+        if _entries_digest(path, None) != recorded[1]:
+            return False, False
+        if mtime != recorded[0]:
+            recorded[0] = mtime
+            moved = True
+    return True, moved
 
 
 def inputs_digest(lock_path: Path, options_key: str, project: Path) -> str | None:
@@ -147,23 +190,32 @@ def read_state(venv: Path) -> dict[str, Any] | None:
 
 
 def is_fresh(venv: Path, inputs: str | None) -> dict[str, Any] | None:
-    """The stored state when the venv and inputs are exactly as the last sync left them."""
+    """The stored state when the venv and inputs are as the last sync left them (see the
+    module's docstring for what that covers)."""
     if inputs is None or (venv / JOURNAL).exists():
         return None
     state = read_state(venv)
-    if not state or state.get("inputs") != inputs or state.get("python") != python_stamp(venv):
+    if not state or state.get("inputs") != inputs or state.get("python") != python_stamp(venv) \
+            or state.get("format") != SHAPE_FORMAT:
         return None
-    digest, _count = venv_digest(venv)
-    return state if state.get("venv") == digest else None
+    matches, moved = shape_matches(venv, state.get("shape"))
+    if not matches:
+        return None
+    if moved:  # e.g. a new __pycache__: keep the new mtimes so the next no-op lists nothing
+        try:
+            _write(venv / STATE, state, durable=False)
+        except OSError:
+            pass
+    return state
 
 
 def write_state(venv: Path, inputs: str | None, packages: int, *, lock_checked: bool) -> None:
     """After a successful sync. `lock_checked` is False for `--frozen` (freshness unknown)."""
     if inputs is None:
         return
-    digest, count = venv_digest(venv)
-    data = {"inputs": inputs, "python": python_stamp(venv), "venv": digest, "files": count,
-            "packages": packages, "lock_checked": lock_checked}
+    shape = venv_shape(venv)
+    data = {"format": SHAPE_FORMAT, "inputs": inputs, "python": python_stamp(venv),
+            "shape": shape, "packages": packages, "lock_checked": lock_checked}
     _write(venv / STATE, data)
 
 
@@ -174,12 +226,13 @@ def clear_state(venv: Path) -> None:
         pass
 
 
-def _write(path: Path, data: dict[str, Any]) -> None:
+def _write(path: Path, data: dict[str, Any], *, durable: bool = True) -> None:
     tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, sort_keys=True)
-        fh.flush()
-        os.fsync(fh.fileno())
+        json.dump(data, fh, sort_keys=True, separators=(",", ":"))
+        if durable:
+            fh.flush()
+            os.fsync(fh.fileno())
     os.replace(tmp, path)
 
 

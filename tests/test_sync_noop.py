@@ -4,6 +4,7 @@ CLI against the fixture index and real venvs."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -57,3 +58,35 @@ def test_the_noop_survives_bytecode_and_notices_a_deleted_file(project: Path, in
     repaired = sync(project, index_server)
     assert repaired.code == 0, repaired.output
     assert repaired.stdout.splitlines() == ["~ beta 2.0 -> 2.0 (missing: beta/__init__.py)"]
+
+
+def test_f8_cached_files_are_read_only_and_a_changed_one_never_reaches_a_new_venv(
+        tmp_path: Path, index_server: Any) -> None:
+    """F8: a venv's files are hard links to the cache's: the cached files carry no write bit,
+    so an in-place edit through a venv is refused (EACCES) for their owner; and a cached file
+    changed anyway (root ignores modes) is found before it is linked into another venv, which
+    gets the file as the wheel has it, the sync saying what it found."""
+    first = write_project(tmp_path / "a", ["alpha"])
+    lock(first, index_server)
+    assert sync(first, index_server).code == 0
+    edited = site_packages(first / ".venv") / "alpha" / "__init__.py"
+    assert edited.stat().st_nlink >= 2  # the cache's inode
+    cache = Path(os.environ["LOCKENV_CACHE_DIR"]) / "unpacked-v1"
+    tree_files = [p for p in cache.rglob("*") if p.is_file() and "files" in p.relative_to(cache).parts]
+    assert tree_files and all(p.stat().st_mode & 0o222 == 0 for p in tree_files)
+    assert edited.stat().st_mode & 0o222 == 0
+    original = edited.read_bytes()
+    at = original.index(b'__version__ = "2.0') + len('__version__ = "')
+    with open(edited, "r+b") as fh:  # as root: in place, same size
+        fh.write(original[:at] + b"7.7" + original[at + 3:])
+    for name in ("c", "d"):
+        project = tmp_path / name
+        project.mkdir()
+        for file in ("pyproject.toml", "pylock.toml"):
+            shutil.copy(first / file, project / file)
+        result = sync(project, index_server)
+        assert result.code == 0, result.output
+        got = site_packages(project / ".venv") / "alpha" / "__init__.py"
+        assert got.read_bytes() == original
+        warned = "alpha/__init__.py of alpha-2.0-py3-none-any.whl in the cache was changed"
+        assert (warned in result.stderr) == (name == "c"), result.stderr  # d: the cache healed

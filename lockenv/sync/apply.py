@@ -281,7 +281,7 @@ def apply(plan: SyncPlan, prepared: Sequence[Prepared], *, probe: Probe, venv: P
         _stash_kept(targets, stash)
         if os.environ.get("LOCKENV_TEST_CRASH_AFTER") == "0":  # tests: die between the phases
             os.kill(os.getpid(), signal.SIGKILL)
-        _install_all(prepared, probe=probe, cache=cache, fresh=fresh)
+        _install_all(prepared, probe=probe, cache=cache, fresh=fresh, warn=reporter.warn)
     except BaseException as exc:
         try:
             delete_paths(targets, venv=venv, keep_dirs=dirs)
@@ -318,7 +318,7 @@ def _stash_kept(targets: Sequence[str], stash: Stash) -> None:
 
 
 def _install_all(prepared: Sequence[Prepared], *, probe: Probe, cache: Cache,
-                 fresh: FreshInstall | None) -> None:
+                 fresh: FreshInstall | None, warn: Callable[[str, str | None], None]) -> None:
     crash_after = int(os.environ.get("LOCKENV_TEST_CRASH_AFTER", "-1") or "-1")
     counter = [0]
     lock = threading.Lock()
@@ -328,7 +328,7 @@ def _install_all(prepared: Sequence[Prepared], *, probe: Probe, cache: Cache,
         assert want is not None
         install_wheel(p.wheel, scheme=p.scheme, python=probe.python, cache=cache,
                       source_sha256=want.sha256, source_name=want.file.filename if want.file else None,
-                      direct_url=p.direct_url, fresh=fresh)
+                      direct_url=p.direct_url, fresh=fresh, warn=warn)
         if crash_after >= 0:
             with lock:
                 counter[0] += 1

@@ -1,10 +1,14 @@
 """Wheels unpacked once into the cache, validated while unpacking, and linked out from there.
 
 Unpacking checks every member against the wheel's RECORD (hash and size) and refuses unsafe
-paths, so a tree in the cache is a validated wheel. Each tree records every file's size and
-mtime; a tree file changed since (say, a hard-linked file edited in place in some venv) is
-detected before it is linked (`Linker.place`) and the tree is unpacked again from the verified
-wheel. `Linker` is the one place files leave a tree: a hard link, a few syscalls per file
+paths, so a tree in the cache is a validated wheel. Tree files are read-only (no write bit for
+anyone): a venv's file is the same inode (a hard link), so an editor or `cp -p` writing to it in
+place is refused (EACCES) instead of silently editing the cache and every venv linked to it
+(F8). Each tree also records every file's size and mtime; a tree file changed since anyway
+(root ignores file modes) is detected before it is linked (`Linker.place`) and the tree is
+unpacked again from the verified wheel. An edit that puts size and mtime back, by root, is
+left to `verify` (a ctime check would hash every file after any venv is deleted: unlinking
+moves the ctime of the cached inode too). `Linker` is the one place files leave a tree: a hard link, a few syscalls per file
 instead of decompressing and hashing, or a copy when linking is impossible or
 `LOCKENV_LINK_MODE=copy`. Used by installer's destination and by replayed installs alike.
 """
@@ -39,6 +43,10 @@ CHUNK = 1 << 20
 
 class TreeChanged(Exception):
     """A file of an unpacked tree is not as it was unpacked."""
+
+    def __init__(self, path: str, member: str = "") -> None:
+        super().__init__(path)
+        self.member = member
 
 
 class Member(TypedDict):
@@ -97,7 +105,9 @@ class Linker:
         src = self.tree.path_of(entry["path"])
         st = os.stat(src)
         if st.st_size != entry["size"] or st.st_mtime_ns != entry["mtime"]:
-            raise TreeChanged(src)
+            raise TreeChanged(src, entry["path"])
+        if st.st_mode & 0o222:  # a tree unpacked before trees were read-only
+            _read_only(src, st.st_mode)
         self.parent_of(target)
         if self.link:
             try:
@@ -117,6 +127,13 @@ class Linker:
         shutil.copyfile(src, target)
         if entry["exec"]:
             os.chmod(target, 0o755)
+
+
+def _read_only(path: str, mode: int) -> None:
+    try:
+        os.chmod(path, stat.S_IMODE(mode) & ~0o222)
+    except OSError:
+        pass  # a cache of another user's: linking still works
 
 
 def _b64(digest: bytes) -> str:
@@ -261,7 +278,8 @@ def _copy_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: str, execut
     sha = hashlib.sha256()
     other = hashlib.new(algorithm) if algorithm != "sha256" else None
     written = 0
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o755 if executable else 0o644)
+    # Created read-only (F8): the open descriptor may still write it.
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o555 if executable else 0o444)
     try:
         with zf.open(info) as src:
             while True:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -124,12 +124,14 @@ def _plan_targets(tree: Tree, scheme: Mapping[str, str]) -> list[tuple[str, str]
 def install_wheel(info: WheelInfo, *, scheme: Mapping[str, str], python: str, cache: Cache,
                   source_sha256: str | None, source_name: str | None,
                   direct_url: Mapping[str, object] | None = None,
-                  fresh: FreshInstall | None = None) -> None:
+                  fresh: FreshInstall | None = None,
+                  warn: Callable[[str, str | None], None] | None = None) -> None:
     """Install a validated wheel from its unpacked tree (hard links, or copies) with installer.
     INSTALLER says lockenv; `lockenv.json` records the archive the lock named, to notice a
     different archive of the same version later. An install done before with the same
     inputs is replayed from its record instead (see `replay`); `fresh` installs the others
-    (installer, unless a caller hands in another)."""
+    (installer, unless a caller hands in another). A tree file changed since it was unpacked is
+    never linked: the tree is unpacked again, and `warn` told."""
     metadata = {"INSTALLER": INSTALLER_NAME}
     if source_sha256:
         metadata[LOCKENV_SOURCE] = json.dumps(
@@ -153,9 +155,14 @@ def install_wheel(info: WheelInfo, *, scheme: Mapping[str, str], python: str, ca
             ops = (fresh or install_with_installer)(tree, scheme, python, metadata=metadata, link=link)
             replay.save(cache, key, tree, ops)
             return
-        except TreeChanged:
+        except TreeChanged as changed:
             if attempt:
                 raise
+            if warn is not None:
+                warn(f"{changed.member} of {tree.wheel_name} in the cache was changed since it "
+                     "was unpacked; it was unpacked again from the verified wheel",
+                     "the venvs synced from this cache before share the changed file (hard "
+                     "links): `lockenv verify` in each names it")
             tree = unpack(info.path, tree.sha256, name=info.name, cache=cache, discard=True)
 
 

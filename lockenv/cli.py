@@ -16,7 +16,7 @@ import typer
 
 from lockenv import __version__
 from lockenv.errors import LockenvError
-from lockenv.ui import Reporter, TerminalReporter
+from lockenv.ui import Reporter, TerminalReporter, run_use_case
 
 app = typer.Typer(
     name="lockenv",
@@ -95,28 +95,8 @@ def _run(ctx: typer.Context, func: Callable[..., int], *args: object, **kwargs: 
         from lockenv.ops.cache import hold_in_use
 
         hold_in_use()  # `cache clean/prune` leave alone what a running lockenv may be using
-    try:
-        code = func(*args, reporter=g.reporter, **kwargs)
-    except LockenvError as exc:  # a user-facing error: its message is the whole story
-        g.reporter.error(exc)
-        raise typer.Exit(exc.exit_code) from None
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        raise typer.Exit(130) from None
-    except Exception as exc:  # a bug: say so plainly; the traceback only under --verbose
-        import traceback
-
-        if g.reporter.verbose:
-            traceback.print_exc(file=sys.stderr)
-        where = traceback.extract_tb(exc.__traceback__)[-1]
-        print(
-            f"error: internal error: {type(exc).__name__}: {exc} "
-            f"(at {Path(where.filename).name}:{where.lineno})\n\n"
-            "hint: this is a bug in lockenv; re-run with --verbose and report the output",
-            file=sys.stderr,
-        )
-        raise typer.Exit(2) from None
-    raise typer.Exit(int(code or 0))
+    code = run_use_case(g.reporter, lambda: func(*args, reporter=g.reporter, **kwargs))
+    raise typer.Exit(code)
 
 
 ExtraOpt = Annotated[

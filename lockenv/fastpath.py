@@ -12,8 +12,12 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lockenv.project import find_project, lock_noop_marker
+
+if TYPE_CHECKING:
+    from lockenv.ops.sync import SyncOptions
 
 
 _SYNC_FLAGS = {
@@ -73,7 +77,8 @@ def _parse(argv: list[str]) -> tuple[str, Path, bool, dict[str, object]] | None:
 
 
 def try_noop(argv: list[str]) -> int | None:
-    """0 when the command had nothing to do (and said so); None to run the full CLI."""
+    """The exit code when the command had nothing to do (and said so), or was a sync this
+    module runs itself (see `_sync`); None to run the full CLI."""
     parsed = _parse(argv)
     if parsed is None:
         return None
@@ -89,13 +94,26 @@ def try_noop(argv: list[str]) -> int | None:
     else:
         from lockenv.ops.sync import SyncOptions, is_noop as sync_is_noop
 
-        if not sync_is_noop(project, SyncOptions(project=project, **options)):  # type: ignore[arg-type]
-            return None
+        sync_options = SyncOptions(project=project, **options)  # type: ignore[arg-type]
+        if not sync_is_noop(project, sync_options):
+            return _sync(sync_options, quiet)
         message = "Environment is up to date"
         _warn_foreign_venv(project, "syncing", quiet)
     if not quiet:
         print(message, file=sys.stderr)
     return 0
+
+
+def _sync(options: SyncOptions, quiet: bool) -> int:
+    """A sync with work to do, in this shape, runs here too: the CLI framework (typer, click:
+    ~50 ms to import) adds nothing to it. Errors are told as the CLI tells them."""
+    from lockenv.ops.cache import hold_in_use
+    from lockenv.ops.sync import sync
+    from lockenv.ui import TerminalReporter, run_use_case
+
+    reporter = TerminalReporter(quiet=quiet)
+    hold_in_use()  # `cache clean/prune` leave alone what a running lockenv may be using
+    return run_use_case(reporter, lambda: sync(options, reporter=reporter))
 
 
 def _warn_foreign_venv(project: Path, doing: str, quiet: bool) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 import contextlib
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Protocol, TextIO
@@ -199,3 +199,31 @@ def render_error(exc: LockenvError) -> str:
         lines.append("")
         lines.append(f"hint: {exc.hint}")
     return "\n".join(lines)
+
+
+def run_use_case(reporter: Reporter, call: Callable[[], int | None]) -> int:
+    """Call a use case and return its exit code: a LockenvError is its message and code, an
+    interrupt 130, any other exception an "internal error" (the traceback under --verbose).
+    One place for the CLI and the fast path's sync (which runs without the CLI framework)."""
+    try:
+        return int(call() or 0)
+    except LockenvError as exc:  # a user-facing error: its message is the whole story
+        reporter.error(exc)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug: say so plainly; the traceback only under --verbose
+        import traceback
+        from pathlib import Path
+
+        if reporter.verbose:
+            traceback.print_exc(file=sys.stderr)
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        print(
+            f"error: internal error: {type(exc).__name__}: {exc} "
+            f"(at {Path(where.filename).name}:{where.lineno})\n\n"
+            "hint: this is a bug in lockenv; re-run with --verbose and report the output",
+            file=sys.stderr,
+        )
+        return 2

@@ -24,7 +24,8 @@ from lockenv.models import DistFile
 from lockenv.sync import state
 from lockenv.sync.install.remove import Stash, delete_paths, remove_distribution
 from lockenv.sync.install.tree import Tree, unpack
-from lockenv.sync.install.wheel import FreshInstall, WheelInfo, install_wheel, scheme_for, validate_wheel
+from lockenv.sync.install.wheel import (FreshInstall, WheelInfo, install_wheel, planned_targets,
+                                       scheme_for, validate_wheel)
 from lockenv.sync.plan import Action, SyncPlan
 from lockenv.sync.selection import Wanted
 
@@ -134,7 +135,8 @@ def _download(remote: Sequence[Wanted], *, cache: Cache, lock_path: Path, client
                     local[file.filename] = path
                     if file.is_wheel and file.sha256:
                         unpacks.append(unpacking.submit(
-                            unpack, path, file.sha256, name=str(file.project_name), cache=cache))
+                            _unpack_and_plan, path, file.sha256, name=str(file.project_name),
+                            cache=cache))
                 for done in unpacks:
                     done.result()
             except BaseException:
@@ -144,6 +146,14 @@ def _download(remote: Sequence[Wanted], *, cache: Cache, lock_path: Path, client
                     unpacking_one.cancel()
                 raise
     return local
+
+
+def _unpack_and_plan(wheel: Path, sha256: str, *, name: str, cache: Cache) -> Tree:
+    """Unpack a downloaded wheel and plan its install's targets (installer's dry run), while
+    the other files download: prepare() then finds both in the cache."""
+    tree = unpack(wheel, sha256, name=name, cache=cache)
+    planned_targets(tree, cache)
+    return tree
 
 
 def lock_mismatch(want: Wanted, lock_path: Path, details: Sequence[str], *,

@@ -94,26 +94,37 @@ def validate_wheel(path: Path, *, name: str, scheme: Mapping[str, str], venv: Pa
 
 
 def _targets(tree: Tree, scheme: Mapping[str, str], cache: Cache) -> list[str]:
-    """Where each file of the install lands, as installer decides it: a dry run through a
-    destination that writes nothing (members, scripts, the metadata lockenv adds, RECORD), done
-    once per tree and kept in the cache relative to the scheme's directories (it imports
-    installer and walks every member: ~18 ms per 500 files, on every warm sync before)."""
+    """Where each file of the install lands: `planned_targets` joined with the venv's scheme."""
+    return sorted({os.path.abspath(os.path.join(scheme[key], path))
+                   for key, path in planned_targets(tree, cache)})
+
+
+SCHEMES = ("purelib", "platlib", "headers", "scripts", "data")
+"""installer's scheme keys (its SCHEME_NAMES, named here so a warm sync need not import it)."""
+
+
+def planned_targets(tree: Tree, cache: Cache) -> list[tuple[str, str]]:
+    """Every file an install of `tree` writes, as (scheme key, path under it), as installer
+    decides it: a dry run through a destination that writes nothing (members, scripts, the
+    metadata lockenv adds, RECORD). It does not depend on the venv, so it is done once per tree
+    and kept in the cache (it imports installer and walks every member: ~18 ms per 500 files,
+    which every warm sync paid before); a cold sync does it while the other files download."""
     from lockenv.sync.install import replay
 
-    planned = replay.load_targets(cache, tree, scheme.keys())
+    planned = replay.load_targets(cache, tree, SCHEMES)
     if planned is None:
-        planned = _plan_targets(tree, scheme)
+        planned = _plan_targets(tree)
         replay.save_targets(cache, tree, planned)
-    return sorted({os.path.abspath(os.path.join(scheme[key], path)) for key, path in planned})
+    return planned
 
 
-def _plan_targets(tree: Tree, scheme: Mapping[str, str]) -> list[tuple[str, str]]:
+def _plan_targets(tree: Tree) -> list[tuple[str, str]]:
     from installer import install
     from installer.exceptions import InstallerError
 
     from lockenv.sync.install.destination import PlannedTargets, TreeSource
 
-    planned = PlannedTargets(scheme)
+    planned = PlannedTargets({key: f"/{key}" for key in SCHEMES})  # only the keys matter
     try:
         install(TreeSource(tree), planned, additional_metadata=dict.fromkeys(ADDED_METADATA, b""))
     except InstallerError as exc:

@@ -93,7 +93,10 @@ def _exact_versions(spec: SpecifierSet) -> list[Version]:
 class Crawler(Protocol):
     """Work ahead of the resolver (`prefetch.Prefetcher`); hints only, never answers."""
 
-    def speculate(self, reqs: Iterable[Req], environment: Mapping[str, str], tag_priority: Mapping[Tag, int]) -> None: ...
+    def speculate(
+        self, reqs: Iterable[Req], environment: Mapping[str, str], tag_priority: Mapping[Tag, int],
+        *, new_only: bool = False,
+    ) -> None: ...
     def prefetch_version(self, files: Sequence[DistFile], tag_priority: Mapping[Tag, int], python_full: str) -> None: ...
 
 
@@ -286,7 +289,7 @@ class Provider(AbstractProvider[Req, Candidate, Ident]):
             self.known_deps[key] = known
         for req in known:
             deps.extend(requirement_to_reqs(req))
-        self.crawler.speculate(deps, self.environment, self.tag_priority)
+        self.crawler.speculate(deps, self.environment, self.tag_priority, new_only=True)
         return deps
 
     def _unavailable(self, candidate: Candidate, exc: LockenvError) -> Req:

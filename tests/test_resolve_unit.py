@@ -124,3 +124,41 @@ def test_a_single_python_reads_as_equality() -> None:
     rest = [t for t in targets if t not in one]
     assert separator(one, rest) == [[("python_version", "==", "3.12")]]
     assert str(to_marker(separator(one, rest))) == 'python_version == "3.12"'
+
+
+def test_the_environments_value_for_unserved_targets_leaves_out_exactly_those() -> None:
+    """Whatever set of targets a package leaves unserved, the written-out `environments` value
+    (with and without an existing one) keeps every other target and none of them."""
+    import random
+
+    from lockenv.resolve.derived import derive_targets
+    from lockenv.resolve.unserved import environments_excluding
+
+    targets = make_targets(">=3.10,<3.14")
+    targets += derive_targets({("implementation_name", "pypy"), ("sys_platform", "freebsd")}, targets, ())
+    rng = random.Random(9)
+    shapes = [set(rng.sample(targets, rng.randint(1, len(targets) - 1))) for _ in range(60)]
+    shapes += [{t for t in targets if t.platform.key == "macos-x86_64"},
+               {t for t in targets if t.python >= (3, 13) or t.implementation == "pypy"}]
+    for out in shapes:
+        for existing in ((), ("python_version >= '3.10'",)):
+            values = environments_excluding(out, targets, existing)
+            markers = [Marker(v) for v in values]
+            kept = {t for t in targets if any(m.evaluate(t.environment) for m in markers)}
+            assert kept == set(targets) - out, (values, sorted(t.name for t in out))
+
+
+def test_targets_are_derived_from_equality_markers_only() -> None:
+    from lockenv.resolve.derived import derive_targets, marker_values
+
+    values = marker_values([Marker("implementation_name == 'pypy' and sys_platform != 'cygwin'"),
+                            Marker("'freebsd' == sys_platform or platform_machine == 'AMD64'")])
+    assert values == {("implementation_name", "pypy"), ("sys_platform", "freebsd"), ("platform_machine", "AMD64")}
+    targets = make_targets(">=3.10,<3.14")
+    derived = derive_targets(values, targets, ())
+    assert sorted(t.label for t in derived) == [
+        "PyPy 3.10 on linux-x86_64", "PyPy 3.13 on linux-x86_64",
+        "Python 3.10 on freebsd-amd64", "Python 3.13 on freebsd-amd64",
+    ]
+    assert derive_targets(values, targets, ("implementation_name == 'cpython'",))[0].platform.key == "freebsd-amd64"
+    assert derive_targets(values, targets + derived, ()) == []

@@ -101,7 +101,12 @@ def resolve_target(
         if ident not in result.mapping:
             continue
         for info in crit.information:
-            parent = info.parent.identifier if info.parent is not None else None
+            parent = None
+            if info.parent is not None:
+                parent = info.parent.identifier
+                pinned = result.mapping.get(parent)
+                if pinned is None or pinned.version != info.parent.version:
+                    continue  # left by a parent version backtracked away (resolvelib keeps it)
             edges.append((parent, info.requirement))
     return dict(result.mapping), edges
 

@@ -104,6 +104,7 @@ def _parse(path: Path, data: bytes | None = None) -> dict[str, Any]:
         raise LockfileError(f"{path}: nested too deeply to read", hint="regenerate it with `lockenv lock`",
                             context={"file": str(path)}) from None
     except tomllib.TOMLDecodeError as exc:
+        _refuse_conflict(path, text)
         msg = str(exc)
         m = _TOML_POS.search(msg)
         line = column = None
@@ -116,6 +117,26 @@ def _parse(path: Path, data: bytes | None = None) -> dict[str, Any]:
             hint="regenerate it with `lockenv lock`",
             context={"file": str(path), "line": line, "column": column},
         ) from None
+
+
+def _refuse_conflict(path: Path, text: str) -> None:
+    """Git merge conflicts get their own message: `lock` resolves them (lockfile.merge)."""
+    if "<<<<<<<" not in text:
+        return
+    from lockenv.lockfile.merge import split_conflict
+
+    sides = split_conflict(text)
+    if sides is None:
+        return
+    line = next(n for n, t in enumerate(text.splitlines(), 1) if t.startswith("<<<<<<<"))
+    regions = f"{sides.regions} region{'s' if sides.regions != 1 else ''}"
+    raise LockfileError(
+        f"{path}:{line}: unresolved git merge conflict ({regions} between `{sides.ours_label}` "
+        f"and `{sides.theirs_label}`)",
+        hint="run `lockenv lock`: it locks again with both sides' pins as preferences and says "
+             "which side each package came from",
+        context={"file": str(path), "line": line},
+    )
 
 
 def load(path: Path, raw: bytes | None = None) -> Pylock:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lockenv import lockfile
 from lockenv.errors import LockfileError, ManifestError, OfflineError, StaleLockError
@@ -18,6 +18,7 @@ from lockenv.ui import Reporter
 
 if TYPE_CHECKING:
     from lockenv.cache import Cache
+    from lockenv.lockfile.merge import MergedPins
     from lockenv.ops import reports
 
 
@@ -144,10 +145,13 @@ def lock(options: LockOptions, *, reporter: Reporter, on_result: Callable[[repor
             is_noop(options.project)  # remembers the fresh lock for the next no-op
     count = len({p.name for p in resolution.packages})
     reporter.status(f"Resolved {count} package{'s' if count != 1 else ''} in {time.perf_counter() - started:.2f}s")
-    changes = lockfile.diff_pins(previous.pins, resolution, spec, previous.inputs)
-    _report_changes(describe_changes(changes, resolution, previous.inputs, options, project=spec.name,
-                                     old_pins=previous.pins),
-                    written, options.dry_run, reporter)
+    if previous.merge is not None:
+        lines = describe_merge(previous.merge, resolution)
+    else:
+        changes = lockfile.diff_pins(previous.pins, resolution, spec, previous.inputs)
+        lines = describe_changes(changes, resolution, previous.inputs, options, project=spec.name,
+                                 old_pins=previous.pins)
+    _report_changes(lines, written, options.dry_run, reporter)
     return 0
 
 
@@ -221,6 +225,8 @@ class _Previous:
 
     inputs: LockInputs | None
     pins: dict[str, list[tuple[str, str | None]]]
+    merge: MergedPins | None = None
+    """Both sides' pins, when the lock held git merge conflicts."""
 
 
 def _previous_lock(path: Path, reporter: Reporter) -> _Previous:
@@ -229,11 +235,33 @@ def _previous_lock(path: Path, reporter: Reporter) -> _Previous:
     except LockfileError:
         recorded = None
     try:
-        pins = lockfile.read_pins(path) if path.exists() else {}
+        return _Previous(recorded, lockfile.read_pins(path) if path.exists() else {})
     except LockfileError as exc:
-        reporter.warn(f"{exc.message}; locking from scratch, without its pins")
-        pins = {}
-    return _Previous(recorded, pins)
+        error = exc
+    from lockenv.lockfile.merge import merge_pins, salvage_pins, split_conflict
+
+    text = path.read_bytes().decode("utf-8", "replace")
+    sides = split_conflict(text)
+    if sides is not None:
+        merged = merge_pins(sides)
+        reporter.status(f"{LOCK_NAME} has {_count(sides.regions, 'merge conflict')} between "
+                        f"`{sides.ours_label}` and `{sides.theirs_label}`; locking again with both "
+                        "sides' pins as preferences")
+        for label, missed in ((sides.ours_label, merged.ours_lost), (sides.theirs_label, merged.theirs_lost)):
+            if missed:
+                reporter.warn(f"{_count(missed, 'package entry', 'package entries')} of "
+                              f"`{label}` could not be read; locking them afresh")
+        return _Previous(None, merged.pins, merged)
+    salvage = salvage_pins(text)
+    kept = sum(len(v) for v in salvage.pins.values())
+    lost = f" ({_count(salvage.lost, 'package entry', 'package entries')} unreadable)" if salvage.lost else ""
+    reporter.warn(f"{error.message}; keeping the {_count(kept, 'pin')} that can still be read{lost}",
+                  hint="check the new lock's changes before committing it")
+    return _Previous(None, salvage.pins)
+
+
+def _count(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else (many or one + 's')}"
 
 
 def _resolve(
@@ -393,3 +421,56 @@ def _forks(entries: Sequence[tuple[str, str | None]], versions: Sequence[str]) -
     if len({v for v, _ in entries}) < 2:
         return list(versions)
     return [f"{v} ; {m}" if m else v for v in versions for vv, m in sorted(set(entries), key=lambda e: e[1] or "") if vv == v]
+
+
+def describe_merge(merge: MergedPins, resolution: Resolution) -> list[str]:
+    """After a lock with merge conflicts, one line per package: the side of the merge its
+    version came from (`same on both sides`, which includes what git merged without a conflict;
+    `from HEAD`; `from feature`), or what moved, was added or dropped and why."""
+    now: dict[str, set[str]] = {}
+    parents: dict[str, set[str]] = {}
+    for p in resolution.packages:
+        now.setdefault(p.name, set()).add(p.version)
+        for d in p.dependencies:
+            parents.setdefault(d.name, set()).add(f"`{p.name} {p.version}`")
+    ours, theirs = merge.ours_label, merge.theirs_label
+    lines: list[str] = []
+    for name in sorted(set(now) | set(merge.pins)):
+        new = _sorted_versions(now.get(name, ()))
+        o = _sorted_versions(v for v, _ in merge.ours.get(name, ()))
+        t = _sorted_versions(v for v, _ in merge.theirs.get(name, ()))
+        text = ", ".join(new)
+        why = ("required by " + ", ".join(sorted(parents[name])[:3])) if name in parents else \
+            "required by the project"
+        if not new:
+            had = "both sides" if o and t else (ours if o else theirs)
+            lines.append(f"- {name} {', '.join(o or t)} (dropped: no longer required; {had} had it)")
+        elif new == o == t:
+            lines.append(f"  {name} {text} (same on both sides)")
+        elif new == o:
+            lines.append(f"  {name} {text} (from {ours}; {theirs} {_had(t)})")
+        elif new == t:
+            lines.append(f"  {name} {text} (from {theirs}; {ours} {_had(o)})")
+        elif not o and not t:
+            lines.append(f"+ {name} {text} (new: {why})")
+        else:
+            was = ", ".join(o) if o == t else ", ".join(sorted(set(o) | set(t)))
+            sides = f"both sides had {', '.join(o)}" if o == t else f"{ours} {_had(o)}, {theirs} {_had(t)}"
+            lines.append(f"~ {name} {was} -> {text} (moved; {sides}; {why})")
+    return lines
+
+
+def _had(versions: Sequence[str]) -> str:
+    return f"had {', '.join(versions)}" if versions else "did not have it"
+
+
+def _sorted_versions(versions: Iterable[str]) -> list[str]:
+    from packaging.version import InvalidVersion, Version
+
+    def key(v: str) -> tuple[int, Any]:
+        try:
+            return (0, Version(v))
+        except InvalidVersion:
+            return (1, v)
+
+    return sorted(set(versions), key=key)

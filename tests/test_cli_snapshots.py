@@ -60,3 +60,13 @@ def test_sync_dry_run_plan(project: Path, index_server: IndexServer, golden: Any
     result = sync(project, index_server, "--dry-run")
     assert result.code == 0, result.output
     golden("sync-dry-run", _story(result), project=project)
+
+
+def test_sync_that_relocks(project: Path, index_server: IndexServer, golden: Any) -> None:
+    """The lock's changes and the environment's, each under its heading (issue 10)."""
+    write_project(project, ["alpha==1.0", "gamma"])
+    assert sync(project, index_server).code == 0
+    write_project(project, ["alpha==2.0", "feat"])
+    result = sync(project, index_server)
+    assert result.code == 0, result.output
+    golden("sync-relock", _story(result), project=project)

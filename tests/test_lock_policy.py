@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import env_for, lock, run_lockenv, sync, write_project
+from helpers import env_for, installed, lock, run_lockenv, snapshot, sync, write_project
 
 
 def _cee_entry(index_server: Any) -> str:
@@ -289,3 +289,50 @@ def test_f31_a_pathologically_nested_pylock_is_a_clear_error(project: Path, inde
         return
     assert result.code == 2, result.output
     assert "pylock.toml: nested too deeply to read" in result.stderr, result.stderr
+
+
+def test_sync_dry_run_on_a_stale_lock_shows_the_relock_and_the_plan_against_it(
+        project: Path, index_server: Any) -> None:
+    """Issue 10: `sync --dry-run` on a stale lock tells what the relock would change and plans
+    against the relocked result (before: the old lock's plan, "Would change nothing"); the lock
+    and the venv stay as they were."""
+    write_project(project, ["alpha"])
+    assert sync(project, index_server).code == 0
+    before_venv = snapshot(project / ".venv")
+    write_project(project, ["alpha", "werky"])
+    before = (project / "pylock.toml").read_bytes()
+    result = sync(project, index_server, "--dry-run")
+    assert result.code == 0, result.output
+    assert "a sync would lock again first" in result.stderr
+    assert result.stdout.splitlines() == [
+        "Changes to pylock.toml:", "+ werky==2.0 (`demo` requires `werky`)",
+        "Changes to the environment:", "+ werky==2.0"], result.output
+    assert "Would install 1 (dry run)" in result.stderr
+    assert (project / "pylock.toml").read_bytes() == before
+    assert snapshot(project / ".venv") == before_venv
+
+
+def test_sync_dry_run_without_a_lock_shows_the_lock_it_would_write(project: Path, index_server: Any) -> None:
+    write_project(project, ["gamma"])
+    result = sync(project, index_server, "--dry-run")
+    assert result.code == 0, result.output
+    assert "no pylock.toml yet; a sync would lock first" in result.stderr
+    assert result.stdout.splitlines() == ["Changes to pylock.toml:", "+ gamma==1.2 (`demo` requires `gamma`)",
+                                          "Changes to the environment:", "+ gamma==1.2"]
+    assert not (project / "pylock.toml").exists() and not (project / ".venv").exists()
+
+
+def test_a_sync_that_relocks_tells_the_lock_diff_and_the_plan_under_their_own_headings(
+        project: Path, index_server: Any) -> None:
+    write_project(project, ["alpha==1.0"])
+    assert sync(project, index_server).code == 0
+    write_project(project, ["alpha==2.0"])
+    result = sync(project, index_server)
+    assert result.code == 0, result.output
+    err = result.stderr.splitlines()
+    at = err.index("Changes to pylock.toml:")
+    assert err[at + 1:at + 3] == ["~ alpha 1.0 -> 2.0 (requirement changed to `alpha==2.0`)",
+                                  "~ beta 1.0 -> 2.0 (required by `alpha 2.0`)"], result.stderr
+    assert result.stdout.splitlines() == ["Changes to the environment:", "~ alpha 1.0 -> 2.0", "~ beta 1.0 -> 2.0"]
+    again = sync(project, index_server)  # nothing relocked: no headings
+    assert "Changes to" not in again.output

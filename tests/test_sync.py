@@ -170,7 +170,7 @@ def test_locked_refuses_a_stale_lock_frozen_uses_it_default_relocks(project: Pat
     result = sync(project, index_server)
     assert result.code == 0, result.output
     assert "out of date" in result.stderr and "locking again" in result.stderr
-    assert result.stdout.splitlines() == ["+ werky==2.0"]
+    assert result.stdout.splitlines() == ["Changes to the environment:", "+ werky==2.0"]
 
 
 def test_link_mode_hardlinks_from_the_cache_or_copies(project: Path, index_server: Any, tmp_path: Path) -> None:

@@ -111,9 +111,12 @@ def _remember_fresh(project: Path) -> None:
             pass  # only a shortcut: the next no-op checks the files again
 
 
-def lock(options: LockOptions, *, reporter: Reporter, on_result: Callable[[reports.LockCheck], None] | None = None) -> int:
+def lock(options: LockOptions, *, reporter: Reporter, on_result: Callable[[reports.LockCheck], None] | None = None,
+         on_resolution: Callable[[Resolution], None] | None = None, heading: str | None = None) -> int:
     """Resolve and write pylock.toml; no network and no write when the inputs are unchanged.
-    `on_result` receives `--check`'s finding as data (`ops.reports.LockCheck`, for --json)."""
+    `on_result` receives `--check`'s finding as data (`ops.reports.LockCheck`, for --json);
+    `on_resolution` the new resolution (a sync's dry run plans against it); `heading` goes
+    before the list of changes (a sync that locks prints that list and its plan apart)."""
     started = time.perf_counter()
     spec, path, reasons, from_cli = _fresh_check(options, reporter)
     if _answer_without_resolving(options, path, reasons, reporter, on_result):
@@ -143,6 +146,8 @@ def lock(options: LockOptions, *, reporter: Reporter, on_result: Callable[[repor
         written = _write_or_compare(path, resolution, options.dry_run)
         if not options.dry_run:
             is_noop(options.project)  # remembers the fresh lock for the next no-op
+    if on_resolution is not None:
+        on_resolution(resolution)
     count = len({p.name for p in resolution.packages})
     reporter.status(f"Resolved {count} package{'s' if count != 1 else ''} in {time.perf_counter() - started:.2f}s")
     if previous.merge is not None:
@@ -151,7 +156,7 @@ def lock(options: LockOptions, *, reporter: Reporter, on_result: Callable[[repor
         changes = lockfile.diff_pins(previous.pins, resolution, spec, previous.inputs)
         lines = describe_changes(changes, resolution, previous.inputs, options, project=spec.name,
                                  old_pins=previous.pins)
-    _report_changes(lines, written, options.dry_run, reporter)
+    _report_changes(lines, written, options.dry_run, reporter, heading)
     return 0
 
 
@@ -165,9 +170,10 @@ def _write_or_compare(path: Path, resolution: Resolution, dry_run: bool) -> bool
         return True
 
 
-def _report_changes(lines: list[str], written: bool, dry_run: bool, reporter: Reporter) -> None:
+def _report_changes(lines: list[str], written: bool, dry_run: bool, reporter: Reporter,
+                    heading: str | None = None) -> None:
     """What moved; under --dry-run that is the answer itself, so it goes to stdout."""
-    for line in lines:
+    for line in ([heading] if heading and lines else []) + lines:
         if dry_run:
             reporter.data(line)
         else:

@@ -136,11 +136,26 @@ def _path_key(path: Path) -> str:
     return hashlib.sha256(str(path.resolve()).encode("utf-8", "surrogateescape")).hexdigest()[:32]
 
 
+LOCK_HEADING = f"Changes to {LOCK_NAME}:"
+PLAN_HEADING = "Changes to the environment:"
+"""When sync locks first, the lock's changes and the install plan are told under these."""
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """The lock check's outcome: the project (None when there is no pyproject.toml, or the lock
+    is foreign and not checked) and whether the lock was (or, in a dry run, would be) relocked."""
+
+    spec: ProjectSpec | None
+    relocked: bool = False
+    preview: Pylock | None = None
+    """A dry run's relocked lock, in memory only: the plan is made against it."""
+
+
 def _check_lock(options: SyncOptions, cache: Cache, reporter: Reporter,
-                before_relock: Callable[[ProjectSpec], None] | None = None) -> ProjectSpec | None:
-    """Freshness per the options; returns the ProjectSpec (None when there is no pyproject.toml
-    or the lock is foreign and not checked). `before_relock(spec)` runs before a stale lock is
-    locked again, to fail first on what would fail after."""
+                before_relock: Callable[[ProjectSpec], None] | None = None) -> _Checked:
+    """Freshness per the options. `before_relock(spec)` runs before a stale lock is locked
+    again, to fail first on what would fail after; a dry run shows the relock, writing nothing."""
     from lockenv import lockfile, manifest
 
     lock_path = _lock_path(options)
@@ -149,24 +164,27 @@ def _check_lock(options: SyncOptions, cache: Cache, reporter: Reporter,
         spec = manifest.load(options.project) if pyproject.exists() else None
         if options.locked and spec is not None and lockfile.read_inputs(lock_path) is not None:
             _fail_if_stale(spec, lock_path)
-        return spec
+        return _Checked(spec)
     spec = manifest.load(options.project)
     if not lock_path.exists():
         if options.locked:
             raise StaleLockError(f"no {LOCK_NAME} in {options.project} (--locked)",
                                  hint="run `lockenv lock` to create it")
-        if options.frozen or options.dry_run:
+        if options.frozen:
             raise LockfileError(f"no {LOCK_NAME} in {options.project}",
                                 hint="run `lockenv lock` to create it")
-        return _relock(options, spec, reporter, f"no {LOCK_NAME} yet; locking first", before_relock)
+        if options.dry_run:
+            return _preview_relock(options, spec, reporter, f"no {LOCK_NAME} yet; a sync would lock first")
+        return _Checked(_relock(options, spec, reporter, f"no {LOCK_NAME} yet; locking first", before_relock),
+                        relocked=True)
     if options.frozen:
-        return spec
+        return _Checked(spec)
     from lockenv import __version__
     from lockenv.sync.state import fresh_marker as marker_for
 
     fresh_marker = marker_for(cache, options.project, lock_path, __version__)
     if fresh_marker is not None and fresh_marker.exists():
-        return spec
+        return _Checked(spec)
     reasons = lockfile.stale_reasons(spec, lock_path)
     if any(r.kind in ("edited", "invalid") for r in reasons):
         _refuse_edited(lock_path)
@@ -175,16 +193,33 @@ def _check_lock(options: SyncOptions, cache: Cache, reporter: Reporter,
             from lockenv.cache import write_atomic
 
             write_atomic(fresh_marker, b"fresh\n")
-        return spec
+        return _Checked(spec)
     if options.locked:
         _fail_if_stale(spec, lock_path)
     if options.dry_run:  # a dry run writes nothing, not even the lock
-        reporter.warn(f"{LOCK_NAME} is out of date ({'; '.join(map(str, reasons))}); a sync would "
-                      "lock again first. The plan below is for the lock as it is")
-        return spec
-    return _relock(options, spec, reporter,
-                   f"{LOCK_NAME} is out of date ({'; '.join(map(str, reasons))}); locking again",
-                   before_relock)
+        return _preview_relock(options, spec, reporter, f"{LOCK_NAME} is out of date "
+                               f"({'; '.join(map(str, reasons))}); a sync would lock again first")
+    return _Checked(_relock(options, spec, reporter,
+                            f"{LOCK_NAME} is out of date ({'; '.join(map(str, reasons))}); locking again",
+                            before_relock), relocked=True)
+
+
+def _preview_relock(options: SyncOptions, spec: ProjectSpec, reporter: Reporter, why: str) -> _Checked:
+    """A dry run on a stale (or missing) lock: what the relock would change, and the relocked
+    lock in memory for the plan. Nothing is written: not the lock, not the venv."""
+    from lockenv.lockfile import to_pylock
+    from lockenv.models import Resolution
+    from lockenv.ops.lock import LockOptions, lock
+
+    reporter.status(why + " (dry run: nothing is written)")
+    kept: list[Resolution] = []
+    code = lock(LockOptions(project=options.project, offline=options.offline, dry_run=True),
+                reporter=reporter, on_resolution=kept.append, heading=LOCK_HEADING)
+    if code:
+        raise SyncError(f"locking {options.project} failed; nothing was planned")
+    if not kept:  # another lockenv wrote a fresh lock meanwhile: plan against it
+        return _Checked(spec)
+    return _Checked(spec, relocked=True, preview=to_pylock(kept[0]))
 
 
 def _relock(options: SyncOptions, spec: ProjectSpec, reporter: Reporter, why: str,
@@ -196,7 +231,8 @@ def _relock(options: SyncOptions, spec: ProjectSpec, reporter: Reporter, why: st
     if before_relock is not None:
         before_relock(spec)
     reporter.status(why)
-    code = lock(LockOptions(project=options.project, offline=options.offline), reporter=reporter)
+    code = lock(LockOptions(project=options.project, offline=options.offline), reporter=reporter,
+                heading=LOCK_HEADING)
     if code:
         raise SyncError(f"locking {options.project} failed; nothing was synced")
     return manifest.load(options.project)
@@ -281,35 +317,38 @@ def _sync_locked(options: SyncOptions, *, cache: Cache, reporter: Reporter, star
     from lockenv.sync import state
 
     pyproject = state.read_pyproject(options.project)  # before the lock is checked against it
-    spec, lock, lock_bytes = _read_lock(options, cache, reporter)
+    spec, lock, lock_bytes, relocked = _read_lock(options, cache, reporter)
     inputs = state.inputs_digest_of(lock_bytes, state.options_key(options, __version__), pyproject)
     target = _open_venv(options, spec, lock, reporter)
     planned = _plan(options, spec, lock, target)
-    _tell_plan(options, planned.plan, reporter)
+    _tell_plan(options, planned.plan, reporter, relocked)
     if options.dry_run:
         if on_result is not None:
             on_result(reports.sync_dry_run(_lock_path(options), target.path,
                                            target.venv_dir is None, planned.plan))
         return 0
     return _carry_out(options, planned, target, spec=spec, lock=lock, inputs=inputs,
-                      cache=cache, reporter=reporter, started=started)
+                      cache=cache, reporter=reporter, started=started, relocked=relocked)
 
 
 def _read_lock(options: SyncOptions, cache: Cache,
-               reporter: Reporter) -> tuple[ProjectSpec | None, Pylock, bytes]:
-    """Step 1: the lock, checked for freshness (relocked when stale), the project, and the
-    lock's bytes as parsed (read once: what is installed is what the fingerprint records)."""
+               reporter: Reporter) -> tuple[ProjectSpec | None, Pylock, bytes, bool]:
+    """Step 1: the lock, checked for freshness (relocked when stale; a dry run's relock only
+    in memory), the project, the lock's bytes as parsed (read once: what is installed is what
+    the fingerprint records), and whether it was relocked."""
     from lockenv.sync.selection import load_lock
 
-    spec = _check_lock(options, cache, reporter, before_relock=lambda spec: _preflight_venv(
+    checked = _check_lock(options, cache, reporter, before_relock=lambda spec: _preflight_venv(
         options, spec.requires_python or None, reporter))
+    if checked.preview is not None:
+        return checked.spec, checked.preview, b"", checked.relocked
     path = _lock_path(options)
     try:
         data = path.read_bytes()
     except OSError:
         data = None  # load_lock says what is wrong
     lock = load_lock(path, cache, data=data)
-    return spec, lock, data or b""
+    return checked.spec, lock, data or b"", checked.relocked
 
 
 def _open_venv(options: SyncOptions, spec: ProjectSpec | None, lock: Pylock,
@@ -394,16 +433,19 @@ def _plan(options: SyncOptions, spec: ProjectSpec | None, lock: Pylock, target: 
     return _Planned(wanted, installed, sync_plan)
 
 
-def _show_plan(sync_plan: SyncPlan, reporter: Reporter) -> None:
-    for line in sync_plan.lines(with_reason=reporter.verbose):
+def _show_plan(sync_plan: SyncPlan, reporter: Reporter, heading: bool = False) -> None:
+    """The plan's lines; under their heading when the lock's changes were told just before."""
+    lines = sync_plan.lines(with_reason=reporter.verbose)
+    for line in ([PLAN_HEADING] if heading and lines else []) + lines:
         reporter.data(line)
 
 
-def _tell_plan(options: SyncOptions, sync_plan: SyncPlan, reporter: Reporter) -> None:
+def _tell_plan(options: SyncOptions, sync_plan: SyncPlan, reporter: Reporter,
+               relocked: bool = False) -> None:
     """Step 4: the plan, when there is nothing to carry out (a real sync shows it once all it
     needs is fetched and verified), what --inexact keeps, and a dry run's summary."""
     if options.dry_run or sync_plan.is_empty:
-        _show_plan(sync_plan, reporter)
+        _show_plan(sync_plan, reporter, relocked)
     kept_extra = [a for a in sync_plan.of_kind("keep")
                   if a.wanted is None and a.installed and not a.is_seed_kept]
     if kept_extra and options.inexact:
@@ -415,7 +457,7 @@ def _tell_plan(options: SyncOptions, sync_plan: SyncPlan, reporter: Reporter) ->
 
 def _carry_out(options: SyncOptions, planned: _Planned, target: _Target, *,
                spec: ProjectSpec | None, lock: Pylock, inputs: str, cache: Cache,
-               reporter: Reporter, started: float) -> int:
+               reporter: Reporter, started: float, relocked: bool = False) -> int:
     """Step 5: the plan carried out, and the fingerprint of the result kept for the no-op
     (`inputs`: of the bytes this sync read, F5)."""
     from lockenv.sync import state
@@ -432,7 +474,7 @@ def _carry_out(options: SyncOptions, planned: _Planned, target: _Target, *,
     # sync prints the error, not a plan it did not carry out.
     _apply(sync_plan, options=options, spec=spec, probe=target.probe, venv_dir=venv_dir,
            lock=lock, cache=cache, reporter=reporter,
-           before_changes=lambda: _show_plan(sync_plan, reporter))
+           before_changes=lambda: _show_plan(sync_plan, reporter, relocked))
     state.write_state(venv_dir, inputs, len(planned.wanted), lock_checked=not options.frozen)
     reporter.status(_summary(sync_plan.summary_counts(), past=True).capitalize()
                     + f" in {time.perf_counter() - started:.2f}s")

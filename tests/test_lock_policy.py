@@ -336,3 +336,34 @@ def test_a_sync_that_relocks_tells_the_lock_diff_and_the_plan_under_their_own_he
     assert result.stdout.splitlines() == ["Changes to the environment:", "~ alpha 1.0 -> 2.0", "~ beta 1.0 -> 2.0"]
     again = sync(project, index_server)  # nothing relocked: no headings
     assert "Changes to" not in again.output
+
+
+def test_plain_consumers_install_the_runtime_only(project: Path, index_server: Any, tmp_path: Path) -> None:
+    """`pip install -r pylock.toml` (pip 26.3, which reads PEP 751 and cannot deselect groups)
+    installs the runtime only: the standard `default-groups` is empty, and the dev group stays
+    lockenv's own default (`[tool.lockenv] default-groups`, covered by packages-sha256)."""
+    import os
+    import subprocess
+    import sys
+    import tomllib
+
+    write_project(project, ["gamma"], groups={"dev": ["right"]})
+    lock(project, index_server)
+    data = tomllib.loads((project / "pylock.toml").read_text())
+    assert data["default-groups"] == [] and data["dependency-groups"] == ["dev"]
+    assert data["tool"]["lockenv"]["default-groups"] == ["dev"]
+    venv = tmp_path / "plain"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    proc = subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install",
+                           "--no-index", "-r", "pylock.toml"], cwd=project, capture_output=True, text=True,
+                          env={**os.environ, "PIP_CONFIG_FILE": os.devnull, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
+                          timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert set(installed(venv)) == {"gamma"}  # no dev tool (right) and nothing only it needs (cee)
+    result = sync(project, index_server)  # lockenv's own default: dev on
+    assert result.code == 0, result.output
+    assert set(installed(project / ".venv")) == {"gamma", "right", "cee"}
+    assert run_lockenv("lock", "--check", cwd=project, env=env_for(index_server)).code == 0
+    path = project / "pylock.toml"
+    path.write_text(path.read_text().replace('default-groups = ["dev"]', "default-groups = []"))
+    assert run_lockenv("lock", "--check", cwd=project, env=env_for(index_server)).code == 1

@@ -151,7 +151,7 @@ def test_dumps_has_no_timestamps_versions_or_crlf() -> None:
         '    "dev",',
         '    "docs",',
         "]",
-        'default-groups = ["dev"]',
+        "default-groups = []",  # plain installers: the runtime only (dev is [tool.lockenv]'s)
         'created-by = "lockenv"',
         "",
     ]  # no `environments` unless the user narrowed them
@@ -269,7 +269,8 @@ def test_load_and_select_per_target(tmp_path: Path) -> None:
                                         extras=extras, groups=groups)
         }
 
-    linux310 = chosen("3.10", "linux")
+    assert "pytest" not in chosen("3.10", "linux")  # the standard default-groups: runtime only
+    linux310 = chosen("3.10", "linux", groups=["dev"])
     assert linux310 == {
         "anyio": "4.4.0 anyio-4.4.0-py3-none-any.whl",
         "exceptiongroup": "1.2.2 exceptiongroup-1.2.2-py3-none-any.whl",

@@ -38,7 +38,10 @@ def dumps(resolution: Resolution) -> str:
     out.append(f"requires-python = {_str(inputs.requires_python)}")
     out.append(f"extras = {_array(inputs.optional_dependencies)}")
     out.append(f"dependency-groups = {_array(inputs.dependency_groups)}")
-    out.append(f"default-groups = {_array(inputs.default_groups)}")
+    # What a plain installer (`pip install -r pylock.toml`, which cannot deselect groups) puts
+    # in: the runtime only, never `dev`. lockenv's own default groups (dev on for `lockenv
+    # sync`) are `[tool.lockenv] default-groups` below, covered by packages-sha256.
+    out.append("default-groups = []")
     out.append(f"created-by = {_str(CREATED_BY)}")
     if not resolution.packages:
         out.append("packages = []")  # required by PEP 751, even for a project with no dependencies

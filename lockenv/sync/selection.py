@@ -61,13 +61,26 @@ def _canon(name: str) -> str:
     return str(canonicalize_name(name))
 
 
+def default_groups(lock: Any) -> Sequence[str]:
+    """The groups `lockenv sync` installs unless told otherwise: `[tool.lockenv]
+    default-groups` (dev, by default) in a lock lockenv wrote; the standard `default-groups`
+    (what plain installers use: the runtime only, in lockenv's locks) in anyone else's."""
+    tool = getattr(lock, "tool", None)
+    own = tool.get("lockenv") if isinstance(tool, Mapping) else None
+    groups = own.get("default-groups") if isinstance(own, Mapping) else None
+    if isinstance(groups, list) and all(isinstance(g, str) for g in groups):
+        return groups
+    return list(lock.default_groups or ())
+
+
 def build_request(lock: Any, *, extras: Sequence[str], all_extras: bool, groups: Sequence[str],
                   only_groups: Sequence[str], no_default_groups: bool,
                   all_groups: bool) -> Request:
     """Turn the CLI options into the extras and groups to select; unknown ones are an error
     that lists what the lock offers."""
     available_extras = sorted({_canon(e) for e in (lock.extras or ())})
-    declared_groups = {_canon(g) for g in (*(lock.dependency_groups or ()), *(lock.default_groups or ()))}
+    defaults = default_groups(lock)
+    declared_groups = {_canon(g) for g in (*(lock.dependency_groups or ()), *defaults)}
     available_groups = sorted(declared_groups)
     chosen_extras = set(available_extras) if all_extras else {_canon(e) for e in extras}
     unknown = sorted(chosen_extras - set(available_extras))
@@ -87,7 +100,7 @@ def build_request(lock: Any, *, extras: Sequence[str], all_extras: bool, groups:
         )
     if only_groups:
         return Request(extras=frozenset(), groups=frozenset(asked), only_groups=True)
-    chosen = set() if no_default_groups else {_canon(g) for g in (lock.default_groups or ())}
+    chosen = set() if no_default_groups else {_canon(g) for g in defaults}
     chosen |= asked
     if all_groups:
         chosen |= declared_groups

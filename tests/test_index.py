@@ -621,3 +621,27 @@ def test_html_base_href_and_odd_range_answers(cache: Cache) -> None:
         with pytest.raises(PackageIndexError) as info:  # falls back to the whole "wheel"
             d.metadata(file)
     assert "not a readable zip file" in str(info.value)
+
+
+# -- F16: an https index never continues over plain http ----------------------------------------
+
+def test_f16_an_https_index_redirecting_to_plain_http_is_refused(fake: FakeIndex, cache: Cache) -> None:
+    """F16: a redirect from https to http (here to another origin, as a hostile mirror or proxy
+    would send it) is refused naming both URLs, before anything is read from the http side;
+    before, it was followed silently and the lock recorded what came over plain http."""
+    fake.faults["/pypi/alpha/json"] = [
+        lambda request: httpx.Response(302, headers={"Location": f"http://{FILES_HOST}/pypi/alpha/json"})]
+    with client(fake, cache, f"https://{HOST}/pypi") as c, pytest.raises(PackageIndexError) as info:
+        c.project("alpha")
+    message = str(info.value)
+    assert f"https://{HOST}/pypi/alpha/json" in message and f"http://{FILES_HOST}/pypi/alpha/json" in message
+    assert "plain http" in message and "refused" in message
+    assert not fake.requests_to("/pypi/alpha/json")[1:], "the http side was asked"
+
+
+def test_f16_an_https_to_https_redirect_is_followed(fake: FakeIndex, cache: Cache) -> None:
+    """F16's counterpart: moving to another https host (a CDN) is fine."""
+    fake.faults["/pypi/alpha/json"] = [
+        lambda request: httpx.Response(302, headers={"Location": f"https://{FILES_HOST}/pypi/alpha/json"})]
+    with client(fake, cache, f"https://{HOST}/pypi") as c:
+        assert len(c.project("alpha").files) == 4

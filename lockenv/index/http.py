@@ -157,6 +157,7 @@ class Http:
             limits=httpx.Limits(max_connections=self._max_connections,
                                 max_keepalive_connections=self._max_connections),
             follow_redirects=True,
+            event_hooks={"response": [refuse_downgrade]},
             verify=ssl_context(),
             trust_env=True,  # proxies (HTTP_PROXY, HTTPS_PROXY, NO_PROXY) from the environment
             headers={"User-Agent": USER_AGENT},
@@ -238,6 +239,29 @@ class Http:
         except httpx.TransportError as exc:
             check_certificate(exc, url)
             raise
+
+
+def refuse_downgrade(response: httpx.Response) -> None:
+    """F16: an https request redirected to plain http is refused before the redirect is
+    followed: what comes back (hashes that go into the lock included) could be read and
+    altered on the way. httpx calls this for every response, redirects included."""
+    location = response.headers.get("Location")
+    if not response.is_redirect or location is None or response.request.url.scheme != "https":
+        return
+    try:
+        target = response.request.url.join(location)
+    except (httpx.InvalidURL, ValueError):
+        return  # httpx refuses it on its own
+    if target.scheme != "http":
+        return
+    shown, to = redact_url(str(response.request.url)), redact_url(str(target))
+    raise PackageIndexError(
+        f"{shown} redirected to plain http ({to}); refused: what comes over plain http can be "
+        "read and altered on the way",
+        hint="fix the index URL or the server's redirect; an http index on a trusted network can "
+             "be named directly (with `allow-insecure-host` in [tool.lockenv] for its credentials)",
+        context={"url": shown, "redirect": to},
+    )
 
 
 def check_certificate(exc: BaseException, url: str) -> None:

@@ -283,20 +283,25 @@ class _Runner:
 
 
 def _call(label: str, source: Path, env: BuildEnv, context: BuildContext, hook: str,
-          requires_hook: str | None, *args: object) -> str:
-    """Run one hook (after installing what `requires_hook` adds); its return value (a file or
-    directory name in the output directory)."""
+          requires_hook: str | None, *args: object, cache: Cache, python: Path) -> str:
+    """Run one hook; its return value (a file or directory name in the output directory).
+    What `requires_hook` adds (dynamic build requirements) gets a build env of its own, keyed
+    by the complete requirement set (F17): installing it into the shared env of the static
+    requirements would leave it there for every other project's build."""
     from pyproject_hooks import BackendUnavailable, BuildBackendHookCaller, HookMissing
 
-    _requires, backend, backend_path = _build_system(source)
+    requires, backend, backend_path = _build_system(source)
     runner = _Runner(env, context.reporter)
     caller = BuildBackendHookCaller(str(source), backend, backend_path=backend_path,
                                     runner=runner, python_executable=env.python)
     try:
         if requires_hook:
-            extra = getattr(caller, requires_hook)()
+            extra = [str(r) for r in getattr(caller, requires_hook)() or ()]
             if extra:
-                env.install(list(extra), context, label)
+                env = _env_for(python, sorted({*requires, *extra}), context, cache, label)
+                runner.env = env
+                caller = BuildBackendHookCaller(str(source), backend, backend_path=backend_path,
+                                                runner=runner, python_executable=env.python)
         result: str = getattr(caller, hook)(*args)
         return result
     except HookMissing as exc:
@@ -355,7 +360,7 @@ def build_wheel(sdist: Path, *, context: BuildContext, cache: Cache,
         out = work / "dist"
         out.mkdir()
         name = _call(label, source, env, context, "build_wheel", "get_requires_for_build_wheel",
-                     str(out))
+                     str(out), cache=cache, python=python)
         if built is not None:
             target = built / name
         else:
@@ -392,7 +397,7 @@ def build_editable(project_dir: Path, *, context: BuildContext, cache: Cache,
             shutil.rmtree(out)
         out.mkdir(parents=True)
         wheel = _call(label, project_dir, env, context, "build_editable",
-                      "get_requires_for_build_editable", str(out))
+                      "get_requires_for_build_editable", str(out), cache=cache, python=Path(python))
         return out / wheel
 
 
@@ -409,7 +414,8 @@ def prepare_metadata(sdist: Path, *, context: BuildContext, cache: Cache) -> str
         out = work / "meta"
         out.mkdir()
         name = _call(label, source, env, context, "prepare_metadata_for_build_wheel",
-                     "get_requires_for_build_wheel", str(out), None, True)
+                     "get_requires_for_build_wheel", str(out), None, True, cache=cache,
+                     python=Path(sys.executable))
         path = out / name
         if path.is_dir():
             return (path / "METADATA").read_text(encoding="utf-8")

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from helpers import write_project
+from helpers import sync, write_project
 
 from lockenv import build
 from lockenv.cache import Cache
@@ -154,3 +154,35 @@ def test_a_build_that_needs_itself_fails_naming_the_chain(project: Path, dists: 
         "building the project sddynamic needs sddynamic built from source, which needs itself: "
         "the project sddynamic -> sddynamic-1.0.tar.gz")
     assert "wheel" in (info.value.hint or "")
+
+
+def _dynamic_project(path: Path, name: str, gamma: str) -> Path:
+    """A project whose build backend (the fixture backend, wrapped in-tree) asks for
+    `gamma==<gamma>` through get_requires_for_build_editable, over the same static requires."""
+    path.mkdir(parents=True)
+    (path / f"{name}.py").write_text("X = 1\n")
+    (path / "mybackend.py").write_text(
+        "from lockenv_fixture_backend import *  # noqa: F401,F403\n"
+        "def get_requires_for_build_editable(config_settings=None):\n"
+        f"    return [\"gamma=={gamma}\"]\n")
+    (path / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["lockenv-fixture-backend"]\nbuild-backend = "mybackend"\n'
+        'backend-path = ["."]\n'
+        f'[project]\nname = "{name}"\nversion = "0.1"\nrequires-python = ">=3.10"\ndependencies = []\n')
+    return path
+
+
+def test_f17_dynamic_build_requirements_get_a_build_env_of_their_own(tmp_path: Path, index_server: Any,
+                                                                      hermetic_env: Path) -> None:
+    """F17: two projects with the same static build requires but different dynamic ones
+    (gamma 1.0 and gamma 1.2) never share a build env: before, both versions' dist-infos ended up
+    in one env that every later build with those static requires used."""
+    for name, gamma in (("proja", "1.0"), ("projb", "1.2")):
+        project = _dynamic_project(tmp_path / name, name, gamma)
+        result = sync(project, index_server)
+        assert result.code == 0, result.output
+    envs = sorted((hermetic_env / "lockenv-cache").glob("build-envs-v1/*/lib/python3*/site-packages"))
+    assert envs
+    found = {str(env): sorted(p.name for p in env.glob("gamma-*.dist-info")) for env in envs}
+    assert all(len(infos) <= 1 for infos in found.values()), found
+    assert sorted(i for infos in found.values() for i in infos) == ["gamma-1.0.dist-info", "gamma-1.2.dist-info"]

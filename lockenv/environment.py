@@ -438,7 +438,7 @@ def create_venv(path: Path, interp: Interpreter, reporter: Reporter) -> Venv:
             f"cannot create a virtual environment at {path}: its path is not valid UTF-8, "
             "which Python's venv module cannot write into the environment's files",
             hint="point LOCKENV_VENV at a directory whose path is UTF-8, or move the project",
-            context={"path": str(path)},
+            context={"file": str(path)},
         ) from None
     reporter.status(f"Creating virtual environment at {path} with Python {interp.version}")
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONHOME", "PYTHONPATH", "VIRTUAL_ENV")}

@@ -260,7 +260,7 @@ def refuse_downgrade(response: httpx.Response) -> None:
         "read and altered on the way",
         hint="fix the index URL or the server's redirect; an http index on a trusted network can "
              "be named directly (with `allow-insecure-host` in [tool.lockenv] for its credentials)",
-        context={"url": shown, "redirect": to},
+        context={"url": shown},
     )
 
 

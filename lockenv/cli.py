@@ -321,18 +321,22 @@ def verify(
     only_group: OnlyGroupOpt = None,
     no_default_groups: NoDefaultGroupsOpt = False,
     all_groups: AllGroupsOpt = False,
+    no_install_project: Annotated[
+        bool, typer.Option("--no-install-project", help="The project itself is not expected.")
+    ] = False,
     lockfile: LockfileOpt = None,
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
     project: ProjectOpt = None,
 ) -> None:
-    """Check every installed file against its RECORD and the installed set against the lock."""
+    """Check every installed file against its RECORD and the installed set against the lock
+    (the selection of the last sync, unless extras or groups are given)."""
     from lockenv.ops.verify import VerifyOptions, verify as do_verify
 
     g = _flags(ctx, quiet, verbose, project)
     options = VerifyOptions(
-        project=g.project,
+        project=g.project, install_project=not no_install_project,
         **_selection(extra, all_extras, group, only_group, no_default_groups, all_groups, lockfile),
     )
     _run(ctx, do_verify, options, on_result=_json_sink(g, json_))

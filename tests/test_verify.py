@@ -122,3 +122,48 @@ def test_verify_keeps_lockenvs_own_runtime_as_sync_does(project: Path, index_ser
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert checked.stdout == ""
     assert "of lockenv's own runtime kept" in checked.stderr
+
+
+# -- verify checks what the last sync selected, and says when the lock is stale --------------
+
+
+def test_verify_checks_the_selection_the_last_sync_used(project: Path, index_server: Any) -> None:
+    """Issue 10: after `sync --no-default-groups --extra cli`, a plain `verify` checks that
+    selection (before: the defaults, so a correct venv was reported as differing); flags still
+    say otherwise."""
+    write_project(project, ["alpha"], extras={"cli": ["Clicky_CLI"]}, groups={"dev": ["werky"]})
+    lock(project, index_server)
+    assert sync(project, index_server, "--no-default-groups", "--extra", "cli").code == 0
+    result = run_lockenv("verify", cwd=project, env=env_for(index_server))
+    assert result.code == 0, result.output
+    assert "Checking the selection of the last sync: --extra cli --no-default-groups" in result.stderr
+    assert "Environment matches pylock.toml" in result.stderr
+    flagged = run_lockenv("verify", "--group", "dev", cwd=project, env=env_for(index_server))
+    assert flagged.code == 1, flagged.output
+    assert "missing package: werky==2.0" in flagged.stdout and "clicky-cli" in flagged.stdout
+    assert sync(project, index_server).code == 0  # the defaults again
+    plain = run_lockenv("verify", cwd=project, env=env_for(index_server))
+    assert plain.code == 0 and "Checking the selection" not in plain.stderr, plain.output
+
+
+def test_verify_after_sync_no_install_project(project: Path, index_server: Any) -> None:
+    write_project(project, ["gamma"], build_system=True)
+    lock(project, index_server)
+    assert sync(project, index_server, "--no-install-project").code == 0
+    result = run_lockenv("verify", cwd=project, env=env_for(index_server))
+    assert result.code == 0, result.output
+    assert "--no-install-project" in result.stderr
+    expecting = run_lockenv("verify", "--all-extras", cwd=project, env=env_for(index_server))
+    assert expecting.code == 1, expecting.output  # a flag: the defaults, the project expected
+    assert "missing package: demo" in expecting.stdout, expecting.output
+
+
+def test_verify_says_when_the_lock_itself_is_stale(project: Path, index_server: Any) -> None:
+    write_project(project, ["gamma"])
+    assert sync(project, index_server).code == 0
+    write_project(project, ["gamma", "werky"])
+    result = run_lockenv("verify", cwd=project, env=env_for(index_server))
+    assert result.code == 0, result.output  # the venv does match the lock
+    assert "warning: pylock.toml is out of date with pyproject.toml (added `werky` to dependencies)" \
+        in result.stderr, result.stderr
+    assert "Environment matches pylock.toml" in result.stderr

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from lockenv.cache import Bucket
 from lockenv.errors import BuildError, LockfileError, StaleLockError, SyncError
 from lockenv.ops import reports
-from lockenv.ops.wanted import Selection, own_runtime, python_request, select_all
+from lockenv.ops.wanted import Selection, own_runtime, python_request, record_selection, select_all
 from lockenv.ops.wanted import lock_path as _lock_path
 from lockenv.project import LOCK_NAME, foreign_virtual_env_warning
 
@@ -464,6 +464,7 @@ def _carry_out(options: SyncOptions, planned: _Planned, target: _Target, *,
 
     venv_dir, sync_plan = target.venv_dir, planned.plan
     assert venv_dir is not None
+    record_selection(venv_dir, options)
     if sync_plan.is_empty:
         state.clear_journal(venv_dir)  # a repair that found nothing left to do
         state.write_state(venv_dir, inputs, len(planned.wanted), lock_checked=not options.frozen)
@@ -475,6 +476,7 @@ def _carry_out(options: SyncOptions, planned: _Planned, target: _Target, *,
     _apply(sync_plan, options=options, spec=spec, probe=target.probe, venv_dir=venv_dir,
            lock=lock, cache=cache, reporter=reporter,
            before_changes=lambda: _show_plan(sync_plan, reporter, relocked))
+    record_selection(venv_dir, options)
     state.write_state(venv_dir, inputs, len(planned.wanted), lock_checked=not options.frozen)
     reporter.status(_summary(sync_plan.summary_counts(), past=True).capitalize()
                     + f" in {time.perf_counter() - started:.2f}s")

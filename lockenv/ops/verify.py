@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lockenv.errors import SyncError
-from lockenv.ops.wanted import Selection, lock_path, own_runtime, select_all
+from lockenv.ops.wanted import (
+    Selection,
+    chose_nothing,
+    describe_selection,
+    lock_path,
+    own_runtime,
+    recorded_selection,
+    select_all,
+)
 
 if TYPE_CHECKING:
     from lockenv.models import ProjectSpec
@@ -51,7 +59,10 @@ def verify(options: VerifyOptions, *, reporter: Reporter, on_result: Any = None)
     if venv is None:
         raise SyncError(f"no virtual environment at {venv_dir}", hint="run `lockenv sync` first")
     info = probe(venv.python, reporter)
-    wanted = select_all(options, _spec(options.project), load_lock(lock_path(options)), info)
+    spec = _spec(options.project)
+    _warn_if_stale(options, spec, reporter)
+    options = _selection_of_last_sync(options, venv_dir, reporter)
+    wanted = select_all(options, spec, load_lock(lock_path(options)), info)
     installed = scan(info.site_dirs, check=False)
     files = check_installed_files(installed)
     stray = extraneous_files(info.site_dirs)
@@ -65,6 +76,38 @@ def verify(options: VerifyOptions, *, reporter: Reporter, on_result: Any = None)
     _report(problems, sync_plan, reporter, lock_name=lock_path(options).name,
             packages=len(installed), files=files.checked)
     return 1 if problems else 0
+
+
+def _selection_of_last_sync(options: VerifyOptions, venv_dir: Path, reporter: Reporter) -> VerifyOptions:
+    """No selection flag: check what the venv's last sync selected (its extras, groups and
+    whether it installed the project), and say so when that is not the defaults."""
+    if not chose_nothing(options):
+        return options
+    recorded = recorded_selection(venv_dir, options)
+    if recorded is None or chose_nothing(recorded):
+        return options
+    reporter.status(f"Checking the selection of the last sync: {describe_selection(recorded)}")
+    return recorded
+
+
+def _warn_if_stale(options: VerifyOptions, spec: ProjectSpec | None, reporter: Reporter) -> None:
+    """The environment is checked against the lock as it is; a lock behind pyproject.toml is
+    said, since the environment then matches an outdated lock."""
+    from lockenv import lockfile
+
+    path = lock_path(options)
+    if spec is None or not path.exists():
+        return
+    try:
+        if lockfile.read_inputs(path) is None:
+            return  # a lock lockenv did not write records no inputs to compare
+    except Exception:
+        pass  # unreadable: stale_reasons says so
+    reasons = lockfile.stale_reasons(spec, path)
+    if reasons:
+        reporter.warn(f"{path.name} is out of date with pyproject.toml ({'; '.join(map(str, reasons))}); "
+                      "the environment is checked against the lock as it is",
+                      hint="run `lockenv sync` to lock again and sync")
 
 
 def _spec(project: Path) -> ProjectSpec | None:

@@ -39,6 +39,64 @@ class Selection:
     install_project: bool = True
 
 
+SELECTION_FILE = ".lockenv-selection.json"
+"""In the venv: the selection (extras, groups, project or not) its last sync installed."""
+_SELECTION_FIELDS = {"extras": tuple, "all_extras": bool, "groups": tuple, "only_groups": tuple,
+                     "no_default_groups": bool, "all_groups": bool, "install_project": bool}
+
+
+def chose_nothing(options: Selection) -> bool:
+    """True when no selection flag was given (verify then checks what the last sync chose)."""
+    default = Selection(project=options.project, lockfile=options.lockfile)
+    return all(getattr(options, f) == getattr(default, f) for f in _SELECTION_FIELDS)
+
+
+def record_selection(venv: Path, options: Selection) -> None:
+    """After a sync: what it selected, for `verify` to check the same selection."""
+    import json
+
+    from lockenv.cache import write_atomic
+
+    data = {f: list(v) if isinstance(v := getattr(options, f), tuple) else v for f in _SELECTION_FIELDS}
+    try:
+        write_atomic(venv / SELECTION_FILE, json.dumps(data, sort_keys=True).encode())
+    except OSError:
+        pass  # verify then checks the default selection, as before
+
+
+def recorded_selection(venv: Path, options: Selection) -> Selection | None:
+    """`options` with the selection the venv's last sync recorded; None when there is none or
+    it is not what sync writes (the venv's files are untrusted input too)."""
+    import json
+
+    try:
+        data = json.loads((venv / SELECTION_FILE).read_bytes())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    fields: dict[str, object] = {}
+    for name, kind in _SELECTION_FIELDS.items():
+        value = data.get(name)
+        if kind is tuple and isinstance(value, list) and all(isinstance(v, str) for v in value):
+            fields[name] = tuple(value)
+        elif kind is bool and isinstance(value, bool):
+            fields[name] = value
+        else:
+            return None
+    return replace(options, **fields)  # type: ignore[arg-type]
+
+
+def describe_selection(options: Selection) -> str:
+    """The selection as the flags that ask for it (`--extra cli --no-default-groups`)."""
+    parts = [f"--extra {e}" for e in options.extras] + (["--all-extras"] if options.all_extras else [])
+    parts += [f"--group {g}" for g in options.groups] + [f"--only-group {g}" for g in options.only_groups]
+    parts += ["--no-default-groups"] if options.no_default_groups else []
+    parts += ["--all-groups"] if options.all_groups else []
+    parts += ["--no-install-project"] if not options.install_project else []
+    return " ".join(parts) or "the defaults"
+
+
 def lock_path(options: Selection) -> Path:
     return options.lockfile or options.project / LOCK_NAME
 

@@ -150,3 +150,12 @@ def test_an_unreadable_lock_keeps_every_pin_that_can_still_be_read(
     assert re.search(r"warning: .*pylock\.toml:\d+:\d+: invalid TOML", result.stderr), result.stderr
     assert "keeping the 4 pins that can still be read" in result.stderr, result.stderr
     assert _pins(project / "pylock.toml") == {"alpha": "1.0", "beta": "1.0", "gamma": "1.0", "cee": "1.0"}
+
+
+def test_a_lock_path_that_is_a_directory_is_a_clean_error(project: Path) -> None:
+    write_project(project, [])
+    (project / "pylock.toml").mkdir()
+    result = run_lockenv("lock", cwd=project)
+    assert result.code == 2, result.output
+    assert "internal error" not in result.output and "Traceback" not in result.output
+    assert "pylock.toml: Is a directory" in result.stderr

@@ -246,7 +246,11 @@ def _previous_lock(path: Path, reporter: Reporter) -> _Previous:
         error = exc
     from lockenv.lockfile.merge import merge_pins, salvage_pins, split_conflict
 
-    text = path.read_bytes().decode("utf-8", "replace")
+    try:
+        text = path.read_bytes().decode("utf-8", "replace")
+    except OSError:  # not a file at all (a directory, no permission): nothing to keep
+        reporter.warn(f"{error.message}; locking from scratch, without its pins")
+        return _Previous(None, {})
     sides = split_conflict(text)
     if sides is not None:
         merged = merge_pins(sides)

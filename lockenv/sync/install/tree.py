@@ -96,7 +96,7 @@ class Linker:
         """Create `target`'s directory (once per directory and install)."""
         parent = os.path.dirname(target)
         if parent not in self._made:
-            os.makedirs(parent, exist_ok=True)
+            _make_dirs(parent)
             self._made.add(parent)
 
     def place(self, entry: Member, target: str) -> None:
@@ -127,6 +127,26 @@ class Linker:
         shutil.copyfile(src, target)
         if entry["exec"]:
             os.chmod(target, 0o755)
+
+
+def _make_dirs(path: str) -> None:
+    """os.makedirs(path, exist_ok=True) in one mkdir when the parent exists (the usual case in
+    a new venv: makedirs stats the parent first), climbing only when it does not."""
+    try:
+        os.mkdir(path)
+    except FileNotFoundError:
+        parent = os.path.dirname(path)
+        if parent == path:
+            raise
+        _make_dirs(parent)
+        try:
+            os.mkdir(path)
+        except FileExistsError:
+            if not os.path.isdir(path):
+                raise
+    except FileExistsError:
+        if not os.path.isdir(path):
+            raise
 
 
 def _read_only(path: str, mode: int) -> None:

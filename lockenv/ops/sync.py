@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 
 from lockenv.cache import Bucket
 from lockenv.errors import BuildError, LockfileError, StaleLockError, SyncError
-from lockenv.ops import reports
 from lockenv.ops.wanted import Selection, own_runtime, python_request, record_selection, select_all
 from lockenv.ops.wanted import lock_path as _lock_path
 from lockenv.project import LOCK_NAME, foreign_virtual_env_warning
@@ -33,6 +32,7 @@ if TYPE_CHECKING:
     from lockenv.cache import Cache
     from lockenv.environment import Probe, VenvPlan
     from lockenv.models import ProjectSpec
+    from lockenv.ops import reports
     from lockenv.sync.plan import SyncPlan
     from lockenv.sync.scan import Installed
     from lockenv.sync.selection import Wanted
@@ -324,6 +324,8 @@ def _sync_locked(options: SyncOptions, *, cache: Cache, reporter: Reporter, star
     _tell_plan(options, planned.plan, reporter, relocked)
     if options.dry_run:
         if on_result is not None:
+            from lockenv.ops import reports  # only a dry run with --json (not the no-op path)
+
             on_result(reports.sync_dry_run(_lock_path(options), target.path,
                                            target.venv_dir is None, planned.plan))
         return 0

@@ -19,8 +19,8 @@
     ├── RunError                 `lockenv run` cannot start the command (not found, not executable)
     └── CacheError               the cache directory cannot be used
 
-Every message is plain text (no markup) that already names what went wrong; `context` holds the
-where (file, line, package, URL), `note` a side remark and `hint` the one thing to do about it.
+Every message is plain text (no markup) that already names what went wrong; `context` (a typed
+`ErrorContext`) holds the where (file, line, package, URL), `note` a side remark and `hint` the one thing to do about it.
 Errors are immutable: code that knows more raises a new one made with `with_prefix`,
 `with_hint`, `with_context` or `with_note`. URLs put in an error must already be redacted (see
 `lockenv.urls`).
@@ -28,15 +28,97 @@ Errors are immutable: code that knows more raises a new one made with `with_pref
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from types import MappingProxyType
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, fields, replace
 from typing import TypeVar
 
 E = TypeVar("E", bound="LockenvError")
 
-CONTEXT_KEYS = ("file", "line", "column", "key", "url", "package", "requirement", "group",
-                "groups", "environment", "variable", "status", "lock-version")
-"""The context keys in use across lockenv, one spelling each."""
+
+@dataclass(frozen=True)
+class ErrorContext:
+    """Where an error happened, one typed field per kind of place (None: not known).
+
+    Typed so a misspelt key is a bug caught where the error is made (`ErrorContext.of`
+    refuses unknown keys), not a line silently missing from the message; the CLI shows the
+    known fields in this order, as `key: value` lines under the message."""
+
+    file: str | None = None
+    line: int | None = None
+    column: int | None = None
+    key: str | None = None
+    """A dotted TOML key (`project.dependencies[2]`)."""
+    url: str | None = None
+    """Already redacted (`lockenv.urls.redact_url` / `SafeUrl`)."""
+    host: str | None = None
+    index: str | None = None
+    """The configured index's name."""
+    package: str | None = None
+    requirement: str | None = None
+    group: str | None = None
+    groups: tuple[str, ...] | None = None
+    environment: str | None = None
+    variable: str | None = None
+    """An environment variable's name, never its value."""
+    status: int | None = None
+    """An HTTP status code."""
+    lock_version: str | None = None
+
+    @classmethod
+    def of(cls, context: Mapping[str, object] | ErrorContext | None) -> ErrorContext:
+        """The context from a mapping whose keys are field names (`lock-version` spelt either
+        way); values are converted to the field's type, and an unknown key is a TypeError."""
+        if context is None:
+            return _EMPTY
+        if isinstance(context, ErrorContext):
+            return context
+        values: dict[str, object] = {}
+        for name, value in context.items():
+            field = name.replace("-", "_")
+            if field not in _FIELDS:
+                raise TypeError(f"unknown error context key {name!r}; one of {sorted(_FIELDS)}")
+            values[field] = _convert(field, value)
+        return cls(**values)  # type: ignore[arg-type]
+
+    def merged(self, other: ErrorContext) -> ErrorContext:
+        """This context with every field `other` knows (other's win)."""
+        return replace(self, **dict(other._known()))  # type: ignore[arg-type]
+
+    def _known(self) -> Iterator[tuple[str, object]]:
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if value is not None:
+                yield field.name, value
+
+    def items(self) -> Iterator[tuple[str, object]]:
+        """The known fields as (shown key, value), in field order: what the CLI renders."""
+        for name, value in self._known():
+            shown = ", ".join(value) if isinstance(value, tuple) else value
+            yield name.replace("_", "-"), shown
+
+    def as_dict(self) -> dict[str, object]:
+        """The known fields by field name (for pickling and tests)."""
+        return dict(self._known())
+
+    def __bool__(self) -> bool:
+        return any(True for _ in self._known())
+
+
+_FIELDS = {f.name: f for f in fields(ErrorContext)}
+_INT_FIELDS = frozenset({"line", "column", "status"})
+_EMPTY = ErrorContext()
+
+
+def _convert(field: str, value: object) -> object:
+    """A value as its field's type: ints stay ints, sequences of names become tuples, anything
+    else becomes its str() (so a `SafeUrl` is stored redacted)."""
+    if value is None:
+        return None
+    if field in _INT_FIELDS:
+        return int(value)  # type: ignore[call-overload]
+    if field == "groups":
+        return (value,) if isinstance(value, str) else tuple(str(v) for v in value)  # type: ignore[attr-defined]
+    return str(value)
 
 
 class LockenvError(Exception):
@@ -57,14 +139,14 @@ class LockenvError(Exception):
         message: str,
         *,
         hint: str | None = None,
-        context: Mapping[str, object] | None = None,
+        context: ErrorContext | Mapping[str, object] | None = None,
         details: Sequence[str] = (),
         note: str | None = None,
     ) -> None:
         super().__init__(message)
         self._message = message
         self._hint = hint
-        self._context: Mapping[str, object] = MappingProxyType(dict(context or {}))
+        self._context = ErrorContext.of(context)
         self._details: tuple[str, ...] = tuple(details)
         self._note = note
 
@@ -79,8 +161,8 @@ class LockenvError(Exception):
         return self._hint
 
     @property
-    def context(self) -> Mapping[str, object]:
-        """Where: file, line, package, url… (read-only; see CONTEXT_KEYS)."""
+    def context(self) -> ErrorContext:
+        """Where: file, line, package, url… (see ErrorContext)."""
         return self._context
 
     @property
@@ -97,12 +179,12 @@ class LockenvError(Exception):
         return self._message
 
     def __reduce__(self) -> tuple[object, ...]:
-        return (_rebuild, (type(self), self._message, self._hint, dict(self._context),
+        return (_rebuild, (type(self), self._message, self._hint, self._context,
                            self._details, self._note))
 
     # -- derived errors -----------------------------------------------------------------------
     def _derive(self: E, *, message: str | None = None, hint: str | None = None,
-                context: Mapping[str, object] | None = None, note: str | None = None) -> E:
+                context: ErrorContext | None = None, note: str | None = None) -> E:
         new = type(self)(
             self._message if message is None else message,
             hint=self._hint if hint is None else hint,
@@ -122,16 +204,17 @@ class LockenvError(Exception):
         """The same error with one more thing to do (appended to the hint it has)."""
         return self._derive(hint=f"{self._hint}; {hint}" if self._hint else hint)
 
-    def with_context(self: E, **context: object) -> E:
-        """The same error with more of where (keys given here win)."""
-        return self._derive(context={**self._context, **context})
+    def with_context(self: E, context: ErrorContext | None = None, /, **fields: object) -> E:
+        """The same error with more of where (fields given here win); fields are ErrorContext's."""
+        more = ErrorContext.of(fields) if context is None else context.merged(ErrorContext.of(fields))
+        return self._derive(context=self._context.merged(more))
 
     def with_note(self: E, note: str) -> E:
         """The same error with a side remark (appended to the note it has)."""
         return self._derive(note=f"{self._note}\n{note}" if self._note else note)
 
 
-def _rebuild(cls: type[E], message: str, hint: str | None, context: dict[str, object],
+def _rebuild(cls: type[E], message: str, hint: str | None, context: ErrorContext,
              details: tuple[str, ...], note: str | None) -> E:
     """Unpickling (errors cross process pools in tests and may in future stages)."""
     return cls(message, hint=hint, context=context, details=details, note=note)

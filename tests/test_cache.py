@@ -119,7 +119,7 @@ def test_file_sha256(tmp_path: Path) -> None:
 def test_a_verified_artifact_is_returned_and_a_damaged_one_removed(tmp_path: Path) -> None:
     import hashlib
 
-    from lockenv.errors import IntegrityError
+    from lockenv.errors import ErrorContext, IntegrityError
 
     cache = Cache(tmp_path)
     data = b"wheel bytes"
@@ -131,7 +131,7 @@ def test_a_verified_artifact_is_returned_and_a_damaged_one_removed(tmp_path: Pat
         cache.verified_artifact(path, sha256=sha, size=len(data) + 1)
     assert info.value.details == (f"expected sha256: {sha}", f"actual sha256:   {sha}",
                                   f"expected size: {len(data) + 1}", f"actual size:   {len(data)}")
-    assert info.value.context == {"file": str(path)} and not path.exists()
+    assert info.value.context == ErrorContext(file=str(path)) and not path.exists()
 
 
 def test_lock_files_stay_out_of_buckets(tmp_path: Path) -> None:

@@ -471,7 +471,7 @@ def test_tampered_cache_entry_is_refused_and_removed(fake: FakeIndex, cache: Cac
         with pytest.raises(IntegrityError) as info:
             c.download(wheel)
     exc = info.value
-    assert exc.context["file"] == str(path)
+    assert exc.context.file == str(path)
     assert f"expected sha256: {wheel.sha256}" in exc.details
     assert "run the command again" in exc.hint
     assert not path.exists()

@@ -297,7 +297,7 @@ def test_select_error_names_environment_and_package(tmp_path: Path) -> None:
     message = str(info.value)
     assert "python_full_version 3.10.0, sys_platform darwin, platform_machine arm64" in message
     assert "`numpy 1.26.4` has no file for this environment" in message  # the version too
-    assert info.value.context["package"] == "numpy"
+    assert info.value.context.package == "numpy"
     with pytest.raises(LockfileError, match="does not satisfy the Python version"):
         lockfile.select(lock, environment=environment("3.9", "linux"), tags=tags("3.9", "linux"), extras=(), groups=None)
     with pytest.raises(LockfileError, match="Undeclared extras: nope"):
@@ -311,7 +311,7 @@ def test_load_invalid_toml_names_line_and_column(tmp_path: Path) -> None:
     with pytest.raises(LockfileError) as info:
         lockfile.load(path)
     assert str(info.value).startswith(f"{path}:2:14: invalid TOML: ")
-    assert info.value.context["line"] == 2
+    assert info.value.context.line == 2
 
 
 def test_load_invalid_lock_names_key_and_package(tmp_path: Path) -> None:
@@ -324,7 +324,7 @@ def test_load_invalid_lock_names_key_and_package(tmp_path: Path) -> None:
     message = str(info.value)
     assert message.startswith(f"{path} is not a valid pylock file: ")
     assert "at `packages[2].wheels[0]` in package `idna 3.7`" in message
-    assert info.value.context["package"] == "idna 3.7"
+    assert info.value.context.package == "idna 3.7"
 
 
 def test_load_missing_and_unsupported_version(tmp_path: Path) -> None:

@@ -201,7 +201,7 @@ def test_invalid_toml_names_file_line_and_column(project: Path) -> None:
         ]
     """)
     path = project / "pyproject.toml"
-    assert exc.context["line"] == 5 and exc.context["column"] == 5
+    assert exc.context.line == 5 and exc.context.column == 5
     assert str(exc).startswith(f"{path}:5:5: invalid TOML: ")
     assert exc.details == ('    "rich",', "    ^")
 
@@ -209,7 +209,7 @@ def test_invalid_toml_names_file_line_and_column(project: Path) -> None:
 def test_invalid_toml_at_end_of_file(project: Path) -> None:
     exc = error(project, '[project]\nname = "app"\ndependencies = [\n')
     assert "invalid TOML" in str(exc)
-    assert exc.context["line"] is not None
+    assert exc.context.line is not None
 
 
 def test_no_project_table(project: Path) -> None:
@@ -225,7 +225,7 @@ def test_missing_name(project: Path) -> None:
 def test_invalid_name(project: Path) -> None:
     exc = error(project, '[project]\nname = "-bad name"\n')
     assert "invalid project name `-bad name`" in str(exc)
-    assert exc.context["line"] == 2
+    assert exc.context.line == 2
 
 
 def test_invalid_requirement_is_quoted_with_key_and_line(project: Path) -> None:
@@ -240,8 +240,8 @@ def test_invalid_requirement_is_quoted_with_key_and_line(project: Path) -> None:
     """)
     path = project / "pyproject.toml"
     assert str(exc).startswith(f"{path}:6: invalid requirement `foo >> 1` in `project.dependencies[2]`: ")
-    assert exc.context["key"] == "project.dependencies[2]"
-    assert exc.context["line"] == 6
+    assert exc.context.key == "project.dependencies[2]"
+    assert exc.context.line == 6
     assert exc.details  # packaging's caret pointing into the string
     assert "^" in exc.details[-1]
 
@@ -254,7 +254,7 @@ def test_invalid_requirement_in_extra(project: Path) -> None:
         fast = ["uvloop;;"]
     """)
     assert "invalid requirement `uvloop;;` in `project.optional-dependencies.fast[0]`" in str(exc)
-    assert exc.context["line"] == 4
+    assert exc.context.line == 4
 
 
 def test_invalid_requirement_in_group(project: Path) -> None:
@@ -268,13 +268,13 @@ def test_invalid_requirement_in_group(project: Path) -> None:
         ]
     """)
     assert "invalid requirement `ruff=1` in `dependency-groups.dev[1]`" in str(exc)
-    assert exc.context["line"] == 6
+    assert exc.context.line == 6
 
 
 def test_dependencies_not_a_list(project: Path) -> None:
     exc = error(project, '[project]\nname = "app"\ndependencies = "httpx"\n')
     assert "`project.dependencies` must be an array of strings, not a string" in str(exc)
-    assert exc.context["line"] == 3
+    assert exc.context.line == 3
 
 
 def test_dynamic_dependencies_refused(project: Path) -> None:
@@ -304,14 +304,14 @@ def test_invalid_marker_in_environments(project: Path) -> None:
         ]
     """)
     assert "invalid marker `os_nam == 'nt'` in `tool.lockenv.environments[1]`" in str(exc)
-    assert exc.context["line"] == 6
+    assert exc.context.line == 6
 
 
 @pytest.mark.parametrize("value", ['"yesterday"', '"2025-13-01"', "12", '"2025-01-01T25:00:00Z"'])
 def test_bad_exclude_newer(project: Path, value: str) -> None:
     exc = error(project, f'[project]\nname = "app"\n[tool.lockenv]\nexclude-newer = {value}\n')
     assert "`tool.lockenv.exclude-newer`: invalid timestamp" in str(exc)
-    assert exc.context["line"] == 4
+    assert exc.context.line == 4
     assert "2025-01-31" in str(exc)  # says which forms are accepted
 
 
@@ -340,7 +340,7 @@ def test_cyclic_include_group(project: Path) -> None:
         c = [{include-group = "a"}]
     """)
     assert "dependency groups include each other in a cycle: `a` → `b` → `c` → `a`" in str(exc)
-    assert exc.context["line"] == 4
+    assert exc.context.line == 4
 
 
 def test_self_including_group(project: Path) -> None:
@@ -373,14 +373,14 @@ def test_default_groups_naming_a_missing_group(project: Path) -> None:
         default-groups = ["test", "lint"]
     """)
     assert "`tool.lockenv.default-groups` names `lint`, which is not a dependency group" in str(exc)
-    assert exc.context["line"] == 6
+    assert exc.context.line == 6
     assert "`test`" in (exc.hint or "")
 
 
 def test_bad_index_url(project: Path) -> None:
     exc = error(project, '[project]\nname = "app"\n[tool.lockenv]\nindex-url = "ftp://x/"\n', environ={})
     assert "`tool.lockenv.index-url` is not an http(s) URL" in str(exc)
-    assert exc.context["line"] == 4
+    assert exc.context.line == 4
 
 
 def test_bad_index_url_from_environment(project: Path) -> None:
@@ -400,7 +400,7 @@ def test_unknown_tool_key_is_named(project: Path) -> None:
 def test_invalid_extra_or_group_name(project: Path, table: str, what: str) -> None:
     exc = error(project, f'[project]\nname = "app"\n[{table}]\n"fa st" = ["x"]\n')
     assert f"invalid {what} name `fa st`" in str(exc)
-    assert exc.context["line"] == 4
+    assert exc.context.line == 4
 
 
 def test_duplicate_extra_spellings(project: Path) -> None:

@@ -115,10 +115,10 @@ def _download(remote: Sequence[Wanted], *, cache: Cache, lock_path: Path, client
             try:
                 return want.file, client.download(want.file, on_bytes=advance)
             except IntegrityError as exc:
-                if "url" not in exc.context:  # a damaged cache entry: the cache's fault
+                if exc.context.url is None:  # a damaged cache entry: the cache's fault
                     raise
                 raise lock_mismatch(want, lock_path, exc.details,
-                                    url=str(exc.context["url"])) from None
+                                    url=exc.context.url) from None
 
         # Unpack each wheel as soon as it arrives (overlapping downloads with unpacking;
         # prepare() then finds the validated tree in the cache), on fewer threads than the

@@ -490,10 +490,10 @@ def tags_from_facts(facts: dict) -> list[str]:
     return [str(t) for t in tags]
 
 
-def probe(python: Path, reporter: Reporter | None = None, *, cache: Cache | None = None) -> Probe:
+def probe(python: Path, reporter: Reporter | None = None, *, cache: Cache | None) -> Probe:
     """Markers, tags and install paths of the interpreter `python` (a venv's), cached by the
-    interpreter's path, real path, mtime and size in `cache` (the one the use case made; None,
-    for callers not converted yet, opens the default cache)."""
+    interpreter's path, real path, mtime and size in `cache`: the one the use case made, or
+    None when it has none it can use (then every call runs the interpreter)."""
     import hashlib
 
     real = os.path.realpath(python)
@@ -504,10 +504,10 @@ def probe(python: Path, reporter: Reporter | None = None, *, cache: Cache | None
     key_text = (f"{python}\0{real}\0{st.st_mtime_ns}\0{st.st_size}\0{_packaging_version()}"
                 f"\0{_PROBE_VERSION}")
     key = hashlib.sha256(key_text.encode()).hexdigest()
-    cache_file = (cache or Cache()).bucket(Bucket.PROBE) / f"{key}.json"
+    cache_file = cache.bucket(Bucket.PROBE) / f"{key}.json" if cache is not None else None
     try:
-        data = json.loads(cache_file.read_bytes())
-        return _probe_from(python, data)
+        if cache_file is not None:
+            return _probe_from(python, json.loads(cache_file.read_bytes()))
     except (OSError, ValueError, KeyError):
         pass
     script = (Path(__file__).parent / "_probe.py").read_text(encoding="utf-8")
@@ -526,7 +526,8 @@ def probe(python: Path, reporter: Reporter | None = None, *, cache: Cache | None
             details=(proc.stderr or proc.stdout).strip().splitlines()[-10:],
             hint="lockenv needs a CPython or PyPy 3.8 or newer there",
         )
-    write_atomic(cache_file, json.dumps(data, sort_keys=True).encode())
+    if cache_file is not None:
+        write_atomic(cache_file, json.dumps(data, sort_keys=True).encode())
     _debug(reporter, f"probed {python}: Python {data['version']}, {len(data['tags'])} tags")
     return _probe_from(python, data)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from helpers import pyenv_pythons
 
+from lockenv.cache import Bucket, Cache
 from lockenv.environment import (
     Venv,
     existing_venv,
@@ -88,7 +89,8 @@ def test_venv_is_created_without_pip_marked_and_probed(tmp_path: Path) -> None:
     assert "lockenv = " in (venv.path / "pyvenv.cfg").read_text()
     site = glob.glob(str(venv.path / "lib" / "python3.*" / "site-packages"))
     assert site and not glob.glob(site[0] + "/pip*")
-    info = probe(venv.python)
+    cache = Cache(tmp_path / "cache")
+    info = probe(venv.python, cache=cache)
     assert info.version == RUNNING
     assert info.markers["python_full_version"] == RUNNING
     assert info.markers["sys_platform"] == sys.platform
@@ -96,7 +98,8 @@ def test_venv_is_created_without_pip_marked_and_probed(tmp_path: Path) -> None:
     assert Path(info.paths["purelib"]) == Path(site[0])
     assert info.paths["scripts"] == str(venv.path / "bin")
     # Second probe comes from the cache (same result, no subprocess needed).
-    assert probe(venv.python) == info
+    assert len(list(cache.bucket(Bucket.PROBE).iterdir())) == 1
+    assert probe(venv.python, cache=cache) == info
 
 
 @needs_312
@@ -106,7 +109,7 @@ def test_lockenv_venv_is_recreated_when_python_no_longer_fits(tmp_path: Path) ->
     venv = _venv(tmp_path, request="3.12", requires_python=None, reporter=rep)
     assert venv is not None and venv.version.startswith("3.12.")
     assert "Recreating" in rep.err.getvalue()
-    assert probe(venv.python).version.startswith("3.12.")
+    assert probe(venv.python, cache=None).version.startswith("3.12.")
 
 
 @needs_312

@@ -62,7 +62,7 @@ def test_the_probe_runs_where_packaging_cannot(python: str) -> None:
     broken = subprocess.run([python, "-I", "-c", REFERENCE, PACKAGING_PARENT],
                             capture_output=True, text=True)
     assert broken.returncode != 0 and "SyntaxError" in broken.stderr
-    result = probe(Path(python))
+    result = probe(Path(python), cache=None)
     minor = result.version.rsplit(".", 1)[0]
     nodot = minor.replace(".", "")
     assert result.markers["python_version"] == minor

@@ -41,7 +41,7 @@ def _sync(venv_path: Path, wanted: list[Wanted], fresh: FreshInstall | None = No
     venv = realize_venv(plan_venv(venv_path.parent, request=None, requires_python=None,
                                   reporter=_reporter()), _reporter())
     assert venv is not None
-    info = probe(venv.python)
+    info = probe(venv.python, cache=None)
     p = plan(wanted, scan(info.site_dirs))
     cache = Cache()
     files = fetch(p, cache=cache, lock_path=venv_path.parent / "pylock.toml",
@@ -81,7 +81,7 @@ def test_an_error_mid_apply_puts_the_venv_back(tmp_path: Path, wheels: dict[str,
 def test_removal_follows_record_and_never_leaves_the_venv(tmp_path: Path, wheels: dict[str, Path]) -> None:
     venv = tmp_path / "proj" / ".venv"
     _sync(venv, [_wanted(wheels["one"])])
-    info = probe(venv / "bin" / "python")
+    info = probe(venv / "bin" / "python", cache=None)
     site = Path(info.paths["purelib"])
     outside = tmp_path / "precious.txt"
     outside.write_text("keep me")
@@ -106,7 +106,7 @@ def test_stash_rollback_restores_removed_files(tmp_path: Path, wheels: dict[str,
     venv = tmp_path / "proj" / ".venv"
     _sync(venv, [_wanted(wheels["one"])])
     before = snapshot(venv)
-    site = Path(probe(venv / "bin" / "python").paths["purelib"])
+    site = Path(probe(venv / "bin" / "python", cache=None).paths["purelib"])
     stash = Stash(venv)
     remove_distribution(site / "one-1.0.dist-info", venv=venv, stash=stash, keep_dirs=[str(site)])
     assert not (site / "one").exists()
@@ -216,7 +216,7 @@ def test_a_replayed_install_copies_in_copy_mode(tmp_path: Path, monkeypatch: pyt
     venv = tmp_path / "proj" / ".venv"
     _sync(venv, [_wanted(wheel)])
     first = snapshot(venv)
-    module = Path(probe(venv / "bin" / "python").paths["purelib"]) / "tool" / "__init__.py"
+    module = Path(probe(venv / "bin" / "python", cache=None).paths["purelib"]) / "tool" / "__init__.py"
     assert module.stat().st_nlink >= 2  # linked from the unpacked tree
     shutil.rmtree(venv)
     monkeypatch.setenv("LOCKENV_LINK_MODE", "copy")

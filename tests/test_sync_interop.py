@@ -87,7 +87,7 @@ def test_a_tampered_parsed_lock_in_the_cache_cannot_run_code(tmp_path: Path) -> 
             return (os.system, (f"touch {marker}",))
 
     entry.write_bytes(pickle.dumps(Evil()))
-    loaded = load_lock(lock)
+    loaded = load_lock(lock, None)
     assert not marker.exists()
     assert loaded.created_by == "test" and loaded.packages == []
 

@@ -67,7 +67,7 @@ def test_f3_console_script_never_writes_into_another_wheels_hard_linked_file(tmp
 def _site(venv: Path) -> Path:
     from lockenv.environment import probe
 
-    return Path(probe(venv / "bin" / "python").paths["purelib"])
+    return Path(probe(venv / "bin" / "python", cache=None).paths["purelib"])
 
 
 def test_f9_a_failed_install_restores_what_kept_distributions_had(tmp_path: Path) -> None:

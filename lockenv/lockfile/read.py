@@ -354,9 +354,10 @@ def __getattr__(name: str) -> str:
     raise AttributeError(name)
 
 
-def load_cached(path: Path, cache: Cache | None = None, *, data: bytes | None = None) -> Pylock:
+def load_cached(path: Path, cache: Cache | None, *, data: bytes | None = None) -> Pylock:
     """`load`, for a lock that must exist (or of `data`, its bytes as the caller read them);
-    LockfileError with a hint when it is missing or invalid.
+    LockfileError with a hint when it is missing or invalid. `cache` is the use case's; None
+    (no usable cache) parses the lock every time.
 
     A big lock takes ~0.1 s to parse and validate, so the validated object is kept in the cache
     (pickled, keyed by the file's sha256 and the packaging version): a warm sync reads it back.
@@ -366,7 +367,7 @@ def load_cached(path: Path, cache: Cache | None = None, *, data: bytes | None = 
 
     import packaging
 
-    from lockenv.cache import Bucket, Cache, write_atomic
+    from lockenv.cache import Bucket, write_atomic
 
     if data is None:
         try:
@@ -374,7 +375,9 @@ def load_cached(path: Path, cache: Cache | None = None, *, data: bytes | None = 
         except OSError:
             raise LockfileError(f"no lock file at {path}", hint="run `lockenv lock` to create it") from None
     key = hashlib.sha256(data + b"\0" + packaging.__version__.encode()).hexdigest()
-    cached = (cache or Cache()).root / Bucket.PARSED_LOCKS.value / f"{key}.pickle"
+    if cache is None:
+        return load(path, data)
+    cached = cache.root / Bucket.PARSED_LOCKS.value / f"{key}.pickle"
     try:
         lock: Pylock = _safe_unpickler(io.BytesIO(cached.read_bytes())).load()
         return lock

@@ -71,13 +71,15 @@ class MuslPlatform(Platform):
 
 def fetch(options: FetchOptions, *, reporter: Reporter) -> int:
     """Write the selected files and a copy of the lock to `options.dest`."""
+    from lockenv.cache import Cache
     from lockenv.sync.selection import build_request, load_lock, select
 
+    cache = Cache()  # the one cache of this fetch: the parsed lock, the pages, the files
     path = lock_path(options)
     if not path.is_file():
         raise SyncError(f"no {path.name} in {path.parent}",
                         hint="run `lockenv lock` first; fetch copies what the lock selects")
-    lock = load_lock(path)
+    lock = load_lock(path, cache)
     target = target_for(options.platform, options.python,
                         str(lock.requires_python) if lock.requires_python else None)
     request = build_request(lock, extras=options.extras, all_extras=options.all_extras,
@@ -92,7 +94,7 @@ def fetch(options: FetchOptions, *, reporter: Reporter) -> int:
             reporter.warn(f"`{w.name}` is a local {w.kind}, not a file: it is not fetched")
     dest = options.dest
     dest.mkdir(parents=True, exist_ok=True)
-    router = _router(lock, options, path, reporter)
+    router = _router(lock, options, path, cache, reporter)
     try:
         for w in files:
             _place(w, router, dest)
@@ -105,9 +107,8 @@ def fetch(options: FetchOptions, *, reporter: Reporter) -> int:
     return 0
 
 
-def _router(lock: Any, options: FetchOptions, path: Path, reporter: Reporter) -> Any:
+def _router(lock: Any, options: FetchOptions, path: Path, cache: Any, reporter: Reporter) -> Any:
     """The indexes' clients, each file fetched with its own index's credentials."""
-    from lockenv.cache import Cache
     from lockenv.errors import LockenvError
     from lockenv.index.routing import IndexRouter, with_default
     from lockenv.ops.sync import _index_url
@@ -120,7 +121,7 @@ def _router(lock: Any, options: FetchOptions, path: Path, reporter: Reporter) ->
     except LockenvError:
         spec = None  # fetch only needs the lock; pyproject.toml adds index credentials
     settings = with_default(getattr(spec, "indexes", None), _index_url(lock, spec, path))
-    return IndexRouter(settings, cache=Cache(), reporter=reporter)
+    return IndexRouter(settings, cache=cache, reporter=reporter)
 
 
 def _place(want: Any, router: Any, dest: Path) -> None:

@@ -319,7 +319,7 @@ def _sync_locked(options: SyncOptions, *, cache: Cache, reporter: Reporter, star
     pyproject = state.read_pyproject(options.project)  # before the lock is checked against it
     spec, lock, lock_bytes, relocked = _read_lock(options, cache, reporter)
     inputs = state.inputs_digest_of(lock_bytes, state.options_key(options, __version__), pyproject)
-    target = _open_venv(options, spec, lock, reporter)
+    target = _open_venv(options, spec, lock, cache, reporter)
     planned = _plan(options, spec, lock, target)
     _tell_plan(options, planned.plan, reporter, relocked)
     if options.dry_run:
@@ -353,7 +353,7 @@ def _read_lock(options: SyncOptions, cache: Cache,
     return checked.spec, lock, data or b"", checked.relocked
 
 
-def _open_venv(options: SyncOptions, spec: ProjectSpec | None, lock: Pylock,
+def _open_venv(options: SyncOptions, spec: ProjectSpec | None, lock: Pylock, cache: Cache,
                reporter: Reporter) -> _Target:
     """Step 2: the venv, created (or recreated) for the interpreter asked for, or as it is;
     repaired when a sync was interrupted. A dry run changes nothing."""
@@ -368,26 +368,26 @@ def _open_venv(options: SyncOptions, spec: ProjectSpec | None, lock: Pylock,
         # Select for the interpreter the venv will be made with before making it: a lock that
         # cannot serve this machine fails with the project unchanged.
         assert venv_plan.interpreter is not None
-        probe = probe_interp(Path(venv_plan.interpreter.path), reporter)
-        _require_cached(select_all(options, spec, lock, probe), lock, spec, options, reporter)
+        probe = probe_interp(Path(venv_plan.interpreter.path), reporter, cache=cache)
+        _require_cached(select_all(options, spec, lock, probe), lock, spec, options, cache,
+                        reporter)
         if options.dry_run:  # no usable venv yet: plan for the interpreter we would use
             _tell_would_create(venv_plan, reporter)
             return _Target(venv_plan.path, None, probe)
     venv = realize_venv(venv_plan, reporter)
-    return _repair(options, venv.path, probe_interp(venv.python, reporter), reporter)
+    return _repair(options, venv.path, probe_interp(venv.python, reporter, cache=cache), reporter)
 
 
 def _require_cached(wanted: Sequence[Wanted], lock: Pylock, spec: ProjectSpec | None,
-                    options: SyncOptions, reporter: Reporter) -> None:
+                    options: SyncOptions, cache: Cache, reporter: Reporter) -> None:
     """Under --offline (not a dry run): fail before the venv is even made when the cache lacks
     a file the new venv needs, naming them all."""
     if not options.offline or options.dry_run or options.find_links is not None:
         return
-    from lockenv.cache import Cache
     from lockenv.index.routing import IndexRouter, with_default
 
     settings = with_default(getattr(spec, "indexes", None), _index_url(lock, spec, _lock_path(options)))
-    with IndexRouter(settings, cache=Cache(), reporter=reporter, offline=True) as client:
+    with IndexRouter(settings, cache=cache, reporter=reporter, offline=True) as client:
         client.require_cached(w.file for w in wanted if w.file is not None and not w.local_path)
 
 

@@ -127,14 +127,15 @@ def load_graph(project: Path, lockfile: Path | None) -> tuple[Path, Any]:
 def read_lock(path: Path) -> Any:
     """The validated lock, through the parsed-lock cache when the cache can be used (these
     commands need nothing else from it)."""
+    from lockenv.cache import Cache
     from lockenv.errors import CacheError
-    from lockenv.lockfile import load
     from lockenv.sync.selection import load_lock
 
     try:
-        return load_lock(path)
+        cache: Cache | None = Cache()
     except CacheError:
-        return load(path)
+        cache = None
+    return load_lock(path, cache)
 
 
 def _unknown(name: str, graph: Any, path: Path) -> LockfileError:

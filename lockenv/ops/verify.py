@@ -49,6 +49,7 @@ class FileReport:
 def verify(options: VerifyOptions, *, reporter: Reporter, on_result: Any = None) -> int:
     """Check every installed file against RECORD and the installed set against the lock;
     returns 0 when the environment matches, 1 when it differs."""
+    from lockenv.cache import Cache
     from lockenv.environment import existing_venv, probe
     from lockenv.project import venv_path
     from lockenv.sync.scan import scan
@@ -58,11 +59,12 @@ def verify(options: VerifyOptions, *, reporter: Reporter, on_result: Any = None)
     venv = existing_venv(venv_dir)
     if venv is None:
         raise SyncError(f"no virtual environment at {venv_dir}", hint="run `lockenv sync` first")
-    info = probe(venv.python, reporter)
+    cache = Cache()
+    info = probe(venv.python, reporter, cache=cache)
     spec = _spec(options.project)
     _warn_if_stale(options, spec, reporter)
     options = _selection_of_last_sync(options, venv_dir, reporter)
-    wanted = select_all(options, spec, load_lock(lock_path(options)), info)
+    wanted = select_all(options, spec, load_lock(lock_path(options), cache), info)
     installed = scan(info.site_dirs, check=False)
     files = check_installed_files(installed)
     stray = extraneous_files(info.site_dirs)

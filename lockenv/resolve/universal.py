@@ -15,7 +15,7 @@ from packaging.tags import Tag
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from lockenv.errors import LockenvError, ManifestError, ResolutionError
+from lockenv.errors import ErrorContext, LockenvError, ManifestError, ResolutionError
 from lockenv.models import Dependency, DistFile, LockedPackage, LockInputs, ProjectSpec, Resolution
 from lockenv.resolve.graph import PackageKey, merge
 from lockenv.resolve.prefetch import Prefetcher
@@ -227,7 +227,7 @@ def _resolve_one(
         raise ResolutionError(
             exc.message,
             details=exc.details,
-            context={**exc.context, "file": spec.pyproject},
+            context=exc.context.merged(ErrorContext(file=str(spec.pyproject))),
             note=f"{target.label} (sys_platform {target.environment['sys_platform']}, platform_machine "
             f"{target.environment['platform_machine']}) must be served: [tool.lockenv] "
             f"required-environments has `{required}`",

@@ -30,9 +30,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
-from typing import TypeVar
+from typing import TypedDict, TypeVar
 
 E = TypeVar("E", bound="LockenvError")
+
+ContextFields = TypedDict("ContextFields", {
+    "file": "str | None", "line": "int | None", "column": "int | None", "key": "str | None",
+    "url": "str | None", "host": "str | None", "index": "str | None", "package": "str | None",
+    "requirement": "str | None", "group": "str | None", "groups": "Sequence[str] | None",
+    "environment": "str | None", "variable": "str | None", "status": "int | None",
+    "lock-version": object,
+}, total=False)
+"""`context={...}` as a literal: mypy checks its keys and value types against ErrorContext's."""
 
 
 @dataclass(frozen=True)
@@ -65,7 +74,7 @@ class ErrorContext:
     lock_version: str | None = None
 
     @classmethod
-    def of(cls, context: Mapping[str, object] | ErrorContext | None) -> ErrorContext:
+    def of(cls, context: ContextFields | Mapping[str, object] | ErrorContext | None) -> ErrorContext:
         """The context from a mapping whose keys are field names (`lock-version` spelt either
         way); values are converted to the field's type, and an unknown key is a TypeError."""
         if context is None:
@@ -139,7 +148,7 @@ class LockenvError(Exception):
         message: str,
         *,
         hint: str | None = None,
-        context: ErrorContext | Mapping[str, object] | None = None,
+        context: ErrorContext | ContextFields | None = None,
         details: Sequence[str] = (),
         note: str | None = None,
     ) -> None:

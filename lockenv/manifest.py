@@ -248,13 +248,15 @@ class _Reader:
     # -- errors ---------------------------------------------------------------------------
 
     def fail(self, message: str, *, key: str, line: int | None = None, hint: str | None = None,
-             details: Sequence[str] = (), **context: object) -> ManifestError:
+             details: Sequence[str] = (), requirement: str | None = None, group: str | None = None,
+             groups: Sequence[str] | None = None, package: str | None = None) -> ManifestError:
         line = line if line is not None else self.where.key(key)
         prefix = f"{self.path}:{line}" if line else str(self.path)
         return ManifestError(
             f"{prefix}: {message}",
             hint=hint or "fix that entry of pyproject.toml (PEP 621, PEP 735, [tool.lockenv] in the README); nothing was written",
-            context={"file": str(self.path), "line": line, "key": key, **context},
+            context={"file": str(self.path), "line": line, "key": key, "requirement": requirement,
+                     "group": group, "groups": groups, "package": package},
             details=details,
         )
 

@@ -818,7 +818,7 @@ def test_cli_serve_prints_urls_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         assert simple.startswith("http://127.0.0.1:") and simple.endswith("/simple/")
         assert httpx.get(simple + "alpha/").status_code == 200
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=10) == 0
+        assert proc.wait(timeout=60) == 0
     finally:
         if proc.poll() is None:
             proc.kill()

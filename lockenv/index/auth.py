@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from lockenv.errors import AuthError
+from lockenv.errors import AuthError, ContextFields
 from lockenv.urls import SafeUrl
 
 KEYRING_TIMEOUT = 30.0
@@ -210,5 +210,5 @@ class CredentialLookup:
             context={"url": str(self.url), **self._named()},
         )
 
-    def _named(self) -> dict[str, object]:
+    def _named(self) -> ContextFields:
         return {"index": self.name} if self.name else {}

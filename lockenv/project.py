@@ -92,3 +92,48 @@ _FRESHNESS_CODE = ("manifest.py", "models.py", "lockfile/fresh.py", "lockfile/re
                    "lockfile/common.py", "ops/lock.py")
 """The modules whose code decides whether a lock is fresh: a change to one (an editable
 install, a development tree) is a new marker key even under the same version."""
+
+
+def write_project_file(path: Path, data: bytes) -> None:
+    """Replace one of the user's files (pyproject.toml, pylock.toml) with `data`, so that no
+    reader ever sees a partial file and a crash leaves the old or the new one: a temporary
+    `.<name>.*.tmp` beside it, fsynced, given the file's permissions (a temporary is made 0600,
+    and a user's file must not become private by being rewritten), then renamed over it and the
+    directory fsynced. Raises OSError; the temporary is gone either way."""
+    import tempfile
+
+    try:
+        mode = path.stat().st_mode & 0o777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a rename durable (best effort: not every platform can open a directory)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

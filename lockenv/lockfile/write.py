@@ -9,7 +9,6 @@ writer.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
@@ -222,7 +221,7 @@ def _validate(text: str) -> Pylock:
 def write(path: Path, resolution: Resolution) -> bool:
     """Write the lock atomically (temp file in the same directory, fsync, rename). Returns
     False, touching nothing, when the file already holds exactly these bytes."""
-    import tempfile  # not at module level: the no-op path never writes
+    from lockenv.project import write_project_file
 
     data = dumps(resolution).encode("utf-8")
     path = Path(path)
@@ -234,42 +233,7 @@ def write(path: Path, resolution: Resolution) -> bool:
     except OSError as exc:
         raise LockfileError(f"cannot read {path}: {exc.strerror or exc}", context={"file": str(path)}) from None
     try:
-        mode = path.stat().st_mode & 0o777
-    except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)
-        mode = 0o666 & ~umask
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(exc, OSError):
-            raise LockfileError(f"cannot write {path}: {exc.strerror or exc}", context={"file": str(path)}) from None
-        raise
-    _fsync_dir(path.parent)
+        write_project_file(path, data)
+    except OSError as exc:
+        raise LockfileError(f"cannot write {path}: {exc.strerror or exc}", context={"file": str(path)}) from None
     return True
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make the rename durable (best effort: not every platform can open a directory)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-

@@ -111,20 +111,10 @@ def _write(path: Path, text: str) -> None:
 
 
 def write_file(path: Path, data: bytes) -> None:
-    """Atomically, keeping the file's permissions (a temp file is made 0600; a user's
-    pyproject.toml must not become private by being edited)."""
-    import os
+    """Atomically, keeping the file's permissions (project.write_project_file)."""
+    from lockenv.project import write_project_file
 
-    from lockenv.cache import write_atomic
-
-    try:
-        mode = path.stat().st_mode & 0o777
-    except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)
-        mode = 0o666 & ~umask
-    write_atomic(path, data)
-    os.chmod(path, mode)
+    write_project_file(path, data)
 
 
 def _lock(options: EditOptions, reporter: Reporter) -> None:

@@ -466,9 +466,9 @@ def _carry_out(options: SyncOptions, planned: _Planned, target: _Target, *,
 
     venv_dir, sync_plan = target.venv_dir, planned.plan
     assert venv_dir is not None
-    record_selection(venv_dir, options)
     if sync_plan.is_empty:
         state.clear_journal(venv_dir)  # a repair that found nothing left to do
+        record_selection(venv_dir, options)
         state.write_state(venv_dir, inputs, len(planned.wanted), lock_checked=not options.frozen)
         reporter.status(f"Checked {len(planned.installed)} packages in "
                         f"{time.perf_counter() - started:.2f}s; the environment matches the lock")

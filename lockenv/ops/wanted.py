@@ -52,14 +52,21 @@ def chose_nothing(options: Selection) -> bool:
 
 
 def record_selection(venv: Path, options: Selection) -> None:
-    """After a sync: what it selected, for `verify` to check the same selection."""
+    """After a successful sync: what it selected, for `verify` to check the same selection
+    (never before: a failed sync must leave the venv's files as they were)."""
     import json
 
     from lockenv.cache import write_atomic
 
     data = {f: list(v) if isinstance(v := getattr(options, f), tuple) else v for f in _SELECTION_FIELDS}
+    text = json.dumps(data, sort_keys=True).encode()
     try:
-        write_atomic(venv / SELECTION_FILE, json.dumps(data, sort_keys=True).encode())
+        if (venv / SELECTION_FILE).read_bytes() == text:
+            return  # unchanged: a rewrite would be a new inode, and the no-op's shape would move
+    except OSError:
+        pass
+    try:
+        write_atomic(venv / SELECTION_FILE, text)
     except OSError:
         pass  # verify then checks the default selection, as before
 

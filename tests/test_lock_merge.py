@@ -76,10 +76,13 @@ def test_both_sides_editing_the_same_package_take_the_newer_pin(
     assert "merge conflict" in refused.stderr and "lockenv lock" in refused.stderr
     assert (project / "pylock.toml").read_text() == conflicted
 
+    stale = run_lockenv("lock", "--check", cwd=project, env=env_for(index_server))
+    assert stale.code == 1 and "pylock.toml has unresolved git merge conflicts" in stale.stderr, stale.output
     result = run_lockenv("lock", cwd=project, env=env_for(index_server))
     assert result.code == 0, result.output
     assert "Traceback" not in result.output
     err = result.stderr
+    assert "Locking: pylock.toml has unresolved git merge conflicts\n" in err, err
     assert "merge conflict" in err and "HEAD" in err and "feature" in err, err
     assert _pins(project / "pylock.toml") == {"alpha": "1.0", "beta": "1.0", "gamma": "1.2", "cee": "2.0"}
     assert re.search(r"gamma 1\.2 \(from feature; HEAD had 1\.1\)", err), err

@@ -80,6 +80,8 @@ def stale_reasons(spec: ProjectSpec, path: Path) -> list[StaleReason]:
         prefix = f"{path}"
         if reason.startswith(prefix):
             reason = reason[len(prefix):].lstrip(":").strip()
+        if "unresolved git merge conflict" in reason:  # `lock` resolves it: say what it is
+            return [StaleReason("invalid", name, f"{name} has unresolved git merge conflicts")]
         return [StaleReason("invalid", name, f"{name} is invalid: {reason}")]
     if recorded is None:
         return [StaleReason("foreign", name, f"{name} was not written by lockenv (no [tool.lockenv])")]

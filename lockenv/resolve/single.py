@@ -115,30 +115,61 @@ def try_reuse(
     prev: Mapping[Ident, Candidate], target: Target, roots: Sequence[Req], provider: Provider
 ) -> tuple[Pins, list[Edge]] | None:
     """If an earlier target's pins also form a valid resolution here, return it (the same thing
-    resolvelib would find first, given those pins as preferences) without running resolvelib."""
+    resolvelib would find first, given those pins as preferences) without running resolvelib.
+    An identifier the earlier target did not pin takes resolvelib's first choice for it when
+    that is the first choice for each of its requirements alone (then for any set of them too:
+    resolvelib would pin it and never backtrack)."""
     pins: Pins = {}
     edges: list[Edge] = []
+    fresh: set[Ident] = set()
     queue: list[Edge] = [(None, r) for r in roots if root_applies(r, target.environment)]
     while queue:
         parent, req = queue.pop()
         edges.append((parent, req))
         ident = req.identifier
-        old = prev.get(ident)
-        if old is None:
-            return None
-        if not req.specifier.contains(old.version, prereleases=True):
-            return None
-        if ident in pins:
+        if ident in fresh:
+            first = _first_choice(provider, req)
+            if first is None or first.version != pins[ident].version:
+                return None
             continue
-        usable = [f for f in old.files if not f.yanked] or (list(old.files) if req.pins_exactly and req.source is not None else [])
-        chosen = best_file(usable, target.tag_priority, target.python_full)
-        if chosen is None:
+        if ident in pins:
+            if not req.specifier.contains(pins[ident].version, prereleases=True):
+                return None
+            continue
+        old = prev.get(ident)
+        if old is not None:
+            cand = _carried(old, req, target)
+        else:
+            cand = _first_choice(provider, req)
+            fresh.add(ident)
+        if cand is None:
             return None
-        cand = Candidate(old.name, old.version, old.extra, chosen, old.files)
         pins[ident] = cand
         for dep in provider.get_dependencies(cand):
             queue.append((ident, dep))
     return pins, edges
+
+
+def _carried(old: Candidate, req: Req, target: Target) -> Candidate | None:
+    """The earlier target's pin, with this target's best file, if it fits `req` here."""
+    if not req.specifier.contains(old.version, prereleases=True):
+        return None
+    usable = [f for f in old.files if not f.yanked] or (list(old.files) if req.pins_exactly and req.source is not None else [])
+    chosen = best_file(usable, target.tag_priority, target.python_full)
+    if chosen is None:
+        return None
+    return Candidate(old.name, old.version, old.extra, chosen, old.files)
+
+
+def _first_choice(provider: Provider, req: Req) -> Candidate | None:
+    """The candidate resolvelib tries first for `req` alone, if it is a final release with a
+    file here: a pre-release or a stand-in depends on the whole set of requirements, so those
+    are left to resolvelib."""
+    ident = req.identifier
+    first = next(provider.find_matches(ident, {ident: iter([req])}, {ident: iter(())})(), None)
+    if first is None or first.version.is_prerelease or not first.installable:
+        return None
+    return first
 
 
 def resolve_single(

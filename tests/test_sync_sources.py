@@ -134,3 +134,32 @@ def test_a_failed_editable_build_shows_the_backend_output_and_suggests_no_instal
     result = sync(project, index_server, "--no-install-project")
     assert result.code == 0, result.output
     assert installed(project / ".venv") == {"gamma": "1.2"}
+
+
+def test_a_simple_index_whose_url_does_not_end_in_simple_is_read_as_one(
+        project: Path, index_server: Any) -> None:
+    """A wheel index such as PyTorch's (`…/whl/cpu`) or devpi's (`…/+simple/`) speaks the
+    simple API; only a URL ending in /pypi is PyPI's JSON API."""
+    import tomllib
+
+    write_project(project, ["gamma"])
+    wheels = f"{index_server.url}/whl/cpu"
+    with (project / "pyproject.toml").open("a") as f:
+        f.write(f'[[tool.lockenv.index]]\nname = "wheels"\nurl = "{wheels}"\nexplicit = true\n'
+                '[tool.lockenv.sources]\ngamma = { index = "wheels" }\n')
+    index_server.clear_log()
+    lock(project, index_server)
+    paths = [r.path for r in index_server.requests]
+    assert "/whl/cpu/gamma/" in paths, paths
+    assert not any(p.endswith("/json") and "gamma" in p for p in paths), paths
+    locked = tomllib.loads((project / "pylock.toml").read_text())
+    gamma = next(p for p in locked["packages"] if p["name"] == "gamma")
+    assert gamma["index"] == f"{wheels}/"
+
+    result = sync(project, index_server)
+    assert result.code == 0, result.output
+    assert installed(project / ".venv")["gamma"] == "1.2"
+    exported = run_lockenv("export", cwd=project, env={"LOCKENV_INDEX_URL": index_server.json_url})
+    assert exported.code == 0, exported.output
+    assert f"--index-url {wheels}/" in exported.stdout or \
+        f"--extra-index-url {wheels}/" in exported.stdout, exported.stdout

@@ -106,7 +106,9 @@ class IndexClient:
         self._auth = IndexAuth(lookup)
         self.index_url = str(lookup.url).rstrip("/")
         """The index URL without credentials and trailing slash."""
-        self.is_simple = self.index_url.endswith("/simple")
+        self.is_simple = not self.index_url.endswith("/pypi")
+        """PyPI's JSON API lives at `<base>/pypi`; every other index (`/simple/`, devpi's
+        `/+simple/`, a wheel index such as `/whl/cpu`) speaks the simple API."""
         self._http = Http(self._auth, transport=transport, log=self._debug,
                           notice=reporter.warn if reporter is not None else None, offline=offline)
         self._pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="lockenv-index")
@@ -231,8 +233,9 @@ class IndexClient:
             raise PackageNotFoundError(
                 f"`{name}` was not found on the index {redact_url(self.index_url)}",
                 hint="check the spelling of the package name, and that the index URL is right"
-                     + ("" if self.is_simple or self.index_url.endswith("/pypi") else
-                        " (a JSON API index URL ends in /pypi, a simple one in /simple/)"),
+                     + ("" if not self.is_simple or self.index_url.endswith("simple") else
+                        " (a JSON API index URL ends in /pypi; any other is read as a simple"
+                        " index)"),
                 context={"package": name, "url": redact_url(url)},
             )
         final = str(response.url)
@@ -568,13 +571,12 @@ class IndexClient:
 
 def simple_url_of(index_url: str) -> str:
     """The simple-API base URL of an index URL (ending in `/`), as the lock's `index` records
-    it: for a JSON API base `<base>/pypi`, its sibling `<base>/simple/`. Pass it redacted."""
+    it: for a JSON API base `<base>/pypi`, its sibling `<base>/simple/`; any other URL is a
+    simple index already. Pass it redacted."""
     url = index_url.rstrip("/")
-    if url.endswith("/simple"):
-        return url + "/"
     if url.endswith("/pypi"):
-        url = url[: -len("/pypi")]
-    return url + "/simple/"
+        return url[: -len("/pypi")] + "/simple/"
+    return url + "/"
 
 
 _warned: set[str] = set()

@@ -531,3 +531,21 @@ def test_a_relock_diff_of_a_forked_package_shows_each_version_with_its_marker(
     fresh = lock(project, index_server)
     assert '+ modern==1.5 ; python_version < "3.12" (`app` requires `modern`)' in fresh.stderr, fresh.stderr
     assert '+ modern==2.0 ; python_version >= "3.12" (`app` requires `modern`)' in fresh.stderr
+
+
+def test_an_extra_the_package_does_not_declare_is_warned_about(
+        index_server: IndexServer, project: Path) -> None:
+    """`feat[fsat]` (a typo) adds nothing: the lock still succeeds, but says so, naming the
+    extras there are; a declared extra and an extra of a package without extras are told apart."""
+    write(project, ["feat[fsat]", "gamma[anything]", "Clicky_CLI[color]"])
+    result = lock(project, index_server)
+    assert result.code == 0, result.output
+    lines = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert lines == [
+        "warning: `feat 1.0` has no extra `fsat` (its extras: `all`, `cli`, `fast`); "
+        "the requirement `feat[fsat]` adds nothing",
+        "warning: `gamma 1.2` has no extra `anything` (its extras: none); "
+        "the requirement `gamma[anything]` adds nothing",
+    ], result.stderr
+    assert "hint: check the extra's spelling where it is required" in result.stderr
+    assert "feat" in pins(project) and "clicky-cli" in pins(project)

@@ -10,6 +10,7 @@ protocols too, `ProjectPages` and `MetadataReader`, so that one object (the inde
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +20,7 @@ from typing import Protocol, TypeVar
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.tags import Tag
+from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from lockenv.errors import PackageIndexError, PackageNotFoundError
@@ -99,6 +101,8 @@ class IndexSource:
         self._lock = threading.Lock()
         self._versions: dict[str, dict[Version, list[DistFile]]] = {}
         self._deps: dict[str, tuple[Requirement, ...]] = {}
+        self._extras: dict[str, frozenset[str]] = {}
+        """file key → the extras its metadata declares (Provides-Extra, or named in a marker)."""
         self._reps: dict[str, dict[tuple[str, str], tuple[DistFile, DistFile]]] = {}
         self._missing: dict[str, PackageNotFoundError] = {}
 
@@ -198,9 +202,24 @@ class IndexSource:
                     hint="report it to the package's authors; pin another version meanwhile",
                 ) from None
         result = tuple(reqs)
+        extras = {canonicalize_name(e) for e in meta.provides_extra}
+        extras.update(canonicalize_name(e) for r in result if r.marker is not None
+                      for e in _MARKER_EXTRA.findall(str(r.marker)))
         with self._lock:
             self._deps[key] = result
+            self._extras[key] = frozenset(extras)
         return result
+
+    def extras_of(self, files: Sequence[DistFile]) -> frozenset[str] | None:
+        """The extras a version declares, from whichever of its files' metadata was read
+        (None when none was: nothing is known)."""
+        with self._lock:
+            found = [self._extras[k] for f in files if (k := f.sha256 or f.url) in self._extras]
+        return frozenset().union(*found) if found else None
+
+
+_MARKER_EXTRA = re.compile(r"""\bextra\s*==\s*["']([^"']+)["']""")
+"""`extra == "x"` in a requirement's marker: old metadata (before 2.1) names extras only so."""
 
 
 # -- which file ----------------------------------------------------------------------------------

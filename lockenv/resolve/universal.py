@@ -105,7 +105,8 @@ def resolve_universal(
         Resolution(inputs=inputs, packages=packages),
         _target_pins(results),
         () if spec.environments else _outside_probes(roots, targets),
-        warnings=tuple(_yank_warnings(results) + _unserved_warnings(results, targets, spec)),
+        warnings=tuple(_yank_warnings(results) + _unserved_warnings(results, targets, spec)
+                       + _unknown_extra_warnings(results, source)),
     )
 
 
@@ -121,6 +122,27 @@ def _unserved_warnings(results: Sequence[TargetResult], targets: Sequence[Target
         unserved_warning(name, by_package[name], targets, spec.requires_python, spec.environments)
         for name in sorted(by_package)
     ]
+
+
+def _unknown_extra_warnings(results: Sequence[TargetResult],
+                            source: IndexSource) -> list[tuple[str, str | None]]:
+    """`requests[sockss]`: an extra the package does not declare adds nothing, silently
+    leaving out what the typo meant to bring in; say so (pip and uv warn too)."""
+    out: dict[str, tuple[str, str | None]] = {}
+    for res in results:
+        for ident, cand in res.pins.items():
+            if ident.extra is None or f"{ident.name} {cand.version}[{ident.extra}]" in out:
+                continue
+            known = source.extras_of(cand.files)
+            if known is None or ident.extra in known:
+                continue
+            offered = ", ".join(f"`{e}`" for e in sorted(known)) or "none"
+            out[f"{ident.name} {cand.version}[{ident.extra}]"] = (
+                f"`{ident.name} {cand.version}` has no extra `{ident.extra}` (its extras: "
+                f"{offered}); the requirement `{ident.name}[{ident.extra}]` adds nothing",
+                "check the extra's spelling where it is required",
+            )
+    return [out[k] for k in sorted(out)]
 
 
 def _yank_warnings(results: Sequence[TargetResult]) -> list[tuple[str, str | None]]:

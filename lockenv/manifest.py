@@ -79,6 +79,7 @@ def load(project_dir: Path, *, environ: Mapping[str, str] | None = None) -> Proj
             hint="save pyproject.toml as UTF-8",
             context={"file": str(path), "line": line},
         ) from None
+    refuse_bom(path, text)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -88,6 +89,17 @@ def load(project_dir: Path, *, environ: Mapping[str, str] | None = None) -> Proj
                             hint="pyproject.toml nests arrays or tables thousands of levels deep; "
                                  "flatten it", context={"file": str(path)}) from None
     return _Reader(path, text, data, env).spec()
+
+
+def refuse_bom(path: Path, text: str) -> None:
+    """Notepad's "UTF-8" starts with a byte-order mark, which TOML readers (tomllib, tomlkit,
+    pip, build backends) refuse with a puzzling "invalid statement" at a line that looks fine."""
+    if text.startswith("\ufeff"):
+        raise ManifestError(
+            f"{path}:1: starts with a byte-order mark (BOM), which TOML does not allow",
+            hint="save pyproject.toml as UTF-8 without BOM (pip and build backends refuse it too)",
+            context={"file": str(path), "line": 1},
+        )
 
 
 def static_version(pyproject: Path) -> str | None:

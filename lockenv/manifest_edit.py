@@ -49,6 +49,9 @@ def parse_requirement(text: str) -> Requirement:
 
 
 def _load(text: str, path: Path) -> Any:
+    from lockenv.manifest import refuse_bom
+
+    refuse_bom(path, text)
     try:
         return tomlkit.parse(text)
     except Exception as exc:  # tomlkit's ParseError carries line and column in its text

@@ -214,3 +214,16 @@ def test_remove_of_a_name_not_there_says_where_it_looked(project: Path, index_se
     result = edit(project, index_server, "remove", "gamma", "--group", "dev")
     assert result.code == 0, result.output
     assert '[dependency-groups]\ndev = []\n' in (project / "pyproject.toml").read_text()
+
+
+def test_add_and_remove_name_a_byte_order_mark_and_change_nothing(project: Path, index_server: Any) -> None:
+    """A BOM (Notepad's UTF-8) is what TOML refuses; say that, not "empty key at line 1"."""
+    (project / "pyproject.toml").write_text("\ufeff" + COMMENTED, encoding="utf-8")
+    before = state(project)
+    for args in (("add", "alpha"), ("remove", "beta")):
+        result = edit(project, index_server, *args)
+        assert result.code == 2, result.output
+        assert result.stderr.startswith(f"error: {project / 'pyproject.toml'}:1: starts with a "
+                                        "byte-order mark (BOM)"), result.stderr
+        assert "hint: save pyproject.toml as UTF-8 without BOM" in result.stderr
+        assert state(project) == before

@@ -212,8 +212,11 @@ def test_missing_requires_python_warns_with_the_line_to_add(index_server: IndexS
          'dev = [{include-group = "nope"}]\n', ["nope"]),
         ('[project]\nname = "app"\nversion = "1"\nrequires-python = ">=3.10"\n[dependency-groups]\n'
          'a = [{include-group = "b"}]\nb = [{include-group = "a"}]\n', ["cycl"]),
+        ('\ufeff[project]\nname = "app"\nversion = "1"\n',
+         ["pyproject.toml:1: starts with a byte-order mark", "hint: save pyproject.toml as UTF-8 without"]),
     ],
-    ids=["invalid-toml", "invalid-requirement", "unknown-include-group", "cyclic-include-group"],
+    ids=["invalid-toml", "invalid-requirement", "unknown-include-group", "cyclic-include-group",
+         "byte-order-mark"],
 )
 def test_bad_manifest_is_a_clear_error_and_writes_nothing(
     index_server: IndexServer, project: Path, content: str, fragments: list[str]

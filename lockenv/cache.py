@@ -154,6 +154,7 @@ class Cache:
 
     def __init__(self, root: Path | None = None) -> None:
         self.root = Path(root) if root is not None else default_root()
+        self._files_checked = False
         if self.root.exists() and not self.root.is_dir():
             raise self._unusable(self.root, "is a file, not a directory")
 
@@ -243,6 +244,17 @@ class Cache:
         actual = file_sha256(path) if sha256 else None
         if (size is None or actual_size == size) and actual == sha256:
             return path
+        if sha256 and actual == sha256:  # the bytes are the right ones: the size given is wrong (F28)
+            from lockenv.errors import IntegrityError
+
+            raise IntegrityError(
+                f"{path.name} has the expected sha256 but not the size it was given; the cached "
+                "file is kept",
+                details=mismatch_details(sha256, actual, size, actual_size),
+                context={"file": str(path)},
+                hint="the size recorded for it (in the lock, or by the index) is wrong: run "
+                     "`lockenv lock` again",
+            )
         raise refuse_damaged(path, mismatch_details(sha256, actual, size, actual_size))
 
     def artifact_path(self, key: str, filename: str) -> Path:
@@ -250,4 +262,7 @@ class Cache:
         hash). The file keeps its real name, which installers and build tools need."""
         if len(key) != 64 or any(c not in "0123456789abcdef" for c in key):
             key = "url-" + _key(key)  # never a path made of an unchecked string (F2)
+        if not self._files_checked:  # a bucket that is a file is the cache's clear error (F29)
+            self.bucket(Bucket.FILES)
+            self._files_checked = True
         return self.root / FILES / key[:2] / key / filename

@@ -131,7 +131,12 @@ def test_a_verified_artifact_is_returned_and_a_damaged_one_removed(tmp_path: Pat
         cache.verified_artifact(path, sha256=sha, size=len(data) + 1)
     assert info.value.details == (f"expected sha256: {sha}", f"actual sha256:   {sha}",
                                   f"expected size: {len(data) + 1}", f"actual size:   {len(data)}")
-    assert info.value.context == ErrorContext(file=str(path)) and not path.exists()
+    assert info.value.context == ErrorContext(file=str(path))
+    assert path.exists()  # the right bytes: the size given is wrong, not the file (F28)
+    path.write_bytes(b"wheel bytez")
+    with pytest.raises(IntegrityError, match="damaged"):
+        cache.verified_artifact(path, sha256=sha, size=len(data))
+    assert not path.exists()
 
 
 def test_lock_files_stay_out_of_buckets(tmp_path: Path) -> None:

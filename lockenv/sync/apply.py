@@ -70,7 +70,7 @@ def keep_dirs(probe: Probe, venv: Path) -> list[str]:
 def fetch(plan: SyncPlan, *, cache: Cache, lock_path: Path, client_factory: Callable[[], Downloader],
           reporter: Reporter) -> dict[str, Path]:
     """Every archive the plan installs, verified by sha256 and size (cache hits too), keyed by
-    filename. Local files and cache hits are checked here (no HTTP client needed, so a warm
+    `file_key` (its sha256: two archives may share a file name, F6). Local files and cache hits are checked here (no HTTP client needed, so a warm
     sync does not even import one); the rest is downloaded by the index client. A file that
     does not match its sha256 is refused as the lock's (`lock_path`) mismatch."""
     remote: list[Wanted] = []
@@ -91,11 +91,17 @@ def fetch(plan: SyncPlan, *, cache: Cache, lock_path: Path, client_factory: Call
         else:
             remote.append(want)
     _check_files(checks, lock_path)
-    local = {check.file.filename: check.path for check in checks}
+    local = {file_key(check.file): check.path for check in checks}
     if remote:
         local.update(_download(remote, cache=cache, lock_path=lock_path,
                                client=client_factory(), reporter=reporter))
     return local
+
+
+def file_key(file: DistFile) -> str:
+    """What `fetch` keys a file by: its sha256 (the URL when it has none), never its name:
+    GitHub's archives of two projects are both `main.tar.gz` (F6)."""
+    return file.sha256 or file.url
 
 
 def _download(remote: Sequence[Wanted], *, cache: Cache, lock_path: Path, client: Downloader,
@@ -132,7 +138,7 @@ def _download(remote: Sequence[Wanted], *, cache: Cache, lock_path: Path, client
             try:
                 for future in as_completed(futures):
                     file, path = future.result()
-                    local[file.filename] = path
+                    local[file_key(file)] = path
                     if file.is_wheel and file.sha256:
                         unpacks.append(unpacking.submit(
                             _unpack_and_plan, path, file.sha256, name=str(file.project_name),
@@ -157,12 +163,12 @@ def _unpack_and_plan(wheel: Path, sha256: str, *, name: str, cache: Cache) -> Tr
 
 
 def lock_mismatch(want: Wanted, lock_path: Path, details: Sequence[str], *,
-                  url: str | None = None) -> IntegrityError:
+                  url: str | None = None, what: str = "sha256") -> IntegrityError:
     """A file that does not match its sha256 in the lock, told as such: the expected hash comes
     from the lock (edited by hand, or the index serves another file), not from the index."""
     assert want.file is not None
     return IntegrityError(
-        f"{want.file.filename} ({want.name} {want.version}) does not match its sha256 "
+        f"{want.file.filename} ({want.name} {want.version}) does not match its {what} "
         f"in {lock_path}; nothing was changed",
         details=details,
         context={"file": str(lock_path), "package": want.name, **({"url": url} if url else {})},
@@ -209,7 +215,8 @@ def _check_files(checks: Sequence[_Check], lock_path: Path) -> None:
 
 def _check_file(check: _Check, lock_path: Path) -> None:
     """sha256 and size as the lock says; a damaged cache entry is removed (the next sync
-    downloads it afresh)."""
+    downloads it afresh). A file with the locked sha256 but another size is the lock's fault
+    (its size is wrong): the good file is kept (F28)."""
     from lockenv.cache import file_sha256, refuse_damaged
 
     path, sha256, size = check.path, check.file.sha256, check.file.size
@@ -220,8 +227,9 @@ def _check_file(check: _Check, lock_path: Path) -> None:
     details = [f"expected sha256: {sha256}", f"actual sha256:   {actual}"]
     if size is not None and size != actual_size:
         details += [f"expected size: {size}", f"actual size:   {actual_size}"]
-    if not check.cached:
-        raise lock_mismatch(check.want, lock_path, details)
+    if not check.cached or actual == sha256:
+        raise lock_mismatch(check.want, lock_path, details,
+                            what="size" if actual == sha256 else "sha256")
     raise refuse_damaged(path, details)
 
 
@@ -238,11 +246,11 @@ def prepare(plan: SyncPlan, files: dict[str, Path], *, probe: Probe, venv: Path,
         sha = None
         if want.kind == "wheel":
             assert want.file is not None
-            wheel = files[want.file.filename]
+            wheel = files[file_key(want.file)]
             sha = want.sha256
         elif want.kind in ("sdist", "archive"):
             assert want.file is not None
-            archive = files[want.file.filename]
+            archive = files[file_key(want.file)]
             if archive.name.endswith(".whl"):
                 wheel, sha = archive, want.sha256
             else:
@@ -261,7 +269,7 @@ def prepare(plan: SyncPlan, files: dict[str, Path], *, probe: Probe, venv: Path,
         assert want is not None
         scheme = scheme_for(probe.paths, probe.version, want.name)
         info = validate_wheel(wheel, name=want.name, scheme=scheme, venv=venv, cache=cache,
-                              sha256=sha)
+                              sha256=sha, version=None if want.kind == "directory" else want.version)
         return Prepared(action, info, scheme, direct_url)
 
     if len(jobs) < 3:

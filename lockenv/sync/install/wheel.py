@@ -59,14 +59,16 @@ def scheme_for(paths: Mapping[str, str], version: str, name: str) -> dict[str, s
 
 
 def validate_wheel(path: Path, *, name: str, scheme: Mapping[str, str], venv: Path, cache: Cache,
-                   sha256: str | None = None) -> WheelInfo:
+                   sha256: str | None = None, version: str | None = None) -> WheelInfo:
     """Refuse a wheel with an unsafe path or a RECORD that does not match its contents (checked
-    once, while unpacking it into the cache); return the files its install will write."""
+    once, while unpacking it into the cache), or that is not the distribution `name` (and
+    `version`, when given) the caller wants; return the files its install will write."""
     if sha256 is None:
         from lockenv.cache import file_sha256
 
         sha256 = file_sha256(path)
     tree = unpack(path, sha256, name=name, cache=cache)
+    _check_identity(tree, path, name, version)
     targets = _targets(tree, scheme, cache)
     # Members with `..` or absolute paths were refused when unpacking, so the scheme
     # directories decide where files land: check those (and each target, cheaply).
@@ -91,6 +93,31 @@ def validate_wheel(path: Path, *, name: str, scheme: Mapping[str, str], venv: Pa
                      "another link out of the venv); nothing was installed",
             )
     return WheelInfo(path=path, name=name, tree=tree, targets=tuple(targets))
+
+
+def _check_identity(tree: Tree, path: Path, name: str, version: str | None) -> None:
+    """The tree found by the file's sha256 must hold the distribution the lock names: a cached
+    tree is keyed by bytes alone, so a lock entry carrying another wheel's sha256 would
+    otherwise install that wheel under this entry's name (F7)."""
+    from packaging.utils import canonicalize_name
+    from packaging.version import InvalidVersion, Version
+
+    dist, _, dist_version = tree.dist_info_dir[: -len(".dist-info")].partition("-")
+    same_name = canonicalize_name(dist) == canonicalize_name(name)
+    try:
+        same_version = version is None or Version(dist_version) == Version(version)
+    except InvalidVersion:
+        same_version = dist_version == version
+    if same_name and same_version:
+        return
+    wanted = f"{name} {version}" if version else name
+    raise IntegrityError(
+        f"{path.name} holds {dist} {dist_version}, not {wanted}: its sha256 is another "
+        "distribution's; refused",
+        context={"package": name},
+        hint="the lock (or the index) gives this entry the hash of another wheel; run "
+             "`lockenv lock` again, and check the index if it persists",
+    )
 
 
 def _targets(tree: Tree, scheme: Mapping[str, str], cache: Cache) -> list[str]:

@@ -22,6 +22,7 @@ import sys
 import tarfile
 import tempfile
 import threading
+import time
 import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -351,8 +352,9 @@ def build_wheel(sdist: Path, *, context: BuildContext, cache: Cache,
     found = sorted(built.glob("*.whl")) if built is not None and built.is_dir() else []
     if found:
         return found[0]
+    _sweep_temp_dirs()
     with _building(_source_name(sdist), label), \
-            tempfile.TemporaryDirectory(prefix="lockenv-build-") as tmp:
+            tempfile.TemporaryDirectory(prefix=f"lockenv-build-{os.getpid()}-") as tmp:
         work = Path(tmp)
         source = _prepare_source(sdist, work)
         requires, _backend, _path = _build_system(source)
@@ -393,20 +395,75 @@ def build_editable(project_dir: Path, *, context: BuildContext, cache: Cache,
         requires, _backend, _path = _build_system(project_dir)
         env = _env_for(Path(python), requires, context, cache, label)
         out = cache.bucket(BUILT_WHEELS) / "editable" / _path_key(project_dir)
-        if out.exists():
-            shutil.rmtree(out)
-        out.mkdir(parents=True)
-        wheel = _call(label, project_dir, env, context, "build_editable",
-                      "get_requires_for_build_editable", str(out), cache=cache, python=Path(python))
-        return out / wheel
+        out.mkdir(parents=True, exist_ok=True)
+        _sweep_stale(out)
+        # Built in a directory of its own, then published under its sha256: two syncs of one
+        # project (two venvs) never empty the directory the other one builds in or reads (F18).
+        work = Path(tempfile.mkdtemp(prefix=".build-", dir=out))
+        try:
+            wheel = _call(label, project_dir, env, context, "build_editable",
+                          "get_requires_for_build_editable", str(work), cache=cache,
+                          python=Path(python))
+            built = work / wheel
+            target = out / file_sha256(built) / wheel
+            target.parent.mkdir(exist_ok=True)
+            os.replace(built, target)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return target
+
+
+STALE_AGE = 3600.0
+"""Seconds after which a build's leftovers (a killed build's directory, an editable wheel
+since rebuilt) are removed: no build, nor the install after it, takes that long to read them."""
+
+
+def _sweep_temp_dirs() -> None:
+    """Remove the temporary build directories of lockenv processes that were killed (F30): a
+    `lockenv-build-<pid>-*` whose process is gone, untouched for a minute (a live build's
+    directory is never removed, however long it builds)."""
+    now = time.time()
+    try:
+        entries = list(os.scandir(tempfile.gettempdir()))
+    except OSError:
+        return
+    for entry in entries:
+        if not entry.name.startswith(("lockenv-build-", "lockenv-meta-")):
+            continue
+        pid = entry.name.split("-")[2]
+        try:
+            if not pid.isdigit() or now - entry.stat(follow_symlinks=False).st_mtime < 60:
+                continue
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(entry.path, ignore_errors=True)
+        except OSError:
+            pass
+
+
+def _sweep_stale(directory: Path) -> None:
+    """Remove entries of `directory` untouched for STALE_AGE s (F30: what killed builds left;
+    editable wheels since replaced)."""
+    now = time.time()
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return
+    for entry in entries:
+        try:
+            if now - entry.stat(follow_symlinks=False).st_mtime > STALE_AGE:
+                shutil.rmtree(entry.path, ignore_errors=True)
+        except OSError:
+            pass
 
 
 def prepare_metadata(sdist: Path, *, context: BuildContext, cache: Cache) -> str:
     """METADATA of an sdist through `prepare_metadata_for_build_wheel` in an isolated env of the
     running interpreter (falling back to building the wheel when the backend lacks the hook)."""
     label = sdist.name
+    _sweep_temp_dirs()
     with _building(_source_name(sdist), label), \
-            tempfile.TemporaryDirectory(prefix="lockenv-meta-") as tmp:
+            tempfile.TemporaryDirectory(prefix=f"lockenv-meta-{os.getpid()}-") as tmp:
         work = Path(tmp)
         source = _prepare_source(sdist, work)
         requires, _backend, _path = _build_system(source)

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from lockenv.project import FRESH_LOCKS as FRESH_LOCKS_NAME, cache_root
 
 if TYPE_CHECKING:
-    from lockenv.errors import IntegrityError
+    from lockenv.errors import CacheError, IntegrityError
 
 
 
@@ -145,6 +145,52 @@ def refuse_damaged(path: Path, details: list[str]) -> IntegrityError:
     )
 
 
+def out_of_space(exc: OSError, root: Path) -> CacheError | None:
+    """The cache's error for a write that failed because its disk is full (or a quota is
+    reached), else None: a full disk is said as such, never as a damaged wheel (F27)."""
+    import errno
+
+    if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+        return None
+    from lockenv.errors import CacheError
+
+    return CacheError(
+        f"no space left in the cache at {root}",
+        hint="free some space on that disk (`lockenv cache prune` removes what lockenv no "
+             "longer uses), or set LOCKENV_CACHE_DIR to a directory on another disk",
+        context={"file": str(root)},
+    )
+
+
+def explain_os_error(exc: OSError) -> CacheError | None:
+    """The cache's clear error for an OSError about a path inside the cache (a read-only
+    shared cache, a full disk), else None (F24, F27)."""
+    import errno
+
+    filename = exc.filename if isinstance(exc.filename, str) else None
+    root = str(default_root())
+    if filename is None or not (filename == root or filename.startswith(root.rstrip(os.sep) + os.sep)):
+        return None
+    full = out_of_space(exc, Path(root))
+    if full is not None:
+        return full
+    if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return None
+    from lockenv.errors import CacheError
+
+    return CacheError(
+        f"the cache directory {root} is not writable: {filename}",
+        hint="lockenv writes its cache (downloads, lock files) as it works: set "
+             "LOCKENV_CACHE_DIR to a directory you may write (a shared cache must be writable "
+             "by every user of it)",
+        context={"file": filename},
+    )
+
+
+SEAL = b"lockenv-sealed-1\n"
+"""What starts an entry `Cache.seal` authenticated."""
+
+
 def _key(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -197,6 +243,29 @@ class Cache:
         locks = self.root / Bucket.LOCKS.value
         self._mkdir(locks)
         return locks / f"{_key(str(path))[:32]}.lock"
+
+    # -- sealed entries -------------------------------------------------------------------
+    def seal(self, data: bytes) -> bytes | None:
+        """`data` with an HMAC under the user's key, kept outside the cache: entries that say
+        what to install (parsed locks, replay records) are derived, so anyone who can write the
+        cache could forge them; a sealed entry cannot be (F4). None when there is no key."""
+        key = _user_key()
+        if key is None:
+            return None
+        import hmac
+
+        return SEAL + hmac.new(key, data, "sha256").digest() + data
+
+    def unseal(self, blob: bytes) -> bytes | None:
+        """The data `seal` authenticated, or None when `blob` was not sealed under this user's
+        key (forged, damaged, another user's or an older lockenv's)."""
+        key = _user_key()
+        if key is None or not blob.startswith(SEAL):
+            return None
+        import hmac
+
+        mac, data = blob[len(SEAL):len(SEAL) + 32], blob[len(SEAL) + 32:]
+        return data if hmac.compare_digest(mac, hmac.new(key, data, "sha256").digest()) else None
 
     # -- index pages ------------------------------------------------------------------------
     def page_path(self, index_url: str, name: str) -> Path:
@@ -266,3 +335,43 @@ class Cache:
             self.bucket(Bucket.FILES)
             self._files_checked = True
         return self.root / FILES / key[:2] / key / filename
+
+
+_USER_KEY: list[bytes | None] = []
+
+
+def _user_key() -> bytes | None:
+    """A secret of this user's, made once (`<user data dir>/cache-key`, mode 0600), never in
+    the cache: whoever can write the cache cannot read it. None when it can be neither read
+    nor made (sealed entries are then not used)."""
+    if not _USER_KEY:
+        import platformdirs
+
+        path = Path(platformdirs.user_data_dir("lockenv", appauthor=False)) / "cache-key"
+        _USER_KEY.append(_read_or_make_key(path))
+    return _USER_KEY[0]
+
+
+def _read_or_make_key(path: Path) -> bytes | None:
+    try:
+        key = path.read_bytes()
+        if len(key) == 32:
+            return key
+    except OSError:
+        pass
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".cache-key.")
+        try:
+            os.write(fd, os.urandom(32))
+            os.close(fd)
+            try:
+                os.link(tmp, path)  # never replaces a key another process made first
+            except FileExistsError:
+                pass
+        finally:
+            os.unlink(tmp)
+        key = path.read_bytes()
+    except OSError:
+        return None
+    return key if len(key) == 32 else None

@@ -217,8 +217,14 @@ def run_use_case(reporter: Reporter, call: Callable[[], int | None]) -> int:
         import traceback
         from pathlib import Path
 
+        from lockenv.cache import explain_os_error
+
         if reporter.verbose:
             traceback.print_exc(file=sys.stderr)
+        known = explain_os_error(exc) if isinstance(exc, OSError) else None
+        if known is not None:  # a read-only or full cache: the user's to fix (F24, F27)
+            reporter.error(known)
+            return known.exit_code
         where = traceback.extract_tb(exc.__traceback__)[-1]
         print(
             f"error: internal error: {type(exc).__name__}: {exc} "

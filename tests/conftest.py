@@ -31,6 +31,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      help="rewrite tests/snapshots/*.txt from this run's output (then review the diff)")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "soak: kills and restarts lockenv at random for a bounded "
+                                       "time (runs in the normal suite)")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if config.getoption("--live"):
         return

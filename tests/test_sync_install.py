@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import sys
+from typing import Any
 from pathlib import Path
 
 import pytest
@@ -190,21 +191,27 @@ def test_a_bad_install_record_is_never_replayed(tmp_path: Path, tamper: str) -> 
     first = snapshot(venv)
     [record] = _records()
     outside = tmp_path / "outside.txt"
+    cache = Cache()  # records are sealed with the user's key: these are sealed too, so the
+    # record's own checks are what refuses them (an unsealed one is never even read)
+
+    def read() -> Any:
+        return json.loads(cache.unseal(record.read_bytes()) or b"null")
+
     if tamper == "garbage":
-        record.write_text("{not json")
+        record.write_bytes(cache.seal(b"{not json") or b"")
     else:
-        data = json.loads(record.read_text())
+        data = read()
         if tamper == "outside":
             data["ops"].append({"op": "write", "target": str(outside), "data": "eA==", "exec": False})
         else:
             link = next(op for op in data["ops"] if op["op"] == "link")
             link["member"] = "../../../../etc/passwd"
-        record.write_text(json.dumps(data))
+        record.write_bytes(cache.seal(json.dumps(data).encode()) or b"")
     shutil.rmtree(venv)
     _sync(venv, [_wanted(wheel)])
     assert not outside.exists()
     assert snapshot(venv) == first
-    ops = json.loads(record.read_text())["ops"]  # installer ran and recorded afresh
+    ops = read()["ops"]  # installer ran and recorded afresh
     assert all(op["target"].startswith(str(venv)) for op in ops)
     assert all(op.get("member", "").startswith("tool") for op in ops if op["op"] == "link")
 

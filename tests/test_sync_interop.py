@@ -86,8 +86,10 @@ def test_a_tampered_parsed_lock_in_the_cache_cannot_run_code(tmp_path: Path) -> 
         def __reduce__(self):  # type: ignore[no-untyped-def]
             return (os.system, (f"touch {marker}",))
 
-    entry.write_bytes(pickle.dumps(Evil()))
-    loaded = load_lock(lock, None)
+    sealed = Cache().seal(pickle.dumps(Evil()))  # even under this user's own seal
+    assert sealed is not None
+    entry.write_bytes(sealed)
+    loaded = load_lock(lock, Cache())
     assert not marker.exists()
     assert loaded.created_by == "test" and loaded.packages == []
 

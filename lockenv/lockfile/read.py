@@ -379,13 +379,19 @@ def load_cached(path: Path, cache: Cache | None, *, data: bytes | None = None) -
         return load(path, data)
     cached = cache.root / Bucket.PARSED_LOCKS.value / f"{key}.pickle"
     try:
-        lock: Pylock = _safe_unpickler(io.BytesIO(cached.read_bytes())).load()
-        return lock
+        # Sealed with the user's key: a parse someone else wrote into the cache (another lock
+        # under this lock's key) is never used (F4).
+        sealed = cache.unseal(cached.read_bytes())
+        if sealed is not None:
+            lock: Pylock = _safe_unpickler(io.BytesIO(sealed)).load()
+            return lock
     except Exception:
         pass  # missing, damaged or tampered with: parse the lock itself
     lock = load(path, data)
     try:
-        write_atomic(cached, pickle.dumps(lock, protocol=pickle.HIGHEST_PROTOCOL))
+        blob = cache.seal(pickle.dumps(lock, protocol=pickle.HIGHEST_PROTOCOL))
+        if blob is not None:
+            write_atomic(cached, blob)
     except (OSError, pickle.PicklingError, TypeError):
         pass
     return lock

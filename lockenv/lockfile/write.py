@@ -218,6 +218,25 @@ def _validate(text: str) -> Pylock:
         ) from exc
 
 
+TEMPORARY_AGE = 60.0
+"""Seconds after which a lock's temporary file is a killed run's leftover (writing one takes
+milliseconds)."""
+
+
+def sweep_temporaries(path: Path) -> None:
+    """Remove `.pylock.toml.*.tmp` files a killed `lock` left beside `path` (F30): `git add -A`
+    would commit them. Only ones older than TEMPORARY_AGE, so a concurrent write keeps its own."""
+    import time
+
+    now = time.time()
+    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+        try:
+            if now - tmp.lstat().st_mtime > TEMPORARY_AGE:
+                tmp.unlink()
+        except OSError:
+            pass
+
+
 def write(path: Path, resolution: Resolution) -> bool:
     """Write the lock atomically (temp file in the same directory, fsync, rename). Returns
     False, touching nothing, when the file already holds exactly these bytes."""
@@ -225,6 +244,7 @@ def write(path: Path, resolution: Resolution) -> bool:
 
     data = dumps(resolution).encode("utf-8")
     path = Path(path)
+    sweep_temporaries(path)
     try:
         if path.read_bytes() == data:
             return False

@@ -240,7 +240,7 @@ def _prune_leftovers(root: Path, alone: bool) -> list[Removed | None]:
 
 
 def _is_temp(name: str) -> bool:
-    return name.startswith((".unpack-", ".download-")) or (name.startswith(".") and name.endswith(".tmp"))
+    return name.startswith((".unpack-", ".retired-", ".download-", ".build-")) or (name.startswith(".") and name.endswith(".tmp"))
 
 
 def _prune_pages(root: Path) -> list[Removed | None]:

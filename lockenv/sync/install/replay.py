@@ -81,8 +81,13 @@ def record_path(cache: Cache, key: str) -> Path:
 
 
 def load(cache: Cache, key: str) -> dict[str, Any] | None:
+    """The record, if it is one this user's lockenv sealed (a record says what to write into
+    the venv: a forged one would install other bytes, F4)."""
     try:
-        data = json.loads(record_path(cache, key).read_bytes())
+        sealed = cache.unseal(record_path(cache, key).read_bytes())
+        if sealed is None:
+            return None
+        data = json.loads(sealed)
     except (OSError, ValueError):
         return None
     if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("ops"), list):
@@ -93,9 +98,12 @@ def load(cache: Cache, key: str) -> dict[str, Any] | None:
 def save(cache: Cache, key: str, tree: Tree, ops: list[dict[str, Any]]) -> None:
     from lockenv.cache import write_atomic
 
+    sealed = cache.seal(json.dumps({"format": FORMAT, "tree": tree.sha256, "ops": ops},
+                                   separators=(",", ":")).encode())
+    if sealed is None:
+        return  # no key to seal it with: installer runs each time
     try:
-        write_atomic(record_path(cache, key), json.dumps(
-            {"format": FORMAT, "tree": tree.sha256, "ops": ops}, separators=(",", ":")).encode())
+        write_atomic(record_path(cache, key), sealed)
     except OSError:
         pass  # only a cache: the next install runs installer again
 

@@ -28,7 +28,7 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from lockenv.cache import Bucket
 from lockenv.errors import IntegrityError
@@ -74,6 +74,8 @@ class Tree:
     data_dir: str
     entries: tuple[Member, ...]
     """Every member, in wheel order."""
+    token: str = ""
+    """Unique to one unpacking: a tree unpacked again (by any process) has another."""
 
     def read_dist_info(self, filename: str) -> str:
         return (self.root / self.dist_info_dir / filename).read_text(encoding="utf-8")
@@ -103,12 +105,23 @@ class Linker:
         """Link (or copy) `entry` to `target`, replacing what is there. TreeChanged when the
         tree's file is not as it was unpacked: it must not reach the venv."""
         src = self.tree.path_of(entry["path"])
-        st = os.stat(src)
+        try:
+            st = os.stat(src)
+        except OSError:  # removed by a cache cleaner, or the tree was replaced (F13, F12)
+            raise TreeChanged(src) from None
         if st.st_size != entry["size"] or st.st_mtime_ns != entry["mtime"]:
             raise TreeChanged(src, entry["path"])
         if st.st_mode & 0o222:  # a tree unpacked before trees were read-only
             _read_only(src, st.st_mode)
         self.parent_of(target)
+        try:
+            self._put(src, target, entry["exec"])
+        except FileNotFoundError:
+            if not os.path.exists(src):  # gone between the check and the link
+                raise TreeChanged(src) from None
+            raise
+
+    def _put(self, src: str, target: str, executable: bool) -> None:
         if self.link:
             try:
                 os.link(src, target)
@@ -118,14 +131,18 @@ class Linker:
                 try:
                     os.link(src, target)
                     return
+                except FileNotFoundError:
+                    raise
                 except OSError:
                     self.link = False
+            except FileNotFoundError:
+                raise
             except OSError:
                 self.link = False
         if os.path.lexists(target):  # never write through a hard link into the cache
             os.unlink(target)
         shutil.copyfile(src, target)
-        if entry["exec"]:
+        if executable:
             os.chmod(target, 0o755)
 
 
@@ -166,49 +183,160 @@ def _unsafe(name: str) -> bool:
     return ".." in name.replace("\\", "/").split("/")
 
 
-def unpack(wheel: Path, sha256: str, *, name: str, cache: Cache, discard: bool = False) -> Tree:
+def unpack(wheel: Path, sha256: str, *, name: str, cache: Cache, stale: Tree | None = None) -> Tree:
     """The validated tree of `wheel` (whose sha256 the caller verified), unpacking it on first
     use. IntegrityError names the wheel and the member when it is unsafe or does not match its
-    RECORD."""
+    RECORD.
+
+    A tree in the cache is used only when its manifest is well-formed and agrees with the
+    wheel's own RECORD (member names, sha256 and sizes: a tampered manifest is never trusted,
+    F4); any other tree, or `stale` (one found changed while installing from it), is unpacked
+    afresh. That happens under the cache's lock for the tree, into a temporary directory that
+    is renamed over the published tree (the old one renamed aside first): a tree another
+    process is linking from is never emptied in place (F12), and a damaged one heals (F13)."""
     bucket = cache.bucket(Bucket.UNPACKED)
     final = bucket / sha256[:2] / sha256
-    if discard and final.exists():
-        shutil.rmtree(final, ignore_errors=True)
-    tree = _load(final, sha256)
-    if tree is not None:
-        return tree
+    if stale is None:
+        tree = _load(final, sha256, wheel)
+        if tree is not None:
+            return tree
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".unpack-", dir=final.parent))
-    try:
-        dist_info, data_dir, entries = _extract(wheel, tmp / "files", name)
-        manifest = {"wheel": wheel.name, "dist_info": dist_info, "data_dir": data_dir,
-                    "entries": entries}
-        (tmp / MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
+    with cache.lock(final):
+        tree = _load(final, sha256, wheel)
+        if tree is not None and (stale is None or tree.token != stale.token):
+            return tree  # another process unpacked it (again) meanwhile
+        _sweep(final)
+        tmp = Path(tempfile.mkdtemp(prefix=f".unpack-{sha256}-", dir=final.parent))
         try:
+            dist_info, data_dir, entries = _extract(wheel, tmp / "files", name, cache=cache)
+            manifest = {"wheel": wheel.name, "dist_info": dist_info, "data_dir": data_dir,
+                        "entries": entries, "token": os.urandom(8).hex()}
+            _write_manifest(tmp / MANIFEST, manifest)
+            if os.path.lexists(final):
+                os.rename(final, final.parent / f".retired-{sha256}-{manifest['token']}")
             os.rename(tmp, final)
-        except OSError:  # another process unpacked it first
+        except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    tree = _load(final, sha256)
+            raise
+        _sweep(final)
+        tree = _tree(final, sha256, manifest)
     if tree is None:
         raise IntegrityError(f"could not unpack {wheel.name} into the cache at {final}")
     return tree
 
 
-def _load(final: Path, sha256: str) -> Tree | None:
+def replaced(tree: Tree) -> bool:
+    """Whether the tree in the cache is no longer `tree` (another process unpacked it again:
+    a change found in `tree` is then that one's, not an edit of the cache)."""
+    try:
+        data = json.loads((tree.root.parent / MANIFEST).read_bytes())
+    except (OSError, ValueError):
+        return True
+    return not isinstance(data, dict) or data.get("token", "") != tree.token
+
+
+def _sweep(final: Path) -> None:
+    """Remove what unpacking this tree left behind: a killed unpack's temporary directory, a
+    tree renamed aside (F30). Called under the tree's lock, so none of it is in use."""
+    prefix = final.name
+    try:
+        names = os.listdir(final.parent)
+    except OSError:
+        return
+    for entry in names:
+        if entry.startswith((f".unpack-{prefix}-", f".retired-{prefix}-")):
+            shutil.rmtree(final.parent / entry, ignore_errors=True)
+
+
+def _write_manifest(path: Path, manifest: dict[str, Any]) -> None:
+    """The manifest, on disk before the tree is published (a power loss leaves no empty one)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        data = memoryview(json.dumps(manifest).encode("utf-8"))
+        while data:
+            data = data[os.write(fd, data):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _load(final: Path, sha256: str, wheel: Path) -> Tree | None:
+    """The tree at `final` if its manifest is well-formed and agrees with `wheel`'s RECORD;
+    None when it is absent, damaged or tampered with (it is unpacked afresh)."""
     try:
         data = json.loads((final / MANIFEST).read_bytes())
     except (OSError, ValueError):
         return None
-    return Tree(root=final / "files", sha256=sha256, wheel_name=data["wheel"],
-                dist_info_dir=data["dist_info"], data_dir=data["data_dir"],
-                entries=tuple(data["entries"]))
+    tree = _tree(final, sha256, data)
+    if tree is None or not _agrees_with(tree, wheel):
+        return None
+    return tree
 
 
-def _extract(wheel: Path, dest: Path, name: str) -> tuple[str, str, list[Member]]:
+def _tree(final: Path, sha256: str, data: Any) -> Tree | None:
+    """A Tree from a manifest, or None when the manifest is not one lockenv writes."""
+    if not isinstance(data, dict):
+        return None
+    wheel, dist_info, data_dir = data.get("wheel"), data.get("dist_info"), data.get("data_dir")
+    entries, token = data.get("entries"), data.get("token", "")
+    if not (isinstance(wheel, str) and isinstance(dist_info, str) and isinstance(data_dir, str)
+            and isinstance(token, str) and isinstance(entries, list)):
+        return None
+    for e in entries:
+        if not (isinstance(e, dict) and isinstance(e.get("path"), str) and not _unsafe(e["path"])
+                and isinstance(e.get("hash"), str) and type(e.get("size")) is int
+                and isinstance(e.get("exec"), bool) and type(e.get("mtime")) is int):
+            return None
+    return Tree(root=final / "files", sha256=sha256, wheel_name=wheel, dist_info_dir=dist_info,
+                data_dir=data_dir, entries=tuple(entries), token=token)
+
+
+def _agrees_with(tree: Tree, wheel: Path) -> bool:
+    """Whether the tree's manifest says what the wheel (verified by its sha256) says: the same
+    members in order, its one dist-info directory (and data directory, if it has one), and each member's sha256 and
+    size as RECORD gives them (RECORD itself: its own sha256). What a member's file holds is
+    checked when it is linked (size and mtime); this makes the manifest unforgeable."""
+    try:
+        with zipfile.ZipFile(wheel) as zf:
+            names = [i.filename for i in zf.infolist() if not i.filename.endswith("/")]
+            record_path = f"{tree.dist_info_dir}/RECORD"
+            record_bytes = zf.read(record_path)
+    except Exception:  # noqa: BLE001 - any trouble reading it: unpack afresh, which reports it
+        return False
+    if names != [e["path"] for e in tree.entries]:
+        return False
+    top = {name.split("/", 1)[0] for name in names}
+    if {d for d in top if d.endswith(".dist-info")} != {tree.dist_info_dir} \
+            or not {d for d in top if d.endswith(".data")} <= {tree.data_dir}:
+        return False
+    rows: dict[str, list[str]] = {}
+    for line in csv.reader(io.StringIO(record_bytes.decode("utf-8", "replace"))):
+        if line and line[0]:
+            rows[line[0]] = line
+    for entry in tree.entries:
+        path = entry["path"]
+        if path == record_path:
+            if entry["hash"] != "sha256=" + _b64(hashlib.sha256(record_bytes).digest()) \
+                    or entry["size"] != len(record_bytes):
+                return False
+            continue
+        row = rows.get(path)
+        if row is None:
+            if not path.startswith(tree.dist_info_dir + "/"):  # only signatures lack a row
+                return False
+            continue
+        digest = row[1] if len(row) > 1 else ""
+        if digest.startswith("sha256=") and digest != entry["hash"]:
+            return False
+        if len(row) > 2 and row[2].isdigit() and int(row[2]) != entry["size"]:
+            return False
+    return True
+
+
+def _extract(wheel: Path, dest: Path, name: str, *, cache: Cache) -> tuple[str, str, list[Member]]:
     from installer.sources import WheelFile
+
+    from lockenv.cache import out_of_space
 
     try:
         # One pass over the zip: installer's WheelFile (over the zip we opened) names the
@@ -220,7 +348,13 @@ def _extract(wheel: Path, dest: Path, name: str) -> tuple[str, str, list[Member]
             return dist_info, data_dir, _extract_members(wheel, zf, dest, name, dist_info, record_text)
     except IntegrityError:
         raise
-    except (zipfile.BadZipFile, OSError, KeyError, ValueError) as exc:
+    except OSError as exc:
+        full = out_of_space(exc, cache.root)  # the cache's disk, not the wheel (F27)
+        if full is not None:
+            raise full from None
+        raise IntegrityError(f"{wheel.name} is not a readable wheel: {exc}",
+                             context={"package": name}) from None
+    except (zipfile.BadZipFile, KeyError, ValueError) as exc:
         raise IntegrityError(f"{wheel.name} is not a readable wheel: {exc}",
                              context={"package": name}) from None
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from lockenv.errors import IntegrityError
-from lockenv.sync.install.tree import Tree, TreeChanged, unpack
+from lockenv.sync.install.tree import Tree, TreeChanged, replaced, unpack
 from lockenv.sync.scan import LOCKENV_SOURCE
 
 if TYPE_CHECKING:
@@ -69,7 +69,11 @@ def validate_wheel(path: Path, *, name: str, scheme: Mapping[str, str], venv: Pa
         sha256 = file_sha256(path)
     tree = unpack(path, sha256, name=name, cache=cache)
     _check_identity(tree, path, name, version)
-    targets = _targets(tree, scheme, cache)
+    try:
+        targets = _targets(tree, scheme, cache)
+    except OSError:  # a tree file is gone (a cache cleaner): unpack it again (F13)
+        tree = unpack(path, sha256, name=name, cache=cache, stale=tree)
+        targets = _targets(tree, scheme, cache)
     # Members with `..` or absolute paths were refused when unpacking, so the scheme
     # directories decide where files land: check those (and each target, cheaply).
     root = os.path.abspath(venv)
@@ -181,7 +185,7 @@ def install_wheel(info: WheelInfo, *, scheme: Mapping[str, str], python: str, ca
     tree = info.tree
     link = os.environ.get("LOCKENV_LINK_MODE", "hardlink") != "copy"
     key = replay.record_key(tree, scheme, python, metadata)
-    for attempt in (0, 1):
+    for attempt in range(3):  # a tree another process replaced meanwhile: use the new one
         try:
             record = replay.load(cache, key)
             if record is not None:
@@ -194,14 +198,14 @@ def install_wheel(info: WheelInfo, *, scheme: Mapping[str, str], python: str, ca
             replay.save(cache, key, tree, ops)
             return
         except TreeChanged as changed:
-            if attempt:
+            if attempt == 2:
                 raise
-            if warn is not None:
+            if warn is not None and changed.member and not replaced(tree):
                 warn(f"{changed.member} of {tree.wheel_name} in the cache was changed since it "
                      "was unpacked; it was unpacked again from the verified wheel",
                      "the venvs synced from this cache before share the changed file (hard "
                      "links): `lockenv verify` in each names it")
-            tree = unpack(info.path, tree.sha256, name=info.name, cache=cache, discard=True)
+            tree = unpack(info.path, tree.sha256, name=info.name, cache=cache, stale=tree)
 
 
 def install_with_installer(tree: Tree, scheme: Mapping[str, str], python: str, *,

@@ -205,7 +205,7 @@ def test_f4_a_forged_replay_record_is_never_replayed(project: Path, index_server
     _synced(project, index_server, ["alpha"])
     shutil.rmtree(project / ".venv")
     evil = b'print("owned by a poisoned cache")\n'
-    records = list((_cache() / "installs-v1").rglob("*.json"))
+    records = [p for p in (_cache() / "installs-v1").rglob("*.json") if "targets" not in p.parts]
     assert records
     for path in records:
         blob = path.read_bytes()
@@ -516,3 +516,37 @@ def test_soak_random_kills_of_lock_and_sync_sharing_a_cache_leave_nothing_broken
         result = run_lockenv("verify", cwd=project, env=env_for(index_server))
         assert result.code == 0, f"seed {seed}: {result.output}"
         assert {"alpha", "cee", "sdstatic"} <= set(installed(project / ".venv"))
+
+
+def test_f4_a_forged_plan_of_targets_never_hides_a_script(tmp_path: Path) -> None:
+    """F4: the planned targets of a tree kept in the cache, rewritten to leave out a console
+    script named like the venv's link to the base interpreter, do not get that script past
+    the check (the plan is sealed; a forged one is planned again)."""
+    from test_sync_install import _sync, _wanted
+
+    from lockenv.errors import IntegrityError
+
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    evil = write_wheel(wheels, "evilpy", {
+        "evilpy/__init__.py": b"def main():\n    pass\n",
+        "evilpy-1.0.dist-info/entry_points.txt": b"[console_scripts]\npython-base = evilpy:main\n",
+    })
+    _sync(tmp_path / "first" / ".venv", [_wanted(evil)])  # the plan is now in the cache
+    plans = list((_cache() / "installs-v1" / "targets").rglob("*.json"))
+    assert plans
+    for plan in plans:
+        blob = plan.read_bytes()
+        start = blob.index(b'{"tree"')
+        data = json.loads(blob[start:])
+        data["targets"] = [t for t in data["targets"] if "python-base" not in t[1]]
+        plan.write_bytes(blob[:start] + json.dumps(data).encode())
+    harmless = write_wheel(wheels, "harmless", {"harmless/__init__.py": b""})
+    venv = tmp_path / "proj" / ".venv"
+    _sync(venv, [_wanted(harmless)])
+    base = tmp_path / "base-python"
+    base.write_bytes(b"\x7fELF the base interpreter")
+    (venv / "bin" / "python-base").symlink_to(base)
+    with pytest.raises(IntegrityError, match="would replace .*python-base.* outside the venv"):
+        _sync(venv, [_wanted(harmless), _wanted(evil)])
+    assert base.read_bytes() == b"\x7fELF the base interpreter"

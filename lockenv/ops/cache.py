@@ -379,8 +379,13 @@ def _dist_name(filename: str) -> str | None:
 
 
 def _json(path: Path) -> dict[str, Any]:
+    from lockenv.cache import SEAL
+
     try:
-        data = json.loads(path.read_bytes())
+        blob = path.read_bytes()
+        if blob.startswith(SEAL):  # a sealed entry (replay records): its payload, unverified
+            blob = blob[len(SEAL) + 32:]  # (only read to decide what to prune)
+        data = json.loads(blob)
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}

@@ -126,7 +126,12 @@ def load_targets(cache: Cache, tree: Tree, schemes: Collection[str]) -> list[tup
     of installer found them before; None when missing or not well formed (a cache file is
     untrusted: every key must be one of `schemes`, every path relative without `..`)."""
     try:
-        data = json.loads(targets_path(cache, tree).read_bytes())
+        # Sealed like replay records: a forged plan could leave out a target (a script named
+        # like the venv's interpreter link) from the checks and the journal (F4).
+        sealed = cache.unseal(targets_path(cache, tree).read_bytes())
+        if sealed is None:
+            return None
+        data = json.loads(sealed)
     except (OSError, ValueError):
         return None
     if not isinstance(data, dict) or data.get("tree") != tree.sha256 \
@@ -149,10 +154,12 @@ def _relative(path: str) -> bool:
 def save_targets(cache: Cache, tree: Tree, targets: list[tuple[str, str]]) -> None:
     from lockenv.cache import write_atomic
 
+    sealed = cache.seal(json.dumps({"tree": tree.sha256, "targets": [list(t) for t in targets]},
+                                   separators=(",", ":")).encode())
+    if sealed is None:
+        return  # no key to seal it with: planned on every sync
     try:
-        write_atomic(targets_path(cache, tree), json.dumps(
-            {"tree": tree.sha256, "targets": [list(t) for t in targets]},
-            separators=(",", ":")).encode())
+        write_atomic(targets_path(cache, tree), sealed)
     except OSError:
         pass  # only a cache: the next sync plans again
 

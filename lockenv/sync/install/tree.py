@@ -116,10 +116,8 @@ class Linker:
         self.parent_of(target)
         try:
             self._put(src, target, entry["exec"])
-        except FileNotFoundError:
-            if not os.path.exists(src):  # gone between the check and the link
-                raise TreeChanged(src) from None
-            raise
+        except FileNotFoundError:  # the target's directory was just made: the tree's file is
+            raise TreeChanged(src) from None  # what went (replaced by another process meanwhile)
 
     def _put(self, src: str, target: str, executable: bool) -> None:
         if self.link:

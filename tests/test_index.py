@@ -277,6 +277,22 @@ def test_netrc_credentials(fake: FakeIndex, cache: Cache, tmp_path: Path,
     assert [r.status for r in fake.log] == [200, 200]
 
 
+def test_f20_a_netrc_default_entry_is_never_sent(fake: FakeIndex, cache: Cache, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """F20: a netrc `default` entry would go to every host the user ever names; only an exact
+    `machine` entry is used, so the index gets no credentials and says which sources it tried."""
+    fake.auth = ("robot", "d3fault-pw")
+    netrc = tmp_path / "netrc"
+    netrc.write_text("default login robot password d3fault-pw\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    with client(fake, cache) as c:
+        with pytest.raises(PackageIndexError) as info:
+            c.project("alpha")
+    assert all("authorization" not in {k.lower() for k in r.headers} for r in fake.log)
+    assert "d3fault-pw" not in repr((str(info.value), info.value.hint, info.value.details))
+
+
 def test_wrong_credentials_say_so_without_leaking_them(fake: FakeIndex, cache: Cache) -> None:
     fake.auth = ("me", "right")
     reporter, err = verbose()

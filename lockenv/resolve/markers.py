@@ -105,6 +105,60 @@ def _value_set(var: str, inside: Iterable[Target], outside: Iterable[Target]) ->
     return [[(var, "==", v)] for v in sorted(ins)]
 
 
+_KIND_VARS = ("sys_platform", "platform_machine", "implementation_name", "os_name", "platform_system")
+
+
+def _by_origin(ins: set[Target], outs: set[Target]) -> Dnf | None:
+    """The built-in targets by a Python range (and not any derived target's marker value),
+    each derived target (PyPy, FreeBSD…) by its marker value and a Python range among its
+    own: short terms when a group mixes built-in and derived targets, e.g. CPython 3.9
+    everywhere plus PyPy at the newest Python."""
+    origins = sorted({t.origin for t in ins | outs if t.origin is not None})
+    if not origins:
+        return None
+    dnf: Dnf = []
+    b_in = {t.python for t in ins if t.origin is None}
+    b_out = {t.python for t in outs if t.origin is None}
+    if b_in:
+        rng = _python_range(b_in, b_out) if b_out else [[]]
+        if rng is None:
+            return None
+        others: list[Atom] = [(var, "!=", value) for var, value in origins]
+        dnf.extend(sorted({*conj, *others}) for conj in rng)
+    for origin in sorted({t.origin for t in ins if t.origin is not None}):
+        o_in = {t.python for t in ins if t.origin == origin}
+        o_out = {t.python for t in outs if t.origin == origin}
+        rng = _python_range(o_in, o_out) if o_out else [[]]
+        if rng is None:
+            return None
+        dnf.extend(sorted({(origin[0], "==", origin[1]), *conj}) for conj in rng)
+    return dnf
+
+
+def _per_kind(ins: set[Target], outs: set[Target]) -> Dnf | None:
+    """Per kind of environment (the non-Python values that tell targets apart: a platform,
+    PyPy, a derived FreeBSD), that kind's values and, when the kind also has targets outside,
+    a Python range: a few short terms where the exact enumeration would list every target (its
+    negation, needed to keep forks exclusive, multiplies out term by term)."""
+    varying = [v for v in _KIND_VARS if len({t.environment[v] for t in ins | outs}) > 1]
+
+    def kind(t: Target) -> tuple[Atom, ...]:
+        return tuple((v, "==", t.environment[v]) for v in varying)
+
+    dnf: Dnf = []
+    for k in sorted({kind(t) for t in ins}):
+        in_k = {t.python for t in ins if kind(t) == k}
+        out_k = {t.python for t in outs if kind(t) == k}
+        if not out_k:
+            dnf.append(list(k))
+            continue
+        rng = _python_range(in_k, out_k)
+        if rng is None:
+            return None
+        dnf.extend(sorted({*k, *conj}) for conj in rng)
+    return dnf
+
+
 def separator(inside: Sequence[Target], outside: Sequence[Target]) -> Dnf:
     """The simplest condition true on every `inside` target and false on every `outside` one."""
     if not outside:
@@ -141,6 +195,8 @@ def separator(inside: Sequence[Target], outside: Sequence[Target]) -> Dnf:
         rng = _python_range({t.python for t in builtin_in}, {t.python for t in builtin_out}) if builtin_in else []
         if rng is not None:
             candidates.append(rng + [[(var, "==", value)] for var, value in derived])
+    candidates.append(_by_origin(ins, outs))
+    candidates.append(_per_kind(ins, outs))
     # Exact enumeration: always correct, rarely needed.
     exact: Dnf = []
     varying = [v for v in ("implementation_name", "os_name", "platform_system")

@@ -58,3 +58,15 @@ def test_an_extra_that_older_releases_lack_resolves_to_one_of_them(project: Path
     assert result.code == 0, result.output
     lock = (project / "pylock.toml").read_text()
     assert 'name = "fastapi"\nversion = "0.110.' in lock, lock
+
+
+def test_a_data_stack_for_python_3_8_locks(project: Path) -> None:
+    # Python 3.8 and 3.9 get older numpy/pillow/scipy than 3.10+, and the graph names PyPy and
+    # Emscripten: one version is shared by CPython 3.9 and the newest PyPy and Emscripten
+    # targets. It ended in "the lock's fork conditions grew too large to write", then in "the
+    # lock's markers did not settle" (dep-logic listing the same terms in another order).
+    _project(project, "numpy", "pandas", "scipy", "matplotlib", "scikit-learn", requires_python=">=3.8")
+    result = run_lockenv("lock", "--exclude-newer", EXCLUDE_NEWER, cwd=project, timeout=600)
+    assert result.code == 0, result.output
+    again = run_lockenv("lock", "--check", cwd=project)
+    assert again.code == 0, again.output

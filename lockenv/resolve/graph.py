@@ -128,6 +128,17 @@ def _fork_conditions(node_targets: dict[Node, set[Target]]) -> dict[Node, BaseMa
     return fork_cond
 
 
+def _same_union(a: BaseMarker, b: BaseMarker) -> bool:
+    """Whether two markers are the same OR of the same terms: dep-logic's union may list the
+    terms of an unchanged marker in another order, which must not count as a change (the fixed
+    point would never be reached)."""
+    from dep_logic.markers import MarkerUnion
+
+    if isinstance(a, MarkerUnion) and isinstance(b, MarkerUnion):
+        return sorted(map(str, a.markers)) == sorted(map(str, b.markers))
+    return str(a) == str(b)
+
+
 def _propagate(graph: _Graph, fork_cond: dict[Node, BaseMarker]) -> dict[Node, BaseMarker]:
     """From the roots to a fixed point (the graph may have cycles): a node's marker is the OR of
     (parent's marker AND edge marker AND its fork condition) over its incoming edges."""
@@ -147,9 +158,10 @@ def _propagate(graph: _Graph, fork_cond: dict[Node, BaseMarker]) -> dict[Node, B
                 contrib = contrib & fork_cond[c]
             old = marker.get(c, EmptyMarker())
             new = old | contrib
-            if str(new) != str(old):
-                marker[c] = new
-                changed = True
+            if _same_union(new, old):
+                continue
+            marker[c] = new
+            changed = True
         if not changed:
             return marker
     raise ResolutionError("the lock's markers did not settle (a bug: please report it)")

@@ -17,6 +17,11 @@ from typing import TYPE_CHECKING, Protocol, TextIO
 
 from lockenv.errors import LockenvError
 
+
+def counted(n: int, noun: str) -> str:
+    """`1 package`, `2 packages`: counts in messages agree with their number."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
 if TYPE_CHECKING:
     from rich.progress import Progress as RichProgress
     from rich.progress import TaskID

@@ -17,6 +17,7 @@ from typing import Any
 
 from lockenv.errors import LockfileError, SyncError
 from lockenv.ops.wanted import Selection, lock_path
+from lockenv.ui import counted
 
 FORMATS = ("requirements.txt",)
 
@@ -91,7 +92,7 @@ def export(options: ExportOptions, *, reporter: Any) -> Export:
         except OSError as exc:
             raise SyncError(f"cannot write {options.output}: {exc.strerror or exc}",
                             context={"file": str(options.output)}) from None
-        reporter.status(f"Exported {len(packages)} packages to {options.output}")
+        reporter.status(f"Exported {counted(len(packages), 'package')} to {options.output}")
     return Export(text, tuple(packages), str(options.output) if options.output else None,
                   tuple(skipped))
 

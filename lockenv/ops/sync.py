@@ -22,6 +22,7 @@ from lockenv.errors import BuildError, LockfileError, StaleLockError, SyncError
 from lockenv.ops.wanted import Selection, own_runtime, python_request, record_selection, select_all
 from lockenv.ops.wanted import lock_path as _lock_path
 from lockenv.project import LOCK_NAME, foreign_virtual_env_warning
+from lockenv.ui import counted
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -102,7 +103,7 @@ def sync(options: SyncOptions, *, reporter: Reporter,
     if not options.dry_run:
         fresh = _fresh_state(options)
         if fresh is not None:
-            reporter.status(f"Environment is up to date ({fresh.get('packages', 0)} packages) "
+            reporter.status(f"Environment is up to date ({counted(fresh.get('packages', 0), 'package')}) "
                             f"in {time.perf_counter() - started:.2f}s")
             return 0
     from lockenv.cache import Cache
@@ -311,7 +312,7 @@ def _sync_locked(options: SyncOptions, *, cache: Cache, reporter: Reporter, star
     if not options.dry_run:  # another process may have synced while we waited for the lock
         fresh = _fresh_state(options)
         if fresh is not None:
-            reporter.status(f"Environment is up to date ({fresh.get('packages', 0)} packages)")
+            reporter.status(f"Environment is up to date ({counted(fresh.get('packages', 0), 'package')})")
             return 0
     from lockenv import __version__
     from lockenv.sync import state
@@ -470,7 +471,7 @@ def _carry_out(options: SyncOptions, planned: _Planned, target: _Target, *,
         state.clear_journal(venv_dir)  # a repair that found nothing left to do
         record_selection(venv_dir, options)
         state.write_state(venv_dir, inputs, len(planned.wanted), lock_checked=not options.frozen)
-        reporter.status(f"Checked {len(planned.installed)} packages in "
+        reporter.status(f"Checked {counted(len(planned.installed), 'package')} in "
                         f"{time.perf_counter() - started:.2f}s; the environment matches the lock")
         return 0
     # The plan is shown once everything it needs is downloaded, verified and built: a refused

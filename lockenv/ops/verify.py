@@ -26,6 +26,7 @@ from lockenv.ops.wanted import (
     recorded_selection,
     select_all,
 )
+from lockenv.ui import counted
 
 if TYPE_CHECKING:
     from lockenv.models import ProjectSpec
@@ -205,7 +206,7 @@ def _report(problems: Sequence[str], sync_plan: SyncPlan, reporter: Reporter, *,
         reporter.data(line)
     if problems:
         reporter.status(f"Environment differs from {lock_name}: {len(problems)} "
-                        f"problem{'s' if len(problems) != 1 else ''} ({packages} packages, "
+                        f"problem{'s' if len(problems) != 1 else ''} ({counted(packages, 'package')}, "
                         f"{files} files verified)")
         return
     kept = [a for a in sync_plan.of_kind("keep") if a.wanted is None]
@@ -215,5 +216,5 @@ def _report(problems: Sequence[str], sync_plan: SyncPlan, reporter: Reporter, *,
         also += f"; seed packages kept: {', '.join(seeds)}"
     if len(kept) > len(seeds):
         also += f"; {len(kept) - len(seeds)} of lockenv's own runtime kept"
-    reporter.status(f"Environment matches {lock_name} ({packages} packages, "
+    reporter.status(f"Environment matches {lock_name} ({counted(packages, 'package')}, "
                     f"{files} files verified{also})")

@@ -31,7 +31,7 @@ from typing import Protocol
 
 from packaging.utils import canonicalize_name
 
-from lockenv.cache import Bucket, Cache, file_sha256, write_atomic
+from lockenv.cache import Bucket, Cache, file_sha256, remove_stale, write_atomic
 from lockenv.environment import Interpreter, Probe, create_venv, probe, query_interpreter, venv_python
 from lockenv.errors import BuildCycleError, BuildError, LockenvError
 from lockenv.models import DistFile
@@ -396,7 +396,7 @@ def build_editable(project_dir: Path, *, context: BuildContext, cache: Cache,
         env = _env_for(Path(python), requires, context, cache, label)
         out = cache.bucket(BUILT_WHEELS) / "editable" / _path_key(project_dir)
         out.mkdir(parents=True, exist_ok=True)
-        _sweep_stale(out)
+        remove_stale(out, STALE_AGE)
         # Built in a directory of its own, then published under its sha256: two syncs of one
         # project (two venvs) never empty the directory the other one builds in or reads (F18).
         work = Path(tempfile.mkdtemp(prefix=".build-", dir=out))
@@ -437,22 +437,6 @@ def _sweep_temp_dirs() -> None:
             os.kill(int(pid), 0)
         except ProcessLookupError:
             shutil.rmtree(entry.path, ignore_errors=True)
-        except OSError:
-            pass
-
-
-def _sweep_stale(directory: Path) -> None:
-    """Remove entries of `directory` untouched for STALE_AGE s (F30: what killed builds left;
-    editable wheels since replaced)."""
-    now = time.time()
-    try:
-        entries = list(os.scandir(directory))
-    except OSError:
-        return
-    for entry in entries:
-        try:
-            if now - entry.stat(follow_symlinks=False).st_mtime > STALE_AGE:
-                shutil.rmtree(entry.path, ignore_errors=True)
         except OSError:
             pass
 

@@ -105,6 +105,32 @@ def write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
+def remove_stale(directory: Path, max_age: float, *, prefix: str = "", suffix: str = "") -> None:
+    """Remove the entries of `directory` named `prefix…suffix` that nothing has written to for
+    `max_age` seconds: what killed runs left (F30). A live run writes far more often, so its
+    entries are never taken; errors (a concurrent removal) are ignored."""
+    import shutil
+    import time
+
+    now = time.time()
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return
+    for entry in entries:
+        if not (entry.name.startswith(prefix) and entry.name.endswith(suffix)):
+            continue
+        try:
+            if now - entry.stat(follow_symlinks=False).st_mtime <= max_age:
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                os.unlink(entry.path)
+        except OSError:
+            pass
+
+
 def file_sha256(path: Path) -> str:
     with open(path, "rb") as fh:
         if hasattr(hashlib, "file_digest"):  # 3.11+: reads into one reused buffer

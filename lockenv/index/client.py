@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import httpx
 from packaging.utils import canonicalize_name
 
-from lockenv.cache import Cache, file_sha256, mismatch_details, write_atomic
+from lockenv.cache import Cache, file_sha256, mismatch_details, remove_stale, write_atomic
 from lockenv.errors import IntegrityError, OfflineError, PackageIndexError, PackageNotFoundError
 from lockenv.index import pages
 from lockenv.index.auth import CredentialLookup, split_credentials
@@ -478,7 +478,7 @@ class IndexClient:
         """Stream into a temporary file beside `dest`, hashing as it comes; retry transient
         failures from the start; rename into place only once sha256 and size match."""
         dest.parent.mkdir(parents=True, exist_ok=True)
-        _sweep_downloads(dest.parent)
+        remove_stale(dest.parent, STALE_DOWNLOAD, prefix=".download-", suffix=".tmp")
         last: Exception | None = None
         for attempt in range(self._http.retries + 1):
             if attempt:
@@ -652,19 +652,3 @@ def _remove_empty(directory: Path) -> None:
 STALE_DOWNLOAD = 600.0
 """Seconds without a write after which a `.download-*.tmp` is a killed run's (a live download
 writes every few milliseconds, or times out long before)."""
-
-
-def _sweep_downloads(directory: Path) -> None:
-    """Remove what killed downloads left in a cache entry's directory (F30)."""
-    now = time.time()
-    try:
-        entries = list(os.scandir(directory))
-    except OSError:
-        return
-    for entry in entries:
-        if entry.name.startswith(".download-") and entry.name.endswith(".tmp"):
-            try:
-                if now - entry.stat(follow_symlinks=False).st_mtime > STALE_DOWNLOAD:
-                    os.unlink(entry.path)
-            except OSError:
-                pass

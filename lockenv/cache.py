@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lockenv.project import FRESH_LOCKS as FRESH_LOCKS_NAME, cache_root
+from lockenv.project import FRESH_LOCKS as FRESH_LOCKS_NAME, cache_root, replace_file
 
 if TYPE_CHECKING:
     from lockenv.errors import CacheError, IntegrityError
@@ -92,17 +92,7 @@ def page_ttl() -> float:
 def write_atomic(path: Path, data: bytes) -> None:
     """Write `data` to `path` so that no reader ever sees a partial file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    replace_file(path, data)
 
 
 def remove_stale(directory: Path, max_age: float, *, prefix: str = "", suffix: str = "") -> None:

@@ -95,26 +95,37 @@ install, a development tree) is a new marker key even under the same version."""
 
 
 def write_project_file(path: Path, data: bytes) -> None:
-    """Replace one of the user's files (pyproject.toml, pylock.toml) with `data`, so that no
-    reader ever sees a partial file and a crash leaves the old or the new one: a temporary
-    `.<name>.*.tmp` beside it, fsynced, given the file's permissions (a temporary is made 0600,
-    and a user's file must not become private by being rewritten), then renamed over it and the
-    directory fsynced. Raises OSError; the temporary is gone either way."""
+    """Replace one of the user's files (pyproject.toml, pylock.toml) with `data`, durably and
+    keeping its permissions (a temporary is made 0600, and a user's file must not become
+    private by being rewritten). Raises OSError."""
+    replace_file(path, data, durable=True, keep_mode=True)
+
+
+def replace_file(path: Path, data: bytes, *, durable: bool = False, keep_mode: bool = False) -> None:
+    """Write `data` to `path` so that no reader ever sees a partial file and a crash leaves the
+    old or the new one: a temporary `.<name>.*.tmp` beside it, renamed over it. `durable`
+    fsyncs the file and the directory (the user's files; the cache can be rebuilt);
+    `keep_mode` gives it the old file's permissions (or the umask's). Raises OSError; the
+    temporary is gone either way."""
     import tempfile
 
-    try:
-        mode = path.stat().st_mode & 0o777
-    except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)
-        mode = 0o666 & ~umask
+    mode = None
+    if keep_mode:
+        try:
+            mode = path.stat().st_mode & 0o777
+        except FileNotFoundError:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -122,7 +133,8 @@ def write_project_file(path: Path, data: bytes) -> None:
         except OSError:
             pass
         raise
-    _fsync_dir(path.parent)
+    if durable:
+        _fsync_dir(path.parent)
 
 
 def _fsync_dir(directory: Path) -> None:

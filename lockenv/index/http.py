@@ -206,6 +206,7 @@ class Http:
             try:
                 response = self.client.request(method, url, headers=headers)
                 _check_length(response)
+                _unbind(response)
             except httpx.TransportError as exc:
                 self.log(f"{method} {redact_url(url)}: {type(exc).__name__}")
                 check_certificate(exc, url)
@@ -270,6 +271,14 @@ def check_certificate(exc: BaseException, url: str) -> None:
     if cause is not None:
         parts = urlsplit(url)
         raise certificate_error(parts.hostname or redact_url(url), cause) from None
+
+
+def _unbind(response: httpx.Response) -> None:
+    """httpx binds a response's stream back to the response (a reference cycle, which keeps
+    the whole body alive until the cycle collector runs). The body is read: a plain stream of
+    it breaks the cycle, so the response and its body go as soon as the caller drops them
+    (a `lock` collects cycles rarely: `ops/lock.py`)."""
+    response.stream = httpx.ByteStream(response.content)
 
 
 def _check_length(response: httpx.Response) -> None:

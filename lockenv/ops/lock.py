@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -142,8 +143,9 @@ def lock(options: LockOptions, *, reporter: Reporter, on_result: Callable[[repor
         inputs = lockfile.inputs_from_spec(spec)
         if from_cli:  # recorded, so that later runs keep this cut-off until it is changed
             inputs = replace(inputs, exclude_newer_from_cli=True)
-        resolution = _resolve(spec, inputs, previous, moves, options, cache, reporter)
-        written = _write_or_compare(path, resolution, options.dry_run)
+        with _few_collections():
+            resolution = _resolve(spec, inputs, previous, moves, options, cache, reporter)
+            written = _write_or_compare(path, resolution, options.dry_run)
         if not options.dry_run:
             is_noop(options.project)  # remembers the fresh lock for the next no-op
     if on_resolution is not None:
@@ -158,6 +160,23 @@ def lock(options: LockOptions, *, reporter: Reporter, on_result: Callable[[repor
                                  old_pins=previous.pins)
     _report_changes(lines, written, options.dry_run, reporter, heading)
     return 0
+
+
+@contextmanager
+def _few_collections() -> Iterator[None]:
+    """Resolving builds a large heap of long-lived objects (index pages, metadata, markers) and
+    little cyclic garbage (the index client's responses free their bodies without it), but at
+    the default thresholds the cycle collector scans that growing heap again and again: 0.25 s
+    of a 2 s warm `data` lock, 0.5 s of the cold one. Collect the young generations rarely and
+    the oldest not at all while resolving; peak RSS stays the same (data cold, measured)."""
+    import gc
+
+    before = gc.get_threshold()
+    gc.set_threshold(10_000, 50, 1_000)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
 
 
 def _write_or_compare(path: Path, resolution: Resolution, dry_run: bool) -> bool:

@@ -37,8 +37,8 @@ from lockenv.urls import redact_url
 
 
 METADATA_WORKERS = 16
-"""Threads reading metadata ahead of the resolver: they wait on the network (~3 requests per
-wheel without a PEP 658 file)."""
+"""Threads reading metadata ahead of the resolver: they wait on the network (one request per
+wheel, usually)."""
 
 
 class PackageIndex(Protocol):
@@ -58,7 +58,7 @@ class PackageIndex(Protocol):
                       progress: Progress | None = None) -> dict[str, Path]: ...
     def metadata_file(self, file: DistFile) -> bytes | None: ...
     def range_metadata(self, file: DistFile) -> bytes | None: ...
-    def metadata_files_mostly_missing(self, file: DistFile) -> bool: ...
+    def probe_metadata_first(self, file: DistFile) -> bool: ...
 
 
 class Distributions:
@@ -196,23 +196,30 @@ class Distributions:
         return meta
 
     def _wheel_chain(self, file: DistFile) -> CoreMetadata:
-        """PEP 658 file, then range requests (the other way round on a host whose unadvertised
-        `.metadata` files mostly 404, slowly), then the whole wheel."""
-        range_first = file.metadata is None and self.client.metadata_files_mostly_missing(file)
-        if not range_first:
+        """PEP 658 file, then range requests (the other way round for an unadvertised file on a
+        host whose first probe 404'd: some mirrors 404 them all, slowly), then the whole
+        wheel."""
+        first = file.metadata is True or (file.metadata is None
+                                          and self.client.probe_metadata_first(file))
+        if first:
             meta = self._pep658(file)
             if meta is not None:
                 return meta
         text = self.client.range_metadata(file)
         if text is not None:
             return self._parse(text, "range")[0]
-        if range_first:
+        if file.metadata is None and not first and not self._downloaded(file):
             meta = self._pep658(file)
             if meta is not None:
                 return meta
         path = self.client.download(file)
         self.reporter.debug(f"{file.filename}: metadata from the whole wheel")
         return self._parse(read_wheel_metadata(path, file), "wheel")[0]
+
+    def _downloaded(self, file: DistFile) -> bool:
+        """Is the whole file cached (a server that ignores Range sent it all)? Then reading it
+        beats probing for a `.metadata` file."""
+        return self.cache.artifact_path(file.sha256 or file.url, file.filename).exists()
 
     @property
     def build_context(self) -> BuildContext:

@@ -336,6 +336,40 @@ def test_metadata_from_pep658_file_even_when_not_advertised(fake: FakeIndex,
     assert [r.path for r in fake.log][-1].endswith(".whl.metadata")
 
 
+def test_a_host_without_unadvertised_metadata_files_is_probed_once(cache: Cache) -> None:
+    """The JSON API advertises no `.metadata` file: the first probe on a host decides. Where it
+    404s, the other wheels (read concurrently) wait for that answer and then each take one
+    suffix range request, instead of a wave of 404s on the crawl's critical path."""
+    fake = FakeIndex(serve_metadata=False, delay=0.02)
+    names = [f"pkg{i}" for i in range(12)]
+    for name in names:
+        fake.add_release(name, "1.0", ["beta"])
+    with dists(fake, cache) as c:
+        wheels = [next(f for f in c.project(n).files if f.is_wheel) for n in names]
+        c.prefetch_metadata(wheels)
+        metas = [c.metadata(w) for w in wheels]
+    assert [m.requires_dist for m in metas] == [("beta",)] * 12
+    probes = [r for r in fake.log if r.path.endswith(".metadata")]
+    assert len(probes) == 1 and probes[0].status == 404
+    ranged = [r for r in fake.log if r.path.endswith(".whl")]
+    assert len(ranged) == 12 and all(r.headers["range"].startswith("bytes=-") for r in ranged)
+    assert sum(m.source == "range" for m in metas) == 12
+
+
+def test_a_host_serving_unadvertised_metadata_files_is_asked_first(cache: Cache) -> None:
+    fake = FakeIndex(delay=0.02)
+    names = [f"pkg{i}" for i in range(12)]
+    for name in names:
+        fake.add_release(name, "1.0", ["beta"])
+    with dists(fake, cache) as c:
+        wheels = [next(f for f in c.project(n).files if f.is_wheel) for n in names]
+        c.prefetch_metadata(wheels)
+        metas = [c.metadata(w) for w in wheels]
+    assert {m.source for m in metas} == {"pep658"}
+    assert len([r for r in fake.log if r.path.endswith(".metadata")]) == 12
+    assert not [r for r in fake.log if r.path.endswith(".whl")]
+
+
 def test_pep658_hash_from_the_simple_index_is_checked(fake: FakeIndex, cache: Cache) -> None:
     with dists(fake, cache, SIMPLE_URL) as c:
         wheel = wheel_of(c, "beta", "1.0")

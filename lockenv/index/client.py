@@ -51,13 +51,12 @@ from lockenv.ui import Progress, Reporter
 SIMPLE_ACCEPT = ("application/vnd.pypi.simple.v1+json, "
                  "application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01")
 RANGE_TAIL = 64 * 1024
-"""Bytes fetched from a wheel's end: enough for the central directory of most wheels."""
+"""Bytes fetched from a wheel's end: enough for the central directory of most wheels; also
+the least a later range read fetches (a METADATA elsewhere in the zip then takes one)."""
 WORKERS = 16
 PAGE_WORKERS = 8
-PROBE_MIN = 8
 MAX_DOWNLOAD = 8 << 30
 """The most a download of unknown size may write (8 GiB): a body that never ends stops there."""
-"""Unadvertised `.metadata` misses on one host before range requests go first there."""
 
 
 class IndexClient:
@@ -119,8 +118,10 @@ class IndexClient:
         self._pages: OnceMap[str, ProjectFiles] = OnceMap()
         self._downloads: OnceMap[str, Path] = OnceMap()
         self._metadata_sha: dict[str, str] = {}
-        self._probes: dict[str, tuple[int, int]] = {}
-        """origin → (found, missing) counts of unadvertised `.metadata` probes."""
+        self._probed: dict[str, tuple[int, int]] = {}
+        """origin → (found, missing) counts of `.metadata` files asked for unadvertised."""
+        self._first_probe: dict[str, threading.Event] = {}
+        """origin → set once the first unadvertised probe there has its answer."""
 
     # -- lifecycle --------------------------------------------------------------------------
     def close(self) -> None:
@@ -277,19 +278,24 @@ class IndexClient:
 
     # -- metadata files and range reads (dists.py chains them) -------------------------------
     def metadata_file(self, file: DistFile) -> bytes | None:
-        """The PEP 658 `<url>.metadata` of a wheel (checked against the index's hash), tried
-        even when not advertised (unless the index says there is none); None when missing
-        (and always under `offline`: the chain then reads a cached wheel instead)."""
+        """The PEP 658 `<url>.metadata` of a wheel (checked against the index's hash), also
+        tried when not advertised (see `probe_metadata_first`; never when the index says there
+        is none). None when missing (and always under `offline`: the chain then reads a cached
+        wheel instead)."""
         if file.metadata is False or self.offline:
             return None
         url = file.url + ".metadata"
         ok: tuple[int, ...] = (200, 404, 410)
         if file.metadata is None:
             ok += (403,)  # object stores answer 403 for a missing key
-        response = self._http.request("GET", url, ok=ok)
-        if file.metadata is None:
-            self._count_probe(file, response.status_code == 200)
-        if response.status_code != 200:
+        found = False
+        try:
+            response = self._http.request("GET", url, ok=ok)
+            found = response.status_code == 200
+        finally:
+            if file.metadata is None:
+                self._learn_host(file.url, found)
+        if not found:
             return None
         body = response.content
         expected = self._metadata_sha.get(file.url)
@@ -306,23 +312,39 @@ class IndexClient:
         self._debug(f"{file.filename}: metadata from {redact_url(url)}")
         return body
 
-    def _count_probe(self, file: DistFile, found: bool) -> None:
-        origin = _origin_of(file.url)
+    def probe_metadata_first(self, file: DistFile) -> bool:
+        """Should the chain ask for this unadvertised wheel's `.metadata` before reading the
+        wheel by range requests? Yes on a host that serves (nearly) all of them: PyPI's file
+        host does (one request, where a big wheel's range reads take two or three). No where
+        many 404: measured on the mirror here, a 404 there takes ~95 ms, a range request
+        ~3 ms. The first caller on a host probes; the others wait for its answer instead of
+        all probing at once (on the cold `data` lock that first wave was 92 404s, on the
+        crawl's critical path)."""
+        if self.offline:
+            return False
+        host = _origin_of(file.url)
         with self._lock:
-            hits, misses = self._probes.get(origin, (0, 0))
-            self._probes[origin] = (hits + found, misses + (not found))
-            switched = not found and misses + 1 == PROBE_MIN and hits * 2 < PROBE_MIN
-        if switched:
-            self._debug(f"{origin}: unadvertised .metadata files are mostly missing there; "
-                        "reading wheels by range requests first")
+            first = self._first_probe.get(host)
+            if first is None:
+                self._first_probe[host] = threading.Event()
+                return True
+        first.wait(self._http.timeout.read)
+        with self._lock:
+            found, missing = self._probed.get(host, (0, 0))
+        return found > 0 and missing * 4 <= found
 
-    def metadata_files_mostly_missing(self, file: DistFile) -> bool:
-        """True once unadvertised `.metadata` probes on this file's host mostly 404. Some
-        mirrors answer those 404s slowly (~130 ms, measured) while a range request takes
-        ~3 ms, so there the range request goes first and the probe becomes the fallback."""
+    def _learn_host(self, url: str, found: bool) -> None:
+        """Count an unadvertised probe's answer (`probe_metadata_first` decides from them)."""
+        host = _origin_of(url)
         with self._lock:
-            hits, misses = self._probes.get(_origin_of(file.url), (0, 0))
-        return misses >= PROBE_MIN and misses > 2 * hits
+            hits, misses = self._probed.get(host, (0, 0))
+            self._probed[host] = (hits + found, misses + (not found))
+            first = self._first_probe.setdefault(host, threading.Event())
+        if not first.is_set():
+            self._debug(f"{host}: first unadvertised .metadata probe "
+                        + ("found; asking for them first" if found else
+                           "missing; reading wheels by range requests first"))
+            first.set()
 
     def range_metadata(self, file: DistFile) -> bytes | None:
         """A wheel's METADATA through range requests: its tail, then the central directory and
@@ -351,13 +373,17 @@ class IndexClient:
             return None
         if len(tail) == total:  # the whole (small) wheel came back
             self._store_small(file, tail)
-        remote = RangeFile(total, lambda a, b: self._fetch_range(file.url, a, b), tail=tail)
+        remote = RangeFile(total, lambda a, b: self._fetch_range(file.url, a, b), tail=tail,
+                           min_fetch=RANGE_TAIL)
         try:
             start = _central_directory_start(tail, total)
             if start is not None and start < total - len(tail):
                 # A central directory longer than the tail: fetch the rest of it together
-                # with the bytes before it, where .dist-info (written last) usually sits.
-                remote.seek(max(0, start - RANGE_TAIL))
+                # with the bytes before it, where .dist-info (written last) usually sits:
+                # RECORD (about as long as the central directory), then METADATA. Measured
+                # on the cold `data` lock's wheels: METADATA starts within 2x the central
+                # directory's length from the end, where the dist-info is last.
+                remote.seek(max(0, start - (total - start) - RANGE_TAIL // 2))
                 remote.read(total - len(tail) - remote.tell())
             with zipfile.ZipFile(remote) as zf:
                 text = wheel_metadata_text(zf, file)

@@ -94,8 +94,8 @@ class IndexRouter:
     def range_metadata(self, file: DistFile) -> bytes | None:
         return self.client_for(file).range_metadata(file)
 
-    def metadata_files_mostly_missing(self, file: DistFile) -> bool:
-        return self.client_for(file).metadata_files_mostly_missing(file)
+    def probe_metadata_first(self, file: DistFile) -> bool:
+        return self.client_for(file).probe_metadata_first(file)
 
     def download(self, file: DistFile, *, on_bytes: Callable[[int], None] | None = None) -> Path:
         return self.client_for(file).download(file, on_bytes=on_bytes)

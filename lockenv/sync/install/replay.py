@@ -173,6 +173,17 @@ def link_op(target: str, member: str) -> dict[str, Any]:
     return {"op": "link", "target": target, "member": member}
 
 
+def normal(path: str) -> bool:
+    """Whether absolute `path` is already what os.path.abspath makes of it (no `.`, `..` or
+    empty component, no trailing separator), tested without the call for the usual path: a
+    path with any component starting with a dot takes the exact test."""
+    sep = os.sep
+    if sep + "." not in path and sep + sep not in path and not path.endswith(sep) \
+            and (sep == "/" or "/" not in path):
+        return os.path.isabs(path)
+    return os.path.abspath(path) == path
+
+
 def _check(record: dict[str, Any], tree: Tree, scheme: Mapping[str, str]) -> dict[str, Member]:
     """The tree entries by member path; BadRecord when the record does not fit."""
     if record.get("tree") != tree.sha256:
@@ -181,8 +192,7 @@ def _check(record: dict[str, Any], tree: Tree, scheme: Mapping[str, str]) -> dic
     entries = {e["path"]: e for e in tree.entries}
     for op in record["ops"]:
         target = op.get("target")
-        if not isinstance(target, str) or os.path.abspath(target) != target \
-                or not target.startswith(roots):
+        if not isinstance(target, str) or not target.startswith(roots) or not normal(target):
             raise BadRecord(f"target outside the scheme: {target!r}")
         kind = op.get("op")
         if kind == "link":

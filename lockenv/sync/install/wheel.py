@@ -76,11 +76,11 @@ def validate_wheel(path: Path, *, name: str, scheme: Mapping[str, str], venv: Pa
         targets = _targets(tree, scheme, cache)
     # Members with `..` or absolute paths were refused when unpacking, so the scheme
     # directories decide where files land: check those (and each target, cheaply).
-    root = os.path.abspath(venv)
+    root = os.path.abspath(venv) + os.sep
     scripts = os.path.abspath(scheme["scripts"]) + os.sep
     real_root = os.path.realpath(venv) + os.sep
-    for target in targets:
-        if not os.path.abspath(target).startswith(root + os.sep):
+    for target in targets:  # absolute and normalised (`_targets`)
+        if not target.startswith(root):
             raise IntegrityError(
                 f"{path.name} would write `{target}`, outside the venv; refused",
                 context={"package": name},
@@ -125,9 +125,17 @@ def _check_identity(tree: Tree, path: Path, name: str, version: str | None) -> N
 
 
 def _targets(tree: Tree, scheme: Mapping[str, str], cache: Cache) -> list[str]:
-    """Where each file of the install lands: `planned_targets` joined with the venv's scheme."""
-    return sorted({os.path.abspath(os.path.join(scheme[key], path))
-                   for key, path in planned_targets(tree, cache)})
+    """Where each file of the install lands: `planned_targets` joined with the venv's scheme,
+    absolute and normalised (abspath only where the joined path is not normal already: it
+    was ~0.07 s of CPU per warm sync of `data`, 18,000 files)."""
+    from lockenv.sync.install.replay import normal
+
+    bases = {key: os.path.abspath(d) + os.sep for key, d in scheme.items()}
+    out = set()
+    for key, path in planned_targets(tree, cache):
+        target = bases[key] + path
+        out.add(target if normal(target) else os.path.abspath(target))
+    return sorted(out)
 
 
 SCHEMES = ("purelib", "platlib", "headers", "scripts", "data")

@@ -259,7 +259,7 @@ def test_url_credentials_go_to_the_index_host_only(fake: FakeIndex, cache: Cache
     page, download = fake.log
     assert page.host == HOST and page.headers["authorization"].startswith("Basic ")
     assert download.host == FILES_HOST and "authorization" not in download.headers
-    assert f"GET http://{HOST}/simple/beta/ -> 200" in err.getvalue()
+    assert f"GET http://{HOST}/simple/beta/ (streamed) -> 200" in err.getvalue()
     assert "s3cret" not in err.getvalue()
 
 

@@ -4,6 +4,7 @@ fetched concurrently through one pooled connection set and cached on disk."""
 from __future__ import annotations
 
 import hashlib
+import mmap
 import os
 import re
 import struct
@@ -11,7 +12,8 @@ import tempfile
 import threading
 import time
 import zipfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from functools import partial
@@ -229,8 +231,8 @@ class IndexClient:
         self._activity(f"Fetching {name}")
         headers = {"Accept": SIMPLE_ACCEPT} if self.is_simple else {"Accept": "application/json"}
         started = time.perf_counter()
-        response = self._http.request("GET", url, headers=headers, ok=(200, 404, 410))
-        if response.status_code in (404, 410):
+        response, spool = self._page_body(url, headers)
+        if spool is None:
             raise PackageNotFoundError(
                 f"`{name}` was not found on the index {redact_url(self.index_url)}",
                 hint="check the spelling of the package name, and that the index URL is right"
@@ -240,7 +242,51 @@ class IndexClient:
                 context={"package": name, "url": redact_url(url)},
             )
         final = str(response.url)
-        body = response.content
+        with spool, _mapped(spool) as body:
+            size = len(body)
+            page = self._parse_page(name, final, response, body)
+        self._debug(f"{name}: fetched {redact_url(final)} ({size} bytes, "
+                    f"{len(page.files)} files) in {time.perf_counter() - started:.2f}s")
+        return page
+
+    def _page_body(self, url: str, headers: dict[str, str]
+                   ) -> tuple[httpx.Response, Any]:
+        """GET a project page, its body streamed into an anonymous temporary file (None for a
+        404/410). A page is parsed from a map of that file: a multi-MB body is never one
+        malloc'd buffer, which glibc would keep (its mmap threshold rises to the largest
+        freed buffer, and later pages then fragment the heap: ~30 MiB of a cold lock's RSS).
+        Retries transient failures like `Http.request`."""
+        last: Exception | None = None
+        for attempt in range(self._http.retries + 1):
+            if attempt:
+                self._http.backoff(attempt - 1)
+            try:
+                with self._http.stream(url, headers=headers) as resp:
+                    status = resp.status_code
+                    if status in (404, 410):
+                        return resp, None
+                    if status in RETRY_STATUSES:
+                        resp.read()
+                        last = RetryableStatus(resp)
+                        continue
+                    if status != 200:
+                        resp.read()
+                        raise status_error(resp, url)
+                    return resp, _spooled(resp)
+            except httpx.TransportError as exc:
+                self._http.log(f"GET {redact_url(url)}: {type(exc).__name__}")
+                last = exc
+                if isinstance(exc, httpx.TimeoutException) and attempt < self._http.retries:
+                    self._http.notice(f"{redact_url(url)} did not answer within "
+                                      f"{self._http.timeout.read:.0f}s; retrying "
+                                      f"({attempt + 1}/{self._http.retries})")
+                continue
+            except (httpx.RequestError, httpx.InvalidURL) as exc:
+                raise unusable(exc, url) from None
+        raise failure(last, url)
+
+    def _parse_page(self, name: str, final: str, response: httpx.Response,
+                    body: Any) -> pages.CachedPage:
         skipped: list[str] = []
         try:
             if not self.is_simple:
@@ -272,8 +318,6 @@ class IndexClient:
                 continue
             rec[4] = to_datetime(rec[4])  # cached as a msgpack timestamp: decoded in C
             mine.append(tuple(rec))
-        self._debug(f"{name}: fetched {redact_url(final)} ({len(body)} bytes, "
-                    f"{len(mine)} files) in {time.perf_counter() - started:.2f}s")
         return pages.CachedPage(redact_url(final), mine, skipped)
 
     # -- metadata files and range reads (dists.py chains them) -------------------------------
@@ -620,6 +664,39 @@ def warn_insecure(label: str, host: str, reporter: Reporter) -> None:
                   "(hashes in the lock still protect later installs)",
                   hint=f"use https, or add \"{host}\" to `allow-insecure-host` in "
                        "[tool.lockenv] if the network is trusted")
+
+
+def _spooled(resp: httpx.Response) -> Any:
+    """The (decoded) body of `resp` in an anonymous temporary file, 64 KiB at a time; a
+    body shorter than its Content-Length is a truncated transfer (retried)."""
+    spool = tempfile.TemporaryFile()
+    try:
+        written = 0
+        for chunk in resp.iter_bytes(1 << 16):
+            spool.write(chunk)
+            written += len(chunk)
+        expected = resp.headers.get("Content-Length")
+        if (expected is not None and expected.isdigit() and int(expected) != written
+                and resp.headers.get("Content-Encoding", "identity") == "identity"):
+            raise httpx.RemoteProtocolError(
+                f"body has {written} bytes, Content-Length says {expected}",
+                request=resp.request)
+        spool.flush()
+    except BaseException:
+        spool.close()
+        raise
+    return spool
+
+
+@contextmanager
+def _mapped(spool: Any) -> Iterator[Any]:
+    """A read-only map of a spooled body (an empty body is b"": it cannot be mapped)."""
+    size = os.fstat(spool.fileno()).st_size
+    if not size:
+        yield b""
+        return
+    with mmap.mmap(spool.fileno(), 0, access=mmap.ACCESS_READ) as view:
+        yield view
 
 
 def _decoded(data: bytes | None) -> pages.CachedPage | None:

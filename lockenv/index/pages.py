@@ -35,6 +35,8 @@ from packaging.utils import canonicalize_name
 from lockenv.models import filename_problem
 
 Record = list[Any]
+Buffer = Any
+"""A page body: bytes, or a read-only map of the temporary file it was streamed into."""
 
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -172,9 +174,9 @@ def _size(value: object, filename: str, skipped: list[str] | None) -> int | None
     return None
 
 
-def _load_json(body: bytes) -> Any:
+def _load_json(body: Buffer) -> Any:
     try:
-        return json.loads(body)
+        return json.loads(bytes(body))
     except (ValueError, UnicodeDecodeError) as exc:
         raise PageError(f"the page is not valid JSON ({exc})") from None
 
@@ -216,7 +218,7 @@ class _JsonPage(msgspec.Struct, gc=False):
 _JSON_PAGE = msgspec.json.Decoder(_JsonPage)
 
 
-def parse_json_api(body: bytes, page_url: str, skipped: list[str] | None = None) -> list[Record]:
+def parse_json_api(body: Buffer, page_url: str, skipped: list[str] | None = None) -> list[Record]:
     """The PyPI JSON API (`/pypi/<name>/json`): every file of every release.
 
     Decoded by msgspec into Structs holding only what the lock needs: `info`, the
@@ -254,7 +256,7 @@ def parse_json_api(body: bytes, page_url: str, skipped: list[str] | None = None)
     return records
 
 
-def _parse_json_api_loose(body: bytes, page_url: str,
+def _parse_json_api_loose(body: Buffer, page_url: str,
                           skipped: list[str] | None = None) -> list[Record]:
     """`parse_json_api` for a page with a field of the wrong type somewhere: every entry
     checked by hand, a bad one skipped with a reason (as pip and uv do)."""
@@ -320,7 +322,7 @@ def _sha_or_none(value: str) -> str | None:
     return value if _SHA256.fullmatch(value) else None
 
 
-def parse_simple_json(body: bytes, page_url: str,
+def parse_simple_json(body: Buffer, page_url: str,
                       skipped: list[str] | None = None) -> list[Record]:
     """A PEP 691 JSON project page (with PEP 700 size and upload-time when present)."""
     data = _load_json(body)
@@ -421,11 +423,11 @@ class _AnchorParser(HTMLParser):
             self._current = None
 
 
-def parse_simple_html(body: bytes, page_url: str,
+def parse_simple_html(body: Buffer, page_url: str,
                       skipped: list[str] | None = None) -> list[Record]:
     """A PEP 503 HTML project page (PEP 592 yanked, PEP 658/714 metadata, `#sha256=`)."""
     try:
-        text = body.decode("utf-8")
+        text = bytes(body).decode("utf-8")
     except UnicodeDecodeError:
         raise PageError("the page is not UTF-8 text") from None
     parser = _AnchorParser()

@@ -206,6 +206,22 @@ def test_dumps_rejects_an_invalid_lock() -> None:
         lockfile.dumps(dataclasses.replace(res, packages=(broken,)))
 
 
+def test_the_serve_check_selects_from_what_the_written_text_holds() -> None:
+    """The serve-check's lock is built from the mapping the text is rendered from, not parsed
+    back from the text: the two must be the same lock, every optional field included."""
+    import tomllib
+
+    base = resolution(environments=('sys_platform != "win32"',))
+    odd = dataclasses.replace(base.packages[0], marker='extra == "a\\b" or sys_platform != \'x"y\'')
+    inputs = dataclasses.replace(base.inputs, indexes=("extra https://example.invalid/simple explicit",),
+                                 sources=("anyio=extra",), required_environments=('sys_platform == "linux"',),
+                                 exclude_newer_from_cli=True)
+    for res in (base, Resolution(inputs, (odd, *base.packages[1:])), Resolution(base.inputs, ())):
+        text = lockfile.dumps(res)
+        assert Pylock.from_dict(tomllib.loads(text)) == lockfile.to_pylock(res)
+        assert lockfile.to_pylock(res).to_dict() == Pylock.from_dict(tomllib.loads(text)).to_dict()
+
+
 def test_string_quoting_round_trips() -> None:
     import tomllib
 

@@ -21,7 +21,7 @@ from lockenv.lockfile.write import to_pylock
 from lockenv.models import Resolution
 
 if TYPE_CHECKING:
-    from packaging.pylock import Pylock
+    from packaging.pylock import Package, PackageWheel, Pylock
     from packaging.tags import Tag
 
 __all__ = ["OutsideExpectation", "TargetExpectation", "check_serves"]
@@ -64,27 +64,41 @@ def check_serves(
     lock = to_pylock(resolution)
     extras = sorted(resolution.inputs.optional_dependencies)
     groups = sorted(resolution.inputs.dependency_groups)
+    tagged = [(p, [(w, _wheel_tags(w.name)) for w in p.wheels] if p.wheels else None) for p in lock.packages]
+    memo: dict[tuple[int, tuple[int, ...]], Package] = {}
     for target in targets:
-        _check_target(lock, target, extras, groups)
+        _check_target(lock, _narrowed(lock, tagged, target, memo), target, extras, groups)
     for probe in outside:
         _check_outside(resolution, probe)
 
 
-def _check_target(lock: Pylock, target: TargetExpectation, extras: Sequence[str], groups: Sequence[str]) -> None:
-    """`select()` for the target gives exactly its pins."""
-    # select() parses every wheel name for every target; hand it only the wheels whose tags
-    # this target accepts (its choice among them is unchanged), which is 30x cheaper.
+def _narrowed(lock: Pylock, tagged: Sequence[tuple[Package, list[tuple[PackageWheel, frozenset[Tag]]] | None]],
+              target: TargetExpectation, memo: dict[tuple[int, tuple[int, ...]], Package]) -> Pylock:
+    """The lock with only the wheels whose tags the target accepts (select() parses every
+    wheel name for every target; its choice among the accepted ones is unchanged), and without
+    the packages left unserved there. Each package is narrowed once per distinct set of
+    accepted wheels (a pure-Python one once for all targets)."""
     accepted = set(target.tags)
     unserved = set(target.unserved)
-    narrowed = replace(
-        lock,
-        packages=[
-            replace(p, wheels=[w for w in p.wheels if _wheel_tags(w.name) & accepted] or None)
-            if p.wheels else p
-            for p in lock.packages
-            if str(p.name) not in unserved  # no file here: checked by marker below
-        ],
-    )
+    packages = []
+    for i, (p, wheels) in enumerate(tagged):
+        if str(p.name) in unserved:
+            continue  # no file here: checked by marker in _check_target
+        if wheels is None:
+            packages.append(p)
+            continue
+        keep = tuple(j for j, (_w, tags) in enumerate(wheels) if not accepted.isdisjoint(tags))
+        narrowed = memo.get((i, keep))
+        if narrowed is None:
+            narrowed = memo[(i, keep)] = replace(p, wheels=[wheels[j][0] for j in keep] or None)
+        packages.append(narrowed)
+    return replace(lock, packages=packages)
+
+
+def _check_target(lock: Pylock, narrowed: Pylock, target: TargetExpectation, extras: Sequence[str],
+                  groups: Sequence[str]) -> None:
+    """`select()` for the target gives exactly its pins."""
+    unserved = set(target.unserved)
     try:
         selected = list(narrowed.select(
             environment=dict(target.environment),  # type: ignore[arg-type]

@@ -1,25 +1,25 @@
 """Resolution → `pylock.toml` (PEP 751): the one deterministic TOML emitter, and the atomic write.
 
 The writer is a small emitter rather than tomlkit: the output then depends on nothing but the
-Resolution (not on a tomlkit version), and every array reads one item per line. The same
-mapping, parsed back, is what the serve-check (`check.py`) selects from: there is no second
-writer.
+Resolution (not on a tomlkit version), and every array reads one item per line. The text is
+rendered from a mapping, key by key, and that mapping (what a TOML parser reads back from the
+text) is what the serve-check (`check.py`) selects from: there is no second writer.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Sequence
-from functools import lru_cache
+from collections.abc import Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from packaging.version import InvalidVersion, Version
 
 from lockenv.errors import LockfileError
-from lockenv.lockfile.common import CREATED_BY, LOCK_VERSION, canonical_inputs, format_timestamp, tomllib
-from lockenv.models import DistFile, LockedPackage, Resolution
+from lockenv.lockfile.common import CREATED_BY, LOCK_VERSION, canonical_inputs, format_timestamp
+from lockenv.models import DistFile, LockedPackage, LockInputs, Resolution
 
 if TYPE_CHECKING:
     from packaging.pylock import Pylock
@@ -30,20 +30,64 @@ __all__ = ["dumps", "to_pylock", "write"]
 def dumps(resolution: Resolution) -> str:
     """The lock as PEP 751 TOML text: the same Resolution (in any order) gives the same bytes.
     Raises LockfileError if the result is not a valid pylock file (a bug, not a user error)."""
+    return _rendered(resolution)[0]
+
+
+def to_pylock(resolution: Resolution) -> Pylock:
+    """The lock `dumps` writes, as `packaging.pylock` reads it (validated): what the
+    serve-check selects from. It is built from the very mapping the text is rendered from,
+    key by key, so it is what installers read without parsing the text back (1 MB of TOML:
+    0.1 s for `data`)."""
+    return _rendered(resolution)[1]
+
+
+_last: list[tuple[Resolution, str, Pylock]] = []
+"""The last resolution rendered (a lock is checked, then written: rendered once)."""
+
+
+def _rendered(resolution: Resolution) -> tuple[str, Pylock]:
+    if _last and _last[0][0] is resolution:
+        return _last[0][1], _last[0][2]
+    text, mapping = _render_lock(resolution)
+    lock = _validate(mapping)
+    _last[:] = [(resolution, text, lock)]
+    return text, lock
+
+
+class _Table:
+    """One TOML table being written: its lines, and in step the mapping a TOML parser reads
+    back from them (`_render` is the one place a value becomes text)."""
+
+    def __init__(self, out: list[str], mapping: dict[str, Any]) -> None:
+        self.out = out
+        self.mapping = mapping
+
+    def put(self, key: str, value: Any) -> None:
+        self.out.append(f"{_key(key)} = {_render(value)}")
+        self.mapping[key] = value
+
+
+def _render_lock(resolution: Resolution) -> tuple[str, dict[str, Any]]:
+    """The lock's text and the mapping it holds."""
     inputs = canonical_inputs(resolution.inputs)
-    out: list[str] = [f"lock-version = {_str(LOCK_VERSION)}"]
+    out: list[str] = []
+    doc: dict[str, Any] = {}
+    top = _Table(out, doc)
+    top.put("lock-version", LOCK_VERSION)
     if inputs.environments:
-        out.append(f"environments = {_array(inputs.environments)}")
-    out.append(f"requires-python = {_str(inputs.requires_python)}")
-    out.append(f"extras = {_array(inputs.optional_dependencies)}")
-    out.append(f"dependency-groups = {_array(inputs.dependency_groups)}")
+        top.put("environments", list(inputs.environments))
+    top.put("requires-python", inputs.requires_python)
+    top.put("extras", list(inputs.optional_dependencies))
+    top.put("dependency-groups", list(inputs.dependency_groups))
     # What a plain installer (`pip install -r pylock.toml`, which cannot deselect groups) puts
     # in: the runtime only, never `dev`. lockenv's own default groups (dev on for `lockenv
     # sync`) are `[tool.lockenv] default-groups` below, covered by packages-sha256.
-    out.append("default-groups = []")
-    out.append(f"created-by = {_str(CREATED_BY)}")
+    top.put("default-groups", [])
+    top.put("created-by", CREATED_BY)
+    entries: list[dict[str, Any]] = []
     if not resolution.packages:
-        out.append("packages = []")  # required by PEP 751, even for a project with no dependencies
+        top.put("packages", entries)  # required by PEP 751, even for a project with no dependencies
+    doc["packages"] = entries
 
     packages = sorted(resolution.packages, key=_package_key)
     seen: set[tuple[str, str, str]] = set()
@@ -56,43 +100,53 @@ def dumps(resolution: Resolution) -> str:
             )
         seen.add(key)
         out.append("")
-        out.extend(_package(package))
+        out.append("[[packages]]")
+        entry: dict[str, Any] = {}
+        _package(package, _Table(out, entry))
+        entries.append(entry)
+    _tool(inputs, out, doc)
+    return "\n".join(out) + "\n", doc
 
+
+def _tool(inputs: LockInputs, out: list[str], doc: dict[str, Any]) -> None:
+    """`[tool.lockenv]`: the inputs the lock was made from, and the sha256 of the rest."""
     out.append("")
     out.append("[tool.lockenv]")
-    out.append(f"requires-python = {_str(inputs.requires_python)}")
-    out.append(f"index-url = {_str(inputs.index_url)}")
+    mine: dict[str, Any] = {}
+    doc["tool"] = {"lockenv": mine}
+    table = _Table(out, mine)
+    table.put("requires-python", inputs.requires_python)
+    table.put("index-url", inputs.index_url)
     if inputs.indexes:
-        out.append(f"indexes = {_array(inputs.indexes)}")
+        table.put("indexes", list(inputs.indexes))
     if inputs.sources:
-        out.append(f"sources = {_array(inputs.sources)}")
+        table.put("sources", list(inputs.sources))
     # The sha256 of every other byte of the file (filled in below), so that a hand edit
     # anywhere (a merge conflict resolved badly, a deleted entry, a table appended at the end)
     # is found by the no-op check without parsing it all.
     hash_at = len(out)
     if inputs.exclude_newer:
-        out.append(f"exclude-newer = {_str(inputs.exclude_newer)}")
+        table.put("exclude-newer", inputs.exclude_newer)
         if inputs.exclude_newer_from_cli:
-            out.append('exclude-newer-origin = "command line"')
+            table.put("exclude-newer-origin", "command line")
     if inputs.environments:
-        out.append(f"environments = {_array(inputs.environments)}")
+        table.put("environments", list(inputs.environments))
     if inputs.required_environments:
-        out.append(f"required-environments = {_array(inputs.required_environments)}")
-    out.append(f"default-groups = {_array(inputs.default_groups)}")
-    out.append(f"dependencies = {_array(inputs.dependencies)}")
-    if inputs.optional_dependencies:
-        out.append("")
-        out.append("[tool.lockenv.optional-dependencies]")
-        out.extend(f"{_key(k)} = {_array(v)}" for k, v in inputs.optional_dependencies.items())
-    if inputs.dependency_groups:
-        out.append("")
-        out.append("[tool.lockenv.dependency-groups]")
-        out.extend(f"{_key(k)} = {_array(v)}" for k, v in inputs.dependency_groups.items())
-    unhashed = "\n".join(out) + "\n"
-    out.insert(hash_at, f"packages-sha256 = {_str(hashlib.sha256(unhashed.encode()).hexdigest())}")
-    text = "\n".join(out) + "\n"
-    _validate(text)
-    return text
+        table.put("required-environments", list(inputs.required_environments))
+    table.put("default-groups", list(inputs.default_groups))
+    table.put("dependencies", list(inputs.dependencies))
+    for name, values in (("optional-dependencies", inputs.optional_dependencies),
+                         ("dependency-groups", inputs.dependency_groups)):
+        if values:
+            out.append("")
+            out.append(f"[tool.lockenv.{name}]")
+            sub = _Table(out, {})
+            for k, v in values.items():
+                sub.put(k, list(v))
+            mine[name] = sub.mapping
+    digest = hashlib.sha256(("\n".join(out) + "\n").encode()).hexdigest()
+    out.insert(hash_at, f"packages-sha256 = {_str(digest)}")
+    mine["packages-sha256"] = digest
 
 
 def _package_key(package: LockedPackage) -> tuple[str, Any, str]:
@@ -103,46 +157,59 @@ def _package_key(package: LockedPackage) -> tuple[str, Any, str]:
     return (package.name, version, package.marker or "")
 
 
-def _package(p: LockedPackage) -> list[str]:
-    lines = ["[[packages]]", f"name = {_str(p.name)}", f"version = {_str(p.version)}"]
+def _package(p: LockedPackage, table: _Table) -> None:
+    table.put("name", p.name)
+    table.put("version", p.version)
     if p.marker is not None:
-        lines.append(f"marker = {_str(p.marker)}")
+        table.put("marker", p.marker)
     if p.requires_python:
-        lines.append(f"requires-python = {_str(p.requires_python)}")
+        table.put("requires-python", p.requires_python)
     if p.index:
-        lines.append(f"index = {_str(p.index)}")
+        table.put("index", p.index)
     deps = sorted(set(p.dependencies), key=lambda d: (d.name, d.version or ""))
-    dep_tables = [
-        _inline([("name", _str(d.name))] + ([("version", _str(d.version))] if d.version else []))
-        for d in deps
-    ]
-    lines.append(f"dependencies = {_raw_array(dep_tables)}")
+    table.put("dependencies", [{"name": d.name, "version": d.version} if d.version else {"name": d.name}
+                               for d in deps])
     if not p.wheels and p.sdist is None:
         raise LockfileError(
             f"internal error: package `{p.name} {p.version}` has neither wheels nor an sdist",
             context={"package": p.name},
         )
     if p.wheels:
-        wheels = sorted(set(p.wheels), key=lambda f: f.filename)
-        lines.append(f"wheels = {_raw_array([_file(p, w) for w in wheels])}")
+        table.put("wheels", [_file(p, w) for w in sorted(set(p.wheels), key=lambda f: f.filename)])
     if p.sdist is not None:
-        lines.append(f"sdist = {_file(p, p.sdist)}")
-    return lines
+        table.put("sdist", _file(p, p.sdist))
 
 
-def _file(p: LockedPackage, f: DistFile) -> str:
+def _file(p: LockedPackage, f: DistFile) -> dict[str, Any]:
     if not f.sha256:
         raise LockfileError(
             f"internal error: `{f.filename}` of `{p.name} {p.version}` has no sha256",
             context={"package": p.name, "file": f.filename},
         )
-    fields = [("name", _str(f.filename)), ("url", _str(f.url))]
+    fields: dict[str, Any] = {"name": f.filename, "url": f.url}
     if f.size is not None:
-        fields.append(("size", str(int(f.size))))
+        fields["size"] = int(f.size)
     if f.upload_time is not None:
-        fields.append(("upload-time", format_timestamp(f.upload_time)))
-    fields.append(("hashes", _inline([("sha256", _str(f.sha256.lower()))])))
-    return _inline(fields)
+        moment = f.upload_time
+        fields["upload-time"] = moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None \
+            else moment.astimezone(timezone.utc)
+    fields["hashes"] = {"sha256": f.sha256.lower()}
+    return fields
+
+
+def _render(value: Any) -> str:
+    """A value as TOML: strings, integers, UTC datetimes, tables inline, arrays."""
+    if isinstance(value, str):
+        return _str(value)
+    if isinstance(value, dict):
+        return _inline([(k, _render(v)) for k, v in value.items()])
+    if isinstance(value, list):
+        return _raw_array([_render(v) for v in value])
+    if isinstance(value, datetime):
+        return format_timestamp(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise TypeError(f"no TOML form for {type(value).__name__}")
 
 
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -184,10 +251,6 @@ def _inline(fields: Sequence[tuple[str, str]]) -> str:
     return "{ " + ", ".join(f"{_key(k)} = {v}" for k, v in fields) + " }"
 
 
-def _array(items: Iterable[str]) -> str:
-    return _raw_array([_str(i) for i in items])
-
-
 def _raw_array(items: Sequence[str]) -> str:
     """`[]`, `["one"]`, or one item per line when there are several."""
     if not items:
@@ -197,21 +260,13 @@ def _raw_array(items: Sequence[str]) -> str:
     return "[\n" + "".join(f"    {i},\n" for i in items) + "]"
 
 
-def to_pylock(resolution: Resolution) -> Pylock:
-    """The lock `dumps` writes, parsed back and validated as `packaging.pylock` reads it: what
-    the serve-check selects from, so that it checks the very mapping installers will read."""
-    return _validate(dumps(resolution))
-
-
-@lru_cache(maxsize=1)
-def _validate(text: str) -> Pylock:
-    """The validated lock of `text`. Memoised for the last text: the serve-check and the write
-    of one lock then parse and validate it once (~0.1 s for a big lock)."""
+def _validate(mapping: dict[str, Any]) -> Pylock:
+    """The lock's mapping as `packaging.pylock` reads it, validated (a failure is a bug)."""
     from packaging.pylock import Pylock, PylockValidationError
 
     try:
-        return Pylock.from_dict(tomllib.loads(text))  # validate() is from_dict(to_dict()): once is enough
-    except (PylockValidationError, tomllib.TOMLDecodeError) as exc:
+        return Pylock.from_dict(mapping)  # validate() is from_dict(to_dict()): once is enough
+    except PylockValidationError as exc:
         raise LockfileError(
             f"internal error: the lock lockenv produced is not valid PEP 751: {exc}",
             hint="this is a bug in lockenv; please report it with your pyproject.toml",

@@ -15,6 +15,7 @@ from typing import NamedTuple
 
 from dep_logic.markers import AnyMarker, BaseMarker, EmptyMarker, parse_marker
 from packaging.markers import Marker
+from packaging.requirements import Requirement
 from packaging.utils import NormalizedName
 from packaging.version import Version
 
@@ -68,20 +69,28 @@ def merge(results: Sequence[TargetResult]) -> tuple[dict[PackageKey, BaseMarker]
 def _collect(results: Sequence[TargetResult]) -> _Graph:
     """Every target's nodes and edges, each with the targets it appears on."""
     graph = _Graph()
+    # Every target repeats most edges, with the same requirement objects: each edge's marker
+    # (parsed by dep-logic) and its text are made once (the requirement kept, so no id is reused).
+    edge_markers: dict[tuple[bool, int, str | None], tuple[Requirement, BaseMarker, str]] = {}
     for res in results:
         t = res.target
-        for ident, cand in res.pins.items():
-            graph.node_targets.setdefault((ident, str(cand.version)), set()).add(t)
+        versions = {ident: str(cand.version) for ident, cand in res.pins.items()}
+        for ident, version in versions.items():
+            graph.node_targets.setdefault((ident, version), set()).add(t)
         for parent, req in res.edges:
-            child = res.pins.get(req.identifier)
+            child = versions.get(req.identifier)
             if child is None:
                 continue
-            pnode: Node = (Root(req.source or "main"), "") if parent is None else (parent, str(res.pins[parent].version))
-            cnode: IdentNode = (req.identifier, str(child.version))
-            em = _edge_marker(parent, req)
-            key = (pnode, cnode, str(em))
+            pnode: Node = (Root(req.source or "main"), "") if parent is None else (parent, versions[parent])
+            cnode: IdentNode = (req.identifier, child)
+            memo = (parent is None, id(req.requirement), req.source)
+            known = edge_markers.get(memo)
+            if known is None:
+                em = _edge_marker(parent, req)
+                known = edge_markers[memo] = (req.requirement, em, str(em))
+            key = (pnode, cnode, known[2])
             graph.edge_targets.setdefault(key, set()).add(t)
-            graph.edge_marker[key] = em
+            graph.edge_marker[key] = known[1]
     return graph
 
 

@@ -10,6 +10,7 @@ exactly one version.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 from itertools import product
 from math import prod
 
@@ -34,11 +35,16 @@ def _atom_value(target: Target, var: str) -> str:
     return target.environment[var]
 
 
+@lru_cache(maxsize=None)
+def _version(text: str) -> Version:
+    return Version(text)  # a few Python versions, compared for every target and atom
+
+
 def atom_true(atom: Atom, target: Target) -> bool:
     var, op, value = atom
     actual = _atom_value(target, var)
     if var == "python_version":
-        a, b = Version(actual), Version(value)
+        a, b = _version(actual), _version(value)
         return {"==": a == b, "!=": a != b, "<": a < b, ">=": a >= b}[op]
     return (actual == value) if op == "==" else (actual != value)
 

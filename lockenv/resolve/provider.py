@@ -21,7 +21,7 @@ from resolvelib import AbstractProvider
 
 from lockenv.errors import AuthError, BuildCycleError, BuildError, IntegrityError, LockenvError, NetworkError, PackageIndexError
 from lockenv.models import DistFile
-from lockenv.resolve.requirements import Candidate, Ident, Req, applies, requirement_to_reqs
+from lockenv.resolve.requirements import Candidate, Ident, Req, applies, parse_requirement, requirement_to_reqs
 from lockenv.resolve.source import PackageSource, best_file, metadata_file, python_ok, stand_in
 
 if TYPE_CHECKING:
@@ -136,6 +136,7 @@ class Provider(AbstractProvider[Req, Candidate, Ident]):
         self.unavailable: dict[str, str] = {}
         """Synthetic identifier name → why that candidate's metadata could not be had."""
         self._allowed: dict[tuple[str, str], list[Version]] = {}
+        self._preference: dict[tuple[str, tuple[int, ...]], tuple[tuple[SpecifierSet, ...], bool, bool]] = {}
         self.unavailable_versions: set[tuple[str, Version]] = set()
         self._checked_at = -1
 
@@ -158,16 +159,22 @@ class Provider(AbstractProvider[Req, Candidate, Ident]):
         one may need a build, which learning the others' requirements first can rule out),
         then direct ones; the name breaks ties (stable order)."""
         infos = list(information[identifier])
-        pinned = any(i.requirement.pins_exactly for i in infos)
         direct = any(i.parent is None for i in infos)
         causes = {c.requirement.name for c in backtrack_causes} | {
             c.parent.name for c in backtrack_causes if c.parent is not None
         }
-        spec = SpecifierSet()
-        for i in infos:
-            spec &= i.requirement.specifier
-        return (identifier.name not in causes, not pinned, self._needs_build(identifier.name, spec),
-                not direct, str(identifier))
+        specs = tuple(i.requirement.specifier for i in infos)
+        # The same requirements come back round after round: what they decide is memoised by
+        # their specifier objects (kept alive in the value, so no id is reused).
+        key = (identifier.name, tuple(map(id, specs)))
+        known = self._preference.get(key)
+        if known is None:
+            pinned = any(i.requirement.pins_exactly for i in infos)
+            spec = SpecifierSet()
+            for one in specs:
+                spec &= one
+            known = self._preference[key] = (specs, not pinned, self._needs_build(identifier.name, spec))
+        return (identifier.name not in causes, known[1], known[2], not direct, str(identifier))
 
     def _needs_build(self, name: str, spec: SpecifierSet) -> bool:
         """Has the version find_matches would offer first no wheel at all (so reading its
@@ -266,7 +273,7 @@ class Provider(AbstractProvider[Req, Candidate, Ident]):
 
     def is_satisfied_by(self, requirement: Req, candidate: Candidate) -> bool:
         """Free: a specifier test. Called for every requirement against every pin."""
-        if requirement.identifier != candidate.identifier:
+        if requirement.name != candidate.name or requirement.extra != candidate.extra:
             return False
         return requirement.specifier.contains(candidate.version, prereleases=True)
 
@@ -275,7 +282,7 @@ class Provider(AbstractProvider[Req, Candidate, Ident]):
         the resolver's critical path. Starts crawling the dependencies' pages."""
         deps: list[Req] = []
         if candidate.extra:
-            base = Requirement(f"{candidate.name}=={candidate.version}")
+            base = parse_requirement(f"{candidate.name}=={candidate.version}")
             deps.append(Req(candidate.name, None, base.specifier, base))
         key = (candidate.identifier, candidate.version)
         known = self.known_deps.get(key)

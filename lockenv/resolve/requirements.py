@@ -30,6 +30,7 @@ __all__ = [
     "context_marker",
     "filename_tags",
     "file_tags",
+    "parse_requirement",
     "requirement_to_reqs",
     "root_applies",
     "root_requirements",
@@ -58,10 +59,11 @@ class Req:
     """The original requirement (its marker is the edge's marker in the lock graph)."""
     source: str | None = None
     """For root requirements: 'main', 'extra:x' or 'group:g'. None for package dependencies."""
+    identifier: Ident = field(init=False, repr=False, compare=False)
+    """(name, extra), made once: resolvelib asks for it on every requirement, every round."""
 
-    @property
-    def identifier(self) -> Ident:
-        return Ident(self.name, self.extra)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "identifier", Ident(self.name, self.extra))
 
     @property
     def pins_exactly(self) -> bool:
@@ -84,10 +86,11 @@ class Candidate:
     installable: bool = field(default=True, compare=False)
     """False for a version this environment has no file for, chosen only because no allowed
     version has one (issue 9: no target vetoes the lock); `file` then only stands in for it."""
+    identifier: Ident = field(init=False, repr=False, compare=False)
+    """(name, extra), made once: resolvelib asks for it on every candidate, every round."""
 
-    @property
-    def identifier(self) -> Ident:
-        return Ident(self.name, self.extra)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "identifier", Ident(self.name, self.extra))
 
     def __str__(self) -> str:
         return f"{self.identifier} {self.version}"
@@ -111,6 +114,14 @@ def applies(req: Requirement, environment: Mapping[str, str], extra: str | None)
     if extra is None:
         return not mentions_extra and marker.evaluate({**environment, "extra": ""})
     return mentions_extra and marker.evaluate({**environment, "extra": extra})
+
+
+@lru_cache(maxsize=16384)
+def parse_requirement(text: str) -> Requirement:
+    """`Requirement(text)`, memoised: the wheels of a version, and many versions, declare the
+    same requirement strings (a warm lock of `data` parsed 5,049 of them, 963 distinct).
+    Shared objects, so never modified."""
+    return Requirement(text)
 
 
 @lru_cache(maxsize=None)

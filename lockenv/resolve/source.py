@@ -25,7 +25,7 @@ from packaging.version import InvalidVersion, Version
 
 from lockenv.errors import PackageIndexError, PackageNotFoundError
 from lockenv.models import CoreMetadata, DistFile, ProjectFiles
-from lockenv.resolve.requirements import Candidate, file_tags, filename_tags
+from lockenv.resolve.requirements import Candidate, file_tags, filename_tags, parse_requirement
 from lockenv.resolve.targets import Target
 
 __all__ = [
@@ -194,7 +194,7 @@ class IndexSource:
         reqs: list[Requirement] = []
         for text in meta.requires_dist:
             try:
-                reqs.append(Requirement(text))
+                reqs.append(parse_requirement(text))
             except InvalidRequirement:
                 raise PackageIndexError(
                     f"{file.filename} declares an invalid requirement `{text}`",

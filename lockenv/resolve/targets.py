@@ -83,6 +83,7 @@ class Target:
     tags: list[Tag] = field(init=False, repr=False, compare=False, hash=False)
     """Wheel tags in priority order, like `packaging.tags.sys_tags()` on that machine."""
     tag_priority: dict[Tag, int] = field(init=False, repr=False, compare=False, hash=False)
+    _hash: int = field(init=False, repr=False, compare=False, hash=False)
 
     @property
     def name(self) -> str:
@@ -110,6 +111,12 @@ class Target:
         object.__setattr__(self, "environment", self._environment())
         object.__setattr__(self, "tags", self._tags())
         object.__setattr__(self, "tag_priority", {tag: i for i, tag in enumerate(self.tags)})
+        object.__setattr__(self, "_hash", hash((self.python, self.python_full, self.platform, self.implementation)))
+
+    def __hash__(self) -> int:
+        """Computed once: targets fill the sets of the universal merge (a generated hash
+        would hash every field, the platform's too, each time)."""
+        return self._hash
 
     def _environment(self) -> dict[str, str]:
         """A complete PEP 508 environment (packaging's `select()` needs every key)."""

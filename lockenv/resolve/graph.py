@@ -155,7 +155,10 @@ def _propagate(graph: _Graph, fork_cond: dict[Node, BaseMarker]) -> dict[Node, B
     for (p, _c, _m) in graph.edge_targets:
         if isinstance(p[0], Root):
             marker[p] = AnyMarker()
-    edges = list(graph.edge_marker.items())
+    # In the graph's own order, not the order resolutions found the edges: dep-logic writes a
+    # union's terms in the order they were added, so the lock's markers are then a function of
+    # the graph alone (whether a target was resolved by resolvelib or reused an earlier pin).
+    edges = sorted(graph.edge_marker.items(), key=lambda e: (str(e[0][0]), str(e[0][1]), e[0][2]))
     for _ in range(100):
         changed = False
         for (p, c, _m), em in edges:

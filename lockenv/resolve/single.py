@@ -116,9 +116,12 @@ def try_reuse(
 ) -> tuple[Pins, list[Edge]] | None:
     """If an earlier target's pins also form a valid resolution here, return it (the same thing
     resolvelib would find first, given those pins as preferences) without running resolvelib.
-    An identifier the earlier target did not pin takes resolvelib's first choice for it when
-    that is the first choice for each of its requirements alone (then for any set of them too:
-    resolvelib would pin it and never backtrack)."""
+    An identifier the earlier target did not pin, or pinned to a version that does not fit
+    here (no file for this target, or outside a requirement), takes resolvelib's first choice
+    for it when that is the first choice for each of its requirements alone (then for any set
+    of them too: resolvelib would pin it and never backtrack; the earlier pin, its preference,
+    is not among the candidates). So one version without a file for an older Python no longer
+    costs that target a resolvelib run (data: 2 of 3 runs)."""
     pins: Pins = {}
     edges: list[Edge] = []
     fresh: set[Ident] = set()
@@ -137,9 +140,8 @@ def try_reuse(
                 return None
             continue
         old = prev.get(ident)
-        if old is not None:
-            cand = _carried(old, req, target)
-        else:
+        cand = _carried(old, req, target) if old is not None else None
+        if cand is None:
             cand = _first_choice(provider, req)
             fresh.add(ident)
         if cand is None:

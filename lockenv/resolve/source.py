@@ -318,8 +318,7 @@ def lock_files(
     """Every non-yanked wheel some Python in requires-python could run (any platform: the lock
     also serves environments outside the targets; with `[tool.lockenv] environments`, only
     platforms those markers admit), and the sdist."""
-    spec = SpecifierSet(requires_python) if requires_python else SpecifierSet()
-    minors = [m for m in range(0, 40) if spec.contains(f"3.{m}.99", prereleases=True) or spec.contains(f"3.{m}.0", prereleases=True)]
+    minors = _python_minors(requires_python)
     usable = [f for f in files if not f.yanked] or list(files)
     wheels: list[DistFile] = []
     sdist: DistFile | None = None
@@ -331,6 +330,15 @@ def lock_files(
             sdist = f
     wheels.sort(key=lambda f: f.filename)
     return tuple(wheels), sdist
+
+
+@lru_cache(maxsize=None)
+def _python_minors(requires_python: str) -> frozenset[int]:
+    """The Python 3 minors requires-python admits, worked out once (80 specifier checks;
+    `lock_files` runs twice for every package of the lock)."""
+    spec = SpecifierSet(requires_python) if requires_python else SpecifierSet()
+    return frozenset(m for m in range(0, 40)
+                     if spec.contains(f"3.{m}.99", prereleases=True) or spec.contains(f"3.{m}.0", prereleases=True))
 
 
 _MACHINES = ("x86_64", "aarch64", "i686", "ppc64le", "s390x", "armv7l", "ppc64", "riscv64", "loongarch64")
@@ -389,7 +397,7 @@ def _wheel_env_ok(f: DistFile, environments: tuple[str, ...]) -> bool:
         return True  # a name or marker lockenv cannot read: keep the file, installers decide
 
 
-def _wheel_python_ok(f: DistFile, minors: Sequence[int]) -> bool:
+def _wheel_python_ok(f: DistFile, minors: frozenset[int]) -> bool:
     """Could some Python 3 in requires-python run this wheel (any tag of it)?"""
     for tag in file_tags(f):
         interp = tag.interpreter

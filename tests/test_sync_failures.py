@@ -113,6 +113,53 @@ def test_unsafe_wheels_are_refused_before_anything_is_written(project: Path, tmp
     assert not list(site_packages(project / ".venv").iterdir())
 
 
+def _damaged_wheel(project: Path, name: str, damage: str) -> Path:
+    """A deflated wheel with a right RECORD whose zip is then damaged: `name` in a member's
+    local header differs from the directory's, or its deflate stream is garbage."""
+    import base64
+    import io
+    import zipfile
+
+    member, data = f"{name}/__init__.py", b"x = 1\n" * 200
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    meta = f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n".encode()
+    wheel_meta = b"Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    info = f"{name}-1.0.dist-info"
+    record = (f"{member},sha256={digest},{len(data)}\n{info}/METADATA,,\n{info}/WHEEL,,\n"
+              f"{info}/RECORD,,\n").encode()
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path, content in ((member, data), (f"{info}/METADATA", meta),
+                              (f"{info}/WHEEL", wheel_meta), (f"{info}/RECORD", record)):
+            zf.writestr(path, content)
+    raw = bytearray(buffer.getvalue())
+    with zipfile.ZipFile(io.BytesIO(bytes(raw))) as zf:
+        entry = zf.getinfo(member)
+    start = entry.header_offset + 30
+    if damage == "name":
+        raw[start + len(member) - 4] ^= 0x01  # `__init__.py` in the local header only
+    else:
+        start += len(member) + len(entry.extra)
+        raw[start:start + entry.compress_size] = b"\xff" * entry.compress_size
+    path = project / f"{name}-1.0-py3-none-any.whl"
+    path.write_bytes(bytes(raw))
+    return path
+
+
+@pytest.mark.parametrize("damage", ["name", "stream"])
+def test_a_damaged_zip_is_refused_before_anything_is_written(project: Path, damage: str) -> None:
+    """Members are read straight from the archive (not through zipfile's reader): a local
+    header naming another file, or a deflate stream that does not inflate, is the wheel's
+    clear error, and nothing reaches the venv."""
+    lockfile = _path_lock(project, _damaged_wheel(project, "dented", damage))
+    result = run_lockenv("sync", "--lockfile", lockfile, cwd=project)
+    assert result.code == 2, result.output
+    assert "dented-1.0-py3-none-any.whl is not a readable wheel" in result.stderr
+    assert "dented/__init__.py" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not list(site_packages(project / ".venv").iterdir())
+
+
 def test_a_failed_build_reports_the_backend_output(project: Path, index_server: Any) -> None:
     lockfile = handmade_lock(project / "pylock.toml", index_server, {"sdbroken": "1.0"})
     result = run_lockenv("sync", "--lockfile", lockfile, cwd=project, env=env_for(index_server))

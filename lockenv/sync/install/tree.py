@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import functools
 import hashlib
 import io
 import json
@@ -24,11 +25,13 @@ import os
 import posixpath
 import shutil
 import stat
+import struct
 import tempfile
 import zipfile
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 from lockenv.cache import Bucket
 from lockenv.errors import IntegrityError
@@ -481,11 +484,9 @@ def _copy_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: str, execut
     # Created read-only (F8): the open descriptor may still write it.
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o555 if executable else 0o444)
     try:
-        with zf.open(info) as src:
-            while True:
-                chunk = src.read(CHUNK)
-                if not chunk:
-                    break
+        chunks = _member_bytes(zf, info)
+        try:
+            for chunk in chunks:
                 if limit is not None and written + len(chunk) > limit:
                     chunk = chunk[: limit + 1 - written]
                 sha.update(chunk)
@@ -497,8 +498,81 @@ def _copy_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: str, execut
                 written += len(chunk)
                 if limit is not None and written > limit:
                     break
+        finally:
+            chunks.close()
         mtime = os.fstat(fd).st_mtime_ns
     finally:
         os.close(fd)
     sha_b64 = _b64(sha.digest())
     return sha_b64, (_b64(other.digest()) if other is not None else sha_b64), written, mtime
+
+
+@functools.lru_cache(maxsize=None)
+def _inflater() -> tuple[Callable[..., Any], type[Exception]]:
+    """ISA-L's inflate (isal) and its error: about twice zlib's speed on wheels (web's 140 MB
+    of members: 0.24 s of CPU against 0.48 s), the same raw deflate; zlib's where isal is not
+    installed."""
+    try:
+        from isal import isal_zlib
+    except ImportError:  # pragma: no cover - isal is a dependency; a build without it works
+        import zlib
+
+        return zlib.decompressobj, zlib.error
+    return isal_zlib.decompressobj, cast("type[Exception]", isal_zlib.error)  # its stub: an instance
+
+
+_LOCAL_HEADER = struct.Struct("<4s22xHH")
+"""A zip local file header: signature, 22 bytes lockenv does not need, name and extra lengths."""
+
+
+def _member_bytes(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> Generator[bytes, None, None]:
+    """A member's bytes, read and inflated straight from the archive in CHUNK pieces, so that
+    inflating is isal's (zipfile's reader always uses zlib): unpacking data's 471 MB of
+    members took 1.92 s of CPU through zipfile, 1.44 s through this with zlib, 0.84 s with
+    isal. The local header is checked as zipfile checks it (signature, the directory's name);
+    zipfile's CRC-32 is not computed: every byte written is checked against RECORD's sha256,
+    and the wheel against the lock's. Never more than the directory's size (a member
+    inflating past it is refused); anything but stored or deflated goes through zipfile."""
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        with zf.open(info) as src:
+            yield from iter(lambda: src.read(CHUNK), b"")
+        return
+    if info.flag_bits & 0x1:
+        raise zipfile.BadZipFile(f"{info.filename} is encrypted")
+    fh = zf.fp
+    assert fh is not None
+    fh.seek(info.header_offset)
+    header = fh.read(_LOCAL_HEADER.size)
+    if len(header) != _LOCAL_HEADER.size or header[:4] != b"PK\x03\x04":
+        raise zipfile.BadZipFile(f"{info.filename}: bad local file header")
+    _, name_length, extra_length = _LOCAL_HEADER.unpack(header)
+    name = fh.read(name_length).decode("utf-8" if info.flag_bits & 0x800 else "cp437")
+    if name != info.orig_filename:
+        raise zipfile.BadZipFile(f"{info.filename}: its directory entry and header name "
+                                 f"differ ({name!r})")
+    fh.seek(extra_length, os.SEEK_CUR)
+    left, produced = info.compress_size, 0
+    decompressobj, inflate_error = _inflater()
+    inflate = decompressobj(-15) if info.compress_type == zipfile.ZIP_DEFLATED else None
+    while True:
+        data = inflate.unconsumed_tail if inflate is not None else b""
+        if not data and left > 0:
+            data = fh.read(min(CHUNK, left))
+            if not data:
+                raise zipfile.BadZipFile(f"{info.filename} is cut short")
+            left -= len(data)
+        try:
+            out = inflate.decompress(data, CHUNK) if inflate is not None else data
+        except inflate_error as exc:
+            raise zipfile.BadZipFile(f"{info.filename}: {exc}") from None
+        produced += len(out)
+        if produced > info.file_size:
+            raise zipfile.BadZipFile(f"{info.filename} is larger than its directory entry says")
+        if out:
+            yield out
+        if inflate is None and left == 0 or inflate is not None and inflate.eof:
+            break
+        if not out and not data:  # nothing in, nothing out: the deflate stream ends early
+            raise zipfile.BadZipFile(f"{info.filename} is cut short")
+    if produced != info.file_size:
+        raise zipfile.BadZipFile(f"{info.filename} is smaller than its directory entry says")

@@ -188,7 +188,7 @@ def _b64(digest: bytes) -> str:
 def _unsafe(name: str) -> bool:
     if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
         return True
-    return ".." in name.replace("\\", "/").split("/")
+    return ".." in name and ".." in name.replace("\\", "/").split("/")
 
 
 def unpack(wheel: Path, sha256: str, *, name: str, cache: Cache, stale: Tree | None = None) -> Tree:
@@ -445,7 +445,7 @@ def _extract_members(wheel: Path, zf: zipfile.ZipFile, dest: Path, name: str, di
                         or algorithm in ("md5", "sha1")):
             issues.append(f"{member} has no usable hash in RECORD")
             continue
-        target = os.path.join(base, *member.split("/"))
+        target = base + os.sep + (member if os.sep == "/" else member.replace("/", os.sep))
         parent = os.path.dirname(target)
         if parent not in made:
             os.makedirs(parent, exist_ok=True)
@@ -546,7 +546,9 @@ def _member_bytes(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> Generator[bytes
     if len(header) != _LOCAL_HEADER.size or header[:4] != b"PK\x03\x04":
         raise zipfile.BadZipFile(f"{info.filename}: bad local file header")
     _, name_length, extra_length = _LOCAL_HEADER.unpack(header)
-    name = fh.read(name_length).decode("utf-8" if info.flag_bits & 0x800 else "cp437")
+    raw = fh.read(name_length)
+    # ASCII names (nearly all) skip the cp437 codec, which is Python code: 5% of unpacking.
+    name = raw.decode("ascii" if raw.isascii() else "utf-8" if info.flag_bits & 0x800 else "cp437")
     if name != info.orig_filename:
         raise zipfile.BadZipFile(f"{info.filename}: its directory entry and header name "
                                  f"differ ({name!r})")

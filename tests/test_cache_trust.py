@@ -331,6 +331,28 @@ def test_f12_concurrent_syncs_sharing_the_cache_all_succeed_when_a_tree_is_unpac
             assert (site_packages(project / ".venv") / "big" / "m1499.py").is_file()
 
 
+def test_cold_syncs_sharing_one_empty_cache_all_succeed(project: Path, index_server: Any) -> None:
+    """Several cold syncs into different venvs at once, on one cache holding no file: each
+    downloads and unpacks what the others are downloading and unpacking (a tree it did not
+    unpack itself is read from the cache and checked), and all install the same."""
+    write_project(project, ["alpha==2.0", "cee==1.0"])
+    assert run_lockenv("lock", cwd=project, env=env_for(index_server)).code == 0
+    for round_ in range(2):
+        for bucket in ("files-v1", "unpacked-v1", "installs-v1"):
+            shutil.rmtree(_cache() / bucket, ignore_errors=True)
+        results = _concurrently([(["sync"], project, env_for(index_server, LOCKENV_VENV=f".venv-{round_}-{i}"))
+                                 for i in range(4)])
+        for code, output in results:
+            assert code == 0, f"round {round_}: {output}"
+        expected = installed(project / f".venv-{round_}-0")
+        assert {"alpha", "cee"} <= set(expected)
+        for i in range(4):
+            assert installed(project / f".venv-{round_}-{i}") == expected
+        verified = run_lockenv("verify", cwd=project,
+                               env=env_for(index_server, LOCKENV_VENV=f".venv-{round_}-3"))
+        assert verified.code == 0, verified.output
+
+
 def test_f18_concurrent_syncs_of_one_project_into_several_venvs_all_succeed(
         project: Path, index_server: Any) -> None:
     """F18: one project synced into several venvs at once (`LOCKENV_VENV`) rebuilds its

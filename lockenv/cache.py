@@ -26,6 +26,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from lockenv.project import FRESH_LOCKS as FRESH_LOCKS_NAME, cache_root, replace_file
@@ -33,6 +34,10 @@ from lockenv.project import FRESH_LOCKS as FRESH_LOCKS_NAME, cache_root, replace
 if TYPE_CHECKING:
     from lockenv.errors import CacheError, IntegrityError
 
+
+
+MAP_PAGES_FROM = 1 << 17
+"""Cached pages this big or bigger are read through a map (`Cache.read_page`)."""
 
 
 class Bucket(str, enum.Enum):
@@ -89,7 +94,7 @@ def page_ttl() -> float:
     return value if value >= 0 else DEFAULT_PAGE_TTL
 
 
-def write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes | Iterable[bytes]) -> None:
     """Write `data` to `path` so that no reader ever sees a partial file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     replace_file(path, data)
@@ -288,19 +293,29 @@ class Cache:
         """Where the parsed page of `name` on the index at (redacted) `index_url` lives."""
         return self.root / PAGES / _key(index_url)[:16] / f"{name}.msgpack"
 
-    def read_page(self, index_url: str, name: str, max_age: float | None = None) -> bytes | None:
+    def read_page(self, index_url: str, name: str, max_age: float | None = None) -> Any:
         """The cached parsed page's bytes (the index client decodes them), or None when
-        absent, older than `max_age` s, or unreadable."""
+        absent, older than `max_age` s, or unreadable. A big page comes as a read-only map of
+        the file (bytes-like; unmapped when dropped): a multi-MB read buffer, once freed, would
+        raise glibc's mmap threshold and fragment the heap. Writers replace the file by rename,
+        so the map never changes under the reader."""
         path = self.page_path(index_url, name)
         ttl = page_ttl() if max_age is None else max_age
         try:
-            if time.time() - path.stat().st_mtime > ttl:
-                return None
-            return path.read_bytes()
-        except OSError:
+            with open(path, "rb") as fh:
+                info = os.fstat(fh.fileno())
+                if time.time() - info.st_mtime > ttl:
+                    return None
+                if info.st_size < MAP_PAGES_FROM:
+                    return fh.read()
+                import mmap
+
+                return mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):
             return None
 
-    def write_page(self, index_url: str, name: str, data: bytes) -> None:
+    def write_page(self, index_url: str, name: str, data: bytes | Iterable[bytes]) -> None:
+        """`data` may come in pieces (written one after the other): see `read_page`."""
         write_atomic(self.page_path(index_url, name), data)
 
     # -- metadata ---------------------------------------------------------------------------

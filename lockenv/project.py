@@ -6,6 +6,7 @@ Standard library only: the no-op path (`fastpath`) and the CLI both start here.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 PYPROJECT = "pyproject.toml"
@@ -101,7 +102,7 @@ def write_project_file(path: Path, data: bytes) -> None:
     replace_file(path, data, durable=True, keep_mode=True)
 
 
-def replace_file(path: Path, data: bytes, *, durable: bool = False, keep_mode: bool = False) -> None:
+def replace_file(path: Path, data: bytes | Iterable[bytes], *, durable: bool = False, keep_mode: bool = False) -> None:
     """Write `data` to `path` so that no reader ever sees a partial file and a crash leaves the
     old or the new one: a temporary `.<name>.*.tmp` beside it, renamed over it. `durable`
     fsyncs the file and the directory (the user's files; the cache can be rebuilt);
@@ -120,7 +121,10 @@ def replace_file(path: Path, data: bytes, *, durable: bool = False, keep_mode: b
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            if isinstance(data, bytes):
+                fh.write(data)
+            else:
+                fh.writelines(data)
             if durable:
                 fh.flush()
                 os.fsync(fh.fileno())

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lockenv.cache import Bucket, Cache, file_sha256, page_ttl, write_atomic
+from lockenv.cache import MAP_PAGES_FROM, Bucket, Cache, file_sha256, page_ttl, write_atomic
 
 
 def test_root_comes_from_lockenv_cache_dir(tmp_path: Path,
@@ -80,6 +80,33 @@ def test_pages_expire(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert cache.read_page("http://i/simple", "alpha") == b"page"
     monkeypatch.setenv("LOCKENV_INDEX_TTL", "soon")
     assert page_ttl() == 600
+
+
+@pytest.mark.parametrize("count", [0, 3, 255, 256, 257, 70_000])
+def test_big_pages_are_written_in_pieces_and_read_through_a_map(tmp_path: Path,
+                                                                 count: int) -> None:
+    """A page's msgpack written piece by piece is the one-piece encoding, byte for byte (the
+    array headers of every length class included); a big one reads back through a map."""
+    from lockenv.index.pages import (
+        CachedPage, decode_cached, encode_cached, encode_chunks)
+
+    files = [(f"n-{i}.0.tar.gz", f"https://h/packages/{i:06d}/n-{i}.0.tar.gz", "ab" * 32, i,
+              None, ">=3.8" if i % 2 else None, bool(i % 3 == 0), None, None, None)
+             for i in range(count)]
+    page = CachedPage("https://h/pypi/n/json", files, ["a skipped note"])
+    pieces = list(encode_chunks(page))
+    assert b"".join(pieces) == encode_cached(page)
+    assert max(map(len, pieces)) < 128 * 1024
+    cache = Cache(tmp_path)
+    cache.write_page("u", "n", iter(pieces))
+    data = cache.read_page("u", "n")
+    assert data is not None
+    assert isinstance(data, bytes) == (len(b"".join(pieces)) < MAP_PAGES_FROM)
+    assert decode_cached(data) == page
+    del data
+    path = cache.page_path("u", "n")
+    path.write_bytes(path.read_bytes()[:-5])  # a torn big entry is a miss, mapped or not
+    assert decode_cached(cache.read_page("u", "n")) is None
 
 
 def test_unreadable_entries_are_misses(tmp_path: Path) -> None:

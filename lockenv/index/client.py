@@ -183,7 +183,7 @@ class IndexClient:
             self._debug(f"{name}: index page from the cache")
         else:
             page = self._fetch_page(name)
-            self.cache.write_page(self.index_url, name, pages.encode_cached(page))
+            self.cache.write_page(self.index_url, name, pages.encode_chunks(page))
         for note in page.skipped:
             self._debug(f"{name}: skipped {note}")
         files: list[DistFile] = []
@@ -699,7 +699,7 @@ def _mapped(spool: Any) -> Iterator[Any]:
         yield view
 
 
-def _decoded(data: bytes | None) -> pages.CachedPage | None:
+def _decoded(data: Any) -> pages.CachedPage | None:
     return None if data is None else pages.decode_cached(data)
 
 

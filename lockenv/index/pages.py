@@ -25,6 +25,7 @@ import re
 from functools import lru_cache
 from datetime import datetime, timezone
 from html.parser import HTMLParser
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urldefrag, urljoin
 
@@ -379,7 +380,33 @@ def encode_cached(page: CachedPage) -> bytes:
     return _ENCODER.encode(page)
 
 
-def decode_cached(data: bytes) -> CachedPage | None:
+_BATCH = 256
+"""Records per piece of `encode_chunks` (~50 KB: below glibc's initial mmap threshold)."""
+
+
+def encode_chunks(page: CachedPage) -> Iterator[bytes]:
+    """`encode_cached(page)` in pieces of a few dozen KB (joined, the same bytes): a big page's
+    msgpack (2 MB for 5,000 files) as one buffer would, once freed, raise glibc's mmap threshold
+    and fragment the heap for every later buffer of up to that size."""
+    files = page.files
+    yield b"\x93" + _ENCODER.encode(page.url) + _array_header(len(files))
+    for start in range(0, len(files), _BATCH):
+        batch = files[start:start + _BATCH]
+        data = _ENCODER.encode(batch)
+        yield data[len(_array_header(len(batch))):]
+    yield _ENCODER.encode(page.skipped)
+
+
+def _array_header(count: int) -> bytes:
+    """The msgpack array header msgspec writes for `count` items (the shortest form)."""
+    if count < 16:
+        return bytes((0x90 | count,))
+    if count < 1 << 16:
+        return b"\xdc" + count.to_bytes(2, "big")
+    return b"\xdd" + count.to_bytes(4, "big")
+
+
+def decode_cached(data: Buffer) -> CachedPage | None:
     """A cached page, or None when it is not one (fetch it again): the cache is untrusted
     input too. The typed decode checks every field's type; the file names are checked again
     (the records passed all the page checks when they were written)."""

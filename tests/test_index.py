@@ -149,14 +149,20 @@ def test_files_at_digest_paths_keep_their_urls(fake: FakeIndex, cache: Cache,
 
 
 def test_packed_files_equal_plain_ones_and_unpack_only_exact_shapes() -> None:
-    """A file kept with its URL packed is the same file as the plain one (equality, hash,
-    replace, pickling); URLs not of the `ab/cd/<60 lower-case hex>/<filename>` shape stay plain."""
+    """A file kept with its URL and sha256 packed is the same file as the plain one (equality,
+    hash, replace, pickling); URLs not of the `ab/cd/<60 lower-case hex>/<filename>` shape stay
+    plain, and so does a sha256 that is not 64 lower-case hex digits."""
     import pickle
 
     name = "x-1.0-py3-none-any.whl"
     digest = "0123456789abcdef" * 4
     url = f"https://h/packages/{digest[:2]}/{digest[2:4]}/{digest[4:]}/{name}"
-    args = ("0" * 64, 1, None, ">=3.8", True, "why", None, "https://h/simple/")
+    for sha in ("ab" * 32, "AB" * 32, None, "zz" * 32, "ab" * 31 + " a", "ab" * 33):
+        rest = (1, None, ">=3.8", True, "why", None, "https://h/simple/")
+        packed = PackedFile.make(name, url, sha, *rest, bases={})
+        plain = DistFile(name, url, sha, *rest)
+        assert packed == plain and hash(packed) == hash(plain) and packed.sha256 == sha
+    args = ("ab" * 32, 1, None, ">=3.8", True, "why", None, "https://h/simple/")
     packed = PackedFile.make(name, url, *args, bases={})
     plain = DistFile(name, url, *args)
     assert isinstance(packed, PackedFile) and packed == plain and hash(packed) == hash(plain)

@@ -31,6 +31,7 @@ from lockenv.errors import (
     PackageNotFoundError,
 )
 from lockenv.index import IndexClient
+from lockenv.index.client import PROBE_TRIES
 from lockenv.models import DistFile, PackedFile
 from lockenv.urls import DEFAULT_INDEX_URL, redact_url
 from fixtures import builder
@@ -394,10 +395,11 @@ def test_metadata_from_pep658_file_even_when_not_advertised(fake: FakeIndex,
     assert [r.path for r in fake.log][-1].endswith(".whl.metadata")
 
 
-def test_a_host_without_unadvertised_metadata_files_is_probed_once(cache: Cache) -> None:
-    """The JSON API advertises no `.metadata` file: the first probe on a host decides. Where it
-    404s, the other wheels (read concurrently) wait for that answer and then each take one
-    suffix range request, instead of a wave of 404s on the crawl's critical path."""
+def test_a_host_without_unadvertised_metadata_files_is_probed_a_few_times(cache: Cache) -> None:
+    """The JSON API advertises no `.metadata` file: probes on a host decide, one at a time.
+    Where three 404 (none found), the other wheels (read concurrently) wait for those answers
+    and then each take one suffix range request, instead of a wave of 404s on the crawl's
+    critical path."""
     fake = FakeIndex(serve_metadata=False, delay=0.02)
     names = [f"pkg{i}" for i in range(12)]
     for name in names:
@@ -408,7 +410,7 @@ def test_a_host_without_unadvertised_metadata_files_is_probed_once(cache: Cache)
         metas = [c.metadata(w) for w in wheels]
     assert [m.requires_dist for m in metas] == [("beta",)] * 12
     probes = [r for r in fake.log if r.path.endswith(".metadata")]
-    assert len(probes) == 1 and probes[0].status == 404
+    assert len(probes) == PROBE_TRIES and {r.status for r in probes} == {404}
     ranged = [r for r in fake.log if r.path.endswith(".whl")]
     assert len(ranged) == 12 and all(r.headers["range"].startswith("bytes=-") for r in ranged)
     assert sum(m.source == "range" for m in metas) == 12
@@ -460,6 +462,52 @@ def test_long_central_directory_takes_two_range_requests(cache: Cache) -> None:
     ranged = [r for r in fake.requests_to("wide-1.0-py3-none-any.whl", "GET")
               if "range" in r.headers]
     assert len(ranged) == 2
+
+
+def _odd_wheel(entries: list[tuple[str, bytes, int]]) -> bytes:
+    """A zip of (name, bytes, compression) entries, in that order."""
+    import io
+    import zipfile
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as zf:
+        for name, data, method in entries:
+            zf.writestr(name, data, compress_type=method)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("shape", ["stored", "vendored-first", "bad-crc"])
+def test_range_read_of_odd_wheels_gives_what_zipfile_gives(cache: Cache, shape: str) -> None:
+    """The central directory is walked without `zipfile` (its per-entry objects were half the
+    CPU of reading metadata); a stored METADATA, another project's dist-info listed first, or a
+    METADATA whose CRC does not match all end as `zipfile` decides (the last: not readable,
+    so the whole wheel is read, and refused)."""
+    import zipfile
+
+    fake = FakeIndex(serve_metadata=False)
+    fake.add_release("odd", "1.0", ["beta"])
+    wheel = fake.file("odd-1.0-py3-none-any.whl")
+    own = core_metadata("odd", "1.0", metadata_version="2.1", dependencies=["beta"]).encode()
+    other = core_metadata("vendored", "9.0", metadata_version="2.1", dependencies=["x"]).encode()
+    deflated, stored = zipfile.ZIP_DEFLATED, zipfile.ZIP_STORED
+    entries = {
+        "stored": [("odd/__init__.py", b"", deflated), ("odd-1.0.dist-info/METADATA", own, stored)],
+        "vendored-first": [("vendored-9.0.dist-info/METADATA", other, deflated),
+                           ("odd-1.0.dist-info/METADATA", own, deflated)],
+        "bad-crc": [("odd-1.0.dist-info/METADATA", own, stored)],
+    }[shape]
+    content = _odd_wheel(entries)
+    if shape == "bad-crc":
+        content = content.replace(b"Requires-Dist: beta", b"Requires-Dist: evil", 1)
+    wheel.content = content
+    with dists(fake, cache) as c:
+        file = wheel_of(c, "odd", "1.0")
+        if shape == "bad-crc":
+            with pytest.raises(BrokenDistributionError):
+                c.metadata(file)
+            return
+        meta = c.metadata(file)
+    assert meta.source == "range" and meta.requires_dist == ("beta",)
 
 
 def test_metadata_when_the_server_ignores_range(fake: FakeIndex, cache: Cache) -> None:

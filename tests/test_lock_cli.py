@@ -14,6 +14,7 @@ from packaging.pylock import Pylock
 
 from helpers import run_lockenv
 from fixtures.index import IndexServer
+from lockenv.index.client import PROBE_TRIES
 
 PYPROJECT = """\
 [project]
@@ -81,6 +82,46 @@ def test_json_and_simple_api_give_the_same_lock(index_server: IndexServer, tmp_p
     pb = [(p["name"], p["version"], p.get("marker"), [w["hashes"]["sha256"] for w in p.get("wheels", [])])
           for p in tomllib.loads((b / "pylock.toml").read_text())["packages"]]
     assert pa == pb
+
+
+def test_cold_lock_reads_each_wheel_s_metadata_with_one_request(index_server: IndexServer,
+                                                                 project: Path) -> None:
+    """The JSON API advertises no `.metadata` file; the fixture's file host serves them, but
+    not `nometa`'s. Every wheel's metadata takes one request (a `.metadata` file, or one
+    suffix range request), `nometa`'s at most two (a 404, then the range request)."""
+    write(project, ["alpha", "native", "nometa"])
+    result = lock(project, index_server)
+    assert result.code == 0, result.output
+    wheels: dict[str, list[tuple[str, int]]] = {}
+    for r in index_server.requests:
+        name = r.path.rsplit("/", 1)[-1]
+        if ".whl" in name:
+            kind = "metadata" if name.endswith(".metadata") else "range"
+            assert kind == "metadata" or (r.headers.get("range") or "").startswith("bytes=-")
+            wheels.setdefault(name.removesuffix(".metadata"), []).append((kind, r.status))
+    assert len(wheels) >= 10
+    for name, asked in wheels.items():
+        if name.startswith("nometa-"):
+            assert asked in ([("metadata", 404), ("range", 206)], [("range", 206)]), name
+        else:
+            assert asked in ([("metadata", 200)], [("range", 206)]), name
+
+
+def test_cold_lock_on_a_host_without_metadata_files_probes_once(index_server: IndexServer,
+                                                                 project: Path) -> None:
+    """A file host that 404s every unadvertised `.metadata` (some mirrors do, slowly): a few
+    probes, one at a time, decide, and every wheel is then read by one suffix range request.
+    Before, every wheel read at once probed first (12 404s here)."""
+    index_server.inject("/files/", "no-metadata")
+    write(project, ["alpha", "native", "nometa"])
+    result = lock(project, index_server)
+    assert result.code == 0, result.output
+    probes = [r for r in index_server.requests if r.path.endswith(".whl.metadata")]
+    reads = [r for r in index_server.requests if r.path.endswith(".whl")]
+    assert len(probes) == PROBE_TRIES and {r.status for r in probes} == {404}
+    assert len(reads) >= 10 and len({r.path for r in reads}) == len(reads)
+    assert all(r.status == 206 and (r.headers.get("range") or "").startswith("bytes=-")
+               for r in reads)
 
 
 def test_noop_relock_makes_no_request_and_no_write(index_server: IndexServer, project: Path) -> None:

@@ -43,6 +43,7 @@ from lockenv.index.http import (
 from lockenv.index.metadata import (
     MetadataProblem,
     RangeFile,
+    wheel_metadata_fast,
     wheel_metadata_text,
 )
 from lockenv.models import DistFile, PackedFile, ProjectFiles
@@ -57,6 +58,8 @@ RANGE_TAIL = 64 * 1024
 the least a later range read fetches (a METADATA elsewhere in the zip then takes one)."""
 WORKERS = 16
 PAGE_WORKERS = 8
+PROBE_TRIES = 3
+"""Unadvertised `.metadata` misses on a host, none found, after which it is not asked first."""
 MAX_DOWNLOAD = 8 << 30
 """The most a download of unknown size may write (8 GiB): a body that never ends stops there."""
 
@@ -122,8 +125,9 @@ class IndexClient:
         self._metadata_sha: dict[str, str] = {}
         self._probed: dict[str, tuple[int, int]] = {}
         """origin → (found, missing) counts of `.metadata` files asked for unadvertised."""
-        self._first_probe: dict[str, threading.Event] = {}
-        """origin → set once the first unadvertised probe there has its answer."""
+        self._probing: set[str] = set()
+        """Origins where a deciding probe (see `probe_metadata_first`) is under way."""
+        self._probe_answered = threading.Condition(self._lock)
 
     # -- lifecycle --------------------------------------------------------------------------
     def close(self) -> None:
@@ -361,35 +365,38 @@ class IndexClient:
         """Should the chain ask for this unadvertised wheel's `.metadata` before reading the
         wheel by range requests? Yes on a host that serves (nearly) all of them: PyPI's file
         host does (one request, where a big wheel's range reads take two or three). No where
-        many 404: measured on the mirror here, a 404 there takes ~95 ms, a range request
-        ~3 ms. The first caller on a host probes; the others wait for its answer instead of
-        all probing at once (on the cold `data` lock that first wave was 92 404s, on the
-        crawl's critical path)."""
+        many 404: on the mirror here a 404 takes ~95 ms, a range request ~3 ms. Until a host
+        has served one (or missed PROBE_TRIES), one caller at a time probes and the others
+        wait for its answer, instead of all probing at once (on the cold `data` lock that
+        first wave was 92 404s, on the crawl's critical path)."""
         if self.offline:
             return False
         host = _origin_of(file.url)
-        with self._lock:
-            first = self._first_probe.get(host)
-            if first is None:
-                self._first_probe[host] = threading.Event()
-                return True
-        first.wait(self._http.timeout.read)
-        with self._lock:
-            found, missing = self._probed.get(host, (0, 0))
-        return found > 0 and missing * 4 <= found
+        deadline = time.monotonic() + (self._http.timeout.read or 20.0)
+        with self._probe_answered:
+            while True:
+                found, missing = self._probed.get(host, (0, 0))
+                if found or missing >= PROBE_TRIES:
+                    return found > 0 and missing * 4 <= found
+                if host not in self._probing:
+                    self._probing.add(host)
+                    return True  # this caller's probe decides (it reports in metadata_file)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._probe_answered.wait(left)
 
     def _learn_host(self, url: str, found: bool) -> None:
         """Count an unadvertised probe's answer (`probe_metadata_first` decides from them)."""
         host = _origin_of(url)
-        with self._lock:
+        with self._probe_answered:
             hits, misses = self._probed.get(host, (0, 0))
             self._probed[host] = (hits + found, misses + (not found))
-            first = self._first_probe.setdefault(host, threading.Event())
-        if not first.is_set():
-            self._debug(f"{host}: first unadvertised .metadata probe "
-                        + ("found; asking for them first" if found else
-                           "missing; reading wheels by range requests first"))
-            first.set()
+            self._probing.discard(host)
+            self._probe_answered.notify_all()
+        if hits + misses == 0:
+            self._debug(f"{host}: first unadvertised .metadata probe: "
+                        + ("found" if found else "missing"))
 
     def range_metadata(self, file: DistFile) -> bytes | None:
         """A wheel's METADATA through range requests: its tail, then the central directory and
@@ -421,7 +428,7 @@ class IndexClient:
         remote = RangeFile(total, lambda a, b: self._fetch_range(file.url, a, b), tail=tail,
                            min_fetch=RANGE_TAIL)
         try:
-            start = _central_directory_start(tail, total)
+            start, cd_size = _central_directory(tail, total)
             if start is not None and start < total - len(tail):
                 # A central directory longer than the tail: fetch the rest of it together
                 # with the bytes before it, where .dist-info (written last) usually sits:
@@ -430,8 +437,11 @@ class IndexClient:
                 # directory's length from the end, where the dist-info is last.
                 remote.seek(max(0, start - (total - start) - RANGE_TAIL // 2))
                 remote.read(total - len(tail) - remote.tell())
-            with zipfile.ZipFile(remote) as zf:
-                text = wheel_metadata_text(zf, file)
+            text = None if start is None else wheel_metadata_fast(remote.read_at, start,
+                                                                  cd_size, file)
+            if text is None:
+                with zipfile.ZipFile(remote) as zf:
+                    text = wheel_metadata_text(zf, file)
         except (zipfile.BadZipFile, MetadataProblem, PackageIndexError, EOFError) as exc:
             self._debug(f"{file.filename}: range reading failed ({exc}); downloading it")
             return None
@@ -725,16 +735,16 @@ def _check_index_url(url: str) -> None:
         )
 
 
-def _central_directory_start(tail: bytes, total: int) -> int | None:
-    """The central directory's offset from the end-of-central-directory record in `tail`
-    (None for zip64 or when the record is not there)."""
+def _central_directory(tail: bytes, total: int) -> tuple[int | None, int]:
+    """The central directory's (offset, size) from the end-of-central-directory record in
+    `tail` (offset None for zip64 or when the record is not there)."""
     at = tail.rfind(b"PK\x05\x06")
     if at < 0 or len(tail) - at < 22:
-        return None
+        return None, 0
     size, offset = struct.unpack_from("<LL", tail, at + 12)
     if offset == 0xFFFFFFFF or offset + size > total:
-        return None
-    return offset
+        return None, 0
+    return offset, size
 
 
 def _content_range(value: str) -> tuple[int | None, int | None]:

@@ -407,6 +407,29 @@ def test_noop_commands_answer_without_loading_the_cli_framework_or_httpx(
     assert index_server.requests == []
 
 
+def test_a_plain_lock_with_work_to_do_runs_without_the_cli_framework(
+    index_server: IndexServer, project: Path
+) -> None:
+    """`lockenv lock` (and `-q`, `-C`) that must resolve runs from the entry point, as a sync
+    does: typer (~50-90 ms of a cold lock's start-up) is never imported, and what
+    the user sees is the CLI's (same messages, exit codes, errors)."""
+    write(project, ["alpha"])
+    env = {**os.environ, "LOCKENV_INDEX_URL": index_server.json_url}
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "lockenv", "lock"],
+                          cwd=project, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
+    assert "lockenv.ops.lock" in imported and not imported & {"typer", "lockenv.cli"}
+    assert "+ alpha==2.0 (`app` requires `alpha`)" in proc.stderr
+    assert "alpha" in pins(project)
+    write(project, ["no-such-package-anywhere"])
+    failed = subprocess.run([sys.executable, "-m", "lockenv", "-q", "lock"], cwd=project,
+                            env=env, capture_output=True, text=True)
+    via_cli = run_lockenv("-q", "lock", "--refresh", cwd=project, env=env)
+    assert failed.returncode == via_cli.code == 2
+    assert failed.stderr.startswith("error: ") and "Traceback" not in failed.stderr
+
+
 def test_a_noop_lock_after_lock_reads_no_toml_yet_sees_every_change(
     index_server: IndexServer, project: Path
 ) -> None:

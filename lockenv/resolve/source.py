@@ -105,6 +105,7 @@ class IndexSource:
         """file key → the extras its metadata declares (Provides-Extra, or named in a marker)."""
         self._reps: dict[str, dict[tuple[str, str], tuple[DistFile, DistFile]]] = {}
         self._missing: dict[str, PackageNotFoundError] = {}
+        self._agreed: dict[tuple[str, str], bool] = {}
 
     def not_found(self, name: str) -> PackageNotFoundError | None:
         """The index's "not found" for a project `versions` answered with nothing."""
@@ -157,9 +158,22 @@ class IndexSource:
             return self.requirements(own)
         newest, oldest = pair
         reqs = self.requirements(newest)
-        if sorted(map(str, reqs)) == sorted(map(str, self.requirements(oldest))):
+        if self._agree(newest, oldest):
             return reqs
         return self.requirements(own)
+
+    def _agree(self, newest: DistFile, oldest: DistFile) -> bool:
+        """Do the two wheels declare the same requirements (in any order)? Asked for every
+        target and candidate, so answered once per pair."""
+        key = (newest.sha256 or newest.url, oldest.sha256 or oldest.url)
+        with self._lock:
+            known = self._agreed.get(key)
+        if known is None:
+            a, b = self.requirements(newest), self.requirements(oldest)
+            known = a is b or sorted(map(str, a)) == sorted(map(str, b))
+            with self._lock:
+                self._agreed[key] = known
+        return known
 
     def representatives(self, files: Sequence[DistFile]) -> dict[tuple[str, str], tuple[DistFile, DistFile]]:
         """Per platform: the wheels the newest and the oldest Python target there would install."""

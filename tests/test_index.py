@@ -522,6 +522,21 @@ def test_metadata_when_the_server_ignores_range(fake: FakeIndex, cache: Cache) -
     assert len(fake.requests_to(wheel.filename + "", "GET")) == 2  # .metadata 404 + one GET
 
 
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_metadata_body_is_not_read_as_headers(fake: FakeIndex, cache: Cache, newline: str) -> None:
+    """Only METADATA's headers are parsed (the body, a long description, is cut at the first
+    blank line, unread): lines in the body that look like headers stay description."""
+    fake.add_release("described", "1.0", ["beta"])
+    wheel = fake.file("described-1.0-py3-none-any.whl")
+    head = core_metadata("described", "1.0", metadata_version="2.1", dependencies=["beta"])
+    body = "# described\n\nRequires-Dist: evil\nName: other\n\n" + "words " * 5000 + "\n"
+    text = head.rstrip("\n") + "\n\n" + body
+    fake.file(wheel.filename).metadata = text.replace("\n", newline)
+    with dists(fake, cache) as c:
+        meta = c.metadata(wheel_of(c, "described", "1.0"))
+    assert (meta.name, meta.source, meta.requires_dist) == ("described", "pep658", ("beta",))
+
+
 def test_metadata_from_static_sdist(fake: FakeIndex, cache: Cache) -> None:
     with dists(fake, cache) as c:
         meta = c.metadata(sdist_of(c, "alpha", "2.0"))

@@ -4,11 +4,13 @@ sdists, and a lazily fetched remote file so `zipfile` can read a wheel through r
 from __future__ import annotations
 
 import io
+import re
 import struct
 import tarfile
 import zipfile
 import zlib
 from collections.abc import Callable
+from functools import lru_cache
 from pathlib import Path
 from typing import IO
 
@@ -31,7 +33,7 @@ def parse_metadata(text: str | bytes, source: str,
     """(CoreMetadata, lower-cased Dynamic fields, Metadata-Version). Invalid Requires-Dist
     entries are skipped (with a debug line), never fatal: a resolver should not die on one
     bad line of someone else's package."""
-    raw, _unparsed = parse_email(text)
+    raw, _unparsed = parse_email(_headers(text))
     name = raw.get("name")
     version = raw.get("version")
     if not name or not version:
@@ -39,7 +41,7 @@ def parse_metadata(text: str | bytes, source: str,
     requires: list[str] = []
     for line in raw.get("requires_dist", []) or []:
         try:
-            requires.append(str(Requirement(line)))
+            requires.append(_normal_requirement(line))
         except InvalidRequirement as exc:
             debug(f"ignoring invalid Requires-Dist {line!r} of {name} {version}: {exc}")
     requires_python = raw.get("requires_python")
@@ -64,6 +66,26 @@ def parse_metadata(text: str | bytes, source: str,
     )
     dynamic = {d.lower() for d in raw.get("dynamic", []) or []}
     return meta, dynamic, raw.get("metadata_version")
+
+
+_BLANK_LINE = re.compile(r"\r?\n\r?\n")
+_BLANK_LINE_BYTES = re.compile(rb"\r?\n\r?\n")
+
+
+def _headers(text: str | bytes) -> str | bytes:
+    """METADATA up to the blank line that ends its headers: the body after it is the long
+    description (a whole README, often 10-50 KB), which the email parser walks line by line and
+    lockenv never reads (it was most of parse_email's time)."""
+    found = (_BLANK_LINE_BYTES.search(text) if isinstance(text, bytes)
+             else _BLANK_LINE.search(text))
+    return text if found is None else text[:found.start() + 1]
+
+
+@lru_cache(maxsize=8192)
+def _normal_requirement(line: str) -> str:
+    """A Requires-Dist line checked and in its normal spelling, once per run: the ~10 wheels
+    read per binary version repeat the same lines. Raises InvalidRequirement."""
+    return str(Requirement(line))
 
 
 def check_matches(meta: CoreMetadata, file: DistFile) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from datetime import datetime
 
 from packaging.utils import (
@@ -255,6 +256,13 @@ def _parse_filename(filename: str) -> tuple[NormalizedName, Version]:
     if not dash or not _NAME.fullmatch(raw_name):
         raise InvalidSdistFilename(f"invalid sdist name {filename!r}")
     return canonicalize_name(raw_name), Version(raw_version)
+
+
+@lru_cache(maxsize=4096)
+def sdist_name_ok(name: str) -> bool:
+    """Is `name` (an sdist file name up to its last dash) a project name `_parse_filename`
+    accepts?"""
+    return _NAME.fullmatch(name) is not None
 
 
 _HEX = frozenset("0123456789abcdef")

@@ -184,6 +184,35 @@ def test_json_api_typed_and_loose_parsers_agree_on_every_check() -> None:
     assert records[2][1] == "https://h/files/x-2.0.tar.gz"
 
 
+def test_page_name_checks_give_the_models_verdict_and_message() -> None:
+    """The pages' per-part (cached) file-name check accepts and refuses exactly what
+    `models.filename_problem` does, with its message, in any order of names (a wheel name
+    with a build tag or an empty part is refused outright, as before)."""
+    from lockenv.models import filename_problem
+
+    def expected(name: str) -> str | None:
+        parts = name[:-4].split("-")
+        if name.endswith(".whl") and (len(parts) != 5 or not all(parts)):
+            return filename_problem(name) or "not a wheel file name"
+        return filename_problem(name)
+
+    names = [
+        "x-1.0-py3-none-any.whl", "x-1.0-py36+-none-any.whl", "x-1.0.0.0-cp312-abi3-win_amd64.whl",
+        "x-1.0-1-py3-none-any.whl", "x-1.0-py3-none-any.whl.zip", "x__y-1.0-py3-none-any.whl",
+        "x-y-1.0-py3-none-any.whl", "x-1.0a-py3-none-any.whl", "x-one-py3-none-any.whl",
+        "-1.0-py3-none-any.whl", "x--py3-none-any.whl", "x-1.0--none-any.whl", "x.whl",
+        "x-1.0.tar.gz", "x-y-1.0.tar.gz", "x_y-1.0.zip", "x-1.0.tgz", "x-1.0.tar.bz2",
+        "x-1.0.tar", "x-1.0.tar.zst", "x-1.0.exe", "x.tar.gz", "-1.0.tar.gz", "x-.tar.gz",
+        "x-one.tar.gz", "x!-1.0.tar.gz", "x-1.0-2.0.tar.gz", "x-1.0+local.zip", "x-v1.0.tgz",
+        "Foo.Bar-01.00.post1.dev2.tar.gz", "x-1.0-py2.py3-none-any.whl", "x-1.0-py3-none-.whl",
+    ]
+    for order in (names, names[::-1]):
+        pages._wheel_part_problem.cache_clear()
+        pages._version_ok.cache_clear()
+        for name in order:
+            assert pages.file_problem(name) == expected(name), name
+
+
 def test_simple_json_and_html_entries_are_checked_the_same_way() -> None:
     skipped: list[str] = []
     body = json.dumps({"files": [

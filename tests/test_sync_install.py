@@ -169,15 +169,41 @@ def test_a_repeated_install_is_replayed_exactly(tmp_path: Path) -> None:
     assert (venv / "bin" / "tool-hi").read_text().startswith(f"#!{venv / 'bin' / 'python'}")
 
 
-def test_another_venv_path_gets_its_own_scripts(tmp_path: Path) -> None:
+def test_a_venv_at_another_path_replays_the_record_moved_there(tmp_path: Path) -> None:
+    """Records are keyed on venv-relative paths: a venv at a new path replays the record
+    (installer does not run) and gets exactly what installer writes there: scripts naming its
+    own interpreter, RECORD rows matching them."""
+    import shutil
+
     wheel = _tool_wheel(tmp_path)
-    one, two = tmp_path / "one" / ".venv", tmp_path / "two" / ".venv"
+    one, two = tmp_path / "one" / ".venv", tmp_path / "two-longer" / ".venv"
     _sync(one, [_wanted(wheel)])
-    _sync(two, [_wanted(wheel)])
-    assert len(_records()) == 2  # keyed by the scheme and interpreter: never replayed across venvs
+    _sync(two, [_wanted(wheel)], fresh=_no_installer)
+    assert len(_records()) == 1
+    replayed = snapshot(two)
+    shutil.rmtree(two)
+    for record in _records():
+        record.unlink()
+    _sync(two, [_wanted(wheel)])  # installer itself, at the same path
+    assert snapshot(two) == replayed
     for venv in (one, two):
         assert (venv / "bin" / "tool-raw").read_text().startswith(f"#!{venv / 'bin' / 'python'}\n")
         assert _run(venv / "bin" / "tool-hi") == "tool says hi"
+
+
+def test_a_record_is_not_moved_where_installer_writes_scripts_differently(tmp_path: Path) -> None:
+    """A venv path with a space gets installer's `/bin/sh` trampoline scripts, not a rewritten
+    `#!` line: installer runs for it, and the record made there is not moved back either."""
+    wheel = _tool_wheel(tmp_path)
+    plain, spaced = tmp_path / "plain" / ".venv", tmp_path / "with space" / ".venv"
+    _sync(plain, [_wanted(wheel)])
+    _sync(spaced, [_wanted(wheel)])
+    assert (spaced / "bin" / "tool-hi").read_text().startswith("#!/bin/sh\n")
+    assert _run(spaced / "bin" / "tool-hi") == "tool says hi"
+    other = tmp_path / "other" / ".venv"
+    _sync(other, [_wanted(wheel)])
+    assert (other / "bin" / "tool-hi").read_text().startswith(f"#!{other / 'bin' / 'python'}\n")
+    assert _run(other / "bin" / "tool-hi") == "tool says hi"
 
 
 @pytest.mark.parametrize("tamper", ["outside", "not-a-member", "garbage"])

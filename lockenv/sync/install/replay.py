@@ -9,6 +9,14 @@ writes exactly what installer would write. A replay checks the record before it 
 target inside a scheme directory, every linked source a member of the validated tree, unchanged
 since it was unpacked (as a linking install does). An unreadable or inconsistent record is
 ignored (installer runs again and records afresh).
+
+The key holds the scheme and the interpreter relative to the venv (`scheme["data"]`), so a venv
+at a new path (another checkout, a CI runner's fresh directory) replays the same record: its
+targets move to the new root, and the one place installer writes the venv's path, a script's
+`#!<venv>/bin/python` line, is rewritten, with the script's RECORD row (sha256, size) to match.
+Only the plain shebang is rewritten (what installer writes when neither path has a space or
+is too long): any other mention of the old root in a written file makes the record unusable
+for the new path (installer runs instead).
 """
 
 from __future__ import annotations
@@ -31,7 +39,9 @@ if TYPE_CHECKING:
     from lockenv.cache import Cache
 
 INSTALLS = Bucket.INSTALLS
-FORMAT = 1
+FORMAT = 2
+"""2: keyed on venv-relative paths, with the venv root it was recorded in."""
+VENV = "{venv}"
 
 
 class BadRecord(Exception):
@@ -43,12 +53,23 @@ def record_key(tree: Tree, scheme: Mapping[str, str], python: str,
     """Everything installer's output depends on. (`os.name` and `sys.version` decide installer's
     launcher kind; its version is read without importing it, which costs ~10 ms.)"""
     h = hashlib.sha256()
-    parts = [str(FORMAT), _installer_version(), tree.sha256, python, os.name, sys.version,
-             json.dumps(dict(scheme), sort_keys=True)]
+    root = scheme["data"]
+    parts = [str(FORMAT), _installer_version(), tree.sha256, _relative_to(python, root), os.name,
+             sys.version, json.dumps({k: _relative_to(v, root) for k, v in scheme.items()},
+                                     sort_keys=True)]
     for name in sorted(metadata):
         parts += [name, base64.b64encode(metadata[name]).decode("ascii")]
     h.update("\0".join(parts).encode("utf-8", "surrogateescape"))
     return h.hexdigest()
+
+
+def _relative_to(path: str, root: str) -> str:
+    """`path` with the venv root written as VENV (the same for every venv of one layout)."""
+    if path == root:
+        return VENV
+    if path.startswith(root + os.sep):
+        return VENV + path[len(root):]
+    return path
 
 
 _installer: list[str] = []
@@ -90,15 +111,17 @@ def load(cache: Cache, key: str) -> dict[str, Any] | None:
         data = json.loads(sealed)
     except (OSError, ValueError):
         return None
-    if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("ops"), list):
+    if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("ops"), list) \
+            or not isinstance(data.get("root"), str):
         return None
     return data
 
 
-def save(cache: Cache, key: str, tree: Tree, ops: list[dict[str, Any]]) -> None:
+def save(cache: Cache, key: str, tree: Tree, ops: list[dict[str, Any]], root: str) -> None:
+    """Keep what an install into the venv at `root` wrote, for the next install with `key`."""
     from lockenv.cache import write_atomic
 
-    sealed = cache.seal(json.dumps({"format": FORMAT, "tree": tree.sha256, "ops": ops},
+    sealed = cache.seal(json.dumps({"format": FORMAT, "tree": tree.sha256, "root": root, "ops": ops},
                                    separators=(",", ":")).encode())
     if sealed is None:
         return  # no key to seal it with: installer runs each time
@@ -173,34 +196,112 @@ def link_op(target: str, member: str) -> dict[str, Any]:
     return {"op": "link", "target": target, "member": member}
 
 
-def normal(path: str) -> bool:
-    """Whether absolute `path` is already what os.path.abspath makes of it (no `.`, `..` or
-    empty component, no trailing separator), tested without the call for the usual path: a
-    path with any component starting with a dot takes the exact test."""
+def normal_under(root: str, rel: str) -> bool:
+    """Whether `root + rel` is what os.path.abspath makes of it, for `root` absolute, normalised
+    and ending with a separator: tested on `rel` alone without the call for the usual path (no
+    component starting with a dot, no empty one, no trailing separator); any other takes the
+    exact test. (The venv's own directory is `.venv`: only what follows the root is looked at.)"""
     sep = os.sep
-    if sep + "." not in path and sep + sep not in path and not path.endswith(sep) \
-            and (sep == "/" or "/" not in path):
-        return os.path.isabs(path)
-    return os.path.abspath(path) == path
+    if rel and not rel.startswith((".", sep)) and sep + "." not in rel and sep + sep not in rel \
+            and not rel.endswith(sep) and (sep == "/" or "/" not in rel):
+        return True
+    return os.path.abspath(root + rel) == root + rel
 
 
-def _check(record: dict[str, Any], tree: Tree, scheme: Mapping[str, str]) -> dict[str, Member]:
-    """The tree entries by member path; BadRecord when the record does not fit."""
-    if record.get("tree") != tree.sha256:
-        raise BadRecord("another tree")
+def _check(ops: list[dict[str, Any]], tree: Tree, scheme: Mapping[str, str]) -> dict[str, Member]:
+    """The tree entries by member path; BadRecord when the record's `ops` do not fit."""
     roots = tuple(os.path.abspath(d) + os.sep for d in scheme.values())
     entries = {e["path"]: e for e in tree.entries}
-    for op in record["ops"]:
+    for op in ops:
         target = op.get("target")
-        if not isinstance(target, str) or not target.startswith(roots) or not normal(target):
+        if not isinstance(target, str) or not _inside(target, roots):
             raise BadRecord(f"target outside the scheme: {target!r}")
         kind = op.get("op")
         if kind == "link":
             if op.get("member") not in entries:
                 raise BadRecord(f"not a member of the tree: {op.get('member')!r}")
-        elif kind != "write" or not isinstance(op.get("data"), str):
+        elif kind != "write" or not isinstance(op.get("data"), (str, bytes)):
             raise BadRecord(f"unknown operation {kind!r}")
     return entries
+
+
+def _simple_shebang(python: str) -> bool:
+    """Whether installer writes `#!<python>` as it is for this interpreter path (its
+    `_is_executable_simple`: no space, the line at most 127 bytes)."""
+    raw = python.encode("utf-8", "surrogateescape")
+    return b" " not in raw and len(raw) + 3 <= 127
+
+
+def relocated(record: dict[str, Any], scheme: Mapping[str, str], python: str) -> list[dict[str, Any]]:
+    """The record's operations for the venv `scheme` is in: as recorded in the same venv path;
+    moved to the new root otherwise (written data as bytes, each `#!<old root>...` first line
+    rewritten and RECORD's rows for those files to match). BadRecord when the record cannot be
+    moved exactly (see the module docstring)."""
+    old, new = record["root"], scheme["data"]
+    if old == new:
+        return record["ops"]
+    rel_python = _relative_to(python, new)
+    if os.name != "posix" or not rel_python.startswith(VENV + os.sep):
+        raise BadRecord("recorded in another venv path")
+    old_python = old + rel_python[len(VENV):]
+    if not (_simple_shebang(old_python) and _simple_shebang(python)):
+        raise BadRecord("the scripts' first line differs in form between the two venv paths")
+    old_root, old_line = old.encode(), f"#!{old_python}\n".encode()
+    new_line = f"#!{python}\n".encode()
+    ops: list[dict[str, Any]] = []
+    rewritten: dict[str, tuple[bytes, bytes]] = {}
+    for op in record["ops"]:
+        target = op.get("target")
+        if not isinstance(target, str) or not target.startswith(old + os.sep):
+            raise BadRecord(f"target outside the recorded venv: {target!r}")
+        op = {**op, "target": new + target[len(old):]}
+        if op.get("op") == "write" and isinstance(op.get("data"), str):
+            data = base64.b64decode(op["data"])
+            if data.startswith(old_line):
+                op["data"] = new_line + data[len(old_line):]
+                rewritten[op["target"]] = (data, op["data"])
+                data = data[len(old_line):]
+            else:
+                op["data"] = data
+            if old_root in data:
+                raise BadRecord(f"{target} holds the recorded venv's path")
+        ops.append(op)
+    if rewritten:
+        _fix_record_rows(ops, rewritten)
+    return ops
+
+
+def _fix_record_rows(ops: list[dict[str, Any]], rewritten: dict[str, tuple[bytes, bytes]]) -> None:
+    """RECORD's row of each rewritten file, with the sha256 and size of its new bytes (the row
+    as installer writes it: path relative to RECORD's scheme directory, '/'-separated)."""
+    records = [op for op in ops if op.get("op") == "write"
+               and op["target"].endswith(".dist-info" + os.sep + "RECORD")]
+    if len(records) != 1:
+        raise BadRecord("no single RECORD among the written files")
+    record = records[0]
+    text: bytes = record["data"]
+    start = os.path.dirname(os.path.dirname(record["target"]))
+    for target, (before, after) in rewritten.items():
+        path = os.path.relpath(target, start).replace(os.sep, "/").encode("utf-8")
+        old_row = b"\n" + path + b"," + _sha256_field(before) + b",%d\n" % len(before)
+        if (b"\n" + text).count(old_row) != 1:
+            raise BadRecord(f"no RECORD row for {target}")
+        new_row = b"\n" + path + b"," + _sha256_field(after) + b",%d\n" % len(after)
+        text = (b"\n" + text).replace(old_row, new_row)[1:]
+    record["data"] = text
+
+
+def _sha256_field(data: bytes) -> bytes:
+    return b"sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
+
+
+def _inside(target: str, roots: tuple[str, ...]) -> bool:
+    """Whether `target` is absolute, normalised and under one of `roots` (each normalised,
+    ending with a separator)."""
+    for root in roots:
+        if target.startswith(root):
+            return normal_under(root, target[len(root):])
+    return False
 
 
 _umask_lock = threading.Lock()
@@ -228,18 +329,23 @@ def _current_umask() -> int:
         return _umask[0]
 
 
-def replay(record: dict[str, Any], tree: Tree, scheme: Mapping[str, str], *, link: bool) -> None:
-    """Write what the recorded install wrote. Files are hard-linked from the tree (copied when
-    `link` is False or linking fails); written files get the modes installer gives them."""
-    entries = _check(record, tree, scheme)
+def replay(record: dict[str, Any], tree: Tree, scheme: Mapping[str, str], python: str, *,
+           link: bool) -> None:
+    """Write what the recorded install wrote (moved to this venv's path, see `relocated`).
+    Files are hard-linked from the tree (copied when `link` is False or linking fails); written
+    files get the modes installer gives them. Everything is checked before the first write."""
+    if record.get("tree") != tree.sha256:
+        raise BadRecord("another tree")
+    ops = relocated(record, scheme, python)
+    entries = _check(ops, tree, scheme)
     linker = Linker(tree, link=link)
-    for op in record["ops"]:
+    for op in ops:
         target = op["target"]
         if op["op"] == "link":
             linker.place(entries[op["member"]], target)
             continue
         linker.parent_of(target)
-        data = base64.b64decode(op["data"])
+        data = op["data"] if isinstance(op["data"], bytes) else base64.b64decode(op["data"])
         if os.path.lexists(target):  # never write through a hard link into the cache
             os.unlink(target)
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)

@@ -128,13 +128,13 @@ def _targets(tree: Tree, scheme: Mapping[str, str], cache: Cache) -> list[str]:
     """Where each file of the install lands: `planned_targets` joined with the venv's scheme,
     absolute and normalised (abspath only where the joined path is not normal already: it
     was ~0.07 s of CPU per warm sync of `data`, 18,000 files)."""
-    from lockenv.sync.install.replay import normal
+    from lockenv.sync.install.replay import normal_under
 
     bases = {key: os.path.abspath(d) + os.sep for key, d in scheme.items()}
     out = set()
     for key, path in planned_targets(tree, cache):
-        target = bases[key] + path
-        out.add(target if normal(target) else os.path.abspath(target))
+        base = bases[key]
+        out.add(base + path if normal_under(base, path) else os.path.abspath(base + path))
     return sorted(out)
 
 
@@ -198,12 +198,12 @@ def install_wheel(info: WheelInfo, *, scheme: Mapping[str, str], python: str, ca
             record = replay.load(cache, key)
             if record is not None:
                 try:
-                    replay.replay(record, tree, scheme, link=link)
+                    replay.replay(record, tree, scheme, python, link=link)
                     return
                 except replay.BadRecord:
                     pass  # checked before any write: installer records it afresh
             ops = (fresh or install_with_installer)(tree, scheme, python, metadata=metadata, link=link)
-            replay.save(cache, key, tree, ops)
+            replay.save(cache, key, tree, ops, scheme["data"])
             return
         except TreeChanged as changed:
             if attempt == 2:

@@ -93,7 +93,13 @@ def _debug(reporter: Reporter | None, message: str) -> None:
 
 def query_interpreter(path: str, reporter: Reporter | None = None) -> Interpreter | None:
     """Run `path` to learn its version; None when it does not run (e.g. a pyenv shim of a
-    version not selected prints "command not found" and fails)."""
+    version not selected prints "command not found" and fails). The very binary lockenv runs
+    on (its base installation's) is not run: it is this Python."""
+    if _is_running_base(path):
+        import platform
+
+        return Interpreter(path=path, version=platform.python_version(),
+                           implementation=platform.python_implementation())
     try:
         proc = subprocess.run(
             [path, "-I", "-c", _QUERY], capture_output=True, text=True, timeout=20,
@@ -441,16 +447,17 @@ def create_venv(path: Path, interp: Interpreter, reporter: Reporter) -> Venv:
             context={"file": str(path)},
         ) from None
     reporter.status(f"Creating virtual environment at {path} with Python {interp.version}")
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONHOME", "PYTHONPATH", "VIRTUAL_ENV")}
-    proc = subprocess.run(
-        [interp.path, "-I", "-m", "venv", "--without-pip", str(path)],
-        capture_output=True, text=True, env=env,
-    )
-    if proc.returncode != 0:
-        raise SyncError(
-            f"creating the virtual environment {path} failed",
-            details=(proc.stderr or proc.stdout).strip().splitlines()[-10:],
+    if not _create_here(path, interp):
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONHOME", "PYTHONPATH", "VIRTUAL_ENV")}
+        proc = subprocess.run(
+            [interp.path, "-I", "-m", "venv", "--without-pip", str(path)],
+            capture_output=True, text=True, env=env,
         )
+        if proc.returncode != 0:
+            raise SyncError(
+                f"creating the virtual environment {path} failed",
+                details=(proc.stderr or proc.stdout).strip().splitlines()[-10:],
+            )
     cfg = path / "pyvenv.cfg"
     text = cfg.read_text(encoding="utf-8")
     if not text.endswith("\n"):
@@ -461,8 +468,45 @@ def create_venv(path: Path, interp: Interpreter, reporter: Reporter) -> Venv:
                 created_by_lockenv=True)
 
 
+def _is_running_base(path: str) -> bool:
+    """Whether `path` is the interpreter binary lockenv itself runs on (its base, when lockenv
+    runs in a venv)."""
+    base = getattr(sys, "_base_executable", None)
+    if not base:
+        return False
+    try:
+        return os.path.samefile(os.path.realpath(path), os.path.realpath(base))
+    except OSError:
+        return False
+
+
+def _create_here(path: Path, interp: Interpreter) -> bool:
+    """Make the venv with the standard library's `venv` in this process when `interp` is the
+    very interpreter lockenv runs on (its base installation, same version): what `python -m
+    venv --without-pip` does, without starting a Python for it (~50 ms). False (nothing done)
+    for any other interpreter, and on Windows (its venv copies launchers of the running
+    Python): the caller runs the interpreter's own venv module then."""
+    import platform
+
+    if os.name != "posix" or interp.version != platform.python_version() \
+            or not _is_running_base(interp.path):
+        return False
+    import venv
+
+    try:
+        venv.EnvBuilder(with_pip=False, symlinks=True).create(str(path))
+    except (OSError, ValueError) as exc:
+        raise SyncError(f"creating the virtual environment {path} failed: {exc}") from None
+    cfg = path / "pyvenv.cfg"  # `command` names the interpreter asked for, as when run there
+    lines = cfg.read_text(encoding="utf-8").splitlines(keepends=True)
+    ran = f"command = {sys.executable} -m venv "
+    cfg.write_text("".join(f"command = {interp.path} -m venv " + line[len(ran):]
+                           if line.startswith(ran) else line for line in lines), encoding="utf-8")
+    return True
+
+
 # -- probe ------------------------------------------------------------------------------------
-_PROBE_VERSION = "2"
+_PROBE_VERSION = "3"
 """Bumped when the probe's output changes (it is part of the cache key)."""
 
 
@@ -493,7 +537,10 @@ def tags_from_facts(facts: dict) -> list[str]:
 def probe(python: Path, reporter: Reporter | None = None, *, cache: Cache | None) -> Probe:
     """Markers, tags and install paths of the interpreter `python` (a venv's), cached by the
     interpreter's path, real path, mtime and size in `cache`: the one the use case made, or
-    None when it has none it can use (then every call runs the interpreter)."""
+    None when it has none it can use (then every call runs the interpreter). A venv's
+    interpreter is cached by its venv-relative path instead: a new venv of the same base
+    interpreter (a fresh checkout, a CI runner's new directory) is not run either; its paths
+    are the probed venv's with the venv's root replaced (see `_relocated`)."""
     import hashlib
 
     real = os.path.realpath(python)
@@ -501,14 +548,16 @@ def probe(python: Path, reporter: Reporter | None = None, *, cache: Cache | None
         st = os.stat(real)
     except OSError as exc:
         raise SyncError(f"the interpreter {python} is missing") from exc
-    key_text = (f"{python}\0{real}\0{st.st_mtime_ns}\0{st.st_size}\0{_packaging_version()}"
+    root = _plain_venv_root(python)
+    where = f"<venv>/{os.path.relpath(python, root)}" if root is not None else str(python)
+    key_text = (f"{where}\0{real}\0{st.st_mtime_ns}\0{st.st_size}\0{_packaging_version()}"
                 f"\0{_PROBE_VERSION}")
     key = hashlib.sha256(key_text.encode()).hexdigest()
     cache_file = cache.bucket(Bucket.PROBE) / f"{key}.json" if cache is not None else None
     try:
         if cache_file is not None:
-            return _probe_from(python, json.loads(cache_file.read_bytes()))
-    except (OSError, ValueError, KeyError):
+            return _probe_from(python, _relocated(json.loads(cache_file.read_bytes()), root))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         pass
     script = (Path(__file__).parent / "_probe.py").read_text(encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONHOME", "PYTHONPATH")}
@@ -526,10 +575,35 @@ def probe(python: Path, reporter: Reporter | None = None, *, cache: Cache | None
             details=(proc.stderr or proc.stdout).strip().splitlines()[-10:],
             hint="lockenv needs a CPython or PyPy 3.8 or newer there",
         )
-    if cache_file is not None:
+    if cache_file is not None and (root is None or data.get("prefix") == root):
         write_atomic(cache_file, json.dumps(data, sort_keys=True).encode())
     _debug(reporter, f"probed {python}: Python {data['version']}, {len(data['tags'])} tags")
     return _probe_from(python, data)
+
+
+def _plain_venv_root(python: Path) -> str | None:
+    """The venv `python` is the interpreter of (`<root>/bin/python`, a pyvenv.cfg at the
+    root), when no symbolic link is on the way to the root (the interpreter reports its prefix
+    from the path as given: only then is it the root itself); else None."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(python)))
+    if not os.path.isfile(os.path.join(root, "pyvenv.cfg")) or os.path.realpath(root) != root:
+        return None
+    return root
+
+
+def _relocated(data: dict, root: str | None) -> dict:
+    """A venv's probe data moved to the venv at `root`: its prefix, and every path under it
+    (purelib, platlib, scripts, data; the base interpreter's include directory stays)."""
+    old = data["prefix"]
+    if root is None or old == root:
+        return data
+    if not isinstance(old, str) or not os.path.isabs(old):
+        raise ValueError("not a venv's probe")
+
+    def move(path: str) -> str:
+        return root + path[len(old):] if path == old or path.startswith(old + os.sep) else path
+
+    return {**data, "prefix": root, "paths": {k: move(v) for k, v in data["paths"].items()}}
 
 
 def _packaging_version() -> str:

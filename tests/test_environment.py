@@ -102,6 +102,43 @@ def test_venv_is_created_without_pip_marked_and_probed(tmp_path: Path) -> None:
     assert probe(venv.python, cache=cache) == info
 
 
+def test_a_venv_at_a_new_path_is_probed_from_the_cache_with_its_own_paths(tmp_path: Path) -> None:
+    """The probe of a venv is kept by its venv-relative path: a second venv of the same
+    interpreter elsewhere gets the first one's facts with its own prefix and install paths,
+    exactly what running its interpreter reports."""
+    cache = Cache(tmp_path / "cache")
+    one = _venv(tmp_path / "one", request=None, requires_python=None, reporter=quiet())
+    two = _venv(tmp_path / "second-one", request=None, requires_python=None, reporter=quiet())
+    first = probe(one.python, cache=cache)
+    moved = probe(two.python, cache=cache)
+    assert len(list(cache.bucket(Bucket.PROBE).iterdir())) == 1
+    assert moved == probe(two.python, cache=None)  # what the interpreter itself says
+    assert moved.prefix == str(two.path) and first.prefix == str(one.path)
+    assert moved.paths["purelib"].startswith(str(two.path) + "/")
+
+
+def test_a_venv_of_lockenv_s_own_interpreter_is_a_standard_venv(tmp_path: Path) -> None:
+    """Made in process by the standard library's venv module when the interpreter is the one
+    lockenv runs on: the same files `python -m venv --without-pip` makes, pyvenv.cfg's
+    `command` naming the interpreter asked for."""
+    reporter = quiet()
+    plan = plan_venv(tmp_path, request=sys.executable, requires_python=None, reporter=reporter)
+    assert plan.interpreter is not None
+    venv = realize_venv(plan, reporter)
+    reference = tmp_path / "reference"
+    subprocess.run([plan.interpreter.path, "-m", "venv", "--without-pip", str(reference)], check=True)
+
+    def files(root: Path) -> set[str]:
+        return {str(p.relative_to(root)) for p in root.rglob("*")} - {".gitignore"}
+
+    assert files(venv.path) == files(reference)
+    cfg = (venv.path / "pyvenv.cfg").read_text()
+    assert f"command = {plan.interpreter.path} -m venv --without-pip {venv.path}\n" in cfg
+    out = subprocess.run([str(venv.python), "-c", "import sys; print(sys.prefix != sys.base_prefix)"],
+                         capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "True"
+
+
 @needs_312
 def test_lockenv_venv_is_recreated_when_python_no_longer_fits(tmp_path: Path) -> None:
     rep = quiet()

@@ -23,7 +23,6 @@ import enum
 import hashlib
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 from collections.abc import Iterable
@@ -392,6 +391,8 @@ def _read_or_make_key(path: Path) -> bytes | None:
         pass
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        import tempfile  # once per user, ever: not on every run's import path
+
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".cache-key.")
         try:
             os.write(fd, os.urandom(32))

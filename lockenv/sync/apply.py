@@ -401,8 +401,10 @@ def _install_all(prepared: Sequence[Prepared], *, probe: Probe, cache: Cache,
         for p in deps:
             one(p)
     else:
+        # Most files first: a big install (jedi: 5,600 files of data's 18,000) started late
+        # would finish alone on one thread.
         with ThreadPoolExecutor(LINK_WORKERS) as pool:
-            list(pool.map(one, deps))
+            list(pool.map(one, sorted(deps, key=lambda p: -len(p.wheel.targets))))
     for p in projects:  # the project itself, after its dependencies
         one(p)
 

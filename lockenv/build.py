@@ -452,6 +452,9 @@ def prepare_metadata(sdist: Path, *, context: BuildContext, cache: Cache) -> str
         source = _prepare_source(sdist, work)
         requires, _backend, _path = _build_system(source)
         env = _env_for(Path(sys.executable), requires, context, cache, label)
+        # Said again: making the env told what it fetched, and a build env of the running
+        # interpreter is made in process now (~20 ms), too short to be drawn before that.
+        context.reporter.activity(f"Building {label} to read its metadata")
         out = work / "meta"
         out.mkdir()
         name = _call(label, source, env, context, "prepare_metadata_for_build_wheel",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -130,6 +132,7 @@ def lock(options: LockOptions, *, reporter: Reporter, on_result: Callable[[repor
 
     from lockenv.cache import Bucket, Cache
 
+    _few_malloc_arenas()
     cache = Cache()
     with FileLock(str(cache.bucket(Bucket.PROJECT_LOCKS) / (_digest(str(path)) + ".lock"))):
         # Another lockenv may have written the lock while this one waited: look again.
@@ -160,6 +163,27 @@ def lock(options: LockOptions, *, reporter: Reporter, on_result: Callable[[repor
                                  old_pins=previous.pins)
     _report_changes(lines, written, options.dry_run, reporter, heading)
     return 0
+
+
+def _few_malloc_arenas() -> None:
+    """glibc gives each new thread its own malloc arena (up to 8 per core), and a freed block
+    stays in its arena: the lock's ~40 index threads (pages, metadata, sizes) hold their
+    finished buffers for good, 34 MiB free but kept at the peak of a cold `data` lock. The
+    threads take turns on the GIL anyway, so two arenas serve them: peak RSS 119 -> 107 MiB,
+    same CPU. Process-wide and only before threads start; a MALLOC_ARENA_MAX the user set
+    wins; anywhere but glibc Linux this does nothing."""
+    if not sys.platform.startswith("linux") or "MALLOC_ARENA_MAX" in os.environ:
+        return
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # not glibc (musl has no such knob): nothing to tune
+        return
+    mallopt(_M_ARENA_MAX, 2)
+
+
+_M_ARENA_MAX = -8  # glibc's malloc.h
 
 
 @contextmanager

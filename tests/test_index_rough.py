@@ -13,7 +13,7 @@ import pytest
 
 from collections.abc import Callable
 
-from helpers import run_lockenv
+from helpers import installed, run_lockenv
 from fixtures.index import IndexServer
 from lockenv.index import pages
 
@@ -70,6 +70,38 @@ def test_skipped_files_are_named_under_verbose(make_index: MakeIndex, project: P
     assert again.code == 0, again.output
     assert "index page from the cache" in again.stderr
     assert "pydantly: skipped pydantly-0.18.2.msi: " in again.stderr
+
+
+@pytest.mark.parametrize("api", ["json", "simple"])
+def test_of_a_wheels_builds_only_the_highest_is_locked(make_index: MakeIndex, project: Path,
+                                                       api: str) -> None:
+    """A wheel name with a build tag is valid (PEP 427), and of several builds of one tag an
+    installer takes the highest: the lock lists that build alone (it was refused as "not a
+    wheel file name", so a version with only such wheels looked like it had no files)."""
+    srv = make_index("realpypi")
+    _project(project, "rebuilt==1.0")
+    result = run_lockenv("lock", cwd=project, env={"LOCKENV_INDEX_URL": _index_url(srv, api)})
+    assert result.code == 0, result.output
+    (entry,) = [p for p in tomllib.loads((project / "pylock.toml").read_text())["packages"]
+                if p["name"] == "rebuilt"]
+    assert [w["name"] for w in entry["wheels"]] == ["rebuilt-1.0-2-py3-none-any.whl"]
+
+
+def test_a_version_whose_only_wheel_has_a_build_tag_is_locked_and_installed(
+        make_index: MakeIndex, project: Path) -> None:
+    srv = make_index("realpypi")
+    _project(project, "rebuilt")
+    env = {"LOCKENV_INDEX_URL": srv.json_url}
+    result = run_lockenv("lock", cwd=project, env=env)
+    assert result.code == 0, result.output
+    (entry,) = [p for p in tomllib.loads((project / "pylock.toml").read_text())["packages"]
+                if p["name"] == "rebuilt"]
+    assert entry["version"] == "1.1"
+    assert [w["name"] for w in entry["wheels"]] == ["rebuilt-1.1-1-py3-none-any.whl"]
+    result = run_lockenv("sync", cwd=project, env=env)
+    assert result.code == 0, result.output
+    assert installed(project / ".venv")["rebuilt"] == "1.1"
+    assert run_lockenv("verify", cwd=project, env=env).code == 0
 
 
 @pytest.mark.parametrize("api", ["json", "simple"])
@@ -187,18 +219,12 @@ def test_json_api_typed_and_loose_parsers_agree_on_every_check() -> None:
 def test_page_name_checks_give_the_models_verdict_and_message() -> None:
     """The pages' per-part (cached) file-name check accepts and refuses exactly what
     `models.filename_problem` does, with its message, in any order of names (a wheel name
-    with a build tag or an empty part is refused outright, as before)."""
-    from lockenv.models import filename_problem
-
-    def expected(name: str) -> str | None:
-        parts = name[:-4].split("-")
-        if name.endswith(".whl") and (len(parts) != 5 or not all(parts)):
-            return filename_problem(name) or "not a wheel file name"
-        return filename_problem(name)
+    with a build tag included)."""
+    from lockenv.models import filename_problem as expected
 
     names = [
         "x-1.0-py3-none-any.whl", "x-1.0-py36+-none-any.whl", "x-1.0.0.0-cp312-abi3-win_amd64.whl",
-        "x-1.0-1-py3-none-any.whl", "x-1.0-py3-none-any.whl.zip", "x__y-1.0-py3-none-any.whl",
+        "x-1.0-1-py3-none-any.whl", "x-1.0-1a-py3-none-any.whl", "x-1.0-a1-py3-none-any.whl", "x-1.0-py3-none-any.whl.zip", "x__y-1.0-py3-none-any.whl",
         "x-y-1.0-py3-none-any.whl", "x-1.0a-py3-none-any.whl", "x-one-py3-none-any.whl",
         "-1.0-py3-none-any.whl", "x--py3-none-any.whl", "x-1.0--none-any.whl", "x.whl",
         "x-1.0.tar.gz", "x-y-1.0.tar.gz", "x_y-1.0.zip", "x-1.0.tgz", "x-1.0.tar.bz2",

@@ -192,6 +192,7 @@ class IndexClient:
             self._debug(f"{name}: skipped {note}")
         files: list[DistFile] = []
         undated = 0
+        builds = False
         index = self.simple_index_url
         exclude_newer = self.exclude_newer
         shared: dict[str, str] = {}  # one string per distinct requires-python (a few dozen)
@@ -210,11 +211,15 @@ class IndexClient:
                 self._metadata_sha[url] = meta_sha
             if requires_python is not None:
                 requires_python = shared.setdefault(requires_python, requires_python)
+            if filename.count("-") == 5:  # rare: a wheel with a build tag (latest_builds ignores the rest)
+                builds = True
             append(make(filename, url, sha, size, moment, requires_python, yanked, reason, meta,
                         index, bases))
         if undated:
             self._debug(f"{name}: dropped {undated} file(s) without an upload time "
                         "(exclude-newer is set)")
+        if builds:
+            files = pages.latest_builds(files)
         return ProjectFiles(name=canonicalize_name(name), files=tuple(files),
                             index_url=redact_url(page.url))
 

@@ -25,8 +25,8 @@ import re
 from functools import lru_cache
 from datetime import datetime, timezone
 from html.parser import HTMLParser
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import Any, TypeVar
 from urllib.parse import urldefrag, urljoin
 
 import msgspec
@@ -34,7 +34,9 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from lockenv.models import SDIST_EXTENSIONS, filename_problem, sdist_name_ok
+from lockenv.models import SDIST_EXTENSIONS, DistFile, filename_problem, sdist_name_ok
+
+T = TypeVar("T", bound=DistFile)
 
 Record = list[Any]
 Buffer = Any
@@ -119,7 +121,7 @@ def file_problem(filename: str) -> str | None:
     if filename.endswith(".whl"):
         parts = filename[:-4].split("-")
         if len(parts) != 5 or not all(parts):  # a build tag (rare) or no wheel name at all
-            return filename_problem(filename) or "not a wheel file name"
+            return filename_problem(filename)
         if (_wheel_part_problem(f"{parts[0]}-1-py3-none-any.whl") is None
                 and _version_ok(parts[1])
                 and _wheel_part_problem(f"x-1-{'-'.join(parts[-3:])}.whl") is None):
@@ -132,6 +134,28 @@ def file_problem(filename: str) -> str | None:
                     return None
                 break
     return filename_problem(filename)
+
+
+def latest_builds(files: Sequence[T]) -> list[T]:
+    """`files` without the wheels another wheel supersedes: same project, version and tags,
+    a higher build tag (a project re-uploads a fixed build under a new build number). An
+    installer takes the highest build of a tag (PEP 427), and the lock lists only what an
+    installer would take; a yanked build counts only when every build of its tags is. Order
+    is kept."""
+    from packaging.utils import parse_wheel_filename
+
+    best: dict[tuple[str, ...], tuple[tuple[bool, tuple[()] | tuple[int, str]], str]] = {}
+    for f in files:
+        if not f.filename.endswith(".whl"):
+            continue
+        parts = f.filename[:-4].split("-")
+        key = (*parts[:2], *parts[-3:])
+        build = parse_wheel_filename(f.filename)[2]
+        rank = (not f.yanked, build)
+        if key not in best or rank > best[key][0]:
+            best[key] = (rank, f.filename)
+    keep = {filename for _rank, filename in best.values()}
+    return [f for f in files if not f.filename.endswith(".whl") or f.filename in keep]
 
 
 def valid_filename(filename: str) -> bool:

@@ -430,6 +430,27 @@ def test_a_plain_lock_with_work_to_do_runs_without_the_cli_framework(
     assert failed.stderr.startswith("error: ") and "Traceback" not in failed.stderr
 
 
+def test_a_warm_lock_sends_no_request_and_never_loads_httpx(
+    index_server: IndexServer, project: Path
+) -> None:
+    """With every page and metadata file cached, a lock without a lockfile resolves from the
+    cache alone: no request, and httpx (with urllib.request, http.client, email: ~50 ms of
+    start-up) is never imported. The lock is the one the cold run wrote."""
+    write(project, ["alpha", "beta"])
+    assert lock(project, index_server).code == 0
+    cold = (project / "pylock.toml").read_text()
+    (project / "pylock.toml").unlink()
+    index_server.clear_log()
+    env = {**os.environ, "LOCKENV_INDEX_URL": index_server.json_url}
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "lockenv", "lock"],
+                          cwd=project, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
+    assert "lockenv.index.client" in imported and "httpx" not in imported
+    assert index_server.requests == []
+    assert (project / "pylock.toml").read_text() == cold
+
+
 def test_a_noop_lock_after_lock_reads_no_toml_yet_sees_every_change(
     index_server: IndexServer, project: Path
 ) -> None:

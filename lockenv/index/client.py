@@ -19,10 +19,9 @@ from dataclasses import replace
 from functools import partial
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import httpx
 from packaging.utils import canonicalize_name
 
 from lockenv.cache import Cache, file_sha256, mismatch_details, remove_stale, write_atomic
@@ -49,6 +48,11 @@ from lockenv.index.metadata import (
 from lockenv.models import DistFile, PackedFile, ProjectFiles
 from lockenv.once import OnceMap
 from lockenv.ui import Progress, Reporter
+
+if TYPE_CHECKING:
+    import httpx
+else:
+    from lockenv.index.http import httpx  # imported on first use
 
 
 SIMPLE_ACCEPT = ("application/vnd.pypi.simple.v1+json, "
@@ -288,7 +292,7 @@ class IndexClient:
                 last = exc
                 if isinstance(exc, httpx.TimeoutException) and attempt < self._http.retries:
                     self._http.notice(f"{redact_url(url)} did not answer within "
-                                      f"{self._http.timeout.read:.0f}s; retrying "
+                                      f"{self._http.read_timeout:.0f}s; retrying "
                                       f"({attempt + 1}/{self._http.retries})")
                 continue
             except (httpx.RequestError, httpx.InvalidURL) as exc:
@@ -377,7 +381,7 @@ class IndexClient:
         if self.offline:
             return False
         host = _origin_of(file.url)
-        deadline = time.monotonic() + (self._http.timeout.read or 20.0)
+        deadline = time.monotonic() + (self._http.read_timeout or 20.0)
         with self._probe_answered:
             while True:
                 found, missing = self._probed.get(host, (0, 0))

@@ -8,9 +8,8 @@ import threading
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping
 from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-import httpx
 
 from lockenv import __version__
 from lockenv.errors import NetworkError, OfflineError, PackageIndexError
@@ -25,7 +24,26 @@ that is down stays down, and tests must stay fast."""
 USER_AGENT = f"lockenv/{__version__}"
 
 
-class IndexAuth(httpx.Auth):
+class _LazyHttpx:
+    """httpx, imported on the first attribute read: with `urllib.request`, `http.client` and
+    `email` it is ~30-65 ms of start-up, and a warm lock (every page and metadata file cached)
+    sends no request at all. `import` is thread-safe; each name read is kept."""
+
+    def __getattr__(self, name: str) -> Any:
+        import httpx as module
+
+        value = getattr(module, name)
+        setattr(self, name, value)
+        return value
+
+
+if TYPE_CHECKING:
+    import httpx
+else:
+    httpx = _LazyHttpx()
+
+
+class IndexAuth:
     """Basic auth for one index: its credentials go only to its own origin (scheme, host,
     port), never to a file host, a redirect target or another index (even one on the same
     host: each index has its own `IndexAuth`, used only for that index's requests).
@@ -80,6 +98,18 @@ class IndexAuth(httpx.Auth):
             raise self.lookup.rejected(creds, response.status_code, response.reason_phrase)
 
 
+def _httpx_auth(auth: IndexAuth) -> httpx.Auth:
+    """`auth` as the `httpx.Auth` the client takes (a subclass made here, when httpx is first
+    needed: defining `IndexAuth` on it would import httpx with this module)."""
+    import httpx as module
+
+    class _Auth(module.Auth):
+        def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+            return (yield from auth.auth_flow(request))
+
+    return _Auth()
+
+
 def _env_float(name: str, default: float) -> float:
     try:
         value = float(os.environ.get(name, ""))
@@ -129,7 +159,8 @@ class Http:
         """Said to the user (not only under --verbose): a stalled index must not mean silence."""
         self.retries = _env_int("LOCKENV_HTTP_RETRIES", 3)
         read = _env_float("LOCKENV_HTTP_TIMEOUT", 20.0)
-        self.timeout = httpx.Timeout(read, connect=min(10.0, read), pool=max(60.0, read))
+        self.read_timeout = read
+        """Seconds a read may stall (the client's `httpx.Timeout` is made with the client)."""
         self._transport = transport
         self._max_connections = max_connections
         self._client: httpx.Client | None = None
@@ -152,8 +183,9 @@ class Http:
         if self._transport is not None:
             kwargs["transport"] = self._transport
         return httpx.Client(
-            auth=self.auth,
-            timeout=self.timeout,
+            auth=_httpx_auth(self.auth) if self.auth is not None else None,
+            timeout=httpx.Timeout(self.read_timeout, connect=min(10.0, self.read_timeout),
+                                  pool=max(60.0, self.read_timeout)),
             limits=httpx.Limits(max_connections=self._max_connections,
                                 max_keepalive_connections=self._max_connections),
             follow_redirects=True,
@@ -212,7 +244,7 @@ class Http:
                 check_certificate(exc, url)
                 last = exc
                 if isinstance(exc, httpx.TimeoutException) and attempt < self.retries:
-                    self.notice(f"{redact_url(url)} did not answer within {self.timeout.read:.0f}s; "
+                    self.notice(f"{redact_url(url)} did not answer within {self.read_timeout:.0f}s; "
                                 f"retrying ({attempt + 1}/{self.retries})")
                 continue
             except (httpx.RequestError, httpx.InvalidURL) as exc:

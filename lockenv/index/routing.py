@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import httpx
 from packaging.utils import canonicalize_name
 
 from lockenv.cache import Cache
@@ -27,6 +27,9 @@ from lockenv.once import OnceMap
 from lockenv.models import DistFile, IndexConfig, IndexSettings, ProjectFiles
 from lockenv.ui import Progress, Reporter
 from lockenv.urls import redact_url
+
+if TYPE_CHECKING:
+    import httpx
 
 
 class Routes:

@@ -263,6 +263,25 @@ def test_f4_a_forged_unpacked_tree_is_never_installed(project: Path, index_serve
     assert result.code == 0, result.output
 
 
+def test_a_damaged_cached_wheel_is_refused_even_when_its_tree_is_sealed(
+        project: Path, index_server: Any) -> None:
+    """A cached wheel whose bytes no longer match the lock's sha256 is refused on a warm sync,
+    though its sealed tree is intact (the tree never needs the wheel): nothing is installed,
+    the damaged copy is removed, and the next sync downloads it afresh."""
+    _synced(project, index_server, ["alpha"])
+    shutil.rmtree(project / ".venv")
+    [wheel] = [p for p in (_cache() / "files-v1").rglob("alpha-*.whl")]
+    wheel.write_bytes(wheel.read_bytes() + b"damaged")
+    result = run_lockenv("sync", cwd=project, env=env_for(index_server))
+    assert result.code == 2, result.output
+    assert "is damaged and was refused" in result.output
+    assert "alpha" not in installed(project / ".venv")
+    assert not wheel.exists()
+    result = run_lockenv("sync", cwd=project, env=env_for(index_server))
+    assert result.code == 0, result.output
+    assert installed(project / ".venv")["alpha"] == "2.0"
+
+
 def test_f13_a_damaged_unpacked_tree_heals(project: Path, index_server: Any) -> None:
     """F13: a tree whose files a cache cleaner deleted, whose manifest is empty (a power loss)
     or not what lockenv writes, is unpacked again: every later sync works."""

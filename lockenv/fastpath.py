@@ -91,6 +91,7 @@ def try_noop(argv: list[str]) -> int | None:
                 return None if options else _lock(project, quiet)
         message = "pylock.toml is up to date"
     else:
+        _fewer_collections()
         from lockenv.ops.sync import SyncOptions, is_noop as sync_is_noop
 
         sync_options = SyncOptions(project=project, **options)  # type: ignore[arg-type]
@@ -113,6 +114,20 @@ def _sync(options: SyncOptions, quiet: bool) -> int:
     reporter = TerminalReporter(quiet=quiet)
     hold_in_use()  # `cache clean/prune` leave alone what a running lockenv may be using
     return run_use_case(reporter, lambda: sync(options, reporter=reporter))
+
+
+SYNC_GC_THRESHOLD = 50_000
+"""Allocations between young-generation collections during a sync (CPython's default: 700)."""
+
+
+def _fewer_collections() -> None:
+    """A sync (its imports included) allocates many short-lived, acyclic objects: modules,
+    tree manifests, targets, the lock. At CPython's default threshold a warm sync ran ~72
+    collections on web and ~140 on data (0.007-0.009 s, 0.018-0.13 s of CPU, freeing next to
+    nothing); cycles are still collected, only less often."""
+    import gc
+
+    gc.set_threshold(SYNC_GC_THRESHOLD, *gc.get_threshold()[1:])
 
 
 def _lock(project: Path, quiet: bool) -> int:

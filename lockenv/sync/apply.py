@@ -364,16 +364,20 @@ def _stash_kept(targets: Sequence[str], stash: Stash) -> None:
     """Move aside what the install is about to replace that is still there after the removals:
     a kept distribution's file (a shared namespace `__init__.py`, a script of the same name).
     A rollback then restores it instead of deleting it (the install writes a new file either
-    way). Directories that do not exist are not looked into: a fresh venv costs no syscalls."""
-    absent: set[str] = set()
+    way). Directories that do not exist are not looked into, nor asked about below the first
+    one missing: a fresh data venv asked 1,781 missing directories, now the ~250 at the top."""
+    known: dict[str, bool] = {}
+
+    def is_dir(path: str) -> bool:
+        found = known.get(path)
+        if found is None:
+            up = os.path.dirname(path)
+            found = (up == path or is_dir(up)) and os.path.isdir(path)
+            known[path] = found
+        return found
+
     for target in targets:
-        parent = os.path.dirname(target)
-        if parent in absent:
-            continue
-        if not os.path.isdir(parent):
-            absent.add(parent)
-            continue
-        if os.path.lexists(target):
+        if is_dir(os.path.dirname(target)) and os.path.lexists(target):
             stash.move(target)
 
 

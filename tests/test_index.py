@@ -32,7 +32,7 @@ from lockenv.errors import (
 )
 from lockenv.index import IndexClient
 from lockenv.index.client import PROBE_TRIES
-from lockenv.models import DistFile, PackedFile
+from lockenv.models import CoreMetadata, DistFile, PackedFile
 from lockenv.urls import DEFAULT_INDEX_URL, redact_url
 from fixtures import builder
 from fixtures.backend.lockenv_fixture_backend import core_metadata
@@ -395,19 +395,24 @@ def test_metadata_from_pep658_file_even_when_not_advertised(fake: FakeIndex,
     assert [r.path for r in fake.log][-1].endswith(".whl.metadata")
 
 
-def test_a_host_without_unadvertised_metadata_files_is_probed_a_few_times(cache: Cache) -> None:
-    """The JSON API advertises no `.metadata` file: probes on a host decide, one at a time.
-    Where three 404 (none found), the other wheels (read concurrently) wait for those answers
-    and then each take one suffix range request, instead of a wave of 404s on the crawl's
-    critical path."""
-    fake = FakeIndex(serve_metadata=False, delay=0.02)
+def _twelve_wheels_metadata(fake: FakeIndex, cache: Cache) -> list[CoreMetadata]:
+    """The metadata of twelve one-wheel projects (each needing `beta`), read concurrently."""
     names = [f"pkg{i}" for i in range(12)]
     for name in names:
         fake.add_release(name, "1.0", ["beta"])
     with dists(fake, cache) as c:
         wheels = [next(f for f in c.project(n).files if f.is_wheel) for n in names]
         c.prefetch_metadata(wheels)
-        metas = [c.metadata(w) for w in wheels]
+        return [c.metadata(w) for w in wheels]
+
+
+def test_a_host_without_unadvertised_metadata_files_is_probed_a_few_times(cache: Cache) -> None:
+    """The JSON API advertises no `.metadata` file: probes on a host decide, one at a time.
+    Where three 404 (none found), the other wheels (read concurrently) wait for those answers
+    and then each take one suffix range request, instead of a wave of 404s on the crawl's
+    critical path."""
+    fake = FakeIndex(serve_metadata=False, delay=0.02)
+    metas = _twelve_wheels_metadata(fake, cache)
     assert [m.requires_dist for m in metas] == [("beta",)] * 12
     probes = [r for r in fake.log if r.path.endswith(".metadata")]
     assert len(probes) == PROBE_TRIES and {r.status for r in probes} == {404}
@@ -418,13 +423,7 @@ def test_a_host_without_unadvertised_metadata_files_is_probed_a_few_times(cache:
 
 def test_a_host_serving_unadvertised_metadata_files_is_asked_first(cache: Cache) -> None:
     fake = FakeIndex(delay=0.02)
-    names = [f"pkg{i}" for i in range(12)]
-    for name in names:
-        fake.add_release(name, "1.0", ["beta"])
-    with dists(fake, cache) as c:
-        wheels = [next(f for f in c.project(n).files if f.is_wheel) for n in names]
-        c.prefetch_metadata(wheels)
-        metas = [c.metadata(w) for w in wheels]
+    metas = _twelve_wheels_metadata(fake, cache)
     assert {m.source for m in metas} == {"pep658"}
     assert len([r for r in fake.log if r.path.endswith(".metadata")]) == 12
     assert not [r for r in fake.log if r.path.endswith(".whl")]

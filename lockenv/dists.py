@@ -130,6 +130,10 @@ class Distributions:
         for file in files:
             self._metas.submit(_key(file), partial(self._load, file), self._pool)
 
+    def metadata_cached(self, file: DistFile) -> bool:
+        """Is the file's metadata in the cache (one stat, nothing read)?"""
+        return self.cache.metadata_path(_key(file)).is_file()
+
     def _load(self, file: DistFile) -> CoreMetadata:
         key = _key(file)
         cached = self.cache.read_metadata(key)

@@ -296,6 +296,8 @@ class ProjectFiles:
     files: tuple[DistFile, ...]
     index_url: str
     """The redacted URL of the page this came from."""
+    from_cache: bool = field(default=False, compare=False)
+    """Read from the cache, no request sent: nothing about it for the crawler to hide."""
 
 
 @dataclass(frozen=True)

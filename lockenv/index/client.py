@@ -187,6 +187,7 @@ class IndexClient:
 
     def _load_project(self, name: str) -> ProjectFiles:
         page = self._cached_page(name)
+        from_cache = page is not None
         if page is not None:
             self._debug(f"{name}: index page from the cache")
         else:
@@ -225,7 +226,7 @@ class IndexClient:
         if builds:
             files = pages.latest_builds(files)
         return ProjectFiles(name=canonicalize_name(name), files=tuple(files),
-                            index_url=redact_url(page.url))
+                            index_url=redact_url(page.url), from_cache=from_cache)
 
     def _cached_page(self, name: str) -> pages.CachedPage | None:
         """The cached page if usable; under `offline` one of any age (the user asked for no

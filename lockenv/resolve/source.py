@@ -61,6 +61,7 @@ class MetadataReader(Protocol):
 
     def metadata(self, file: DistFile) -> CoreMetadata: ...
     def prefetch_metadata(self, files: Iterable[DistFile]) -> None: ...
+    def metadata_cached(self, file: DistFile) -> bool: ...
 
 
 class SizedFiles(Protocol):
@@ -106,6 +107,8 @@ class IndexSource:
         self._reps: dict[str, dict[tuple[str, str], tuple[DistFile, DistFile]]] = {}
         self._missing: dict[str, PackageNotFoundError] = {}
         self._agreed: dict[tuple[str, str], bool] = {}
+        self._from_cache: set[str] = set()
+        """Projects whose page was read from the cache (no request)."""
 
     def not_found(self, name: str) -> PackageNotFoundError | None:
         """The index's "not found" for a project `versions` answered with nothing."""
@@ -139,7 +142,14 @@ class IndexSource:
             grouped.setdefault(version, []).extend(files)
         with self._lock:
             self._versions[name] = grouped
+            if project.from_cache:
+                self._from_cache.add(name)
         return grouped
+
+    def page_from_cache(self, name: str) -> bool:
+        """Was the project's page (asked for already, by `versions`) read from the cache?"""
+        with self._lock:
+            return name in self._from_cache
 
     def requirements_for(
         self, files: Sequence[DistFile], own: DistFile, environment: Mapping[str, str]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import re
 import struct
-import tarfile
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -14,7 +13,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import IO
 
-from packaging.metadata import parse_email
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
@@ -33,6 +31,8 @@ def parse_metadata(text: str | bytes, source: str,
     """(CoreMetadata, lower-cased Dynamic fields, Metadata-Version). Invalid Requires-Dist
     entries are skipped (with a debug line), never fatal: a resolver should not die on one
     bad line of someone else's package."""
+    from packaging.metadata import parse_email  # with `email`, ~8 ms a warm lock never needs
+
     raw, _unparsed = parse_email(_headers(text))
     name = raw.get("name")
     version = raw.get("version")
@@ -186,6 +186,8 @@ def read_wheel_metadata(path: Path, file: DistFile) -> bytes:
 
 def read_sdist_pkg_info(path: Path) -> bytes:
     """The top-level `PKG-INFO` of an sdist (.tar.gz or .zip), or MetadataProblem."""
+    import tarfile  # only for an sdist: most locks read wheels' metadata alone
+
     name = path.name
     try:
         if name.endswith(".zip"):

@@ -6,10 +6,13 @@ retried (it will not fix itself) and gets its own message."""
 from __future__ import annotations
 
 import os
-import ssl
 import threading
+from typing import TYPE_CHECKING
 
 from lockenv.errors import NetworkError
+
+if TYPE_CHECKING:
+    import ssl
 
 _lock = threading.Lock()
 _contexts: dict[tuple[str, str], ssl.SSLContext] = {}
@@ -29,6 +32,8 @@ def ssl_context() -> ssl.SSLContext:
 
 
 def _build(cafile: str, capath: str) -> ssl.SSLContext:
+    import ssl  # imported with the first client: a warm lock (all cached) makes none
+
     if cafile or capath:
         try:
             return ssl.create_default_context(cafile=cafile or None, capath=capath or None)
@@ -48,6 +53,8 @@ def _build(cafile: str, capath: str) -> ssl.SSLContext:
 
 def certificate_failure(exc: BaseException) -> ssl.SSLCertVerificationError | None:
     """The certificate error behind an httpx/httpcore exception, if that is what it is."""
+    import ssl
+
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:

@@ -115,7 +115,7 @@ class Prefetcher:
         if cached is not None:
             return cached
         versions = {v: fs for v, fs in self.source.versions(name).items() if not all(f.yanked for f in fs)}
-        result = (versions, sorted(versions, reverse=True))
+        result = (versions, [v for v in reversed(self.source.sorted_versions(name)) if v in versions])
         with self._lock:
             self._live[name] = result
         return result

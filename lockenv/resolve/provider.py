@@ -211,9 +211,10 @@ class Provider(AbstractProvider[Req, Candidate, Ident]):
         pinned_exact = {
             v for r in reqs if r.source is not None for v in _exact_versions(r.specifier)
         }
-        allowed = list(spec.filter(sorted(by_version), prereleases=None))
+        ordered = self.source.sorted_versions(name)
+        allowed = list(spec.filter(ordered, prereleases=None))
         if not allowed and any(v.is_prerelease for v in by_version):
-            allowed = list(spec.filter(sorted(by_version), prereleases=True))
+            allowed = list(spec.filter(ordered, prereleases=True))
         allowed.sort(reverse=True)
         preferred = self.preferences.get(name)
         if preferred is not None and preferred in allowed:
@@ -423,10 +424,11 @@ class Provider(AbstractProvider[Req, Candidate, Ident]):
             return cached
         by_version = self.source.versions(name)
         pinned = set(_exact_versions(spec))
-        live = [v for v, fs in by_version.items() if v in pinned or not all(f.yanked for f in fs)]
-        allowed = list(spec.filter(sorted(live), prereleases=None))
+        live = [v for v in self.source.sorted_versions(name)
+                if v in pinned or not all(f.yanked for f in by_version[v])]
+        allowed = list(spec.filter(live, prereleases=None))
         if not allowed and any(v.is_prerelease for v in live):
-            allowed = list(spec.filter(sorted(live), prereleases=True))
+            allowed = list(spec.filter(live, prereleases=True))
         allowed.sort(reverse=True)
         self._allowed[key] = allowed
         return allowed

@@ -85,6 +85,7 @@ class PackageSource(Protocol):
     """What the provider asks of the packages it resolves."""
 
     def versions(self, name: str) -> Mapping[Version, list[DistFile]]: ...
+    def sorted_versions(self, name: str) -> Sequence[Version]: ...
     def not_found(self, name: str) -> PackageNotFoundError | None: ...
     def requirements_for(
         self, files: Sequence[DistFile], own: DistFile, environment: Mapping[str, str]
@@ -107,6 +108,7 @@ class IndexSource:
         self._reps: dict[str, dict[tuple[str, str], tuple[DistFile, DistFile]]] = {}
         self._missing: dict[str, PackageNotFoundError] = {}
         self._agreed: dict[tuple[str, str], bool] = {}
+        self._sorted: dict[str, list[Version]] = {}
         self._from_cache: set[str] = set()
         """Projects whose page was read from the cache (no request)."""
 
@@ -145,6 +147,17 @@ class IndexSource:
             if project.from_cache:
                 self._from_cache.add(name)
         return grouped
+
+    def sorted_versions(self, name: str) -> list[Version]:
+        """A project's versions, oldest first (sorted once per run: the provider and the
+        crawler ask for every project, often; a comparison is two Python calls)."""
+        with self._lock:
+            cached = self._sorted.get(name)
+        if cached is None:
+            cached = sorted(self.versions(name))
+            with self._lock:
+                self._sorted[name] = cached
+        return cached
 
     def page_from_cache(self, name: str) -> bool:
         """Was the project's page (asked for already, by `versions`) read from the cache?"""
@@ -283,12 +296,13 @@ def best_file(
     best: tuple[int, str] | None = None
     best_file_: DistFile | None = None
     sdist: DistFile | None = None
+    rank_of = tag_priority.get  # one lookup a tag: packaging's Tag hashes in Python
     for f in files:
         if not python_ok(f, python_full):
             continue
         if f.is_wheel:
             try:
-                ranks = [tag_priority[t] for t in file_tags(f) if t in tag_priority]
+                ranks = [r for t in file_tags(f) if (r := rank_of(t)) is not None]
             except Exception:
                 continue
             if ranks:

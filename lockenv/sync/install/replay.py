@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lockenv.cache import Bucket
-from lockenv.sync.install.tree import Linker, Member, Tree
+from lockenv.sync.install.tree import Linker, Member, Tree, write_new
 
 if TYPE_CHECKING:
     from lockenv.cache import Cache
@@ -348,13 +348,7 @@ def replay(record: dict[str, Any], tree: Tree, scheme: Mapping[str, str], python
         data = op["data"] if isinstance(op["data"], bytes) else base64.b64decode(op["data"])
         if os.path.lexists(target):  # never write through a hard link into the cache
             os.unlink(target)
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-        finally:
-            os.close(fd)
+        write_new(target, data, 0o666)
         if op.get("exec"):
             mode = 0o777 & ~_current_umask() | 0o111
             if op.get("script"):

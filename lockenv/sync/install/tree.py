@@ -265,14 +265,15 @@ def _write_manifest(path: Path, seal_path: Path, manifest: dict[str, Any], sha25
     check when linked). The fsync of the manifest alone cost a cold sync of web 42 fsyncs,
     0.42 s on the two unpack threads (strace -T), data ~106."""
     data = json.dumps(manifest).encode("utf-8")
-    _write_new(path, data)
+    write_new(path, data)
     seal = cache.seal(_seal_input(sha256, data))
     if seal is not None:  # no user key: the tree is checked against the wheel on each use
-        _write_new(seal_path, seal)
+        write_new(seal_path, seal)
 
 
-def _write_new(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+def write_new(path: Path | str, data: bytes, mode: int = 0o644) -> None:
+    """Create `path` (it must not exist: never a write through a link) holding `data`."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
         view = memoryview(data)
         while view:

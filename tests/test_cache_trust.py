@@ -564,8 +564,7 @@ def test_f4_a_forged_plan_of_targets_never_hides_a_script(tmp_path: Path) -> Non
     script named like the venv's link to the base interpreter, do not get that script past
     the check (the plan is sealed; a forged one is planned again)."""
     from test_sync_install import _sync, _wanted
-
-    from lockenv.errors import IntegrityError
+    from test_sync_security import refuses_script_over_base_link
 
     wheels = tmp_path / "wheels"
     wheels.mkdir()
@@ -583,11 +582,4 @@ def test_f4_a_forged_plan_of_targets_never_hides_a_script(tmp_path: Path) -> Non
         data["targets"] = [t for t in data["targets"] if "python-base" not in t[1]]
         plan.write_bytes(blob[:start] + json.dumps(data).encode())
     harmless = write_wheel(wheels, "harmless", {"harmless/__init__.py": b""})
-    venv = tmp_path / "proj" / ".venv"
-    _sync(venv, [_wanted(harmless)])
-    base = tmp_path / "base-python"
-    base.write_bytes(b"\x7fELF the base interpreter")
-    (venv / "bin" / "python-base").symlink_to(base)
-    with pytest.raises(IntegrityError, match="would replace .*python-base.* outside the venv"):
-        _sync(venv, [_wanted(harmless), _wanted(evil)])
-    assert base.read_bytes() == b"\x7fELF the base interpreter"
+    refuses_script_over_base_link(tmp_path, harmless, evil)

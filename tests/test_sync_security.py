@@ -30,6 +30,12 @@ def test_f1_console_script_never_writes_through_a_symlink_out_of_the_venv(tmp_pa
         "evilpy/__init__.py": b"def main():\n    pass\n",
         "evilpy-1.0.dist-info/entry_points.txt": b"[console_scripts]\npython-base = evilpy:main\n",
     })
+    refuses_script_over_base_link(tmp_path, harmless, evil)
+
+
+def refuses_script_over_base_link(tmp_path: Path, harmless: Path, evil: Path) -> None:
+    """Sync `harmless`, then also `evil`, whose console script is named like the venv's
+    symlink to the base interpreter (a stand-in): refused, and the stand-in untouched."""
     venv = tmp_path / "proj" / ".venv"
     _sync(venv, [_wanted(harmless)])
     base = tmp_path / "base-python"

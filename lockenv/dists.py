@@ -26,7 +26,8 @@ from lockenv.index.metadata import (
     MetadataProblem,
     check_matches,
     parse_metadata,
-    read_sdist_pkg_info,
+    pyproject_metadata,
+    read_sdist_top_files,
     read_wheel_metadata,
     static_sdist_metadata,
 )
@@ -172,12 +173,20 @@ class Distributions:
             return self._wheel_chain(file)
         path = self.client.download(file)
         try:
-            meta, dynamic, version = self._parse(read_sdist_pkg_info(path), "sdist")
+            top = read_sdist_top_files(path, ("PKG-INFO", "pyproject.toml"))
         except MetadataProblem:
+            top = {}  # the build says what is wrong with it
+        try:
+            meta, dynamic, version = self._parse(top["PKG-INFO"], "sdist")
+        except (KeyError, MetadataProblem):
             meta, dynamic, version = None, set(), None
         if meta is not None and static_sdist_metadata(dynamic, version):
             self.reporter.debug(f"{file.filename}: static metadata from PKG-INFO")
             return meta
+        text = pyproject_metadata(top.get("pyproject.toml", b""), str(file.version))
+        if text is not None:
+            self.reporter.debug(f"{file.filename}: static metadata from pyproject.toml")
+            return self._parse(text, "pyproject")[0]
         self.reporter.debug(f"{file.filename}: building metadata (PEP 517)")
         self.reporter.activity(f"Building {file.filename} to read its metadata")
         text = build.prepare_metadata(path, context=self.build_context, cache=self.cache)

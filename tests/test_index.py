@@ -559,6 +559,82 @@ def test_dynamic_or_legacy_sdist_metadata_is_built(fake: FakeIndex, cache: Cache
     assert meta.source == "build" and meta.requires_dist == ("alpha", "beta")
 
 
+def _no_build(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    calls: list[str] = []
+
+    def prepare_metadata(sdist: Path, *, context: object, cache: Cache) -> str:
+        calls.append(sdist.name)
+        name, version = sdist.name[:-len(".tar.gz")].rsplit("-", 1)
+        return core_metadata(name, version, dependencies=["built"])
+
+    monkeypatch.setattr(build, "prepare_metadata", prepare_metadata)
+    return calls
+
+
+def test_static_pyproject_of_an_sdist_is_read_without_a_build(
+        fake: FakeIndex, cache: Cache, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PKG-INFO older than 2.2 says nothing reliable; a `[project]` table that lists neither
+    dependencies, optional-dependencies nor requires-python as dynamic is what the backend must
+    write (PEP 621), so no build runs (uv reads it the same way): an sdist whose build needs the
+    network or a compiler still locks."""
+    pyproject = b"""[build-system]
+requires = ["anything"]
+build-backend = "downloads_at_build_time"
+
+[project]
+name = "Static_Py"
+version = "1.0"
+requires-python = ">=3.9"
+dynamic = ["version", "readme"]
+dependencies = ["alpha>=1", "beta; sys_platform == 'win32'"]
+
+[project.optional-dependencies]
+Fast = ["gamma", "delta[x]>=2; python_version < '3.12'"]
+"""
+    fake.add_release("static-py", "1.0", wheel=False, sdist="pyproject", pyproject=pyproject)
+    calls = _no_build(monkeypatch)
+    reporter, err = verbose()
+    with dists(fake, cache, reporter=reporter, build_context=lambda d: types.SimpleNamespace()) as c:
+        meta = c.metadata(sdist_of(c, "static-py", "1.0"))
+    assert calls == []
+    assert (meta.name, meta.version, meta.source) == ("static-py", "1.0", "pyproject")
+    assert meta.requires_python == ">=3.9" and meta.provides_extra == ("fast",)
+    assert meta.requires_dist == (
+        "alpha>=1", 'beta; sys_platform == "win32"', 'gamma; extra == "fast"',
+        'delta[x]>=2; python_version < "3.12" and extra == "fast"')
+    assert "static metadata from pyproject.toml" in err.getvalue()
+
+
+@pytest.mark.parametrize("pyproject", [
+    b'[project]\nname = "dyn"\nversion = "1.0"\ndynamic = ["dependencies"]\n',
+    b'[project]\nname = "dyn"\nversion = "1.0"\ndynamic = ["optional-dependencies"]\n',
+    b'[project]\nname = "dyn"\nversion = "1.0"\ndynamic = ["requires-python"]\n',
+    b'[project]\nname = "dyn"\nversion = "1.0"\n\n[tool.poetry.dependencies]\npython = "^3.9"\n',
+    b'[project]\nversion = "1.0"\n',
+    b'[project]\nname = "dyn"\n',
+    b'[project]\nname = "dyn"\nversion = "1.0"\ndependencies = "alpha"\n',
+    b'[project\nname = "dyn"\n',
+    b'\xff\xfe',
+], ids=["dynamic-deps", "dynamic-extras", "dynamic-python", "poetry", "no-name", "no-version",
+        "deps-not-a-list", "not-toml", "not-utf8"])
+def test_sdist_pyproject_that_does_not_say_is_built(
+        fake: FakeIndex, cache: Cache, monkeypatch: pytest.MonkeyPatch, pyproject: bytes) -> None:
+    fake.add_release("dyn", "1.0", wheel=False, sdist="pyproject", pyproject=pyproject)
+    calls = _no_build(monkeypatch)
+    with dists(fake, cache, build_context=lambda d: types.SimpleNamespace()) as c:
+        meta = c.metadata(sdist_of(c, "dyn", "1.0"))
+    assert calls == ["dyn-1.0.tar.gz"] and meta.source == "build"
+
+
+def test_sdist_pyproject_naming_another_version_is_refused(fake: FakeIndex, cache: Cache) -> None:
+    """Static metadata is held to the file name like any other (the build would say 9.9)."""
+    fake.add_release("odd", "1.0", wheel=False, sdist="pyproject",
+                     pyproject=b'[project]\nname = "odd"\nversion = "9.9"\n')
+    with dists(fake, cache) as c, pytest.raises(BrokenDistributionError) as info:
+        c.metadata(sdist_of(c, "odd", "1.0"))
+    assert "odd-1.0.tar.gz" in str(info.value) and "9.9" in str(info.value)
+
+
 def test_invalid_requires_dist_is_ignored(cache: Cache) -> None:
     fake = FakeIndex()
     fake.add_release("odd", "1.0", ["beta>=1", "this is not a requirement!!", "gamma"])

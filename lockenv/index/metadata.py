@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import re
 import struct
+import sys
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -184,29 +185,101 @@ def read_wheel_metadata(path: Path, file: DistFile) -> bytes:
         raise MetadataProblem(f"the wheel is not a readable zip file ({exc})") from None
 
 
-def read_sdist_pkg_info(path: Path) -> bytes:
-    """The top-level `PKG-INFO` of an sdist (.tar.gz or .zip), or MetadataProblem."""
+_MAX_TOP_FILE = 4 << 20
+"""PKG-INFO and pyproject.toml are a few KiB; a bigger one is not read (untrusted archive)."""
+
+
+def read_sdist_top_files(path: Path, names: tuple[str, ...]) -> dict[str, bytes]:
+    """Those of `names` found at the top of an sdist (.tar.gz or .zip), in one pass over the
+    archive; MetadataProblem when it is not a readable archive."""
     import tarfile  # only for an sdist: most locks read wheels' metadata alone
 
-    name = path.name
+    found: dict[str, bytes] = {}
     try:
-        if name.endswith(".zip"):
+        if path.name.endswith(".zip"):
             with zipfile.ZipFile(path) as zf:
-                members = [n for n in zf.namelist() if n.count("/") == 1
-                           and n.endswith("/PKG-INFO")]
-                if members:
-                    return zf.read(members[0])
+                for info in zf.infolist():
+                    parts = info.filename.split("/")
+                    if (len(parts) == 2 and parts[1] in names and parts[1] not in found
+                            and info.file_size <= _MAX_TOP_FILE):
+                        found[parts[1]] = zf.read(info)
         else:
             with tarfile.open(path, "r:*") as tf:
                 for member in tf:
                     parts = member.name.lstrip("./").split("/")
-                    if len(parts) == 2 and parts[1] == "PKG-INFO" and member.isfile():
+                    if (len(parts) == 2 and parts[1] in names and parts[1] not in found
+                            and member.isfile() and member.size <= _MAX_TOP_FILE):
                         fh = tf.extractfile(member)
                         if fh is not None:
-                            return fh.read()
+                            found[parts[1]] = fh.read()
+                    if len(found) == len(names):
+                        break
     except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError) as exc:
         raise MetadataProblem(f"the sdist is not a readable archive ({exc})") from None
-    raise MetadataProblem("the sdist has no PKG-INFO")
+    return found
+
+
+_STATIC_NEEDS = ("dependencies", "optional-dependencies", "requires-python")
+
+
+def pyproject_metadata(text: bytes, file_version: str) -> str | None:
+    """Core metadata (as METADATA text) from an sdist's pyproject.toml when its `[project]`
+    table declares the dependencies statically (PEP 621: a field not listed in `dynamic` is
+    what the backend must write, and absent means none), or None: then a build decides. Read
+    like uv does, so an sdist whose build cannot run here (it downloads, it needs a compiler)
+    still locks. A dynamic version is the one in the file name (`file_version`). A Poetry project that keeps its dependencies under `[tool.poetry]` is built."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+
+    try:
+        data = tomllib.loads(text.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None
+    project = data.get("project")
+    if not isinstance(project, dict) or not isinstance(project.get("name"), str):
+        return None
+    dynamic = project.get("dynamic", [])
+    if not isinstance(dynamic, list) or any(f in dynamic for f in _STATIC_NEEDS):
+        return None
+    tool = data.get("tool")
+    poetry = tool.get("poetry") if isinstance(tool, dict) else None
+    if isinstance(poetry, dict) and "dependencies" not in project and (
+            "dependencies" in poetry or "group" in poetry):
+        return None
+    deps = project.get("dependencies", [])
+    extras = project.get("optional-dependencies", {})
+    requires_python = project.get("requires-python")
+    version = file_version if "version" in dynamic else project.get("version")
+    if (not isinstance(version, str) or not isinstance(deps, list) or not all(isinstance(d, str) for d in deps)
+            or not isinstance(extras, dict)
+            or not all(isinstance(v, list) and all(isinstance(d, str) for d in v)
+                       for v in extras.values())
+            or not (requires_python is None or isinstance(requires_python, str))):
+        return None
+    lines = ["Metadata-Version: 2.2", f"Name: {project['name']}", f"Version: {version}"]
+    if requires_python is not None:
+        lines.append(f"Requires-Python: {requires_python}")
+    lines += [f"Requires-Dist: {d}" for d in deps]
+    for extra, reqs in extras.items():
+        lines.append(f"Provides-Extra: {extra}")
+        lines += [f"Requires-Dist: {_with_extra(d, extra)}" for d in reqs]
+    if any("\n" in line or "\r" in line for line in lines):
+        return None  # a value that would inject headers: let the build decide
+    return "\n".join(lines) + "\n\n"
+
+
+def _with_extra(text: str, extra: str) -> str:
+    """`text` (a PEP 508 requirement) required only with `extra`; an invalid one is kept as
+    it is, for parse_metadata to skip with its debug line."""
+    try:
+        req = Requirement(text)
+    except InvalidRequirement:
+        return text
+    marker, req.marker = req.marker, None
+    cond = f'extra == "{canonicalize_name(extra)}"'
+    return f"{req} ; ({marker}) and {cond}" if marker is not None else f"{req} ; {cond}"
 
 
 def static_sdist_metadata(dynamic: set[str], metadata_version: str | None) -> bool:

@@ -55,6 +55,8 @@ class Bucket(str, enum.Enum):
     """what installing an unpacked wheel into a venv wrote (replayed on the next install)"""
     PARSED_LOCKS = "parsed-locks-v1"
     """pickled parses of pylock.toml, keyed by its bytes (restricted unpickler)"""
+    SELECTIONS = "selections-v1"
+    """what a lock selects for given options and interpreter (sealed JSON, keyed by the lock's bytes)"""
     PROBE = "probe-v1"
     """what an interpreter said about itself (markers, tags, paths)"""
     BUILD_ENVS = "build-envs-v1"

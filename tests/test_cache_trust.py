@@ -199,6 +199,32 @@ def test_f4_a_forged_parsed_lock_in_the_cache_is_never_used(project: Path, index
     assert result.code == 0, result.output
 
 
+def test_f4_a_forged_selection_in_the_cache_is_never_used(project: Path, index_server: Any) -> None:
+    """F4: the cached selection of a lock (what a warm sync installs without parsing the lock)
+    rewritten to name gamma 1.0's wheel where the lock says 1.2, unsealed or under another
+    seal, is not what sync installs: the lock is selected from again."""
+    _synced(project, index_server, ["alpha"])
+    entries = list((_cache() / "selections-v1").iterdir())
+    assert len(entries) == 1
+    wheel = "gamma-1.0-py3-none-any.whl"
+    data = index_server.file("gamma", wheel)
+    blob = entries[0].read_bytes()
+    start = blob.index(b'{"requires-python"')
+    entry = json.loads(blob[start:])
+    for rows in entry["selections"].values():
+        for row in rows:
+            if row[0] == "gamma":
+                row[1], row[3], row[4], row[5], row[6], row[7] = (
+                    "1.0", _sha(data), wheel, index_server.file_url("gamma", wheel), _sha(data), len(data))
+    forged = json.dumps(entry).encode()
+    for head in (b"", blob[:start - 32] + bytes(32)):  # no seal; lockenv's seal with another MAC
+        entries[0].write_bytes(head + forged)
+        shutil.rmtree(project / ".venv")
+        result = run_lockenv("sync", cwd=project, env=env_for(index_server))
+        assert result.code == 0, result.output
+        assert installed(project / ".venv")["gamma"] == "1.2"
+
+
 def test_f4_a_forged_replay_record_is_never_replayed(project: Path, index_server: Any) -> None:
     """F4: a replay record in the cache rewritten to write other bytes (and a RECORD that
     matches them) is not replayed: the venv gets the wheel's own file and verify agrees."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -148,6 +149,13 @@ def test_extras_and_groups(project: Path, index_server: Any) -> None:
     result = sync(project, index_server, "--extra", "gui")
     assert result.code == 2
     assert "error: unknown extra `gui`: the lock has cli" in result.stderr
+    # Each selection is cached per options (the lock is not parsed again): the default one and
+    # the --only-group one come back from the cache, each still its own.
+    assert len(list((Path(os.environ["LOCKENV_CACHE_DIR"]) / "selections-v1").iterdir())) == 1
+    assert sync(project, index_server).code == 0
+    assert set(installed(venv)) == {"alpha", "beta", "gamma", "werky"}
+    assert sync(project, index_server, "--only-group", "docs").code == 0
+    assert set(installed(venv)) == {"feat", "gamma"}
 
 
 def test_locked_refuses_a_stale_lock_frozen_uses_it_default_relocks(project: Path, index_server: Any) -> None:

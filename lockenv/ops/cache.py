@@ -203,7 +203,7 @@ def prune(options: CacheOptions, *, reporter: Any) -> CacheReport:
         busy += kept
         removed += envs
         if alone:
-            for bucket in (Bucket.PARSED_LOCKS, Bucket.FRESH_LOCKS, Bucket.PROBE):
+            for bucket in (Bucket.PARSED_LOCKS, Bucket.SELECTIONS, Bucket.FRESH_LOCKS, Bucket.PROBE):
                 for entry in sorted(_children(root / bucket.value), key=lambda p: p.name):
                     removed.append(_remove(entry, bucket.value, "recomputed when needed"))
         else:

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from lockenv.ops import reports
     from lockenv.sync.plan import SyncPlan
     from lockenv.sync.scan import Installed
-    from lockenv.sync.selection import Wanted
+    from lockenv.sync.selection import LockSource, Wanted
     from lockenv.ui import Reporter
 
 
@@ -156,15 +156,20 @@ class _Checked:
 def _check_lock(options: SyncOptions, cache: Cache, reporter: Reporter,
                 before_relock: Callable[[ProjectSpec], None] | None = None) -> _Checked:
     """Freshness per the options. `before_relock(spec)` runs before a stale lock is locked
-    again, to fail first on what would fail after; a dry run shows the relock, writing nothing."""
-    from lockenv import lockfile, manifest
+    again, to fail first on what would fail after; a dry run shows the relock, writing nothing.
+    The lockfile package is imported only where the lock is checked: a lock found fresh before
+    (its marker) is not read here."""
+    from lockenv import manifest
 
     lock_path = _lock_path(options)
     pyproject = options.project / "pyproject.toml"
     if options.lockfile is not None:
         spec = manifest.load(options.project) if pyproject.exists() else None
-        if options.locked and spec is not None and lockfile.read_inputs(lock_path) is not None:
-            _fail_if_stale(spec, lock_path)
+        if options.locked and spec is not None:
+            from lockenv.lockfile import read_inputs
+
+            if read_inputs(lock_path) is not None:
+                _fail_if_stale(spec, lock_path)
         return _Checked(spec)
     spec = manifest.load(options.project)
     if not lock_path.exists():
@@ -186,6 +191,8 @@ def _check_lock(options: SyncOptions, cache: Cache, reporter: Reporter,
     fresh_marker = marker_for(cache, options.project, lock_path, __version__)
     if fresh_marker is not None and fresh_marker.exists():
         return _Checked(spec)
+    from lockenv import lockfile
+
     reasons = lockfile.stale_reasons(spec, lock_path)
     if any(r.kind in ("edited", "invalid") for r in reasons):
         _refuse_edited(lock_path)
@@ -335,33 +342,34 @@ def _sync_locked(options: SyncOptions, *, cache: Cache, reporter: Reporter, star
 
 
 def _read_lock(options: SyncOptions, cache: Cache,
-               reporter: Reporter) -> tuple[ProjectSpec | None, Pylock, bytes, bool]:
+               reporter: Reporter) -> tuple[ProjectSpec | None, LockSource, bytes, bool]:
     """Step 1: the lock, checked for freshness (relocked when stale; a dry run's relock only
-    in memory), the project, the lock's bytes as parsed (read once: what is installed is what
-    the fingerprint records), and whether it was relocked."""
-    from lockenv.sync.selection import load_lock
+    in memory), the project, the lock's bytes as read (read once: what is installed is what
+    the fingerprint records), and whether it was relocked. The lock is parsed by the first step
+    that needs more than its cached selection (`LockSource`): on a cache miss, step 2's first
+    question, before anything changes, so its errors come where they came before."""
+    from lockenv.sync.selection import LockSource
 
     checked = _check_lock(options, cache, reporter, before_relock=lambda spec: _preflight_venv(
         options, spec.requires_python or None, reporter))
-    if checked.preview is not None:
-        return checked.spec, checked.preview, b"", checked.relocked
     path = _lock_path(options)
+    if checked.preview is not None:
+        return checked.spec, LockSource(path, None, parsed=checked.preview), b"", checked.relocked
     try:
         data = path.read_bytes()
     except OSError:
         data = None  # load_lock says what is wrong
-    lock = load_lock(path, cache, data=data)
-    return checked.spec, lock, data or b"", checked.relocked
+    return checked.spec, LockSource(path, cache, data=data), data or b"", checked.relocked
 
 
-def _open_venv(options: SyncOptions, spec: ProjectSpec | None, lock: Pylock, cache: Cache,
+def _open_venv(options: SyncOptions, spec: ProjectSpec | None, lock: LockSource, cache: Cache,
                reporter: Reporter) -> _Target:
     """Step 2: the venv, created (or recreated) for the interpreter asked for, or as it is;
     repaired when a sync was interrupted. A dry run changes nothing."""
     from lockenv.environment import plan_venv, realize_venv
     from lockenv.environment import probe as probe_interp
 
-    requires_python = str(lock.requires_python) if lock.requires_python else None
+    requires_python = lock.requires_python()  # parses the lock unless its selection is cached
     request, source = python_request(options.python)
     venv_plan = plan_venv(options.project, request=request, requires_python=requires_python,
                           reporter=reporter, source=source)
@@ -379,7 +387,7 @@ def _open_venv(options: SyncOptions, spec: ProjectSpec | None, lock: Pylock, cac
     return _repair(options, venv.path, probe_interp(venv.python, reporter, cache=cache), reporter)
 
 
-def _require_cached(wanted: Sequence[Wanted], lock: Pylock, spec: ProjectSpec | None,
+def _require_cached(wanted: Sequence[Wanted], lock: LockSource, spec: ProjectSpec | None,
                     options: SyncOptions, cache: Cache, reporter: Reporter) -> None:
     """Under --offline (not a dry run): fail before the venv is even made when the cache lacks
     a file the new venv needs, naming them all."""
@@ -417,7 +425,7 @@ def _repair(options: SyncOptions, venv_dir: Path, probe: Probe, reporter: Report
     return _Target(venv_dir, venv_dir, probe, frozenset(suspects), frozenset(journal.removing))
 
 
-def _plan(options: SyncOptions, spec: ProjectSpec | None, lock: Pylock, target: _Target) -> _Planned:
+def _plan(options: SyncOptions, spec: ProjectSpec | None, lock: LockSource, target: _Target) -> _Planned:
     """Step 3: what the lock selects, what is installed, and the plan between them."""
     from lockenv.sync.plan import Action, SyncPlan, plan
     from lockenv.sync.scan import scan
@@ -459,7 +467,7 @@ def _tell_plan(options: SyncOptions, sync_plan: SyncPlan, reporter: Reporter,
 
 
 def _carry_out(options: SyncOptions, planned: _Planned, target: _Target, *,
-               spec: ProjectSpec | None, lock: Pylock, inputs: str, cache: Cache,
+               spec: ProjectSpec | None, lock: LockSource, inputs: str, cache: Cache,
                reporter: Reporter, started: float, relocked: bool = False) -> int:
     """Step 5: the plan carried out, and the fingerprint of the result kept for the no-op
     (`inputs`: of the bytes this sync read, F5)."""
@@ -515,7 +523,7 @@ def _summary(counts: dict[str, int], past: bool = False) -> str:
     return ", ".join(parts)
 
 
-def _index_url(lock: Pylock, spec: ProjectSpec | None, lock_path: Path) -> str:
+def _index_url(lock: LockSource, spec: ProjectSpec | None, lock_path: Path) -> str:
     """The index downloads and build requirements come from: LOCKENV_INDEX_URL when set, else
     the one the lock names (`[tool.lockenv] index-url`, else its packages' `index`), else the
     project's setting, else the default. pyproject.toml's URL is preferred when it is the lock's
@@ -536,7 +544,7 @@ def _index_url(lock: Pylock, spec: ProjectSpec | None, lock_path: Path) -> str:
     if inputs is not None and inputs.index_url:
         named = inputs.index_url
     if named is None:
-        named = next((p.index for p in lock.packages if p.index), None)
+        named = next((p.index for p in lock.pylock.packages if p.index), None)
     if named is not None:
         if configured and redact_url(configured) == named:
             return configured
@@ -545,7 +553,7 @@ def _index_url(lock: Pylock, spec: ProjectSpec | None, lock_path: Path) -> str:
 
 
 def _apply(sync_plan: SyncPlan, *, options: SyncOptions, spec: ProjectSpec | None, probe: Probe,
-           venv_dir: Path, lock: Pylock, cache: Cache, reporter: Reporter,
+           venv_dir: Path, lock: LockSource, cache: Cache, reporter: Reporter,
            before_changes: Callable[[], None] | None = None) -> None:
     """Fetch, build and validate everything, then change the venv. The index client (for
     downloads and build requirements) is created only when needed."""

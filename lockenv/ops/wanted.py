@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     from lockenv.environment import Probe
     from lockenv.models import ProjectSpec
-    from lockenv.sync.selection import Wanted
+    from lockenv.sync.selection import LockSource, Wanted
 
 
 @dataclass(frozen=True)
@@ -156,21 +156,20 @@ def project_wanted(spec: ProjectSpec | None, options: Selection) -> Wanted | Non
                   editable=True, is_project=True)
 
 
-def select_all(options: Selection, spec: ProjectSpec | None, lock: Pylock,
+def select_all(options: Selection, spec: ProjectSpec | None, lock: Pylock | LockSource,
                probe: Probe) -> list[Wanted]:
-    """Everything the lock selects for the interpreter `probe` describes, with the project."""
+    """Everything the lock selects for the interpreter `probe` describes, with the project. A
+    `LockSource` may answer from its cached selection for the same options and interpreter."""
     from lockenv.manifest import static_version
-    from lockenv.sync.selection import build_request, group_requirements_of, select
+    from lockenv.sync.selection import LockSource
 
-    path = lock_path(options)
-    request = build_request(
-        lock, extras=options.extras, all_extras=options.all_extras, groups=options.groups,
-        only_groups=options.only_groups, no_default_groups=options.no_default_groups,
-        all_groups=options.all_groups,
-    )
-    wanted = select(lock, path, request, markers=probe.markers, tags=probe.tag_objects(),
-                    project_root=options.project,
-                    group_requirements=group_requirements_of(path) if request.only_groups else None)
+    if isinstance(lock, LockSource):
+        key = {"markers": probe.markers, "tags": list(probe.tags),
+               "options": [options.extras, options.all_extras, options.groups, options.only_groups,
+                           options.no_default_groups, options.all_groups]}
+        wanted = lock.select(key, lambda pylock: _select(options, pylock, probe))
+    else:
+        wanted = _select(options, lock, probe)
     project = project_wanted(spec, options)
     if not options.install_project:
         wanted = [w for w in wanted if not w.is_project]
@@ -180,3 +179,17 @@ def select_all(options: Selection, spec: ProjectSpec | None, lock: Pylock,
     if project is not None and not any(w.name == project.name for w in wanted):
         wanted.append(project)
     return wanted
+
+
+def _select(options: Selection, lock: Pylock, probe: Probe) -> list[Wanted]:
+    from lockenv.sync.selection import build_request, group_requirements_of, select
+
+    path = lock_path(options)
+    request = build_request(
+        lock, extras=options.extras, all_extras=options.all_extras, groups=options.groups,
+        only_groups=options.only_groups, no_default_groups=options.no_default_groups,
+        all_groups=options.all_groups,
+    )
+    return select(lock, path, request, markers=probe.markers, tags=probe.tag_objects(),
+                  project_root=options.project,
+                  group_requirements=group_requirements_of(path) if request.only_groups else None)

@@ -9,15 +9,31 @@ groups select, following each package's `dependencies` in the lock.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
+from lockenv.cache import Bucket
 from lockenv.errors import LockfileError, SyncError
-from lockenv.lockfile.read import PARSED_LOCKS, load_cached as load_lock  # noqa: F401 (moved; callers import it here)
 from lockenv.models import DistFile, is_sha256
+
+if TYPE_CHECKING:
+    from packaging.pylock import Pylock
+
+    from lockenv.cache import Cache
+
+PARSED_LOCKS = Bucket.PARSED_LOCKS.value
+"""The cache bucket of parsed locks (`lockfile.read.load_cached`)."""
+
+
+def load_lock(path: Path, cache: Cache | None, *, data: bytes | None = None) -> Pylock:
+    """`lockfile.read.load_cached` (moved; callers import it here), imported when a lock is
+    parsed: a warm sync whose selection is cached never loads the lockfile package."""
+    from lockenv.lockfile.read import load_cached
+
+    return load_cached(path, cache, data=data)
 
 
 @dataclass(frozen=True)
@@ -245,3 +261,155 @@ def group_requirements_of(lock_path: Path) -> dict[str, tuple[str, ...]] | None:
     if inputs is None:
         return None
     return {_canon(k): tuple(v) for k, v in inputs.dependency_groups.items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# the selection cache
+
+SELECTION_FORMAT = 1
+"""Bumped when what a selection entry holds, or how it is computed, changes."""
+_KEEP_SELECTIONS = 8
+"""Selections kept per lock (options x interpreters); the oldest goes first."""
+
+
+class LockSource:
+    """The lock a sync installs from: its path and bytes, parsed only when a step needs it.
+
+    Unpickling a parsed lock and selecting from it (packaging.pylock, markers, specifiers,
+    tags) is ~0.03-0.04 s of a warm sync on web, for an answer that is a function of the lock's
+    bytes, the options and the interpreter. That answer (the `Wanted` list and the lock's
+    requires-python) is kept in the cache, sealed with the user's key like every cache entry
+    that says what to install (the cache is untrusted: an entry someone else wrote is never
+    used), keyed by the lock's bytes and the lockenv and packaging versions; a changed lock,
+    option or interpreter misses and selects from the parsed lock as before. Only selections of
+    index and URL files are kept: a local path or directory entry is resolved on disk each time.
+    """
+
+    def __init__(self, path: Path, cache: Cache | None, *, data: bytes | None = None,
+                 parsed: Pylock | None = None) -> None:
+        self.path = path
+        self.cache = cache
+        self.data = data
+        self._parsed = parsed
+        self._entry: dict[str, Any] | None = None
+        self._entry_read = False
+
+    @property
+    def pylock(self) -> Pylock:
+        """The parsed lock (`load_lock`: its own pickled cache, or the TOML)."""
+        if self._parsed is None:
+            self._parsed = load_lock(self.path, self.cache, data=self.data)
+        return self._parsed
+
+    def requires_python(self) -> str | None:
+        entry = self._read_entry()
+        if entry is not None:
+            return entry["requires-python"]
+        value = self.pylock.requires_python
+        return str(value) if value else None
+
+    def select(self, key: Mapping[str, Any], compute: Callable[[Pylock], list[Wanted]]) -> list[Wanted]:
+        """`compute(lock)`, or what it returned for the same `key` (everything besides the
+        lock's bytes it depends on: options, markers, tags) the last time."""
+        import hashlib
+        import json
+
+        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+        entry = self._read_entry()
+        rows = entry["selections"].get(digest) if entry is not None else None
+        if rows is not None:
+            try:
+                return [_wanted_from_row(row) for row in rows]
+            except (TypeError, ValueError, KeyError, IndexError):
+                pass  # not what `_row` writes: select again
+        wanted = compute(self.pylock)
+        self._remember(digest, wanted)
+        return wanted
+
+    def _entry_path(self) -> Path | None:
+        if self.cache is None or self.data is None:
+            return None  # no usable cache, or no bytes (a dry run's relock is held in memory only)
+        import hashlib
+
+        import packaging
+
+        from lockenv import __version__
+
+        h = hashlib.sha256(self.data)
+        h.update(f"\0{packaging.__version__}\0{__version__}\0{SELECTION_FORMAT}".encode())
+        return self.cache.root / Bucket.SELECTIONS.value / f"{h.hexdigest()}.json"
+
+    def _read_entry(self) -> dict[str, Any] | None:
+        if self._entry_read:
+            return self._entry
+        self._entry_read = True
+        path = self._entry_path()
+        if path is None or self.cache is None:
+            return None
+        import json
+
+        try:
+            sealed = self.cache.unseal(path.read_bytes())
+            entry = json.loads(sealed) if sealed is not None else None
+        except (OSError, ValueError):
+            entry = None
+        if (isinstance(entry, dict) and isinstance(entry.get("selections"), dict)
+                and isinstance(entry.get("requires-python"), (str, type(None)))):
+            self._entry = entry
+        return self._entry
+
+    def _remember(self, digest: str, wanted: list[Wanted]) -> None:
+        """Keep a selection of index and URL files only (see the class)."""
+        path = self._entry_path()
+        if path is None or self.cache is None or not all(_cacheable(w) for w in wanted):
+            return
+        import json
+
+        from lockenv.cache import write_atomic
+
+        value = self.pylock.requires_python
+        entry = self._entry or {"requires-python": str(value) if value else None, "selections": {}}
+        selections = dict(entry["selections"])
+        selections.pop(digest, None)
+        while len(selections) >= _KEEP_SELECTIONS:
+            selections.pop(next(iter(selections)))
+        selections[digest] = [_row(w) for w in wanted]
+        entry = {"requires-python": entry["requires-python"], "selections": selections}
+        blob = self.cache.seal(json.dumps(entry, sort_keys=True).encode())
+        if blob is None:
+            return
+        try:
+            write_atomic(path, blob)
+        except OSError:
+            return  # a read-only cache: select from the lock next time too
+        self._entry = entry
+
+
+def _cacheable(want: Wanted) -> bool:
+    file = want.file
+    return (want.kind in ("wheel", "sdist", "archive") and file is not None and want.local_path is None
+            and not want.editable and not want.is_project and "://" in file.url
+            and not file.url.startswith("file:"))
+
+
+def _row(want: Wanted) -> list[Any]:
+    file = want.file
+    assert file is not None
+    when = file.upload_time.isoformat() if file.upload_time is not None else None
+    return [want.name, want.version, want.kind, want.sha256, file.filename, file.url, file.sha256,
+            file.size, when, file.index]
+
+
+def _wanted_from_row(row: list[Any]) -> Wanted:
+    name, version, kind, sha, filename, url, file_sha, size, when, index = row
+    if not all(isinstance(text, str) for text in (name, kind, sha, filename, url, file_sha, index)) \
+            or not isinstance(version, (str, type(None))) or not isinstance(size, (int, type(None))):
+        raise TypeError("not a selection entry")
+    upload_time = None
+    if when is not None:
+        from datetime import datetime
+
+        upload_time = datetime.fromisoformat(when)
+    dist = DistFile(filename=filename, url=url, sha256=file_sha, size=size, upload_time=upload_time,
+                    requires_python=None, index=index)
+    return Wanted(name, version, kind, file=dist, sha256=sha)

@@ -386,13 +386,14 @@ def _install_all(prepared: Sequence[Prepared], *, probe: Probe, cache: Cache,
     crash_after = int(os.environ.get("LOCKENV_TEST_CRASH_AFTER", "-1") or "-1")
     counter = [0]
     lock = threading.Lock()
+    made: set[str] = set()  # directories made or found, shared: installs share parents
 
     def one(p: Prepared) -> None:
         want = p.action.wanted
         assert want is not None
         install_wheel(p.wheel, scheme=p.scheme, python=probe.python, cache=cache,
                       source_sha256=want.sha256, source_name=want.file.filename if want.file else None,
-                      direct_url=p.direct_url, fresh=fresh, warn=warn)
+                      direct_url=p.direct_url, fresh=fresh, warn=warn, made=made)
         if crash_after >= 0:
             with lock:
                 counter[0] += 1

@@ -208,21 +208,29 @@ def normal_under(root: str, rel: str) -> bool:
     return os.path.abspath(root + rel) == root + rel
 
 
-def _check(ops: list[dict[str, Any]], tree: Tree, scheme: Mapping[str, str]) -> dict[str, Member]:
-    """The tree entries by member path; BadRecord when the record's `ops` do not fit."""
+def _check(ops: list[dict[str, Any]], tree: Tree,
+           scheme: Mapping[str, str]) -> tuple[list[tuple[Member, str]], list[dict[str, Any]]]:
+    """The record's links as (tree entry, target) and its writes, in order; BadRecord when the
+    record's `ops` do not fit."""
     roots = tuple(os.path.abspath(d) + os.sep for d in scheme.values())
     entries = {e["path"]: e for e in tree.entries}
+    links: list[tuple[Member, str]] = []
+    writes: list[dict[str, Any]] = []
     for op in ops:
         target = op.get("target")
         if not isinstance(target, str) or not _inside(target, roots):
             raise BadRecord(f"target outside the scheme: {target!r}")
         kind = op.get("op")
         if kind == "link":
-            if op.get("member") not in entries:
+            entry = entries.get(op.get("member"))  # type: ignore[arg-type]
+            if entry is None:
                 raise BadRecord(f"not a member of the tree: {op.get('member')!r}")
+            links.append((entry, target))
         elif kind != "write" or not isinstance(op.get("data"), (str, bytes)):
             raise BadRecord(f"unknown operation {kind!r}")
-    return entries
+        else:
+            writes.append(op)
+    return links, writes
 
 
 def _simple_shebang(python: str) -> bool:
@@ -330,25 +338,29 @@ def _current_umask() -> int:
 
 
 def replay(record: dict[str, Any], tree: Tree, scheme: Mapping[str, str], python: str, *,
-           link: bool) -> None:
+           link: bool, made: set[str] | None = None) -> None:
     """Write what the recorded install wrote (moved to this venv's path, see `relocated`).
     Files are hard-linked from the tree (copied when `link` is False or linking fails); written
-    files get the modes installer gives them. Everything is checked before the first write."""
+    files get the modes installer gives them. Everything is checked before the first write.
+    The install's directories are made first, each once (`made`: the directories a sync's
+    installs made or found, shared by them), then the links, then the written files (RECORD,
+    scripts...): an interrupted install is undone by the journal, whatever the order."""
     if record.get("tree") != tree.sha256:
         raise BadRecord("another tree")
     ops = relocated(record, scheme, python)
-    entries = _check(ops, tree, scheme)
-    linker = Linker(tree, link=link)
-    for op in ops:
+    links, writes = _check(ops, tree, scheme)
+    linker = Linker(tree, link=link, made=made)
+    linker.make_parents((op["target"] for op in ops),
+                        roots={os.path.abspath(d) for d in scheme.values()})
+    linker.place_all(links)
+    for op in writes:
         target = op["target"]
-        if op["op"] == "link":
-            linker.place(entries[op["member"]], target)
-            continue
-        linker.parent_of(target)
         data = op["data"] if isinstance(op["data"], bytes) else base64.b64decode(op["data"])
-        if os.path.lexists(target):  # never write through a hard link into the cache
+        try:
+            write_new(target, data, 0o666)
+        except FileExistsError:  # never write through a hard link into the cache
             os.unlink(target)
-        write_new(target, data, 0o666)
+            write_new(target, data, 0o666)
         if op.get("exec"):
             mode = 0o777 & ~_current_umask() | 0o111
             if op.get("script"):

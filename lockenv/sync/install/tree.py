@@ -28,7 +28,7 @@ import stat
 import struct
 import tempfile
 import zipfile
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Collection, Generator, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict, cast
@@ -96,20 +96,39 @@ class Tree:
 
 class Linker:
     """Puts tree members into a venv: hard links, falling back to copies for the rest of the
-    install once linking fails (another file system). One per install: not shared by threads."""
+    install once linking fails (another file system). One per install: not shared by threads;
+    `made`, the directories known to exist, may be (one set per sync: installs share parents,
+    site-packages and bin/ above all, which each install asked for again)."""
 
-    def __init__(self, tree: Tree, *, link: bool) -> None:
+    def __init__(self, tree: Tree, *, link: bool, made: set[str] | None = None) -> None:
         self.tree = tree
         self.link = link
-        self._made: set[str] = set()
+        self._made = made if made is not None else set()
 
     def parent_of(self, target: str) -> None:
         """Create `target`'s directory (once per directory and install). `target` is absolute
         and normalised (its parent is what precedes the last separator)."""
         parent = target[:target.rindex(os.sep)] or os.sep
         if parent not in self._made:
-            _make_dirs(parent)
+            _make_dirs(parent, self._made)
             self._made.add(parent)
+
+    def make_parents(self, targets: Iterable[str], roots: Collection[str] = ()) -> None:
+        """Create the directories of `targets` (absolute, normalised) and those between them
+        and `roots` (the scheme directories), parents first, each once: in a new venv one
+        mkdir per directory, none failing (jedi's stubs: 98 directories holding only
+        directories, each a failed mkdir first)."""
+        made, sep = self._made, os.sep
+        dirs = {t[:t.rindex(sep)] or sep for t in targets}
+        for d in list(dirs):
+            up = d[:d.rindex(sep)] or sep
+            while up not in dirs and up not in roots and up not in made and up != sep:
+                dirs.add(up)
+                up = up[:up.rindex(sep)] or sep
+        for parent in sorted(dirs):
+            if parent not in made:
+                _make_dirs(parent, made)
+                made.add(parent)
 
     def place(self, entry: Member, target: str) -> None:
         """Link (or copy) `entry` to `target`, replacing what is there. TreeChanged when the
@@ -128,6 +147,40 @@ class Linker:
             self._put(src, target, entry["exec"])
         except FileNotFoundError:  # the target's directory was just made: the tree's file is
             raise TreeChanged(src) from None  # what went (replaced by another process meanwhile)
+
+    def place_all(self, links: Sequence[tuple[Member, str]]) -> None:
+        """`place` for each (entry, target), their directories made (`make_parents`): per file
+        the F8 check (one stat) and one link, with as little Python as possible between the
+        system calls (they release the GIL: two install threads overlap them). Anything but a
+        new hard link (a target in the way, another file system) takes `place`."""
+        if os.sep != "/":
+            for entry, target in links:
+                self.place(entry, target)
+            return
+        base = str(self.tree.root) + os.sep
+        stat, link = os.stat, os.link
+        for i, (entry, target) in enumerate(links):
+            if not self.link:  # copying from now on
+                for rest in links[i:]:
+                    self.place(*rest)
+                return
+            src = base + entry["path"]
+            try:
+                st = stat(src)
+            except OSError:  # removed by a cache cleaner, or the tree was replaced (F13, F12)
+                raise TreeChanged(src) from None
+            if st.st_size != entry["size"] or st.st_mtime_ns != entry["mtime"]:
+                raise TreeChanged(src, entry["path"])
+            if st.st_mode & 0o222:  # a tree unpacked before trees were read-only
+                _read_only(src, st.st_mode)
+            try:
+                link(src, target)
+            except FileExistsError:
+                self.place(entry, target)
+            except FileNotFoundError:  # its directory is made: the tree's file went meanwhile
+                raise TreeChanged(src) from None
+            except OSError:
+                self.place(entry, target)
 
     def _put(self, src: str, target: str, executable: bool) -> None:
         if self.link:
@@ -154,16 +207,19 @@ class Linker:
             os.chmod(target, 0o755)
 
 
-def _make_dirs(path: str) -> None:
+def _make_dirs(path: str, made: set[str] | None = None) -> None:
     """os.makedirs(path, exist_ok=True) in one mkdir when the parent exists (the usual case in
-    a new venv: makedirs stats the parent first), climbing only when it does not."""
+    a new venv: makedirs stats the parent first), climbing only when it does not; the parents
+    it makes go into `made`."""
     try:
         os.mkdir(path)
     except FileNotFoundError:
         parent = os.path.dirname(path)
         if parent == path:
             raise
-        _make_dirs(parent)
+        _make_dirs(parent, made)
+        if made is not None:
+            made.add(parent)
         try:
             os.mkdir(path)
         except FileExistsError:
@@ -202,12 +258,13 @@ def unpack(wheel: Path, sha256: str, *, name: str, cache: Cache, stale: Tree | N
     afresh. That happens under the cache's lock for the tree, into a temporary directory that
     is renamed over the published tree (the old one renamed aside first): a tree another
     process is linking from is never emptied in place (F12), and a damaged one heals (F13)."""
-    bucket = cache.bucket(Bucket.UNPACKED)
-    final = bucket / sha256[:2] / sha256
+    # The bucket is made (cache.bucket: a failing mkdir per wheel of a warm sync) only to unpack.
+    final = cache.root / Bucket.UNPACKED.value / sha256[:2] / sha256
     if stale is None:
         tree = _load(final, sha256, wheel, cache)
         if tree is not None:
             return tree
+    cache.bucket(Bucket.UNPACKED)
     final.parent.mkdir(parents=True, exist_ok=True)
     with cache.lock(final):
         tree = _load(final, sha256, wheel, cache)

@@ -175,13 +175,15 @@ def install_wheel(info: WheelInfo, *, scheme: Mapping[str, str], python: str, ca
                   source_sha256: str | None, source_name: str | None,
                   direct_url: Mapping[str, object] | None = None,
                   fresh: FreshInstall | None = None,
-                  warn: Callable[[str, str | None], None] | None = None) -> None:
+                  warn: Callable[[str, str | None], None] | None = None,
+                  made: set[str] | None = None) -> None:
     """Install a validated wheel from its unpacked tree (hard links, or copies) with installer.
     INSTALLER says lockenv; `lockenv.json` records the archive the lock named, to notice a
     different archive of the same version later. An install done before with the same
     inputs is replayed from its record instead (see `replay`); `fresh` installs the others
     (installer, unless a caller hands in another). A tree file changed since it was unpacked is
-    never linked: the tree is unpacked again, and `warn` told."""
+    never linked: the tree is unpacked again, and `warn` told. `made`: the directories this
+    sync's installs made or found (see `Linker`)."""
     metadata = {"INSTALLER": INSTALLER_NAME}
     if source_sha256:
         metadata[LOCKENV_SOURCE] = json.dumps(
@@ -198,7 +200,7 @@ def install_wheel(info: WheelInfo, *, scheme: Mapping[str, str], python: str, ca
             record = replay.load(cache, key)
             if record is not None:
                 try:
-                    replay.replay(record, tree, scheme, python, link=link)
+                    replay.replay(record, tree, scheme, python, link=link, made=made)
                     return
                 except replay.BadRecord:
                     pass  # checked before any write: installer records it afresh

@@ -195,12 +195,14 @@ def install_wheel(info: WheelInfo, *, scheme: Mapping[str, str], python: str, ca
     tree = info.tree
     link = os.environ.get("LOCKENV_LINK_MODE", "hardlink") != "copy"
     key = replay.record_key(tree, scheme, python, metadata)
+    planned = frozenset(info.targets)
     for attempt in range(3):  # a tree another process replaced meanwhile: use the new one
         try:
             record = replay.load(cache, key)
             if record is not None:
                 try:
-                    replay.replay(record, tree, scheme, python, link=link, made=made)
+                    replay.replay(record, tree, scheme, python, planned=planned, link=link,
+                                  made=made)
                     return
                 except replay.BadRecord:
                     pass  # checked before any write: installer records it afresh

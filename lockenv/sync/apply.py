@@ -376,9 +376,15 @@ def _stash_kept(targets: Sequence[str], stash: Stash) -> None:
             known[path] = found
         return found
 
-    for target in targets:
-        if is_dir(os.path.dirname(target)) and os.path.lexists(target):
-            stash.move(target)
+    sep = os.sep
+    by_parent: dict[str, list[str]] = {}
+    for target in targets:  # absolute and normalised: the parent precedes the last separator
+        by_parent.setdefault(target[:target.rindex(sep)] or sep, []).append(target)
+    for parent, inside in by_parent.items():
+        if is_dir(parent):
+            for target in inside:
+                if os.path.lexists(target):
+                    stash.move(target)
 
 
 def _install_all(prepared: Sequence[Prepared], *, probe: Probe, cache: Cache,

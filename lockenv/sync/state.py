@@ -57,22 +57,54 @@ def _entries_digest(path: str, subdirs: list[str] | None) -> str | None:
     return hashlib.sha256("\n".join(names).encode("utf-8", "surrogateescape")).hexdigest()[:32]
 
 
+SHAPE_SPLIT = 16
+"""Directories waiting to be listed when `venv_shape` shares them out between two threads."""
+
+
 def venv_shape(venv: Path) -> dict[str, list[Any]]:
     """Every directory under the venv (relative path, '' for the venv itself) → [mtime_ns,
-    entries digest]. The venv's own mtime is not kept (writing the state file moves it)."""
+    entries digest]. The venv's own mtime is not kept (writing the state file moves it).
+    Listed on two threads once the walk reaches SHAPE_SPLIT directories (site-packages'
+    packages): stat, open and getdents release the GIL, and data's 2,300 directories were
+    0.055 s of CPU on one thread at the end of every sync with work."""
     root = str(venv)
     shape: dict[str, list[Any]] = {}
     todo = [root]
-    while todo:
-        path = todo.pop()
-        try:
-            mtime = os.stat(path).st_mtime_ns if path != root else 0
-        except OSError:
-            continue
-        digest = _entries_digest(path, todo)
-        if digest is not None:
-            shape[path[len(root) + 1:]] = [mtime, digest]
+    while todo and len(todo) < SHAPE_SPLIT:
+        _shape_one(todo.pop(), root, shape, todo)
+    if not todo:
+        return shape
+    import threading
+
+    parts: list[dict[str, list[Any]]] = [shape, {}]
+
+    def walk(part: dict[str, list[Any]]) -> None:
+        while True:
+            try:
+                top = todo.pop()  # atomic: the two threads share the subtrees left
+            except IndexError:
+                return
+            stack = [top]
+            while stack:
+                _shape_one(stack.pop(), root, part, stack)
+
+    helper = threading.Thread(target=walk, args=(parts[1],), daemon=True)
+    helper.start()
+    walk(parts[0])
+    helper.join()
+    shape.update(parts[1])
     return shape
+
+
+def _shape_one(path: str, root: str, shape: dict[str, list[Any]], todo: list[str]) -> None:
+    """`path`'s entry of the shape; its subdirectories are appended to `todo`."""
+    try:
+        mtime = os.stat(path).st_mtime_ns if path != root else 0
+    except OSError:
+        return
+    digest = _entries_digest(path, todo)
+    if digest is not None:
+        shape[path[len(root) + 1:]] = [mtime, digest]
 
 
 def shape_matches(venv: Path, shape: object) -> tuple[bool, bool]:

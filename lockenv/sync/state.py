@@ -261,7 +261,9 @@ def clear_state(venv: Path) -> None:
 def _write(path: Path, data: dict[str, Any], *, durable: bool = True) -> None:
     tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, sort_keys=True, separators=(",", ":"))
+        # json.dumps, not json.dump: only the one-shot encoder is json's C one (the journal of
+        # data, 18,000 paths, took 0.013-0.019 s through json.dump's Python encoder).
+        fh.write(json.dumps(data, sort_keys=True, separators=(",", ":")))
         if durable:
             fh.flush()
             os.fsync(fh.fileno())
@@ -287,8 +289,10 @@ class Journal:
 def write_journal(venv: Path, names: Iterable[str], paths: Iterable[str], removing: Iterable[str]) -> None:
     """Before the first change: which distributions are about to change and which files the
     installs will write, so an interrupted sync can be repaired."""
+    # The paths in the order given (each install's are sorted), duplicates dropped: the repair
+    # reads them as a set, and sorting data's 18,000 again cost 0.005-0.02 s.
     _write(venv / JOURNAL, {"pid": os.getpid(), "names": sorted(set(names)),
-                            "paths": sorted(set(paths)), "removing": sorted(set(removing))})
+                            "paths": list(dict.fromkeys(paths)), "removing": sorted(set(removing))})
 
 
 def read_journal(venv: Path) -> Journal | None:

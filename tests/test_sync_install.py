@@ -206,7 +206,7 @@ def test_a_record_is_not_moved_where_installer_writes_scripts_differently(tmp_pa
     assert _run(other / "bin" / "tool-hi") == "tool says hi"
 
 
-@pytest.mark.parametrize("tamper", ["outside", "not-a-member", "garbage"])
+@pytest.mark.parametrize("tamper", ["outside", "not-a-member", "garbage", "ill-typed"])
 def test_a_bad_install_record_is_never_replayed(tmp_path: Path, tamper: str) -> None:
     import json
     import shutil
@@ -229,6 +229,10 @@ def test_a_bad_install_record_is_never_replayed(tmp_path: Path, tamper: str) -> 
         data = read()
         if tamper == "outside":
             data["ops"].append({"op": "write", "target": str(outside), "data": "eA==", "exec": False})
+        elif tamper == "ill-typed":  # sealed, so only our own bugs could write it: no crash
+            links = [op for op in data["ops"] if op["op"] == "link"]
+            links[0]["member"] = ["tool/__init__.py"]
+            links[-1]["target"] = {"path": links[-1]["target"]}
         else:
             link = next(op for op in data["ops"] if op["op"] == "link")
             link["member"] = "../../../../etc/passwd"

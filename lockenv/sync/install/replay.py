@@ -231,7 +231,8 @@ def _check(ops: list[dict[str, Any]], tree: Tree,
         targets.append(target)
         kind = op.get("op")
         if kind == "link":
-            entry = entries.get(op.get("member"))  # type: ignore[arg-type]
+            member = op.get("member")
+            entry = entries.get(member) if isinstance(member, str) else None
             if entry is None:
                 raise BadRecord(f"not a member of the tree: {op.get('member')!r}")
             links.append((entry, target))  # type: ignore[arg-type]

@@ -180,10 +180,10 @@ def install_wheel(info: WheelInfo, *, scheme: Mapping[str, str], python: str, ca
     """Install a validated wheel from its unpacked tree (hard links, or copies) with installer.
     INSTALLER says lockenv; `lockenv.json` records the archive the lock named, to notice a
     different archive of the same version later. An install done before with the same
-    inputs is replayed from its record instead (see `replay`); `fresh` installs the others
+    inputs is replayed from its record instead (see `replay`, with `made`: the directories
+    this sync's installs made or found); `fresh` installs the others
     (installer, unless a caller hands in another). A tree file changed since it was unpacked is
-    never linked: the tree is unpacked again, and `warn` told. `made`: the directories this
-    sync's installs made or found (see `Linker`)."""
+    never linked: the tree is unpacked again, and `warn` told."""
     metadata = {"INSTALLER": INSTALLER_NAME}
     if source_sha256:
         metadata[LOCKENV_SOURCE] = json.dumps(

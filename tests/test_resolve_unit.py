@@ -162,3 +162,49 @@ def test_targets_are_derived_from_equality_markers_only() -> None:
     ]
     assert derive_targets(values, targets, ("implementation_name == 'cpython'",))[0].platform.key == "freebsd-amd64"
     assert derive_targets(values, targets + derived, ()) == []
+
+
+def test_partition_of_interleaved_groups_stays_small_and_exclusive() -> None:
+    """Three versions of one package chosen across 26 targets with no pattern (a real lock of
+    apache-airflow and dbt-core: Python 3.9-3.12, five platforms, PyPy, ppc64le, Emscripten):
+    negating the separators would multiply out to 6^7 terms; the conditions come from a
+    decision tree instead, true exactly on each group's targets, and every environment outside
+    the targets selects exactly one of them."""
+    from lockenv.resolve.targets import Platform, Target
+
+    base = {t.name: t for t in make_targets(">=3.9,<3.13")}
+    ppc = Platform("linux-ppc64le", "linux", "Linux", "posix", "ppc64le")
+    ems = Platform("emscripten-x86_64", "emscripten", "Emscripten", "posix", "x86_64")
+    linux = Platform("linux-x86_64", "linux", "Linux", "posix", "x86_64")
+    for python, full in (((3, 12), "3.12.0"), ((3, 9), "3.9.0")):
+        for target in (Target(python, full, ppc, origin=("platform_machine", "ppc64le")),
+                       Target(python, full, ems, origin=("sys_platform", "emscripten")),
+                       Target(python, full, linux, "pypy", origin=("implementation_name", "pypy"))):
+            base[target.name] = target
+    names = [
+        "cp312-emscripten-x86_64 cp312-linux-ppc64le cp39-emscripten-x86_64 cp39-linux-aarch64 "
+        "cp39-linux-ppc64le cp39-linux-x86_64 cp39-macos-arm64 cp39-macos-x86_64 "
+        "cp39-windows-amd64 pypy312-linux-x86_64 pypy39-linux-x86_64",
+        "cp310-linux-x86_64 cp310-macos-x86_64 cp310-windows-amd64 cp311-linux-aarch64 "
+        "cp311-macos-arm64 cp312-linux-x86_64 cp312-macos-x86_64 cp312-windows-amd64",
+        "cp310-linux-aarch64 cp310-macos-arm64 cp311-linux-x86_64 cp311-macos-x86_64 "
+        "cp311-windows-amd64 cp312-linux-aarch64 cp312-macos-arm64",
+    ]
+    groups = [[base[n] for n in line.split()] for line in names]
+    assert sum(map(len, groups)) == len(base)
+    conds = partition(groups)
+    assert sum(map(len, conds)) < 60
+    markers = [Marker(str(to_marker(c))) for c in conds]
+    for group, cond, marker in zip(groups, conds, markers):
+        for t in base.values():
+            assert dnf_true(cond, t) == (t in group) == marker.evaluate(t.environment), t.name
+    unknown = []
+    for t in base.values():
+        for change in ({"python_version": "3.13", "python_full_version": "3.13.0"},
+                       {"python_version": "3.8", "python_full_version": "3.8.0"},
+                       {"sys_platform": "freebsd14", "platform_system": "FreeBSD"},
+                       {"platform_machine": "riscv64"}, {"implementation_name": "graalpy"},
+                       {"os_name": "java"}):
+            unknown.append(dict(t.environment, **change))
+    for env in unknown:
+        assert sum(m.evaluate(env) for m in markers) == 1, env

@@ -17,7 +17,6 @@ from math import prod
 from dep_logic.markers import BaseMarker, parse_marker
 from packaging.version import Version
 
-from lockenv.errors import ResolutionError
 from lockenv.resolve.targets import Target
 
 Atom = tuple[str, str, str]
@@ -26,7 +25,11 @@ Dnf = list[list[Atom]]
 """An OR of ANDs of atoms. [] is false; [[]] is true."""
 
 _MAX_EXPANSION = 20_000
-"""Negating an OR of ANDs multiplies out; past this many terms, fail instead of hanging."""
+"""Negating an OR of ANDs multiplies out; past this many terms, `partition` decides by a tree."""
+
+
+class _TooLarge(Exception):
+    """A negation would multiply out past _MAX_EXPANSION terms."""
 
 _NEGATE = {"==": "!=", "!=": "==", "<": ">=", ">=": "<"}
 
@@ -59,10 +62,7 @@ def negate(dnf: Dnf) -> Dnf:
     if not clauses:
         return [[]]
     if prod(len(c) for c in clauses) > _MAX_EXPANSION:
-        raise ResolutionError(
-            "the lock's fork conditions grew too large to write (a bug: please report it with your pyproject.toml)",
-            hint="narrow `[tool.lockenv] environments` meanwhile",
-        )
+        raise _TooLarge
     out: Dnf = []
     for combo in product(*clauses):
         conj = sorted(set(combo))
@@ -230,15 +230,79 @@ def partition(groups: Sequence[Sequence[Target]]) -> list[Dnf]:
     order = sorted(range(len(groups)), key=lambda i: (len(groups[i]), i))
     conds: dict[int, Dnf] = {}
     taken: list[Dnf] = []
-    for pos, i in enumerate(order):
-        if pos == len(order) - 1:
-            cond: Dnf = [[]]
-        else:
-            others = [t for j in order if j != i for t in groups[j]]
-            cond = separator(groups[i], others)
-        raw = cond
-        for prev in taken:
-            cond = conjoin(cond, negate(prev))
-        conds[i] = cond
-        taken.append(raw)
+    try:
+        for pos, i in enumerate(order):
+            if pos == len(order) - 1:
+                cond: Dnf = [[]]
+            else:
+                others = [t for j in order if j != i for t in groups[j]]
+                cond = separator(groups[i], others)
+            raw = cond
+            for prev in taken:
+                cond = conjoin(cond, negate(prev))
+                if len(cond) > _MAX_EXPANSION:
+                    raise _TooLarge
+            conds[i] = cond
+            taken.append(raw)
+    except _TooLarge:
+        return _tree_partition(groups, default=order[-1])
     return [conds[i] for i in range(len(groups))]
+
+
+_TREE_VARS = ("sys_platform", "platform_machine", "implementation_name", "os_name", "platform_system")
+
+
+def _tree_partition(groups: Sequence[Sequence[Target]], default: int) -> list[Dnf]:
+    """`partition` for groups no short separators tell apart (targets interleaved across
+    Pythons, platforms and derived environments, where negating the separators multiplies out):
+    a decision tree, Python ranges first, then one variable at a time. Its paths are exclusive
+    and cover every environment by construction (a value no target has, on each split, goes to
+    `default`), and there are about as many as targets."""
+    group_of = {t: i for i, g in enumerate(groups) for t in g}
+    out: list[Dnf] = [[] for _ in groups]
+
+    def leaf(path: list[Atom], group: int) -> None:
+        conj = sorted(set(path))
+        if conj not in out[group]:
+            out[group].append(conj)
+
+    def walk(targets: list[Target], path: list[Atom]) -> None:
+        found = {group_of[t] for t in targets}
+        if len(found) == 1:
+            leaf(path, found.pop())
+            return
+        spans = _python_spans(targets, group_of)
+        if len(spans) > 1:
+            for k, (lo, members) in enumerate(spans):
+                atoms = [("python_version", ">=", f"{lo[0]}.{lo[1]}")] if k else []
+                if k < len(spans) - 1:
+                    nxt = spans[k + 1][0]
+                    atoms.append(("python_version", "<", f"{nxt[0]}.{nxt[1]}"))
+                walk(members, path + atoms)
+            return
+        for var in _TREE_VARS:
+            values = sorted({t.environment[var] for t in targets})
+            if len(values) > 1:
+                for value in values:
+                    walk([t for t in targets if t.environment[var] == value], path + [(var, "==", value)])
+                leaf(path + [(var, "!=", value) for value in values], default)
+                return
+        raise AssertionError("targets of different groups share every marker value")
+
+    walk(sorted(group_of, key=lambda t: t.name), [])
+    return out
+
+
+def _python_spans(targets: list[Target], group_of: dict[Target, int]) -> list[tuple[tuple[int, int], list[Target]]]:
+    """Consecutive Pythons whose targets split the same way, merged: (lowest, targets)."""
+    spans: list[tuple[tuple[int, int], list[Target]]] = []
+    last = None
+    for python in sorted({t.python for t in targets}):
+        members = [t for t in targets if t.python == python]
+        shape = frozenset((tuple(t.environment[v] for v in _TREE_VARS), group_of[t]) for t in members)
+        if spans and shape == last:
+            spans[-1][1].extend(members)
+        else:
+            spans.append((python, members))
+        last = shape
+    return spans

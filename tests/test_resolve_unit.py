@@ -5,9 +5,10 @@ from __future__ import annotations
 from packaging.markers import Marker
 
 from lockenv.models import DistFile
+from lockenv.resolve.requirements import file_tags
 from lockenv.resolve.markers import dnf_true, partition, separator, to_marker
 from lockenv.resolve.targets import NEWEST_PYTHON_MINOR, make_targets
-from lockenv.resolve.source import lock_files
+from lockenv.resolve.source import best_file, lock_files
 
 
 def _file(name: str, yanked: bool = False) -> DistFile:
@@ -80,6 +81,33 @@ def test_lock_files_keeps_py2_py3_and_abi3_wheels_and_drops_unusable_ones() -> N
         "six-1.0-py2.py3-none-any.whl",
     ]
     assert sdist is not None and sdist.filename == "six-1.0.tar.gz"
+
+
+def test_best_file_is_the_best_ranked_compatible_wheel_on_every_target() -> None:
+    """What an installer there picks: the wheel whose best tag ranks first (the file name breaks
+    ties), among those whose requires-python admits the target's Python, else the sdist; the
+    same answer whatever tag of a multi-tag name matches, and for a tag priority made anew."""
+    names = [
+        "p-1-cp312-cp312-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+        "p-1-cp312-cp312-manylinux_2_28_aarch64.whl", "p-1-cp39-abi3-manylinux_2_17_x86_64.whl",
+        "p-1-cp313-cp313-manylinux_2_28_x86_64.manylinux1_x86_64.whl", "p-1-cp313-cp313-manylinux_2_17_x86_64.whl",
+        "p-1-cp313-cp313-macosx_10_13_universal2.whl", "p-1-cp313-cp313-macosx_11_0_arm64.whl",
+        "p-1-cp313-cp313-win_amd64.whl", "p-1-cp313-cp313t-win_amd64.whl", "p-1-py2.py3-none-any.whl",
+        "p-1-pp310-pypy310_pp73-manylinux_2_17_x86_64.whl", "p-1.tar.gz", "p-1.zip",
+    ]
+    files = [_file(n) for n in names]
+    new_only = DistFile("p-1-cp314-cp314-win_amd64.whl", "http://x/n", "0" * 64, 1, None, ">=3.14")
+    for target in make_targets(">=3.10"):
+        ranks = target.tag_priority
+        for pool in (files, [*files, new_only], [f for f in files if "none-any" not in f.filename],
+                     [f for f in files if not f.filename.endswith(".whl")]):
+            fits = [f for f in pool if f.filename.endswith(".whl") and any(t in ranks for t in file_tags(f))
+                    and (f.requires_python is None or target.python >= (3, 14))]
+            ranked = [(min(ranks[t] for t in file_tags(f) if t in ranks), f.filename, f) for f in fits]
+            sdists = [f for f in pool if not f.filename.endswith(".whl")]
+            want = min(ranked)[2] if ranked else min(sdists, key=lambda f: f.filename)
+            assert best_file(pool, ranks, target.python_full) is want
+            assert best_file(pool, dict(ranks), target.python_full) is want
 
 
 def test_lock_files_skips_yanked_files() -> None:

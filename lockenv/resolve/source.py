@@ -11,6 +11,7 @@ protocols too, `ProjectPages` and `MetadataReader`, so that one object (the inde
 from __future__ import annotations
 
 import re
+import sys
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -292,26 +293,53 @@ def best_file(
     files: Iterable[DistFile], tag_priority: Mapping[Tag, int], python_full: str
 ) -> DistFile | None:
     """The file an installer on this environment picks: best-ranked compatible wheel, else the
-    sdist."""
+    sdist. Tags are compared as strings (a str hashes in C, packaging's Tag in Python: this
+    runs for every version pinned, on every target, over all of the version's files)."""
     best: tuple[int, str] | None = None
     best_file_: DistFile | None = None
     sdist: DistFile | None = None
-    rank_of = tag_priority.get  # one lookup a tag: packaging's Tag hashes in Python
+    rank_of = _tag_ranks(tag_priority).get
     for f in files:
-        if not python_ok(f, python_full):
+        requires = f.requires_python
+        if requires and not _python_allows(requires, python_full):
             continue
-        if f.is_wheel:
+        name = f.filename
+        if name.endswith(".whl"):
             try:
-                ranks = [r for t in file_tags(f) if (r := rank_of(t)) is not None]
+                tags = _tag_texts(name)
             except Exception:
                 continue
-            if ranks:
-                key = (min(ranks), f.filename)
-                if best is None or key < best:
-                    best, best_file_ = key, f
-        elif sdist is None or f.filename < sdist.filename:
+            rank: int | None = None
+            for tag in tags:
+                r = rank_of(tag)
+                if r is not None and (rank is None or r < rank):
+                    rank = r
+            if rank is not None and (best is None or (rank, name) < best):
+                best, best_file_ = (rank, name), f
+        elif sdist is None or name < sdist.filename:
             sdist = f
     return best_file_ or sdist
+
+
+@lru_cache(maxsize=None)
+def _tag_texts(filename: str) -> tuple[str, ...]:
+    """A wheel's tags as `interpreter-abi-platform` strings (memoised, like `filename_tags`)."""
+    return tuple(sys.intern(str(tag)) for tag in filename_tags(filename))
+
+
+_RANKS: dict[int, tuple[Mapping[Tag, int], dict[str, int]]] = {}
+"""id(tag priority) -> (that mapping, kept alive so the id stays its own; the same by tag string)."""
+
+
+def _tag_ranks(tag_priority: Mapping[Tag, int]) -> dict[str, int]:
+    """`tag_priority` keyed by tag string, made once per mapping (a target's, or a build
+    environment's; its strings shared with the others'); at most a few hundred kept."""
+    found = _RANKS.get(id(tag_priority))
+    if found is None or found[0] is not tag_priority:
+        if len(_RANKS) >= 256:
+            _RANKS.clear()
+        found = _RANKS[id(tag_priority)] = (tag_priority, {sys.intern(str(t)): r for t, r in tag_priority.items()})
+    return found[1]
 
 
 def metadata_file(candidate: Candidate, tag_priority: Mapping[Tag, int]) -> DistFile:

@@ -66,6 +66,11 @@ PLATFORMS: tuple[Platform, ...] = (
 )
 
 
+_SHARED_TAGS: dict[Tag, Tag] = {}
+"""One Tag object per tag, shared by every target that accepts it: 34 targets list ~32,000
+tags, 7,200 distinct (each Tag with its three strings ~250 bytes; 6 MB saved on `data`)."""
+
+
 @dataclass(frozen=True)
 class Target:
     """A (Python version, platform) pair to resolve for."""
@@ -109,7 +114,7 @@ class Target:
         # Computed once, stored plainly: functools.cached_property takes a lock on every
         # access before 3.12, and the resolver reads these from many threads.
         object.__setattr__(self, "environment", self._environment())
-        object.__setattr__(self, "tags", self._tags())
+        object.__setattr__(self, "tags", [_SHARED_TAGS.setdefault(t, t) for t in self._tags()])
         object.__setattr__(self, "tag_priority", {tag: i for i, tag in enumerate(self.tags)})
         object.__setattr__(self, "_hash", hash((self.python, self.python_full, self.platform, self.implementation)))
 

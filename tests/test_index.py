@@ -891,3 +891,45 @@ def test_f16_an_https_to_https_redirect_is_followed(fake: FakeIndex, cache: Cach
         lambda request: httpx.Response(302, headers={"Location": f"https://{FILES_HOST}/pypi/alpha/json"})]
     with client(fake, cache, f"https://{HOST}/pypi") as c:
         assert len(c.project("alpha").files) == 4
+
+
+_ODD_HEADERS = [
+    "Metadata-Version: 2.1\nName: a\nVersion: 1\nRequires-Dist: beta>=1\nRequires-Dist: gamma; extra == 'x'\n"
+    "Provides-Extra: X\nRequires-Python: >=3.8\nDynamic: license\n\nRequires-Dist: evil\n",
+    "name: a\nVERSION:\t1\nrequires-dist:  beta \nLicense: MIT\n  and more\nSummary: caf\u00e9\n",
+    "Name: a\nVersion: 1\nRequires-Dist: beta;\n  extra == 'x'\n",  # folded: the email parser joins it
+    "Name: a\nVersion: 1\nRequires-Python: >=3.8,\n <4\n", "Name: a\nVersion: 1\n .0\n",
+    "Name: a\r\nVersion: 1\r\nRequires-Dist: beta\r\n\r\nRequires-Dist: evil\r\n",
+    "Name: a\rVersion: 1\rRequires-Dist: beta\r\rRequires-Dist: evil\r",
+    "Name: a\nVersion: 1\nnot a header\nRequires-Dist: evil\n",  # the headers end there
+    "Name: a\nVersion: 1\nRequires-Dist: b\u00e9ta\n",
+    "Name: a\nName: b\nVersion: 1\n",  # a second Name: none
+    "From somebody\nName: a\nVersion: 1\n",
+    " folded\nName: a\nVersion: 1\nRequires-Python: \n",
+]
+
+
+@pytest.mark.parametrize("text", _ODD_HEADERS)
+@pytest.mark.parametrize("kind", [bytes, str])
+def test_metadata_headers_read_as_the_email_parser_reads_them(text: str, kind: type,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Plain headers are read without the email parser (it was most of parsing's CPU); what
+    they say is what `packaging.metadata.parse_email` says, for odd headers too."""
+    from lockenv.index import metadata
+
+    given = text.encode() if kind is bytes else text
+
+    def parsed() -> tuple[object, ...]:
+        try:
+            meta, dynamic, version = metadata.parse_metadata(given, "pep658")
+        except metadata.MetadataProblem as exc:
+            return ("problem", str(exc))
+        return meta, dynamic, version
+
+    fast = parsed()
+    monkeypatch.setattr(metadata, "_plain_fields", lambda _block: None)
+    assert fast == parsed()
+    if text.startswith("Metadata-Version"):
+        assert fast[0] == CoreMetadata(name="a", version="1", requires_dist=("beta>=1", 'gamma; extra == "x"'),
+                                       requires_python=">=3.8", provides_extra=("x",), source="pep658")
+        assert fast[1:] == ({"license"}, "2.1")

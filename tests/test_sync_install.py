@@ -31,11 +31,21 @@ def _reporter() -> TerminalReporter:
     return TerminalReporter(out=io.StringIO(), err=io.StringIO())
 
 
-def _wanted(wheel: Path) -> Wanted:
+def _wanted(wheel: Path, *, downloaded: bool = False) -> Wanted:
+    """A locked wheel: a local file, or (`downloaded`) one fetched through the client."""
     sha = hashlib.sha256(wheel.read_bytes()).hexdigest()
     name = wheel.name.split("-")[0]
     f = DistFile(wheel.name, wheel.as_uri(), sha, wheel.stat().st_size, None, None)
-    return Wanted(name, "1.0", "wheel", file=f, local_path=str(wheel), sha256=sha)
+    return Wanted(name, "1.0", "wheel", file=f, local_path=None if downloaded else str(wheel), sha256=sha)
+
+
+class _Downloads:
+    """The index client's download, for wheels already on disk (their `file://` URL)."""
+
+    def download(self, file: DistFile, *, on_bytes: Any = None) -> Path:
+        from urllib.request import url2pathname
+
+        return Path(url2pathname(file.url.removeprefix("file://")))
 
 
 def _sync(venv_path: Path, wanted: list[Wanted], fresh: FreshInstall | None = None) -> None:
@@ -46,7 +56,7 @@ def _sync(venv_path: Path, wanted: list[Wanted], fresh: FreshInstall | None = No
     p = plan(wanted, scan(info.site_dirs))
     cache = Cache()
     files = fetch(p, cache=cache, lock_path=venv_path.parent / "pylock.toml",
-                  client_factory=lambda: None, reporter=_reporter())  # type: ignore[arg-type, return-value]
+                  client_factory=_Downloads, reporter=_reporter(), probe=info)
     prepared = prepare(p, files, probe=info, venv=venv.path, cache=cache, builder=lambda w, a: a)  # type: ignore[arg-type, return-value]
     apply(p, prepared, probe=info, venv=venv.path, cache=cache, reporter=_reporter(), fresh=fresh)
 
@@ -167,6 +177,25 @@ def test_a_repeated_install_is_replayed_exactly(tmp_path: Path) -> None:
     assert _run(venv / "bin" / "tool-hi") == "tool says hi"
     assert (venv / "bin" / "tool-raw").read_text() == f"#!{venv / 'bin' / 'python'}\nprint('raw script')\n"
     assert (venv / "bin" / "tool-hi").read_text().startswith(f"#!{venv / 'bin' / 'python'}")
+
+
+def test_a_downloaded_wheel_goes_through_installer_once(tmp_path: Path) -> None:
+    """A wheel downloaded by the sync is run through installer while it is unpacked, writing
+    nothing but a record of the install; the link stage replays it (installer does not run
+    again), and the venv holds exactly what installer itself writes there."""
+    import shutil
+
+    wheel = _tool_wheel(tmp_path)
+    venv = tmp_path / "proj" / ".venv"
+    _sync(venv, [_wanted(wheel, downloaded=True)], fresh=_no_installer)
+    assert len(_records()) == 1
+    recorded = snapshot(venv)
+    assert _run(venv / "bin" / "tool-hi") == "tool says hi"
+    shutil.rmtree(venv)
+    for record in _records():
+        record.unlink()
+    _sync(venv, [_wanted(wheel)])  # a local file: installer installs it in the link stage
+    assert snapshot(venv) == recorded
 
 
 def test_a_venv_at_another_path_replays_the_record_moved_there(tmp_path: Path) -> None:

@@ -606,7 +606,7 @@ def _apply(sync_plan: SyncPlan, *, options: SyncOptions, spec: ProjectSpec | Non
                                     if a.wanted is not None and a.wanted.file is not None
                                     and not a.wanted.local_path)
         files = fetch(sync_plan, cache=cache, lock_path=_lock_path(options), client_factory=client,
-                      reporter=reporter)
+                      reporter=reporter, probe=probe)
         prepared = prepare(sync_plan, files, probe=probe, venv=venv_dir, cache=cache, builder=builder)
         if before_changes is not None:
             before_changes()

@@ -26,8 +26,9 @@ from lockenv.models import DistFile
 from lockenv.sync import state
 from lockenv.sync.install.remove import Stash, delete_paths, remove_distribution
 from lockenv.sync.install.tree import Tree, unpack
-from lockenv.sync.install.wheel import (FreshInstall, WheelInfo, install_wheel, planned_targets,
-                                       scheme_for, validate_wheel)
+from lockenv.sync.install.wheel import (FreshInstall, WheelInfo, install_metadata, install_wheel,
+                                       planned_targets, record_install, scheme_for,
+                                       validate_wheel)
 from lockenv.sync.plan import Action, SyncPlan
 from lockenv.sync.selection import Wanted
 
@@ -70,11 +71,13 @@ def keep_dirs(probe: Probe, venv: Path) -> list[str]:
 
 
 def fetch(plan: SyncPlan, *, cache: Cache, lock_path: Path, client_factory: Callable[[], Downloader],
-          reporter: Reporter) -> dict[str, Path]:
+          reporter: Reporter, probe: Probe | None = None) -> dict[str, Path]:
     """Every archive the plan installs, verified by sha256 and size (cache hits too), keyed by
     `file_key` (its sha256: two archives may share a file name, F6). Local files and cache hits are checked here (no HTTP client needed, so a warm
     sync does not even import one); the rest is downloaded by the index client. A file that
-    does not match its sha256 is refused as the lock's (`lock_path`) mismatch."""
+    does not match its sha256 is refused as the lock's (`lock_path`) mismatch. With the venv's
+    `probe`, each downloaded wheel's install into it is recorded while it is unpacked (see
+    `_unpack_and_plan`)."""
     remote: list[Wanted] = []
     checks: list[_Check] = []
     for action in plan.changes:
@@ -96,7 +99,7 @@ def fetch(plan: SyncPlan, *, cache: Cache, lock_path: Path, client_factory: Call
     local = {file_key(check.file): check.path for check in checks}
     if remote:
         local.update(_download(remote, cache=cache, lock_path=lock_path,
-                               client=client_factory(), reporter=reporter))
+                               client=client_factory(), reporter=reporter, probe=probe))
     return local
 
 
@@ -107,7 +110,7 @@ def file_key(file: DistFile) -> str:
 
 
 def _download(remote: Sequence[Wanted], *, cache: Cache, lock_path: Path, client: Downloader,
-              reporter: Reporter) -> dict[str, Path]:
+              reporter: Reporter, probe: Probe | None = None) -> dict[str, Path]:
     """Download `remote` (verified by the client against the lock's hashes) and unpack each
     wheel into the cache as soon as it arrives."""
     total = sum(w.file.size or 0 for w in remote if w.file)
@@ -118,10 +121,10 @@ def _download(remote: Sequence[Wanted], *, cache: Cache, lock_path: Path, client
             with lock:
                 bar.advance(n)
 
-        def one(want: Wanted) -> tuple[DistFile, Path]:
+        def one(want: Wanted) -> tuple[Wanted, Path]:
             assert want.file is not None
             try:
-                return want.file, client.download(want.file, on_bytes=advance)
+                return want, client.download(want.file, on_bytes=advance)
             except IntegrityError as exc:
                 if exc.context.url is None:  # a damaged cache entry: the cache's fault
                     raise
@@ -133,17 +136,19 @@ def _download(remote: Sequence[Wanted], *, cache: Cache, lock_path: Path, client
         # downloads: unpacking is inode creation and CPU, which more threads only slow down.
         # The biggest files start first, so they do not finish last on their own.
         order = sorted(remote, key=lambda w: -((w.file.size if w.file else 0) or 0))
-        waiting = _Costliest(cache)
+        waiting = _Costliest(cache, probe)
         with ThreadPoolExecutor(DOWNLOAD_WORKERS) as pool, \
                 ThreadPoolExecutor(UNPACK_WORKERS) as unpacking:
             futures = [pool.submit(one, w) for w in order]
             unpacks: list[Future[Tree]] = []
             try:
                 for future in as_completed(futures):
-                    file, path = future.result()
+                    want, path = future.result()
+                    file = want.file
+                    assert file is not None
                     local[file_key(file)] = path
                     if file.is_wheel and file.sha256:
-                        waiting.add(path, file.sha256, str(file.project_name))
+                        waiting.add(path, file.sha256, want)
                         unpacks.append(unpacking.submit(waiting.unpack_one))
                 for done in unpacks:
                     done.result()
@@ -163,21 +168,22 @@ class _Costliest:
     for 2.6 s at the end while the other thread had nothing left. Each task `unpack_one`
     takes the costliest wheel waiting when it starts (one task is submitted per `add`)."""
 
-    def __init__(self, cache: Cache) -> None:
+    def __init__(self, cache: Cache, probe: Probe | None) -> None:
         self._cache = cache
-        self._heap: list[tuple[int, int, Path, str, str]] = []
+        self._probe = probe
+        self._heap: list[tuple[int, int, Path, str, Wanted]] = []
         self._arrived = itertools.count()  # ties: the first to arrive first
         self._lock = threading.Lock()
 
-    def add(self, wheel: Path, sha256: str, name: str) -> None:
+    def add(self, wheel: Path, sha256: str, want: Wanted) -> None:
         cost = _unpack_cost(wheel)
         with self._lock:
-            heapq.heappush(self._heap, (-cost, next(self._arrived), wheel, sha256, name))
+            heapq.heappush(self._heap, (-cost, next(self._arrived), wheel, sha256, want))
 
     def unpack_one(self) -> Tree:
         with self._lock:
-            _, _, wheel, sha256, name = heapq.heappop(self._heap)
-        return _unpack_and_plan(wheel, sha256, name=name, cache=self._cache)
+            _, _, wheel, sha256, want = heapq.heappop(self._heap)
+        return _unpack_and_plan(wheel, sha256, want=want, cache=self._cache, probe=self._probe)
 
 
 def _unpack_cost(wheel: Path) -> int:
@@ -196,11 +202,20 @@ def _unpack_cost(wheel: Path) -> int:
     return members + size // 20_000
 
 
-def _unpack_and_plan(wheel: Path, sha256: str, *, name: str, cache: Cache) -> Tree:
-    """Unpack a downloaded wheel and plan its install's targets (installer's dry run), while
-    the other files download: prepare() then finds both in the cache."""
-    tree = unpack(wheel, sha256, name=name, cache=cache)
-    planned_targets(tree, cache)
+def _unpack_and_plan(wheel: Path, sha256: str, *, want: Wanted, cache: Cache,
+                     probe: Probe | None) -> Tree:
+    """Unpack a downloaded wheel and plan its install while the other files download: with the
+    venv's `probe`, installer's one pass over it records the install (replayed by the link
+    stage) and its targets; without, a dry run plans the targets. prepare() then finds them
+    in the cache."""
+    tree = unpack(wheel, sha256, name=want.name, cache=cache)
+    if probe is None:
+        planned_targets(tree, cache)
+        return tree
+    assert want.file is not None
+    record_install(tree, scheme=scheme_for(probe.paths, probe.version, want.name),
+                   python=probe.python, cache=cache,
+                   metadata=install_metadata(want.sha256, want.file.filename))
     return tree
 
 

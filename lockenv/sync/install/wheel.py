@@ -184,12 +184,7 @@ def install_wheel(info: WheelInfo, *, scheme: Mapping[str, str], python: str, ca
     this sync's installs made or found); `fresh` installs the others
     (installer, unless a caller hands in another). A tree file changed since it was unpacked is
     never linked: the tree is unpacked again, and `warn` told."""
-    metadata = {"INSTALLER": INSTALLER_NAME}
-    if source_sha256:
-        metadata[LOCKENV_SOURCE] = json.dumps(
-            {"sha256": source_sha256, "filename": source_name}, sort_keys=True).encode() + b"\n"
-    if direct_url is not None:
-        metadata["direct_url.json"] = json.dumps(direct_url, sort_keys=True).encode()
+    metadata = install_metadata(source_sha256, source_name, direct_url)
     from lockenv.sync.install import replay
 
     tree = info.tree
@@ -218,6 +213,55 @@ def install_wheel(info: WheelInfo, *, scheme: Mapping[str, str], python: str, ca
                      "the venvs synced from this cache before share the changed file (hard "
                      "links): `lockenv verify` in each names it")
             tree = unpack(info.path, tree.sha256, name=info.name, cache=cache, stale=tree)
+
+
+def install_metadata(source_sha256: str | None, source_name: str | None,
+                     direct_url: Mapping[str, object] | None = None) -> dict[str, bytes]:
+    """The dist-info files lockenv adds to an install (part of its replay record's key)."""
+    metadata = {"INSTALLER": INSTALLER_NAME}
+    if source_sha256:
+        metadata[LOCKENV_SOURCE] = json.dumps(
+            {"sha256": source_sha256, "filename": source_name}, sort_keys=True).encode() + b"\n"
+    if direct_url is not None:
+        metadata["direct_url.json"] = json.dumps(direct_url, sort_keys=True).encode()
+    return metadata
+
+
+def record_install(tree: Tree, *, scheme: Mapping[str, str], python: str,
+                   metadata: dict[str, bytes], cache: Cache) -> None:
+    """Run installer once over `tree` without writing anything, and keep what it would do: the
+    replay record `install_wheel` then replays (instead of running installer), and the planned
+    targets (instead of `planned_targets`' dry run). A cold sync did both installer passes per
+    wheel before: the dry run while unpacking, the real install in the link stage (on data
+    ~0.5 s of CPU and most of the link stage's wall)."""
+    from installer import install
+    from installer.exceptions import InstallerError
+
+    from lockenv.sync.install import replay
+    from lockenv.sync.install.destination import RecordingDestination, TreeSource
+
+    key = replay.record_key(tree, scheme, python, metadata)
+    if replay.record_path(cache, key).exists():
+        planned_targets(tree, cache)
+        return
+    dest = RecordingDestination(tree, scheme, python)
+    try:
+        install(TreeSource(tree), dest, additional_metadata=metadata)
+    except InstallerError as exc:
+        raise IntegrityError(f"{tree.wheel_name} cannot be installed: {exc}") from None
+    replay.save(cache, key, tree, dest.ops, scheme["data"])
+    if replay.load_targets(cache, tree, SCHEMES) is None:
+        replay.save_targets(cache, tree, _with_added_metadata(tree, dest.targets, metadata))
+
+
+def _with_added_metadata(tree: Tree, targets: list[tuple[str, str]],
+                         metadata: Mapping[str, bytes]) -> list[tuple[str, str]]:
+    """`targets` of one install, plus the ADDED_METADATA files it did not write: the planned
+    targets cover every install of the tree (as `_plan_targets`' dry run, which adds them all)."""
+    record = f"{tree.dist_info_dir}/RECORD"
+    root = next(key for key, path in targets if path == record)
+    extra = [(root, f"{tree.dist_info_dir}/{name}") for name in ADDED_METADATA if name not in metadata]
+    return sorted(set(targets) | set(extra))
 
 
 def install_with_installer(tree: Tree, scheme: Mapping[str, str], python: str, *,

@@ -136,6 +136,7 @@ class Provider(AbstractProvider[Req, Candidate, Ident]):
         self.unavailable: dict[str, str] = {}
         """Synthetic identifier name → why that candidate's metadata could not be had."""
         self._allowed: dict[tuple[str, str], list[Version]] = {}
+        self._matches: dict[tuple[str, str], tuple[Version, ...]] = {}
         self._preference: dict[tuple[str, tuple[int, ...]], tuple[tuple[SpecifierSet, ...], bool, bool]] = {}
         self.unavailable_versions: set[tuple[str, Version]] = set()
         self._checked_at = -1
@@ -211,11 +212,7 @@ class Provider(AbstractProvider[Req, Candidate, Ident]):
         pinned_exact = {
             v for r in reqs if r.source is not None for v in _exact_versions(r.specifier)
         }
-        ordered = self.source.sorted_versions(name)
-        allowed = list(spec.filter(ordered, prereleases=None))
-        if not allowed and any(v.is_prerelease for v in by_version):
-            allowed = list(spec.filter(ordered, prereleases=True))
-        allowed.sort(reverse=True)
+        allowed = list(self._matching(name, spec))
         preferred = self.preferences.get(name)
         if preferred is not None and preferred in allowed:
             allowed.remove(preferred)
@@ -414,6 +411,21 @@ class Provider(AbstractProvider[Req, Candidate, Ident]):
                 if isinstance(exc, (NetworkError, AuthError, BuildCycleError)):
                     raise
                 self._unavailable(cand, exc)
+
+    def _matching(self, name: str, spec: SpecifierSet) -> tuple[Version, ...]:
+        """Every version `spec` admits, newest first (pre-releases only when nothing else
+        does), memoised: while backtracking, resolvelib asks again for the same combined
+        specifier of a project with thousands of versions (botocore), and filtering and sorting
+        them each time was most of a lock's CPU."""
+        key = (name, str(spec))
+        cached = self._matches.get(key)
+        if cached is None:
+            ordered = self.source.sorted_versions(name)  # oldest first: filter keeps the order
+            found = list(spec.filter(ordered, prereleases=None))
+            if not found and any(v.is_prerelease for v in ordered):
+                found = list(spec.filter(ordered, prereleases=True))
+            cached = self._matches[key] = tuple(reversed(found))
+        return cached
 
     def allowed(self, name: str, spec: SpecifierSet) -> list[Version]:
         """The versions a specifier admits (pre-releases only when nothing else does), newest

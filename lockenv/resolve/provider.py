@@ -344,7 +344,7 @@ class Provider(AbstractProvider[Req, Candidate, Ident]):
         while todo and seen < 10_000:
             seen += 1
             ident = todo.pop(0)
-            versions = sorted(allowed[str(ident)], reverse=True)
+            versions = self._newest_first(ident.name, allowed[str(ident)])
             self._learn(ident, versions)
             if not versions or any((ident, v) not in self.known_deps for v in versions):
                 continue
@@ -411,6 +411,18 @@ class Provider(AbstractProvider[Req, Candidate, Ident]):
                 if isinstance(exc, (NetworkError, AuthError, BuildCycleError)):
                     raise
                 self._unavailable(cand, exc)
+
+    def _newest_first(self, name: str, versions: set[Version]) -> list[Version]:
+        """`versions` (of the project's own) in the project's order, newest first: a pass with
+        set lookups, where sorting compared Versions in Python (check_roots runs again each
+        time the resolver learns something, over up to thousands of versions)."""
+        if len(versions) < 8:
+            return sorted(versions, reverse=True)
+        ordered = self.source.sorted_versions(name)
+        out = [v for v in reversed(ordered) if v in versions]
+        if len(out) != len(versions):  # not all from the page (cannot happen): sort them
+            return sorted(versions, reverse=True)
+        return out
 
     def _matching(self, name: str, spec: SpecifierSet) -> tuple[Version, ...]:
         """Every version `spec` admits, newest first (pre-releases only when nothing else

@@ -19,7 +19,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tarfile
 import tempfile
 import threading
 import time
@@ -133,6 +132,8 @@ def _source_name(path: Path) -> str:
 # -- source trees -----------------------------------------------------------------------------
 def _extract(sdist: Path, dest: Path) -> Path:
     """Unpack an sdist safely; return its top directory (the one holding pyproject.toml)."""
+    import tarfile  # here, not at the top: a warm lock imports this module and builds nothing
+
     name = sdist.name
     try:
         if name.endswith(".zip"):

@@ -92,7 +92,7 @@ def _run(ctx: typer.Context, func: Callable[..., int], *args: object, **kwargs: 
     """Call a use case; turn LockenvError into a message and an exit code."""
     g: Globals = ctx.obj
     if ctx.find_root().invoked_subcommand != "cache":
-        from lockenv.ops.cache import hold_in_use
+        from lockenv.ops.in_use import hold_in_use
 
         hold_in_use()  # `cache clean/prune` leave alone what a running lockenv may be using
     code = run_use_case(g.reporter, lambda: func(*args, reporter=g.reporter, **kwargs))

@@ -107,7 +107,7 @@ def try_noop(argv: list[str]) -> int | None:
 def _sync(options: SyncOptions, quiet: bool) -> int:
     """A sync with work to do, in this shape, runs here too: the CLI framework (typer, click:
     ~50 ms to import) adds nothing to it. Errors are told as the CLI tells them."""
-    from lockenv.ops.cache import hold_in_use
+    from lockenv.ops.in_use import hold_in_use
     from lockenv.ops.sync import sync
     from lockenv.ui import TerminalReporter, run_use_case
 
@@ -134,7 +134,7 @@ def _lock(project: Path, quiet: bool) -> int:
     """A plain `lockenv [-q] [-C DIR] lock` with work to do runs here too, as `_sync` does: the
     CLI framework (typer, click: ~50-90 ms to import, measured with -X importtime) would be
     most of a cold lock's start-up."""
-    from lockenv.ops.cache import hold_in_use
+    from lockenv.ops.in_use import hold_in_use
     from lockenv.ops.lock import LockOptions, lock
     from lockenv.ui import TerminalReporter, run_use_case
 

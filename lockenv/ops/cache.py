@@ -24,13 +24,15 @@ from typing import Any
 
 from lockenv.cache import Bucket, Cache
 from lockenv.errors import CacheError
+from lockenv.ops.in_use import IN_USE, Flock as _Flock, hold_in_use, release_in_use
+
+__all__ = ["IN_USE", "hold_in_use", "release_in_use"]  # (moved to ops.in_use; imported here too)
 
 STALE_AFTER = 600.0
 """A temporary file or directory nobody wrote to for this long belongs to a killed process."""
 PAGE_KEEP = 7 * 86400.0
 """Index pages older than this are removed by prune (a fresh run refetches them after the TTL;
 `--offline` runs may still read them until then)."""
-IN_USE = "in-use.lock"
 
 
 @dataclass(frozen=True)
@@ -55,68 +57,6 @@ class CacheReport:
     """Entries left because another lockenv process may be using them."""
     freed: int
     """Bytes removed."""
-
-
-# -- the in-use lock ----------------------------------------------------------------------------
-
-
-class _Flock:
-    """A POSIX advisory lock on one file (shared or exclusive), released when closed or when the
-    process dies. Elsewhere (no fcntl) it always succeeds, and prune falls back to ages."""
-
-    def __init__(self, path: Path) -> None:
-        self.fd: int | None = None
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-        except OSError:
-            self.fd = None
-
-    def take(self, exclusive: bool, wait: bool) -> bool:
-        if self.fd is None:
-            return not exclusive
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - Windows
-            return True
-        flags = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | (0 if wait else fcntl.LOCK_NB)
-        try:
-            fcntl.flock(self.fd, flags)
-        except OSError:
-            return False
-        return True
-
-    def close(self) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
-
-
-_held: list[_Flock] = []
-
-
-def hold_in_use(root: Path | None = None) -> None:
-    """Mark this process as a cache user until it exits (shared: any number of users)."""
-    if _held:
-        return
-    try:
-        base = Path(root) if root is not None else Cache().root
-    except Exception:  # an unusable cache is reported by the command that uses it
-        return
-    if base.exists() and not base.is_dir():
-        return
-    lock = _Flock(base / Bucket.LOCKS.value / IN_USE)
-    if lock.take(exclusive=False, wait=True):
-        _held.append(lock)
-    else:
-        lock.close()
-
-
-def release_in_use() -> None:
-    """Stop marking this process as a cache user: for `run`, before it hands over to a command
-    that may run for hours, so `cache clean` need not wait for it."""
-    while _held:
-        _held.pop().close()
 
 
 # -- dir ----------------------------------------------------------------------------------------

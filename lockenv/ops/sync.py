@@ -307,6 +307,9 @@ class _Target:
 
 @dataclass(frozen=True)
 class _Planned:
+    """Step 3's result: what the lock selects, what is installed, and the plan between them.
+    (A dataclass without a docstring has one made from `inspect.signature` at import.)"""
+
     wanted: list[Wanted]
     installed: list[Installed]
     plan: SyncPlan

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -217,6 +218,32 @@ def test_editable_project_is_installed_after_its_dependencies(project: Path, ind
     result = sync(project, index_server, "--no-install-project")
     assert result.code == 0, result.output
     assert result.stdout.splitlines() == ["- demo==0.1"]
+
+
+def test_a_warm_sync_reads_the_project_only_when_it_must(project: Path, index_server: Any) -> None:
+    """A lock found fresh before for this pyproject.toml is synced without reading the project:
+    its editable entry comes with the cached selection. A new pyproject.toml (another version) is
+    read, and a LOCKENV_KEYRING_PROVIDER that reading refuses is still refused before the venv
+    is made."""
+    write_project(project, ["alpha"], build_system=True)
+    lock(project, index_server)
+    assert sync(project, index_server).code == 0
+    shutil.rmtree(project / ".venv")
+    result = sync(project, index_server)
+    assert result.code == 0, result.output
+    assert result.stdout.splitlines()[-1] == "+ demo==0.1 (editable)"
+    assert venv_python(project, "import demo; print(demo.GREETING)") == "hello"
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('version = "0.1"', 'version = "0.2"'))
+    result = sync(project, index_server)
+    assert result.code == 0, result.output
+    assert result.stdout.splitlines() == ["~ demo 0.1 -> 0.2 (editable)"]
+    assert installed(project / ".venv")["demo"] == "0.2"
+    shutil.rmtree(project / ".venv")
+    result = sync(project, index_server, LOCKENV_KEYRING_PROVIDER="bogus")
+    assert result.code == 2
+    assert "LOCKENV_KEYRING_PROVIDER is `bogus`" in result.stderr
+    assert not (project / ".venv").exists()
 
 
 def test_sdist_is_built_once_and_cached(project: Path, index_server: Any, tmp_path: Path) -> None:

@@ -151,6 +151,9 @@ class _Checked:
     relocked: bool = False
     preview: Pylock | None = None
     """A dry run's relocked lock, in memory only: the plan is made against it."""
+    later: bool = False
+    """The lock was found fresh before for this exact pyproject.toml (its marker): the project is
+    read only when a step needs it (`spec` is None until then)."""
 
 
 def _check_lock(options: SyncOptions, cache: Cache, reporter: Reporter,
@@ -158,12 +161,14 @@ def _check_lock(options: SyncOptions, cache: Cache, reporter: Reporter,
     """Freshness per the options. `before_relock(spec)` runs before a stale lock is locked
     again, to fail first on what would fail after; a dry run shows the relock, writing nothing.
     The lockfile package is imported only where the lock is checked: a lock found fresh before
-    (its marker) is not read here."""
-    from lockenv import manifest
-
+    (its marker) is not read here, nor is pyproject.toml parsed (manifest.load succeeded on these
+    bytes when the marker was written; LOCKENV_KEYRING_PROVIDER, the one other input it reads and
+    the marker does not record, keeps the eager read when set)."""
     lock_path = _lock_path(options)
     pyproject = options.project / "pyproject.toml"
     if options.lockfile is not None:
+        from lockenv import manifest
+
         spec = manifest.load(options.project) if pyproject.exists() else None
         if options.locked and spec is not None:
             from lockenv.lockfile import read_inputs
@@ -171,6 +176,12 @@ def _check_lock(options: SyncOptions, cache: Cache, reporter: Reporter,
             if read_inputs(lock_path) is not None:
                 _fail_if_stale(spec, lock_path)
         return _Checked(spec)
+    fresh_marker = None if options.frozen else _fresh_marker(options, cache, lock_path)
+    if fresh_marker is not None and fresh_marker.exists() \
+            and not os.environ.get("LOCKENV_KEYRING_PROVIDER", "").strip():
+        return _Checked(None, later=True)
+    from lockenv import manifest
+
     spec = manifest.load(options.project)
     if not lock_path.exists():
         if options.locked:
@@ -185,10 +196,6 @@ def _check_lock(options: SyncOptions, cache: Cache, reporter: Reporter,
                         relocked=True)
     if options.frozen:
         return _Checked(spec)
-    from lockenv import __version__
-    from lockenv.sync.state import fresh_marker as marker_for
-
-    fresh_marker = marker_for(cache, options.project, lock_path, __version__)
     if fresh_marker is not None and fresh_marker.exists():
         return _Checked(spec)
     from lockenv import lockfile
@@ -210,6 +217,28 @@ def _check_lock(options: SyncOptions, cache: Cache, reporter: Reporter,
     return _Checked(_relock(options, spec, reporter,
                             f"{LOCK_NAME} is out of date ({'; '.join(map(str, reasons))}); locking again",
                             before_relock), relocked=True)
+
+
+def _fresh_marker(options: SyncOptions, cache: Cache, lock_path: Path) -> Path | None:
+    from lockenv import __version__
+    from lockenv.sync.state import fresh_marker
+
+    return fresh_marker(cache, options.project, lock_path, __version__)
+
+
+def _spec_of(checked: _Checked, project: Path) -> Callable[[], ProjectSpec | None]:
+    """The project, as `_check_lock` read it or (`later`) read on first use."""
+    if not checked.later:
+        return lambda: checked.spec
+    memo: list[ProjectSpec] = []
+
+    def read() -> ProjectSpec:
+        if not memo:
+            from lockenv import manifest
+
+            memo.append(manifest.load(project))
+        return memo[0]
+    return read
 
 
 def _preview_relock(options: SyncOptions, spec: ProjectSpec, reporter: Reporter, why: str) -> _Checked:
@@ -345,27 +374,30 @@ def _sync_locked(options: SyncOptions, *, cache: Cache, reporter: Reporter, star
 
 
 def _read_lock(options: SyncOptions, cache: Cache,
-               reporter: Reporter) -> tuple[ProjectSpec | None, LockSource, bytes, bool]:
+               reporter: Reporter) -> tuple[Callable[[], ProjectSpec | None], LockSource, bytes, bool]:
     """Step 1: the lock, checked for freshness (relocked when stale; a dry run's relock only
     in memory), the project, the lock's bytes as read (read once: what is installed is what
     the fingerprint records), and whether it was relocked. The lock is parsed by the first step
     that needs more than its cached selection (`LockSource`): on a cache miss, step 2's first
-    question, before anything changes, so its errors come where they came before."""
+    question, before anything changes, so its errors come where they came before. The project
+    comes as a function: read on first use when the lock was found fresh for it before."""
     from lockenv.sync.selection import LockSource
 
     checked = _check_lock(options, cache, reporter, before_relock=lambda spec: _preflight_venv(
         options, spec.requires_python or None, reporter))
     path = _lock_path(options)
     if checked.preview is not None:
-        return checked.spec, LockSource(path, None, parsed=checked.preview), b"", checked.relocked
+        return _spec_of(checked, options.project), LockSource(path, None, parsed=checked.preview), b"", \
+            checked.relocked
     try:
         data = path.read_bytes()
     except OSError:
         data = None  # load_lock says what is wrong
-    return checked.spec, LockSource(path, cache, data=data), data or b"", checked.relocked
+    return _spec_of(checked, options.project), LockSource(path, cache, data=data), data or b"", \
+        checked.relocked
 
 
-def _open_venv(options: SyncOptions, spec: ProjectSpec | None, lock: LockSource, cache: Cache,
+def _open_venv(options: SyncOptions, spec: Callable[[], ProjectSpec | None], lock: LockSource, cache: Cache,
                reporter: Reporter) -> _Target:
     """Step 2: the venv, created (or recreated) for the interpreter asked for, or as it is;
     repaired when a sync was interrupted. A dry run changes nothing."""
@@ -390,7 +422,7 @@ def _open_venv(options: SyncOptions, spec: ProjectSpec | None, lock: LockSource,
     return _repair(options, venv.path, probe_interp(venv.python, reporter, cache=cache), reporter)
 
 
-def _require_cached(wanted: Sequence[Wanted], lock: LockSource, spec: ProjectSpec | None,
+def _require_cached(wanted: Sequence[Wanted], lock: LockSource, spec_of: Callable[[], ProjectSpec | None],
                     options: SyncOptions, cache: Cache, reporter: Reporter) -> None:
     """Under --offline (not a dry run): fail before the venv is even made when the cache lacks
     a file the new venv needs, naming them all."""
@@ -398,6 +430,7 @@ def _require_cached(wanted: Sequence[Wanted], lock: LockSource, spec: ProjectSpe
         return
     from lockenv.index.routing import IndexRouter, with_default
 
+    spec = spec_of()
     settings = with_default(getattr(spec, "indexes", None), _index_url(lock, spec, _lock_path(options)))
     with IndexRouter(settings, cache=cache, reporter=reporter, offline=True) as client:
         client.require_cached(w.file for w in wanted if w.file is not None and not w.local_path)
@@ -428,7 +461,8 @@ def _repair(options: SyncOptions, venv_dir: Path, probe: Probe, reporter: Report
     return _Target(venv_dir, venv_dir, probe, frozenset(suspects), frozenset(journal.removing))
 
 
-def _plan(options: SyncOptions, spec: ProjectSpec | None, lock: LockSource, target: _Target) -> _Planned:
+def _plan(options: SyncOptions, spec: Callable[[], ProjectSpec | None], lock: LockSource,
+          target: _Target) -> _Planned:
     """Step 3: what the lock selects, what is installed, and the plan between them."""
     from lockenv.sync.plan import Action, SyncPlan, plan
     from lockenv.sync.scan import scan
@@ -470,7 +504,7 @@ def _tell_plan(options: SyncOptions, sync_plan: SyncPlan, reporter: Reporter,
 
 
 def _carry_out(options: SyncOptions, planned: _Planned, target: _Target, *,
-               spec: ProjectSpec | None, lock: LockSource, inputs: str, cache: Cache,
+               spec: Callable[[], ProjectSpec | None], lock: LockSource, inputs: str, cache: Cache,
                reporter: Reporter, started: float, relocked: bool = False) -> int:
     """Step 5: the plan carried out, and the fingerprint of the result kept for the no-op
     (`inputs`: of the bytes this sync read, F5)."""
@@ -487,7 +521,7 @@ def _carry_out(options: SyncOptions, planned: _Planned, target: _Target, *,
         return 0
     # The plan is shown once everything it needs is downloaded, verified and built: a refused
     # sync prints the error, not a plan it did not carry out.
-    _apply(sync_plan, options=options, spec=spec, probe=target.probe, venv_dir=venv_dir,
+    _apply(sync_plan, options=options, spec_of=spec, probe=target.probe, venv_dir=venv_dir,
            lock=lock, cache=cache, reporter=reporter,
            before_changes=lambda: _show_plan(sync_plan, reporter, relocked))
     record_selection(venv_dir, options)
@@ -555,8 +589,8 @@ def _index_url(lock: LockSource, spec: ProjectSpec | None, lock_path: Path) -> s
     return configured or DEFAULT_INDEX_URL
 
 
-def _apply(sync_plan: SyncPlan, *, options: SyncOptions, spec: ProjectSpec | None, probe: Probe,
-           venv_dir: Path, lock: LockSource, cache: Cache, reporter: Reporter,
+def _apply(sync_plan: SyncPlan, *, options: SyncOptions, spec_of: Callable[[], ProjectSpec | None],
+           probe: Probe, venv_dir: Path, lock: LockSource, cache: Cache, reporter: Reporter,
            before_changes: Callable[[], None] | None = None) -> None:
     """Fetch, build and validate everything, then change the venv. The index client (for
     downloads and build requirements) is created only when needed."""
@@ -575,6 +609,7 @@ def _apply(sync_plan: SyncPlan, *, options: SyncOptions, spec: ProjectSpec | Non
             # Every file is fetched through the client of the index the lock says it came
             # from, with that index's credentials only; build requirements come from the
             # lock's default index.
+            spec = spec_of()
             settings = with_default(getattr(spec, "indexes", None),
                                     _index_url(lock, spec, _lock_path(options)))
             clients.append(IndexRouter(settings, cache=cache, reporter=reporter,

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 from lockenv.project import LOCK_NAME
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from packaging.pylock import Pylock
 
     from lockenv.environment import Probe
@@ -156,20 +158,42 @@ def project_wanted(spec: ProjectSpec | None, options: Selection) -> Wanted | Non
                   editable=True, is_project=True)
 
 
-def select_all(options: Selection, spec: ProjectSpec | None, lock: Pylock | LockSource,
-               probe: Probe) -> list[Wanted]:
+def select_all(options: Selection, spec: ProjectSpec | None | Callable[[], ProjectSpec | None],
+               lock: Pylock | LockSource, probe: Probe) -> list[Wanted]:
     """Everything the lock selects for the interpreter `probe` describes, with the project. A
-    `LockSource` may answer from its cached selection for the same options and interpreter."""
-    from lockenv.manifest import static_version
+    `LockSource` may answer from its cached selection for the same options, interpreter and
+    pyproject.toml; `spec` may then be a function that reads the project only on a miss."""
     from lockenv.sync.selection import LockSource
 
-    if isinstance(lock, LockSource):
-        key = {"markers": probe.markers, "tags": list(probe.tags),
-               "options": [options.extras, options.all_extras, options.groups, options.only_groups,
-                           options.no_default_groups, options.all_groups]}
-        wanted = lock.select(key, lambda pylock: _select(options, pylock, probe))
-    else:
-        wanted = _select(options, lock, probe)
+    spec_of = spec if callable(spec) else (lambda: spec)
+    if not isinstance(lock, LockSource):
+        return _with_project(options, spec_of(), _select(options, lock, probe))
+    key = {"markers": probe.markers, "tags": list(probe.tags),
+           "options": [options.extras, options.all_extras, options.groups, options.only_groups,
+                       options.no_default_groups, options.all_groups, options.install_project],
+           "project": [str(options.project), _digest_of(options.project / "pyproject.toml")]}
+
+    def compute(pylock: Pylock) -> tuple[list[Wanted], bool]:
+        from lockenv.sync.selection import is_remote_file
+
+        selected = _select(options, pylock, probe)
+        return _with_project(options, spec_of(), selected), all(map(is_remote_file, selected))
+    return lock.select(key, compute)
+
+
+def _digest_of(path: Path) -> str | None:
+    import hashlib
+
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def _with_project(options: Selection, spec: ProjectSpec | None, wanted: list[Wanted]) -> list[Wanted]:
+    """The lock's selection with the project itself (editable), as the options ask."""
+    from lockenv.manifest import static_version
+
     project = project_wanted(spec, options)
     if not options.install_project:
         wanted = [w for w in wanted if not w.is_project]

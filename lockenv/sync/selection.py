@@ -282,7 +282,8 @@ class LockSource:
     that says what to install (the cache is untrusted: an entry someone else wrote is never
     used), keyed by the lock's bytes and the lockenv and packaging versions; a changed lock,
     option or interpreter misses and selects from the parsed lock as before. Only selections of
-    index and URL files are kept: a local path or directory entry is resolved on disk each time.
+    index and URL files (and the project itself, keyed by its pyproject.toml) are kept: a local
+    path or directory entry of the lock is resolved on disk each time.
     """
 
     def __init__(self, path: Path, cache: Cache | None, *, data: bytes | None = None,
@@ -308,9 +309,11 @@ class LockSource:
         value = self.pylock.requires_python
         return str(value) if value else None
 
-    def select(self, key: Mapping[str, Any], compute: Callable[[Pylock], list[Wanted]]) -> list[Wanted]:
-        """`compute(lock)`, or what it returned for the same `key` (everything besides the
-        lock's bytes it depends on: options, markers, tags) the last time."""
+    def select(self, key: Mapping[str, Any],
+               compute: Callable[[Pylock], tuple[list[Wanted], bool]]) -> list[Wanted]:
+        """What `compute(lock)` selects, or what it selected for the same `key` (everything
+        besides the lock's bytes it depends on: options, markers, tags, the project) the last
+        time; it also says whether its answer may be kept (see the class)."""
         import hashlib
         import json
 
@@ -322,8 +325,9 @@ class LockSource:
                 return [_wanted_from_row(row) for row in rows]
             except (TypeError, ValueError, KeyError, IndexError):
                 pass  # not what `_row` writes: select again
-        wanted = compute(self.pylock)
-        self._remember(digest, wanted)
+        wanted, keep = compute(self.pylock)
+        if keep:
+            self._remember(digest, wanted)
         return wanted
 
     def _entry_path(self) -> Path | None:
@@ -359,9 +363,8 @@ class LockSource:
         return self._entry
 
     def _remember(self, digest: str, wanted: list[Wanted]) -> None:
-        """Keep a selection of index and URL files only (see the class)."""
         path = self._entry_path()
-        if path is None or self.cache is None or not all(_cacheable(w) for w in wanted):
+        if path is None or self.cache is None:
             return
         import json
 
@@ -385,7 +388,9 @@ class LockSource:
         self._entry = entry
 
 
-def _cacheable(want: Wanted) -> bool:
+def is_remote_file(want: Wanted) -> bool:
+    """An index or URL file (not a local path, a directory or the project): what a selection
+    entry may hold besides the project itself."""
     file = want.file
     return (want.kind in ("wheel", "sdist", "archive") and file is not None and want.local_path is None
             and not want.editable and not want.is_project and "://" in file.url
@@ -394,13 +399,20 @@ def _cacheable(want: Wanted) -> bool:
 
 def _row(want: Wanted) -> list[Any]:
     file = want.file
-    assert file is not None
+    if file is None:  # the project, editable (`ops.wanted.project_wanted`)
+        return [want.name, want.version, want.kind, want.local_path, want.editable, want.is_project]
     when = file.upload_time.isoformat() if file.upload_time is not None else None
     return [want.name, want.version, want.kind, want.sha256, file.filename, file.url, file.sha256,
             file.size, when, file.index]
 
 
 def _wanted_from_row(row: list[Any]) -> Wanted:
+    if len(row) == 6:
+        name, version, kind, local_path, editable, is_project = row
+        if not all(isinstance(text, str) for text in (name, kind, local_path)) \
+                or not isinstance(version, (str, type(None))) or editable is not True or is_project is not True:
+            raise TypeError("not a selection entry")
+        return Wanted(name, version, kind, local_path=local_path, editable=True, is_project=True)
     name, version, kind, sha, filename, url, file_sha, size, when, index = row
     if not all(isinstance(text, str) for text in (name, kind, sha, filename, url, file_sha, index)) \
             or not isinstance(version, (str, type(None))) or not isinstance(size, (int, type(None))):

@@ -7,8 +7,8 @@ from packaging.markers import Marker
 from lockenv.models import DistFile
 from lockenv.resolve.requirements import file_tags
 from lockenv.resolve.markers import dnf_true, partition, separator, to_marker
-from lockenv.resolve.targets import NEWEST_PYTHON_MINOR, make_targets
-from lockenv.resolve.source import best_file, lock_files
+from lockenv.resolve.targets import NEWEST_PYTHON_MINOR, PLATFORMS, Target, make_targets
+from lockenv.resolve.source import IndexSource, best_file, lock_files
 
 
 def _file(name: str, yanked: bool = False) -> DistFile:
@@ -108,6 +108,20 @@ def test_best_file_is_the_best_ranked_compatible_wheel_on_every_target() -> None
             want = min(ranked)[2] if ranked else min(sdists, key=lambda f: f.filename)
             assert best_file(pool, ranks, target.python_full) is want
             assert best_file(pool, dict(ranks), target.python_full) is want
+
+
+def test_best_for_answers_as_best_file_for_the_resolutions_targets_and_others() -> None:
+    """The reuse of a pin asks the package source for each target's file of the version; the
+    answer worked out once per version (with its representative wheels) is best_file's."""
+    names = ["q-2-cp312-cp312-manylinux_2_17_x86_64.whl", "q-2-cp313-cp313-win_amd64.whl",
+             "q-2-cp39-abi3-macosx_11_0_arm64.whl", "q-2.tar.gz"]
+    files = [_file(n) for n in names]
+    targets = make_targets(">=3.11")
+    source = IndexSource(None, None, targets)  # type: ignore[arg-type]  # no page or metadata is read
+    others = [Target((3, 10), "3.10.0", PLATFORMS[0]), Target((3, 11), "3.11.0", PLATFORMS[1], "pypy")]
+    for target in [*targets, *others]:
+        assert source.best_for(files, target) is best_file(files, target.tag_priority, target.python_full)
+    assert {source.best_for(files, t).filename for t in targets} == set(names)  # type: ignore[union-attr]
 
 
 def test_lock_files_skips_yanked_files() -> None:

@@ -17,7 +17,7 @@ from packaging.tags import Tag
 from packaging.version import Version
 
 from lockenv.models import DistFile
-from lockenv.resolve.requirements import Req, applies, requirement_to_reqs
+from lockenv.resolve.requirements import Req, applies, dependency_reqs
 from lockenv.resolve.source import IndexSource, best_file
 
 __all__ = ["Prefetcher"]
@@ -33,6 +33,9 @@ class Prefetcher:
         self._crawled: set[str] = set()
         """`identifier:specifier` of every requirement crawled, for any environment."""
         self._live: dict[str, tuple[dict[Version, list[DistFile]], list[Version]]] = {}
+        self._what: dict[int, tuple[Req, str]] = {}
+        """id(Req) -> (it, kept alive so the id stays its own; `identifier:specifier`): each
+        target's provider passes the same (shared) Reqs of every pin it reuses."""
         self._pool: ThreadPoolExecutor | None = None
         self._closed = False
 
@@ -52,7 +55,10 @@ class Prefetcher:
         with self._lock:
             env_key = f"{environment['python_full_version']}/{environment['sys_platform']}/{environment['platform_machine']}"
             for r in reqs:
-                what = f"{r.identifier}:{r.specifier}"
+                known = self._what.get(id(r))
+                if known is None or known[0] is not r:
+                    known = self._what[id(r)] = (r, f"{r.identifier}:{r.specifier}")
+                what = known[1]
                 if new_only and what in self._crawled:
                     continue
                 key = f"{env_key}|{what}"
@@ -91,7 +97,7 @@ class Prefetcher:
             deps: list[Req] = []
             for dep in self.source.requirements(mine):
                 if applies(dep, environment, None) or (req.extra and applies(dep, environment, req.extra)):
-                    deps.extend(requirement_to_reqs(dep))
+                    deps.extend(dependency_reqs(dep))
             self.speculate(deps, environment, tag_priority)
         except Exception:
             return  # speculation only: the resolver will ask again and report errors itself

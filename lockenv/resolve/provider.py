@@ -21,7 +21,7 @@ from resolvelib import AbstractProvider
 
 from lockenv.errors import AuthError, BuildCycleError, BuildError, IntegrityError, LockenvError, NetworkError, PackageIndexError
 from lockenv.models import DistFile
-from lockenv.resolve.requirements import Candidate, Ident, Req, applies, parse_requirement, requirement_to_reqs
+from lockenv.resolve.requirements import Candidate, Ident, Req, applies, dependency_reqs, parse_requirement
 from lockenv.resolve.source import PackageSource, best_file, metadata_file, python_ok, stand_in
 
 if TYPE_CHECKING:
@@ -293,7 +293,7 @@ class Provider(AbstractProvider[Req, Candidate, Ident]):
                 return deps + [self._unavailable(candidate, exc)]
             self.known_deps[key] = known
         for req in known:
-            deps.extend(requirement_to_reqs(req))
+            deps.extend(dependency_reqs(req))
         self.crawler.speculate(deps, self.environment, self.tag_priority, new_only=True)
         return deps
 

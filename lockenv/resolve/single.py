@@ -140,7 +140,7 @@ def try_reuse(
                 return None
             continue
         old = prev.get(ident)
-        cand = _carried(old, req, target) if old is not None else None
+        cand = _carried(old, req, target, provider.source) if old is not None else None
         if cand is None:
             cand = _first_choice(provider, req)
             fresh.add(ident)
@@ -152,12 +152,16 @@ def try_reuse(
     return pins, edges
 
 
-def _carried(old: Candidate, req: Req, target: Target) -> Candidate | None:
+def _carried(old: Candidate, req: Req, target: Target, source: PackageSource) -> Candidate | None:
     """The earlier target's pin, with this target's best file, if it fits `req` here."""
     if not req.specifier.contains(old.version, prereleases=True):
         return None
-    usable = [f for f in old.files if not f.yanked] or (list(old.files) if req.pins_exactly and req.source is not None else [])
-    chosen = best_file(usable, target.tag_priority, target.python_full)
+    if not any(f.yanked for f in old.files):
+        chosen = source.best_for(old.files, target)  # worked out once per version and target
+    else:
+        usable = [f for f in old.files if not f.yanked] or (
+            list(old.files) if req.pins_exactly and req.source is not None else [])
+        chosen = best_file(usable, target.tag_priority, target.python_full)
     if chosen is None:
         return None
     return Candidate(old.name, old.version, old.extra, chosen, old.files)

@@ -87,6 +87,7 @@ class PackageSource(Protocol):
 
     def versions(self, name: str) -> Mapping[Version, list[DistFile]]: ...
     def sorted_versions(self, name: str) -> Sequence[Version]: ...
+    def best_for(self, files: Sequence[DistFile], target: Target) -> DistFile | None: ...
     def not_found(self, name: str) -> PackageNotFoundError | None: ...
     def requirements_for(
         self, files: Sequence[DistFile], own: DistFile, environment: Mapping[str, str]
@@ -107,6 +108,9 @@ class IndexSource:
         self._extras: dict[str, frozenset[str]] = {}
         """file key → the extras its metadata declares (Provides-Extra, or named in a marker)."""
         self._reps: dict[str, dict[tuple[str, str], tuple[DistFile, DistFile]]] = {}
+        self._best: dict[str, tuple[DistFile | None, ...]] = {}
+        """Version key -> the file each of `targets` installs (made with `representatives`)."""
+        self._target_index = {t: i for i, t in enumerate(self.targets)}
         self._missing: dict[str, PackageNotFoundError] = {}
         self._agreed: dict[tuple[str, str], bool] = {}
         self._sorted: dict[str, list[Version]] = {}
@@ -207,14 +211,31 @@ class IndexSource:
         if cached is not None:
             return cached
         per: dict[tuple[str, str], list[DistFile]] = {}
-        for t in self.targets:  # newest Python first
-            f = best_file(files, t.tag_priority, t.python_full)
+        best = tuple(best_file(files, t.tag_priority, t.python_full) for t in self.targets)
+        for t, f in zip(self.targets, best):  # newest Python first
             if f is not None and f.is_wheel:
                 per.setdefault((t.environment["sys_platform"], t.environment["platform_machine"]), []).append(f)
         reps = {plat: (fs[0], fs[-1]) for plat, fs in per.items()}
         with self._lock:
             self._reps[key] = reps
+            self._best[key] = best
         return reps
+
+    def best_for(self, files: Sequence[DistFile], target: Target) -> DistFile | None:
+        """`best_file` of all a version's files for a target: for one of this resolution's
+        targets, the answer `representatives` worked out (the reuse of a pin asks it again for
+        every target), else computed."""
+        index = self._target_index.get(target)
+        if index is None or not files:
+            return best_file(files, target.tag_priority, target.python_full)
+        key = f"reps:{files[0].url}"
+        with self._lock:
+            best = self._best.get(key)
+        if best is None:
+            self.representatives(files)
+            with self._lock:
+                best = self._best[key]
+        return best[index]
 
     def has_requirements(self, file: DistFile) -> bool:
         """Are the file's requirements read already (no need to prefetch its metadata)?"""

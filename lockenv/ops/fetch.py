@@ -96,8 +96,10 @@ def fetch(options: FetchOptions, *, reporter: Reporter) -> int:
     dest.mkdir(parents=True, exist_ok=True)
     router = _router(lock, options, path, cache, reporter)
     try:
+        remote = [w.file for w in files if w.file is not None and not w.local_path]
+        downloaded = router.download_many(remote) if remote else {}  # in parallel, each verified
         for w in files:
-            _place(w, router, dest)
+            _place(w, downloaded, dest)
             reporter.debug(f"{w.label}: {w.file.filename if w.file else ''}")
     finally:
         router.close()
@@ -124,7 +126,7 @@ def _router(lock: Any, options: FetchOptions, path: Path, cache: Any, reporter: 
     return IndexRouter(settings, cache=cache, reporter=reporter)
 
 
-def _place(want: Any, router: Any, dest: Path) -> None:
+def _place(want: Any, downloaded: dict[str, Path], dest: Path) -> None:
     file = want.file
     if want.local_path:
         source = Path(want.local_path)
@@ -133,7 +135,7 @@ def _place(want: Any, router: Any, dest: Path) -> None:
                                  hint="relock, or put back the file the lock was made from",
                                  context={"file": str(source), "package": want.name})
     else:
-        source = router.download(file)
+        source = downloaded[file.filename]
     name = Path(file.filename).name
     if name != file.filename or name in ("", ".", ".."):
         raise IntegrityError(f"`{want.name}`: unsafe file name {file.filename!r} in the lock",

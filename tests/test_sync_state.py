@@ -40,3 +40,28 @@ def test_order_of_repeated_options_and_what_does_not_decide_the_venv_leave_the_k
     assert options_key(one, "1") == options_key(SyncOptions(project=tmp_path, extras=("b", "a")), "1")
     assert options_key(one, "1") == options_key(dataclasses.replace(one, dry_run=True, frozen=True), "1")
     assert options_key(one, "1") != options_key(one, "2")  # lockenv's version
+
+
+def test_the_venv_shape_fails_whole_when_listing_fails_on_its_second_thread(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shape (what a no-op sync trusts) is listed on two threads: an error on the second
+    must fail it, never leave a shape without that thread's directories."""
+    import threading
+    import time
+
+    from lockenv.sync import state
+
+    for i in range(60):
+        (tmp_path / "lib" / f"pkg{i}" / "sub").mkdir(parents=True)
+    listing = state._entries_digest
+
+    def entries_digest(path: str, subdirs: list[str] | None) -> str | None:
+        if threading.current_thread() is not threading.main_thread():
+            raise RuntimeError(f"cannot list {path}")
+        time.sleep(0.002)  # leave the second thread subtrees to take
+        return listing(path, subdirs)
+
+    assert len(state.venv_shape(tmp_path)) == 1 + 1 + 60 * 2
+    monkeypatch.setattr(state, "_entries_digest", entries_digest)
+    with pytest.raises(RuntimeError, match="cannot list"):
+        state.venv_shape(tmp_path)

@@ -77,6 +77,7 @@ def venv_shape(venv: Path) -> dict[str, list[Any]]:
     import threading
 
     parts: list[dict[str, list[Any]]] = [shape, {}]
+    failed: list[BaseException] = []
 
     def walk(part: dict[str, list[Any]]) -> None:
         while True:
@@ -88,10 +89,18 @@ def venv_shape(venv: Path) -> dict[str, list[Any]]:
             while stack:
                 _shape_one(stack.pop(), root, part, stack)
 
-    helper = threading.Thread(target=walk, args=(parts[1],), daemon=True)
+    def helper_walk() -> None:
+        try:
+            walk(parts[1])
+        except BaseException as exc:  # noqa: BLE001 - raised again by the caller's thread
+            failed.append(exc)
+
+    helper = threading.Thread(target=helper_walk, daemon=True)
     helper.start()
     walk(parts[0])
     helper.join()
+    if failed:  # a shape missing the helper's subtrees would be trusted by the next no-op
+        raise failed[0]
     shape.update(parts[1])
     return shape
 

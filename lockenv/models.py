@@ -4,9 +4,11 @@ lockfile → sync). Stages import these; none of them does I/O."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from datetime import datetime
+from typing import overload
 
 from packaging.utils import (
     InvalidSdistFilename,
@@ -288,16 +290,76 @@ def filename_problem(filename: str) -> str | None:
     return None
 
 
+class VersionFiles(Sequence[DistFile]):
+    """The files of one version of a project page (its version text as the file names spell
+    it), made on first use: a lock looks at a few versions of each project, and a page lists
+    hundreds (the web benchmark's 44 pages: 51,000 files, a few thousand of them ever read).
+    `all_yanked` is known without making them (the resolver skips such versions). Thread-safe:
+    two first uses at once make the files twice and both get the first one kept."""
+
+    __slots__ = ("text", "all_yanked", "_make", "_files")
+
+    def __init__(self, text: str, all_yanked: bool,
+                 make: Callable[[], tuple[DistFile, ...]] | None = None,
+                 files: tuple[DistFile, ...] | None = None) -> None:
+        self.text = text
+        self.all_yanked = all_yanked
+        self._make = make
+        self._files = files
+
+    @property
+    def files(self) -> tuple[DistFile, ...]:
+        files = self._files
+        if files is None:
+            make = self._make
+            assert make is not None
+            made = make()
+            if self._files is None:
+                self._files = made
+                self._make = None
+            files = self._files
+        return files
+
+    @property
+    def made(self) -> bool:
+        """Are the files made already (no work, no error left in reading them)?"""
+        return self._files is not None
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __iter__(self) -> Iterator[DistFile]:
+        return iter(self.files)
+
+    @overload
+    def __getitem__(self, index: int) -> DistFile: ...
+    @overload
+    def __getitem__(self, index: slice) -> tuple[DistFile, ...]: ...
+
+    def __getitem__(self, index: int | slice) -> DistFile | tuple[DistFile, ...]:
+        return self.files[index]
+
+    def __repr__(self) -> str:
+        return f"VersionFiles({self.text!r}, {self.files!r})"
+
+
 @dataclass(frozen=True)
 class ProjectFiles:
-    """Everything an index lists for one project (after exclude-newer filtering)."""
+    """Everything an index lists for one project (after exclude-newer filtering), by version:
+    each version's files are made when first asked for (see `VersionFiles`)."""
 
     name: NormalizedName
-    files: tuple[DistFile, ...]
+    versions: tuple[VersionFiles, ...]
+    """In the order of the page (a version where its first file is)."""
     index_url: str
     """The redacted URL of the page this came from."""
     from_cache: bool = field(default=False, compare=False)
     """Read from the cache, no request sent: nothing about it for the crawler to hide."""
+
+    @property
+    def files(self) -> tuple[DistFile, ...]:
+        """Every file of every version (makes them all: for code that reads the whole page)."""
+        return tuple(f for version in self.versions for f in version.files)
 
 
 @dataclass(frozen=True)

@@ -86,14 +86,17 @@ def test_pages_expire(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_big_pages_are_written_in_pieces_and_read_through_a_map(tmp_path: Path,
                                                                  count: int) -> None:
     """A page's msgpack written piece by piece is the one-piece encoding, byte for byte (the
-    array headers of every length class included); a big one reads back through a map."""
+    array headers of every length class included); a big one reads back through a map, and
+    every version's records come back as they went in."""
     from lockenv.index.pages import (
-        CachedPage, decode_cached, encode_cached, encode_chunks)
+        cached_page, decode_cached, decode_version, encode_cached, encode_chunks)
 
-    files = [(f"n-{i}.0.tar.gz", f"https://h/packages/{i:06d}/n-{i}.0.tar.gz", "ab" * 32, i,
+    files = [(f"n-{i // 3}.0.tar.gz" if i % 3 == 0 else f"n-{i // 3}.0-py3-none-any.whl",
+              f"https://h/packages/{i:06d}/n-{i}.0.tar.gz", "ab" * 32, i,
               None, ">=3.8" if i % 2 else None, bool(i % 3 == 0), None, None, None)
              for i in range(count)]
-    page = CachedPage("https://h/pypi/n/json", files, ["a skipped note"])
+    page = cached_page("https://h/pypi/n/json", files, ["a skipped note"])
+    assert len(page.versions) == (count + 2) // 3
     pieces = list(encode_chunks(page))
     assert b"".join(pieces) == encode_cached(page)
     assert max(map(len, pieces)) < 128 * 1024
@@ -102,8 +105,12 @@ def test_big_pages_are_written_in_pieces_and_read_through_a_map(tmp_path: Path,
     data = cache.read_page("u", "n")
     assert data is not None
     assert isinstance(data, bytes) == (len(b"".join(pieces)) < MAP_PAGES_FROM)
-    assert decode_cached(data) == page
+    read = decode_cached(data)
     del data
+    assert read is not None and read.url == page.url and read.skipped == page.skipped
+    assert [(v.text, v.all_yanked) for v in read.versions] == [
+        (v.text, v.all_yanked) for v in page.versions]
+    assert [rec for v in read.versions for rec in decode_version(v)] == files
     path = cache.page_path("u", "n")
     path.write_bytes(path.read_bytes()[:-5])  # a torn big entry is a miss, mapped or not
     assert decode_cached(cache.read_page("u", "n")) is None
@@ -111,9 +118,9 @@ def test_big_pages_are_written_in_pieces_and_read_through_a_map(tmp_path: Path,
 
 def test_unreadable_entries_are_misses(tmp_path: Path) -> None:
     cache = Cache(tmp_path)
-    from lockenv.index.pages import CachedPage, decode_cached, encode_cached
+    from lockenv.index.pages import cached_page, decode_cached, encode_cached
 
-    good = encode_cached(CachedPage("https://h/pypi/n/json", [(
+    good = encode_cached(cached_page("https://h/pypi/n/json", [(
         "n-1.0.tar.gz", "https://h/n-1.0.tar.gz", "ab" * 32, 3, None, None, False, None, None,
         None)]))
     cache.write_page("u", "n", good[:-5])

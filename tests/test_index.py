@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 from helpers import verbose_reporter as verbose
+from packaging.version import Version
 
 from lockenv import build
 from lockenv.cache import Cache
@@ -100,6 +101,26 @@ def test_json_api_lists_every_release_file(fake: FakeIndex, cache: Cache) -> Non
     assert project.index_url == f"http://{HOST}/pypi/alpha/json"
     # The name is normalised before the request.
     assert [r.path for r in fake.log] == ["/pypi/alpha/json"]
+
+
+@pytest.mark.parametrize("warm", [False, True])
+def test_a_versions_files_are_made_when_first_used(fake: FakeIndex, cache: Cache,
+                                                   warm: bool) -> None:
+    """A page's versions are known at once (and whether each is all yanked); the files of
+    one are made (from the cache: checked again) only when asked for, and then kept."""
+    if warm:
+        with client(fake, cache) as c:
+            c.project("alpha")
+    with client(fake, cache) as c:
+        project = c.project("alpha")
+    assert project.from_cache == warm
+    assert [(v.text, v.all_yanked, v.made) for v in project.versions] == [
+        ("1.0", False, False), ("2.0", True, False)]
+    old, new = project.versions
+    assert [f.filename for f in new] == ["alpha-2.0-py3-none-any.whl", "alpha-2.0.tar.gz"]
+    assert new.made and not old.made
+    assert new[0] is new.files[0] and new[0].yanked and new[0].version == Version("2.0")
+    assert project.files[2:] == new.files and old.made
 
 
 @pytest.mark.parametrize("html_only", [False, True])

@@ -147,6 +147,44 @@ def test_a_tampered_cached_page_is_fetched_again(make_index: MakeIndex, project:
     assert any(r.path == "/pypi/nohash/json" for r in srv.requests)
 
 
+@pytest.mark.parametrize("forgery", ["name", "moved", "yanked"])
+def test_a_cached_version_is_checked_when_the_lock_reads_it(make_index: MakeIndex,
+                                                            project: Path, forgery: str) -> None:
+    """A page's cache entry is read version by version, each checked when the lock first
+    looks at it (the cache is untrusted): a file name that is not one, a file filed under
+    another version, a yanked flag its files contradict. The entry is refused, named and
+    removed; the next run fetches the page again."""
+    srv = make_index("realpypi")
+    _project(project, "pydantly")
+    env = {"LOCKENV_INDEX_URL": srv.json_url}
+    assert run_lockenv("lock", cwd=project, env=env).code == 0
+    (path,) = Path(__import__("os").environ["LOCKENV_CACHE_DIR"]).rglob("pydantly.msgpack")
+    page = pages.decode_cached(path.read_bytes())
+    assert page is not None
+    (version,) = [v for v in page.versions if v.text == "0.18.2"]
+    records = [list(r) for r in pages.decode_version(version)]
+    if forgery == "yanked":
+        version.all_yanked = not version.all_yanked
+    else:
+        records[0][0] = ("../../etc/passwd" if forgery == "name"
+                         else "pydantly-0.17.0-py3-none-any.whl")
+        version.records = msgspec.Raw(msgspec.msgpack.encode(records))
+    path.write_bytes(pages.encode_cached(page))
+    (project / "pylock.toml").unlink()
+    result = run_lockenv("lock", cwd=project, env=env)
+    assert result.code == 2, result.output
+    assert "the cached copy of pydantly.msgpack is damaged and was refused" in result.stderr
+    assert str(path) in result.stderr
+    assert {"name": "'../../etc/passwd': ", "moved": "is listed under version '0.18.2'",
+            "yanked": "its yanked flag does not match"}[forgery] in result.stderr
+    assert "Traceback" not in result.output
+    assert not path.exists() and not (project / "pylock.toml").exists()
+    srv.clear_log()
+    result = run_lockenv("lock", cwd=project, env=env)
+    assert result.code == 0, result.output
+    assert any(r.path == "/pypi/pydantly/json" for r in srv.requests)
+
+
 # -- the parsers: every field of an entry is checked ------------------------------------------
 
 GOOD = "x-1.0-py3-none-any.whl"

@@ -24,7 +24,14 @@ from urllib.parse import urlsplit
 
 from packaging.utils import canonicalize_name
 
-from lockenv.cache import Cache, file_sha256, mismatch_details, remove_stale, write_atomic
+from lockenv.cache import (
+    Cache,
+    file_sha256,
+    mismatch_details,
+    refuse_damaged,
+    remove_stale,
+    write_atomic,
+)
 from lockenv.errors import IntegrityError, OfflineError, PackageIndexError, PackageNotFoundError
 from lockenv.index import pages
 from lockenv.index.auth import CredentialLookup, split_credentials
@@ -45,7 +52,7 @@ from lockenv.index.metadata import (
     wheel_metadata_fast,
     wheel_metadata_text,
 )
-from lockenv.models import DistFile, PackedFile, ProjectFiles
+from lockenv.models import DistFile, PackedFile, ProjectFiles, VersionFiles
 from lockenv.once import OnceMap
 from lockenv.ui import Progress, Reporter
 
@@ -195,37 +202,18 @@ class IndexClient:
             self.cache.write_page(self.index_url, name, pages.encode_chunks(page))
         for note in page.skipped:
             self._debug(f"{name}: skipped {note}")
-        files: list[DistFile] = []
-        undated = 0
-        builds = False
-        index = self.simple_index_url
-        exclude_newer = self.exclude_newer
-        shared: dict[str, str] = {}  # one string per distinct requires-python (a few dozen)
-        append = files.append
-        make = PackedFile.make
-        bases: dict[str, str] = {}  # one string per file host (one per page, as a rule)
-        for (filename, url, sha, size, moment, requires_python, yanked, reason, meta,
-             meta_sha) in page.files:
-            if exclude_newer is not None:
-                if moment is None:
-                    undated += 1
-                    continue
-                if moment > exclude_newer:
-                    continue
-            if meta_sha:
-                self._metadata_sha[url] = meta_sha
-            if requires_python is not None:
-                requires_python = shared.setdefault(requires_python, requires_python)
-            if filename.count("-") == 5:  # rare: a wheel with a build tag (latest_builds ignores the rest)
-                builds = True
-            append(make(filename, url, sha, size, moment, requires_python, yanked, reason, meta,
-                        index, bases))
-        if undated:
-            self._debug(f"{name}: dropped {undated} file(s) without an upload time "
-                        "(exclude-newer is set)")
-        if builds:
-            files = pages.latest_builds(files)
-        return ProjectFiles(name=canonicalize_name(name), files=tuple(files),
+        maker = _FileMaker(self, name)
+        if self.exclude_newer is None:
+            versions = tuple(VersionFiles(v.text, v.all_yanked, partial(maker.make, v))
+                             for v in page.versions)
+        else:  # which versions are left depends on every file's upload time: make them all
+            made = [(v.text, maker.make(v)) for v in page.versions]
+            versions = tuple(VersionFiles(text, all(f.yanked for f in files), files=files)
+                             for text, files in made if files)
+            if maker.undated:
+                self._debug(f"{name}: dropped {maker.undated} file(s) without an upload time "
+                            "(exclude-newer is set)")
+        return ProjectFiles(name=canonicalize_name(name), versions=versions,
                             index_url=redact_url(page.url), from_cache=from_cache)
 
     def _cached_page(self, name: str) -> pages.CachedPage | None:
@@ -259,9 +247,9 @@ class IndexClient:
         final = str(response.url)
         with spool, _mapped(spool) as body:
             size = len(body)
-            page = self._parse_page(name, final, response, body)
+            page, count = self._parse_page(name, final, response, body)
         self._debug(f"{name}: fetched {redact_url(final)} ({size} bytes, "
-                    f"{len(page.files)} files) in {time.perf_counter() - started:.2f}s")
+                    f"{count} files) in {time.perf_counter() - started:.2f}s")
         return page
 
     def _page_body(self, url: str, headers: dict[str, str]
@@ -301,7 +289,7 @@ class IndexClient:
         raise failure(last, url)
 
     def _parse_page(self, name: str, final: str, response: httpx.Response,
-                    body: Any) -> pages.CachedPage:
+                    body: Any) -> tuple[pages.CachedPage, int]:
         skipped: list[str] = []
         try:
             if not self.is_simple:
@@ -333,7 +321,8 @@ class IndexClient:
                 continue
             rec[4] = to_datetime(rec[4])  # cached as a msgpack timestamp: decoded in C
             mine.append(tuple(rec))
-        return pages.CachedPage(redact_url(final), mine, skipped)
+        del records
+        return pages.cached_page(redact_url(final), mine, skipped), len(mine)
 
     # -- metadata files and range reads (dists.py chains them) -------------------------------
     def metadata_file(self, file: DistFile) -> bytes | None:
@@ -718,6 +707,51 @@ def _mapped(spool: Any) -> Iterator[Any]:
         return
     with mmap.mmap(spool.fileno(), 0, access=mmap.ACCESS_READ) as view:
         yield view
+
+
+class _FileMaker:
+    """Makes the files of one version of one page, when the lock first looks at it: the
+    records checked again (the cache is untrusted: a damaged entry is refused, named, and
+    removed), exclude-newer applied, and packed (`PackedFile`) with the strings a page
+    shares."""
+
+    def __init__(self, client: IndexClient, name: str) -> None:
+        self.client = client
+        self.name = name
+        self.index = client.simple_index_url
+        self.shared: dict[str, str] = {}  # one string per distinct requires-python (a few dozen)
+        self.bases: dict[str, str] = {}  # one string per file host (one per page, as a rule)
+        self.undated = 0
+
+    def make(self, version: pages.CachedVersion) -> tuple[DistFile, ...]:
+        client = self.client
+        try:
+            records = pages.decode_version(version)
+        except pages.PageError as exc:
+            raise refuse_damaged(client.cache.page_path(client.index_url, self.name),
+                                 [f"the cached index page of `{self.name}`: {exc}"]) from None
+        exclude_newer = client.exclude_newer
+        index, shared, bases = self.index, self.shared, self.bases
+        make = PackedFile.make
+        files: list[DistFile] = []
+        builds = False
+        for (filename, url, sha, size, moment, requires_python, yanked, reason, meta,
+             meta_sha) in records:
+            if exclude_newer is not None:
+                if moment is None:
+                    self.undated += 1
+                    continue
+                if moment > exclude_newer:
+                    continue
+            if meta_sha:
+                client._metadata_sha[url] = meta_sha
+            if requires_python is not None:
+                requires_python = shared.setdefault(requires_python, requires_python)
+            if filename.count("-") == 5:  # rare: a wheel with a build tag (latest_builds ignores the rest)
+                builds = True
+            files.append(make(filename, url, sha, size, moment, requires_python, yanked, reason,
+                              meta, index, bases))
+        return tuple(pages.latest_builds(files) if builds else files)
 
 
 def _decoded(data: Any) -> pages.CachedPage | None:

@@ -158,10 +158,6 @@ def latest_builds(files: Sequence[T]) -> list[T]:
     return [f for f in files if not f.filename.endswith(".whl") or f.filename in keep]
 
 
-def valid_filename(filename: str) -> bool:
-    return file_problem(filename) is None
-
-
 def project_of(filename: str) -> str:
     """The normalised project name of a valid wheel or sdist file name."""
     if filename.endswith(".whl"):
@@ -409,38 +405,81 @@ CachedRecord = tuple[str, str, str | None, int | None, datetime | None, str | No
 decoded in C), so a warm lock parses no time strings."""
 
 
+class CachedVersion(msgspec.Struct, array_like=True, gc=False):
+    """The records of one version of a page (`text`: the version as its file names spell it),
+    kept as their msgpack (`records`, a `list[CachedRecord]`): decoded, checked and made into
+    files only when a lock looks at that version (`decode_version`). `all_yanked` says whether
+    the resolver may skip it without looking; `decode_version` checks it against the records."""
+
+    text: str
+    all_yanked: bool
+    records: msgspec.Raw
+
+
 class CachedPage(msgspec.Struct, array_like=True, gc=False):
     """A parsed page as the cache keeps it (msgpack, positional): its redacted URL, its
-    records and the notes of what the page's checks skipped (for `-v`)."""
+    records by version (in the order of the page) and the notes of what the page's checks
+    skipped (for `-v`)."""
 
     url: str
-    files: list[CachedRecord]
+    versions: list[CachedVersion]
     skipped: list[str] = msgspec.field(default_factory=list)
 
 
 _CACHED_PAGE = msgspec.msgpack.Decoder(CachedPage)
+_RECORDS = msgspec.msgpack.Decoder(list[CachedRecord])
 _ENCODER = msgspec.msgpack.Encoder()
+
+
+def cached_page(url: str, records: Sequence[CachedRecord],
+                skipped: list[str] | None = None) -> CachedPage:
+    """The page of `records` (checked by a parser) grouped by version, in page order; each
+    version's records are encoded here, once: the cache entry and the lock both use them."""
+    by_text: dict[str, list[CachedRecord]] = {}
+    for rec in records:
+        by_text.setdefault(version_text(rec[0]), []).append(rec)
+    encode = _ENCODER.encode
+    versions = [CachedVersion(text, all(rec[6] for rec in recs), msgspec.Raw(encode(recs)))
+                for text, recs in by_text.items()]
+    return CachedPage(url, versions, skipped if skipped is not None else [])
+
+
+def version_text(filename: str) -> str:
+    """The version part of a valid wheel or sdist name, as written (not parsed)."""
+    if filename.endswith(".whl"):
+        return filename.split("-", 2)[1]
+    stem = filename
+    for ext in SDIST_EXTENSIONS:
+        if stem.endswith(ext):
+            stem = stem[: -len(ext)]
+            break
+    return stem.rpartition("-")[2]
 
 
 def encode_cached(page: CachedPage) -> bytes:
     return _ENCODER.encode(page)
 
 
-_BATCH = 256
-"""Records per piece of `encode_chunks` (~50 KB: below glibc's initial mmap threshold)."""
+_PIECE = 48 * 1024
+"""Bytes per piece of `encode_chunks`: below glibc's initial mmap threshold."""
 
 
 def encode_chunks(page: CachedPage) -> Iterator[bytes]:
     """`encode_cached(page)` in pieces of a few dozen KB (joined, the same bytes): a big page's
     msgpack (2 MB for 5,000 files) as one buffer would, once freed, raise glibc's mmap threshold
     and fragment the heap for every later buffer of up to that size."""
-    files = page.files
-    yield b"\x93" + _ENCODER.encode(page.url) + _array_header(len(files))
-    for start in range(0, len(files), _BATCH):
-        batch = files[start:start + _BATCH]
-        data = _ENCODER.encode(batch)
-        yield data[len(_array_header(len(batch))):]
-    yield _ENCODER.encode(page.skipped)
+    pending: list[bytes] = [b"\x93", _ENCODER.encode(page.url), _array_header(len(page.versions))]
+    size = 0
+    for version in page.versions:
+        pending.append(b"\x93" + _ENCODER.encode(version.text)
+                       + (b"\xc3" if version.all_yanked else b"\xc2"))
+        pending.append(bytes(version.records))
+        size += len(pending[-1]) + len(pending[-2])
+        if size >= _PIECE:
+            yield b"".join(pending)
+            pending, size = [], 0
+    pending.append(_ENCODER.encode(page.skipped))
+    yield b"".join(pending)
 
 
 def _array_header(count: int) -> bytes:
@@ -454,16 +493,38 @@ def _array_header(count: int) -> bytes:
 
 def decode_cached(data: Buffer) -> CachedPage | None:
     """A cached page, or None when it is not one (fetch it again): the cache is untrusted
-    input too. The typed decode checks every field's type; the file names are checked again
-    (the records passed all the page checks when they were written)."""
+    input too. The typed decode checks the page's shape and each version's text and flag;
+    each version's records are checked when it is first used (`decode_version`). Records read
+    from a map are copied out of it (the map is closed when the caller drops it)."""
     try:
         page = _CACHED_PAGE.decode(data)
     except msgspec.DecodeError:
         return None
-    for rec in page.files:
-        if not valid_filename(rec[0]):
-            return None
+    if not isinstance(data, bytes):
+        for version in page.versions:
+            version.records = version.records.copy()
     return page
+
+
+def decode_version(version: CachedVersion) -> list[CachedRecord]:
+    """One version's records, checked as a page's were before they were cached (the cache
+    is untrusted): typed decode, every file name, each name's version, the `all_yanked` flag.
+    A `PageError` says what is wrong."""
+    try:
+        records = _RECORDS.decode(version.records)
+    except msgspec.DecodeError as exc:
+        raise PageError(f"version {version.text!r}: {exc}") from None
+    text = version.text
+    for rec in records:
+        filename = rec[0]
+        problem = file_problem(filename)
+        if problem is not None:
+            raise PageError(f"{filename!r}: {problem}")
+        if version_text(filename) != text:
+            raise PageError(f"{filename!r} is listed under version {text!r}")
+    if not records or version.all_yanked != all(rec[6] for rec in records):
+        raise PageError(f"version {text!r}: its yanked flag does not match its files")
+    return records
 
 
 class _AnchorParser(HTMLParser):

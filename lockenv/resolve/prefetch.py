@@ -18,7 +18,7 @@ from packaging.version import Version
 
 from lockenv.models import DistFile
 from lockenv.resolve.requirements import Req, applies, dependency_reqs
-from lockenv.resolve.source import IndexSource, best_file
+from lockenv.resolve.source import IndexSource, all_yanked, best_file
 
 __all__ = ["Prefetcher"]
 
@@ -32,7 +32,7 @@ class Prefetcher:
         self._seen: set[str] = set()
         self._crawled: set[str] = set()
         """`identifier:specifier` of every requirement crawled, for any environment."""
-        self._live: dict[str, tuple[dict[Version, list[DistFile]], list[Version]]] = {}
+        self._live: dict[str, tuple[dict[Version, Sequence[DistFile]], list[Version]]] = {}
         self._what: dict[int, tuple[Req, str]] = {}
         """id(Req) -> (it, kept alive so the id stays its own; `identifier:specifier`): each
         target's provider passes the same (shared) Reqs of every pin it reuses."""
@@ -114,13 +114,13 @@ class Prefetcher:
             return True  # nothing to speculate on (the crawl never builds an sdist)
         return self.source.has_requirements(mine) or self.source.metadata.metadata_cached(mine)
 
-    def _live_versions(self, name: str) -> tuple[dict[Version, list[DistFile]], list[Version]]:
+    def _live_versions(self, name: str) -> tuple[dict[Version, Sequence[DistFile]], list[Version]]:
         """Non-yanked versions of a project, newest first (memoised: speculation asks often)."""
         with self._lock:
             cached = self._live.get(name)
         if cached is not None:
             return cached
-        versions = {v: fs for v, fs in self.source.versions(name).items() if not all(f.yanked for f in fs)}
+        versions = {v: fs for v, fs in self.source.versions(name).items() if not all_yanked(fs)}
         result = (versions, [v for v in reversed(self.source.sorted_versions(name)) if v in versions])
         with self._lock:
             self._live[name] = result

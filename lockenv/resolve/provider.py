@@ -22,7 +22,7 @@ from resolvelib import AbstractProvider
 from lockenv.errors import AuthError, BuildCycleError, BuildError, IntegrityError, LockenvError, NetworkError, PackageIndexError
 from lockenv.models import DistFile
 from lockenv.resolve.requirements import Candidate, Ident, Req, applies, dependency_reqs, parse_requirement
-from lockenv.resolve.source import PackageSource, best_file, metadata_file, python_ok, stand_in
+from lockenv.resolve.source import PackageSource, all_yanked, best_file, metadata_file, python_ok, stand_in
 
 if TYPE_CHECKING:
     from resolvelib.structs import RequirementInformation
@@ -258,7 +258,7 @@ class Provider(AbstractProvider[Req, Candidate, Ident]):
 
     def _unserved(
         self, name: NormalizedName, extra: str | None, versions: Sequence[Version],
-        by_version: Mapping[Version, list[DistFile]], pinned_exact: set[Version],
+        by_version: Mapping[Version, Sequence[DistFile]], pinned_exact: set[Version],
     ) -> Iterator[Candidate]:
         """The allowed versions with no file for this environment, in preference order, each
         standing in with a wheel of another platform (for its metadata): the other targets'
@@ -449,7 +449,7 @@ class Provider(AbstractProvider[Req, Candidate, Ident]):
         by_version = self.source.versions(name)
         pinned = set(_exact_versions(spec))
         live = [v for v in self.source.sorted_versions(name)
-                if v in pinned or not all(f.yanked for f in by_version[v])]
+                if v in pinned or not all_yanked(by_version[v])]
         allowed = list(spec.filter(live, prereleases=None))
         if not allowed and any(v.is_prerelease for v in live):
             allowed = list(spec.filter(live, prereleases=True))

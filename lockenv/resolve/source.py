@@ -25,12 +25,13 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from lockenv.errors import PackageIndexError, PackageNotFoundError
-from lockenv.models import CoreMetadata, DistFile, ProjectFiles
+from lockenv.models import CoreMetadata, DistFile, ProjectFiles, VersionFiles
 from lockenv.resolve.requirements import Candidate, file_tags, filename_tags, parse_requirement
 from lockenv.resolve.targets import Target
 
 __all__ = [
     "Index",
+    "all_yanked",
     "IndexSource",
     "MetadataReader",
     "PackageIndex",
@@ -85,7 +86,7 @@ class PackageIndex(Index, SizedFiles, Protocol):
 class PackageSource(Protocol):
     """What the provider asks of the packages it resolves."""
 
-    def versions(self, name: str) -> Mapping[Version, list[DistFile]]: ...
+    def versions(self, name: str) -> Mapping[Version, Sequence[DistFile]]: ...
     def sorted_versions(self, name: str) -> Sequence[Version]: ...
     def best_for(self, files: Sequence[DistFile], target: Target) -> DistFile | None: ...
     def not_found(self, name: str) -> PackageNotFoundError | None: ...
@@ -103,7 +104,7 @@ class IndexSource:
         self.metadata = metadata
         self.targets = list(targets)
         self._lock = threading.Lock()
-        self._versions: dict[str, dict[Version, list[DistFile]]] = {}
+        self._versions: dict[str, dict[Version, Sequence[DistFile]]] = {}
         self._deps: dict[str, tuple[Requirement, ...]] = {}
         self._extras: dict[str, frozenset[str]] = {}
         """file key → the extras its metadata declares (Provides-Extra, or named in a marker)."""
@@ -122,10 +123,11 @@ class IndexSource:
         with self._lock:
             return self._missing.get(name)
 
-    def versions(self, name: str) -> dict[Version, list[DistFile]]:
-        """A project's files grouped by version (parsed once per run). A project the index
-        does not know (404) has no versions: on a path the resolver may still leave, that is
-        "no candidates", not the end of the lock (`single.py` names it if nothing else fits)."""
+    def versions(self, name: str) -> dict[Version, Sequence[DistFile]]:
+        """A project's files grouped by version (parsed once per run; each version's files are
+        made when first used: see `models.VersionFiles`). A project the index does not know
+        (404) has no versions: on a path the resolver may still leave, that is "no
+        candidates", not the end of the lock (`single.py` names it if nothing else fits)."""
         with self._lock:
             cached = self._versions.get(name)
         if cached is not None:
@@ -137,16 +139,15 @@ class IndexSource:
                 self._missing[name] = exc
                 self._versions[name] = {}
             return {}
-        by_text: dict[str, list[DistFile]] = {}
-        for f in project.files:
-            by_text.setdefault(_version_text(f.filename), []).append(f)
-        grouped: dict[Version, list[DistFile]] = {}
-        for text, files in by_text.items():
+        grouped: dict[Version, Sequence[DistFile]] = {}
+        for files in project.versions:
             try:
-                version = Version(text)
+                version = Version(files.text)
             except InvalidVersion:
                 continue  # a file name the index should not have listed
-            grouped.setdefault(version, []).extend(files)
+            known = grouped.get(version)
+            # Two spellings of one version (`1.0`, `1.0.0`): rare; one group, made now.
+            grouped[version] = files if known is None else (*known, *files)
         with self._lock:
             self._versions[name] = grouped
             if project.from_cache:
@@ -284,17 +285,12 @@ _MARKER_EXTRA = re.compile(r"""\bextra\s*==\s*["']([^"']+)["']""")
 # -- which file ----------------------------------------------------------------------------------
 
 
-def _version_text(filename: str) -> str:
-    """The version part of a wheel or sdist name, without parsing the rest (pages of big
-    projects list 15,000 files; the index client has validated the names)."""
-    if filename.endswith(".whl"):
-        return filename.split("-", 2)[1]
-    stem = filename
-    for ext in (".tar.gz", ".zip", ".tar.bz2", ".tgz", ".tar"):
-        if stem.endswith(ext):
-            stem = stem[: -len(ext)]
-            break
-    return stem.rpartition("-")[2]
+def all_yanked(files: Sequence[DistFile]) -> bool:
+    """Is every file of a version yanked? Known without making a page's files
+    (`VersionFiles.all_yanked`): the resolver asks it of every version of a project."""
+    if isinstance(files, VersionFiles):
+        return files.all_yanked
+    return all(f.yanked for f in files)
 
 
 @lru_cache(maxsize=None)

@@ -2,7 +2,7 @@
 
 Layout under the root (`LOCKENV_CACHE_DIR`, else the platform user cache dir):
 
-    pages-v3/<index key>/<name>.msgpack   parsed index pages (msgpack), fresh for LOCKENV_INDEX_TTL s
+    pages-v4/<index key>/<name>.msgpack   parsed index pages (msgpack), fresh for LOCKENV_INDEX_TTL s
     metadata-v1/<aa>/<key>.json           parsed core metadata of one file, forever
     files-v1/<aa>/<sha256>/<filename>     downloaded wheels and sdists, forever, verified on use
     unpacked-v1/<aa>/<sha256>/            wheels unpacked and checked against RECORD (sync/install/tree.py)
@@ -43,7 +43,7 @@ class Bucket(str, enum.Enum):
     """Every directory of the cache, in one place. A format change bumps the suffix (uv's
     `CacheBucket`): old buckets are then simply never read again, and `cache prune` removes them."""
 
-    PAGES = "pages-v3"
+    PAGES = "pages-v4"
     """parsed index pages (msgpack, index/pages.py's CachedPage), fresh for LOCKENV_INDEX_TTL s"""
     METADATA = "metadata-v1"
     """parsed core metadata of one file (by sha256), forever"""

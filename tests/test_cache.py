@@ -110,7 +110,7 @@ def test_big_pages_are_written_in_pieces_and_read_through_a_map(tmp_path: Path,
     assert read is not None and read.url == page.url and read.skipped == page.skipped
     assert [(v.text, v.all_yanked) for v in read.versions] == [
         (v.text, v.all_yanked) for v in page.versions]
-    assert [rec for v in read.versions for rec in decode_version(v)] == files
+    assert [rec for v in read.versions for rec in decode_version(read, v, "n")] == files
     path = cache.page_path("u", "n")
     path.write_bytes(path.read_bytes()[:-5])  # a torn big entry is a miss, mapped or not
     assert decode_cached(cache.read_page("u", "n")) is None

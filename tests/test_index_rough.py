@@ -147,42 +147,54 @@ def test_a_tampered_cached_page_is_fetched_again(make_index: MakeIndex, project:
     assert any(r.path == "/pypi/nohash/json" for r in srv.requests)
 
 
-@pytest.mark.parametrize("forgery", ["name", "moved", "yanked"])
+@pytest.mark.parametrize(("api", "forgery"), [("simple", "name"), ("json", "name"),
+                                              ("json", "moved"), ("json", "yanked")])
 def test_a_cached_version_is_checked_when_the_lock_reads_it(make_index: MakeIndex,
-                                                            project: Path, forgery: str) -> None:
+                                                            project: Path, api: str,
+                                                            forgery: str) -> None:
     """A page's cache entry is read version by version, each checked when the lock first
-    looks at it (the cache is untrusted): a file name that is not one, a file filed under
-    another version, a yanked flag its files contradict. The entry is refused, named and
-    removed; the next run fetches the page again."""
+    looks at it (the cache is untrusted): a file filed under another version, flags its files
+    contradict, or (on a page a parser checked) a file name that is not one: the entry is
+    refused, named and removed, and the next run fetches the page again. A JSON API page is
+    cached as the index gave it and checked like a fetched one: a bad name there is skipped
+    (and named under -v), as it would be on the page."""
     srv = make_index("realpypi")
     _project(project, "pydantly")
-    env = {"LOCKENV_INDEX_URL": srv.json_url}
+    env = {"LOCKENV_INDEX_URL": _index_url(srv, api)}
     assert run_lockenv("lock", cwd=project, env=env).code == 0
+    good = (project / "pylock.toml").read_text()
     (path,) = Path(__import__("os").environ["LOCKENV_CACHE_DIR"]).rglob("pydantly.msgpack")
     page = pages.decode_cached(path.read_bytes())
-    assert page is not None
+    assert page is not None and page.raw == (api == "json")
     (version,) = [v for v in page.versions if v.text == "0.18.2"]
-    records = [list(r) for r in pages.decode_version(version)]
+    records = [list(r) for r in msgspec.msgpack.decode(version.records)]
+    (wheel,) = [r for r in records if r[0] == "pydantly-0.18.2-py3-none-any.whl"]
     if forgery == "yanked":
         version.all_yanked = not version.all_yanked
     else:
-        records[0][0] = ("../../etc/passwd" if forgery == "name"
-                         else "pydantly-0.17.0-py3-none-any.whl")
+        wheel[0] = "../../etc/passwd" if forgery == "name" else "pydantly-0.17.0-py3-none-any.whl"
         version.records = msgspec.Raw(msgspec.msgpack.encode(records))
     path.write_bytes(pages.encode_cached(page))
     (project / "pylock.toml").unlink()
-    result = run_lockenv("lock", cwd=project, env=env)
+    result = run_lockenv("lock", "-v", cwd=project, env=env)
+    assert "Traceback" not in result.output
+    if api == "json" and forgery == "name":
+        assert result.code == 0, result.output
+        assert "pydantly: skipped ../../etc/passwd: " in result.stderr
+        assert "../../etc/passwd" not in (project / "pylock.toml").read_text()
+        return
     assert result.code == 2, result.output
     assert "the cached copy of pydantly.msgpack is damaged and was refused" in result.stderr
     assert str(path) in result.stderr
     assert {"name": "'../../etc/passwd': ", "moved": "is listed under version '0.18.2'",
-            "yanked": "its yanked flag does not match"}[forgery] in result.stderr
-    assert "Traceback" not in result.output
+            "yanked": "its flags do not match its files"}[forgery] in result.stderr
     assert not path.exists() and not (project / "pylock.toml").exists()
     srv.clear_log()
     result = run_lockenv("lock", cwd=project, env=env)
     assert result.code == 0, result.output
-    assert any(r.path == "/pypi/pydantly/json" for r in srv.requests)
+    assert any(r.path.endswith("/pydantly/json") or r.path.endswith("/pydantly/")
+               for r in srv.requests)
+    assert (project / "pylock.toml").read_text() == good
 
 
 # -- the parsers: every field of an entry is checked ------------------------------------------

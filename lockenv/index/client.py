@@ -202,11 +202,14 @@ class IndexClient:
             self.cache.write_page(self.index_url, name, pages.encode_chunks(page))
         for note in page.skipped:
             self._debug(f"{name}: skipped {note}")
-        maker = _FileMaker(self, name)
-        if self.exclude_newer is None:
+        maker = _FileMaker(self, name, page)
+        verbose = self.reporter is not None and self.reporter.verbose
+        if self.exclude_newer is None and not (verbose and page.raw):
             versions = tuple(VersionFiles(v.text, v.all_yanked, partial(maker.make, v))
-                             for v in page.versions)
-        else:  # which versions are left depends on every file's upload time: make them all
+                             for v in page.versions if v.usable)
+        else:
+            # Which versions are left depends on every file's upload time; under -v, every
+            # file a raw page skips is named: make them all.
             made = [(v.text, maker.make(v)) for v in page.versions]
             versions = tuple(VersionFiles(text, all(f.yanked for f in files), files=files)
                              for text, files in made if files)
@@ -291,6 +294,10 @@ class IndexClient:
     def _parse_page(self, name: str, final: str, response: httpx.Response,
                     body: Any) -> tuple[pages.CachedPage, int]:
         skipped: list[str] = []
+        if not self.is_simple and not (self.reporter is not None and self.reporter.verbose):
+            raw = pages.json_api_raw(body)  # checked version by version (under -v: at once)
+            if raw is not None:
+                return pages.raw_page(redact_url(final), name, raw, skipped), len(raw)
         try:
             if not self.is_simple:
                 records = pages.parse_json_api(body, final, skipped)
@@ -715,9 +722,10 @@ class _FileMaker:
     removed), exclude-newer applied, and packed (`PackedFile`) with the strings a page
     shares."""
 
-    def __init__(self, client: IndexClient, name: str) -> None:
+    def __init__(self, client: IndexClient, name: str, page: pages.CachedPage) -> None:
         self.client = client
         self.name = name
+        self.page = page
         self.index = client.simple_index_url
         self.shared: dict[str, str] = {}  # one string per distinct requires-python (a few dozen)
         self.bases: dict[str, str] = {}  # one string per file host (one per page, as a rule)
@@ -725,11 +733,14 @@ class _FileMaker:
 
     def make(self, version: pages.CachedVersion) -> tuple[DistFile, ...]:
         client = self.client
+        notes: list[str] = []
         try:
-            records = pages.decode_version(version)
+            records = pages.decode_version(self.page, version, self.name, notes)
         except pages.PageError as exc:
             raise refuse_damaged(client.cache.page_path(client.index_url, self.name),
                                  [f"the cached index page of `{self.name}`: {exc}"]) from None
+        for note in notes:
+            client._debug(f"{self.name}: skipped {note}")
         exclude_newer = client.exclude_newer
         index, shared, bases = self.index, self.shared, self.bases
         make = PackedFile.make

@@ -34,6 +34,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from lockenv.index.auth import split_credentials
 from lockenv.models import SDIST_EXTENSIONS, DistFile, filename_problem, sdist_name_ok
 
 T = TypeVar("T", bound=DistFile)
@@ -401,33 +402,44 @@ def parse_simple_json(body: Buffer, page_url: str,
 
 CachedRecord = tuple[str, str, str | None, int | None, datetime | None, str | None, bool,
                      str | None, bool | None, str | None]
-"""A record as the cache keeps it: the upload time is a datetime (a msgpack timestamp,
-decoded in C), so a warm lock parses no time strings."""
+"""A checked record as the cache keeps it: the upload time is a datetime (a msgpack
+timestamp, decoded in C)."""
+
+RawRecord = tuple[str, str, str | None, int | None, str | None, str | None, bool, str | None]
+"""A JSON API file entry as the page gives it, not checked yet: (filename, url, sha256 of
+`digests`, size, upload time, requires-python, yanked, yanked reason). `check_raw` makes it a
+`CachedRecord` (or skips it), when the lock first looks at its version."""
 
 
 class CachedVersion(msgspec.Struct, array_like=True, gc=False):
     """The records of one version of a page (`text`: the version as its file names spell it),
-    kept as their msgpack (`records`, a `list[CachedRecord]`): decoded, checked and made into
-    files only when a lock looks at that version (`decode_version`). `all_yanked` says whether
-    the resolver may skip it without looking; `decode_version` checks it against the records."""
+    kept as their msgpack (`records`: `CachedRecord`s, or `RawRecord`s on a raw page):
+    decoded, checked and made into files only when a lock looks at that version
+    (`decode_version`). `usable` (some file passes the checks) and `all_yanked` (every such
+    file is yanked) let the resolver list and skip versions without looking; `decode_version`
+    checks both against the records."""
 
     text: str
+    usable: bool
     all_yanked: bool
     records: msgspec.Raw
 
 
 class CachedPage(msgspec.Struct, array_like=True, gc=False):
-    """A parsed page as the cache keeps it (msgpack, positional): its redacted URL, its
-    records by version (in the order of the page) and the notes of what the page's checks
-    skipped (for `-v`)."""
+    """A parsed page as the cache keeps it (msgpack, positional): its redacted URL, whether
+    its records are raw (a JSON API page: checked version by version, see `raw_page`) or
+    checked by a parser, its records by version (in the order of the page) and the notes of
+    what the page's checks skipped (for `-v`)."""
 
     url: str
+    raw: bool
     versions: list[CachedVersion]
     skipped: list[str] = msgspec.field(default_factory=list)
 
 
 _CACHED_PAGE = msgspec.msgpack.Decoder(CachedPage)
 _RECORDS = msgspec.msgpack.Decoder(list[CachedRecord])
+_RAW_RECORDS = msgspec.msgpack.Decoder(list[RawRecord])
 _ENCODER = msgspec.msgpack.Encoder()
 
 
@@ -439,15 +451,77 @@ def cached_page(url: str, records: Sequence[CachedRecord],
     for rec in records:
         by_text.setdefault(version_text(rec[0]), []).append(rec)
     encode = _ENCODER.encode
-    versions = [CachedVersion(text, all(rec[6] for rec in recs), msgspec.Raw(encode(recs)))
+    versions = [CachedVersion(text, True, all(rec[6] for rec in recs), msgspec.Raw(encode(recs)))
                 for text, recs in by_text.items()]
-    return CachedPage(url, versions, skipped if skipped is not None else [])
+    return CachedPage(url, False, versions, skipped if skipped is not None else [])
+
+
+def json_api_raw(body: Buffer) -> list[RawRecord] | None:
+    """Every file entry of a JSON API page, unchecked (None when the page does not decode
+    with the API's types: `parse_json_api` then says what is wrong)."""
+    try:
+        page = _JSON_PAGE.decode(body)
+    except msgspec.DecodeError:
+        return None
+    return [(e.filename, e.url, None if e.digests is None else e.digests.sha256, e.size,
+             e.upload_time_iso_8601 or e.upload_time, e.requires_python, e.yanked,
+             e.yanked_reason)
+            for files in page.releases.values() for e in files]
+
+
+def raw_page(url: str, name: str, records: Sequence[RawRecord],
+             skipped: list[str] | None = None) -> CachedPage:
+    """A JSON API page cached unchecked, by version: a lock looks at a few versions of a
+    page that lists thousands of files (~5 us of checks a file: 0.25 s of a cold web lock).
+    Each version is checked only as far as deciding `usable` and `all_yanked` takes (one file,
+    as a rule); `decode_version` checks all of a version's files when it is used."""
+    by_text: dict[str, list[RawRecord]] = {}
+    for rec in records:
+        by_text.setdefault(version_text(rec[0]), []).append(rec)
+    encode = _ENCODER.encode
+    versions = []
+    for text, recs in by_text.items():
+        usable, all_yanked = False, True
+        for rec in recs:
+            checked = check_raw(rec, url, name, None)
+            if checked is not None:
+                usable = True
+                if not checked[6]:
+                    all_yanked = False
+                    break
+        versions.append(CachedVersion(text, usable, usable and all_yanked,
+                                      msgspec.Raw(encode(recs))))
+    return CachedPage(url, True, versions, skipped if skipped is not None else [])
+
+
+def check_raw(rec: RawRecord, page_url: str, name: str,
+              skipped: list[str] | None) -> CachedRecord | None:
+    """What `parse_json_api` and the client make of one entry (the same checks, notes and
+    values), or None when it is skipped."""
+    filename, href, digest, size, upload, requires_python, yanked, reason = rec
+    url, sha = _split_url(href, page_url)
+    if digest is not None:
+        sha = digest.lower()
+    if not _file_ok(filename, url, sha, skipped):
+        return None
+    if size is not None and size < 0:
+        size = _size(size, filename, skipped)
+    requires_python = _requires_python(requires_python, filename, skipped)
+    if "@" in url and "@" in url.split("/")[2]:
+        url = split_credentials(url)[0]  # keep credentials out of DistFile
+    if project_of(filename) != name:
+        _note(skipped, f"{filename}: a file of another project")
+        return None
+    return (filename, url, sha, size, to_datetime(parse_time(upload)), requires_python, yanked,
+            (reason if yanked else None) or None, None, None)
 
 
 def version_text(filename: str) -> str:
-    """The version part of a valid wheel or sdist name, as written (not parsed)."""
+    """The version part of a wheel or sdist name, as written (not parsed; anything for a
+    name that is not one)."""
     if filename.endswith(".whl"):
-        return filename.split("-", 2)[1]
+        parts = filename.split("-", 2)
+        return parts[1] if len(parts) > 1 else ""
     stem = filename
     for ext in SDIST_EXTENSIONS:
         if stem.endswith(ext):
@@ -462,17 +536,19 @@ def encode_cached(page: CachedPage) -> bytes:
 
 _PIECE = 48 * 1024
 """Bytes per piece of `encode_chunks`: below glibc's initial mmap threshold."""
+_BOOL = (b"\xc2", b"\xc3")
 
 
 def encode_chunks(page: CachedPage) -> Iterator[bytes]:
     """`encode_cached(page)` in pieces of a few dozen KB (joined, the same bytes): a big page's
     msgpack (2 MB for 5,000 files) as one buffer would, once freed, raise glibc's mmap threshold
     and fragment the heap for every later buffer of up to that size."""
-    pending: list[bytes] = [b"\x93", _ENCODER.encode(page.url), _array_header(len(page.versions))]
+    pending: list[bytes] = [b"\x94", _ENCODER.encode(page.url), _BOOL[page.raw],
+                            _array_header(len(page.versions))]
     size = 0
     for version in page.versions:
-        pending.append(b"\x93" + _ENCODER.encode(version.text)
-                       + (b"\xc3" if version.all_yanked else b"\xc2"))
+        pending.append(b"\x94" + _ENCODER.encode(version.text) + _BOOL[version.usable]
+                       + _BOOL[version.all_yanked])
         pending.append(bytes(version.records))
         size += len(pending[-1]) + len(pending[-2])
         if size >= _PIECE:
@@ -493,7 +569,7 @@ def _array_header(count: int) -> bytes:
 
 def decode_cached(data: Buffer) -> CachedPage | None:
     """A cached page, or None when it is not one (fetch it again): the cache is untrusted
-    input too. The typed decode checks the page's shape and each version's text and flag;
+    input too. The typed decode checks the page's shape and each version's text and flags;
     each version's records are checked when it is first used (`decode_version`). Records read
     from a map are copied out of it (the map is closed when the caller drops it)."""
     try:
@@ -506,24 +582,29 @@ def decode_cached(data: Buffer) -> CachedPage | None:
     return page
 
 
-def decode_version(version: CachedVersion) -> list[CachedRecord]:
-    """One version's records, checked as a page's were before they were cached (the cache
-    is untrusted): typed decode, every file name, each name's version, the `all_yanked` flag.
-    A `PageError` says what is wrong."""
-    try:
-        records = _RECORDS.decode(version.records)
-    except msgspec.DecodeError as exc:
-        raise PageError(f"version {version.text!r}: {exc}") from None
+def decode_version(page: CachedPage, version: CachedVersion, name: str,
+                   skipped: list[str] | None = None) -> list[CachedRecord]:
+    """One version's records, checked (the cache is untrusted): a raw page's as `check_raw`
+    does (notes in `skipped`), a checked page's file names again; on both, each file's version
+    and the version's flags. A `PageError` says what is wrong."""
     text = version.text
+    try:
+        if page.raw:
+            records = [checked for rec in _RAW_RECORDS.decode(version.records)
+                       if (checked := check_raw(rec, page.url, name, skipped)) is not None]
+        else:
+            records = _RECORDS.decode(version.records)
+    except msgspec.DecodeError as exc:
+        raise PageError(f"version {text!r}: {exc}") from None
     for rec in records:
         filename = rec[0]
-        problem = file_problem(filename)
-        if problem is not None:
+        if not page.raw and (problem := file_problem(filename)) is not None:
             raise PageError(f"{filename!r}: {problem}")
         if version_text(filename) != text:
             raise PageError(f"{filename!r} is listed under version {text!r}")
-    if not records or version.all_yanked != all(rec[6] for rec in records):
-        raise PageError(f"version {text!r}: its yanked flag does not match its files")
+    usable = bool(records)
+    if version.usable != usable or version.all_yanked != (usable and all(r[6] for r in records)):
+        raise PageError(f"version {text!r}: its flags do not match its files")
     return records
 
 

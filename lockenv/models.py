@@ -339,6 +339,15 @@ class VersionFiles(Sequence[DistFile]):
     def __getitem__(self, index: int | slice) -> DistFile | tuple[DistFile, ...]:
         return self.files[index]
 
+    def __eq__(self, other: object) -> bool:
+        """Equal to a VersionFiles of the same version text and files (so two reads of one
+        page are equal `ProjectFiles`); makes the files of both."""
+        if not isinstance(other, VersionFiles):
+            return NotImplemented
+        return self is other or (self.text == other.text and self.files == other.files)
+
+    __hash__ = None  # type: ignore[assignment]  # equal by contents, which are made lazily
+
     def __repr__(self) -> str:
         return f"VersionFiles({self.text!r}, {self.files!r})"
 

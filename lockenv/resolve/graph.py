@@ -148,6 +148,18 @@ def _same_union(a: BaseMarker, b: BaseMarker) -> bool:
     return str(a) == str(b)
 
 
+def _canonical(m: BaseMarker) -> str:
+    """The marker's text with the terms of every AND and OR sorted, at every depth: dep-logic
+    may also reorder the terms of an OR inside an AND (or of an AND inside an OR) on every pass."""
+    from dep_logic.markers import MarkerUnion, MultiMarker
+
+    if isinstance(m, MarkerUnion):
+        return "(" + " or ".join(sorted(_canonical(x) for x in m.markers)) + ")"
+    if isinstance(m, MultiMarker):
+        return "(" + " and ".join(sorted(_canonical(x) for x in m.markers)) + ")"
+    return str(m)
+
+
 def _propagate(graph: _Graph, fork_cond: dict[Node, BaseMarker]) -> dict[Node, BaseMarker]:
     """From the roots to a fixed point (the graph may have cycles): a node's marker is the OR of
     (parent's marker AND edge marker AND its fork condition) over its incoming edges."""
@@ -173,7 +185,9 @@ def _propagate(graph: _Graph, fork_cond: dict[Node, BaseMarker]) -> dict[Node, B
             if _same_union(new, old):
                 continue
             marker[c] = new
-            changed = True
+            # Only a change of terms calls for another pass: terms reordered deep inside the
+            # marker may flip back and forth forever.
+            changed = changed or _canonical(new) != _canonical(old)
         if not changed:
             return marker
     raise ResolutionError("the lock's markers did not settle (a bug: please report it)")

@@ -27,6 +27,27 @@ def python_floor(versions: Mapping[Version, Sequence[DistFile]], specifier: Spec
     return None
 
 
+def python_ceiling(versions: Mapping[Version, Sequence[DistFile]], specifier: SpecifierSet,
+                   python_full: str, requires_python: str) -> str | None:
+    """`3.N` when Pythons below `python_full` down to 3.N-1 are refused by none of the versions
+    `specifier` allows but 3.N is (airflow 2 says `!=3.13,!=3.14,>=3.10`): capping requires-python
+    below 3.N is then the fix that keeps the project's older Pythons. None when there is none."""
+    allowed = [fs for v, fs in versions.items()
+               if specifier.contains(v, prereleases=True) and not all(f.yanked for f in fs)]
+    try:
+        project = SpecifierSet(requires_python)
+    except InvalidSpecifier:
+        return None
+    current = Version(python_full)
+    for minor in range(current.minor - 1, 0, -1):
+        probe = f"{current.major}.{minor}.0"
+        if not any(project.contains(f"{current.major}.{minor}.{p}", prereleases=True) for p in range(40)):
+            return None
+        if any(_accepts(f.requires_python, probe) for files in allowed for f in files):
+            return f"{current.major}.{minor + 1}"
+    return None
+
+
 def wheel_floor(minors: Sequence[int], python_version: str) -> str | None:
     """`3.N` when a package's wheels for a platform start above the Python that found none
     (so the fix is a higher requires-python floor, not an upper bound); else None."""
@@ -45,7 +66,12 @@ def _accepts(requires_python: str | None, python: str) -> bool:
         return True
 
 
-def requires_python_hint(floor: str | None) -> str:
+def requires_python_hint(floor: str | None, ceiling: str | None = None, requires_python: str = "") -> str:
+    if ceiling is not None:
+        hint = f"cap requires-python with `{requires_python},<{ceiling}` in pyproject.toml"
+        if floor is not None:
+            hint += f" (or raise it to `>={floor}`)"
+        return hint + f", or add the marker `; python_version < \"{ceiling}\"` to the requirement"
     if floor is None:
         return ("raise requires-python in pyproject.toml, or add a marker such as "
                 "`; python_version >= \"3.X\"` to the requirement")

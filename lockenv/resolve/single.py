@@ -3,6 +3,8 @@ pins without resolving again, and the conflict report a user reads when nothing 
 
 from __future__ import annotations
 
+import re
+
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -16,7 +18,7 @@ from resolvelib.resolvers import ResolutionImpossible, ResolutionTooDeep
 
 from lockenv.errors import LockenvError, ManifestError, ResolutionError
 from lockenv.models import DistFile
-from lockenv.resolve.hints import python_floor, requires_python_hint, wheel_floor
+from lockenv.resolve.hints import python_ceiling, python_floor, requires_python_hint, wheel_floor
 from lockenv.resolve.prefetch import Prefetcher
 from lockenv.resolve.provider import UNAVAILABLE, Crawler, Provider, Unsatisfiable
 from lockenv.resolve.requirements import Candidate, Ident, Req, file_tags, requirement_to_reqs, root_applies
@@ -240,6 +242,7 @@ def _conflict_error(
         why = provider.no_candidates.get(ident)
         if why and "requires Python" in why:
             python_lines.append(f"`{ident}`: {why}, but requires-python `{requires_python}` includes {label}")
+            python_lines.extend(_exact_minor_note(why, provider.python_full))
         elif why:
             lines.append(why if why.startswith(f"`{ident.name}` ") else f"`{ident}`: {why}")
     lines = list(dict.fromkeys(lines + _skipped(provider)))
@@ -251,7 +254,8 @@ def _conflict_error(
             hint=_narrowing_hint(no_file[0], provider, _joined_spec(no_file[0], causes)),
         )
     if python_lines:
-        hint = requires_python_hint(_python_floor(causes, provider))
+        hint = requires_python_hint(_python_floor(causes, provider), _python_ceiling(causes, provider, requires_python),
+                                    requires_python)
     else:
         hint = "loosen one of these requirements, or pin a version of the package that satisfies all"
     return ResolutionError(
@@ -259,6 +263,15 @@ def _conflict_error(
         details=python_lines + lines,
         hint=hint,
     )
+
+
+def _exact_minor_note(why: str, python_full: str) -> list[str]:
+    """Why a `!=3.14` (meant as `!=3.14.*` by its authors, as in airflow 2) refuses the target:
+    it excludes 3.14.0, the first 3.14 the project allows, which the lock must serve too."""
+    minor = python_full.rsplit(".", 1)[0]
+    if not python_full.endswith(".0") or not re.search(rf"!={re.escape(minor)}(?![.\d*])", why):
+        return []
+    return [f"(`!={minor}` excludes Python {python_full}, which requires-python allows and the lock must serve)"]
 
 
 def _python_floor(causes: Collection[RequirementInformation[Req, Candidate]],
@@ -277,6 +290,22 @@ def _python_floor(causes: Collection[RequirementInformation[Req, Candidate]],
             return None
         floors.append(Version(floor))
     return str(max(floors)) if floors else None
+
+
+def _python_ceiling(causes: Collection[RequirementInformation[Req, Candidate]], provider: Provider,
+                    requires_python: str) -> str | None:
+    """The requires-python cap that lets every package refused for its Python resolve on the
+    project's older Pythons (the lowest cap any of them needs)."""
+    ceilings = []
+    for ident in dict.fromkeys(info.requirement.identifier for info in causes):
+        if "requires Python" not in provider.no_candidates.get(ident, ""):
+            continue
+        ceiling = python_ceiling(provider.source.versions(ident.name), _joined_spec(ident, causes),
+                                 provider.python_full, requires_python)
+        if ceiling is None:
+            return None
+        ceilings.append(Version(ceiling))
+    return str(min(ceilings)) if ceilings else None
 
 
 def _learned_error(exc: Unsatisfiable, provider: Provider, label: str) -> ResolutionError:

@@ -134,14 +134,7 @@ class Linker:
         """Link (or copy) `entry` to `target`, replacing what is there. TreeChanged when the
         tree's file is not as it was unpacked: it must not reach the venv."""
         src = self.tree.path_of(entry["path"])
-        try:
-            st = os.stat(src)
-        except OSError:  # removed by a cache cleaner, or the tree was replaced (F13, F12)
-            raise TreeChanged(src) from None
-        if st.st_size != entry["size"] or st.st_mtime_ns != entry["mtime"]:
-            raise TreeChanged(src, entry["path"])
-        if st.st_mode & 0o222:  # a tree unpacked before trees were read-only
-            _read_only(src, st.st_mode)
+        _unchanged(src, entry)
         self.parent_of(target)
         try:
             self._put(src, target, entry["exec"])
@@ -158,21 +151,14 @@ class Linker:
                 self.place(entry, target)
             return
         base = str(self.tree.root) + os.sep
-        stat, link = os.stat, os.link
+        unchanged, link = _unchanged, os.link
         for i, (entry, target) in enumerate(links):
             if not self.link:  # copying from now on
                 for rest in links[i:]:
                     self.place(*rest)
                 return
             src = base + entry["path"]
-            try:
-                st = stat(src)
-            except OSError:  # removed by a cache cleaner, or the tree was replaced (F13, F12)
-                raise TreeChanged(src) from None
-            if st.st_size != entry["size"] or st.st_mtime_ns != entry["mtime"]:
-                raise TreeChanged(src, entry["path"])
-            if st.st_mode & 0o222:  # a tree unpacked before trees were read-only
-                _read_only(src, st.st_mode)
+            unchanged(src, entry)
             try:
                 link(src, target)
             except FileExistsError:
@@ -228,6 +214,19 @@ def _make_dirs(path: str, made: set[str] | None = None) -> None:
     except FileExistsError:
         if not os.path.isdir(path):
             raise
+
+
+def _unchanged(src: str, entry: Member) -> None:
+    """The F8 check before a tree file leaves the tree (one stat): TreeChanged unless its size
+    and mtime are as unpacked; a tree from before trees were read-only is made read-only."""
+    try:
+        st = os.stat(src)
+    except OSError:  # removed by a cache cleaner, or the tree was replaced (F13, F12)
+        raise TreeChanged(src) from None
+    if st.st_size != entry["size"] or st.st_mtime_ns != entry["mtime"]:
+        raise TreeChanged(src, entry["path"])
+    if st.st_mode & 0o222:
+        _read_only(src, st.st_mode)
 
 
 def _read_only(path: str, mode: int) -> None:

@@ -624,8 +624,9 @@ def test_a_relock_diff_of_a_forked_package_shows_each_version_with_its_marker(
 def test_an_extra_the_package_does_not_declare_is_warned_about(
         index_server: IndexServer, project: Path) -> None:
     """`feat[fsat]` (a typo) adds nothing: the lock still succeeds, but says so, naming the
-    extras there are; a declared extra and an extra of a package without extras are told apart."""
-    write(project, ["feat[fsat]", "gamma[anything]", "Clicky_CLI[color]"])
+    extras there are; a declared extra and an extra of a package without extras are told apart. A
+    package locked at two versions (one per Python) is warned about once, naming both."""
+    write(project, ["feat[fsat]", "gamma[anything]", "Clicky_CLI[color]", "modern[nope]"])
     result = lock(project, index_server)
     assert result.code == 0, result.output
     lines = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
@@ -634,6 +635,9 @@ def test_an_extra_the_package_does_not_declare_is_warned_about(
         "the requirement `feat[fsat]` adds nothing",
         "warning: `gamma 1.2` has no extra `anything` (its extras: none); "
         "the requirement `gamma[anything]` adds nothing",
+        "warning: `modern 1.5, 2.0` has no extra `nope` (its extras: none); "
+        "the requirement `modern[nope]` adds nothing",
     ], result.stderr
+    assert result.stderr.count("hint: check the extra's spelling") == 3, result.stderr
     assert "hint: check the extra's spelling where it is required" in result.stderr
     assert "feat" in pins(project) and "clicky-cli" in pins(project)

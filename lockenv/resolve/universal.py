@@ -127,22 +127,24 @@ def _unserved_warnings(results: Sequence[TargetResult], targets: Sequence[Target
 def _unknown_extra_warnings(results: Sequence[TargetResult],
                             source: IndexSource) -> list[tuple[str, str | None]]:
     """`requests[sockss]`: an extra the package does not declare adds nothing, silently
-    leaving out what the typo meant to bring in; say so (pip and uv warn too)."""
-    out: dict[str, tuple[str, str | None]] = {}
+    leaving out what the typo meant to bring in; say so (pip and uv warn too), once for every
+    locked version that lacks it (one warning, not one per fork)."""
+    missing: dict[tuple[str, str, str], set[Version]] = {}
     for res in results:
         for ident, cand in res.pins.items():
-            if ident.extra is None or f"{ident.name} {cand.version}[{ident.extra}]" in out:
+            if ident.extra is None:
                 continue
             known = source.extras_of(cand.files)
             if known is None or ident.extra in known:
                 continue
             offered = ", ".join(f"`{e}`" for e in sorted(known)) or "none"
-            out[f"{ident.name} {cand.version}[{ident.extra}]"] = (
-                f"`{ident.name} {cand.version}` has no extra `{ident.extra}` (its extras: "
-                f"{offered}); the requirement `{ident.name}[{ident.extra}]` adds nothing",
-                "check the extra's spelling where it is required",
-            )
-    return [out[k] for k in sorted(out)]
+            missing.setdefault((ident.name, ident.extra, offered), set()).add(cand.version)
+    return [
+        (f"`{name} {', '.join(str(v) for v in sorted(versions))}` has no extra `{extra}` (its extras: "
+         f"{offered}); the requirement `{name}[{extra}]` adds nothing",
+         "check the extra's spelling where it is required")
+        for (name, extra, offered), versions in sorted(missing.items())
+    ]
 
 
 def _yank_warnings(results: Sequence[TargetResult]) -> list[tuple[str, str | None]]:

@@ -24,7 +24,6 @@ import json
 import re
 from functools import lru_cache
 from datetime import datetime, timezone
-from html.parser import HTMLParser
 from collections.abc import Iterator, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urldefrag, urljoin
@@ -608,36 +607,6 @@ def decode_version(page: CachedPage, version: CachedVersion, name: str,
     return records
 
 
-class _AnchorParser(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.anchors: list[tuple[dict[str, str | None], str]] = []
-        self.repository_version: str | None = None
-        self.base: str | None = None
-        self._current: dict[str, str | None] | None = None
-        self._text: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "a":
-            self._current = dict(attrs)
-            self._text = []
-        elif tag == "base" and self.base is None:
-            self.base = dict(attrs).get("href")
-        elif tag == "meta":
-            values = dict(attrs)
-            if values.get("name") == "pypi:repository-version":
-                self.repository_version = values.get("content")
-
-    def handle_data(self, data: str) -> None:
-        if self._current is not None:
-            self._text.append(data)
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "a" and self._current is not None:
-            self.anchors.append((self._current, "".join(self._text).strip()))
-            self._current = None
-
-
 def parse_simple_html(body: Buffer, page_url: str,
                       skipped: list[str] | None = None) -> list[Record]:
     """A PEP 503 HTML project page (PEP 592 yanked, PEP 658/714 metadata, `#sha256=`)."""
@@ -645,7 +614,9 @@ def parse_simple_html(body: Buffer, page_url: str,
         text = bytes(body).decode("utf-8")
     except UnicodeDecodeError:
         raise PageError("the page is not UTF-8 text") from None
-    parser = _AnchorParser()
+    from lockenv.index.anchors import AnchorParser  # html.parser: only for HTML pages
+
+    parser = AnchorParser()
     try:
         parser.feed(text)
         parser.close()

@@ -133,6 +133,19 @@ def test_unreadable_entries_are_misses(tmp_path: Path) -> None:
     assert cache.read_metadata("a" * 64) is None
 
 
+def test_a_write_after_the_cache_was_cleaned_makes_its_directory_again(tmp_path: Path) -> None:
+    # write_atomic remembers the directories it made; one removed since (`cache clean` by
+    # another run) must not make the next write fail.
+    import shutil
+
+    cache = Cache(tmp_path)
+    cache.write_metadata("b" * 64, {"name": "x"})
+    shutil.rmtree(tmp_path / Bucket.METADATA.value)
+    cache.write_metadata("b" * 64, {"name": "y"})
+    assert cache.read_metadata("b" * 64) == {"name": "y"}
+    assert [p.name for p in cache.metadata_path("b" * 64).parent.iterdir()] == ["b" * 64 + ".json"]
+
+
 def test_keys(tmp_path: Path) -> None:
     cache = Cache(tmp_path)
     sha = "0123456789abcdef" * 4

@@ -595,6 +595,7 @@ def _apply(sync_plan: SyncPlan, *, options: SyncOptions, spec_of: Callable[[], P
     """Fetch, build and validate everything, then change the venv. The index client (for
     downloads and build requirements) is created only when needed."""
     from lockenv.sync.apply import apply, fetch, prepare
+    from lockenv.sync.install.tree import handing_over
 
     clients: list[Any] = []
 
@@ -643,12 +644,14 @@ def _apply(sync_plan: SyncPlan, *, options: SyncOptions, spec_of: Callable[[], P
             client().require_cached(a.wanted.file for a in sync_plan.changes
                                     if a.wanted is not None and a.wanted.file is not None
                                     and not a.wanted.local_path)
-        files = fetch(sync_plan, cache=cache, lock_path=_lock_path(options), client_factory=client,
-                      reporter=reporter, probe=probe)
-        prepared = prepare(sync_plan, files, probe=probe, venv=venv_dir, cache=cache, builder=builder)
-        if before_changes is not None:
-            before_changes()
-        apply(sync_plan, prepared, probe=probe, venv=venv_dir, cache=cache, reporter=reporter)
+        with handing_over():  # what fetch writes into the cache reaches prepare and apply in memory
+            files = fetch(sync_plan, cache=cache, lock_path=_lock_path(options), client_factory=client,
+                          reporter=reporter, probe=probe)
+            prepared = prepare(sync_plan, files, probe=probe, venv=venv_dir, cache=cache,
+                               builder=builder)
+            if before_changes is not None:
+                before_changes()
+            apply(sync_plan, prepared, probe=probe, venv=venv_dir, cache=cache, reporter=reporter)
     finally:
         for c in reversed(clients):
             c.close()

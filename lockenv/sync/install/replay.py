@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lockenv.cache import Bucket
-from lockenv.sync.install.tree import Linker, Member, Tree, write_new
+from lockenv.sync.install.tree import Linker, Member, Tree, hand_over, take_over, write_new
 
 if TYPE_CHECKING:
     from lockenv.cache import Cache
@@ -103,9 +103,13 @@ def record_path(cache: Cache, key: str) -> Path:
 
 def load(cache: Cache, key: str) -> dict[str, Any] | None:
     """The record, if it is one this user's lockenv sealed (a record says what to write into
-    the venv: a forged one would install other bytes, F4)."""
+    the venv: a forged one would install other bytes, F4), or the one this sync saved."""
+    path = record_path(cache, key)
+    handed = take_over("record", path)
+    if handed is not None:
+        return handed  # built by `save` and written as such: nothing to check again
     try:
-        sealed = cache.unseal(record_path(cache, key).read_bytes())
+        sealed = cache.unseal(path.read_bytes())
         if sealed is None:
             return None
         data = json.loads(sealed)
@@ -121,14 +125,15 @@ def save(cache: Cache, key: str, tree: Tree, ops: list[dict[str, Any]], root: st
     """Keep what an install into the venv at `root` wrote, for the next install with `key`."""
     from lockenv.cache import write_atomic
 
-    sealed = cache.seal(json.dumps({"format": FORMAT, "tree": tree.sha256, "root": root, "ops": ops},
-                                   separators=(",", ":")).encode())
+    record = {"format": FORMAT, "tree": tree.sha256, "root": root, "ops": ops}
+    sealed = cache.seal(json.dumps(record, separators=(",", ":")).encode())
     if sealed is None:
         return  # no key to seal it with: installer runs each time
     try:
         write_atomic(record_path(cache, key), sealed)
     except OSError:
-        pass  # only a cache: the next install runs installer again
+        return  # only a cache: the next install runs installer again
+    hand_over("record", record_path(cache, key), record)
 
 
 TARGETS_FORMAT = 1
@@ -149,10 +154,14 @@ def load_targets(cache: Cache, tree: Tree, schemes: Collection[str]) -> list[tup
     of installer found them before; None when missing or not well formed (a cache file is
     untrusted: only what this user's lockenv sealed is read, every key must be one of
     `schemes`)."""
+    path = targets_path(cache, tree)
+    handed = take_over("targets", path)
+    if handed is not None and {key for key, _ in handed} <= set(schemes):
+        return list(handed)  # what `save_targets` just wrote
     try:
         # Sealed like replay records: a forged plan could leave out a target (a script named
         # like the venv's interpreter link) from the checks and the journal (F4).
-        sealed = cache.unseal(targets_path(cache, tree).read_bytes())
+        sealed = cache.unseal(path.read_bytes())
         if sealed is None:
             return None
         data = json.loads(sealed)
@@ -192,7 +201,8 @@ def save_targets(cache: Cache, tree: Tree, targets: list[tuple[str, str]]) -> No
     try:
         write_atomic(targets_path(cache, tree), sealed)
     except OSError:
-        pass  # only a cache: the next sync plans again
+        return  # only a cache: the next sync plans again
+    hand_over("targets", targets_path(cache, tree), [(key, path) for key, path in targets])
 
 
 def write_op(target: str, data: bytes, *, executable: bool, script: bool) -> dict[str, Any]:

@@ -108,7 +108,9 @@ def _check_target(lock: Pylock, narrowed: Pylock, target: TargetExpectation, ext
         raise LockfileError(f"the lock does not serve {target.label}: {exc}", hint=_BUG) from None
     got = {(str(p.name), str(p.version)) for p, _ in selected}
     got |= _selected_by_marker(lock, unserved, target.environment, extras, groups)
-    expected = set(target.pins)
+    kernel_bound = _kernel_bound(lock)
+    got -= kernel_bound
+    expected = set(target.pins) - kernel_bound
     if got != expected:
         raise LockfileError(
             f"the lock does not select exactly the resolution for {target.label}",
@@ -116,6 +118,14 @@ def _check_target(lock: Pylock, narrowed: Pylock, target: TargetExpectation, ext
             + [f"missing: {n} {v}" for n, v in sorted(expected - got)],
             hint=_BUG,
         )
+
+
+def _kernel_bound(lock: Pylock) -> set[tuple[str, str]]:
+    """Entries whose marker names the kernel's release or version: the resolution took them on
+    every target where that term could hold (no target knows the kernel), so whether `select()`
+    takes them is for the machine that syncs to say."""
+    return {(str(p.name), str(p.version)) for p in lock.packages
+            if p.marker is not None and ("platform_release" in str(p.marker) or "platform_version" in str(p.marker))}
 
 
 def _selected_by_marker(lock: Pylock, names: Collection[str], environment: Mapping[str, str],
@@ -143,7 +153,9 @@ def _check_outside(resolution: Resolution, probe: OutsideExpectation) -> None:
         if p.marker is None or Marker(p.marker).evaluate(env, "lock_file"):  # type: ignore[arg-type]
             chosen.setdefault(p.name, []).append(p.version)
     clashes = {n: vs for n, vs in chosen.items() if len(vs) > 1}
-    missing = sorted(set(probe.required) - set(chosen))
+    kernel_bound = {p.name for p in resolution.packages if p.marker is not None
+                    and ("platform_release" in p.marker or "platform_version" in p.marker)}
+    missing = sorted(set(probe.required) - set(chosen) - kernel_bound)
     if clashes or missing:
         raise LockfileError(
             f"the lock would not serve {probe.label}, an environment outside its targets",

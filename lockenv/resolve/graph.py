@@ -21,7 +21,7 @@ from packaging.version import Version
 
 from lockenv.errors import ResolutionError
 from lockenv.resolve.markers import partition, separator, to_marker
-from lockenv.resolve.requirements import Ident, Req, context_marker
+from lockenv.resolve.requirements import Ident, Req, context_marker, marker_holds
 from lockenv.resolve.single import TargetResult
 from lockenv.resolve.targets import Target
 
@@ -232,4 +232,4 @@ def _marker_true_on(m: BaseMarker, target: Target) -> bool:
     text = str(m)
     if " in extras" in text or " in dependency_groups" in text:
         return True  # context markers: every extra and group is part of a target's resolution
-    return Marker(text).evaluate(env)
+    return marker_holds(Marker(text), env, text)  # type: ignore[arg-type]

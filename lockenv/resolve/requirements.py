@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
+from packaging.markers import Marker
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.tags import Tag
@@ -128,10 +129,43 @@ def applies(req: Requirement, environment: Mapping[str, str], extra: str | None)
     marker = req.marker
     if marker is None:
         return extra is None
-    mentions_extra = "extra" in str(marker)
+    text = str(marker)
+    mentions_extra = "extra" in text
     if extra is None:
-        return not mentions_extra and marker.evaluate({**environment, "extra": ""})
-    return mentions_extra and marker.evaluate({**environment, "extra": extra})
+        return not mentions_extra and marker_holds(marker, {**environment, "extra": ""}, text)
+    return mentions_extra and marker_holds(marker, {**environment, "extra": extra}, text)
+
+
+UNKNOWN_VARIABLES = ("platform_release", "platform_version")
+"""The running kernel's release and version: no target knows them (they are not part of a wheel
+tag), so a marker's term on them can hold on any target."""
+
+
+def marker_holds(marker: Marker, environment: Mapping[str, str], text: str | None = None) -> bool:
+    """Whether the marker may hold in this environment: a term on the kernel's release or version
+    counts as true, so `six; platform_release >= '5.0'` is locked (under its marker, which sync
+    evaluates on the machine) instead of silently left out. PEP 508 markers have no negation,
+    so true for an unknown term never turns a marker false."""
+    text = str(marker) if text is None else text
+    if not any(var in text for var in UNKNOWN_VARIABLES):
+        return marker.evaluate(dict(environment))
+    return _terms_hold(marker._markers, dict(environment))
+
+
+def _terms_hold(items: list[Any], environment: dict[str, str]) -> bool:
+    """Evaluate packaging's parsed marker (terms, nested lists, 'and'/'or'; 'and' binds tighter)."""
+    groups: list[list[bool]] = [[]]
+    for item in items:
+        if item == "or":
+            groups.append([])
+        elif isinstance(item, list):
+            groups[-1].append(_terms_hold(item, environment))
+        elif isinstance(item, tuple):
+            if any(type(node).__name__ == "Variable" and node.value in UNKNOWN_VARIABLES for node in item):
+                groups[-1].append(True)
+            else:
+                groups[-1].append(Marker(" ".join(node.serialize() for node in item)).evaluate(environment))
+    return any(all(group) for group in groups)
 
 
 @lru_cache(maxsize=16384)
@@ -191,7 +225,7 @@ def root_applies(req: Req, environment: Mapping[str, str]) -> bool:
     """Does a root requirement apply in this environment (its own marker; extras and groups
     are all part of a universal resolution)?"""
     marker = req.requirement.marker
-    return marker is None or marker.evaluate({**environment, "extra": ""})
+    return marker is None or marker_holds(marker, {**environment, "extra": ""})
 
 
 def context_marker(source: str) -> str | None:

@@ -110,35 +110,10 @@ def write_atomic(path: Path, data: bytes | Iterable[bytes]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         _MADE_DIRS.add(directory)
     try:
-        _replace(path, data)
+        replace_file(path, data)
     except FileNotFoundError:
         path.parent.mkdir(parents=True, exist_ok=True)
-        _replace(path, data)
-
-
-def _replace(path: Path, data: bytes | Iterable[bytes]) -> None:
-    """`project.replace_file`, without a buffered file object for bytes (its fstat, ioctl and
-    lseek): one open, the writes, close, rename."""
-    if not isinstance(data, bytes):
         replace_file(path, data)
-        return
-    import tempfile
-
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def remove_stale(directory: Path, max_age: float, *, prefix: str = "", suffix: str = "") -> None:

@@ -120,14 +120,13 @@ def replace_file(path: Path, data: bytes | Iterable[bytes], *, durable: bool = F
             mode = 0o666 & ~umask
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            if isinstance(data, bytes):
-                fh.write(data)
-            else:
-                fh.writelines(data)
+        try:  # plain writes on the descriptor: a buffered file object adds fstat, ioctl, lseek
+            for chunk in (data,) if isinstance(data, bytes) else data:
+                write_all(fd, chunk)
             if durable:
-                fh.flush()
-                os.fsync(fh.fileno())
+                os.fsync(fd)
+        finally:
+            os.close(fd)
         if mode is not None:
             os.chmod(tmp, mode)
         os.replace(tmp, path)
@@ -139,6 +138,13 @@ def replace_file(path: Path, data: bytes | Iterable[bytes], *, durable: bool = F
         raise
     if durable:
         _fsync_dir(path.parent)
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """All of `data` to the open descriptor `fd` (os.write may write less than asked)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 from lockenv.cache import Bucket
 from lockenv.errors import IntegrityError
+from lockenv.project import write_all
 
 if TYPE_CHECKING:
     from lockenv.cache import Cache
@@ -363,9 +364,7 @@ def write_new(path: Path | str, data: bytes, mode: int = 0o644) -> None:
     """Create `path` (it must not exist: never a write through a link) holding `data`."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
+        write_all(fd, data)
     finally:
         os.close(fd)
 

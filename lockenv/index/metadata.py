@@ -281,7 +281,8 @@ def pyproject_metadata(text: bytes, file_version: str) -> str | None:
     table declares the dependencies statically (PEP 621: a field not listed in `dynamic` is
     what the backend must write, and absent means none), or None: then a build decides. Read
     like uv does, so an sdist whose build cannot run here (it downloads, it needs a compiler)
-    still locks. A dynamic version is the one in the file name (`file_version`). A Poetry project that keeps its dependencies under `[tool.poetry]` is built."""
+    still locks. A dynamic version is the one in the file name (`file_version`). A Poetry
+    project that keeps its dependencies under `[tool.poetry]` is built."""
     if sys.version_info >= (3, 11):
         import tomllib
     else:  # pragma: no cover - Python 3.10
@@ -306,8 +307,8 @@ def pyproject_metadata(text: bytes, file_version: str) -> str | None:
     extras = project.get("optional-dependencies", {})
     requires_python = project.get("requires-python")
     version = file_version if "version" in dynamic else project.get("version")
-    if (not isinstance(version, str) or not isinstance(deps, list) or not all(isinstance(d, str) for d in deps)
-            or not isinstance(extras, dict)
+    if (not isinstance(version, str) or not isinstance(deps, list)
+            or not all(isinstance(d, str) for d in deps) or not isinstance(extras, dict)
             or not all(isinstance(v, list) and all(isinstance(d, str) for d in v)
                        for v in extras.values())
             or not (requires_python is None or isinstance(requires_python, str))):

@@ -62,6 +62,11 @@ def test_prune_after_a_killed_sync_then_sync_works(tmp_path: Path, index_server:
         proc.wait()
     index_server.clear_faults()
     (cache_root() / "pages-v0").mkdir()  # a bucket of an older lockenv
+    (cache_root() / "wheels-built-v1").mkdir()  # a name an older lockenv used
+    (cache_root() / "pages-v99").mkdir()  # a newer lockenv's, sharing the cache
+    foreign = cache_root() / "notes"  # not lockenv's: the directory is shared
+    foreign.mkdir()
+    (foreign / ".draft.tmp").write_text("mine")
 
     r = run_lockenv("cache", "prune", "-v", cwd=tmp_path)
     assert r.code == 0, r.output
@@ -70,6 +75,9 @@ def test_prune_after_a_killed_sync_then_sync_works(tmp_path: Path, index_server:
     assert "Pruned " in r.stderr and "freed" in r.stderr
     assert not list(cache_root().rglob(".download-*.tmp"))
     assert not (cache_root() / "pages-v0").exists()
+    assert not (cache_root() / "wheels-built-v1").exists()
+    assert (cache_root() / "pages-v99").is_dir(), "a newer lockenv's bucket is not ours to remove"
+    assert (foreign / ".draft.tmp").read_text() == "mine", "prune touched a file that is not lockenv's"
     assert trees() == kept_trees, "only the tree no venv links to goes"
 
     assert run_lockenv("verify", cwd=kept, env=env_for(index_server)).code == 0

@@ -129,9 +129,8 @@ def prune(options: CacheOptions, *, reporter: Any) -> CacheReport:
     busy = 0
     removed: list[Removed | None] = []
     try:
-        known = {b.value for b in Bucket}
         for entry in sorted(_children(root), key=lambda p: p.name):
-            if entry.name not in known:
+            if _retired(entry.name):
                 removed.append(_remove(entry, entry.name, "a bucket no lockenv version reads any more"))
         removed += _prune_leftovers(root, alone)
         removed += _prune_pages(root)
@@ -160,7 +159,7 @@ def _prune_leftovers(root: Path, alone: bool) -> list[Removed | None]:
     out: list[Removed | None] = []
     now = time.time()
     for bucket in sorted(_children(root), key=lambda p: p.name):
-        if bucket.name == Bucket.LOCKS.value or not bucket.is_dir():
+        if bucket.name not in _CURRENT or bucket.name == Bucket.LOCKS.value or not bucket.is_dir():
             continue
         for dirpath, dirnames, filenames in os.walk(bucket):
             here = Path(dirpath)
@@ -177,6 +176,28 @@ def _prune_leftovers(root: Path, alone: bool) -> list[Removed | None]:
             if bucket.name == Bucket.UNPACKED.value and here.parent.parent == bucket:
                 dirnames.clear()  # a finished tree's own files are the wheel's, not ours
     return out
+
+
+_CURRENT = frozenset(b.value for b in Bucket)
+_RETIRED = frozenset({"wheels-built-v1"})
+"""Buckets older lockenv versions wrote under names no bucket has now."""
+
+
+def _retired(name: str) -> bool:
+    """A bucket only an older lockenv reads: a retired name, or a current bucket's name with a
+    lower version (`pages-v2` beside `pages-v4`). Anything else in the cache directory (a newer
+    lockenv's `pages-v5`, files that are not lockenv's when the directory is shared) is left
+    alone: prune removes only what it knows to be its own."""
+    if name in _RETIRED:
+        return True
+    family, sep, version = name.rpartition("-v")
+    if not sep or not version.isdigit():
+        return False
+    for current in _CURRENT:
+        cur_family, cur_sep, cur_version = current.rpartition("-v")
+        if cur_sep and cur_family == family and cur_version.isdigit():
+            return int(version) < int(cur_version)
+    return False
 
 
 def _is_temp(name: str) -> bool:

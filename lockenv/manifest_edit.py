@@ -142,6 +142,20 @@ def add_requirements(text: str, requirements: list[Requirement], target: Target,
     return tomlkit.dumps(doc)
 
 
+def listed(text: str, target: Target, path: Path = Path(PYPROJECT)) -> dict[str, str]:
+    """What `target` lists now, by normalized name (the first spelling of each): what `add`
+    compares against to say added, updated or already there."""
+    array = _array(_load(text, path), target, path, create=False)
+    out: dict[str, str] = {}
+    for item in array or []:
+        if isinstance(item, str):
+            try:
+                out.setdefault(canonicalize_name(Requirement(str(item)).name), str(item))
+            except InvalidRequirement:
+                continue
+    return out
+
+
 def remove_requirements(text: str, names: list[str], target: Target,
                         path: Path = Path(PYPROJECT)) -> str:
     """`text` without any requirement on these names in `target`; a name not there is an error

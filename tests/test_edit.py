@@ -99,7 +99,14 @@ def test_add_keeps_comments_bounds_the_locked_version_and_syncs(project: Path, i
     assert (project / "pyproject.toml").read_text() == COMMENTED.replace(
         '    "beta",  # trailing comment\n',
         '    "beta<2",  # trailing comment\n    "Alpha==1.0",\n')
+    assert ("Updated `Alpha==1.0` (was `alpha>=2.0`), `beta<2` (was `beta`) in [project] dependencies"
+            in result.stderr), result.stderr
     assert installed(project / ".venv") == {"alpha": "1.0", "beta": "1.0", "gamma": "1.2"}
+    # The same again, plus a new one: each said as what happened to it.
+    result = edit(project, index_server, "add", "Alpha==1.0", "gamma")
+    assert result.code == 0, result.output
+    assert ("Added `gamma>=1.2` to [project] dependencies; `Alpha==1.0` was already there"
+            in result.stderr), result.stderr
 
 
 def test_add_to_a_group_and_to_an_extra_makes_their_tables(project: Path, index_server: Any) -> None:

@@ -58,15 +58,16 @@ def _read_manifest(project: Path) -> tuple[Path, bytes]:
 
 def add(options: EditOptions, *, reporter: Reporter) -> int:
     """Add requirements to one list of pyproject.toml, then lock and sync (all or nothing)."""
-    from lockenv.manifest_edit import add_requirements, bare_names, parse_requirement
+    from lockenv.manifest_edit import add_requirements, bare_names, listed, parse_requirement
 
     target = _target(options)
     requirements = [parse_requirement(text) for text in options.items]
     path, original = _read_manifest(options.project)
+    before = listed(original.decode("utf-8"), target, path)
     edited = add_requirements(original.decode("utf-8"), requirements, target, path)
     if options.frozen:
         _write(path, edited)
-        reporter.status(f"Added {_names(requirements)} to {target} (--frozen: not locked)")
+        reporter.status(f"{_added(requirements, before, target)} (--frozen: not locked)")
         return 0
     with _Transaction(options.project, path, original, reporter, offline=options.offline) as tx:
         _write(path, edited)
@@ -81,7 +82,7 @@ def add(options: EditOptions, *, reporter: Reporter) -> int:
             tx.syncing()
             _sync(options, target, reporter)
     by_name = {b.name: b for b in bounded}
-    reporter.status(f"Added {_names([by_name.get(r.name, r) for r in requirements])} to {target}")
+    reporter.status(_added([by_name.get(r.name, r) for r in requirements], before, target))
     return 0
 
 
@@ -104,6 +105,30 @@ def remove(options: EditOptions, *, reporter: Reporter) -> int:
 
 def _names(requirements: list[Any]) -> str:
     return ", ".join(f"`{r}`" for r in requirements)
+
+
+def _added(requirements: list[Any], before: dict[str, str], target: Any) -> str:
+    """What `add` did to each requirement, against what the list held before: added, updated
+    (saying what it was) or already there as written."""
+    from packaging.utils import canonicalize_name
+
+    added, updated, same = [], [], []
+    for req in requirements:
+        old = before.get(canonicalize_name(req.name))
+        if old is None:
+            added.append(req)
+        elif old == str(req):
+            same.append(req)
+        else:
+            updated.append(f"`{req}` (was `{old}`)")
+    parts = [f"Added {_names(added)} to {target}"] if added else []
+    if updated:
+        parts.append(f"{'updated' if parts else 'Updated'} {', '.join(updated)}"
+                     + ("" if added else f" in {target}"))
+    if same:
+        parts.append(f"{_names(same)} {'was' if len(same) == 1 else 'were'} already "
+                     + ("there" if parts else f"in {target}"))
+    return "; ".join(parts)
 
 
 def _write(path: Path, text: str) -> None:

@@ -362,6 +362,29 @@ def proxy() -> Iterator[Any]:
     server.server_close()
 
 
+def test_no_proxy_hosts_are_reached_directly_by_lock_and_sync(
+        project: Path, public: IndexServer, proxy: Any) -> None:
+    """NO_PROXY names the index's host: lock and sync go straight to it; without it, the same
+    requests go through HTTP_PROXY (lockenv reads the proxy settings pip and uv read)."""
+    (project / "pyproject.toml").write_text(
+        '[project]\nname = "app"\nversion = "0.1"\nrequires-python = ">=3.10"\n'
+        'dependencies = ["beta"]\n')
+    env = {"LOCKENV_INDEX_URL": public.json_url,
+           "HTTP_PROXY": f"http://127.0.0.1:{proxy.server_port}", "NO_PROXY": "127.0.0.1,.example.test"}
+    for command in ("lock", "sync"):
+        result = run_lockenv(command, cwd=project, env=env)
+        assert result.code == 0, result.output
+    assert proxy.log == [], "a NO_PROXY host was reached through the proxy"
+    assert any(r.path.endswith(".whl") for r in public.requests), "the sync downloaded nothing"
+
+    (project / "pylock.toml").unlink()
+    public.clear_log()
+    result = run_lockenv("lock", cwd=project, env={**env, "NO_PROXY": ".example.test",
+                                                    "LOCKENV_CACHE_DIR": str(project / "cold")})
+    assert result.code == 0, result.output
+    assert ("127.0.0.1", "/pypi/beta/json", False) in proxy.log
+
+
 def test_plain_http_to_another_host_warns_once_and_goes_through_the_proxy(
         project: Path, public: IndexServer, proxy: Any) -> None:
     mirror = public.json_url.replace("127.0.0.1", "mirror.internal.test")

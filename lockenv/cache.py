@@ -8,7 +8,8 @@ Layout under the root (`LOCKENV_CACHE_DIR`, else the platform user cache dir):
     unpacked-v1/<aa>/<sha256>/            wheels unpacked and checked against RECORD (sync/install/tree.py)
     installs-v1/<aa>/<key>.json           what installing one of those into one venv wrote (sync/install/replay.py)
 
-Downloaded files are checked (sha256 and size) on every use, cache hits included: a damaged
+Downloaded files are checked (sha256 and size) on every use, cache hits included (a cached
+wheel is used by a sync when it is read: see sync/apply.py `UnreadWheel`): a damaged
 entry is removed and refused with an `IntegrityError` naming it (never silently re-fetched, so
 a tampered cache is noticed); the next run downloads the file afresh. A failed download leaves
 nothing behind. A format change bumps a bucket's version suffix instead of migrating. Writes go to a temporary

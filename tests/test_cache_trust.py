@@ -289,15 +289,53 @@ def test_f4_a_forged_unpacked_tree_is_never_installed(project: Path, index_serve
     assert result.code == 0, result.output
 
 
-def test_a_damaged_cached_wheel_is_refused_even_when_its_tree_is_sealed(
+def test_a_damaged_cached_wheel_is_not_read_while_its_sealed_tree_serves(
         project: Path, index_server: Any) -> None:
-    """A cached wheel whose bytes no longer match the lock's sha256 is refused on a warm sync,
-    though its sealed tree is intact (the tree never needs the wheel): nothing is installed,
-    the damaged copy is removed, and the next sync downloads it afresh."""
+    """A cached wheel whose bytes no longer match the lock's sha256 is not read by a warm sync
+    whose sealed tree of it is intact (the tree was unpacked from the wheel when its sha256
+    matched, each member checked against RECORD): the same bytes are installed as before, and
+    the wheel is left for the sync that needs to read it (below)."""
+    _synced(project, index_server, ["alpha"])
+    module = site_packages(project / ".venv") / "alpha" / "__init__.py"
+    before = module.read_bytes()
+    shutil.rmtree(project / ".venv")
+    [wheel] = [p for p in (_cache() / "files-v1").rglob("alpha-*.whl")]
+    _flip_a_byte(wheel)
+    damaged = wheel.read_bytes()
+    result = run_lockenv("sync", cwd=project, env=env_for(index_server))
+    assert result.code == 0, result.output
+    assert "refused" not in result.output
+    assert installed(project / ".venv")["alpha"] == "2.0"
+    assert module.read_bytes() == before
+    assert wheel.read_bytes() == damaged
+
+
+def _flip_a_byte(path: Path) -> None:
+    """Damage `path` keeping its size (a size that differs is caught without hashing)."""
+    data = bytearray(path.read_bytes())
+    data[-30] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("tree_damage", ["unsealed", "removed", "file changed"])
+def test_a_damaged_cached_wheel_is_refused_when_a_sync_must_read_it(
+        project: Path, index_server: Any, tree_damage: str) -> None:
+    """A damaged cached wheel is hashed, refused and removed as soon as a sync needs its bytes:
+    to check an unsealed tree against its RECORD, to unpack it again (the tree is gone), or
+    when a tree file changed since unpacking is found while linking (the venv is put back).
+    Nothing of it is installed, and the next sync downloads it afresh."""
     _synced(project, index_server, ["alpha"])
     shutil.rmtree(project / ".venv")
     [wheel] = [p for p in (_cache() / "files-v1").rglob("alpha-*.whl")]
-    wheel.write_bytes(wheel.read_bytes() + b"damaged")
+    _flip_a_byte(wheel)
+    tree = _tree_of("alpha")
+    if tree_damage == "unsealed":
+        (tree / "manifest.seal").unlink()
+    elif tree_damage == "removed":
+        shutil.rmtree(tree)
+    else:
+        changed = tree / "files" / "alpha" / "__init__.py"
+        os.utime(changed, ns=(0, os.stat(changed).st_mtime_ns + 10_000_000_000))
     result = run_lockenv("sync", cwd=project, env=env_for(index_server))
     assert result.code == 2, result.output
     assert "is damaged and was refused" in result.output
@@ -306,6 +344,8 @@ def test_a_damaged_cached_wheel_is_refused_even_when_its_tree_is_sealed(
     result = run_lockenv("sync", cwd=project, env=env_for(index_server))
     assert result.code == 0, result.output
     assert installed(project / ".venv")["alpha"] == "2.0"
+    result = run_lockenv("verify", cwd=project, env=env_for(index_server))
+    assert result.code == 0, result.output
 
 
 def test_f13_a_damaged_unpacked_tree_heals(project: Path, index_server: Any) -> None:

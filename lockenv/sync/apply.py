@@ -13,6 +13,7 @@ import heapq
 import itertools
 import os
 import signal
+import stat
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
@@ -70,16 +71,28 @@ def keep_dirs(probe: Probe, venv: Path) -> list[str]:
             str(Path(paths["purelib"]).parent), str(venv / "lib"), str(venv / "include")]
 
 
+@dataclass(frozen=True)
+class Fetched:
+    """What `fetch` found for a plan: every archive, and the checks it left until one is read."""
+
+    paths: dict[str, Path]
+    """Every archive the plan installs, keyed by `file_key`."""
+    unread: dict[str, UnreadWheel]
+    """By `file_key`, the sha256 check of a cached wheel not hashed yet."""
+
+
 def fetch(plan: SyncPlan, *, cache: Cache, lock_path: Path, client_factory: Callable[[], Downloader],
-          reporter: Reporter, probe: Probe | None = None) -> dict[str, Path]:
-    """Every archive the plan installs, verified by sha256 and size (cache hits too), keyed by
-    `file_key` (its sha256: two archives may share a file name, F6). Local files and cache hits are checked here (no HTTP client needed, so a warm
-    sync does not even import one); the rest is downloaded by the index client. A file that
-    does not match its sha256 is refused as the lock's (`lock_path`) mismatch. With the venv's
-    `probe`, each downloaded wheel's install into it is recorded while it is unpacked (see
-    `_unpack_and_plan`)."""
+          reporter: Reporter, probe: Probe | None = None) -> Fetched:
+    """Every archive the plan installs, verified by sha256 and size before it is read, keyed by
+    `file_key` (its sha256: two archives may share a file name, F6). Local files are hashed
+    here, cache hits too except wheels (`UnreadWheel`: their check waits until the archive is
+    read, which a sealed tree never does), with no HTTP client (a warm sync does not even import
+    one); the rest is downloaded by the index client. A file that does not match its sha256 is
+    refused as the lock's (`lock_path`) mismatch. With the venv's `probe`, each downloaded
+    wheel's install into it is recorded while it is unpacked (see `_unpack_and_plan`)."""
     remote: list[Wanted] = []
     checks: list[_Check] = []
+    unread: dict[str, UnreadWheel] = {}
     for action in plan.changes:
         want = action.wanted
         if want is None or want.file is None:
@@ -91,16 +104,72 @@ def fetch(plan: SyncPlan, *, cache: Cache, lock_path: Path, client_factory: Call
             checks.append(_Check(path, want, cached=False))
             continue
         cached = cache.artifact_path(want.file.sha256 or want.file.url, want.file.filename)
-        if want.file.sha256 and cached.is_file():
-            checks.append(_Check(cached, want, cached=True))
-        else:
+        size = _size_of(cached) if want.file.sha256 else None
+        if size is None:
             remote.append(want)
+        elif _installs_from_tree(want) and want.file.size in (None, size):
+            unread[file_key(want.file)] = UnreadWheel(_Check(cached, want, cached=True), lock_path)
+        else:
+            checks.append(_Check(cached, want, cached=True))
     _check_files(checks, lock_path)
     local = {file_key(check.file): check.path for check in checks}
+    local.update((key, check.path) for key, check in unread.items())
     if remote:
         local.update(_download(remote, cache=cache, lock_path=lock_path,
                                client=client_factory(), reporter=reporter, probe=probe))
-    return local
+    return Fetched(local, unread)
+
+
+def _size_of(path: Path) -> int | None:
+    """The size of a regular file at `path`; None when there is none (one stat)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_size if stat.S_ISREG(st.st_mode) else None
+
+
+def _installs_from_tree(want: Wanted) -> bool:
+    """Whether `prepare` installs `want`'s archive from the tree keyed by the lock's sha256 of
+    it: a wheel (by kind or, for a URL archive, by name), whose sha256 is the file's."""
+    file = want.file
+    return file is not None and file.is_wheel and bool(want.sha256) \
+        and want.sha256 == file.sha256 and want.kind in ("wheel", "sdist", "archive")
+
+
+class UnreadWheel:
+    """A cached wheel's sha256 and size check, run the first time the archive is read (by
+    `tree.unpack`: to unpack it, or to check an unsealed tree against its RECORD), once, on any
+    thread; a failure is raised again to every later caller.
+
+    Why a cached wheel is not hashed up front: what a sync installs of it comes from its
+    unpacked tree, and a tree whose seal holds (HMAC with the user's key over the wheel's sha256
+    and the manifest) was written only by an unpack of an archive whose sha256 had been
+    checked against that same value, every member checked against RECORD while it was
+    written; each file is checked again (size and mtime, F8) before it is linked. Re-hashing
+    the archive (143 MB, ~0.1 s of CPU per warm sync of data) verified bytes that nothing
+    then read. The archive is hashed before it is read: to unpack it (no tree, a tree refused
+    or found changed) or to check an unsealed tree. A damaged cached wheel whose tree is sealed
+    is therefore refused (and removed) only when it is next needed."""
+
+    def __init__(self, check: _Check, lock_path: Path) -> None:
+        self.path = check.path
+        self._check = check
+        self._lock_path = lock_path
+        self._mutex = threading.Lock()
+        self._outcome: BaseException | bool = False
+
+    def __call__(self) -> None:
+        with self._mutex:
+            if self._outcome is False:
+                try:
+                    _check_file(self._check, self._lock_path)
+                except BaseException as exc:
+                    self._outcome = exc
+                    raise
+                self._outcome = True
+            elif isinstance(self._outcome, BaseException):
+                raise self._outcome
 
 
 def file_key(file: DistFile) -> str:
@@ -290,10 +359,12 @@ def _check_file(check: _Check, lock_path: Path) -> None:
     raise refuse_damaged(path, details)
 
 
-def prepare(plan: SyncPlan, files: dict[str, Path], *, probe: Probe, venv: Path, cache: Cache,
+def prepare(plan: SyncPlan, fetched: Fetched, *, probe: Probe, venv: Path, cache: Cache,
             builder: Callable[[Wanted, Path | None], Path]) -> list[Prepared]:
     """Build what needs building and validate (unpack) every wheel, before the venv changes.
-    Builds run one at a time; unpacking runs in parallel (zlib and hashing release the GIL)."""
+    Builds run one at a time; unpacking runs in parallel (zlib and hashing release the GIL).
+    A wheel whose check `fetch` left (`fetched.unread`) is checked when it is read."""
+    files, unread = fetched.paths, fetched.unread
     jobs: list[tuple[Action, Path, str | None, dict | None]] = []
     for action in plan.changes:
         want = action.wanted
@@ -325,8 +396,10 @@ def prepare(plan: SyncPlan, files: dict[str, Path], *, probe: Probe, venv: Path,
         want = action.wanted
         assert want is not None
         scheme = scheme_for(probe.paths, probe.version, want.name)
+        verify = unread.get(file_key(want.file)) if want.file is not None and sha else None
         info = validate_wheel(wheel, name=want.name, scheme=scheme, venv=venv, cache=cache,
-                              sha256=sha, version=None if want.kind == "directory" else want.version)
+                              sha256=sha, version=None if want.kind == "directory" else want.version,
+                              verify=verify)
         return Prepared(action, info, scheme, direct_url)
 
     if len(jobs) < 3:

@@ -278,10 +278,13 @@ def take_over(kind: str, path: Path) -> Any:
     return None if _handover is None else _handover.pop((kind, str(path)), None)
 
 
-def unpack(wheel: Path, sha256: str, *, name: str, cache: Cache, stale: Tree | None = None) -> Tree:
-    """The validated tree of `wheel` (whose sha256 the caller verified), unpacking it on first
-    use. IntegrityError names the wheel and the member when it is unsafe or does not match its
-    RECORD.
+def unpack(wheel: Path, sha256: str, *, name: str, cache: Cache, stale: Tree | None = None,
+           verify: Callable[[], None] | None = None) -> Tree:
+    """The validated tree of `wheel` (whose sha256 the caller verified, or `verify` checks: it
+    is called before the wheel is first read, and raises when the wheel is not the one of
+    `sha256`), unpacking it on first use. IntegrityError names the wheel and the member when it
+    is unsafe or does not match its RECORD. A sealed tree never reads the wheel: what it holds
+    was checked against RECORD while unpacking a wheel whose sha256 was `sha256`.
 
     A tree in the cache is used only when its manifest is well-formed and sealed by this user
     (SEAL), or agrees with the wheel's own RECORD (member names, sha256 and sizes: a tampered
@@ -292,15 +295,17 @@ def unpack(wheel: Path, sha256: str, *, name: str, cache: Cache, stale: Tree | N
     # The bucket is made (cache.bucket: a failing mkdir per wheel of a warm sync) only to unpack.
     final = cache.root / Bucket.UNPACKED.value / sha256[:2] / sha256
     if stale is None:
-        tree = take_over("tree", final) or _load(final, sha256, wheel, cache)
+        tree = take_over("tree", final) or _load(final, sha256, wheel, cache, verify)
         if tree is not None:
             return tree
     cache.bucket(Bucket.UNPACKED)
     final.parent.mkdir(parents=True, exist_ok=True)
     with cache.lock(final):
-        tree = _load(final, sha256, wheel, cache)
+        tree = _load(final, sha256, wheel, cache, verify)
         if tree is not None and (stale is None or tree.token != stale.token):
             return tree  # another process unpacked it (again) meanwhile
+        if verify is not None:
+            verify()
         _sweep(final)
         tmp = Path(tempfile.mkdtemp(prefix=f".unpack-{sha256}-", dir=final.parent))
         try:
@@ -383,10 +388,11 @@ def _sealed(final: Path, sha256: str, manifest: bytes, cache: Cache) -> bool:
     return cache.unseal(blob) == _seal_input(sha256, manifest)
 
 
-def _load(final: Path, sha256: str, wheel: Path, cache: Cache) -> Tree | None:
+def _load(final: Path, sha256: str, wheel: Path, cache: Cache,
+          verify: Callable[[], None] | None = None) -> Tree | None:
     """The tree at `final` if its manifest is sealed (see SEAL), or well-formed and agreeing
-    with `wheel`'s RECORD; None when it is absent, damaged or tampered with (it is unpacked
-    afresh)."""
+    with `wheel`'s RECORD (`verify`ed first); None when it is absent, damaged or tampered with
+    (it is unpacked afresh)."""
     try:
         raw = (final / MANIFEST).read_bytes()
         data = json.loads(raw)
@@ -397,7 +403,11 @@ def _load(final: Path, sha256: str, wheel: Path, cache: Cache) -> Tree | None:
     if _sealed(final, sha256, raw, cache):
         return _tree(final, sha256, data, checked=True)
     tree = _tree(final, sha256, data)
-    if tree is None or not _agrees_with(tree, wheel):
+    if tree is None:
+        return None
+    if verify is not None:
+        verify()
+    if not _agrees_with(tree, wheel):
         return None
     seal = cache.seal(_seal_input(sha256, raw))  # a tree unpacked before trees were sealed
     if seal is not None:

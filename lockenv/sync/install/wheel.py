@@ -43,6 +43,9 @@ class WheelInfo:
     tree: Tree
     targets: tuple[str, ...]
     """Absolute paths the install writes (files, incl. dist-info and console scripts)."""
+    verify: Callable[[], None] | None = None
+    """Checks the wheel at `path` before it is read again (`unpack`'s): a tree found changed
+    while installing is unpacked again from it."""
 
 
 def scheme_for(paths: Mapping[str, str], version: str, name: str) -> dict[str, str]:
@@ -59,20 +62,22 @@ def scheme_for(paths: Mapping[str, str], version: str, name: str) -> dict[str, s
 
 
 def validate_wheel(path: Path, *, name: str, scheme: Mapping[str, str], venv: Path, cache: Cache,
-                   sha256: str | None = None, version: str | None = None) -> WheelInfo:
+                   sha256: str | None = None, version: str | None = None,
+                   verify: Callable[[], None] | None = None) -> WheelInfo:
     """Refuse a wheel with an unsafe path or a RECORD that does not match its contents (checked
     once, while unpacking it into the cache), or that is not the distribution `name` (and
-    `version`, when given) the caller wants; return the files its install will write."""
+    `version`, when given) the caller wants; return the files its install will write.
+    `verify`: see `unpack` (the caller has not checked `path` against `sha256` yet)."""
     if sha256 is None:
         from lockenv.cache import file_sha256
 
         sha256 = file_sha256(path)
-    tree = unpack(path, sha256, name=name, cache=cache)
+    tree = unpack(path, sha256, name=name, cache=cache, verify=verify)
     _check_identity(tree, path, name, version)
     try:
         targets = _targets(tree, scheme, cache)
     except OSError:  # a tree file is gone (a cache cleaner): unpack it again (F13)
-        tree = unpack(path, sha256, name=name, cache=cache, stale=tree)
+        tree = unpack(path, sha256, name=name, cache=cache, stale=tree, verify=verify)
         targets = _targets(tree, scheme, cache)
     # Members with `..` or absolute paths were refused when unpacking, so the scheme
     # directories decide where files land: check those (and each target, cheaply).
@@ -96,7 +101,7 @@ def validate_wheel(path: Path, *, name: str, scheme: Mapping[str, str], venv: Pa
                 hint="a script of this wheel has the name of the venv's interpreter (or of "
                      "another link out of the venv); nothing was installed",
             )
-    return WheelInfo(path=path, name=name, tree=tree, targets=tuple(targets))
+    return WheelInfo(path=path, name=name, tree=tree, targets=tuple(targets), verify=verify)
 
 
 def _check_identity(tree: Tree, path: Path, name: str, version: str | None) -> None:
@@ -212,7 +217,8 @@ def install_wheel(info: WheelInfo, *, scheme: Mapping[str, str], python: str, ca
                      "was unpacked; it was unpacked again from the verified wheel",
                      "the venvs synced from this cache before share the changed file (hard "
                      "links): `lockenv verify` in each names it")
-            tree = unpack(info.path, tree.sha256, name=info.name, cache=cache, stale=tree)
+            tree = unpack(info.path, tree.sha256, name=info.name, cache=cache, stale=tree,
+                          verify=info.verify)
 
 
 def install_metadata(source_sha256: str | None, source_name: str | None,

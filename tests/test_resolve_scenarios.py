@@ -6,8 +6,11 @@ Scenario keys (besides `description`, `[project]`, `[dependency-groups]`, `[tool
 `args` (more `lock` arguments), `xfail = "reason"` (strict: expected to fail today).
 `[expect]`: `error` (fragments of stderr; no lock written) or `pins`, `markers`,
 `marker_contains`, `version_markers`, `unconditional`, `lock_contains`, `lock_excludes`,
-`absent` (names not locked), `warnings` (fragments of stderr); with either, `no_builds`
-(no sdist was built: the fixture backend logs each hook it runs) and `stderr_excludes`."""
+`absent` (names not locked), `warnings` (fragments of stderr), `files_read` (name -> {version:
+how many of its wheels lockenv read, by metadata file or range request}, exactly: other
+versions none);
+with either, `no_builds` (no sdist was built: the fixture backend logs each hook it runs) and
+`stderr_excludes`."""
 
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from pathlib import Path
 import pytest
 import tomlkit
 from packaging.pylock import Pylock
+from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from helpers import ROOT, CliResult, run_lockenv
 from fixtures.index import IndexServer
@@ -53,6 +57,19 @@ def _entries(lock: dict, name: str) -> list[dict]:
     return [p for p in lock.get("packages", []) if p["name"] == name]
 
 
+def _files_read(requests: list, name: str) -> dict[str, int]:
+    """Per version of `name`: how many distinct wheels the index was asked for (or their
+    metadata files)."""
+    seen: dict[str, set[str]] = {}
+    for r in requests:
+        filename = r.path.split("?")[0].rsplit("/", 1)[-1].removesuffix(".metadata")
+        if filename.endswith(".whl"):
+            project, version, _build, _tags = parse_wheel_filename(filename)
+            if project == canonicalize_name(name):
+                seen.setdefault(str(version), set()).add(filename)
+    return {version: len(files) for version, files in seen.items()}
+
+
 def _param(path: Path) -> object:
     """A scenario with `xfail = "reason"` is expected to fail today (strictly: once it passes,
     the suite fails until the mark is removed)."""
@@ -76,8 +93,13 @@ def test_scenario(path: Path, server: IndexServer, project: Path) -> None:
     if "universe" in scenario:  # a scenario that brings its own index
         with IndexServer(scenario["universe"]) as own:
             result = _lock(scenario, project, own)
+            requests = own.requests
     else:
+        server.clear_log()
         result = _lock(scenario, project, server)
+        requests = server.requests
+    for name, files in expect.get("files_read", {}).items():
+        assert _files_read(requests, name) == files, f"{name}: {_files_read(requests, name)}"
     lock_path = project / "pylock.toml"
     build_log = project.parent / "build.log"
     built = build_log.read_text().splitlines() if build_log.exists() else []

@@ -140,3 +140,29 @@ def test_fetch_then_sync_from_the_directory_alone_with_every_index_stopped(
     assert result.code == 2, result.output
     assert f"`speedy`: {speedy} does not match the lock" in result.stderr
     assert not (target / ".venv" / "lib").exists() or "speedy" not in installed(target / ".venv")
+
+
+def test_fetch_for_musl_linux_refuses_a_package_without_a_musl_file_and_writes_nothing(
+        locked_project: tuple[Path, IndexServer, PrivateIndex], tmp_path: Path) -> None:
+    project, public, _private = locked_project
+    dest = tmp_path / "alpine"
+    result = run_lockenv("fetch", "--platform", "linux-musl-x86_64", "--python", "3.12", "-d", dest,
+                         cwd=project, env=env_for(public))
+    assert result.code == 2, result.output
+    assert ("error: fetch for cp312-linux-musl-x86_64 (musl Linux): `native 1.0` has no file for this "
+            "environment") in result.stderr, result.stderr
+    assert "musl Linux is not one of the lock's targets" in result.stderr
+    assert "left unserved" not in result.stderr  # that hint is for the lock's own targets
+    assert not dest.exists() or not any(dest.iterdir()), "a refused fetch wrote files"
+    # A lock whose packages all have a file for musl (pure wheels, a musllinux wheel): fetched.
+    speedy = tmp_path / "speedy"
+    speedy.mkdir()
+    (speedy / "pyproject.toml").write_text(
+        '[project]\nname = "app"\nversion = "0.1"\nrequires-python = ">=3.10,<3.14"\n'
+        'dependencies = ["speedy", "gamma"]\n')
+    assert run_lockenv("lock", cwd=speedy, env=env_for(public)).code == 0
+    result = run_lockenv("fetch", "--platform", "linux-musl-x86_64", "--python", "3.12", "-d", dest,
+                         cwd=speedy, env=env_for(public))
+    assert result.code == 0, result.output
+    assert sorted(p.name for p in dest.iterdir()) == [
+        "gamma-1.2-py3-none-any.whl", "pylock.toml", "speedy-1.0-py3-none-any.whl"]

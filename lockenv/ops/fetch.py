@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lockenv.errors import IntegrityError, ManifestError, SyncError
+from lockenv.errors import IntegrityError, LockfileError, ManifestError, SyncError
 from lockenv.ops.wanted import Selection, lock_path
 from lockenv.resolve.targets import PLATFORMS, Platform, Target
 from lockenv.ui import Reporter
@@ -86,8 +86,11 @@ def fetch(options: FetchOptions, *, reporter: Reporter) -> int:
                             groups=options.groups, only_groups=options.only_groups,
                             no_default_groups=options.no_default_groups,
                             all_groups=options.all_groups)
-    wanted = select(lock, path, request, markers=target.environment, tags=target.tags,
-                    project_root=options.project)
+    try:
+        wanted = select(lock, path, request, markers=target.environment, tags=target.tags,
+                        project_root=options.project)
+    except LockfileError as exc:
+        raise _for_platform(exc, options.platform, target.name) from None
     files = [w for w in wanted if w.file is not None]
     for w in wanted:
         if w.file is None and not w.is_project:
@@ -107,6 +110,19 @@ def fetch(options: FetchOptions, *, reporter: Reporter) -> int:
     reporter.status(f"Fetched {len(files)} file{'s' if len(files) != 1 else ''} for "
                     f"{target.name} into {dest} (with a copy of {path.name})")
     return 0
+
+
+def _for_platform(exc: LockfileError, platform: str, name: str) -> LockfileError:
+    """The selection's error for the platform fetch was asked for. musl Linux is never one of
+    the lock's targets (a lock serves it only where a pure wheel, an sdist or a musllinux wheel
+    happens to be listed), so the usual hint about a platform left unserved would mislead."""
+    if platform != MUSL:
+        return exc.with_prefix(f"fetch for {name}")
+    return LockfileError(
+        f"fetch for {name} (musl Linux): {exc.message}", context=exc.context,
+        hint="musl Linux is not one of the lock's targets: a package has a file there only when "
+             "the lock lists a pure wheel, an sdist or a musllinux wheel of it; fetch for a "
+             "manylinux platform (`linux-x86_64`), or require a version with an sdist")
 
 
 def _router(lock: Any, options: FetchOptions, path: Path, cache: Any, reporter: Reporter) -> Any:

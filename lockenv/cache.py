@@ -335,6 +335,13 @@ class Cache:
         """`data` may come in pieces (written one after the other): see `read_page`."""
         write_atomic(self.page_path(index_url, name), data)
 
+    def touch_page(self, index_url: str, name: str) -> None:
+        """The cached page is current again (the index answered 304): fresh for another TTL."""
+        try:
+            os.utime(self.page_path(index_url, name))
+        except OSError:
+            pass  # gone meanwhile: the next run fetches it again
+
     # -- metadata ---------------------------------------------------------------------------
     def metadata_path(self, key: str) -> Path:
         """`key` is a file's sha256, or any text (a URL) that is hashed first."""

@@ -198,8 +198,13 @@ class IndexClient:
         if page is not None:
             self._debug(f"{name}: index page from the cache")
         else:
-            page = self._fetch_page(name)
-            self.cache.write_page(self.index_url, name, pages.encode_chunks(page))
+            stale = None if self.refresh else self._stale_page(name)
+            page = self._fetch_page(name, stale)
+            from_cache = page is stale
+            if from_cache:
+                self.cache.touch_page(self.index_url, name)
+            else:
+                self.cache.write_page(self.index_url, name, pages.encode_chunks(page))
         for note in page.skipped:
             self._debug(f"{name}: skipped {note}")
         maker = _FileMaker(self, name, page)
@@ -232,12 +237,26 @@ class IndexClient:
             return None
         return _decoded(self.cache.read_page(self.index_url, name))
 
-    def _fetch_page(self, name: str) -> pages.CachedPage:
+    def _stale_page(self, name: str) -> pages.CachedPage | None:
+        """The cached page past its TTL, when the index gave validators for it (a page without
+        them is fetched whole, as before)."""
+        page = _decoded(self.cache.read_page(self.index_url, name, max_age=float("inf")))
+        return page if page is not None and (page.etag or page.last_modified) else None
+
+    def _fetch_page(self, name: str, stale: pages.CachedPage | None = None) -> pages.CachedPage:
+        """The page from the index; `stale` itself when the index says it is unchanged (304 to
+        a conditional GET with its validators, as uv and pip revalidate their caches)."""
         url = self.page_url(name)
         self._activity(f"Fetching {name}")
         headers = {"Accept": SIMPLE_ACCEPT} if self.is_simple else {"Accept": "application/json"}
+        if stale is not None:
+            headers.update(_conditional(stale))
         started = time.perf_counter()
         response, spool = self._page_body(url, headers)
+        if spool is _NOT_MODIFIED and stale is not None:
+            self._debug(f"{name}: index page unchanged ({redact_url(str(response.url))} answered "
+                        f"304 in {time.perf_counter() - started:.2f}s)")
+            return stale
         if spool is None:
             raise PackageNotFoundError(
                 f"`{name}` was not found on the index {redact_url(self.index_url)}",
@@ -251,6 +270,7 @@ class IndexClient:
         with spool, _mapped(spool) as body:
             size = len(body)
             page, count = self._parse_page(name, final, response, body)
+        page.etag, page.last_modified = _validators(response)
         self._debug(f"{name}: fetched {redact_url(final)} ({size} bytes, "
                     f"{count} files) in {time.perf_counter() - started:.2f}s")
         return page
@@ -271,6 +291,8 @@ class IndexClient:
                     status = resp.status_code
                     if status in (404, 410):
                         return resp, None
+                    if status == 304 and ("If-None-Match" in headers or "If-Modified-Since" in headers):
+                        return resp, _NOT_MODIFIED
                     if status in RETRY_STATUSES:
                         resp.read()
                         last = RetryableStatus(resp)
@@ -763,6 +785,29 @@ class _FileMaker:
             files.append(make(filename, url, sha, size, moment, requires_python, yanked, reason,
                               meta, index, bases))
         return tuple(pages.latest_builds(files) if builds else files)
+
+
+_NOT_MODIFIED: Any = object()
+"""`_page_body`'s answer for a 304 to a conditional GET."""
+_VALIDATOR = re.compile(r'[\x21-\x7e][\x20-\x7e]{0,254}')
+"""An ETag or Last-Modified value kept and sent back: printable ASCII, at most 255 characters
+(the index's headers are untrusted input; anything else is dropped, and the page is then
+fetched whole next time)."""
+
+
+def _validators(response: httpx.Response) -> tuple[str, str]:
+    etag, modified = response.headers.get("ETag", ""), response.headers.get("Last-Modified", "")
+    return (etag if _VALIDATOR.fullmatch(etag) else "",
+            modified if _VALIDATOR.fullmatch(modified) else "")
+
+
+def _conditional(page: pages.CachedPage) -> dict[str, str]:
+    headers = {}
+    if page.etag:
+        headers["If-None-Match"] = page.etag
+    if page.last_modified:
+        headers["If-Modified-Since"] = page.last_modified
+    return headers
 
 
 def _decoded(data: Any) -> pages.CachedPage | None:

@@ -434,6 +434,10 @@ class CachedPage(msgspec.Struct, array_like=True, gc=False):
     raw: bool
     versions: list[CachedVersion]
     skipped: list[str] = msgspec.field(default_factory=list)
+    etag: str = ""
+    """The index's validators for the page (`ETag`, `Last-Modified`; "" when it sent none):
+    a page past its TTL is asked for again with them, and a 304 keeps this one."""
+    last_modified: str = ""
 
 
 _CACHED_PAGE = msgspec.msgpack.Decoder(CachedPage)
@@ -542,7 +546,7 @@ def encode_chunks(page: CachedPage) -> Iterator[bytes]:
     """`encode_cached(page)` in pieces of a few dozen KB (joined, the same bytes): a big page's
     msgpack (2 MB for 5,000 files) as one buffer would, once freed, raise glibc's mmap threshold
     and fragment the heap for every later buffer of up to that size."""
-    pending: list[bytes] = [b"\x94", _ENCODER.encode(page.url), _BOOL[page.raw],
+    pending: list[bytes] = [b"\x96", _ENCODER.encode(page.url), _BOOL[page.raw],
                             _array_header(len(page.versions))]
     size = 0
     for version in page.versions:
@@ -553,7 +557,8 @@ def encode_chunks(page: CachedPage) -> Iterator[bytes]:
         if size >= _PIECE:
             yield b"".join(pending)
             pending, size = [], 0
-    pending.append(_ENCODER.encode(page.skipped))
+    pending += [_ENCODER.encode(page.skipped), _ENCODER.encode(page.etag),
+                _ENCODER.encode(page.last_modified)]
     yield b"".join(pending)
 
 

@@ -320,7 +320,8 @@ def unpack(wheel: Path, sha256: str, *, name: str, cache: Cache, stale: Tree | N
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         _sweep(final)
-        tree = _tree(final, sha256, manifest)
+        # Its entries are the members just checked and written: not checked again.
+        tree = _tree(final, sha256, manifest, checked=True)
     if tree is None:
         raise IntegrityError(f"could not unpack {wheel.name} into the cache at {final}")
     hand_over("tree", final, tree)  # the manifest just written: prepare need not read it back

@@ -203,8 +203,7 @@ def _download(remote: Sequence[Wanted], *, cache: Cache, lock_path: Path, client
         # Unpack each wheel as soon as it arrives (overlapping downloads with unpacking;
         # prepare() then finds the validated tree in the cache), on fewer threads than the
         # downloads: unpacking is inode creation and CPU, which more threads only slow down.
-        # The biggest files start first, so they do not finish last on their own.
-        order = sorted(remote, key=lambda w: -((w.file.size if w.file else 0) or 0))
+        order = _download_order(remote)
         waiting = _Costliest(cache, probe)
         with ThreadPoolExecutor(DOWNLOAD_WORKERS) as pool, \
                 ThreadPoolExecutor(UNPACK_WORKERS) as unpacking:
@@ -228,6 +227,18 @@ def _download(remote: Sequence[Wanted], *, cache: Cache, lock_path: Path, client
                     unpacking_one.cancel()
                 raise
     return local
+
+
+def _download_order(remote: Sequence[Wanted]) -> list[Wanted]:
+    """The smallest file for each unpacking thread first, then the biggest first: unpacking
+    (the slower stage) starts as soon as those arrive instead of waiting for the first of the
+    biggest (on data, ~0.3 s after the downloads start), and the biggest start next, so they
+    do not finish last on their own."""
+    by_size = sorted(remote, key=lambda w: -((w.file.size if w.file else 0) or 0))
+    if len(by_size) <= DOWNLOAD_WORKERS:
+        return by_size
+    first = by_size[-UNPACK_WORKERS:][::-1]
+    return first + by_size[:-UNPACK_WORKERS]
 
 
 class _Costliest:

@@ -293,3 +293,25 @@ def test_a_replayed_install_copies_in_copy_mode(tmp_path: Path, monkeypatch: pyt
         return {path: (mode & ~0o222, data) for path, (mode, data) in snap.items()}
 
     assert without_write_bits(snapshot(venv)) == without_write_bits(first)
+
+
+@pytest.mark.parametrize(("paths", "quick"), [
+    (["pkg/__init__.py", "pkg/sub/data.txt", "pkg-1.0.dist-info/RECORD", "x"], True),
+    (["pkg/.hidden"], False), ([".pth"], False), (["pkg/./x.py"], False), (["pkg//x.py"], False),
+    (["pkg/"], False), ([""], False), (["/abs/x.py"], False), (["pkg/../../escape.py"], False),
+    (["ok.py", "../escape.py"], False), (["ok.py", "pkg/x\0/../../y"], False),
+])
+def test_the_all_at_once_path_test_passes_only_paths_that_join_unchanged(
+        paths: list[str], quick: bool) -> None:
+    """`all_normal` (the quick test of a wheel's planned paths, all at once) holds only when
+    every path joined to a venv directory is already what abspath makes of it and starts with
+    no dot: anything with an empty, `.` or `..` component or a leading or trailing separator
+    (even behind a NUL) takes the exact test, path by path."""
+    import os
+
+    from lockenv.sync.install.replay import all_normal
+
+    assert all_normal(paths) is quick
+    base = "/venv/lib/python3.12/site-packages/"
+    if quick:
+        assert all(os.path.abspath(base + p) == base + p for p in paths)

@@ -226,6 +226,17 @@ def normal_under(root: str, rel: str) -> bool:
     return os.path.abspath(root + rel) == root + rel
 
 
+def all_normal(paths: list[str]) -> bool:
+    """Whether `normal_under`'s quick test (no component starting with a dot, no empty one, no
+    leading or trailing separator) holds for every one of `paths`, tested by a few scans of
+    them joined by NULs instead of path by path. A NUL inside a path can only make it fail."""
+    if os.sep != "/":
+        return False
+    joined = "\0" + "\0".join(paths) + "\0"
+    return not ("\0." in joined or "\0/" in joined or "/." in joined or "//" in joined
+                or "/\0" in joined or "\0\0" in joined)
+
+
 def _check(ops: list[dict[str, Any]], tree: Tree,
            planned: Collection[str]) -> tuple[list[tuple[Member, str]], list[dict[str, Any]]]:
     """The record's links as (tree entry, target) and its writes, in order; BadRecord when the

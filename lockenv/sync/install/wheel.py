@@ -131,16 +131,21 @@ def _check_identity(tree: Tree, path: Path, name: str, version: str | None) -> N
 
 def _targets(tree: Tree, scheme: Mapping[str, str], cache: Cache) -> list[str]:
     """Where each file of the install lands: `planned_targets` joined with the venv's scheme,
-    absolute and normalised (abspath only where the joined path is not normal already: it
-    was ~0.07 s of CPU per warm sync of `data`, 18,000 files)."""
-    from lockenv.sync.install.replay import normal_under
+    absolute and normalised, each once (purelib and platlib are one directory in a venv), in
+    no particular order (the journal, the stash and the replay's check use them as a set).
+    abspath only where the joined path is not normal already (it was ~0.07 s of CPU per warm
+    sync of `data`, 18,000 files), tested on all of a wheel's paths at once (`all_normal`)."""
+    from lockenv.sync.install.replay import all_normal, normal_under
 
     bases = {key: os.path.abspath(d) + os.sep for key, d in scheme.items()}
-    out = set()
-    for key, path in planned_targets(tree, cache):
+    planned = planned_targets(tree, cache)
+    if all_normal([path for _, path in planned]):
+        return list({bases[key] + path: None for key, path in planned})
+    out: dict[str, None] = {}
+    for key, path in planned:
         base = bases[key]
-        out.add(base + path if normal_under(base, path) else os.path.abspath(base + path))
-    return sorted(out)
+        out[base + path if normal_under(base, path) else os.path.abspath(base + path)] = None
+    return list(out)
 
 
 SCHEMES = ("purelib", "platlib", "headers", "scripts", "data")

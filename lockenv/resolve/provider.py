@@ -35,6 +35,10 @@ __all__ = ["Crawler", "Provider", "Unsatisfiable"]
 _LEARN_MAX = 150
 """At most this many versions of one package are read at once to prove a conflict."""
 
+_WALK = 5
+"""After this many rejected candidates of one package, resolvelib is walking down its versions
+(each a metadata read, or a build): worth proving a conflict from the project's bounds."""
+
 UNAVAILABLE = "lockenv-metadata-unavailable"
 """Prefix of the identifier a candidate whose metadata cannot be had depends on: nothing
 matches it, so resolvelib rejects that candidate and tries the next (pip's trick for
@@ -140,6 +144,9 @@ class Provider(AbstractProvider[Req, Candidate, Ident]):
         self._learn_cands: dict[tuple[Ident, Version], Candidate | None] = {}
         self._preference: dict[tuple[str, tuple[int, ...]], tuple[tuple[SpecifierSet, ...], bool, bool]] = {}
         self.unavailable_versions: set[tuple[str, Version]] = set()
+        self.rejected: dict[Ident, int] = {}
+        """identifier → how many of its candidates resolvelib rejected (their requirements
+        clash with the pins so far)."""
         self._checked_at = -1
 
     # -- resolvelib hooks ---------------------------------------------------------------------
@@ -223,7 +230,7 @@ class Provider(AbstractProvider[Req, Candidate, Ident]):
             self.no_candidates[identifier] = missing.message if missing else "the index lists no files for it"
         elif not allowed:
             self.no_candidates[identifier] = f"no version matches `{spec or 'any'}`"
-            if len(reqs) > 1:  # requirements that cannot meet: can the project's own bounds?
+            if len(reqs) > 1 and self._worth_proving(reqs):  # can the project's own bounds meet?
                 self.check_roots()
 
         def candidates() -> Iterator[Candidate]:
@@ -257,6 +264,24 @@ class Provider(AbstractProvider[Req, Candidate, Ident]):
 
         return candidates
 
+    def _worth_proving(self, reqs: Sequence[Req]) -> bool:
+        """Is a clash of requirements worth `check_roots`, which may read the metadata of every
+        version the project's bounds leave, down the graph? When the project's own bound is in
+        it (django<4 + djangorestframework>=3.16), or once resolvelib has rejected several
+        candidates of one package (it is walking down its versions). Else it is a step of an
+        ordinary resolution: the newest alembic needs SQLAlchemy>=2, airflow 2 allows <2, the
+        next alembic fits (a cold airflow lock learned 1,100 files' metadata from that one)."""
+        return any(r.source is not None for r in reqs) or max(self.rejected.values(), default=0) >= _WALK
+
+    def rejecting(self, candidate: Candidate) -> None:
+        """resolvelib rejected the candidate: its requirements clash with the pins so far."""
+        self.rejected[candidate.identifier] = self.rejected.get(candidate.identifier, 0) + 1
+
+    def pinning(self, candidate: Candidate) -> None:
+        """A candidate is pinned, and likely kept: start reading the metadata every target
+        reads of its version (a candidate only tried reads this environment's file alone)."""
+        self.crawler.prefetch_version(candidate.files, self.tag_priority, self.python_full)
+
     def _unserved(
         self, name: NormalizedName, extra: str | None, versions: Sequence[Version],
         by_version: Mapping[Version, Sequence[DistFile]], pinned_exact: set[Version],
@@ -277,17 +302,15 @@ class Provider(AbstractProvider[Req, Candidate, Ident]):
         return requirement.specifier.contains(candidate.version, prereleases=True)
 
     def get_dependencies(self, candidate: Candidate) -> list[Req]:
-        """One metadata read per candidate pinned (memoised across targets, usually prefetched):
-        the resolver's critical path. Starts crawling the dependencies' pages."""
+        """One metadata read per candidate tried (memoised across targets, usually prefetched):
+        the resolver's critical path. Starts crawling the dependencies' pages. The other
+        targets' files of the version are read once it is pinned (`pinning`)."""
         deps: list[Req] = []
         if candidate.extra:
             base = parse_requirement(f"{candidate.name}=={candidate.version}")
             deps.append(Req(candidate.name, None, base.specifier, base))
         key = (candidate.identifier, candidate.version)
         known = self.known_deps.get(key)
-        # A pin is likely kept: read what every target reads of it (once per version), also
-        # when `_learn` read this environment's requirements already.
-        self.crawler.prefetch_version(candidate.files, self.tag_priority, self.python_full)
         if known is None:
             try:
                 known = self.dependencies(candidate)

@@ -47,14 +47,20 @@ class TargetResult:
 
 
 class _Progress(BaseReporter):
-    """Says, on a terminal's live line only, how far resolvelib has got (issue 9, point 3)."""
+    """Says, on a terminal's live line only, how far resolvelib has got (issue 9, point 3), and
+    tells the provider which candidates were pinned and which rejected."""
 
-    def __init__(self, reporter: Reporter | None, label: str) -> None:
+    def __init__(self, reporter: Reporter | None, label: str, provider: Provider) -> None:
         self.reporter = reporter
         self.label = label
+        self.provider = provider
         self.pinned: set[str] = set()
 
+    def rejecting_candidate(self, criterion: object, candidate: Candidate) -> None:
+        self.provider.rejecting(candidate)
+
     def pinning(self, candidate: Candidate) -> None:
+        self.provider.pinning(candidate)
         if self.reporter is not None:
             self.pinned.add(candidate.name)
             self.reporter.activity(
@@ -83,7 +89,7 @@ def resolve_target(
         roots=applicable, project=project, unserved_ok=unserved_ok,
     )
     crawler.speculate(applicable, target_env, tag_priority)
-    resolver: Resolver[Req, Candidate, Ident] = Resolver(provider, _Progress(reporter, label))
+    resolver: Resolver[Req, Candidate, Ident] = Resolver(provider, _Progress(reporter, label, provider))
     try:
         result = resolver.resolve(applicable, max_rounds=20000)
     except ResolutionImpossible as exc:
@@ -149,6 +155,7 @@ def try_reuse(
         if cand is None:
             return None
         pins[ident] = cand
+        provider.pinning(cand)
         for dep in provider.get_dependencies(cand):
             queue.append((ident, dep))
     return pins, edges

@@ -250,3 +250,86 @@ def test_partition_of_interleaved_groups_stays_small_and_exclusive() -> None:
             unknown.append(dict(t.environment, **change))
     for env in unknown:
         assert sum(m.evaluate(env) for m in markers) == 1, env
+
+
+class _CrawlIndex:
+    """Pages and metadata of `a` (2 needs Python 3.12, 1 does not, 1's wheel needs `b`) and
+    `b`; records what the crawler asks for, and when `b`'s page is started."""
+
+    def __init__(self) -> None:
+        import threading
+
+        from lockenv.models import CoreMetadata, ProjectFiles, VersionFiles
+
+        def wheel(name: str, python: str | None) -> DistFile:
+            return DistFile(name, f"http://x/{name}", "0" * 64, 1, None, python)
+
+        self.files = {"a": {"2": [wheel("a-2-py3-none-any.whl", ">=3.12")],
+                            "1": [wheel("a-1-py3-none-any.whl", ">=3.8")]},
+                      "b": {"1": [wheel("b-1-py3-none-any.whl", None)]}}
+        self.pages = {name: ProjectFiles(name, tuple(  # type: ignore[arg-type]
+            VersionFiles(v, False, files=tuple(fs)) for v, fs in versions.items()), "http://x/")
+            for name, versions in self.files.items()}
+        self.meta = CoreMetadata
+        self.prefetched_pages: list[str] = []
+        self.prefetched_metadata: list[str] = []
+        self.b_started = threading.Event()
+
+    def project(self, name: str):  # type: ignore[no-untyped-def]
+        return self.pages[name]
+
+    def prefetch(self, names) -> None:  # type: ignore[no-untyped-def]
+        self.prefetched_pages.extend(sorted(names))
+        if "b" in names:
+            self.b_started.set()
+
+    def metadata(self, file: DistFile):  # type: ignore[no-untyped-def]
+        requires = ("b",) if file.filename.startswith("a-1") else ()
+        return self.meta(file.project_name, str(file.version), requires, None, (), "range")
+
+    def prefetch_metadata(self, files) -> None:  # type: ignore[no-untyped-def]
+        self.prefetched_metadata.extend(f.filename for f in files)
+
+    def metadata_cached(self, file: DistFile) -> bool:
+        return False
+
+
+def test_the_crawl_reads_the_version_an_older_python_takes_and_its_dependencies() -> None:
+    """When the newest allowed version has no file for an environment (it needs a newer
+    Python), the crawl goes on with the newest one that has, as the resolver will: its metadata
+    and its dependencies' pages are started before the resolver (or the reuse of another
+    target's pins) asks for them one at a time."""
+    from lockenv.resolve.prefetch import Prefetcher
+    from lockenv.resolve.requirements import requirement_to_reqs
+    from packaging.requirements import Requirement
+
+    index = _CrawlIndex()
+    target = Target((3, 10), "3.10.0", PLATFORMS[0])
+    crawler = Prefetcher(IndexSource(index, index))
+    try:
+        crawler.speculate(requirement_to_reqs(Requirement("a"), "main"), target.environment, target.tag_priority)
+        assert index.b_started.wait(30), "the crawl stopped at a 2, which has no file for Python 3.10"
+    finally:
+        crawler.close()
+    assert "a-1-py3-none-any.whl" in index.prefetched_metadata
+
+
+def test_the_resolvers_dependencies_have_their_pages_started_even_when_crawled_before() -> None:
+    """A requirement crawled already (for another environment, or by a crawler thread that has
+    not started its page yet) still has its page started when the resolver passes it on: the
+    resolver must find the request in flight rather than fetch the pages it needs one by one."""
+    from lockenv.resolve.prefetch import Prefetcher
+    from lockenv.resolve.requirements import requirement_to_reqs
+    from packaging.requirements import Requirement
+
+    index = _CrawlIndex()
+    target = Target((3, 12), "3.12.0", PLATFORMS[0])
+    crawler = Prefetcher(IndexSource(index, index))
+    try:
+        reqs = requirement_to_reqs(Requirement("b"), "main")
+        crawler.speculate(reqs, target.environment, target.tag_priority)
+        index.prefetched_pages.clear()
+        crawler.speculate(reqs, target.environment, target.tag_priority, new_only=True)
+        assert index.prefetched_pages == ["b"]
+    finally:
+        crawler.close()

@@ -22,6 +22,12 @@ from lockenv.resolve.source import IndexSource, all_yanked, best_file
 
 __all__ = ["Prefetcher"]
 
+LOOK_BACK = 30
+"""Older versions the crawl tries when the newest allowed one has no file for an environment
+(numpy's newest needs a newer Python than the oldest target's): the resolver picks the newest
+one that has, and the targets reusing the first one's pins read its metadata one at a time
+unless the crawl started it early (data: ~0.5 s of a cold lock's wall)."""
+
 
 class Prefetcher:
     """The crawler of one resolution; `close()` stops it."""
@@ -50,11 +56,13 @@ class Prefetcher:
         calls: walking a known subtree again for each of 30 targets fetched nothing new and
         cost a warm lock of `data` ~25% of its CPU in GIL contention)."""
         todo = []
+        names: set[str] = set()
         if self._closed:
             return
         with self._lock:
             env_key = f"{environment['python_full_version']}/{environment['sys_platform']}/{environment['platform_machine']}"
             for r in reqs:
+                names.add(r.name)
                 known = self._what.get(id(r))
                 if known is None or known[0] is not r:
                     known = self._what[id(r)] = (r, f"{r.identifier}:{r.specifier}")
@@ -69,9 +77,12 @@ class Prefetcher:
             if todo and self._pool is None:
                 self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="lockenv-speculate")
             pool = self._pool
+        # Every page asked for, crawled before or not: the thread that crawled it may not have
+        # started its page yet (it waits for the interpreter behind dozens of threads), and the
+        # resolver, finding no request in flight, would fetch the pages it needs one by one.
+        self.source.pages.prefetch(names)
         if not todo or pool is None:
             return
-        self.source.pages.prefetch({r.name for r in todo})
         for r in todo:
             try:
                 pool.submit(self._speculate_one, r, environment, tag_priority)
@@ -84,14 +95,21 @@ class Prefetcher:
         try:
             python_full = environment["python_full_version"]
             versions, newest_first = self._live_versions(req.name)
-            chosen = next(iter(req.specifier.filter(newest_first)), None)
-            if chosen is None:
+            newest: Sequence[DistFile] | None = None
+            files: Sequence[DistFile] = ()
+            mine = None
+            for tried, version in enumerate(req.specifier.filter(newest_first)):
+                files = versions[version]
+                if newest is None:
+                    newest = files
+                mine = best_file(files, tag_priority, python_full)
+                if mine is not None or tried >= LOOK_BACK:
+                    break
+            if newest is None or self._warm(req.name, mine):
                 return
-            files = versions[chosen]
-            mine = best_file(files, tag_priority, python_full)
-            if self._warm(req.name, mine):
-                return
-            self.prefetch_version(files, tag_priority, python_full)
+            self.prefetch_version(newest, tag_priority, python_full)
+            if mine is not None and files is not newest:
+                self.prefetch_version(files, tag_priority, python_full)
             if mine is None or not mine.is_wheel or self._closed:
                 return
             deps: list[Req] = []

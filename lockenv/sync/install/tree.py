@@ -253,16 +253,17 @@ _handover: dict[tuple[str, str], Any] | None = None
 
 
 @contextmanager
-def handing_over() -> Iterator[None]:
+def handing_over() -> Iterator[dict[tuple[str, str], Any]]:
     """Within one sync, hand what its fetch stage wrote into the cache (a fresh tree, an
     install's replay record, its planned targets) to the later stages in memory instead of
     reading it back (unsealing and parsing: ~0.1 s of a cold sync of data). Only what this
     process wrote, after the write succeeded; each handed over once (`take_over`), the rest
-    dropped when the sync ends, so nothing outlives the sync (a later one reads the cache)."""
+    dropped when the sync ends, so nothing outlives the sync (a later one reads the cache).
+    Yields what is handed over, by (kind, path): an unpacking worker process sends it back."""
     global _handover
     _handover = {}
     try:
-        yield
+        yield _handover
     finally:
         _handover = None
 

@@ -1,0 +1,173 @@
+"""Unpacking a downloaded wheel into the cache and recording its install, in this process or in
+worker processes (`Unpackers`).
+
+Why processes: a cold sync is bound by CPU under one GIL. Unpacking (inflate, a sha256 of every
+member against RECORD, one file per member) and installer's record pass are most of a cold sync
+of data's CPU (~2.2 s of ~2.7 s user), and their Python holds the GIL against the downloads and
+each other: two threads could not use the second core (py-spy: the GIL held 2.7 s of a 4.3 s
+run). A worker process has its own GIL. It runs the very same `unpack_and_plan` (the same
+checks, the same per-tree lock of the cache, the same atomic publication) and sends back what
+the sync hands on in memory (`tree.handing_over`: the tree, its replay record, its planned
+targets), exactly the objects it wrote into the cache.
+
+A worker is `python -c` on the main process's `sys.path`, reading pickled jobs on its stdin and
+answering on its stdout; it ends when its stdin closes, so it never outlives the sync (a main
+process killed by SIGKILL closes it too; the worker finishes its current wheel and exits). It
+ignores SIGINT: Ctrl-C reaches the main process, which kills the workers. A killed worker is the
+same as a killed sync for the cache (the tree's lock is released with the process; its
+temporary directory is swept by the next unpack of that tree).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import queue
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from lockenv.errors import SyncError
+from lockenv.sync.install.tree import Tree, hand_over, handing_over, unpack
+from lockenv.sync.install.wheel import install_metadata, planned_targets, record_install, scheme_for
+
+if TYPE_CHECKING:
+    from lockenv.cache import Cache
+    from lockenv.environment import Probe
+
+
+def unpack_and_plan(wheel: Path, sha256: str, *, name: str, source_sha256: str | None,
+                    source_name: str, cache: Cache, probe: Probe | None) -> Tree:
+    """Unpack a downloaded wheel and plan its install while the other files download: with the
+    venv's `probe`, installer's one pass over it records the install (replayed by the link
+    stage) and its targets; without, a dry run plans the targets. prepare() then finds them
+    in the cache (`source_sha256`/`source_name`: the lock's sha256 and file name of the wheel,
+    recorded in the install)."""
+    tree = unpack(wheel, sha256, name=name, cache=cache)
+    if probe is None:
+        planned_targets(tree, cache)
+        return tree
+    record_install(tree, scheme=scheme_for(probe.paths, probe.version, name),
+                   python=probe.python, cache=cache,
+                   metadata=install_metadata(source_sha256, source_name))
+    return tree
+
+
+_BOOT = ("import sys, json; sys.path[:] = json.loads(sys.argv[1]); "
+         "from lockenv.sync.install.unpacker import serve; serve()")
+
+
+class Unpackers:
+    """Worker processes running `unpack_and_plan`, one job each at a time: `run` blocks its
+    (main process) thread until its worker answers, without the GIL."""
+
+    def __init__(self, count: int) -> None:
+        self._all: list[subprocess.Popen[bytes]] = []
+        self._free: queue.SimpleQueue[subprocess.Popen[bytes]] = queue.SimpleQueue()
+        try:
+            for _ in range(count):
+                proc = subprocess.Popen([sys.executable, "-c", _BOOT, json.dumps(sys.path)],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+                self._all.append(proc)
+                self._free.put(proc)
+        except BaseException:
+            self.close(kill=True)
+            raise
+
+    def run(self, wheel: Path, sha256: str, *, name: str, source_sha256: str | None,
+            source_name: str, cache: Cache, probe: Probe | None) -> None:
+        """`unpack_and_plan` in a worker; what it wrote into the cache is handed over here as
+        if this process had written it. Its error is raised here as it was raised there; a
+        worker that dies is a SyncError (the sync stops before the venv changes)."""
+        proc = self._free.get()
+        try:
+            assert proc.stdin is not None and proc.stdout is not None
+            try:
+                pickle.dump((wheel, sha256, name, source_sha256, source_name, cache.root, probe),
+                            proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+                proc.stdin.flush()
+                ok, value = pickle.load(proc.stdout)
+            except (OSError, EOFError, pickle.UnpicklingError):
+                raise _died(proc, wheel) from None
+        finally:
+            self._free.put(proc)
+        if not ok:
+            raise value
+        for (kind, path), handed in value.items():
+            hand_over(kind, Path(path), handed)
+
+    def close(self, *, kill: bool = False) -> None:
+        """End the workers: their stdin closed (they exit), or killed (an error or Ctrl-C: a
+        worker is not waited for to finish its wheel)."""
+        for proc in self._all:
+            if kill:
+                proc.kill()
+            try:
+                if proc.stdin is not None:
+                    proc.stdin.close()
+            except OSError:
+                pass
+        for proc in self._all:
+            try:
+                if proc.stdout is not None:
+                    proc.stdout.close()
+            except OSError:
+                pass
+            proc.wait()
+
+
+def _died(proc: subprocess.Popen[bytes], wheel: Path) -> SyncError:
+    try:
+        code = proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:  # alive but answering nonsense: not used again
+        proc.kill()
+        code = proc.wait()
+    how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
+    return SyncError(f"unpacking {wheel.name} into the cache failed: its worker process {how}; "
+                     "nothing was changed",
+                     hint="run `lockenv sync` again (a wheel cut short in the cache is unpacked "
+                          "afresh)")
+
+
+def serve() -> None:
+    """A worker's loop: a job from stdin, its outcome to stdout, until stdin closes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    jobs = sys.stdin.buffer
+    answers: IO[bytes] = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # a stray print must not end up in the answers
+    from lockenv.cache import Cache
+
+    caches: dict[Path, Cache] = {}
+    while True:
+        try:
+            wheel, sha256, name, source_sha256, source_name, root, probe = pickle.load(jobs)
+        except (EOFError, OSError):
+            return
+        if os.environ.get("LOCKENV_TEST_KILL_UNPACKER"):  # tests: a worker that dies
+            os.kill(os.getpid(), signal.SIGKILL)
+        cache = caches.setdefault(root, Cache(root))
+        answer: tuple[bool, Any]
+        try:
+            with handing_over() as handed:
+                unpack_and_plan(wheel, sha256, name=name, source_sha256=source_sha256,
+                                source_name=source_name, cache=cache, probe=probe)
+                answer = (True, handed)
+        except Exception as exc:  # noqa: BLE001 - raised again in the main process
+            answer = (False, _portable(exc))
+        try:
+            pickle.dump(answer, answers, protocol=pickle.HIGHEST_PROTOCOL)
+            answers.flush()
+        except OSError:
+            return
+
+
+def _portable(exc: Exception) -> Exception:
+    """`exc` if it survives pickling, else a SyncError saying what it was."""
+    try:
+        pickle.loads(pickle.dumps(exc))
+    except Exception:  # noqa: BLE001
+        return SyncError(f"{type(exc).__name__}: {exc}")
+    return exc

@@ -1,0 +1,116 @@
+"""A cold sync that unpacks its downloads in worker processes (big syncs do: sync/install/
+unpacker.py; `LOCKENV_UNPACK_PROCESSES=1` forces it here) installs the same venv and fails
+the same way as one that unpacks on threads: the same error for a bad wheel, the venv left
+unchanged, and a worker that dies is an error, not a hang."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import threading
+from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from fixtures.builder import write_wheel
+from helpers import CliResult, installed, run_lockenv, site_packages, snapshot
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    """A directory served over HTTP on 127.0.0.1, and its URL."""
+    root = tmp_path / "served"
+    root.mkdir()
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(root)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield root, f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _url_lock(project: Path, url: str, wheels: list[Path]) -> Path:
+    """A lock installing `wheels` (each its own package), downloaded from `url`."""
+    lines = ['lock-version = "1.0"', 'created-by = "hand"', 'requires-python = ">=3.8"', ""]
+    for wheel in wheels:
+        name, version = wheel.name.split("-")[:2]
+        data = wheel.read_bytes()
+        lines += ["[[packages]]", f'name = "{name}"', f'version = "{version}"',
+                  f'wheels = [{{ name = "{wheel.name}", url = "{url}/{wheel.name}", size = {len(data)}, '
+                  f'hashes = {{ sha256 = "{hashlib.sha256(data).hexdigest()}" }} }}]', ""]
+    path = project / "pylock.toml"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def _sync(project: Path, cache: Path, **env: str) -> CliResult:
+    # A timeout fails the test instead of hanging it (a dead worker must not be waited for).
+    return run_lockenv("sync", "--lockfile", project / "pylock.toml", cwd=project, timeout=120,
+                       env={"LOCKENV_CACHE_DIR": str(cache), **env})
+
+
+def test_worker_processes_install_what_threads_install(project: Path, tmp_path: Path,
+                                                      served: tuple[Path, str]) -> None:
+    root, url = served
+    wheels = [write_wheel(root, name, modules=40) for name in ("alpha", "beta", "gamma")]
+    _url_lock(project, url, wheels)
+    venvs = {}
+    for processes in ("0", "1"):
+        result = _sync(project, tmp_path / f"cache-{processes}", LOCKENV_UNPACK_PROCESSES=processes)
+        assert result.code == 0, result.output
+        venvs[processes] = snapshot(project / ".venv")
+        del venvs[processes][".lockenv-state.json"]  # directory mtimes
+        assert installed(project / ".venv") == {"alpha": "1.0", "beta": "1.0", "gamma": "1.0"}
+        (project / ".venv").rename(tmp_path / f"venv-{processes}")
+    assert venvs["0"] == venvs["1"]
+
+
+def test_a_wheel_that_does_not_match_its_record_is_refused_as_on_threads(
+        project: Path, tmp_path: Path, served: tuple[Path, str]) -> None:
+    root, url = served
+    good = write_wheel(root, "alpha", modules=5)
+    _url_lock(project, url, [good])
+    assert _sync(project, tmp_path / "cache-good").code == 0
+    before = snapshot(project / ".venv")
+    tampered = write_wheel(root, "tampered", {"tampered/__init__.py": b"print('hi')\n"},
+                           bad_record=True)
+    _url_lock(project, url, [good, write_wheel(root, "beta", modules=5), tampered])
+    errors = {}
+    for processes in ("0", "1"):
+        result = _sync(project, tmp_path / f"cache-{processes}", LOCKENV_UNPACK_PROCESSES=processes)
+        assert result.code == 2, result.output
+        errors[processes] = result.stderr
+        assert snapshot(project / ".venv") == before
+    assert "tampered-1.0-py3-none-any.whl does not match its own RECORD" in errors["1"]
+    assert "tampered/__init__.py" in errors["1"]
+    assert "Traceback" not in errors["1"]
+    assert errors["1"].replace("cache-1", "cache-0") == errors["0"]
+
+
+def test_a_worker_that_dies_is_an_error_and_the_next_sync_repairs(
+        project: Path, tmp_path: Path, served: tuple[Path, str]) -> None:
+    root, url = served
+    _url_lock(project, url, [write_wheel(root, "alpha", modules=5)])
+    cache = tmp_path / "cache"
+    assert _sync(project, cache).code == 0
+    before = snapshot(project / ".venv")
+    _url_lock(project, url, [write_wheel(root, "alpha", modules=5),
+                             write_wheel(root, "beta", modules=5)])
+    result = _sync(project, cache, LOCKENV_UNPACK_PROCESSES="1", LOCKENV_TEST_KILL_UNPACKER="1")
+    assert result.code == 2, result.output
+    stderr = result.stderr
+    assert "beta-1.0-py3-none-any.whl" in stderr and "worker process was killed" in stderr
+    assert "Traceback" not in stderr
+    assert snapshot(project / ".venv") == before
+    result = _sync(project, cache, LOCKENV_UNPACK_PROCESSES="1")
+    assert result.code == 0, result.output
+    assert installed(project / ".venv") == {"alpha": "1.0", "beta": "1.0"}
+    assert (site_packages(project / ".venv") / "beta" / "__init__.py").exists()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from packaging.markers import Marker
 
 from lockenv.models import DistFile
@@ -333,3 +335,66 @@ def test_the_resolvers_dependencies_have_their_pages_started_even_when_crawled_b
         assert index.prefetched_pages == ["b"]
     finally:
         crawler.close()
+
+
+# -- the merge's unions ------------------------------------------------------------------------
+
+def _libdev_like(groups: tuple[str, ...], pythons: tuple[str, ...]) -> str:
+    """An OR of conjunctions like a library's lock on `>=3.8` with groups and forks by Python
+    and PyPy: what made one dep-logic union take 18 s."""
+    return " or ".join(
+        f'"{g}" in dependency_groups and python_version == "{py}" and '
+        f'platform_python_implementation {op} "PyPy" and sys_platform != "emscripten"'
+        for g in groups for py in pythons for op in ("==", "!="))
+
+
+def _grid() -> list[dict[str, Any]]:
+    return [{"python_version": py, "python_full_version": f"{py}.1", "platform_python_implementation": impl,
+             "implementation_name": impl.lower(), "sys_platform": plat, "platform_machine": "x86_64",
+             "platform_system": "", "os_name": "posix", "platform_release": "", "platform_version": "",
+             "implementation_version": f"{py}.1", "extra": "", "extras": frozenset(),
+             "dependency_groups": frozenset(gs)}
+            for py in ("3.8", "3.9", "3.10", "3.11", "3.12", "3.13")
+            for impl in ("CPython", "PyPy") for plat in ("linux", "win32", "emscripten")
+            for gs in ((), ("test",), ("docs",), ("lint",), ("test", "docs", "lint"))]
+
+
+def test_a_union_too_big_for_dep_logic_is_kept_as_an_or_of_conjunctions(monkeypatch: Any) -> None:
+    import dep_logic.markers.multi
+    import dep_logic.markers.union
+    from dep_logic.markers import parse_marker
+
+    from lockenv.resolve import graph
+
+    a_text = _libdev_like(("test", "docs"), ("3.8", "3.9", "3.10"))
+    b_text = _libdev_like(("lint", "test"), ("3.9", "3.11", "3.12"))
+    a, b = parse_marker(a_text), parse_marker(b_text)
+    assert graph._clauses(a) * graph._clauses(b) > graph._CNF_LIMIT
+
+    def refuse(*markers: object) -> object:
+        raise AssertionError("dep-logic's CNF union was asked for a union of this size")
+
+    monkeypatch.setattr(dep_logic.markers.union, "union", refuse)
+    monkeypatch.setattr(dep_logic.markers.multi, "union", refuse)
+    unsimplified: set[Any] = set()
+    node = (graph.Root("main"), "")
+    merged = graph._union(a, b, node, unsimplified)
+    assert node in unsimplified, "the node stays unsimplified, so the fixed point is reached"
+    again = graph._union(merged, b, node, unsimplified)
+    assert str(again) == str(merged), "a conjunction already there is not added twice"
+    expected_a, expected_b, got = Marker(a_text), Marker(b_text), Marker(str(merged))
+    for env in _grid():
+        want = expected_a.evaluate(env, "lock_file") or expected_b.evaluate(env, "lock_file")
+        assert got.evaluate(env, "lock_file") == want, env
+
+
+def test_a_small_union_is_dep_logics_own() -> None:
+    from dep_logic.markers import parse_marker
+
+    from lockenv.resolve import graph
+
+    a = parse_marker('python_version < "3.10" and "test" in dependency_groups')
+    b = parse_marker('python_version >= "3.10" and "test" in dependency_groups')
+    unsimplified: set[Any] = set()
+    assert str(graph._union(a, b, (graph.Root("main"), ""), unsimplified)) == str(a | b)
+    assert not unsimplified

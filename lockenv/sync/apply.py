@@ -45,6 +45,14 @@ class Downloader(Protocol):
 
 DOWNLOAD_WORKERS = 8
 """Threads for downloading: they wait on the network."""
+DOWNLOAD_WORKERS_BESIDE_PROCESSES = 4
+"""Threads for downloading while worker processes unpack (`_unpackers`): the main process's GIL
+is then the downloads' alone, and eight threads fought over it. Cold sync of data (tmpfs, own
+autogroup at nice -20, 7 interleaved pairs, 8 -> 4 threads): download thread CPU 1.02-1.32 s
+-> 0.66-1.00 s, downloads done at 1.47-1.85 s -> 1.08-1.51 s (the same network), the whole
+sync 2.70-2.97 s (median 2.78) -> 2.53-2.75 s (median 2.58), CPU 4.37-4.89 -> 4.01-4.54 s.
+web: no change (1.07-1.19 vs 1.06-1.20 s). With threads unpacking, 4 or 8 made no clear
+difference (csync5; 2 pairs here)."""
 UNPACK_WORKERS = 2
 """Threads unpacking downloaded wheels into the cache: on the 2-core machine measured, unpacking
 web's 40 wheels alone took 1.49 s on 1 thread, 0.85 s on 2, 0.99 s on 4 and 1.66 s on 8; a
@@ -206,7 +214,8 @@ def _download(remote: Sequence[Wanted], *, cache: Cache, lock_path: Path, client
         order = _download_order(remote)
         processes = _unpackers(remote)
         waiting = _Costliest(cache, probe, processes)
-        with ThreadPoolExecutor(DOWNLOAD_WORKERS) as pool, \
+        downloading = DOWNLOAD_WORKERS if processes is None else DOWNLOAD_WORKERS_BESIDE_PROCESSES
+        with ThreadPoolExecutor(downloading) as pool, \
                 ThreadPoolExecutor(UNPACK_WORKERS) as unpacking:
             futures = [pool.submit(one, w) for w in order]
             unpacks: list[Future[None]] = []

@@ -832,17 +832,18 @@ def test_prefetch_sends_one_request_per_page(cache: Cache) -> None:
 
 
 def test_prefetch_is_concurrent(cache: Cache) -> None:
-    fake = FakeIndex(delay=0.2)
+    """Several pages are fetched at once (counted by the index, not timed: a loaded machine
+    made the old wall-clock bound fail)."""
+    fake = FakeIndex(delay=0.3)
     names = [f"pkg{i}" for i in range(16)]
     for name in names:
         fake.add_release(name, "1.0", wheel=False)
     with client(fake, cache) as c:
-        started = time.monotonic()
         c.prefetch(names)
         for n in names:
             c.project(n)
-        elapsed = time.monotonic() - started
-    assert elapsed < 16 * 0.2 / 3
+    assert len(fake.requests_to("/pypi/")) == 16
+    assert fake.peak >= 4, f"at most {fake.peak} page requests were in flight at once"
 
 
 def test_no_op_path_imports_stay_light() -> None:

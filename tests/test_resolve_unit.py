@@ -255,30 +255,33 @@ def test_partition_of_interleaved_groups_stays_small_and_exclusive() -> None:
 
 
 class _CrawlIndex:
-    """Pages and metadata of `a` (2 needs Python 3.12, 1 does not, 1's wheel needs `b`) and
-    `b`; records what the crawler asks for, and when `b`'s page is started."""
+    """Pages and metadata of `a` (2 needs Python 3.12, 1 does not, 1's wheel needs `b`), `b`,
+    and `c` (a Windows wheel and an sdist); records what the crawler asks for, and when `b`'s
+    page is started. The pages named in `cached` come "from the cache"."""
 
     def __init__(self) -> None:
         import threading
 
-        from lockenv.models import CoreMetadata, ProjectFiles, VersionFiles
+        from lockenv.models import CoreMetadata
 
-        def wheel(name: str, python: str | None) -> DistFile:
+        def file(name: str, python: str | None = None) -> DistFile:
             return DistFile(name, f"http://x/{name}", "0" * 64, 1, None, python)
 
-        self.files = {"a": {"2": [wheel("a-2-py3-none-any.whl", ">=3.12")],
-                            "1": [wheel("a-1-py3-none-any.whl", ">=3.8")]},
-                      "b": {"1": [wheel("b-1-py3-none-any.whl", None)]}}
-        self.pages = {name: ProjectFiles(name, tuple(  # type: ignore[arg-type]
-            VersionFiles(v, False, files=tuple(fs)) for v, fs in versions.items()), "http://x/")
-            for name, versions in self.files.items()}
+        self.files = {"a": {"2": [file("a-2-py3-none-any.whl", ">=3.12")],
+                            "1": [file("a-1-py3-none-any.whl", ">=3.8")]},
+                      "b": {"1": [file("b-1-py3-none-any.whl")]},
+                      "c": {"1": [file("c-1-cp312-cp312-win_amd64.whl"), file("c-1.tar.gz")]}}
+        self.cached: set[str] = set()
         self.meta = CoreMetadata
         self.prefetched_pages: list[str] = []
         self.prefetched_metadata: list[str] = []
         self.b_started = threading.Event()
 
     def project(self, name: str):  # type: ignore[no-untyped-def]
-        return self.pages[name]
+        from lockenv.models import ProjectFiles, VersionFiles
+
+        versions = tuple(VersionFiles(v, False, files=tuple(fs)) for v, fs in self.files[name].items())
+        return ProjectFiles(name, versions, "http://x/", from_cache=name in self.cached)  # type: ignore[arg-type]
 
     def prefetch(self, names) -> None:  # type: ignore[no-untyped-def]
         self.prefetched_pages.extend(sorted(names))
@@ -335,6 +338,41 @@ def test_the_resolvers_dependencies_have_their_pages_started_even_when_crawled_b
         assert index.prefetched_pages == ["b"]
     finally:
         crawler.close()
+
+
+def test_the_targets_derived_from_the_graph_have_the_metadata_they_reuse_started() -> None:
+    """A target derived from the graph (emscripten, ppc64le...) on a platform no target has
+    reads, reusing the pins, each pin's own file (there are no representative wheels there).
+    `prefetch_targets` starts those reads together (the main thread did them one at a time):
+    the file the target installs, a wheel standing in for an sdist as `metadata_file` does;
+    nothing on a platform with representatives (read with them), nor for a page from the
+    cache (a warm lock)."""
+    from packaging.version import Version
+
+    from lockenv.resolve.prefetch import Prefetcher
+    from lockenv.resolve.requirements import Candidate
+    from lockenv.resolve.single import TargetResult
+
+    index = _CrawlIndex()
+    windows = make_targets(">=3.12", ["sys_platform == 'win32'"])
+
+    def pin(name: str, version: str) -> Candidate:
+        files = tuple(index.files[name][version])
+        return Candidate(name, Version(version), None, files[0], files)  # type: ignore[arg-type]
+
+    results = [TargetResult(windows[0], {("a", None): pin("a", "2"), ("c", None): pin("c", "1")})]
+    linux = Target((3, 12), "3.12.0", PLATFORMS[0])
+    for cached, expected in ((set(), ["a-2-py3-none-any.whl", "c-1-cp312-cp312-win_amd64.whl"]),
+                             ({"a"}, ["c-1-cp312-cp312-win_amd64.whl"])):
+        index.cached, index.prefetched_metadata = cached, []
+        source = IndexSource(index, index, windows)
+        source.versions("a")
+        crawler = Prefetcher(source)
+        try:
+            crawler.prefetch_targets(results, [linux, windows[-1]])
+        finally:
+            crawler.close()
+        assert sorted(index.prefetched_metadata) == expected
 
 
 # -- the merge's unions ------------------------------------------------------------------------

@@ -94,6 +94,7 @@ def resolve_universal(
             if not derived:
                 break
             targets = targets + derived
+            crawler.prefetch_targets(results, derived)
             results = _resolve_targets(spec, derived, roots, source, crawler, locked, reporter, prior=results)
     finally:
         crawler.close()

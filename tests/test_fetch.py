@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -59,12 +60,16 @@ def env_for(public: IndexServer) -> dict[str, str]:
             "LOCKENV_INDEX_INTERNAL_PASSWORD": PASSWORD}
 
 
+def fetch(project: Path, public: IndexServer, platform: str, python: str, dest: Path) -> Any:
+    return run_lockenv("fetch", "--platform", platform, "--python", python, "-d", dest,
+                       cwd=project, env=env_for(public))
+
+
 def test_fetch_for_windows_writes_one_file_per_package_and_the_lock(
         locked_project: tuple[Path, IndexServer, PrivateIndex], tmp_path: Path) -> None:
     project, public, _private = locked_project
     dest = tmp_path / "wheelhouse"
-    result = run_lockenv("fetch", "--platform", "windows-amd64", "--python", "3.12", "-d", dest,
-                         cwd=project, env=env_for(public))
+    result = fetch(project, public, "windows-amd64", "3.12", dest)
     assert result.code == 0, result.output
     assert sorted(p.name for p in dest.iterdir()) == [
         "acme_app-1.0-py3-none-any.whl",
@@ -77,8 +82,7 @@ def test_fetch_for_windows_writes_one_file_per_package_and_the_lock(
     assert (dest / "pylock.toml").read_bytes() == (project / "pylock.toml").read_bytes()
     assert f"Fetched 5 files for cp312-windows-amd64 into {dest}" in result.stderr
     aarch = tmp_path / "aarch"
-    result = run_lockenv("fetch", "--platform", "linux-aarch64", "--python", "3.13", "-d", aarch,
-                         cwd=project, env=env_for(public))
+    result = fetch(project, public, "linux-aarch64", "3.13", aarch)
     assert result.code == 0, result.output
     names = sorted(p.name for p in aarch.iterdir())
     assert "native-1.0-cp313-cp313-manylinux_2_17_aarch64.whl" in names
@@ -88,8 +92,7 @@ def test_fetch_for_windows_writes_one_file_per_package_and_the_lock(
 def test_fetch_names_the_platforms_it_knows(
         locked_project: tuple[Path, IndexServer, PrivateIndex], tmp_path: Path) -> None:
     project, public, _private = locked_project
-    result = run_lockenv("fetch", "--platform", "solaris-sparc", "--python", "3.12", "-d",
-                         tmp_path / "x", cwd=project, env=env_for(public))
+    result = fetch(project, public, "solaris-sparc", "3.12", tmp_path / "x")
     assert result.code == 2
     assert "unknown platform `solaris-sparc`" in result.stderr
     assert "linux-musl-x86_64" in result.stderr and "macos-arm64" in result.stderr
@@ -100,8 +103,7 @@ def test_fetch_then_sync_from_the_directory_alone_with_every_index_stopped(
     project, public, private = locked_project
     python = f"{sys.version_info[0]}.{sys.version_info[1]}"
     dest = tmp_path / "wheelhouse"
-    result = run_lockenv("fetch", "--platform", "linux-x86_64", "--python", python, "-d", dest,
-                         cwd=project, env=env_for(public))
+    result = fetch(project, public, "linux-x86_64", python, dest)
     assert result.code == 0, result.output
     env = env_for(public)
     public.stop()
@@ -146,8 +148,7 @@ def test_fetch_for_musl_linux_refuses_a_package_without_a_musl_file_and_writes_n
         locked_project: tuple[Path, IndexServer, PrivateIndex], tmp_path: Path) -> None:
     project, public, _private = locked_project
     dest = tmp_path / "alpine"
-    result = run_lockenv("fetch", "--platform", "linux-musl-x86_64", "--python", "3.12", "-d", dest,
-                         cwd=project, env=env_for(public))
+    result = fetch(project, public, "linux-musl-x86_64", "3.12", dest)
     assert result.code == 2, result.output
     assert ("error: fetch for cp312-linux-musl-x86_64 (musl Linux): `native 1.0` has no file for this "
             "environment") in result.stderr, result.stderr
@@ -161,8 +162,7 @@ def test_fetch_for_musl_linux_refuses_a_package_without_a_musl_file_and_writes_n
         '[project]\nname = "app"\nversion = "0.1"\nrequires-python = ">=3.10,<3.14"\n'
         'dependencies = ["speedy", "gamma"]\n')
     assert run_lockenv("lock", cwd=speedy, env=env_for(public)).code == 0
-    result = run_lockenv("fetch", "--platform", "linux-musl-x86_64", "--python", "3.12", "-d", dest,
-                         cwd=speedy, env=env_for(public))
+    result = fetch(speedy, public, "linux-musl-x86_64", "3.12", dest)
     assert result.code == 0, result.output
     assert sorted(p.name for p in dest.iterdir()) == [
         "gamma-1.2-py3-none-any.whl", "pylock.toml", "speedy-1.0-py3-none-any.whl"]

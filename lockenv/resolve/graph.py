@@ -267,20 +267,6 @@ def _bounded_union(a: BaseMarker, b: BaseMarker) -> BaseMarker | None:
     return min(disjunction, conjunction, unnormalized, key=lambda x: x.complexity)
 
 
-def _conjunctions(m: BaseMarker) -> int:
-    """How many conjunctions dep-logic's DNF of `m` has before it simplifies them."""
-    from dep_logic.markers import MarkerUnion, MultiMarker
-
-    if isinstance(m, MultiMarker):
-        n = 1
-        for x in m.markers:
-            n *= _conjunctions(x)
-        return n
-    if isinstance(m, MarkerUnion):
-        return sum(_conjunctions(x) for x in m.markers)
-    return 1
-
-
 def _disjuncts(m: BaseMarker) -> list[BaseMarker]:
     from dep_logic.markers import MarkerUnion
 
@@ -289,15 +275,30 @@ def _disjuncts(m: BaseMarker) -> list[BaseMarker]:
 
 def _clauses(m: BaseMarker) -> int:
     """How many clauses dep-logic's CNF of `m` has before it simplifies them."""
+    from dep_logic.markers import MarkerUnion
+
+    return _form_size(m, MarkerUnion)
+
+
+def _conjunctions(m: BaseMarker) -> int:
+    """How many conjunctions dep-logic's DNF of `m` has before it simplifies them."""
+    from dep_logic.markers import MultiMarker
+
+    return _form_size(m, MultiMarker)
+
+
+def _form_size(m: BaseMarker, distributed: type) -> int:
+    """The terms of a normal form before simplification: distributing an operator of type
+    `distributed` multiplies its operands' sizes, the other operator adds them."""
     from dep_logic.markers import MarkerUnion, MultiMarker
 
-    if isinstance(m, MarkerUnion):
+    if isinstance(m, distributed):
         n = 1
-        for x in m.markers:
-            n *= _clauses(x)
+        for x in m.markers:  # type: ignore[attr-defined]
+            n *= _form_size(x, distributed)
         return n
-    if isinstance(m, MultiMarker):
-        return sum(_clauses(x) for x in m.markers)
+    if isinstance(m, (MarkerUnion, MultiMarker)):
+        return sum(_form_size(x, distributed) for x in m.markers)
     return 1
 
 

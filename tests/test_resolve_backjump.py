@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 from resolvelib import AbstractProvider, BaseReporter, Resolver
 from resolvelib.resolvers import ResolutionImpossible
 
-from lockenv.resolve.single import _Resolver
+from lockenv.resolve.backjump import BackjumpResolver
 
 # A universe (found by a random search) where resolvelib backjumps over the same packages many
 # times: name -> version -> [(dependency, versions it allows)].
@@ -85,8 +85,22 @@ def _resolve(cls: type) -> tuple[object, int]:
 
 def test_backjumps_do_not_double_the_incompatibilities() -> None:
     plain, plain_repeats = _resolve(Resolver)
-    ours, repeats = _resolve(_Resolver)
+    ours, repeats = _resolve(BackjumpResolver)
     assert ours == plain  # the same outcome (here: no solution, with the same causes)
     assert plain_repeats >= 10  # resolvelib alone: one candidate handed over 20 times
     # once from the criterion, once as resolvelib appends the same list, once kept on a backjump
     assert repeats <= 3
+
+
+def test_a_resolvelib_without_the_internals_falls_back_to_its_own_resolver(monkeypatch: Any) -> None:
+    """`resolvelib>=1.1` allows releases without the internals `backjump` builds on: lockenv
+    must then resolve with resolvelib's own resolver, not fail to import."""
+    import sys
+
+    from resolvelib import Resolver
+
+    from lockenv.resolve import single
+
+    assert single._resolver_class() is BackjumpResolver
+    monkeypatch.setitem(sys.modules, "lockenv.resolve.backjump", None)  # import fails
+    assert single._resolver_class() is Resolver

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -15,7 +15,6 @@ from packaging.tags import Tag
 from packaging.version import Version
 from resolvelib import BaseReporter, Resolver
 from resolvelib.resolvers import ResolutionImpossible, ResolutionTooDeep
-from resolvelib.resolvers.resolution import Resolution, _build_result
 
 from lockenv.errors import LockenvError, ManifestError, ResolutionError
 from lockenv.models import DistFile
@@ -28,7 +27,6 @@ from lockenv.resolve.targets import Target
 from lockenv.ui import Reporter
 
 if TYPE_CHECKING:
-    from resolvelib.resolvers.abstract import Result
     from resolvelib.structs import RequirementInformation
 
 __all__ = ["Edge", "Pins", "TargetResult", "resolve_single", "resolve_target", "try_reuse"]
@@ -91,7 +89,7 @@ def resolve_target(
         roots=applicable, project=project, unserved_ok=unserved_ok,
     )
     crawler.speculate(applicable, target_env, tag_priority)
-    resolver: Resolver[Req, Candidate, Ident] = _Resolver(provider, _Progress(reporter, label, provider))
+    resolver: Resolver[Req, Candidate, Ident] = _resolver_class()(provider, _Progress(reporter, label, provider))
     try:
         result = resolver.resolve(applicable, max_rounds=20000)
     except ResolutionImpossible as exc:
@@ -121,33 +119,15 @@ def resolve_target(
     return dict(result.mapping), edges
 
 
-class _Resolution(Resolution[Req, Candidate, Ident]):
-    """resolvelib's resolution, but a backjump's incompatibilities do not double: its
-    `_patch_criteria` extends the broken state's list with the current state's, which already
-    holds it, so each backjump about doubles every list (boto3 + awscli + s3fs + sagemaker:
-    192 million candidates handed to `find_matches`, 19,068 distinct, one list 10.9 million
-    long; 21.8 -> 8.7 s of CPU, the same lock). Only candidates the current state does not
-    already hold are passed on: the same set, so the same resolution."""
-
-    def _patch_criteria(self, incompatibilities_from_broken: list[tuple[Ident, list[Candidate]]]) -> bool:
-        criteria = self.state.criteria
-        trimmed: list[tuple[Ident, list[Candidate]]] = []
-        for key, incompatible in incompatibilities_from_broken:
-            criterion = criteria.get(key)
-            if criterion is not None and incompatible:
-                held = {id(c) for c in criterion.incompatibilities}
-                fresh = [c for c in {id(c): c for c in incompatible}.values() if id(c) not in held]
-                incompatible = fresh or incompatible[:1]  # still non-empty: resolvelib then re-checks it
-            trimmed.append((key, incompatible))
-        return super()._patch_criteria(trimmed)
-
-
-class _Resolver(Resolver[Req, Candidate, Ident]):
-    """resolvelib's resolver with `_Resolution` (its `resolve`, otherwise unchanged)."""
-
-    def resolve(self, requirements: Iterable[Req], max_rounds: int = 100) -> Result[Req, Candidate, Ident]:  # type: ignore[override]
-        state = _Resolution(self.provider, self.reporter).resolve(requirements, max_rounds=max_rounds)
-        return _build_result(state)
+def _resolver_class() -> type[Resolver[Req, Candidate, Ident]]:
+    """resolvelib's resolver without its doubling backjumps (`backjump`), or resolvelib's own
+    when a resolvelib without the internals that builds on is installed (the same locks,
+    slower after long backjumps): `resolvelib>=1.1` allows versions this was not written for."""
+    try:
+        from lockenv.resolve.backjump import BackjumpResolver
+    except ImportError:
+        return Resolver
+    return BackjumpResolver
 
 
 def try_reuse(

@@ -200,9 +200,11 @@ def test_targets_are_derived_from_equality_markers_only() -> None:
     assert values == {("implementation_name", "pypy"), ("sys_platform", "freebsd"), ("platform_machine", "AMD64")}
     targets = make_targets(">=3.10,<3.14")
     derived = derive_targets(values, targets, ())
-    assert sorted(t.label for t in derived) == [
-        "PyPy 3.10 on linux-x86_64", "PyPy 3.13 on linux-x86_64",
-        "Python 3.10 on freebsd-amd64", "Python 3.13 on freebsd-amd64",
+    assert sorted(t.label for t in derived) == [  # every Python the built-in targets have
+        "PyPy 3.10 on linux-x86_64", "PyPy 3.11 on linux-x86_64", "PyPy 3.12 on linux-x86_64",
+        "PyPy 3.13 on linux-x86_64",
+        "Python 3.10 on freebsd-amd64", "Python 3.11 on freebsd-amd64", "Python 3.12 on freebsd-amd64",
+        "Python 3.13 on freebsd-amd64",
     ]
     assert derive_targets(values, targets, ("implementation_name == 'cpython'",))[0].platform.key == "freebsd-amd64"
     assert derive_targets(values, targets + derived, ()) == []

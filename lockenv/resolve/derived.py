@@ -2,8 +2,12 @@
 tell apart is served. A requirement under `implementation_name == 'pypy'`, `sys_platform ==
 'freebsd'` or any other value no built-in target has would otherwise never be resolved, and the
 lock would leave it out (PyPy would get an incomplete environment). So each such value gets
-targets of its own, on Linux x86-64 unless the value says otherwise, at the newest and the
-oldest Python, resolved like the built-in ones."""
+targets of its own, on Linux x86-64 unless the value says otherwise, at every Python the
+built-in targets have, resolved like them (most reuse an earlier target's pins). Only the newest
+and the oldest were once enough by design, but the lock's fork conditions then split the
+Pythons between them at some point, and a version whose requires-python excluded one of them
+was selected there (mixfork 0.5, `<3.9`, for PyPy 3.9-3.14; xgboost 3.4.1, `>=3.12`, for
+ppc64le 3.11)."""
 
 from __future__ import annotations
 
@@ -65,8 +69,7 @@ def derive_targets(
     known = {var: {t.environment[var] for t in targets} for var in VARIABLES}
     known["platform_machine"] |= _MACHINE_ALIASES
     names = {t.name for t in targets}
-    pythons = sorted({(t.python, t.python_full) for t in targets})
-    picks = [pythons[-1]] + ([pythons[0]] if pythons[0] != pythons[-1] else [])
+    picks = sorted({(t.python, t.python_full) for t in targets}, reverse=True)
     env_markers = [Marker(e) for e in environments]
     out: list[Target] = []
     fresh = sorted((var, value) for var, value in values if value not in known.get(var, ()))

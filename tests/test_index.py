@@ -297,13 +297,18 @@ def test_transient_500s_are_retried(fake: FakeIndex, cache: Cache) -> None:
     assert [r.status for r in fake.requests_to("/pypi/alpha/json")] == [500, 503, 200]
 
 
-def test_persistent_500_is_a_clear_error_after_a_short_backoff(fake: FakeIndex,
-                                                              cache: Cache) -> None:
+def test_persistent_500_is_a_clear_error_after_a_short_backoff(
+        fake: FakeIndex, cache: Cache, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three retries, each after a growing pause, and under 2.5 s of pauses in all (the delays
+    asked of `time.sleep`, not the wall clock: a loaded machine must not fail this)."""
+    slept: list[float] = []
+    clock = types.SimpleNamespace(**{n: getattr(time, n) for n in dir(time) if not n.startswith("_")})
+    clock.sleep = slept.append  # this module's sleeps only: the fake index's threads keep theirs
+    monkeypatch.setattr("lockenv.index.http.time", clock)
     fake.faults["/pypi/alpha/json"] = [500] * 10
-    started = time.monotonic()
     with client(fake, cache) as c, pytest.raises(PackageIndexError) as info:
         c.project("alpha")
-    assert time.monotonic() - started < 4
+    assert len(slept) == 3 and slept == sorted(slept) and slept[0] >= 0.2 and sum(slept) < 2.5
     assert len(fake.requests_to("/pypi/alpha/json")) == 4  # 1 + 3 retries
     assert "HTTP 500" in str(info.value) and f"http://{HOST}/pypi/alpha/json" in str(info.value)
     assert not isinstance(info.value, NetworkError)

@@ -78,7 +78,10 @@ def _parse(argv: list[str]) -> tuple[str, Path, bool, dict[str, object]] | None:
 def try_noop(argv: list[str]) -> int | None:
     """The exit code when the command had nothing to do (and said so), or was a sync this
     module runs itself (see `_sync`); None to run the full CLI."""
-    parsed = _parse(argv)
+    return _try_noop(_parse(argv))
+
+
+def _try_noop(parsed: tuple[str, Path, bool, dict[str, object]] | None) -> int | None:
     if parsed is None:
         return None
     command, project, quiet, options = parsed
@@ -230,6 +233,33 @@ def try_run(argv: list[str]) -> None:
         return  # said by the full CLI, which finds the same problem
 
 
+def _exit_now(code: int) -> None:
+    """End a sync's process without the interpreter's teardown: output flushed and exit
+    handlers run (atexit, so weakref finalizers and filelock's too), then `os._exit`. The
+    teardown frees every module and object one by one and collects them: on a warm sync of
+    web that was ~25 ms of CPU (and more wall) after the sync had finished, a sixth of the
+    whole process. Only when no other thread runs (else the normal exit joins them, as
+    always), and not when flushing fails (a closed pipe: the normal exit reports it)."""
+    import threading
+
+    if threading.active_count() != 1:
+        return
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except Exception:  # noqa: BLE001 - the normal exit says what is wrong, with its code
+        return
+    import atexit
+
+    atexit._run_exitfuncs()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except Exception:  # noqa: BLE001
+        return
+    os._exit(code)
+
+
 def main() -> None:
     """Console-script entry point."""
     try:
@@ -238,8 +268,11 @@ def main() -> None:
         sys.stderr.write("error: the current directory no longer exists\n\n"
                          "hint: cd into the project again (it may have been removed or recreated)\n")
         raise SystemExit(2) from None
-    code = try_noop(sys.argv[1:])
+    parsed = _parse(sys.argv[1:])
+    code = _try_noop(parsed)
     if code is not None:
+        if parsed is not None and parsed[0] == "sync":
+            _exit_now(code)
         raise SystemExit(code)
     try_run(sys.argv[1:])
     from lockenv.cli import app

@@ -90,3 +90,29 @@ def test_f8_cached_files_are_read_only_and_a_changed_one_never_reaches_a_new_ven
         assert got.read_bytes() == original
         warned = "alpha/__init__.py of alpha-2.0-py3-none-any.whl in the cache was changed"
         assert (warned in result.stderr) == (name == "c"), result.stderr  # d: the cache healed
+
+
+def test_a_sync_process_ends_with_its_output_and_exit_handlers(project: Path, index_server: Any,
+                                                               tmp_path: Path) -> None:
+    """A sync ends its process without the interpreter's teardown (`fastpath._exit_now`): what
+    it printed into a pipe still arrives, and the exit handlers still run (atexit: weakref
+    finalizers, filelock's), for a sync with work and for a no-op alike."""
+    write_project(project, ["alpha"])
+    lock(project, index_server)
+    marker = tmp_path / "atexit-ran"
+    code = ("import atexit, sys\n"
+            f"atexit.register(lambda: open({str(marker)!r}, 'a').write('ran\\n'))\n"
+            "sys.argv = ['lockenv', 'sync']\n"
+            "from lockenv.fastpath import main\n"
+            "main()\n")
+    env = {**os.environ, "LOCKENV_INDEX_URL": index_server.json_url}
+    for first in (True, False):  # a sync with work, then a no-op
+        run = subprocess.run([sys.executable, "-c", code], cwd=project, env=env,
+                             capture_output=True, text=True, timeout=300)
+        assert run.returncode == 0, run.stdout + run.stderr
+        if first:
+            assert run.stdout.splitlines() == ["+ alpha==2.0", "+ beta==2.0", "+ gamma==1.2"]
+            assert "Installed 3" in run.stderr, run.stderr
+        else:
+            assert run.stdout == "" and "Environment is up to date" in run.stderr, run.stderr
+    assert marker.read_text() == "ran\nran\n"

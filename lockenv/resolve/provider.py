@@ -301,14 +301,31 @@ class Provider(AbstractProvider[Req, Candidate, Ident]):
             return False
         return requirement.specifier.contains(candidate.version, prereleases=True)
 
-    def get_dependencies(self, candidate: Candidate) -> list[Req]:
+    def get_dependencies(self, candidate: Candidate) -> Iterable[Req]:
         """One metadata read per candidate tried (memoised across targets, usually prefetched):
         the resolver's critical path. Starts crawling the dependencies' pages. The other
-        targets' files of the version are read once it is pinned (`pinning`)."""
-        deps: list[Req] = []
-        if candidate.extra:
-            base = parse_requirement(f"{candidate.name}=={candidate.version}")
-            deps.append(Req(candidate.name, None, base.specifier, base))
+        targets' files of the version are read once it is pinned (`pinning`).
+
+        `name[x] V` depends first on `name==V`, known without its metadata: handed over first,
+        and the metadata read only when resolvelib asks for more. resolvelib merges the
+        dependencies one by one and rejects the candidate at the first that clashes, so a walk
+        down an extra's versions while `name` itself is pinned to another version (sqlalchemy
+        with 20 extras on Python 3.8: ~1,800 candidates a target) reads nothing; the same
+        rejections, in the same order, as when every requirement was read first."""
+        if not candidate.extra:
+            return self._dependencies(candidate, [])
+        return self._extra_dependencies(candidate)
+
+    def _extra_dependencies(self, candidate: Candidate) -> Iterator[Req]:
+        base = parse_requirement(f"{candidate.name}=={candidate.version}")
+        first = Req(candidate.name, None, base.specifier, base)
+        yield first
+        yield from self._dependencies(candidate, [first])[1:]
+
+    def _dependencies(self, candidate: Candidate, deps: list[Req]) -> list[Req]:
+        """`deps` and the candidate's requirements (its metadata read, memoised); their pages
+        crawled."""
+        deps = list(deps)
         key = (candidate.identifier, candidate.version)
         known = self.known_deps.get(key)
         if known is None:

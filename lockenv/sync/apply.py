@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from lockenv.environment import Probe
 from lockenv.errors import IntegrityError, LockenvError, SyncError
-from lockenv.models import DistFile
+from lockenv.distfiles import DistFile
 from lockenv.sync import state
 from lockenv.sync.install.remove import Stash, delete_paths, remove_distribution
 from lockenv.sync.install.tree import Tree

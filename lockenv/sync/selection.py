@@ -17,7 +17,7 @@ from urllib.parse import unquote, urlparse
 
 from lockenv.cache import Bucket
 from lockenv.errors import LockfileError, SyncError
-from lockenv.models import DistFile, is_sha256
+from lockenv.distfiles import DistFile, is_sha256
 
 if TYPE_CHECKING:
     from packaging.pylock import Pylock

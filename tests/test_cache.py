@@ -209,3 +209,19 @@ def test_safe_url_never_prints_its_credentials() -> None:
     assert all("s3cret" not in text and "user" not in text for text in shown)
     assert url.secret == "https://user:s3cret@example.test/simple/"
     assert SafeUrl(url) == url
+
+
+def test_sha256_after_gives_the_digests_of_fresh_hashes() -> None:
+    """The kept hash state (a sync hashes one lock several times) is copied, never shared, and
+    used only for the same bytes: another lock of the same length hashes afresh."""
+    import hashlib
+
+    from lockenv.cache import sha256_after
+
+    lock, other = b"lock-version = '1.0'\n" * 1000, b"lock-version = '1.1'\n" * 1000
+    first = sha256_after(lock)
+    first.update(b"\0options")
+    assert first.hexdigest() == hashlib.sha256(lock + b"\0options").hexdigest()
+    assert sha256_after(lock).hexdigest() == hashlib.sha256(lock).hexdigest()
+    assert sha256_after(other).hexdigest() == hashlib.sha256(other).hexdigest()
+    assert sha256_after(bytearray(lock)).hexdigest() == hashlib.sha256(lock).hexdigest()

@@ -333,13 +333,12 @@ class LockSource:
     def _entry_path(self) -> Path | None:
         if self.cache is None or self.data is None:
             return None  # no usable cache, or no bytes (a dry run's relock is held in memory only)
-        import hashlib
-
         import packaging
 
         from lockenv import __version__
+        from lockenv.cache import sha256_after
 
-        h = hashlib.sha256(self.data)
+        h = sha256_after(self.data)
         h.update(f"\0{packaging.__version__}\0{__version__}\0{SELECTION_FORMAT}".encode())
         return self.cache.root / Bucket.SELECTIONS.value / f"{h.hexdigest()}.json"
 

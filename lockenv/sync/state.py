@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lockenv.cache import Bucket
+from lockenv.cache import Bucket, sha256_after
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -165,7 +165,7 @@ def inputs_digest_of(lock: bytes, options_key: str, pyproject: bytes | None) -> 
     """`inputs_digest` of bytes already read: a sync records the lock it installed and the
     pyproject.toml it read before checking it, never the files read again afterwards (they may
     have changed meanwhile: a checkout mid-sync would then be taken for synced, F5)."""
-    h = hashlib.sha256(lock)
+    h = sha256_after(lock)
     h.update(b"\0" + options_key.encode())
     h.update(b"\0-" if pyproject is None else b"\0" + pyproject)
     return h.hexdigest()
@@ -205,7 +205,7 @@ def fresh_marker(cache: Cache, project: Path, lock_path: Path, version: str) -> 
     pyproject.toml (and index URL setting): freshness is a function of those bytes alone, and
     checking it parses the whole lock. None when either file cannot be read."""
     try:
-        h = hashlib.sha256(lock_path.read_bytes())
+        h = sha256_after(lock_path.read_bytes())
         h.update(b"\0" + (project / "pyproject.toml").read_bytes())
     except OSError:
         return None

@@ -178,6 +178,20 @@ class Prefetcher:
         if todo:
             self.source.metadata.prefetch_metadata(todo)
 
+    def read_ahead(self, versions: Sequence[tuple[Sequence[DistFile], DistFile]], environment: Mapping[str, str]) -> None:
+        """Start reading what this environment reads of each of these versions (all its files,
+        the wheel it installs): the resolver is walking down them, a read at a time. The other
+        targets' wheels are read only once a version is pinned."""
+        if self._closed:
+            return
+        todo: dict[str, DistFile] = {}
+        for files, own in versions:
+            for f in self.source.files_read_for(files, own, environment):
+                if not self.source.has_requirements(f):
+                    todo.setdefault(f.filename, f)
+        if todo:
+            self.source.metadata.prefetch_metadata(todo.values())
+
     def prefetch_targets(self, results: Sequence[Resolved], targets: Sequence[Target]) -> None:
         """Start the metadata `targets` will read reusing these results' pins: targets derived
         from the graph (emscripten, ppc64le...) have no representative wheels, so each pin they

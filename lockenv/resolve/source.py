@@ -191,6 +191,14 @@ class IndexSource:
             return reqs
         return self.requirements(own)
 
+    def files_read_for(self, files: Sequence[DistFile], own: DistFile, environment: Mapping[str, str]) -> tuple[DistFile, ...]:
+        """The wheels `requirements_for` reads first for `own` (to start them early): `own`, or
+        the newest and the oldest Python's wheels of its platform."""
+        if not own.is_wheel or not self.targets or not files:
+            return (own,)
+        pair = self.representatives(files).get((environment["sys_platform"], environment["platform_machine"]))
+        return (own,) if pair is None or own in pair else pair
+
     def _agree(self, newest: DistFile, oldest: DistFile) -> bool:
         """Do the two wheels declare the same requirements (in any order)? Asked for every
         target and candidate, so answered once per pair."""

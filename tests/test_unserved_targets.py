@@ -90,6 +90,31 @@ def test_mixed_gaps_are_left_out_by_one_environments_value(project: Path, rough:
     assert code == 0 and "warning:" not in stderr, stderr
 
 
+def test_packages_left_out_on_the_same_targets_share_one_warning(project: Path, rough: IndexServer) -> None:
+    write_project(project, ["macwin", "deskbind", "leafy"], requires_python=">=3.11,<3.13")
+    code, stderr = _lock(project, rough)
+    assert code == 0, stderr
+    assert stderr.count("warning:") == 1 and stderr.count("hint:") == 1, stderr
+    assert "`deskbind 2.1`, `macwin 1.0` have no file" in stderr
+    assert _pasted_fix(stderr) == "[tool.lockenv]\nenvironments = [\"sys_platform != 'linux'\"]"
+
+
+def test_packages_left_out_on_different_targets_get_one_fix_for_all(project: Path, rough: IndexServer) -> None:
+    # macwin has nothing for Linux, torchy 2.3 nothing for macOS x86-64: one hint leaves out
+    # both (two hints would each write an `environments` value; pasting both is invalid TOML)
+    write_project(project, ["macwin", "torchy>=2.3"], requires_python=">=3.11,<3.13")
+    code, stderr = _lock(project, rough)
+    assert code == 0, stderr
+    assert stderr.count("warning:") == 2 and stderr.count("hint:") == 1, stderr
+    assert "`macwin 1.0` has no file" in stderr and "`torchy 2.3` has no file" in stderr
+    assert stderr.index("hint:") > stderr.rindex("warning:")
+    _append(project, _pasted_fix(stderr))
+    code, stderr = _lock(project, rough)
+    assert code == 0 and "warning:" not in stderr, stderr
+    lock = tomllib.loads((project / "pylock.toml").read_text())
+    assert sorted(p["name"] for p in lock["packages"]) == ["macwin", "torchy"]
+
+
 def test_required_environments_turns_the_warning_into_an_error(project: Path, rough: IndexServer) -> None:
     write_project(project, ["macwin"], requires_python=">=3.11,<3.13")
     _append(project, "[tool.lockenv]\nrequired-environments = [\"sys_platform == 'linux' and platform_machine == 'aarch64'\"]")

@@ -25,7 +25,7 @@ from lockenv.resolve.single import Edge, Pins, TargetResult, resolve_target, try
 from lockenv.resolve.source import IndexSource, PackageIndex, common_requires_python, lock_files, metadata_file, with_sizes
 from lockenv.resolve.derived import derive_targets, marker_values
 from lockenv.resolve.targets import Platform, Target, make_targets
-from lockenv.resolve.unserved import unserved_by_package, unserved_warning
+from lockenv.resolve.unserved import unserved_by_package, unserved_warnings
 from lockenv.ui import Reporter
 
 __all__ = ["OutsideProbe", "TargetPins", "UniversalResolution", "resolve_universal"]
@@ -113,16 +113,12 @@ def resolve_universal(
 
 def _unserved_warnings(results: Sequence[TargetResult], targets: Sequence[Target],
                        spec: ProjectSpec) -> list[tuple[str, str | None]]:
-    """One warning per package some target pinned without a file to install."""
+    """The packages some target pinned without a file to install, and one fix for all."""
     chosen = {
         res.target: {ident.name: str(c.version) for ident, c in res.pins.items() if ident.extra is None and not c.installable}
         for res in results
     }
-    by_package = unserved_by_package(chosen)
-    return [
-        unserved_warning(name, by_package[name], targets, spec.requires_python, spec.environments)
-        for name in sorted(by_package)
-    ]
+    return unserved_warnings(unserved_by_package(chosen), targets, spec.requires_python, spec.environments)
 
 
 def _unknown_extra_warnings(results: Sequence[TargetResult],

@@ -1,6 +1,6 @@
 """Targets left unserved (issue 9, point 1): no target vetoes a lock. Where no allowed version of
 a package has a file some target can install (torch has no macOS x86-64 wheels), the other
-targets' choice is locked and the user reads one warning per package, with the concrete fix:
+targets' choice is locked and the user reads what is left out where, with one concrete fix:
 the requires-python bound that avoids those targets (only when it really does), else an
 `environments` value that leaves them out, written out as TOML to paste."""
 
@@ -16,7 +16,7 @@ from packaging.version import Version
 
 from lockenv.resolve.targets import Target
 
-__all__ = ["unserved_warning", "unserved_by_package"]
+__all__ = ["unserved_warnings", "unserved_by_package"]
 
 
 def unserved_by_package(chosen: Mapping[Target, Mapping[NormalizedName, str]]) -> dict[str, dict[str, set[Target]]]:
@@ -29,18 +29,35 @@ def unserved_by_package(chosen: Mapping[Target, Mapping[NormalizedName, str]]) -
     return out
 
 
-def unserved_warning(
-    name: str, versions: Mapping[str, Collection[Target]], targets: Sequence[Target],
+def unserved_warnings(
+    by_package: Mapping[str, Mapping[str, Collection[Target]]], targets: Sequence[Target],
     requires_python: str, environments: Sequence[str],
-) -> tuple[str, str]:
-    """(message, hint) for one package: which targets, and what to write so they are left out."""
-    left_out = {t for ts in versions.values() for t in ts}
-    shown = ", ".join(sorted(versions, key=_version_key))
-    message = (
-        f"`{name} {shown}` has no file (no wheel for it, no sdist) installable on "
-        f"{describe(left_out, targets)}: locked anyway for the other environments; "
-        "`lockenv sync` there will fail"
-    )
+) -> list[tuple[str, str | None]]:
+    """(message, hint) pairs: one message per set of left-out targets, naming every package
+    left out exactly there (nvidia-nccl-cu12 and -cu13 on linux-ppc64le: one line), and ONE
+    hint, on the last message, that leaves out all of them: two hints would each write its own
+    `environments` value, and pasting both gives a file with that key twice."""
+    groups: dict[frozenset[Target], list[str]] = {}
+    for name in sorted(by_package):
+        versions = by_package[name]
+        shown = ", ".join(sorted(versions, key=_version_key))
+        groups.setdefault(frozenset(t for ts in versions.values() for t in ts), []).append(f"`{name} {shown}`")
+    out: list[tuple[str, str | None]] = []
+    for left_out, names in groups.items():
+        verb = "has" if len(names) == 1 else "have"
+        out.append((
+            f"{', '.join(names)} {verb} no file (no wheel for it, no sdist) installable on "
+            f"{describe(left_out, targets)}: locked anyway for the other environments; "
+            "`lockenv sync` there will fail", None))
+    if out:
+        every = frozenset(t for left_out in groups for t in left_out)
+        out[-1] = (out[-1][0], _fix(every, targets, requires_python, environments))
+    return out
+
+
+def _fix(left_out: Collection[Target], targets: Sequence[Target], requires_python: str,
+         environments: Sequence[str]) -> str:
+    """What to write so that the left-out targets are not locked for at all."""
     bound = _python_bound(left_out, targets)
     if bound is not None:
         new = _with_bound(requires_python, bound)
@@ -51,7 +68,7 @@ def unserved_warning(
             "leave them out in pyproject.toml:\n    [tool.lockenv]\n"
             f"    environments = [{', '.join(json.dumps(v) for v in values)}]"
         )
-    return message, fix + "\nor, if they must be served, list them in `[tool.lockenv] required-environments` to make this an error"
+    return fix + "\nor, if they must be served, list them in `[tool.lockenv] required-environments` to make this an error"
 
 
 def _split(left_out: Collection[Target], targets: Sequence[Target]) -> tuple[int | None, set[Target]]:

@@ -14,12 +14,19 @@ from lockenv.resolve.targets import NEWEST_PYTHON_MINOR
 
 def python_floor(versions: Mapping[Version, Sequence[DistFile]], specifier: SpecifierSet,
                  python_full: str) -> str | None:
-    """The lowest `3.N` above `python_full` on which some non-yanked version that `specifier`
-    allows has a file whose requires-python accepts `3.N.0`; None when there is none (then
-    raising requires-python would not help)."""
+    """The lowest Python above `python_full` on which some non-yanked version that `specifier`
+    allows has a file whose requires-python accepts it: a later patch of the same minor when
+    a file excludes patches by name (cryptography >= 44 says `!=3.9.0,!=3.9.1`: `3.9.2`), else
+    `3.N` for the lowest minor whose `3.N.0` it accepts; None when there is none (then raising
+    requires-python would not help). `!=3.13`, two components, excludes 3.13.0 by PEP 440 but
+    means the whole minor (apache-airflow 2): it is not read as an invitation to `3.13.1`."""
     allowed = [fs for v, fs in versions.items()
                if specifier.contains(v, prereleases=True) and not all(f.yanked for f in fs)]
     current = Version(python_full)
+    for patch in range(current.micro + 1, 40):
+        probe = f"{current.major}.{current.minor}.{patch}"
+        if any(_accepts_patch(f.requires_python, probe) for files in allowed for f in files):
+            return probe
     for minor in range(current.minor + 1, NEWEST_PYTHON_MINOR + 1):
         probe = f"{current.major}.{minor}.0"
         if any(_accepts(f.requires_python, probe) for files in allowed for f in files):
@@ -66,6 +73,19 @@ def _accepts(requires_python: str | None, python: str) -> bool:
         return True
 
 
+def _accepts_patch(requires_python: str | None, python: str) -> bool:
+    """`_accepts`, with `!=X.Y` read as `!=X.Y.*` (see `python_floor`)."""
+    if not requires_python:
+        return True
+    try:
+        specs = SpecifierSet(requires_python)
+    except InvalidSpecifier:
+        return True
+    minor = python.rsplit(".", 1)[0]
+    return all(minor != sp.version if sp.operator == "!=" and sp.version.count(".") == 1
+               else sp.contains(python, prereleases=True) for sp in specs)
+
+
 def requires_python_hint(floor: str | None, ceiling: str | None = None, requires_python: str = "") -> str:
     if ceiling is not None:
         hint = f"cap requires-python with `{requires_python},<{ceiling}` in pyproject.toml"
@@ -75,5 +95,6 @@ def requires_python_hint(floor: str | None, ceiling: str | None = None, requires
     if floor is None:
         return ("raise requires-python in pyproject.toml, or add a marker such as "
                 "`; python_version >= \"3.X\"` to the requirement")
+    variable = "python_full_version" if floor.count(".") == 2 else "python_version"
     return (f"raise requires-python to `>={floor}` in pyproject.toml, or add the marker "
-            f"`; python_version >= \"{floor}\"` to the requirement")
+            f"`; {variable} >= \"{floor}\"` to the requirement")

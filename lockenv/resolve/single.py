@@ -287,9 +287,10 @@ def _exact_minor_note(why: str, python_full: str) -> list[str]:
     """Why a `!=3.14` (meant as `!=3.14.*` by its authors, as in airflow 2) refuses the target:
     it excludes 3.14.0, the first 3.14 the project allows, which the lock must serve too."""
     minor = python_full.rsplit(".", 1)[0]
-    if not python_full.endswith(".0") or not re.search(rf"!={re.escape(minor)}(?![.\d*])", why):
-        return []
-    return [f"(`!={minor}` excludes Python {python_full}, which requires-python allows and the lock must serve)"]
+    for excluded in ([minor] if python_full.endswith(".0") else []) + [python_full]:
+        if re.search(rf"!={re.escape(excluded)}(?![.\d*])", why):  # also `!=3.9.0` (cryptography)
+            return [f"(`!={excluded}` excludes Python {python_full}, which requires-python allows and the lock must serve)"]
+    return []
 
 
 def _python_floor(causes: Collection[RequirementInformation[Req, Candidate]],

@@ -358,6 +358,7 @@ class _Reader:
             indexes=indexes,
             required_environments=self.environments(tool.get("required-environments"),
                                                     "tool.lockenv.required-environments"),
+            ignored_sources=_ignored_sources(self.data, dependencies, extras, groups),
         )
 
     def name(self, project: dict[str, Any]) -> str:
@@ -673,6 +674,52 @@ class _Reader:
             if line:
                 keys[short] = line
         return keys
+
+
+_SOURCE_KINDS = (("path", "a path"), ("git", "a git repository"), ("url", "a URL"),
+                 ("workspace", "a workspace member"), ("index", "its index `{}`"), ("source", "its source `{}`"))
+
+
+def _ignored_sources(data: dict[str, Any], dependencies: Sequence[str], extras: Mapping[str, Sequence[str]],
+                     groups: Mapping[str, Sequence[str]]) -> tuple[tuple[str, str], ...]:
+    """`ProjectSpec.ignored_sources`: uv's `[tool.uv.sources]` and Poetry's dependency tables,
+    for the packages the project requires. Values are named by kind only (`a git repository`):
+    a URL may carry credentials."""
+    tool_table = data.get("tool")
+    if not isinstance(tool_table, dict) or not ({"uv", "poetry"} & set(tool_table)):
+        return ()  # the usual case, and the no-op path: no requirement parsed again
+    required: set[str] = set()
+    for text in [*dependencies, *(r for rs in extras.values() for r in rs), *(r for rs in groups.values() for r in rs)]:
+        try:
+            required.add(canonicalize_name(Requirement(text).name))
+        except InvalidRequirement:
+            continue
+    def sub(table: object, key: str) -> dict[str, Any]:
+        value = table.get(key) if isinstance(table, dict) else None
+        return value if isinstance(value, dict) else {}
+
+    tool = sub(data, "tool")
+    poetry = sub(tool, "poetry")
+    tables: list[tuple[str, object]] = [("[tool.uv.sources]", sub(tool, "uv").get("sources")),
+                                        ("[tool.poetry.dependencies]", poetry.get("dependencies"))]
+    tables += [(f"[tool.poetry.group.{g}.dependencies]", sub(poetry, "group")[g].get("dependencies"))
+               for g in sub(poetry, "group") if isinstance(sub(poetry, "group")[g], dict)]
+    out: list[tuple[str, str]] = []
+    for table, entries in tables:
+        if not isinstance(entries, dict):
+            continue
+        said = []
+        for name, value in entries.items():
+            if not isinstance(name, str) or canonicalize_name(name) not in required:
+                continue
+            kinds = [k for v in (value if isinstance(value, list) else [value]) if isinstance(v, dict)
+                     for key, text in _SOURCE_KINDS if key in v
+                     for k in [text.format(v[key]) if "{}" in text and isinstance(v[key], str) else text]]
+            if kinds:
+                said.append(f"`{canonicalize_name(name)}` ({', '.join(dict.fromkeys(kinds))})")
+        if said:
+            out.append((table, ", ".join(said)))
+    return tuple(out)
 
 
 def _is_url(url: str) -> bool:

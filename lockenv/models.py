@@ -61,6 +61,11 @@ class ProjectSpec:
     required_environments: tuple[str, ...] = ()
     """`[tool.lockenv] required-environments` markers (uv's name): the targets they admit must
     get an installable file of every package, or the lock fails (elsewhere it only warns)."""
+    ignored_sources: tuple[tuple[str, str], ...] = field(default=(), compare=False)
+    """(table, what it says) for sources another tool declares for a required package
+    (`[tool.uv.sources]`, Poetry's dependency tables: a path, a git repository, a URL, an
+    index of theirs), which lockenv does not read: `lock` warns that those packages come from
+    lockenv's indexes instead, rather than silently locking another package of that name."""
 
 
 @dataclass(frozen=True)

@@ -124,6 +124,13 @@ def lock(options: LockOptions, *, reporter: Reporter, on_result: Callable[[repor
     spec, path, reasons, from_cli = _fresh_check(options, reporter)
     if _answer_without_resolving(options, path, reasons, reporter, on_result):
         return 0
+    for table, said in spec.ignored_sources:
+        reporter.warn(
+            f"{spec.pyproject}: {table} has sources for {said}; lockenv does not read another tool's sources, "
+            "so these are locked from lockenv's indexes like any other requirement",
+            hint="pin an index in [tool.lockenv.sources] (see README, Private indexes); path, git and URL "
+                 "sources are not supported by lockenv yet: check that the index's package is the one you mean",
+        )
     for reason in reasons:
         if reason.kind != "missing":
             reporter.status(f"Locking: {reason}")

@@ -438,3 +438,46 @@ def test_a_small_union_is_dep_logics_own() -> None:
     unsimplified: set[Any] = set()
     assert str(graph._union(a, b, (graph.Root("main"), ""), unsimplified)) == str(a | b)
     assert not unsimplified
+
+
+def test_a_marker_dep_logic_rewrites_back_and_forth_settles() -> None:
+    """A real lock (pandas 1.5.3 on Windows, pandas >= 2 elsewhere, numpy 2.2.6 reached from
+    both, PyPy and Emscripten in the graph) failed with "the lock's markers did not settle":
+    dep-logic wrote numpy's marker as an OR of ANDs, then, adding the same environments from
+    the other edge, as an AND of ORs, and back, on every pass. The graph below is that lock's,
+    cut down to the five edges that still looped; the marker must settle and be exact."""
+    from dep_logic.markers import parse_marker
+
+    from lockenv.resolve import graph
+    from lockenv.resolve.requirements import Ident
+
+    root = (graph.Root("main"), "")
+    old, new, numpy = (Ident("pandas", None), "1.5.3"), (Ident("pandas", None), "2.3.3"), (Ident("numpy", None), "2.2.6")
+    edges = [(root, old, 'sys_platform == "win32"'),
+             (root, new, 'sys_platform != "win32" and python_version >= "3.9"'),
+             (new, numpy, 'python_version < "3.11"'), (old, numpy, 'python_version >= "3.10"'),
+             (new, numpy, 'python_version >= "3.12"')]
+    forks = {
+        old: 'python_version < "3.9" and (sys_platform == "darwin" or sys_platform == "emscripten" '
+             'or sys_platform == "linux") or sys_platform == "win32"',
+        new: 'python_version < "3.11" and python_version >= "3.9" and (sys_platform == "darwin" or '
+             'sys_platform == "linux") or python_version >= "3.9" and sys_platform == "emscripten"',
+        numpy: 'python_version == "3.10" and (sys_platform == "darwin" or sys_platform == "win32" or '
+               'sys_platform == "linux") or python_version >= "3.10" and sys_platform == "emscripten"',
+    }
+    g = graph._Graph()
+    for parent, child, text in edges:
+        g.edge_targets[(parent, child, text)] = set()
+        g.edge_marker[(parent, child, text)] = parse_marker(text)
+    marker = graph._propagate(g, {n: parse_marker(t) for n, t in forks.items()})
+
+    def holds(text: str, env: dict[str, str]) -> bool:
+        return Marker(text).evaluate(env, "lock_file")
+
+    for env in _grid():
+        for plat in ("linux", "win32", "emscripten", "darwin"):
+            e = {**env, "sys_platform": plat}
+            via_old = holds(edges[0][2], e) and holds(forks[old], e) and holds(edges[3][2], e)
+            via_new = holds(edges[1][2], e) and holds(forks[new], e) and (holds(edges[2][2], e) or holds(edges[4][2], e))
+            want = (via_old or via_new) and holds(forks[numpy], e)
+            assert holds(str(marker[numpy]), e) == want, (e, str(marker[numpy]))

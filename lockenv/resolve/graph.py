@@ -172,6 +172,11 @@ def _propagate(graph: _Graph, fork_cond: dict[Node, BaseMarker]) -> dict[Node, B
     # the graph alone (whether a target was resolved by resolvelib or reused an earlier pin).
     edges = sorted(graph.edge_marker.items(), key=lambda e: (str(e[0][0]), str(e[0][1]), e[0][2]))
     unsimplified: set[Node] = set()
+    # Every form a node's marker has had: a union only adds environments, so coming back to an
+    # earlier form means the forms between are the same environments written another way
+    # (dep-logic wrote numpy's marker as an AND of ORs, then as an OR of ANDs, on each pass:
+    # the lock failed after 100 passes); the marker stays as it is.
+    earlier: dict[Node, set[str]] = {}
     for _ in range(100):
         changed = False
         for (p, c, _m), em in edges:
@@ -185,10 +190,15 @@ def _propagate(graph: _Graph, fork_cond: dict[Node, BaseMarker]) -> dict[Node, B
             new = _union(old, contrib, c, unsimplified)
             if _same_union(new, old):
                 continue
+            form, old_form = _canonical(new), _canonical(old)
+            if form != old_form and form in earlier.get(c, ()):
+                continue
             marker[c] = new
             # Only a change of terms calls for another pass: terms reordered deep inside the
             # marker may flip back and forth forever.
-            changed = changed or _canonical(new) != _canonical(old)
+            if form != old_form:
+                earlier.setdefault(c, set()).add(old_form)
+                changed = True
         if not changed:
             return marker
     raise ResolutionError("the lock's markers did not settle (a bug: please report it)")

@@ -28,13 +28,13 @@ from lockenv.distfiles import DistFile
 from lockenv.sync import state
 from lockenv.sync.install.remove import Stash, delete_paths, remove_distribution
 from lockenv.sync.install.tree import Tree
-from lockenv.sync.install.unpacker import Unpackers, unpack_and_plan
 from lockenv.sync.install.wheel import FreshInstall, WheelInfo, install_wheel, scheme_for, validate_wheel
 from lockenv.sync.plan import Action, SyncPlan
 from lockenv.sync.selection import Wanted
 
 if TYPE_CHECKING:
     from lockenv.cache import Cache
+    from lockenv.sync.install.unpacker import Unpackers
     from lockenv.ui import Reporter
 
 
@@ -259,6 +259,8 @@ def _unpackers(remote: Sequence[Wanted]) -> Unpackers | None:
     size = sum(w.file.size or 0 for w in remote if w.file is not None and w.file.is_wheel)
     if forced == "0" or (forced != "1" and size < UNPACK_PROCESSES_FROM) or not sys.executable:
         return None
+    from lockenv.sync.install.unpacker import Unpackers
+
     try:
         return Unpackers(UNPACK_WORKERS)
     except OSError:  # no process to be had: the threads unpack
@@ -301,6 +303,8 @@ class _Costliest:
         with self._lock:
             _, _, wheel, sha256, want = heapq.heappop(self._heap)
         assert want.file is not None
+        from lockenv.sync.install.unpacker import unpack_and_plan
+
         unpack = self._processes.run if self._processes is not None else unpack_and_plan
         unpack(wheel, sha256, name=want.name, source_sha256=want.sha256,
                source_name=want.file.filename, cache=self._cache, probe=self._probe)

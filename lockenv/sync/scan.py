@@ -7,7 +7,6 @@ file whose size differs or that is newer than its RECORD is hashed.
 from __future__ import annotations
 
 import base64
-import csv
 import hashlib
 import io
 import json
@@ -94,6 +93,8 @@ def read_record(dist_info: Path) -> list[RecordEntry] | None:
         text = (dist_info / "RECORD").read_text(encoding="utf-8")
     except OSError:
         return None
+    import csv  # not at module level: a sync into a new venv reads no RECORD
+
     entries = []
     for row in csv.reader(io.StringIO(text)):
         if not row or not row[0]:

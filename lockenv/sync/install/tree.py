@@ -16,7 +16,6 @@ instead of decompressing and hashing, or a copy when linking is impossible or
 from __future__ import annotations
 
 import base64
-import csv
 import functools
 import hashlib
 import io
@@ -460,6 +459,8 @@ def _agrees_with(tree: Tree, wheel: Path) -> bool:
     if {d for d in top if d.endswith(".dist-info")} != {tree.dist_info_dir} \
             or not {d for d in top if d.endswith(".data")} <= {tree.data_dir}:
         return False
+    import csv
+
     rows: dict[str, list[str]] = {}
     for line in csv.reader(io.StringIO(record_bytes.decode("utf-8", "replace"))):
         if line and line[0]:
@@ -520,6 +521,8 @@ def _extract_members(wheel: Path, zf: zipfile.ZipFile, dest: Path, name: str, di
                 hint="the wheel tries to write outside its install directory",
                 context={"package": name},
             )
+    import csv  # not at module level: a warm sync reads no RECORD
+
     records: dict[str, list[str]] = {}
     for line in csv.reader(io.StringIO(record_text)):
         if line and line[0]:

@@ -170,3 +170,29 @@ def test_planning_a_venv_creates_nothing(tmp_path: Path) -> None:
     assert plan.current is None and plan.interpreter is not None and plan.problem is None
     assert not (tmp_path / ".venv").exists()
     assert rep.err.getvalue() == ""
+
+
+def test_the_cache_remembers_only_which_requires_python_admits_a_venv(tmp_path: Path) -> None:
+    """plan_venv keeps (in the cache) that a requires-python admits the venv's Python, so a
+    warm sync need not import packaging.specifiers; another requires-python, or one that does
+    not admit it, is checked as before and never taken from the marker."""
+    cache = Cache(tmp_path / "cache")
+    rep = quiet()
+    project = tmp_path / "proj"
+    project.mkdir()
+    venv = realize_venv(plan_venv(project, request=sys.executable, requires_python=None,
+                                  reporter=rep), rep)
+    minor = "%d.%d" % sys.version_info[:2]
+    for _ in range(2):  # the second answer comes from the marker the first one left
+        plan = plan_venv(project, request=None, requires_python=f">={minor}", reporter=rep, cache=cache)
+        assert plan.current is not None and plan.current.path == venv.path
+    assert [p.name[:7] for p in (cache.root / Bucket.FRESH_LOCKS.value).iterdir()] == ["python-"]
+    for _ in range(2):  # a refusal is not remembered, nor is the admission taken for it
+        try:
+            refused = plan_venv(project, request=None, requires_python=f">{minor}.999",
+                                reporter=rep, cache=cache)
+        except PythonNotFoundError:
+            continue  # no interpreter on this machine fits: the venv was refused all the same
+        assert refused.current is None and refused.problem is not None
+        assert "does not satisfy the lock's requires-python" in refused.problem
+    assert len(list((cache.root / Bucket.FRESH_LOCKS.value).iterdir())) == 1

@@ -409,7 +409,7 @@ def _open_venv(options: SyncOptions, spec: Callable[[], ProjectSpec | None], loc
         requires_python = lock.requires_python()  # parses the lock unless its selection is cached
         request, source = python_request(options.python)
         venv_plan = plan_venv(options.project, request=request, requires_python=requires_python,
-                              reporter=reporter, source=source)
+                              reporter=reporter, source=source, cache=cache)
     except BaseException:
         probed(None)  # no interpreter left running when the sync stops here
         raise

@@ -69,7 +69,8 @@ class Bucket(str, enum.Enum):
     VENV_LOCKS = "venv-locks-v1"
     """file locks that keep two `sync` runs of one venv apart"""
     FRESH_LOCKS = FRESH_LOCKS_NAME
-    """markers that a lock was checked fresh against its pyproject.toml (the no-op path)"""
+    """markers that a lock was checked fresh against its pyproject.toml (the no-op path), and
+    that a requires-python admits a Python version (`environment._admits`)"""
     LOCKS = "locks"
     """file locks guarding cache entries while they are written"""
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from itertools import islice
 from typing import TYPE_CHECKING, Protocol
 
 from packaging.requirements import Requirement
@@ -159,6 +160,8 @@ class Provider(AbstractProvider[Req, Candidate, Ident]):
         self._releases: dict[str, dict[tuple[int, ...], list[Version]]] = {}
         self._ahead: set[tuple[str, Version]] = set()
         """Versions `rejecting` started reading ahead (each once)."""
+        self._satisfied: dict[tuple[int, Version], tuple[SpecifierSet, bool]] = {}
+        """(id(specifier), version) -> (the specifier, kept alive so the id stays its own; the answer)."""
         self._choices: dict[tuple[str, Version, bool], tuple[DistFile | None, tuple[DistFile, ...], str, bool]] = {}
         self._preference: dict[tuple[str, tuple[int, ...]], tuple[tuple[SpecifierSet, ...], bool, bool]] = {}
         self.unavailable_versions: set[tuple[str, Version]] = set()
@@ -244,7 +247,7 @@ class Provider(AbstractProvider[Req, Candidate, Ident]):
             allowed.remove(preferred)
             allowed.insert(0, preferred)
         if bad:  # after a backjump resolvelib tries the next versions, a metadata read each
-            self._read_ahead(name, [v for v in allowed if v not in bad])
+            self._read_ahead(name, list(islice((v for v in allowed if v not in bad), _AHEAD)))
         if not by_version:
             missing = self.source.not_found(name)
             self.no_candidates[identifier] = missing.message if missing else "the index lists no files for it"
@@ -363,10 +366,16 @@ class Provider(AbstractProvider[Req, Candidate, Ident]):
                 yield Candidate(name, version, extra, file, tuple(files), installable=False)
 
     def is_satisfied_by(self, requirement: Req, candidate: Candidate) -> bool:
-        """Free: a specifier test. Called for every requirement against every pin."""
+        """A specifier test, memoised: resolvelib asks it for every requirement against every
+        pin, each round (sqla: 300,000 times, a few thousand distinct)."""
         if requirement.name != candidate.name or requirement.extra != candidate.extra:
             return False
-        return requirement.specifier.contains(candidate.version, prereleases=True)
+        spec = requirement.specifier
+        key = (id(spec), candidate.version)
+        known = self._satisfied.get(key)
+        if known is None or known[0] is not spec:
+            known = self._satisfied[key] = (spec, spec.contains(candidate.version, prereleases=True))
+        return known[1]
 
     def get_dependencies(self, candidate: Candidate) -> Iterable[Req]:
         """One metadata read per candidate tried (memoised across targets, usually prefetched):
@@ -446,8 +455,19 @@ class Provider(AbstractProvider[Req, Candidate, Ident]):
         desc: dict[str, str] = {}
         root_of: dict[str, str] = {}
         todo: list[Ident] = []
+        order: dict[str, list[Version]] = {}
+        """`allowed`'s sets newest first: a root's is `self.allowed`'s list (memoised); ordering
+        every root's set again at each call hashed millions of Versions on sqla (20 extras)."""
+
+        def newest_first(i: Ident) -> list[Version]:
+            got = order.get(str(i))
+            if got is None:
+                got = order[str(i)] = self._newest_first(i.name, allowed[str(i)])
+            return got
+
         for ident, spec in self.root_specs.items():
-            allowed[str(ident)] = set(self.allowed(ident.name, spec))
+            order[str(ident)] = self.allowed(ident.name, spec)
+            allowed[str(ident)] = set(order[str(ident)])
             why[str(ident)] = [f"`{self.project}` requires `{ident}{spec}`"]
             desc[str(ident)] = root_of[str(ident)] = f"{ident}{spec}"
             todo.append(ident)
@@ -455,11 +475,11 @@ class Provider(AbstractProvider[Req, Candidate, Ident]):
         while todo and seen < 10_000:
             seen += 1
             ident = todo.pop(0)
-            versions = self._newest_first(ident.name, allowed[str(ident)])
+            versions = newest_first(ident)
             if self._learnable(ident, versions):
                 # Those waiting are learned with it, in the same parallel reads (a wave per
                 # depth, not two per package: 162 waves on a cold airflow lock).
-                self._learn([(i, self._newest_first(i.name, allowed[str(i)])) for i in dict.fromkeys([ident, *todo])])
+                self._learn([(i, newest_first(i)) for i in dict.fromkeys([ident, *todo])])
             if not versions or any((ident, v) not in self.known_deps for v in versions):
                 continue
             usable = [v for v in versions if (ident.name, v) not in self.unavailable_versions]
@@ -492,6 +512,7 @@ class Provider(AbstractProvider[Req, Candidate, Ident]):
                     )
                 if before is None or narrowed != before:
                     allowed[key] = narrowed
+                    order.pop(key, None)
                     why[key] = list(dict.fromkeys(why.get(key, []) + chain + [line]))
                     desc.setdefault(key, f"{dep}{wanted}")
                     root_of.setdefault(key, root_of[str(ident)])

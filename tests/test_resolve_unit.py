@@ -405,6 +405,7 @@ def test_a_union_too_big_for_dep_logic_is_kept_as_an_or_of_conjunctions(monkeypa
     from dep_logic.markers import parse_marker
 
     from lockenv.resolve import graph
+    from lockenv.resolve.normal import Algebra
 
     a_text = _libdev_like(("test", "docs"), ("3.8", "3.9", "3.10"))
     b_text = _libdev_like(("lint", "test"), ("3.9", "3.11", "3.12"))
@@ -418,9 +419,9 @@ def test_a_union_too_big_for_dep_logic_is_kept_as_an_or_of_conjunctions(monkeypa
     monkeypatch.setattr(dep_logic.markers.multi, "union", refuse)
     unsimplified: set[Any] = set()
     node = (graph.Root("main"), "")
-    merged = graph._union(a, b, node, unsimplified)
+    merged = graph._union(a, b, node, unsimplified, Algebra())
     assert node in unsimplified, "the node stays unsimplified, so the fixed point is reached"
-    again = graph._union(merged, b, node, unsimplified)
+    again = graph._union(merged, b, node, unsimplified, Algebra())
     assert str(again) == str(merged), "a conjunction already there is not added twice"
     expected_a, expected_b, got = Marker(a_text), Marker(b_text), Marker(str(merged))
     for env in _grid():
@@ -432,11 +433,12 @@ def test_a_small_union_is_dep_logics_own() -> None:
     from dep_logic.markers import parse_marker
 
     from lockenv.resolve import graph
+    from lockenv.resolve.normal import Algebra
 
     a = parse_marker('python_version < "3.10" and "test" in dependency_groups')
     b = parse_marker('python_version >= "3.10" and "test" in dependency_groups')
     unsimplified: set[Any] = set()
-    assert str(graph._union(a, b, (graph.Root("main"), ""), unsimplified)) == str(a | b)
+    assert str(graph._union(a, b, (graph.Root("main"), ""), unsimplified, Algebra())) == str(a | b)
     assert not unsimplified
 
 
@@ -481,3 +483,35 @@ def test_a_marker_dep_logic_rewrites_back_and_forth_settles() -> None:
             via_new = holds(edges[1][2], e) and holds(forks[new], e) and (holds(edges[2][2], e) or holds(edges[4][2], e))
             want = (via_old or via_new) and holds(forks[numpy], e)
             assert holds(str(marker[numpy]), e) == want, (e, str(marker[numpy]))
+
+
+def test_the_merges_marker_algebra_gives_dep_logics_own_results() -> None:
+    """The propagation's `Algebra` follows dep-logic's normal forms step by step, remembering
+    what it computed: every AND and OR of these markers (ranges that merge, platform sets,
+    extras and groups, terms shared between sides, contradictions) has dep-logic's text."""
+    import random
+
+    from dep_logic.markers import parse_marker
+
+    from lockenv.resolve.normal import Algebra
+
+    atoms = ['python_version < "3.10"', 'python_version >= "3.9"', 'python_version == "3.11"',
+             'python_full_version >= "3.9.1"', 'sys_platform == "linux"', 'sys_platform == "win32"',
+             'sys_platform != "emscripten"', 'platform_python_implementation == "PyPy"',
+             'platform_python_implementation != "PyPy"', 'platform_machine == "ppc64le"',
+             '"test" in dependency_groups', '"docs" in dependency_groups', '"all" in extras',
+             '"rich" in extras', 'implementation_name == "cpython"']
+    rng = random.Random(11)
+
+    def conj() -> str:
+        return " and ".join(rng.sample(atoms, rng.randint(1, 2)))
+
+    def text() -> str:
+        return " or ".join(f"({conj()})" for _ in range(rng.randint(1, 2)))  # more: seconds a `|`
+
+    markers = [parse_marker(text()) for _ in range(60)]
+    algebra = Algebra()  # one for all, as one propagation: what it remembers must not leak across
+    for _ in range(120):
+        a, b = rng.choice(markers), rng.choice(markers)
+        assert str(algebra.and_(a, b)) == str(a & b), (str(a), str(b))
+        assert str(algebra.or_(a, b)) == str(a | b), (str(a), str(b))

@@ -21,6 +21,7 @@ from packaging.version import Version
 
 from lockenv.errors import ResolutionError
 from lockenv.resolve.markers import partition, separator, to_marker
+from lockenv.resolve.normal import Algebra
 from lockenv.resolve.requirements import Ident, Req, context_marker, marker_holds
 from lockenv.resolve.single import TargetResult
 from lockenv.resolve.targets import Target
@@ -177,17 +178,18 @@ def _propagate(graph: _Graph, fork_cond: dict[Node, BaseMarker]) -> dict[Node, B
     # (dep-logic wrote numpy's marker as an AND of ORs, then as an OR of ANDs, on each pass:
     # the lock failed after 100 passes); the marker stays as it is.
     earlier: dict[Node, set[str]] = {}
+    algebra = Algebra()  # dep-logic's `&` and `|`, what this propagation computes remembered
     for _ in range(100):
         changed = False
         for (p, c, _m), em in edges:
             pm = marker.get(p)
             if pm is None or pm.is_empty():
                 continue
-            contrib = pm & em
+            contrib = algebra.and_(pm, em)
             if c in fork_cond:
-                contrib = contrib & fork_cond[c]
+                contrib = algebra.and_(contrib, fork_cond[c])
             old = marker.get(c, EmptyMarker())
-            new = _union(old, contrib, c, unsimplified)
+            new = _union(old, contrib, c, unsimplified, algebra)
             if _same_union(new, old):
                 continue
             form, old_form = _canonical(new), _canonical(old)
@@ -210,7 +212,7 @@ _DNF_LIMIT = 256
 """Most conjunctions that CNF's DNF may have (see `_union`)."""
 
 
-def _union(a: BaseMarker, b: BaseMarker, node: Node, unsimplified: set[Node]) -> BaseMarker:
+def _union(a: BaseMarker, b: BaseMarker, node: Node, unsimplified: set[Node], algebra: Algebra) -> BaseMarker:
     """`a | b` for `node`'s marker. dep-logic simplifies a union through its CNF and then that
     CNF's DNF, each the product of the other's lengths: one OR of two 500-character markers (a
     library on `>=3.8` with test and docs groups, forks by Python and PyPy) took 15 s, and
@@ -223,7 +225,7 @@ def _union(a: BaseMarker, b: BaseMarker, node: Node, unsimplified: set[Node]) ->
     dep-logic's own, so locks that were quick before keep their bytes (the largest union of the
     bench projects has 36 clauses; real projects seen: up to 1,296)."""
     if node not in unsimplified:
-        simplified = _dep_logic_or(a, b)
+        simplified = _dep_logic_or(a, b, algebra)
         if simplified is not None:
             return simplified
     if a.is_empty() or b.is_any():
@@ -243,35 +245,34 @@ def _union(a: BaseMarker, b: BaseMarker, node: Node, unsimplified: set[Node]) ->
     return terms[0][1] if len(terms) == 1 else MarkerUnion(*(t for _, t in terms))
 
 
-def _dep_logic_or(a: BaseMarker, b: BaseMarker) -> BaseMarker | None:
+def _dep_logic_or(a: BaseMarker, b: BaseMarker, algebra: Algebra) -> BaseMarker | None:
     """`a | b` as dep-logic computes it, or None where its CNF or DNF would pass the limits.
     Its operators send every union of an AND or an OR to `dep_logic.utils.union`, which is
     followed here step by step with the sizes checked in between."""
     from dep_logic.markers import MarkerUnion, MultiMarker
 
     if isinstance(a, (MarkerUnion, MultiMarker)):
-        return _bounded_union(a, b)
+        return _bounded_union(a, b, algebra)
     if isinstance(b, (MarkerUnion, MultiMarker)) and a.__or__(b) is NotImplemented:
-        return _bounded_union(b, a)  # Python then calls b.__ror__(a): union(b, a)
+        return _bounded_union(b, a, algebra)  # Python then calls b.__ror__(a): union(b, a)
     return a | b  # neither is an AND or an OR: dep-logic merges them directly
 
 
-def _bounded_union(a: BaseMarker, b: BaseMarker) -> BaseMarker | None:
+def _bounded_union(a: BaseMarker, b: BaseMarker, algebra: Algebra) -> BaseMarker | None:
     """dep-logic's `union(a, b)` (dep_logic/utils.py), or None past the limits."""
     from dep_logic.markers import MarkerUnion, MultiMarker
-    from dep_logic.utils import cnf, dnf
 
     unnormalized: BaseMarker = MarkerUnion(a, b)
     while isinstance(unnormalized, (MultiMarker, MarkerUnion)) and len(unnormalized.markers) == 1:
         unnormalized = unnormalized.markers[0]
     if _clauses(unnormalized) > _CNF_LIMIT:
         return None
-    conjunction = cnf(unnormalized)
+    conjunction = algebra.cnf(unnormalized)
     if not isinstance(conjunction, MultiMarker):
         return conjunction
     if _conjunctions(conjunction) > _DNF_LIMIT:
         return None
-    disjunction = dnf(conjunction)
+    disjunction = algebra.dnf(conjunction)
     if not isinstance(disjunction, MarkerUnion):
         return disjunction
     return min(disjunction, conjunction, unnormalized, key=lambda x: x.complexity)

@@ -8,14 +8,16 @@ dep-logic 0.7's `utils.cnf`/`dnf`/`union`/`intersection`, `MultiMarker.of`/`Mark
 their `union_simplify`/`intersect_simplify` step by step (the single markers' own `&`/`|` are
 still dep-logic's), so the results are dep-logic's own, term for term, and the lock keeps its
 bytes. What it changes is only how much is recomputed: sets instead of list scans, each pairwise
-step and each constructor call remembered for the same objects (dep-logic's operations are pure),
-and no last pass over a list the previous pass did not change (it would repeat the same
-comparisons). One `Algebra` serves one propagation, so what it remembers is freed with it.
+step and each term a CNF or DNF builds from the same parts remembered for the same objects
+(dep-logic's operations are pure), and no last pass over a list the previous pass did not change
+(it would repeat the same comparisons). One `Algebra` serves one propagation, so what it
+remembers is freed with it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+import operator
 from itertools import product
 
 from dep_logic.markers import AnyMarker, BaseMarker, EmptyMarker, MarkerUnion, MultiMarker
@@ -58,9 +60,10 @@ class Algebra:
     def __init__(self) -> None:
         self._cnf: dict[BaseMarker, BaseMarker] = {}
         self._dnf: dict[BaseMarker, BaseMarker] = {}
-        # Keyed by the objects' ids, the objects kept in the value so no id is reused.
-        self._made: dict[tuple[bool, tuple[int, ...]], tuple[tuple[BaseMarker, ...], BaseMarker]] = {}
-        self._pairs: dict[tuple[bool, int, int], tuple[BaseMarker, BaseMarker, BaseMarker | None]] = {}
+        # Keyed by the objects' ids (AND, OR apart), the objects kept in the value so that no id
+        # is reused while it is remembered.
+        self._made: tuple[dict[int, tuple[tuple[BaseMarker, ...], BaseMarker]], ...] = ({}, {})
+        self._pairs: tuple[dict[int, tuple[BaseMarker, BaseMarker, BaseMarker | None]], ...] = ({}, {})
 
     # -- the operators, dispatched as Python dispatches dep-logic's `&` and `|` ----------------
 
@@ -117,26 +120,29 @@ class Algebra:
         if type(m) is inner:  # distribute: one outer term per choice of one term of each part
             parts = [self._normal(x, conjunctive) for x in m.markers]
             choices = [p.markers if type(p) is outer else (p,) for p in parts]
-            result = self.of(outer, [self.of(inner, c) for c in product(*choices)])
+            result = self._build(conjunctive, [self.of(inner, c) for c in product(*choices)])
         elif type(m) is outer:
-            result = self.of(outer, [self._normal(x, conjunctive) for x in m.markers])
+            result = self._build(conjunctive, [self._normal(x, conjunctive) for x in m.markers])
         memo[m] = result
         return result
 
     # -- MultiMarker.of / MarkerUnion.of --------------------------------------------------------
 
-    def of(self, cls: type[MultiMarker] | type[MarkerUnion], markers: Sequence[BaseMarker]) -> BaseMarker:
-        """dep-logic's `cls.of(*markers)`, remembered for the same marker objects."""
+    def of(self, cls: type[MultiMarker] | type[MarkerUnion], markers: tuple[BaseMarker, ...]) -> BaseMarker:
+        """dep-logic's `cls.of(*markers)`, remembered for the same marker objects (the CNF and
+        DNF of a union build the same terms from the same parts over and over)."""
         conjunctive = cls is MultiMarker
-        key = (conjunctive, tuple(map(id, markers)))
-        known = self._made.get(key)
-        if known is not None:
+        made = self._made[conjunctive]
+        key = hash(tuple(map(id, markers)))  # equal keys are checked below: a hash may collide
+        known = made.get(key)
+        if known is not None and len(known[0]) == len(markers) and all(map(operator.is_, known[0], markers)):
             return known[1]
         result = self._build(conjunctive, markers)
-        self._made[key] = (tuple(markers), result)
+        made[key] = (markers, result)  # the markers kept: no id is reused while remembered
         return result
 
     def _build(self, conjunctive: bool, markers: Sequence[BaseMarker]) -> BaseMarker:
+        """`MultiMarker.of` (conjunctive) or `MarkerUnion.of`, step by step."""
         cls = MultiMarker if conjunctive else MarkerUnion
         new = _flatten(markers, cls)
         old: list[BaseMarker] = []
@@ -176,8 +182,9 @@ class Algebra:
     def _pair(self, conjunctive: bool, mark: BaseMarker, marker: BaseMarker) -> BaseMarker | None:
         """What `of` does with a kept term `mark` and the next term `marker`: the term that
         replaces `mark`, `_ABSORBED`, or None (keep both)."""
-        key = (conjunctive, id(mark), id(marker))
-        known = self._pairs.get(key)
+        pairs = self._pairs[conjunctive]
+        key = id(mark) << 64 | id(marker)
+        known = pairs.get(key)
         if known is not None:
             return known[2]
         step: BaseMarker | None = None
@@ -191,7 +198,7 @@ class Algebra:
             step = self._simplify(True, mark, marker)
         elif not conjunctive and type(mark) is MultiMarker:
             step = self._simplify(False, mark, marker)
-        self._pairs[key] = (mark, marker, step)
+        pairs[key] = (mark, marker, step)
         return step
 
     def _simplify(self, conjunctive: bool, mark: BaseMarker, other: BaseMarker) -> BaseMarker | None:

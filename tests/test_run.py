@@ -103,7 +103,8 @@ def stop(signum, frame):
 signal.signal(signal.SIGTERM, stop)
 signal.signal(signal.SIGINT, stop)
 print("ready", flush=True)
-time.sleep(120)
+for _ in range(1200):  # short sleeps: a signal that lands between the print and a long
+    time.sleep(0.1)    # sleep's system call would wait for the whole sleep to be handled
 """
 
 
@@ -128,6 +129,24 @@ def test_signals_reach_the_command_and_its_status_is_lockenvs(
         proc.kill()
     assert out == f"got {sig.name}\n", err
     assert proc.returncode == 40 + sig
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("state", ["up to date", "needs a sync"])
+def test_the_command_gets_default_signal_dispositions(project: Path, index_server: Any, state: str) -> None:
+    """Python ignores SIGPIPE (and SIGXFSZ); the command must not inherit that: a pipeline
+    through `head` would print "Broken pipe" errors instead of ending quietly."""
+    if state == "up to date":
+        _ready(project, index_server)
+    else:
+        write_project(project, ["alpha"])
+        lock(project, index_server)
+    result = run_lockenv("run", "sh", "-c", "grep SigIgn /proc/$$/status; yes | head -1",
+                         cwd=project, env=env_for(index_server))
+    assert result.code == 0, result.output
+    ignored = int(result.stdout.split("SigIgn:")[1].split()[0], 16)
+    assert not ignored & (1 << (signal.SIGPIPE - 1)) and not ignored & (1 << (signal.SIGXFSZ - 1)), hex(ignored)
+    assert "Broken pipe" not in result.stderr
 
 
 def test_virtual_env_of_another_environment_is_named_not_silently_ignored(

@@ -81,6 +81,18 @@ def command_env(venv: Path) -> dict[str, str]:
     return env
 
 
+def _default_signals() -> None:
+    """Python ignores SIGPIPE and SIGXFSZ, and an ignored signal stays ignored across
+    `execve`: the command would inherit it (`lockenv run sh -c 'yes | head -1'` printed
+    "yes: standard output: Broken pipe"). Back to the defaults, as subprocess does for a child."""
+    import signal
+
+    for name in ("SIGPIPE", "SIGXFSZ"):
+        number = getattr(signal, name, None)
+        if number is not None:
+            signal.signal(number, signal.SIG_DFL)
+
+
 def exec_command(project: Path, command: tuple[str, ...] | list[str]) -> NoReturn:
     """Replace this process with `command` run in the project's venv."""
     venv = venv_path(project)
@@ -98,6 +110,7 @@ def exec_command(project: Path, command: tuple[str, ...] | list[str]) -> NoRetur
                   if os.sep not in name else "check the path"))
     sys.stdout.flush()
     sys.stderr.flush()
+    _default_signals()
     try:
         os.execve(found, list(command), env)
     except OSError as exc:

@@ -676,6 +676,9 @@ class _Reader:
         return keys
 
 
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+"""An index or source name shown in a message as it is written; others (control characters,
+a terminal's escape sequences, from a cloned project's pyproject.toml) are not shown."""
 _SOURCE_KINDS = (("path", "a path"), ("git", "a git repository"), ("url", "a URL"),
                  ("workspace", "a workspace member"), ("index", "its index `{}`"), ("source", "its source `{}`"))
 
@@ -714,7 +717,8 @@ def _ignored_sources(data: dict[str, Any], dependencies: Sequence[str], extras: 
                 continue
             kinds = [k for v in (value if isinstance(value, list) else [value]) if isinstance(v, dict)
                      for key, text in _SOURCE_KINDS if key in v
-                     for k in [text.format(v[key]) if "{}" in text and isinstance(v[key], str) else text]]
+                     for k in [text.format(v[key]) if "{}" in text and _PLAIN_NAME.fullmatch(str(v[key])) else
+                               text.replace(" `{}`", "")]]
             if kinds:
                 said.append(f"`{canonicalize_name(name)}` ({', '.join(dict.fromkeys(kinds))})")
         if said:

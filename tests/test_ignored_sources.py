@@ -62,6 +62,16 @@ def test_poetry_sources_in_dependency_tables_and_groups_are_named(
     assert "python" not in flat.split("hint:")[0].replace("Python", "")
 
 
+def test_a_name_with_control_characters_is_not_shown(project: Path, index_server: IndexServer) -> None:
+    write_project(project, ["alpha"])
+    (project / "pyproject.toml").write_text((project / "pyproject.toml").read_text()
+                                           + '\n[tool.uv.sources]\nalpha = { index = "evil\\u001b[2J" }\n')
+    code, stderr = _lock(project, index_server)
+    assert code == 0, stderr
+    assert "has sources for `alpha` (its index);" in " ".join(stderr.split())
+    assert "\x1b" not in stderr and "evil" not in stderr
+
+
 def test_version_only_entries_say_nothing(project: Path, index_server: IndexServer) -> None:
     write_project(project, ["alpha"])
     (project / "pyproject.toml").write_text((project / "pyproject.toml").read_text()

@@ -164,8 +164,9 @@ def sha256_after(data: bytes) -> Any:
     MB on web, ~2.5 ms of CPU each here. The state after the last bytes hashed is kept and
     copied when the same bytes come again (compared, byte for byte: a lock read again may have
     changed); the digests are the ones `hashlib.sha256(data)` gives."""
-    if _last_hashed and _last_hashed[0][0] == data:
-        return _last_hashed[0][1].copy()
+    last = _last_hashed[0] if _last_hashed else None  # one read: another thread may replace it
+    if last is not None and last[0] == data:
+        return last[1].copy()
     done = hashlib.sha256(data)
     _last_hashed[:] = [(data, done)]
     return done.copy()

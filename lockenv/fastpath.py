@@ -251,12 +251,12 @@ def _exit_now(code: int) -> None:
         return
     import atexit
 
-    atexit._run_exitfuncs()
+    atexit._run_exitfuncs()  # once: returning now would run them again at the normal exit
     try:
         sys.stdout.flush()
         sys.stderr.flush()
-    except Exception:  # noqa: BLE001
-        return
+    except Exception:  # noqa: BLE001 - a closed pipe: 120, as the interpreter's own exit says
+        os._exit(code or 120)
     os._exit(code)
 
 

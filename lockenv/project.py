@@ -89,7 +89,7 @@ def lock_noop_marker(project: Path) -> Path | None:
     return cache_root() / FRESH_LOCKS / f"lock-{h.hexdigest()}"
 
 
-_FRESHNESS_CODE = ("manifest.py", "models.py", "lockfile/fresh.py", "lockfile/read.py",
+_FRESHNESS_CODE = ("manifest.py", "models.py", "distfiles.py", "lockfile/fresh.py", "lockfile/read.py",
                    "lockfile/common.py", "ops/lock.py")
 """The modules whose code decides whether a lock is fresh: a change to one (an editable
 install, a development tree) is a new marker key even under the same version."""

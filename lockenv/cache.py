@@ -7,6 +7,8 @@ Layout under the root (`LOCKENV_CACHE_DIR`, else the platform user cache dir):
     files-v1/<aa>/<sha256>/<filename>     downloaded wheels and sdists, forever, verified on use
     unpacked-v1/<aa>/<sha256>/            wheels unpacked and checked against RECORD (sync/install/tree.py)
     installs-v1/<aa>/<key>.json           what installing one of those into one venv wrote (sync/install/replay.py)
+    installs-v1/whole/<aa>/<key>          what a whole sync into an empty venv did, one sealed
+                                          plan (sync/install/whole.py)
 
 Downloaded files are checked (sha256 and size) on every use, cache hits included (a cached
 wheel is used by a sync when it is read: see sync/apply.py `UnreadWheel`): a damaged
@@ -304,8 +306,11 @@ class Cache:
     # -- sealed entries -------------------------------------------------------------------
     def seal(self, data: bytes) -> bytes | None:
         """`data` with an HMAC under the user's key, kept outside the cache: entries that say
-        what to install (parsed locks, replay records) are derived, so anyone who can write the
-        cache could forge them; a sealed entry cannot be (F4). None when there is no key."""
+        what to install (parsed locks, replay records, a sync's whole install plan) are derived,
+        so anyone who can write the cache could forge them; a sealed entry cannot be (F4). The
+        HMAC covers `data` alone, not where it is kept: an entry whose meaning depends on its
+        key holds that key inside `data` (a sealed entry moved to another key is refused). None
+        when there is no key."""
         key = _user_key()
         if key is None:
             return None

@@ -230,6 +230,9 @@ def test_f4_a_forged_replay_record_is_never_replayed(project: Path, index_server
     matches them) is not replayed: the venv gets the wheel's own file and verify agrees."""
     _synced(project, index_server, ["alpha"])
     shutil.rmtree(project / ".venv")
+    # The sync's sealed plan would serve the empty venv without reading a record: without it,
+    # the records are what the next sync reads (a forged plan: test_sync_whole).
+    shutil.rmtree(_cache() / "installs-v1" / "whole")
     evil = b'print("owned by a poisoned cache")\n'
     records = [p for p in (_cache() / "installs-v1").rglob("*.json") if "targets" not in p.parts]
     assert records

@@ -563,14 +563,67 @@ def _carry_out(options: SyncOptions, planned: _Planned, target: _Target, *,
         return 0
     # The plan is shown once everything it needs is downloaded, verified and built: a refused
     # sync prints the error, not a plan it did not carry out.
-    _apply(sync_plan, options=options, spec_of=spec, probe=target.probe, venv_dir=venv_dir,
-           lock=lock, cache=cache, reporter=reporter,
-           before_changes=lambda: _show_plan(sync_plan, reporter, relocked))
+    shown: list[bool] = []
+
+    def show() -> None:
+        if not shown:
+            shown.append(True)
+            _show_plan(sync_plan, reporter, relocked)
+
+    key = _whole_key(options, planned, target)
+    if key is None or not _install_whole(key, sync_plan, target, cache, reporter, show):
+        applied: list[Any] | None = None if key is None else []
+        _apply(sync_plan, options=options, spec_of=spec, probe=target.probe, venv_dir=venv_dir,
+               lock=lock, cache=cache, reporter=reporter, before_changes=show, applied=applied)
+        if key is not None and applied is not None:
+            _keep_whole(key, sync_plan, applied, target.probe, cache)
     record_selection(venv_dir, options)
     state.write_state(venv_dir, inputs, len(planned.wanted), lock_checked=not options.frozen)
     reporter.status(_summary(sync_plan.summary_counts(), past=True).capitalize()
                     + f" in {time.perf_counter() - started:.2f}s")
     return 0
+
+
+def _whole_key(options: SyncOptions, planned: _Planned, target: _Target) -> str | None:
+    """The key of the sync's sealed install plan (`sync.install.whole`); None when a plan does
+    not cover it (something installed, anything but wheels, --find-links)."""
+    if options.find_links is not None:
+        return None
+    from lockenv.sync.install.whole import key_for
+
+    return key_for(planned.plan, planned.installed, probe=target.probe)
+
+
+def _install_whole(key: str, sync_plan: SyncPlan, target: _Target, cache: Cache, reporter: Reporter,
+                   before_changes: Callable[[], None]) -> bool:
+    """The whole install from the sealed plan kept for `key`; False when there is none, or it
+    does not fit (nothing of it is left: the caller installs wheel by wheel)."""
+    from lockenv.sync.install import whole
+
+    assert target.venv_dir is not None
+    if not whole.archives_cached(sync_plan, cache):
+        return False
+    kept = whole.load(cache, key)
+    return kept is not None and whole.install(kept, venv=target.venv_dir, probe=target.probe,
+                                              before_changes=before_changes, warn=reporter.warn)
+
+
+def _keep_whole(key: str, sync_plan: SyncPlan, applied: Sequence[Any], probe: Probe,
+                cache: Cache) -> None:
+    """Seal what this sync's installs did as the plan for `key`, when every install said."""
+    from lockenv.sync.install import whole
+
+    if len(applied) != len(sync_plan.changes) or any(done is None for _, done in applied):
+        return
+    paths = probe.paths
+    targets = [t for prepared, _ in applied for t in prepared.wheel.targets]
+    try:
+        plan = whole.assemble(key, (a.name for a in sync_plan.changes), targets,
+                              [done for _, done in applied], paths["purelib"],
+                              [paths[k] for k in ("purelib", "platlib", "scripts", "data")])
+    except whole.Unusable:  # a tree without a sealed manifest: installed wheel by wheel each time
+        return
+    whole.save(cache, plan)
 
 
 def _mark_stale_editable(installed: list[Installed], wanted: Sequence[Wanted]) -> list[Installed]:
@@ -633,9 +686,10 @@ def _index_url(lock: LockSource, spec: ProjectSpec | None, lock_path: Path) -> s
 
 def _apply(sync_plan: SyncPlan, *, options: SyncOptions, spec_of: Callable[[], ProjectSpec | None],
            probe: Probe, venv_dir: Path, lock: LockSource, cache: Cache, reporter: Reporter,
-           before_changes: Callable[[], None] | None = None) -> None:
+           before_changes: Callable[[], None] | None = None, applied: list[Any] | None = None) -> None:
     """Fetch, build and validate everything, then change the venv. The index client (for
-    downloads and build requirements) is created only when needed."""
+    downloads and build requirements) is created only when needed. `applied` receives what
+    each install did (see `sync.apply.apply`)."""
     from lockenv.sync.apply import apply, fetch, prepare
     from lockenv.sync.install.tree import handing_over
 
@@ -693,7 +747,8 @@ def _apply(sync_plan: SyncPlan, *, options: SyncOptions, spec_of: Callable[[], P
                                builder=builder)
             if before_changes is not None:
                 before_changes()
-            apply(sync_plan, prepared, probe=probe, venv=venv_dir, cache=cache, reporter=reporter)
+            apply(sync_plan, prepared, probe=probe, venv=venv_dir, cache=cache, reporter=reporter,
+                  applied=applied)
     finally:
         for c in reversed(clients):
             c.close()

@@ -26,9 +26,9 @@ from lockenv.environment import Probe
 from lockenv.errors import IntegrityError, LockenvError, SyncError
 from lockenv.distfiles import DistFile
 from lockenv.sync import state
-from lockenv.sync.install.remove import Stash, delete_paths, remove_distribution
+from lockenv.sync.install.remove import Stash, delete_paths, keep_dirs, remove_distribution, stash_kept
 from lockenv.sync.install.tree import Tree
-from lockenv.sync.install.wheel import FreshInstall, WheelInfo, install_wheel, scheme_for, validate_wheel
+from lockenv.sync.install.wheel import Applied, FreshInstall, WheelInfo, install_wheel, scheme_for, validate_wheel
 from lockenv.sync.plan import Action, SyncPlan
 from lockenv.sync.selection import Wanted
 
@@ -71,12 +71,6 @@ class Prepared:
     wheel: WheelInfo
     scheme: dict[str, str]
     direct_url: dict | None
-
-
-def keep_dirs(probe: Probe, venv: Path) -> list[str]:
-    paths = probe.paths
-    return [paths["purelib"], paths["platlib"], paths["scripts"], paths["include"],
-            str(Path(paths["purelib"]).parent), str(venv / "lib"), str(venv / "include")]
 
 
 @dataclass(frozen=True)
@@ -447,11 +441,13 @@ def prepare(plan: SyncPlan, fetched: Fetched, *, probe: Probe, venv: Path, cache
 
 
 def apply(plan: SyncPlan, prepared: Sequence[Prepared], *, probe: Probe, venv: Path, cache: Cache,
-          reporter: Reporter, fresh: FreshInstall | None = None) -> None:
+          reporter: Reporter, fresh: FreshInstall | None = None,
+          applied: list[tuple[Prepared, Applied | None]] | None = None) -> None:
     """Change the venv: journal, move the old distributions aside, install, commit. On an error
     the new files are removed and the old ones put back; if the process dies instead, the
     journal lets the next sync repair the venv. `fresh` installs what was never installed
-    before (installer; tests hand in one that fails)."""
+    before (installer; tests hand in one that fails). `applied` receives what each install
+    did (for the sync's sealed plan, `whole`)."""
     touched = [a.name for a in plan.changes]
     removing = [a.name for a in plan.of_kind("remove")]
     targets = [t for p in prepared for t in p.wheel.targets]
@@ -464,10 +460,11 @@ def apply(plan: SyncPlan, prepared: Sequence[Prepared], *, probe: Probe, venv: P
             for dist in action.installed:
                 remove_distribution(Path(dist.dist_info), venv=venv, stash=stash, keep_dirs=dirs,
                                     warn=reporter.warn)
-        _stash_kept(targets, stash)
+        stash_kept(targets, stash)
         if os.environ.get("LOCKENV_TEST_CRASH_AFTER") == "0":  # tests: die between the phases
             os.kill(os.getpid(), signal.SIGKILL)
-        _install_all(prepared, probe=probe, cache=cache, fresh=fresh, warn=reporter.warn)
+        _install_all(prepared, probe=probe, cache=cache, fresh=fresh, warn=reporter.warn,
+                     applied=applied)
     except BaseException as exc:
         try:
             delete_paths(targets, venv=venv, keep_dirs=dirs)
@@ -486,35 +483,9 @@ def apply(plan: SyncPlan, prepared: Sequence[Prepared], *, probe: Probe, venv: P
     state.clear_journal(venv)
 
 
-def _stash_kept(targets: Sequence[str], stash: Stash) -> None:
-    """Move aside what the install is about to replace that is still there after the removals:
-    a kept distribution's file (a shared namespace `__init__.py`, a script of the same name).
-    A rollback then restores it instead of deleting it (the install writes a new file either
-    way). Directories that do not exist are not looked into, nor asked about below the first
-    one missing: a fresh data venv asked 1,781 missing directories, now the ~250 at the top."""
-    known: dict[str, bool] = {}
-
-    def is_dir(path: str) -> bool:
-        found = known.get(path)
-        if found is None:
-            up = os.path.dirname(path)
-            found = (up == path or is_dir(up)) and os.path.isdir(path)
-            known[path] = found
-        return found
-
-    sep = os.sep
-    by_parent: dict[str, list[str]] = {}
-    for target in targets:  # absolute and normalised: the parent precedes the last separator
-        by_parent.setdefault(target[:target.rindex(sep)] or sep, []).append(target)
-    for parent, inside in by_parent.items():
-        if is_dir(parent):
-            for target in inside:
-                if os.path.lexists(target):
-                    stash.move(target)
-
-
 def _install_all(prepared: Sequence[Prepared], *, probe: Probe, cache: Cache,
-                 fresh: FreshInstall | None, warn: Callable[[str, str | None], None]) -> None:
+                 fresh: FreshInstall | None, warn: Callable[[str, str | None], None],
+                 applied: list[tuple[Prepared, Applied | None]] | None = None) -> None:
     crash_after = int(os.environ.get("LOCKENV_TEST_CRASH_AFTER", "-1") or "-1")
     counter = [0]
     lock = threading.Lock()
@@ -523,9 +494,12 @@ def _install_all(prepared: Sequence[Prepared], *, probe: Probe, cache: Cache,
     def one(p: Prepared) -> None:
         want = p.action.wanted
         assert want is not None
-        install_wheel(p.wheel, scheme=p.scheme, python=probe.python, cache=cache,
-                      source_sha256=want.sha256, source_name=want.file.filename if want.file else None,
-                      direct_url=p.direct_url, fresh=fresh, warn=warn, made=made)
+        done = install_wheel(p.wheel, scheme=p.scheme, python=probe.python, cache=cache,
+                             source_sha256=want.sha256,
+                             source_name=want.file.filename if want.file else None,
+                             direct_url=p.direct_url, fresh=fresh, warn=warn, made=made)
+        if applied is not None:
+            applied.append((p, done))  # list.append: atomic, the install threads share it
         if crash_after >= 0:
             with lock:
                 counter[0] += 1

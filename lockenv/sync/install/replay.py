@@ -25,15 +25,14 @@ import base64
 import hashlib
 import json
 import os
-import re
 import sys
-import threading
 from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lockenv.cache import Bucket
-from lockenv.sync.install.tree import Linker, Member, Tree, hand_over, take_over, write_new
+from lockenv.sync.install.fs import installer_version, write_replacing
+from lockenv.sync.install.tree import Linker, Member, Tree, hand_over, take_over
 
 if TYPE_CHECKING:
     from lockenv.cache import Cache
@@ -54,7 +53,7 @@ def record_key(tree: Tree, scheme: Mapping[str, str], python: str,
     launcher kind; its version is read without importing it, which costs ~10 ms.)"""
     h = hashlib.sha256()
     root = scheme["data"]
-    parts = [str(FORMAT), _installer_version(), tree.sha256, _relative_to(python, root), os.name,
+    parts = [str(FORMAT), installer_version(), tree.sha256, _relative_to(python, root), os.name,
              sys.version, json.dumps({k: _relative_to(v, root) for k, v in scheme.items()},
                                      sort_keys=True)]
     for name in sorted(metadata):
@@ -70,31 +69,6 @@ def _relative_to(path: str, root: str) -> str:
     if path.startswith(root + os.sep):
         return VENV + path[len(root):]
     return path
-
-
-_installer: list[str] = []
-
-
-def _installer_version() -> str:
-    """installer's version and location, read from its `__init__.py`."""
-    if not _installer:
-        import importlib.util
-
-        spec = importlib.util.find_spec("installer")
-        origin = str(spec.origin) if spec is not None else "?"
-        try:
-            text = Path(origin).read_text(encoding="utf-8")
-            found = re.search(r"""^__version__\s*=\s*["']([^"']+)["']""", text, re.M)
-        except OSError:
-            found = None
-        if found is not None:
-            version = found.group(1)
-        else:
-            import installer
-
-            version = installer.__version__
-        _installer.append(f"{version}@{origin}")
-    return _installer[0]
 
 
 def record_path(cache: Cache, key: str) -> Path:
@@ -143,7 +117,7 @@ TARGETS_FORMAT = 1
 def targets_path(cache: Cache, tree: Tree) -> Path:
     """Where the planned targets of `tree` are kept: they depend on the tree, installer (its
     version and launcher kind), never on the venv (see `load_targets`)."""
-    h = hashlib.sha256("\0".join([str(TARGETS_FORMAT), _installer_version(), tree.sha256,
+    h = hashlib.sha256("\0".join([str(TARGETS_FORMAT), installer_version(), tree.sha256,
                                     os.name, sys.platform]).encode("utf-8", "surrogateescape"))
     key = h.hexdigest()
     return cache.root / INSTALLS.value / "targets" / key[:2] / f"{key}.json"
@@ -237,7 +211,7 @@ def all_normal(paths: list[str]) -> bool:
                 or "/\0" in joined or "\0\0" in joined)
 
 
-def _check(ops: list[dict[str, Any]], tree: Tree,
+def check(ops: list[dict[str, Any]], tree: Tree,
            planned: Collection[str]) -> tuple[list[tuple[Member, str]], list[dict[str, Any]]]:
     """The record's links as (tree entry, target) and its writes, in order; BadRecord when the
     record's `ops` do not fit: a target that is not one of the install's `planned` targets
@@ -340,58 +314,26 @@ def _sha256_field(data: bytes) -> bytes:
     return b"sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
 
 
-_umask_lock = threading.Lock()
-_umask: list[int] = []
-
-
-def _current_umask() -> int:
-    """The process umask, read once (os.umask must set it to read it: done under a lock, and
-    from /proc where possible so no other thread sees a changed umask)."""
-    with _umask_lock:
-        if not _umask:
-            value = None
-            try:
-                with open("/proc/self/status", encoding="ascii") as fh:
-                    for line in fh:
-                        if line.startswith("Umask:"):
-                            value = int(line.split()[1], 8)
-                            break
-            except (OSError, ValueError):
-                pass
-            if value is None:
-                value = os.umask(0o022)
-                os.umask(value)
-            _umask.append(value)
-        return _umask[0]
-
-
 def replay(record: dict[str, Any], tree: Tree, scheme: Mapping[str, str], python: str, *,
-           planned: Collection[str], link: bool, made: set[str] | None = None) -> None:
+           planned: Collection[str], link: bool,
+           made: set[str] | None = None) -> tuple[list[tuple[Member, str]], list[dict[str, Any]]]:
     """Write what the recorded install wrote (moved to this venv's path, see `relocated`).
     Files are hard-linked from the tree (copied when `link` is False or linking fails); written
     files get the modes installer gives them. Everything is checked before the first write
     (every target one of `planned`, the install's targets: a set, for speed).
     The install's directories are made first, each once (`made`: the directories a sync's
     installs made or found, shared by them), then the links, then the written files (RECORD,
-    scripts...): an interrupted install is undone by the journal, whatever the order."""
+    scripts...): an interrupted install is undone by the journal, whatever the order. Returns
+    what it did: the links (tree entry, target) and the writes (for the sync's sealed plan)."""
     if record.get("tree") != tree.sha256:
         raise BadRecord("another tree")
     ops = relocated(record, scheme, python)
-    links, writes = _check(ops, tree, planned)
+    links, writes = check(ops, tree, planned)
     linker = Linker(tree, link=link, made=made)
     linker.make_parents((op["target"] for op in ops),
                         roots={os.path.abspath(d) for d in scheme.values()})
     linker.place_all(links)
     for op in writes:
-        target = op["target"]
         data = op["data"] if isinstance(op["data"], bytes) else base64.b64decode(op["data"])
-        try:
-            write_new(target, data, 0o666)
-        except FileExistsError:  # never write through a hard link into the cache
-            os.unlink(target)
-            write_new(target, data, 0o666)
-        if op.get("exec"):
-            mode = 0o777 & ~_current_umask() | 0o111
-            if op.get("script"):
-                mode |= (mode & 0o444) >> 2
-            os.chmod(target, mode)
+        write_replacing(op["target"], data, executable=bool(op.get("exec")), script=bool(op.get("script")))
+    return links, writes

@@ -35,7 +35,8 @@ from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 from lockenv.cache import Bucket
 from lockenv.errors import IntegrityError
-from lockenv.project import write_all
+from lockenv.sync.install.fs import make_dirs as _make_dirs
+from lockenv.sync.install.fs import write_new
 
 if TYPE_CHECKING:
     from lockenv.cache import Cache
@@ -194,29 +195,6 @@ class Linker:
             os.chmod(target, 0o755)
 
 
-def _make_dirs(path: str, made: set[str] | None = None) -> None:
-    """os.makedirs(path, exist_ok=True) in one mkdir when the parent exists (the usual case in
-    a new venv: makedirs stats the parent first), climbing only when it does not; the parents
-    it makes go into `made`."""
-    try:
-        os.mkdir(path)
-    except FileNotFoundError:
-        parent = os.path.dirname(path)
-        if parent == path:
-            raise
-        _make_dirs(parent, made)
-        if made is not None:
-            made.add(parent)
-        try:
-            os.mkdir(path)
-        except FileExistsError:
-            if not os.path.isdir(path):
-                raise
-    except FileExistsError:
-        if not os.path.isdir(path):
-            raise
-
-
 def _unchanged(src: str, entry: Member) -> None:
     """The F8 check before a tree file leaves the tree (one stat): TreeChanged unless its size
     and mtime are as unpacked; a tree from before trees were read-only is made read-only."""
@@ -364,15 +342,6 @@ def _write_manifest(path: Path, seal_path: Path, manifest: dict[str, Any], sha25
     seal = cache.seal(_seal_input(sha256, data))
     if seal is not None:  # no user key: the tree is checked against the wheel on each use
         write_new(seal_path, seal)
-
-
-def write_new(path: Path | str, data: bytes, mode: int = 0o644) -> None:
-    """Create `path` (it must not exist: never a write through a link) holding `data`."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        write_all(fd, data)
-    finally:
-        os.close(fd)
 
 
 def _seal_input(sha256: str, manifest: bytes) -> bytes:

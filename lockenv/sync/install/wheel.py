@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from lockenv.errors import IntegrityError
-from lockenv.sync.install.tree import Tree, TreeChanged, replaced, unpack
+from lockenv.sync.install.tree import Member, Tree, TreeChanged, replaced, unpack
 from lockenv.sync.scan import LOCKENV_SOURCE
 
 if TYPE_CHECKING:
@@ -28,6 +28,9 @@ class FreshInstall(Protocol):
     def __call__(self, tree: Tree, scheme: Mapping[str, str], python: str, *,
                  metadata: dict[str, bytes], link: bool) -> list[dict[str, Any]]: ...
 
+
+Applied = tuple[Tree, list[tuple[Member, str]], list[dict[str, Any]]]
+"""What one install did: the tree it linked from, its links (entry, target), its writes."""
 
 INSTALLER_NAME = b"lockenv\n"
 ADDED_METADATA = ("INSTALLER", LOCKENV_SOURCE, "direct_url.json")
@@ -186,14 +189,16 @@ def install_wheel(info: WheelInfo, *, scheme: Mapping[str, str], python: str, ca
                   direct_url: Mapping[str, object] | None = None,
                   fresh: FreshInstall | None = None,
                   warn: Callable[[str, str | None], None] | None = None,
-                  made: set[str] | None = None) -> None:
+                  made: set[str] | None = None) -> Applied | None:
     """Install a validated wheel from its unpacked tree (hard links, or copies) with installer.
     INSTALLER says lockenv; `lockenv.json` records the archive the lock named, to notice a
     different archive of the same version later. An install done before with the same
     inputs is replayed from its record instead (see `replay`, with `made`: the directories
     this sync's installs made or found); `fresh` installs the others
     (installer, unless a caller hands in another). A tree file changed since it was unpacked is
-    never linked: the tree is unpacked again, and `warn` told."""
+    never linked: the tree is unpacked again, and `warn` told. Returns what it did (for the
+    sync's sealed plan, `whole`): the tree, its links (entry, target) and the writes; None
+    when the operations do not fit the planned targets (no plan is kept then)."""
     metadata = install_metadata(source_sha256, source_name, direct_url)
     from lockenv.sync.install import replay
 
@@ -206,14 +211,18 @@ def install_wheel(info: WheelInfo, *, scheme: Mapping[str, str], python: str, ca
             record = replay.load(cache, key)
             if record is not None:
                 try:
-                    replay.replay(record, tree, scheme, python, planned=planned, link=link,
-                                  made=made)
-                    return
+                    links, writes = replay.replay(record, tree, scheme, python, planned=planned,
+                                                  link=link, made=made)
+                    return tree, links, writes
                 except replay.BadRecord:
                     pass  # checked before any write: installer records it afresh
             ops = (fresh or install_with_installer)(tree, scheme, python, metadata=metadata, link=link)
             replay.save(cache, key, tree, ops, scheme["data"])
-            return
+            try:
+                links, writes = replay.check(ops, tree, planned)
+            except replay.BadRecord:
+                return None
+            return tree, links, writes
         except TreeChanged as changed:
             if attempt == 2:
                 raise
@@ -224,6 +233,7 @@ def install_wheel(info: WheelInfo, *, scheme: Mapping[str, str], python: str, ca
                      "links): `lockenv verify` in each names it")
             tree = unpack(info.path, tree.sha256, name=info.name, cache=cache, stale=tree,
                           verify=info.verify)
+    return None  # not reached: the third TreeChanged is raised
 
 
 def install_metadata(source_sha256: str | None, source_name: str | None,

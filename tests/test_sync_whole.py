@@ -1,0 +1,167 @@
+"""A sync into an empty venv keeps one sealed install plan of what it did, and the next one with
+the same wheels, interpreter and venv path installs from that plan alone (no per-wheel manifest,
+planned targets or replay record is read). The plan is trusted as the entries it replaces: a
+forged or moved one is refused, a changed tree file is caught before it is linked (F8), a
+killed replay is repaired, and the venv it makes is the per-wheel install's, byte for byte."""
+
+from __future__ import annotations
+
+import marshal
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from helpers import env_for, installed, lock, run_lockenv, site_packages, snapshot, sync, write_project
+
+
+def _cache() -> Path:
+    return Path(os.environ["LOCKENV_CACHE_DIR"])
+
+
+def _plans() -> list[Path]:
+    return sorted(p for p in (_cache() / "installs-v1" / "whole").rglob("*") if p.is_file())
+
+
+def _per_wheel_entries() -> list[Path]:
+    """The per-wheel replay records and planned targets (not the sealed plans)."""
+    return [p for p in (_cache() / "installs-v1").rglob("*.json") if "whole" not in p.parts]
+
+
+def _venv_files(venv: Path) -> dict[str, tuple[int, bytes]]:
+    """Every file of the venv but the no-op's state (its shape holds inode numbers)."""
+    files = snapshot(venv)
+    files.pop(".lockenv-state.json")
+    return files
+
+
+def _synced(project: Path, srv: Any, deps: list[str], **kwargs: Any) -> dict[str, tuple[int, bytes]]:
+    write_project(project, deps, **kwargs)
+    lock(project, srv)
+    result = sync(project, srv)
+    assert result.code == 0, result.output
+    return _venv_files(project / ".venv")
+
+
+def _verified(project: Path, srv: Any) -> None:
+    result = run_lockenv("verify", cwd=project, env=env_for(srv))
+    assert result.code == 0, result.output
+
+
+def _split(path: Path) -> tuple[bytes, Any]:
+    """A plan file: (the seal and key line before the plan, the plan as marshal reads it)."""
+    blob = path.read_bytes()
+    start = blob.index(path.name.encode()) + len(path.name) + 1
+    return blob[:start], marshal.loads(blob[start:])
+
+
+def test_a_sync_into_an_empty_venv_installs_from_the_sealed_plan_alone(
+        project: Path, index_server: Any) -> None:
+    """The second sync into an empty venv reads no per-wheel record (none is there, and none is
+    written again: installer did not run), and its venv is the first one's byte for byte:
+    every file's bytes and mode, RECORD, INSTALLER, the console script."""
+    before = _synced(project, index_server, ["alpha", "feat[fast]"])
+    assert len(_plans()) == 1
+    assert "bin/alpha-cli" in before
+    shutil.rmtree(project / ".venv")
+    for entry in _per_wheel_entries():
+        entry.unlink()
+    result = sync(project, index_server)
+    assert result.code == 0, result.output
+    assert result.stdout.splitlines() == ["+ alpha==2.0", "+ beta==2.0", "+ feat==1.0", "+ gamma==1.2"]
+    assert not _per_wheel_entries()
+    assert _venv_files(project / ".venv") == before
+    _verified(project, index_server)
+    assert sync(project, index_server).stderr.startswith("Environment is up to date")
+
+
+def test_a_forged_plan_is_refused_and_the_sync_installs_wheel_by_wheel(
+        project: Path, index_server: Any) -> None:
+    """F4: a plan rewritten to install other bytes (its seal kept) is not used: the sync
+    installs wheel by wheel, the venv gets the wheels' own files, and verify agrees."""
+    before = _synced(project, index_server, ["alpha"])
+    shutil.rmtree(project / ".venv")
+    (path,) = _plans()
+    head, plan = _split(path)
+    evil = b"#!/bin/sh\necho owned by a poisoned cache\n"
+    writes = [(target, evil if target.endswith("alpha-cli") else data, exe, script)
+              for target, data, exe, script in plan[5]]
+    assert writes != plan[5]
+    path.write_bytes(head + marshal.dumps((*plan[:5], writes)))
+    result = sync(project, index_server)
+    assert result.code == 0, result.output
+    assert _venv_files(project / ".venv") == before
+    assert b"owned" not in (project / ".venv" / "bin" / "alpha-cli").read_bytes()
+    _verified(project, index_server)
+    assert b"owned" not in path.read_bytes()  # the sync sealed its own plan again
+
+
+def test_a_plan_is_used_only_for_its_own_selection(project: Path, index_server: Any) -> None:
+    """A plan is keyed by what the sync installs: another selection (an extra) gets its own
+    plan, each sync installs its own selection, and a plan moved to another selection's key
+    (sealed, but for another key) is refused."""
+    _synced(project, index_server, ["alpha"], extras={"fast": ["feat[fast]"]})
+    plain = installed(project / ".venv")
+    assert "feat" not in plain
+    shutil.rmtree(project / ".venv")
+    assert sync(project, index_server, "--extra", "fast").code == 0
+    assert installed(project / ".venv") == {"alpha": "2.0", "beta": "2.0", "feat": "1.0", "gamma": "1.2"}
+    plans = _plans()
+    assert len(plans) == 2
+    shutil.rmtree(project / ".venv")
+    assert sync(project, index_server).code == 0
+    assert installed(project / ".venv") == plain
+    shutil.rmtree(project / ".venv")
+    with_extra = next(p for p in plans if "feat" in _split(p)[1][1])
+    without = next(p for p in plans if p != with_extra)
+    shutil.copyfile(with_extra, without)  # the bigger selection's plan under the smaller's key
+    result = sync(project, index_server)
+    assert result.code == 0, result.output
+    assert installed(project / ".venv") == plain
+    _verified(project, index_server)
+
+
+def _tree_file(member: str) -> Path:
+    for manifest in (_cache() / "unpacked-v1").glob("*/*/manifest.json"):
+        path = manifest.parent / "files" / member
+        if path.is_file():
+            return path
+    raise AssertionError(f"no unpacked tree holds {member}")
+
+
+def test_a_tree_file_changed_under_a_plan_is_never_linked(project: Path, index_server: Any) -> None:
+    """F8: a tree file edited after the plan was made (the plan's size and mtime no longer
+    hold) is not linked: the sync installs wheel by wheel, which unpacks the tree again from
+    the verified wheel and says so; the venv holds the wheel's bytes."""
+    before = _synced(project, index_server, ["alpha", "feat[fast]"])
+    shutil.rmtree(project / ".venv")
+    changed = _tree_file("alpha/__init__.py")
+    original = changed.read_bytes()
+    changed.chmod(0o644)
+    changed.write_bytes(b"print('edited in the cache')\n")
+    result = sync(project, index_server)
+    assert result.code == 0, result.output
+    assert "was changed since it was unpacked" in result.stderr
+    assert (site_packages(project / ".venv") / "alpha" / "__init__.py").read_bytes() == original
+    assert _venv_files(project / ".venv") == before
+    _verified(project, index_server)
+
+
+def test_a_killed_replay_of_a_plan_is_repaired_by_the_next_sync(project: Path, index_server: Any) -> None:
+    """A sync killed while it installs from a plan (after the journal, between two wheels) is
+    repaired by the next, which installs from the plan again (no per-wheel record is read or
+    written by either)."""
+    before = _synced(project, index_server, ["alpha", "feat[fast]"])
+    shutil.rmtree(project / ".venv")
+    for entry in _per_wheel_entries():
+        entry.unlink()
+    result = sync(project, index_server, LOCKENV_TEST_CRASH_AFTER="2")
+    assert result.code == -9, result.output
+    assert (project / ".venv" / ".lockenv-sync.json").exists()
+    assert run_lockenv("verify", cwd=project, env=env_for(index_server)).code == 1
+    result = sync(project, index_server)
+    assert result.code == 0, result.output
+    assert "did not finish" in result.stderr
+    assert not _per_wheel_entries()
+    assert _venv_files(project / ".venv") == before
+    _verified(project, index_server)

@@ -521,3 +521,48 @@ def test_the_merges_marker_algebra_gives_dep_logics_own_results() -> None:
         a, b = rng.choice(markers), rng.choice(markers)
         assert str(algebra.and_(a, b)) == str(a & b), (str(a), str(b))
         assert str(algebra.or_(a, b)) == str(a | b), (str(a), str(b))
+
+
+def test_an_and_of_library_markers_builds_no_normal_form_past_the_limit(monkeypatch: Any) -> None:
+    """A library with extras, groups, include-groups and forks by Python, PyPy, ppc64le and
+    Emscripten (a real project: 113 s of marker propagation, uv 0.6 s): the AND below of one
+    package's marker with a fork condition made dep-logic's `union_simplify` union the unshared
+    parts of two ANDs of 4-5 terms, whose CNF's DNF has up to 16,384 conjunctions (~1 s each,
+    20,000 such unions in the lock). Past the limit the union is left unsimplified; the AND
+    comes out exact, and (as in that lock) with the same text."""
+    from dep_logic.markers import parse_marker
+
+    from lockenv.resolve import normal
+
+    pm_text = (
+        '"async" in extras and platform_python_implementation != "CPython" and python_version >= "3.10"'
+        ' and implementation_name != "PyPy" or "async" in extras and python_version >= "3.10" and'
+        ' "crypto" in extras and implementation_name != "PyPy" or "async" in extras and python_version'
+        ' >= "3.10" and os_name == "nt" and (implementation_name != "pypy" and implementation_name !='
+        ' "PyPy") or "crypto" in extras and python_version >= "3.10" and platform_python_implementation'
+        ' != "PyPy" and implementation_name != "PyPy" or "http2" in extras and'
+        ' platform_python_implementation != "CPython" and python_version >= "3.10" and'
+        ' implementation_name != "PyPy"')
+    fork_text = (
+        'platform_machine != "ppc64le" and platform_python_implementation != "PyPy" and python_version'
+        ' == "3.10" and sys_platform != "emscripten" or platform_machine == "ppc64le" and python_version'
+        ' >= "3.10" or platform_python_implementation == "PyPy" and python_version >= "3.10" or'
+        ' python_version >= "3.10" and sys_platform == "emscripten"')
+    built = normal.Algebra._build
+
+    def bounded(self: Any, conjunctive: bool, markers: Any) -> Any:
+        assert len(markers) <= normal.DNF_LIMIT + normal.CNF_LIMIT, f"a normal form of {len(markers)} terms"
+        return built(self, conjunctive, markers)
+
+    monkeypatch.setattr(normal.Algebra, "_build", bounded)
+    got = normal.Algebra().and_(parse_marker(pm_text), parse_marker(fork_text))
+    pm, fork, result = Marker(pm_text), Marker(fork_text), Marker(str(got))
+    for env in _grid():
+        for machine, os_name, name in (("x86_64", "posix", "cpython"), ("ppc64le", "posix", "cpython"),
+                                       ("AMD64", "nt", "cpython"), ("x86_64", "posix", "pypy")):
+            for extras in ((), ("async",), ("crypto",), ("http2",), ("async", "crypto")):
+                e = {**env, "platform_machine": machine, "os_name": os_name, "implementation_name": name,
+                     "extras": frozenset(extras)}
+                want = pm.evaluate(e, "lock_file") and fork.evaluate(e, "lock_file")
+                assert result.evaluate(e, "lock_file") == want, e
+    assert len(str(got)) == 2812  # dep-logic's own simplification of it, as before the limit

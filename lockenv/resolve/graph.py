@@ -21,7 +21,7 @@ from packaging.version import Version
 
 from lockenv.errors import ResolutionError
 from lockenv.resolve.markers import partition, separator, to_marker
-from lockenv.resolve.normal import Algebra
+from lockenv.resolve.normal import CNF_LIMIT, DNF_LIMIT, Algebra, form_size
 from lockenv.resolve.requirements import Ident, Req, context_marker, marker_holds
 from lockenv.resolve.single import TargetResult
 from lockenv.resolve.targets import Target
@@ -206,9 +206,9 @@ def _propagate(graph: _Graph, fork_cond: dict[Node, BaseMarker]) -> dict[Node, B
     raise ResolutionError("the lock's markers did not settle (a bug: please report it)")
 
 
-_CNF_LIMIT = 1500
+_CNF_LIMIT = CNF_LIMIT
 """Most clauses the CNF of a union may have for dep-logic to simplify it (see `_union`)."""
-_DNF_LIMIT = 256
+_DNF_LIMIT = DNF_LIMIT
 """Most conjunctions that CNF's DNF may have (see `_union`)."""
 
 
@@ -288,29 +288,14 @@ def _clauses(m: BaseMarker) -> int:
     """How many clauses dep-logic's CNF of `m` has before it simplifies them."""
     from dep_logic.markers import MarkerUnion
 
-    return _form_size(m, MarkerUnion)
+    return form_size(m, MarkerUnion)
 
 
 def _conjunctions(m: BaseMarker) -> int:
     """How many conjunctions dep-logic's DNF of `m` has before it simplifies them."""
     from dep_logic.markers import MultiMarker
 
-    return _form_size(m, MultiMarker)
-
-
-def _form_size(m: BaseMarker, distributed: type) -> int:
-    """The terms of a normal form before simplification: distributing an operator of type
-    `distributed` multiplies its operands' sizes, the other operator adds them."""
-    from dep_logic.markers import MarkerUnion, MultiMarker
-
-    if isinstance(m, distributed):
-        n = 1
-        for x in m.markers:  # type: ignore[attr-defined]
-            n *= _form_size(x, distributed)
-        return n
-    if isinstance(m, (MarkerUnion, MultiMarker)):
-        return sum(_form_size(x, distributed) for x in m.markers)
-    return 1
+    return form_size(m, MultiMarker)
 
 
 def _package_dependencies(graph: _Graph, packages: dict[PackageKey, BaseMarker]) -> dict[PackageKey, set[PackageKey]]:

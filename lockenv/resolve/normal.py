@@ -17,6 +17,10 @@ dep-logic's own caches live as long as the process and match markers by equality
 ran earlier could decide the order of such values in its text (the lock's markers are now a
 function of the graph alone; of eleven real projects' locks ten were unchanged, and one had
 such values the other way round in seven markers; the bench locks are unchanged).
+
+Below the limits (`CNF_LIMIT`, `DNF_LIMIT`) a union is dep-logic's; past them it is not
+normalised further (see `Algebra.union`), because a union of two ANDs of n terms each has an
+unsimplified DNF of up to 2^(n*n) conjunctions.
 """
 
 from __future__ import annotations
@@ -28,11 +32,16 @@ from itertools import product
 from dep_logic.markers import AnyMarker, BaseMarker, EmptyMarker, MarkerUnion, MultiMarker
 from dep_logic.markers.single import EqualityMarkerUnion, InequalityMultiMarker, MarkerExpression
 
-__all__ = ["Algebra"]
+__all__ = ["CNF_LIMIT", "DNF_LIMIT", "Algebra", "form_size"]
 
 _SINGLE = (MarkerExpression, EqualityMarkerUnion, InequalityMultiMarker)
 """dep-logic's SingleMarker classes (exact types: `type(x) in` is much cheaper than its ABC)."""
 _COMPOUND = (MultiMarker, MarkerUnion)
+
+CNF_LIMIT = 1500
+"""Most clauses the CNF of a union may have before it is simplified (see `Algebra.union`)."""
+DNF_LIMIT = 256
+"""Most conjunctions that CNF's DNF may have before it is simplified."""
 
 _ABSORBED = AnyMarker()
 """A pairwise step's answer when `of` must return at once (an AND became empty, an OR any)."""
@@ -97,9 +106,18 @@ class Algebra:
         unnormalized: BaseMarker = _make(MarkerUnion, _flatten((a, b), MarkerUnion))
         while type(unnormalized) in _COMPOUND and len(unnormalized.markers) == 1:  # type: ignore[attr-defined]
             unnormalized = unnormalized.markers[0]  # type: ignore[attr-defined]
+        # dep-logic's MultiMarker.union_simplify unions the unshared parts of two ANDs: on a
+        # library with extras, groups and forks by Python, PyPy, ppc64le and Emscripten, ANDs of
+        # 8-10 terms whose CNF has 24 clauses and its DNF up to 16,384 conjunctions, ~1 s each,
+        # 20,000 such unions: a 113 s lock (uv: 0.6 s). Past the limits the union stays as it is
+        # (or as its CNF where that is simpler): the same environments, not simplified further.
+        if form_size(unnormalized, MarkerUnion) > CNF_LIMIT:
+            return unnormalized
         conjunction = self.cnf(unnormalized)
         if type(conjunction) is not MultiMarker:
             return conjunction
+        if form_size(conjunction, MultiMarker) > DNF_LIMIT:
+            return min(conjunction, unnormalized, key=lambda x: x.complexity)
         disjunction = self.dnf(conjunction)
         if type(disjunction) is not MarkerUnion:
             return disjunction
@@ -229,3 +247,17 @@ class Algebra:
             common = cls(*[m for m in terms if m in shared])
             return self.or_(unique, common) if conjunctive else self.and_(unique, common)
         return None
+
+
+def form_size(m: BaseMarker, distributed: type) -> int:
+    """The terms of a normal form before simplification: distributing an operator of type
+    `distributed` multiplies its operands' sizes, the other operator adds them (`MarkerUnion`:
+    the clauses of the CNF; `MultiMarker`: the conjunctions of the DNF)."""
+    if type(m) is distributed:
+        n = 1
+        for x in m.markers:  # type: ignore[attr-defined]
+            n *= form_size(x, distributed)
+        return n
+    if type(m) in _COMPOUND:
+        return sum(form_size(x, distributed) for x in m.markers)  # type: ignore[attr-defined,misc]
+    return 1

@@ -254,7 +254,7 @@ def _conflict_error(
         if req.name.startswith(UNAVAILABLE):
             continue  # said below, with the other versions skipped
         who = f"`{project}`" if info.parent is None else f"`{info.parent.name} {info.parent.version}`"
-        lines.append(f"{who} depends on `{req.requirement}`")
+        lines.append(f"{who} depends on `{req.requirement}`{_source_label(req.source) if info.parent is None else ''}")
         idents.append(req.identifier)
     for ident in dict.fromkeys(idents):
         why = provider.no_candidates.get(ident)
@@ -275,12 +275,30 @@ def _conflict_error(
         hint = requires_python_hint(_python_floor(causes, provider), _python_ceiling(causes, provider, requires_python),
                                     requires_python)
     else:
-        hint = "loosen one of these requirements, or pin a version of the package that satisfies all"
+        hint = _contexts_hint(causes) or "loosen one of these requirements, or pin a version of the package that satisfies all"
     return ResolutionError(
         f"no versions satisfy the requirements ({label})",
         details=python_lines + lines,
         hint=hint,
     )
+
+
+def _source_label(source: str | None) -> str:
+    """Where a root requirement comes from, for the conflict report: ` (group `dev`)`."""
+    kind, _, name = (source or "").partition(":")
+    return f" ({kind} `{name}`)" if kind in ("extra", "group") and name else ""
+
+
+def _contexts_hint(causes: Collection[RequirementInformation[Req, Candidate]]) -> str | None:
+    """Root requirements of different extras or groups that clash: one lock serves every
+    combination of them, so they must agree (a declaration that two of them never go together,
+    as uv's `conflicts`, is not supported)."""
+    sources = sorted({info.requirement.source or "main" for info in causes if info.parent is None})
+    named = [_source_label(s).strip(" ()") for s in sources if s != "main"]
+    if len(sources) < 2 or not named:
+        return None
+    return (f"{' and '.join(named)} must resolve together: one lock serves every combination of extras and "
+            "groups (lockenv cannot lock extras or groups that exclude each other); make these requirements agree")
 
 
 def _exact_minor_note(why: str, python_full: str) -> list[str]:

@@ -606,6 +606,20 @@ def test_the_serve_check_names_the_target_and_what_differs() -> None:
     assert list(info.value.details) == ["unexpected: numpy 2.1.0", "missing: numpy 1.26.4"]
 
 
+def test_the_serve_check_refuses_two_versions_of_a_name_and_a_python_an_entry_excludes() -> None:
+    on_312 = {"anyio": "4.4.0", "idna": "3.7", "numpy": "2.1.0", "pytest": "8.3.2", "uvloop": "0.19.0"}
+    both = dataclasses.replace(resolution(), packages=tuple(
+        dataclasses.replace(p, marker=None) if (p.name, p.version) == ("numpy", "1.26.4") else p
+        for p in resolution().packages))
+    with pytest.raises(LockfileError, match="does not serve Python 3.12 on linux: .*multiple packages .*'numpy'"):
+        lockfile.check_serves(both, [_expect("3.12", "linux", on_312)])
+    narrow = dataclasses.replace(resolution(), packages=tuple(
+        dataclasses.replace(p, requires_python=">=3.13") if p.name == "idna" else p
+        for p in resolution().packages))
+    with pytest.raises(LockfileError, match="does not serve Python 3.12 on linux: .*'>=3.13' of package 'idna'"):
+        lockfile.check_serves(narrow, [_expect("3.12", "linux", on_312)])
+
+
 def test_the_serve_check_refuses_a_lock_that_misses_a_required_name_outside_the_targets() -> None:
     with pytest.raises(LockfileError) as info:
         lockfile.check_serves(

@@ -1,7 +1,9 @@
 """Does a lock serve what it was resolved for? Run after a resolution, before the lock is written.
 
-Each target environment, selecting from the lock as `packaging.pylock` does (all extras, all
-groups), must get exactly the pins its own resolution chose, with an installable file for each;
+Each target environment, selecting from the lock as PEP 751 and `packaging.pylock`'s `select()`
+do (all extras, all groups; the same marker evaluation, requires-python and one-version-a-name
+errors, worked out over one compact table for every target), must get exactly the pins its own
+resolution chose, with an installable file for each;
 and environments outside the targets (another machine type, the next Python) must get one
 version of each package and every root requirement that applies there (DESIGN.md).
 
@@ -12,16 +14,17 @@ lockfile package needs nothing from the resolver; the lock checked is the writer
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import replace
 from functools import lru_cache
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+from packaging.version import Version
 
 from lockenv.errors import LockfileError
 from lockenv.lockfile.write import to_pylock
 from lockenv.models import Resolution
 
 if TYPE_CHECKING:
-    from packaging.pylock import Package, PackageWheel, Pylock
+    from packaging.pylock import Pylock
     from packaging.tags import Tag
 
 __all__ = ["OutsideExpectation", "TargetExpectation", "check_serves"]
@@ -62,55 +65,69 @@ def check_serves(
 ) -> None:
     """LockfileError (a bug, never a user mistake) when the lock would not serve an environment."""
     lock = to_pylock(resolution)
-    extras = sorted(resolution.inputs.optional_dependencies)
-    groups = sorted(resolution.inputs.dependency_groups)
-    tagged = [(p, [(w, _wheel_tags(w.name)) for w in p.wheels] if p.wheels else None) for p in lock.packages]
-    memo: dict[tuple[int, tuple[int, ...]], Package] = {}
+    table = _Table(lock, sorted(resolution.inputs.optional_dependencies), sorted(resolution.inputs.dependency_groups))
     for target in targets:
-        _check_target(lock, _narrowed(lock, tagged, target, memo), target, extras, groups)
+        _check_target(table, target)
     for probe in outside:
-        _check_outside(resolution, probe)
+        _check_outside(table, probe)
 
 
-def _narrowed(lock: Pylock, tagged: Sequence[tuple[Package, list[tuple[PackageWheel, frozenset[Tag]]] | None]],
-              target: TargetExpectation, memo: dict[tuple[int, tuple[int, ...]], Package]) -> Pylock:
-    """The lock with only the wheels whose tags the target accepts (select() parses every
-    wheel name for every target; its choice among the accepted ones is unchanged), and without
-    the packages left unserved there. Each package is narrowed once per distinct set of
-    accepted wheels (a pure-Python one once for all targets)."""
-    accepted = set(target.tags)
-    unserved = set(target.unserved)
-    packages = []
-    for i, (p, wheels) in enumerate(tagged):
-        if str(p.name) in unserved:
-            continue  # no file here: checked by marker in _check_target
-        if wheels is None:
-            packages.append(p)
-            continue
-        keep = tuple(j for j, (_w, tags) in enumerate(wheels) if not accepted.isdisjoint(tags))
-        narrowed = memo.get((i, keep))
-        if narrowed is None:
-            narrowed = memo[(i, keep)] = replace(p, wheels=[wheels[j][0] for j in keep] or None)
-        packages.append(narrowed)
-    return replace(lock, packages=packages)
+class _Table:
+    """The lock's packages, as compact as the check needs them, worked out once for every
+    target (`packaging.pylock`'s `select()` per target parsed every wheel's name into Tags and
+    ranked all ~1,200 of the target's tags each time: 0.1 s of the serial end of a cold lock):
+    each entry's marker, requires-python and, per wheel, its tags as small integers (one per
+    distinct tag in the lock). Only whether a compatible wheel exists matters here, not which
+    one an installer ranks first."""
+
+    def __init__(self, lock: Pylock, extras: Sequence[str], groups: Sequence[str]) -> None:
+        from packaging.utils import canonicalize_name
+
+        self.lock = lock
+        self.extras = frozenset(canonicalize_name(e) for e in extras)
+        self.groups = frozenset(canonicalize_name(g) for g in groups)
+        # What select() refuses whatever the environment: extras or groups the lock does not declare.
+        declared_groups = {canonicalize_name(g) for g in [*(lock.dependency_groups or ()), *(lock.default_groups or ())]}
+        self.undeclared = sorted(self.extras - set(lock.extras or ())) + sorted(self.groups - declared_groups)
+        self.tag_ids: dict[Tag, int] = {}
+        self.wheels: list[tuple[tuple[int, ...], ...] | None] = []
+        """Per package: each wheel's tags as ids (None: no wheels)."""
+        for p in lock.packages:
+            if not p.wheels:
+                self.wheels.append(None)
+                continue
+            self.wheels.append(tuple(tuple(self.tag_ids.setdefault(t, len(self.tag_ids)) for t in _wheel_tags(w.name))
+                                     for w in p.wheels))
+        self.kernel_bound = {(str(p.name), str(p.version)) for p in lock.packages
+                             if p.marker is not None and _names_kernel(str(p.marker))}
+
+    def environment(self, environment: Mapping[str, str]) -> dict[str, Any]:
+        """The environment `select()` evaluates the lock's markers in."""
+        return {**environment, "extras": self.extras, "dependency_groups": self.groups}
+
+    def accepted(self, tags: Sequence[Tag]) -> set[int]:
+        """The ids of the lock's tags a target with `tags` installs."""
+        ids = self.tag_ids
+        return {i for t in tags if (i := ids.get(t)) is not None}
 
 
-def _check_target(lock: Pylock, narrowed: Pylock, target: TargetExpectation, extras: Sequence[str],
-                  groups: Sequence[str]) -> None:
+def _names_kernel(marker: str) -> bool:
+    """Does the marker name the kernel's release or version? The resolution took such an entry
+    on every target where that term could hold (no target knows the kernel), so whether an
+    installer takes it is for the machine that syncs to say."""
+    return "platform_release" in marker or "platform_version" in marker
+
+
+def _check_target(table: _Table, target: TargetExpectation) -> None:
     """`select()` for the target gives exactly its pins."""
     unserved = set(target.unserved)
+    env = table.environment(target.environment)
     try:
-        selected = list(narrowed.select(
-            environment=dict(target.environment),  # type: ignore[arg-type]
-            tags=list(target.tags), extras=extras, dependency_groups=groups,
-        ))
-    except Exception as exc:
+        got = _selected(table, target, env, unserved)
+    except _NotServed as exc:
         raise LockfileError(f"the lock does not serve {target.label}: {exc}", hint=_BUG) from None
-    got = {(str(p.name), str(p.version)) for p, _ in selected}
-    got |= _selected_by_marker(lock, unserved, target.environment, extras, groups)
-    kernel_bound = _kernel_bound(lock)
-    got -= kernel_bound
-    expected = set(target.pins) - kernel_bound
+    got -= table.kernel_bound
+    expected = set(target.pins) - table.kernel_bound
     if got != expected:
         raise LockfileError(
             f"the lock does not select exactly the resolution for {target.label}",
@@ -120,41 +137,72 @@ def _check_target(lock: Pylock, narrowed: Pylock, target: TargetExpectation, ext
         )
 
 
-def _kernel_bound(lock: Pylock) -> set[tuple[str, str]]:
-    """Entries whose marker names the kernel's release or version: the resolution took them on
-    every target where that term could hold (no target knows the kernel), so whether `select()`
-    takes them is for the machine that syncs to say."""
-    return {(str(p.name), str(p.version)) for p in lock.packages
-            if p.marker is not None and ("platform_release" in str(p.marker) or "platform_version" in str(p.marker))}
+class _NotServed(Exception):
+    """What `select()` would raise for the target."""
 
 
-def _selected_by_marker(lock: Pylock, names: Collection[str], environment: Mapping[str, str],
-                        extras: Sequence[str], groups: Sequence[str]) -> set[tuple[str, str]]:
-    """The (name, version) entries of `names` whose markers hold in the environment."""
-    if not names:
-        return set()
-    env = {**environment, "extras": frozenset(extras), "dependency_groups": frozenset(groups)}
-    return {
-        (str(p.name), str(p.version))
-        for p in lock.packages
-        if str(p.name) in names and (p.marker is None or p.marker.evaluate(env, "lock_file"))  # type: ignore[arg-type]
-    }
+def _selected(table: _Table, target: TargetExpectation, env: Mapping[str, Any],
+              unserved: Collection[str]) -> set[tuple[str, str]]:
+    """The (name, version) entries `select()` installs for the target, as PEP 751 says an
+    installer chooses (with its errors), plus the entries of names left unserved there (no file:
+    selected by their marker alone)."""
+    lock = table.lock
+    if table.undeclared:
+        raise _NotServed(f"undeclared extras or dependency groups: {', '.join(table.undeclared)}")
+    python = target.environment["python_full_version"]
+    version = Version(python)  # parsed once, not by every package's requires-python
+    if lock.requires_python and not lock.requires_python.contains(version):
+        raise _NotServed(f"python_full_version {python!r} does not satisfy the lock's requires-python "
+                         f"{str(lock.requires_python)!r}")
+    if lock.environments is not None and not any(
+            m.evaluate(dict(target.environment), "requirement") for m in lock.environments):
+        raise _NotServed("the environment satisfies none of the lock's environments")
+    holds: dict[str, bool] = {}
+    accepted: set[int] | None = None
+    chosen: dict[str, int] = {}
+    got: set[tuple[str, str]] = set()
+    for i, p in enumerate(lock.packages):
+        name = str(p.name)
+        if p.marker is not None:
+            text = str(p.marker)
+            ok = holds.get(text)
+            if ok is None:
+                ok = holds[text] = p.marker.evaluate(env, "lock_file")
+            if not ok:
+                continue
+        if name in unserved:
+            got.add((name, str(p.version)))  # no file here: its marker alone says
+            continue
+        if p.requires_python and not p.requires_python.contains(version):
+            raise _NotServed(f"python_full_version {python!r} does not satisfy the requirement "
+                             f"{str(p.requires_python)!r} of package {name!r} at packages[{i}]")
+        if name in chosen:
+            raise _NotServed(f"multiple packages with the name {name!r} are selected at packages[{i}] and "
+                             f"packages[{chosen[name]}]")
+        chosen[name] = i
+    for name, i in chosen.items():
+        p = lock.packages[i]
+        if p.vcs is None and p.directory is None and p.archive is None and p.sdist is None:
+            # wheels only: one must be installable here
+            wheels = table.wheels[i]
+            if accepted is None:
+                accepted = table.accepted(target.tags)
+            if wheels is None or all(accepted.isdisjoint(w) for w in wheels):
+                raise _NotServed(f"no wheel found matching the provided tags for package {name!r} at "
+                                 f"packages[{i}], and no sdist available as a fallback")
+        got.add((name, str(p.version)))
+    return got
 
 
-def _check_outside(resolution: Resolution, probe: OutsideExpectation) -> None:
+def _check_outside(table: _Table, probe: OutsideExpectation) -> None:
     """The lock's markers select one version of each package and every required name."""
-    from packaging.markers import Marker
-
-    inputs = resolution.inputs
-    env = {**probe.environment, "extras": frozenset(inputs.optional_dependencies),
-           "dependency_groups": frozenset(inputs.dependency_groups)}
+    env = table.environment(probe.environment)
     chosen: dict[str, list[str]] = {}
-    for p in resolution.packages:
-        if p.marker is None or Marker(p.marker).evaluate(env, "lock_file"):  # type: ignore[arg-type]
-            chosen.setdefault(p.name, []).append(p.version)
+    for p in table.lock.packages:
+        if p.marker is None or p.marker.evaluate(env, "lock_file"):
+            chosen.setdefault(str(p.name), []).append(str(p.version))
     clashes = {n: vs for n, vs in chosen.items() if len(vs) > 1}
-    kernel_bound = {p.name for p in resolution.packages if p.marker is not None
-                    and ("platform_release" in p.marker or "platform_version" in p.marker)}
+    kernel_bound = {n for n, _v in table.kernel_bound}
     missing = sorted(set(probe.required) - set(chosen) - kernel_bound)
     if clashes or missing:
         raise LockfileError(

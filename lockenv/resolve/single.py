@@ -133,9 +133,12 @@ def _resolver_class() -> type[Resolver[Req, Candidate, Ident]]:
 def try_reuse(
     prev: Mapping[Ident, Candidate], target: Target, roots: Sequence[Req], provider: Provider
 ) -> tuple[Pins, list[Edge]] | None:
-    """If an earlier target's pins also form a valid resolution here, return it (the same thing
-    resolvelib would find first, given those pins as preferences) without running resolvelib.
-    An identifier the earlier target did not pin, or pinned to a version that does not fit
+    """If an earlier target's pins also form a valid resolution here, return it without running
+    resolvelib. It is a valid resolution and deterministic, but not always the one resolvelib
+    would find: the caller (`universal._reuse`) tries the LATEST earlier target's pins first,
+    while resolvelib's preferences are each name's FIRST target's version; the two agree
+    wherever those pins are the same (sqla's notes: allowing a stand-in here gave Python 3.9+ on
+    ppc64le Python 3.8's older pins, so it is not allowed). An identifier the earlier target did not pin, or pinned to a version that does not fit
     here (no file for this target, or outside a requirement), takes resolvelib's first choice
     for it when that is the first choice for each of its requirements alone (then for any set
     of them too: resolvelib would pin it and never backtrack; the earlier pin, its preference,

@@ -54,6 +54,19 @@ def test_a_venv_path_that_is_a_file_is_a_clean_error(project: Path, index_server
     assert (project / "not-a-dir").read_text() == "keep me\n"
 
 
+@pytest.mark.parametrize("command", ["sync", "tree", "export"])
+def test_a_lockfile_path_that_does_not_exist_is_not_one_lock_would_create(project: Path, index_server: Any,
+                                                                          command: str) -> None:
+    """`--lockfile pylock.uv.toml` (a lock another tool was to export) that is not there: `lockenv
+    lock` would not create it, so the hint says to check the path (it said to run `lockenv lock`)."""
+    write_project(project, ["gamma"])
+    result = run_lockenv(*command.split(), "--lockfile", "pylock.uv.toml", cwd=project, env=env_for(index_server))
+    assert result.code == 2, result.output
+    assert f"no lock file at {project / 'pylock.uv.toml'}" in result.stderr, result.stderr
+    assert "hint: check the path" in result.stderr and "run `lockenv lock`" not in result.stderr, result.stderr
+    assert not (project / "pylock.toml").exists() and not (project / ".venv").exists()
+
+
 @pytest.mark.parametrize("command", ["sync", "lock --refresh", "verify"])
 def test_a_cache_dir_that_is_a_file_is_a_clean_error(project: Path, index_server: Any, tmp_path: Path,
                                                      command: str) -> None:

@@ -19,6 +19,7 @@ from packaging.utils import canonicalize_name
 from lockenv.errors import LockfileError
 from lockenv.lockfile.common import canonical_inputs, tomllib
 from lockenv.models import LockInputs
+from lockenv.project import LOCK_NAME
 
 if TYPE_CHECKING:
     import pickle
@@ -101,6 +102,14 @@ def edited_line(path: Path) -> int | None:
     return None if not lines else found[0][: lines[0].start()].count(b"\n") + 1  # type: ignore[index]
 
 
+def _missing_hint(path: Path) -> str:
+    """`lockenv lock` writes the project's pylock.toml only: a `--lockfile` path that does not
+    exist (a typo, a lock another tool was to export) is not what it would create."""
+    if Path(path).name == LOCK_NAME:
+        return "run `lockenv lock` to create it"
+    return f"check the path (`lockenv lock` writes {LOCK_NAME} in the project; `--lockfile` reads a lock that exists)"
+
+
 def _parse(path: Path, data: bytes | None = None) -> dict[str, Any]:
     """tomllib on the file (or on `data`, its bytes already read); LockfileError with file, line
     and column."""
@@ -110,7 +119,7 @@ def _parse(path: Path, data: bytes | None = None) -> dict[str, Any]:
     except FileNotFoundError:
         raise LockfileError(
             f"{path} does not exist",
-            hint="run `lockenv lock` to create it",
+            hint=_missing_hint(path),
             context={"file": str(path)},
         ) from None
     except UnicodeDecodeError as exc:
@@ -392,7 +401,7 @@ def load_cached(path: Path, cache: Cache | None, *, data: bytes | None = None) -
         try:
             data = path.read_bytes()
         except OSError:
-            raise LockfileError(f"no lock file at {path}", hint="run `lockenv lock` to create it") from None
+            raise LockfileError(f"no lock file at {path}", hint=_missing_hint(path)) from None
     key = hashlib.sha256(data + b"\0" + packaging.__version__.encode()).hexdigest()
     if cache is None:
         return load(path, data)

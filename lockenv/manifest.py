@@ -131,6 +131,23 @@ def normalize_requirement(requirement: str | Requirement) -> str:
     return str(req)
 
 
+def _lock_only_variable(requirement: str) -> str | None:
+    """`extras` or `dependency_groups` when the requirement's marker names it: PEP 751 defines them
+    for lock files only, so packaging cannot evaluate such a marker in a project's requirement
+    (the lock failed with an internal error, UndefinedEnvironmentName)."""
+    from packaging.markers import UndefinedEnvironmentName, default_environment
+
+    marker = Requirement(requirement).marker
+    if marker is None:
+        return None
+    try:  # every term is evaluated (no short cut), so an undefined variable anywhere raises
+        environment: dict[str, str] = {**default_environment(), "extra": ""}  # type: ignore[dict-item]
+        marker.evaluate(environment, "metadata")
+    except UndefinedEnvironmentName as exc:
+        return "dependency_groups" if "dependency_groups" in str(exc) else "extras"
+    return None
+
+
 def parse_exclude_newer(value: object) -> datetime:
     """An RFC 3339 timestamp or a `YYYY-MM-DD` date (midnight UTC) → an aware UTC datetime.
     Naive timestamps are taken as UTC so the lock means the same on every machine. Raises
@@ -291,7 +308,7 @@ class _Reader:
 
     def requirement(self, value: str, key: str, index: int) -> str:
         try:
-            return normalize_requirement(value)
+            normalized = normalize_requirement(value)
         except InvalidRequirement as exc:
             reason, *rest = str(exc).splitlines()
             raise self.fail(
@@ -302,6 +319,18 @@ class _Reader:
                 details=rest,
                 requirement=value,
             ) from None
+        variable = _lock_only_variable(normalized)
+        if variable is not None:
+            where = "[project.optional-dependencies]" if variable == "extras" else "[dependency-groups]"
+            raise self.fail(
+                f"`{value}` in `{key}[{index}]`: the marker variable `{variable}` exists only in lock files"
+                " (PEP 751), not in a project's requirements",
+                key=f"{key}[{index}]",
+                line=self.where.string(value, key),
+                hint=f"list the requirement under {where} instead of naming `{variable}` in its marker",
+                requirement=value,
+            )
+        return normalized
 
     def requirements(self, value: object, key: str) -> tuple[str, ...]:
         return tuple(self.requirement(item, key, i) for i, item in enumerate(self.string_list(value, key)))

@@ -439,3 +439,23 @@ def test_default_index_url_does_not_import_httpx(project: Path) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_a_lock_file_marker_variable_in_a_requirement_is_named(project: Path) -> None:
+    """`dependency_groups` (and `extras`) exist in PEP 751 lock files only: in a group's requirement
+    packaging cannot evaluate them (the lock failed with an internal error)."""
+    exc = error(project, """
+        [project]
+        name = "app"
+        [dependency-groups]
+        dev = ["pytest", "six; python_version < '3.11' or 'dev' in dependency_groups"]
+    """)
+    assert "the marker variable `dependency_groups` exists only in lock files" in str(exc)
+    assert "`dependency-groups.dev[1]`" in str(exc) and exc.context.line == 4
+    assert "[dependency-groups]" in (exc.hint or "")
+    write(project, """
+        [project]
+        name = "app"
+        dependencies = ["six; extra == 'x' or python_version < '3.11'"]
+    """)
+    assert load(project).dependencies == ('six; extra == "x" or python_version < "3.11"',)

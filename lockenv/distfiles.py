@@ -10,16 +10,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from packaging.utils import (
-    InvalidSdistFilename,
-    NormalizedName,
-    canonicalize_name,
-    parse_wheel_filename,
-)
-from packaging.version import Version
-
 if TYPE_CHECKING:
     from datetime import datetime
+
+    from packaging.utils import NormalizedName
+    from packaging.version import Version
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -152,7 +147,12 @@ _NAME = re.compile(r"[A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9]", re.IGNORECASE)
 
 def _parse_filename(filename: str) -> tuple[NormalizedName, Version]:
     """(name, version) of a wheel or sdist file name; raises ValueError (or packaging's
-    Invalid*Filename, both ValueErrors) for anything else."""
+    Invalid*Filename, both ValueErrors) for anything else. packaging is imported here, not at
+    module level: a warm sync parses no file name, and packaging.utils imports packaging.tags
+    (subprocess, sysconfig...: ~54 M instructions, 10% of a warm sync of web)."""
+    from packaging.utils import InvalidSdistFilename, canonicalize_name, parse_wheel_filename
+    from packaging.version import Version
+
     if filename.endswith(".whl"):
         name, version, _build, _tags = parse_wheel_filename(filename)  # checks the tags too
         return name, version

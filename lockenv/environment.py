@@ -8,12 +8,9 @@ interpreter's; the result is cached by interpreter path, mtime and size.
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import re
-import shutil
-import subprocess
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -100,6 +97,8 @@ def query_interpreter(path: str, reporter: Reporter | None = None) -> Interprete
 
         return Interpreter(path=path, version=platform.python_version(),
                            implementation=platform.python_implementation())
+    import subprocess  # not at module level: a warm sync runs no interpreter
+
     try:
         proc = subprocess.run(
             [path, "-I", "-c", _QUERY], capture_output=True, text=True, timeout=20,
@@ -121,6 +120,8 @@ def query_interpreter(path: str, reporter: Reporter | None = None) -> Interprete
 
 
 def _pyenv_root() -> Path | None:
+    import shutil
+
     root = os.environ.get("PYENV_ROOT")
     if root:
         return Path(root)
@@ -139,6 +140,9 @@ def _pyenv_root() -> Path | None:
 def candidate_paths(minor: str | None = None) -> list[str]:
     """Interpreter paths worth trying, in a stable order: PATH's `python3.X` (newest X first),
     `python3`, then pyenv's installed versions. Duplicates (same real file) are dropped."""
+    import glob
+    import shutil
+
     names = [f"python{minor}"] if minor else [f"python3.{m}" for m in range(20, 7, -1)] + ["python3"]
     found: list[str] = []
     for name in names:
@@ -223,6 +227,8 @@ def find_python(request: str | None, requires_python: str | None,
     given, else the running interpreter when the lock allows it, else the newest matching
     `python3.X` found. PythonNotFoundError lists what was found. `source` names where the
     request came from (`--python` or `LOCKENV_PYTHON`) for the messages."""
+    import shutil
+
     tried: list[Interpreter] = []
     if request:
         if not is_version_request(request):
@@ -443,6 +449,8 @@ def realize_venv(plan: VenvPlan, reporter: Reporter) -> Venv:
         return plan.current
     assert plan.interpreter is not None
     if plan.problem is not None:
+        import shutil
+
         reporter.status(f"Recreating {plan.path}: {plan.problem}")
         shutil.rmtree(plan.path)
     return create_venv(plan.path, plan.interpreter, reporter)
@@ -451,7 +459,12 @@ def realize_venv(plan: VenvPlan, reporter: Reporter) -> Venv:
 def _request_fits(request: str, actual: Interpreter, python: Path) -> bool:
     if is_version_request(request):
         return _matches_request(actual, request)
-    wanted = shutil.which(request) or request
+    if os.sep in request:  # a path: shutil.which gives it back, or None (then it is used as is)
+        wanted = request
+    else:
+        import shutil  # not at module level: a warm sync with LOCKENV_PYTHON=<path> skips it
+
+        wanted = shutil.which(request) or request
     try:  # the venv's interpreter links to the very file asked for: it fits, no need to run it
         if os.path.samefile(os.path.realpath(wanted), os.path.realpath(python)):
             return True
@@ -463,6 +476,8 @@ def _request_fits(request: str, actual: Interpreter, python: Path) -> bool:
 
 def create_venv(path: Path, interp: Interpreter, reporter: Reporter) -> Venv:
     """`python -m venv --without-pip`, then mark it as lockenv's in pyvenv.cfg."""
+    import subprocess
+
     try:
         os.fsdecode(path).encode("utf-8")
     except UnicodeEncodeError:  # venv writes the path into pyvenv.cfg and its scripts as UTF-8
@@ -587,6 +602,8 @@ def probe(python: Path, reporter: Reporter | None = None, *, cache: Cache | None
         pass
     script = (Path(__file__).parent / "_probe.py").read_text(encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONHOME", "PYTHONPATH")}
+    import subprocess  # not at module level: a cached probe (every warm sync) runs nothing
+
     proc = subprocess.run([str(python), "-I", "-c", script],
                           capture_output=True, text=True, env=env, timeout=60)
     try:

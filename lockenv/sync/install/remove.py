@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import posixpath
-import shutil
 import stat
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -37,10 +36,15 @@ class Stash:
         self.moved.append((path, target))
 
     def commit(self) -> None:
-        shutil.rmtree(self.root, ignore_errors=True)
+        if self.moved or os.path.lexists(self.root):  # nothing stashed: shutil not even imported
+            import shutil
+
+            shutil.rmtree(self.root, ignore_errors=True)
         self.moved.clear()
 
     def rollback(self) -> None:
+        import shutil
+
         for original, target in reversed(self.moved):
             os.makedirs(os.path.dirname(original), exist_ok=True)
             if os.path.lexists(original):
@@ -51,6 +55,8 @@ class Stash:
 
 
 def _delete(path: str) -> None:
+    import shutil
+
     if os.path.isdir(path) and not os.path.islink(path):
         shutil.rmtree(path)
     else:

@@ -85,9 +85,9 @@ def test_a_forged_plan_is_refused_and_the_sync_installs_wheel_by_wheel(
     head, plan = _split(path)
     evil = b"#!/bin/sh\necho owned by a poisoned cache\n"
     writes = [(target, evil if target.endswith("alpha-cli") else data, exe, script)
-              for target, data, exe, script in plan[5]]
-    assert writes != plan[5]
-    path.write_bytes(head + marshal.dumps((*plan[:5], writes)))
+              for target, data, exe, script in plan[4]]
+    assert writes != plan[4]
+    path.write_bytes(head + marshal.dumps((*plan[:4], writes)))
     result = sync(project, index_server)
     assert result.code == 0, result.output
     assert _venv_files(project / ".venv") == before

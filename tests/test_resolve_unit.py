@@ -377,6 +377,37 @@ def test_the_targets_derived_from_the_graph_have_the_metadata_they_reuse_started
         assert sorted(index.prefetched_metadata) == expected
 
 
+def test_the_derived_targets_have_the_pins_of_the_latest_result_started_first() -> None:
+    """`_reuse` tries the latest result's pins first, and each derived target then reuses the
+    one before it, which took those: they are what the derived targets read. Starting only the
+    pins of the same Python's result left web's ppc64le targets reading websockets 16.1 for
+    four Pythons one at a time. The same Python's pins are still started (where the latest
+    do not fit, resolvelib's preferences lead there)."""
+    from packaging.version import Version
+
+    from lockenv.resolve.prefetch import Prefetcher
+    from lockenv.resolve.requirements import Candidate
+    from lockenv.resolve.single import TargetResult
+
+    index = _CrawlIndex()
+    windows = make_targets(">=3.12", ["sys_platform == 'win32'"])
+
+    def pin(name: str, version: str) -> Candidate:
+        files = tuple(index.files[name][version])
+        return Candidate(name, Version(version), None, files[0], files)  # type: ignore[arg-type]
+
+    on_312 = next(t for t in windows if t.python == (3, 12))
+    on_313 = next(t for t in windows if t.python == (3, 13))
+    results = [TargetResult(on_312, {("a", None): pin("a", "2")}),
+               TargetResult(on_313, {("a", None): pin("a", "1")})]
+    crawler = Prefetcher(IndexSource(index, index, windows))
+    try:
+        crawler.prefetch_targets(results, [Target((3, 12), "3.12.0", PLATFORMS[0])])
+    finally:
+        crawler.close()
+    assert index.prefetched_metadata == ["a-1-py3-none-any.whl", "a-2-py3-none-any.whl"]
+
+
 # -- the merge's unions ------------------------------------------------------------------------
 
 def _libdev_like(groups: tuple[str, ...], pythons: tuple[str, ...]) -> str:

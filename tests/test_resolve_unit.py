@@ -323,8 +323,10 @@ def test_the_crawl_reads_the_version_an_older_python_takes_and_its_dependencies(
 
 def test_the_resolvers_dependencies_have_their_pages_started_even_when_crawled_before() -> None:
     """A requirement crawled already (for another environment, or by a crawler thread that has
-    not started its page yet) still has its page started when the resolver passes it on: the
-    resolver must find the request in flight rather than fetch the pages it needs one by one."""
+    not started its page yet) has its page started when it is first passed on, not by the
+    crawler thread: the resolver must find the request in flight rather than fetch the pages
+    it needs one by one. Once a run: the resolver passes the same names again for every
+    target (a page asked for is in flight or done)."""
     from lockenv.resolve.prefetch import Prefetcher
     from lockenv.resolve.requirements import requirement_to_reqs
     from packaging.requirements import Requirement
@@ -335,8 +337,9 @@ def test_the_resolvers_dependencies_have_their_pages_started_even_when_crawled_b
     try:
         reqs = requirement_to_reqs(Requirement("b"), "main")
         crawler.speculate(reqs, target.environment, target.tag_priority)
-        index.prefetched_pages.clear()
+        assert index.prefetched_pages == ["b"]
         crawler.speculate(reqs, target.environment, target.tag_priority, new_only=True)
+        crawler.speculate(reqs, Target((3, 12), "3.12.0", PLATFORMS[1]).environment, target.tag_priority)
         assert index.prefetched_pages == ["b"]
     finally:
         crawler.close()

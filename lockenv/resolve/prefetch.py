@@ -56,6 +56,10 @@ class Prefetcher:
         target's provider passes the same (shared) Reqs of every pin it reuses."""
         self._pool: ThreadPoolExecutor | None = None
         self._closed = False
+        self._paged: set[str] = set()
+        """Names handed to `pages.prefetch` already: the resolver passes every dependency of
+        every pin it reuses, for each target (data: ~4,500 calls), and a page asked for once
+        is in flight or done."""
 
     def speculate(
         self, reqs: Iterable[Req], environment: Mapping[str, str], tag_priority: Mapping[Tag, int],
@@ -86,13 +90,17 @@ class Prefetcher:
                     self._seen.add(key)
                     self._crawled.add(what)
                     todo.append(r)
+            names -= self._paged
+            self._paged |= names
             if todo and self._pool is None:
                 self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="lockenv-speculate")
             pool = self._pool
-        # Every page asked for, crawled before or not: the thread that crawled it may not have
-        # started its page yet (it waits for the interpreter behind dozens of threads), and the
-        # resolver, finding no request in flight, would fetch the pages it needs one by one.
-        self.source.pages.prefetch(names)
+        # Every page asked for here, crawled before or not (once a run): the thread that crawled
+        # it may not have started its page yet (it waits for the interpreter behind dozens of
+        # threads), and the resolver, finding no request in flight, would fetch the pages it
+        # needs one by one.
+        if names:
+            self.source.pages.prefetch(names)
         if not todo or pool is None:
             return
         for r in todo:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import env_for, installed, run_lockenv, venv_python, write_project
+from helpers import env_for, installed, pyenv_pythons, run_lockenv, venv_python, write_project
 
 UV = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
 needs_uv = pytest.mark.skipif(UV is None, reason="uv is a test dependency; not installed here")
@@ -107,3 +107,19 @@ def test_sync_from_a_lock_written_by_pdm(project: Path, index_server: Any) -> No
     assert result.stdout.splitlines() == ["+ alpha==2.0", "+ beta==2.0", "+ gamma==1.2", "+ marked==1.0"]
     assert venv_python(project, "import marked, alpha; print(alpha.__version__)") == "2.0"
     assert run_lockenv("verify", "--lockfile", "pylock.pdm.toml", cwd=project).code == 0
+
+
+@pytest.mark.skipif(not any("/3.12." in p for p in pyenv_pythons("3.12")), reason="needs pyenv 3.12")
+def test_a_pip_lock_for_another_python_names_the_tool_that_made_it(project: Path, index_server: Any) -> None:
+    """`pip lock` resolves for the interpreter it runs on: its lock of a package with
+    version-specific wheels has no file for another Python. The hint said the platform was
+    left unserved when the lock was made and to see `lockenv lock`'s warning, which pip never
+    gave; it now names pip and what to do."""
+    run([sys.executable, "-m", "pip", "lock", "--index-url", index_server.simple_url,
+         "-o", "pylock.pip.toml", "native"], project)
+    other = pyenv_pythons("3.12")[0] if sys.version_info[:2] != (3, 12) else pyenv_pythons("3.11")[0]
+    result = run_lockenv("sync", "--python", other, "--lockfile", "pylock.pip.toml", cwd=project)
+    assert result.code == 2, result.output
+    assert "`native 1.0` has no file for this environment" in result.stderr, result.stderr
+    assert "hint: this lock was made by pip, perhaps for another environment only" in result.stderr, result.stderr
+    assert "lockenv lock`'s warning" not in result.stderr and not (project / ".venv").exists()

@@ -271,8 +271,7 @@ def select(
             raise LockfileError(
                 f"`{package} {entry.version}` has no file for this environment ({env}): the lock "
                 "has no wheel for its platform tags and no sdist",
-                hint="this platform was left unserved when the lock was made (see `lockenv lock`'s "
-                "warning); use a platform the lock serves, or allow a version with a file here",
+                hint=_unserved_hint(lock),
                 context={"package": package, "environment": env},
             ) from None
         raise LockfileError(
@@ -280,6 +279,18 @@ def select(
             hint="relock with `lockenv lock` (and check `[tool.lockenv] environments` and requires-python)",
             context={"package": package, "environment": env},
         ) from None
+
+
+def _unserved_hint(lock: Pylock) -> str:
+    """Why a lock has no file for this machine: lockenv warns about the platforms it leaves out;
+    another tool's lock (pip's `pip lock`) may have been made for one environment only."""
+    by = str(lock.created_by or "").strip()
+    if by and by != "lockenv":
+        shown = by if by.isprintable() and len(by) <= 40 else "another tool"
+        return (f"this lock was made by {shown}, perhaps for another environment only: make it again for this one "
+                "(or `lockenv lock` for every platform), or use the environment it was made for")
+    return ("this platform was left unserved when the lock was made (see `lockenv lock`'s "
+            "warning); use a platform the lock serves, or allow a version with a file here")
 
 
 def read_inputs(path: Path) -> LockInputs | None:

@@ -12,7 +12,18 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from helpers import env_for, installed, lock, run_lockenv, site_packages, snapshot, sync, write_project
+import pytest
+from helpers import (
+    env_for,
+    installed,
+    lock,
+    pyenv_pythons,
+    run_lockenv,
+    site_packages,
+    snapshot,
+    sync,
+    write_project,
+)
 
 
 def _cache() -> Path:
@@ -164,4 +175,32 @@ def test_a_killed_replay_of_a_plan_is_repaired_by_the_next_sync(project: Path, i
     assert "did not finish" in result.stderr
     assert not _per_wheel_entries()
     assert _venv_files(project / ".venv") == before
+    _verified(project, index_server)
+
+
+def test_a_plan_is_used_only_for_its_own_interpreter(project: Path, index_server: Any) -> None:
+    """A venv of another Python (at the same path) gets its own plan: each sync installs into
+    its own interpreter's site-packages, and one interpreter's plan moved to the other's key
+    (sealed, but for another key) is refused."""
+    minors = [Path(p).parent.parent.name.rsplit(".", 1)[0] for p in pyenv_pythons("3.1[0-9]")]
+    if len(set(minors)) < 2:
+        pytest.skip("needs two Pythons 3.10+ under pyenv")
+    first, second = sorted(set(minors))[-2:]
+    write_project(project, ["alpha"])
+    lock(project, index_server)
+    for minor in (first, second):
+        shutil.rmtree(project / ".venv", ignore_errors=True)
+        result = sync(project, index_server, "--python", minor)
+        assert result.code == 0, result.output
+        assert site_packages(project / ".venv").parent.name == f"python{minor}"
+    plans = _plans()
+    assert len(plans) == 2
+    mine = max(plans, key=lambda p: p.stat().st_mtime_ns)  # the second Python's
+    other = next(p for p in plans if p != mine)
+    shutil.copyfile(other, mine)
+    shutil.rmtree(project / ".venv")
+    result = sync(project, index_server, "--python", second)
+    assert result.code == 0, result.output
+    assert site_packages(project / ".venv").parent.name == f"python{second}"
+    assert "alpha" in installed(project / ".venv")
     _verified(project, index_server)

@@ -77,8 +77,9 @@ class Unusable(Exception):
 def key_for(plan: SyncPlan, installed: Sequence[object], *, probe: Probe) -> str | None:
     """The key of `plan`'s sealed install plan; None when the sync is not one a plan covers:
     anything already installed, anything but wheels from the lock installed from their trees
-    (no local file, no build, no project), copies instead of links."""
-    if installed or os.environ.get("LOCKENV_LINK_MODE", "hardlink") == "copy":
+    (no local file, no build, no project), copies instead of links, or a system whose paths
+    are not '/'-separated (the plan joins a tree's directory and a member's path as strings)."""
+    if installed or os.environ.get("LOCKENV_LINK_MODE", "hardlink") == "copy" or os.sep != "/":
         return None
     wheels = []
     for action in plan.actions:

@@ -204,3 +204,24 @@ def test_a_plan_is_used_only_for_its_own_interpreter(project: Path, index_server
     assert site_packages(project / ".venv").parent.name == f"python{second}"
     assert "alpha" in installed(project / ".venv")
     _verified(project, index_server)
+
+
+def test_a_cache_keeps_the_newest_plans_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                             index_server: Any) -> None:
+    """A plan belongs to one venv path: syncs into ever new directories (a CI runner's) keep the
+    newest MAX_PLANS plans, not one more per directory for ever."""
+    from lockenv.ops.sync import SyncOptions, sync as sync_api
+    from lockenv.sync.install import whole
+    from helpers import verbose_reporter
+
+    monkeypatch.setattr(whole, "MAX_PLANS", 2)
+    monkeypatch.setenv("LOCKENV_INDEX_URL", index_server.json_url)
+    sizes = []
+    for i in range(4):
+        project = write_project(tmp_path / f"checkout{i}", ["alpha"])
+        lock(project, index_server)
+        reporter, _ = verbose_reporter()
+        assert sync_api(SyncOptions(project=project), reporter=reporter) == 0
+        assert "alpha" in installed(project / ".venv")
+        sizes.append(len(_plans()))
+    assert sizes == [1, 2, 2, 2]

@@ -227,7 +227,33 @@ def save(cache: Cache, plan: Plan) -> None:
     try:
         write_atomic(plan_path(cache, key), sealed)
     except OSError:
-        pass
+        return
+    _keep_newest(plan_path(cache, key).parent.parent, MAX_PLANS)
+
+
+MAX_PLANS = 32
+"""Plans kept in a cache, the newest: a plan belongs to one venv path, and a CI runner syncing
+into a new directory each time would otherwise add one (0.5-3.5 MB) per run, for ever."""
+
+
+def _keep_newest(root: Path, keep: int) -> None:
+    """Remove all but the `keep` most recently written plans under `root` (after a save, the
+    slow path: a listing of the plans' directories). Another process may remove the same ones,
+    or be reading one: it has read it whole, or finds none and installs wheel by wheel."""
+    found: list[tuple[int, str]] = []
+    try:
+        with os.scandir(root) as buckets:
+            for bucket in buckets:
+                with os.scandir(bucket.path) as plans:
+                    found += [(p.stat().st_mtime_ns, p.path) for p in plans if p.is_file()]
+    except OSError:
+        return
+    found.sort(reverse=True)
+    for _, path in found[keep:]:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
 
 
 def place(plan: Plan, *, crash_after: int = -1) -> None:

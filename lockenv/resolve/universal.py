@@ -300,9 +300,14 @@ def _reuse(
 ) -> tuple[Pins, list[Edge]] | None:
     """The latest earlier target's pins that also resolve this target, if any. Pins the same
     as a later target's (same versions) give the same answer: tried once (sqla's Python 3.8
-    targets tried 40 earlier results, a handful of distinct ones, 0.75 s of CPU each)."""
+    targets tried 40 earlier results, a handful of distinct ones, 0.75 s of CPU each). Only a
+    target on the same or a newer Python: targets derived from the graph (PyPy, Emscripten,
+    ppc64le at every Python) come after the oldest CPython, whose pins fit them too but are that
+    Python's choices (PyPy 3.15 got Python 3.10's autobahn 24, sphinx 8, pandas 2.3)."""
     tried: set[frozenset[tuple[Ident, Version]]] = set()
     for prev in reversed(results):
+        if prev.target.python < target.python:
+            continue  # an older Python's choices: they may fit, but are older than this Python's
         key = frozenset((ident, cand.version) for ident, cand in prev.pins.items())
         if key in tried:
             continue

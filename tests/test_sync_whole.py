@@ -225,3 +225,41 @@ def test_a_cache_keeps_the_newest_plans_only(tmp_path: Path, monkeypatch: pytest
         assert "alpha" in installed(project / ".venv")
         sizes.append(len(_plans()))
     assert sizes == [1, 2, 2, 2]
+
+
+def test_no_plan_is_kept_where_the_install_copies(project: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  index_server: Any) -> None:
+    """Where the cache cannot be linked from (another file system: the install copies), no plan
+    is kept, and one kept before is forgotten: a plan would try to link, fail and fall back on
+    every sync."""
+    import errno
+
+    from lockenv.ops.sync import SyncOptions, sync as sync_api
+    from helpers import verbose_reporter
+
+    write_project(project, ["alpha", "feat[fast]"])
+    lock(project, index_server)
+    monkeypatch.setenv("LOCKENV_INDEX_URL", index_server.json_url)
+    real_link = os.link
+
+    def cross_device(src: Any, dst: Any, *args: Any, **kwargs: Any) -> None:
+        if str(src).startswith(str(_cache())):
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        real_link(src, dst, *args, **kwargs)
+
+    def synced(copies: bool) -> None:
+        shutil.rmtree(project / ".venv", ignore_errors=True)
+        with monkeypatch.context() as patched:
+            if copies:
+                patched.setattr(os, "link", cross_device)
+            assert sync_api(SyncOptions(project=project), reporter=verbose_reporter()[0]) == 0
+        module = site_packages(project / ".venv") / "alpha" / "__init__.py"
+        assert (module.stat().st_nlink == 1) == copies
+
+    synced(copies=True)
+    assert not _plans()
+    synced(copies=False)
+    assert len(_plans()) == 1
+    synced(copies=True)  # the plan's first link fails: wheel by wheel, copies, plan forgotten
+    assert not _plans()
+    _verified(project, index_server)

@@ -614,6 +614,7 @@ def _keep_whole(key: str, sync_plan: SyncPlan, applied: Sequence[Any], probe: Pr
     from lockenv.sync.install import whole
 
     if len(applied) != len(sync_plan.changes) or any(done is None for _, done in applied):
+        whole.forget(cache, key)
         return
     paths = probe.paths
     targets = [t for prepared, _ in applied for t in prepared.wheel.targets]
@@ -621,7 +622,8 @@ def _keep_whole(key: str, sync_plan: SyncPlan, applied: Sequence[Any], probe: Pr
         plan = whole.assemble(key, (a.name for a in sync_plan.changes), targets,
                               [done for _, done in applied], paths["purelib"],
                               [paths[k] for k in ("purelib", "platlib", "scripts", "data")])
-    except whole.Unusable:  # a tree without a sealed manifest: installed wheel by wheel each time
+    except whole.Unusable:  # a tree without a sealed manifest, copies: wheel by wheel each time
+        whole.forget(cache, key)  # an older plan for this key would be tried (and fail) again
         return
     whole.save(cache, plan)
 

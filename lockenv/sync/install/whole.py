@@ -167,6 +167,8 @@ def assemble(key: str, names: Iterable[str], targets: Iterable[str], done: Seque
             member = entry["path"]
             rows.append((member, entry["size"], entry["mtime"], None if target == base + member else target))
             mine.append(target)
+        if links and not _linked(tree.path_of(links[-1][0]["path"]), links[-1][1]):
+            raise Unusable(f"{tree.wheel_name} was copied, not linked (another file system)")
         for op in written:
             data = op["data"]
             if not isinstance(data, bytes):
@@ -183,10 +185,29 @@ def assemble(key: str, names: Iterable[str], targets: Iterable[str], done: Seque
     return (key, sorted(set(names)), sorted(extra), wheels, writes)
 
 
+def _linked(src: str, target: str) -> bool:
+    """Whether `target` is a hard link of `src`. An install that could not link (the cache on
+    another file system) copies from then on, so its last file tells: a plan would try to link
+    and fall back on every sync."""
+    try:
+        a, b = os.stat(src), os.stat(target)
+    except OSError:
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def forget(cache: Cache, key: str) -> None:
+    """Remove the plan kept for `key` (one this sync found unusable and could not replace)."""
+    try:
+        os.unlink(plan_path(cache, key))
+    except OSError:
+        pass
+
+
 def _stamp(tree_dir: str) -> Stamp | None:
-    """(size, mtime_ns) of a tree's manifest and seal (`tree.MANIFEST`, `tree.SEAL`): a tree unpacked again, or a manifest
-    rewritten (damaged, forged), has another, and the plan is then not used (the per-wheel
-    install reads the manifest, and heals or refuses it)."""
+    """(size, mtime_ns) of a tree's manifest and seal (`tree.MANIFEST`, `tree.SEAL`): a tree
+    unpacked again, or a manifest rewritten (damaged, forged), has another, and the plan is
+    then not used (the per-wheel install reads the manifest, and heals or refuses it)."""
     try:
         manifest, seal = os.stat(tree_dir + "manifest.json"), os.stat(tree_dir + "manifest.seal")
     except OSError:

@@ -98,8 +98,37 @@ class _Table:
                 continue
             self.wheels.append(tuple(tuple(self.tag_ids.setdefault(t, len(self.tag_ids)) for t in _wheel_tags(w.name))
                                      for w in p.wheels))
-        self.kernel_bound = {(str(p.name), str(p.version)) for p in lock.packages
-                             if p.marker is not None and _names_kernel(str(p.marker))}
+        self.marker_texts = [None if p.marker is None else str(p.marker) for p in lock.packages]
+        self.kernel_bound = {(str(p.name), str(p.version)) for p, text in zip(lock.packages, self.marker_texts)
+                             if text is not None and _names_kernel(text)}
+        self._holds: dict[tuple[Any, ...], bool] = {}
+        """(marker text, the values of the variables it names) -> whether it holds: a library's
+        lock has dozens of targets and long markers, most of them on a few variables."""
+        self._admits: dict[tuple[int, str], bool] = {}
+
+    def holds(self, i: int, env: Mapping[str, Any]) -> bool:
+        """Does entry `i`'s marker hold in `env`? Evaluated once per distinct values of the
+        variables the marker names (a marker's truth depends on nothing else)."""
+        text = self.marker_texts[i]
+        if text is None:
+            return True
+        key = (text, *((k, v) for k, v in env.items() if k in text))
+        known = self._holds.get(key)
+        if known is None:
+            marker = self.lock.packages[i].marker
+            assert marker is not None
+            known = self._holds[key] = marker.evaluate(env, "lock_file")
+        return known
+
+    def admits(self, i: int, python: str, version: Version) -> bool:
+        """Does entry `i`'s requires-python admit this Python (once per entry and Python)?"""
+        spec = self.lock.packages[i].requires_python
+        if not spec:
+            return True
+        known = self._admits.get((i, python))
+        if known is None:
+            known = self._admits[(i, python)] = spec.contains(version)
+        return known
 
     def environment(self, environment: Mapping[str, str]) -> dict[str, Any]:
         """The environment `select()` evaluates the lock's markers in."""
@@ -157,23 +186,17 @@ def _selected(table: _Table, target: TargetExpectation, env: Mapping[str, Any],
     if lock.environments is not None and not any(
             m.evaluate(dict(target.environment), "requirement") for m in lock.environments):
         raise _NotServed("the environment satisfies none of the lock's environments")
-    holds: dict[str, bool] = {}
     accepted: set[int] | None = None
     chosen: dict[str, int] = {}
     got: set[tuple[str, str]] = set()
     for i, p in enumerate(lock.packages):
         name = str(p.name)
-        if p.marker is not None:
-            text = str(p.marker)
-            ok = holds.get(text)
-            if ok is None:
-                ok = holds[text] = p.marker.evaluate(env, "lock_file")
-            if not ok:
-                continue
+        if not table.holds(i, env):
+            continue
         if name in unserved:
             got.add((name, str(p.version)))  # no file here: its marker alone says
             continue
-        if p.requires_python and not p.requires_python.contains(version):
+        if not table.admits(i, python, version):
             raise _NotServed(f"python_full_version {python!r} does not satisfy the requirement "
                              f"{str(p.requires_python)!r} of package {name!r} at packages[{i}]")
         if name in chosen:
@@ -198,8 +221,8 @@ def _check_outside(table: _Table, probe: OutsideExpectation) -> None:
     """The lock's markers select one version of each package and every required name."""
     env = table.environment(probe.environment)
     chosen: dict[str, list[str]] = {}
-    for p in table.lock.packages:
-        if p.marker is None or p.marker.evaluate(env, "lock_file"):
+    for i, p in enumerate(table.lock.packages):
+        if table.holds(i, env):
             chosen.setdefault(str(p.name), []).append(str(p.version))
     clashes = {n: vs for n, vs in chosen.items() if len(vs) > 1}
     kernel_bound = {n for n, _v in table.kernel_bound}

@@ -366,6 +366,7 @@ def _resolve(
     for message, hint in universal.warnings:
         reporter.warn(message, hint=hint)
     resolution = universal.resolution
+    _warn_own_name(spec, resolution, reporter)
     for name, wanted in moves.items():
         got = sorted({p.version for p in resolution.packages if p.name == name})
         if wanted and got and wanted not in got:
@@ -374,6 +375,26 @@ def _resolve(
     if inputs.exclude_newer_from_cli and options.exclude_newer is None and (options.upgrade or moves):
         _warn_held_back(cache, spec, resolution, options, moves, reporter)
     return resolution
+
+
+def _warn_own_name(spec: ProjectSpec, resolution: Resolution, reporter: Reporter) -> None:
+    """A dependency on the project's own name (developing `idna` with `requests` in a test group,
+    or `packaging` with pytest) is taken from the index: the lock holds the index's release, and
+    sync installs it instead of the project, silently (uv resolves such a dependency to the
+    project itself; lockenv cannot yet)."""
+    own = sorted({p.version for p in resolution.packages if p.name == spec.name})
+    if not own:
+        return
+    needers = sorted({f"`{p.name} {p.version}`" for p in resolution.packages
+                      if p.name != spec.name and any(d.name == spec.name for d in p.dependencies)})
+    who = ", ".join(needers[:3]) + (f" and {len(needers) - 3} more" if len(needers) > 3 else "")
+    reporter.warn(
+        f"{who or 'a dependency'} {'depends' if len(needers) == 1 else 'depend'} on `{spec.name}`, this project's own "
+        f"name: the lock takes `{spec.name}` {', '.join(own)} from the index, and `lockenv sync` installs that "
+        "instead of the project itself",
+        hint="lockenv does not resolve a dependency to the project itself yet; the venv imports the index's "
+        "release, not this working copy",
+    )
 
 
 def _warn_held_back(cache: Cache, spec: ProjectSpec, resolution: Resolution, options: LockOptions,

@@ -380,12 +380,12 @@ def test_the_targets_derived_from_the_graph_have_the_metadata_they_reuse_started
         assert sorted(index.prefetched_metadata) == expected
 
 
-def test_the_derived_targets_have_the_pins_of_the_latest_result_started_first() -> None:
-    """`_reuse` tries the latest result's pins first, and each derived target then reuses the
-    one before it, which took those: they are what the derived targets read. Starting only the
-    pins of the same Python's result left web's ppc64le targets reading websockets 16.1 for
-    four Pythons one at a time. The same Python's pins are still started (where the latest
-    do not fit, resolvelib's preferences lead there)."""
+def test_the_derived_targets_have_the_pins_reuse_tries_first_started() -> None:
+    """`_reuse` tries the latest result on the same or a newer Python first, and each derived
+    target the derived ones before it: those pins are what the derived targets read, started
+    with those of the same Python's result (where they do not fit, resolvelib's preferences
+    lead there). An older Python's result (the oldest CPython comes last) is never reused
+    there: its files are not read for nothing."""
     from packaging.version import Version
 
     from lockenv.resolve.prefetch import Prefetcher
@@ -393,19 +393,20 @@ def test_the_derived_targets_have_the_pins_of_the_latest_result_started_first() 
     from lockenv.resolve.single import TargetResult
 
     index = _CrawlIndex()
-    windows = make_targets(">=3.12", ["sys_platform == 'win32'"])
+    windows = make_targets(">=3.11", ["sys_platform == 'win32'"])
 
     def pin(name: str, version: str) -> Candidate:
         files = tuple(index.files[name][version])
         return Candidate(name, Version(version), None, files[0], files)  # type: ignore[arg-type]
 
-    on_312 = next(t for t in windows if t.python == (3, 12))
-    on_313 = next(t for t in windows if t.python == (3, 13))
-    results = [TargetResult(on_312, {("a", None): pin("a", "2")}),
-               TargetResult(on_313, {("a", None): pin("a", "1")})]
+    on = {minor: next(t for t in windows if t.python == (3, minor)) for minor in (11, 12, 13)}
+    results = [TargetResult(on[13], {("a", None): pin("a", "1")}),
+               TargetResult(on[12], {("a", None): pin("a", "2")}),
+               TargetResult(on[11], {("c", None): pin("c", "1")})]
+    derived = [Target((3, 13), "3.13.0", PLATFORMS[0]), Target((3, 12), "3.12.0", PLATFORMS[0])]
     crawler = Prefetcher(IndexSource(index, index, windows))
     try:
-        crawler.prefetch_targets(results, [Target((3, 12), "3.12.0", PLATFORMS[0])])
+        crawler.prefetch_targets(results, derived)
     finally:
         crawler.close()
     assert index.prefetched_metadata == ["a-1-py3-none-any.whl", "a-2-py3-none-any.whl"]

@@ -285,11 +285,13 @@ class _Runner:
 
 
 def _call(label: str, source: Path, env: BuildEnv, context: BuildContext, hook: str,
-          requires_hook: str | None, *args: object, cache: Cache, python: Path) -> str:
+          requires_hook: str | None, *args: object, cache: Cache, python: Path,
+          log: Path | None = None) -> str:
     """Run one hook; its return value (a file or directory name in the output directory).
     What `requires_hook` adds (dynamic build requirements) gets a build env of its own, keyed
     by the complete requirement set (F17): installing it into the shared env of the static
-    requirements would leave it there for every other project's build."""
+    requirements would leave it there for every other project's build. When the hook fails,
+    the backend's whole output goes to `log` (the error shows only its last lines)."""
     from pyproject_hooks import BackendUnavailable, BuildBackendHookCaller, HookMissing
 
     requires, backend, backend_path = _build_system(source)
@@ -311,16 +313,56 @@ def _call(label: str, source: Path, env: BuildEnv, context: BuildContext, hook: 
                          hint="editable installs need a PEP 660 backend" if "editable" in hook else None
                          ) from None
     except BackendUnavailable as exc:
+        _write_log(log, runner.output)
         raise BuildError(f"the build backend `{backend}` of {label} could not be imported",
                          details=runner.output[-_TAIL:] or str(getattr(exc, "traceback", "") or exc
                                                               ).splitlines()[-_TAIL:]) from None
     except subprocess.CalledProcessError:
+        _write_log(log, runner.output)
         raise BuildError(
             f"building {label} failed",
             details=runner.output[-_TAIL:],
             context={"package": label},
             hint="the lines above are the end of the build backend's output",
         ) from None
+
+
+def _write_log(log: Path | None, lines: Sequence[str]) -> None:
+    if log is not None and lines:
+        try:
+            log.write_text("\n".join(lines) + "\n", encoding="utf-8", errors="replace")
+        except OSError:
+            pass
+
+
+KEPT_LOG = "lockenv-build-output.log"
+"""In a failed build's directory, which is kept: the backend's whole output."""
+
+KEPT_AGE = 86400.0
+"""Seconds a failed build's directory is kept for its logs before a later build removes it."""
+
+
+@contextmanager
+def _workdir(kind: str) -> Iterator[Path]:
+    """A build's temporary directory, removed afterwards unless the build fails with a log
+    written (KEPT_LOG: only a wheel build for a sync writes one; a metadata build's failure may
+    be passed over by the resolver, which tries another version, and must leave nothing). The
+    failed build's directory is kept where it is and the error says so: a backend's last lines
+    often name a log inside it (meson, CMake), and a path to a directory already removed is no
+    help. `_sweep_temp_dirs` removes it a day later."""
+    work = Path(tempfile.mkdtemp(prefix=f"lockenv-{kind}-{os.getpid()}-"))
+    try:
+        yield work
+    except BuildError as exc:
+        if (work / KEPT_LOG).is_file():
+            raise exc.with_note(f"the build's directory is kept for its logs: {work} (the backend's whole "
+                                f"output is {KEPT_LOG} there); delete it when done") from None
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    shutil.rmtree(work, ignore_errors=True)
 
 
 def _prepare_source(path: Path, workdir: Path) -> Path:
@@ -354,16 +396,14 @@ def build_wheel(sdist: Path, *, context: BuildContext, cache: Cache,
     if found:
         return found[0]
     _sweep_temp_dirs()
-    with _building(_source_name(sdist), label), \
-            tempfile.TemporaryDirectory(prefix=f"lockenv-build-{os.getpid()}-") as tmp:
-        work = Path(tmp)
+    with _building(_source_name(sdist), label), _workdir("build") as work:
         source = _prepare_source(sdist, work)
         requires, _backend, _path = _build_system(source)
         env = _env_for(python, requires, context, cache, label)
         out = work / "dist"
         out.mkdir()
         name = _call(label, source, env, context, "build_wheel", "get_requires_for_build_wheel",
-                     str(out), cache=cache, python=python)
+                     str(out), cache=cache, python=python, log=work / KEPT_LOG)
         if built is not None:
             target = built / name
         else:
@@ -422,7 +462,8 @@ since rebuilt) are removed: no build, nor the install after it, takes that long 
 def _sweep_temp_dirs() -> None:
     """Remove the temporary build directories of lockenv processes that were killed (F30): a
     `lockenv-build-<pid>-*` whose process is gone, untouched for a minute (a live build's
-    directory is never removed, however long it builds)."""
+    directory is never removed, however long it builds). A failed build's directory, kept for
+    its logs, goes a day after its log was written."""
     now = time.time()
     try:
         entries = list(os.scandir(tempfile.gettempdir()))
@@ -435,6 +476,13 @@ def _sweep_temp_dirs() -> None:
         try:
             if not pid.isdigit() or now - entry.stat(follow_symlinks=False).st_mtime < 60:
                 continue
+            if now - os.stat(os.path.join(entry.path, KEPT_LOG)).st_mtime < KEPT_AGE:
+                continue
+        except FileNotFoundError:
+            pass  # no log: not a failed build kept for it
+        except OSError:
+            continue
+        try:
             os.kill(int(pid), 0)
         except ProcessLookupError:
             shutil.rmtree(entry.path, ignore_errors=True)
@@ -447,9 +495,7 @@ def prepare_metadata(sdist: Path, *, context: BuildContext, cache: Cache) -> str
     running interpreter (falling back to building the wheel when the backend lacks the hook)."""
     label = sdist.name
     _sweep_temp_dirs()
-    with _building(_source_name(sdist), label), \
-            tempfile.TemporaryDirectory(prefix=f"lockenv-meta-{os.getpid()}-") as tmp:
-        work = Path(tmp)
+    with _building(_source_name(sdist), label), _workdir("meta") as work:
         source = _prepare_source(sdist, work)
         requires, _backend, _path = _build_system(source)
         env = _env_for(Path(sys.executable), requires, context, cache, label)

@@ -5,15 +5,20 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 from fixtures.builder import write_wheel
+from lockenv import build
 from helpers import (
     env_for,
     handmade_lock,
@@ -171,6 +176,48 @@ def test_a_failed_build_reports_the_backend_output(project: Path, index_server: 
     assert "error: building sdbroken-1.0.tar.gz failed" in result.stderr
     assert "missing header file: fakelib.h" in result.stderr
     assert not list(site_packages(project / ".venv").iterdir())
+
+
+def test_a_failed_build_keeps_its_directory_for_the_logs_it_names(project: Path, index_server: Any,
+                                                                   tmp_path: Path) -> None:
+    """A backend's output names a log in its build directory (as meson's and CMake's do): the
+    directory is kept and the error says where, with the backend's whole output beside it (the
+    message shows only its end); a later build removes it only once it is a day old."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    lockfile = handmade_lock(project / "pylock.toml", index_server, {"sdbroken": "1.0"})
+    result = run_lockenv("sync", "--lockfile", lockfile, cwd=project,
+                         env={**env_for(index_server), "TMPDIR": str(tmp)})
+    assert result.code == 2, result.output
+    kept = [p for p in tmp.iterdir() if p.name.startswith("lockenv-build-")]
+    assert len(kept) == 1, list(tmp.iterdir())
+    assert f"the build's directory is kept for its logs: {kept[0]}" in result.stderr
+    named = re.search(r"A full log can be found at (\S+)", (kept[0] / build.KEPT_LOG).read_text())
+    assert named and Path(named.group(1)).read_text().startswith("why sdbroken 1.0 failed")
+    whole = (kept[0] / build.KEPT_LOG).read_text()
+    assert "lockenv-fixture-backend: building sdbroken 1.0" in whole  # beyond the message's tail
+    assert "lockenv-fixture-backend: building sdbroken 1.0" not in result.stderr
+
+    with mock.patch.object(tempfile, "tempdir", str(tmp)):
+        build._sweep_temp_dirs()  # its process is gone, but it is kept for a day
+        assert kept[0].is_dir()
+        day_old = time.time() - build.KEPT_AGE - 60
+        os.utime(kept[0] / build.KEPT_LOG, (day_old, day_old))
+        os.utime(kept[0], (day_old, day_old))
+        build._sweep_temp_dirs()
+    assert not kept[0].exists()
+
+
+def test_a_metadata_build_that_fails_leaves_nothing(project: Path, index_server: Any, tmp_path: Path) -> None:
+    """The resolver passes over a version whose metadata build fails and takes another: such
+    a failure may never be shown, so its directory is not kept."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    write_project(project, ["sdbroken"])
+    result = run_lockenv("lock", cwd=project, env={**env_for(index_server), "TMPDIR": str(tmp)})
+    assert result.code == 2 and "fakelib.h" in result.stderr, result.output
+    assert "kept for its logs" not in result.stderr
+    assert not list(tmp.iterdir())
 
 
 @pytest.mark.parametrize("crash_after", ["0", "1"])

@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from lockenv.environment import Probe
-from lockenv.errors import IntegrityError, LockenvError, SyncError
+from lockenv.errors import IntegrityError, SyncError
 from lockenv.distfiles import DistFile
 from lockenv.sync import state
-from lockenv.sync.install.remove import Stash, delete_paths, keep_dirs, remove_distribution, stash_kept
+from lockenv.sync.install.remove import Stash, delete_paths, keep_dirs, remove_distribution, stash_kept, undo_failed
 from lockenv.sync.install.tree import Tree
 from lockenv.sync.install.wheel import Applied, FreshInstall, WheelInfo, install_wheel, scheme_for, validate_wheel
 from lockenv.sync.plan import Action, SyncPlan
@@ -466,19 +466,10 @@ def apply(plan: SyncPlan, prepared: Sequence[Prepared], *, probe: Probe, venv: P
         _install_all(prepared, probe=probe, cache=cache, fresh=fresh, warn=reporter.warn,
                      applied=applied)
     except BaseException as exc:
-        try:
-            delete_paths(targets, venv=venv, keep_dirs=dirs)
-            stash.rollback()
-        except Exception as rollback_exc:
-            reporter.warn(f"could not undo the partial sync: {rollback_exc}",
-                          hint="run `lockenv sync` again to repair the environment")
-            raise exc from None
-        state.clear_journal(venv)
-        if isinstance(exc, LockenvError):
+        error = undo_failed(exc, targets, venv=venv, keep=dirs, stash=stash, warn=reporter.warn)
+        if error is exc:
             raise
-        if isinstance(exc, Exception):
-            raise SyncError(f"installing into {venv} failed: {exc}; the environment was left as it was") from exc
-        raise
+        raise error from exc
     stash.commit()
     state.clear_journal(venv)
 

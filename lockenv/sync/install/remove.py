@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lockenv.errors import SyncError
+from lockenv.errors import LockenvError, SyncError
 from lockenv.sync.scan import read_record
 
 if TYPE_CHECKING:
@@ -165,6 +165,28 @@ def delete_paths(paths: Iterable[str], *, venv: Path, keep_dirs: Iterable[str]) 
                 raise SyncError(f"could not remove {path} left by an interrupted sync: {exc}") from exc
         parents.add(os.path.dirname(path))
     _remove_empty_dirs(parents, stop=_stops(venv, keep_dirs))
+
+
+def undo_failed(exc: BaseException, targets: Iterable[str], *, venv: Path, keep: Iterable[str],
+                stash: Stash, warn: Callable[[str, str | None], None] | None) -> BaseException:
+    """After an install into `venv` failed with `exc`: its new files removed, the stash put
+    back, the journal cleared, and the error to raise (`exc` itself when it is the user's
+    kind of error or not an Exception, else a SyncError saying the venv was left as it was).
+    When undoing fails too, `exc` is raised here and the journal stays: the next sync repairs."""
+    from lockenv.sync import state
+
+    try:
+        delete_paths(targets, venv=venv, keep_dirs=keep)
+        stash.rollback()
+    except Exception as rollback_exc:
+        if warn is not None:
+            warn(f"could not undo the partial sync: {rollback_exc}",
+                 "run `lockenv sync` again to repair the environment")
+        raise exc from None
+    state.clear_journal(venv)
+    if isinstance(exc, Exception) and not isinstance(exc, LockenvError):
+        return SyncError(f"installing into {venv} failed: {exc}; the environment was left as it was")
+    return exc
 
 
 def keep_dirs(probe: Probe, venv: Path) -> list[str]:

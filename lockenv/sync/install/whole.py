@@ -369,9 +369,8 @@ def install(plan: Plan, *, venv: Path, probe: Probe,
     first, whatever is in the way stashed, on any error the new files removed and the stash
     put back. False when the plan did not fit (nothing of it is left: the caller installs
     wheel by wheel); other errors are raised as `apply` raises them."""
-    from lockenv.errors import LockenvError, SyncError
     from lockenv.sync import state
-    from lockenv.sync.install.remove import Stash, delete_paths, keep_dirs, stash_kept
+    from lockenv.sync.install.remove import Stash, keep_dirs, stash_kept, undo_failed
 
     names, targets = plan[1], targets_of(plan)
     if not scripts_safe(targets, probe.paths["scripts"], venv):
@@ -389,22 +388,12 @@ def install(plan: Plan, *, venv: Path, probe: Probe,
         except (TypeError, ValueError, IndexError) as bad:  # a plan not of this format
             raise Unusable(str(bad)) from None
     except BaseException as exc:
-        try:
-            delete_paths(targets, venv=venv, keep_dirs=keep_dirs(probe, venv))
-            stash.rollback()
-        except Exception as rollback_exc:
-            if warn is not None:
-                warn(f"could not undo the partial sync: {rollback_exc}",
-                     "run `lockenv sync` again to repair the environment")
-            raise exc from None
-        state.clear_journal(venv)
+        error = undo_failed(exc, targets, venv=venv, keep=keep_dirs(probe, venv), stash=stash, warn=warn)
         if isinstance(exc, Unusable):
             return False
-        if isinstance(exc, LockenvError):
+        if error is exc:
             raise
-        if isinstance(exc, Exception):
-            raise SyncError(f"installing into {venv} failed: {exc}; the environment was left as it was") from exc
-        raise
+        raise error from exc
     stash.commit()
     state.clear_journal(venv)
     return True

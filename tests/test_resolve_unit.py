@@ -345,6 +345,59 @@ def test_the_resolvers_dependencies_have_their_pages_started_even_when_crawled_b
         crawler.close()
 
 
+class _SharedCrawlIndex(_CrawlIndex):
+    """`_CrawlIndex` where `a 2` (Python 3.12+) needs `b` on Windows only and `a 1` needs `c`,
+    each file with a hash of its own; counts the metadata reads of each file."""
+
+    def __init__(self) -> None:
+        import collections
+        import dataclasses
+        import hashlib
+        import threading
+
+        super().__init__()
+        self.files = {name: {v: [dataclasses.replace(f, sha256=hashlib.sha256(f.url.encode()).hexdigest()) for f in fs]
+                             for v, fs in versions.items()} for name, versions in self.files.items()}
+        self.reads: collections.Counter[str] = collections.Counter()
+        self._reads_lock = threading.Lock()
+        self.c_started = threading.Event()
+
+    def prefetch(self, names) -> None:  # type: ignore[no-untyped-def]
+        super().prefetch(names)
+        if "c" in names:
+            self.c_started.set()
+
+    def metadata(self, file: DistFile):  # type: ignore[no-untyped-def]
+        with self._reads_lock:
+            self.reads[file.filename] += 1
+        requires = {"a-2": ("b; sys_platform == 'win32'",), "a-1": ("c",)}.get(file.filename[:3], ())
+        return self.meta(file.project_name, str(file.version), requires, None, (), "range")
+
+
+def test_one_crawl_of_a_requirement_serves_all_the_targets_that_need_it() -> None:
+    """The crawl ahead walks a requirement once for all the far-apart targets: the version each
+    target takes (Python 3.12 takes `a 2`, 3.10 the older `a 1`), each distinct file's metadata
+    read once, and each dependency crawled for the targets it applies to (`b` is for Windows
+    only: on a Linux-only project its page is never asked for)."""
+    from lockenv.resolve.prefetch import Prefetcher
+    from lockenv.resolve.requirements import requirement_to_reqs
+    from packaging.requirements import Requirement
+
+    for environments, expected_pages in ((["sys_platform == 'linux'"], ["a", "c"]), ([], ["a", "b", "c"])):
+        index = _SharedCrawlIndex()
+        targets = make_targets(">=3.10,<3.13", environments)
+        crawler = Prefetcher(IndexSource(index, index, targets))
+        try:
+            crawler.speculate_targets([(r, targets) for r in requirement_to_reqs(Requirement("a"), "main")])
+            assert index.c_started.wait(30), "the crawl never reached `c`, which only Python 3.10 needs"
+        finally:
+            crawler.close()
+        assert sorted(set(index.prefetched_pages)) == expected_pages
+        assert index.reads["a-2-py3-none-any.whl"] == index.reads["a-1-py3-none-any.whl"] == 1
+        assert sorted({f for f in index.prefetched_metadata if f.startswith("a-")}) == [
+            "a-1-py3-none-any.whl", "a-2-py3-none-any.whl"]
+
+
 def test_the_targets_derived_from_the_graph_have_the_metadata_they_reuse_started() -> None:
     """A target derived from the graph (emscripten, ppc64le...) on a platform no target has
     reads, reusing the pins, each pin's own file (there are no representative wheels there).

@@ -5,15 +5,21 @@ pages…). To overlap them, every dependency seen starts a background task that 
 and then the metadata of the version the resolver will most likely pick, for the file each
 target would install (so per-platform metadata is known early). Speculation only: errors are
 dropped, the resolver asks again and reports them itself.
+
+One task per requirement serves all the environments it is crawled for (the ~10 far-apart
+targets of the crawl ahead): the page once, each environment's file, each distinct file's
+requirements read once, and each dependency crawled on for the environments it applies to.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
 
+from packaging.requirements import Requirement
 from packaging.tags import Tag
 from packaging.version import Version
 
@@ -41,19 +47,70 @@ one that has, and the targets reusing the first one's pins read its metadata one
 unless the crawl started it early (data: ~0.5 s of a cold lock's wall)."""
 
 
+@dataclass(frozen=True, eq=False)
+class _Env:
+    """One environment the crawl follows requirements for (a target's, or a build env's)."""
+
+    key: tuple[str, str, str]
+    """(python_full_version, sys_platform, platform_machine): what a crawl is done once for."""
+    environment: Mapping[str, str]
+    tag_priority: Mapping[Tag, int]
+    python_full: str
+    target: Target | None
+    """The resolution's target with this tag list, when it is one: its files are ranked once
+    for all targets (`IndexSource.best_for`)."""
+    markers: int
+    """Which distinct marker environment (for the memo of marker answers)."""
+
+
+T = TypeVar("T")
+
+
+class _Lazy(Generic[T]):
+    """An iterator's items, taken as far as asked for (the versions a specifier allows, newest
+    first: most environments stop at the first, some look back a few)."""
+
+    def __init__(self, items: Iterable[T]) -> None:
+        self._items: Iterator[T] = iter(items)
+        self._got: list[T] = []
+
+    def has(self, i: int) -> bool:
+        while len(self._got) <= i:
+            nxt = next(self._items, _END)
+            if nxt is _END:
+                return False
+            self._got.append(nxt)  # type: ignore[arg-type]
+        return True
+
+    def __getitem__(self, i: int) -> T:
+        return self._got[i]
+
+
+_END = object()
+
+
 class Prefetcher:
     """The crawler of one resolution; `close()` stops it."""
 
     def __init__(self, source: IndexSource) -> None:
         self.source = source
         self._lock = threading.Lock()
-        self._seen: set[str] = set()
+        self._seen: set[tuple[tuple[str, str, str], str] | str] = set()
+        """(environment key, `identifier:specifier`) of every requirement crawled there, and
+        `version:<url>` of every version whose metadata was started."""
         self._crawled: set[str] = set()
         """`identifier:specifier` of every requirement crawled, for any environment."""
         self._live: dict[str, tuple[dict[Version, Sequence[DistFile]], list[Version]]] = {}
         self._what: dict[int, tuple[Req, str]] = {}
         """id(Req) -> (it, kept alive so the id stays its own; `identifier:specifier`): each
         target's provider passes the same (shared) Reqs of every pin it reuses."""
+        self._envs: dict[tuple[int, tuple[str, str, str]], _Env] = {}
+        """(id(tag priority), key) -> the environment (which keeps the tag priority alive)."""
+        self._marker_envs: dict[tuple[tuple[str, str], ...], int] = {}
+        self._target_of = {id(t.tag_priority): t for t in source.targets}
+        self._holds: dict[tuple[str, int, str | None], bool] = {}
+        """(marker text, marker environment, extra) -> does a requirement with it apply?"""
+        self._marker_text: dict[int, tuple[Requirement, str | None]] = {}
         self._pool: ThreadPoolExecutor | None = None
         self._closed = False
         self._paged: set[str] = set()
@@ -71,13 +128,38 @@ class Prefetcher:
         `new_only`: only requirements not yet crawled for any environment (the resolver's own
         calls: walking a known subtree again for each of 30 targets fetched nothing new and
         cost a warm lock of `data` ~25% of its CPU in GIL contention)."""
-        todo = []
-        names: set[str] = set()
         if self._closed:
             return
+        env = self._env(environment, tag_priority)
+        self._submit([(r, (env,)) for r in reqs], new_only=new_only)
+
+    def speculate_targets(self, wanted: Iterable[tuple[Req, Sequence[Target]]]) -> None:
+        """`speculate` for several targets at once: each requirement is crawled by one task
+        for all the targets that need it (its page once, each distinct file's metadata once),
+        where a task per target had ~10 of them wait on the same page and metadata."""
+        if self._closed:
+            return
+        self._submit([(r, tuple(self._env(t.environment, t.tag_priority) for t in targets))
+                      for r, targets in wanted])
+
+    def _env(self, environment: Mapping[str, str], tag_priority: Mapping[Tag, int]) -> _Env:
+        key = (environment["python_full_version"], environment["sys_platform"], environment["platform_machine"])
         with self._lock:
-            env_key = f"{environment['python_full_version']}/{environment['sys_platform']}/{environment['platform_machine']}"
-            for r in reqs:
+            env = self._envs.get((id(tag_priority), key))
+            if env is None or env.tag_priority is not tag_priority or env.environment != environment:
+                values = tuple(sorted(environment.items()))
+                markers = self._marker_envs.setdefault(values, len(self._marker_envs))
+                env = self._envs[(id(tag_priority), key)] = _Env(
+                    key, dict(environment), tag_priority, key[0], self._target_of.get(id(tag_priority)), markers)
+        return env
+
+    def _submit(self, wanted: Sequence[tuple[Req, Sequence[_Env]]], *, new_only: bool = False) -> None:
+        """Start a task per requirement (`identifier:specifier`) with the environments it is not
+        crawled for yet; hand every name to the page prefetch."""
+        todo: dict[str, tuple[Req, list[_Env]]] = {}
+        names: set[str] = set()
+        with self._lock:
+            for r, envs in wanted:
                 names.add(r.name)
                 known = self._what.get(id(r))
                 if known is None or known[0] is not r:
@@ -85,11 +167,11 @@ class Prefetcher:
                 what = known[1]
                 if new_only and what in self._crawled:
                     continue
-                key = f"{env_key}|{what}"
-                if key not in self._seen:
-                    self._seen.add(key)
-                    self._crawled.add(what)
-                    todo.append(r)
+                for env in envs:
+                    if (env.key, what) not in self._seen:
+                        self._seen.add((env.key, what))
+                        self._crawled.add(what)
+                        todo.setdefault(what, (r, []))[1].append(env)
             names -= self._paged
             self._paged |= names
             if todo and self._pool is None:
@@ -103,54 +185,109 @@ class Prefetcher:
             self.source.pages.prefetch(names)
         if not todo or pool is None:
             return
-        for r in todo:
+        for r, envs in todo.values():
             try:
-                pool.submit(self._speculate_one, r, environment, tag_priority)
+                pool.submit(self._crawl, r, tuple(envs))
             except RuntimeError:
                 return  # shut down: the resolution is over
 
-    def _speculate_one(self, req: Req, environment: Mapping[str, str], tag_priority: Mapping[Tag, int]) -> None:
+    def _crawl(self, req: Req, envs: Sequence[_Env]) -> None:
+        """One requirement for these environments: the file each installs of the newest
+        version that has one, each distinct version's metadata started, then the dependencies
+        of each distinct file, each crawled for the environments it applies to."""
         if self._closed:
             return
         try:
-            python_full = environment["python_full_version"]
             versions, newest_first = self._live_versions(req.name)
-            newest: Sequence[DistFile] | None = None
-            files: Sequence[DistFile] = ()
-            mine = None
-            for tried, version in enumerate(req.specifier.filter(newest_first)):
-                files = versions[version]
-                if newest is None:
-                    newest = files
-                mine = best_file(files, tag_priority, python_full)
-                if mine is not None or tried >= LOOK_BACK:
-                    break
-            if newest is None or self._warm(req.name, mine):
+            allowed = _Lazy(req.specifier.filter(newest_first))
+            if not allowed.has(0):
                 return
-            self.prefetch_version(newest, tag_priority, python_full)
-            if mine is not None and files is not newest:
-                self.prefetch_version(files, tag_priority, python_full)
-            if mine is None or not mine.is_wheel or self._closed:
+            newest = versions[allowed[0]]
+            cached_page = self.source.page_from_cache(req.name)
+            warm: dict[str, bool] = {}
+            live: list[tuple[_Env, Sequence[DistFile], DistFile | None]] = []
+            for env in envs:
+                files, own = self._choose(versions, allowed, env)
+                if cached_page and (own is None or warm.setdefault(own.filename, self._warm(own))):
+                    continue
+                live.append((env, files, own))
+            if not live:
                 return
-            deps: list[Req] = []
-            for dep in self.source.requirements(mine):
-                if applies(dep, environment, None) or (req.extra and applies(dep, environment, req.extra)):
-                    deps.extend(dependency_reqs(dep))
-            self.speculate(deps, environment, tag_priority)
+            self.prefetch_version(newest, live[0][0].tag_priority, live[0][0].python_full)
+            mine: dict[str, tuple[Sequence[DistFile], DistFile, list[_Env]]] = {}
+            for env, files, own in live:
+                if own is None:
+                    continue
+                if files is not newest:
+                    self.prefetch_version(files, env.tag_priority, env.python_full)
+                if own.is_wheel:
+                    mine.setdefault(own.filename, (files, own, []))[2].append(env)
+            if mine and not self._closed:
+                self._follow(req, list(mine.values()))
         except Exception:
             return  # speculation only: the resolver will ask again and report errors itself
 
-    def _warm(self, name: str, mine: DistFile | None) -> bool:
-        """Are the page and the metadata of the file this environment would install cached
-        (a warm lock)? Then there is nothing to hide: the resolver reads them itself, and
+    def _choose(self, versions: Mapping[Version, Sequence[DistFile]], allowed: _Lazy,
+                env: _Env) -> tuple[Sequence[DistFile], DistFile | None]:
+        """The files of the newest allowed version with a file for `env` (back at most
+        `LOOK_BACK` more), and that file."""
+        files: Sequence[DistFile] = ()
+        own = None
+        tried = 0
+        while allowed.has(tried):
+            files = versions[allowed[tried]]
+            own = self._best(files, env)
+            if own is not None or tried >= LOOK_BACK:
+                break
+            tried += 1
+        return files, own
+
+    def _best(self, files: Sequence[DistFile], env: _Env) -> DistFile | None:
+        if env.target is not None:
+            return self.source.best_for(files, env.target)
+        return best_file(files, env.tag_priority, env.python_full)
+
+    def _follow(self, req: Req, chosen: Sequence[tuple[Sequence[DistFile], DistFile, list[_Env]]]) -> None:
+        """Read each chosen wheel's requirements (as the resolver will: `requirements_for`),
+        and crawl each dependency for the environments it applies to."""
+        deps: dict[int, tuple[Req, list[_Env]]] = {}
+        for files, own, envs in chosen:
+            if self._closed:
+                return
+            for env in envs:
+                for dep in self.source.requirements_for(files, own, env.environment):
+                    if self._applies(dep, env, None) or (req.extra and self._applies(dep, env, req.extra)):
+                        for r in dependency_reqs(dep):
+                            entry = deps.get(id(r))
+                            if entry is None:
+                                deps[id(r)] = (r, [env])
+                            elif entry[1][-1] is not env:
+                                entry[1].append(env)
+        if deps:
+            self._submit(list(deps.values()))
+
+    def _applies(self, dep: Requirement, env: _Env, extra: str | None) -> bool:
+        """`applies`, answered once per marker text, marker environment and extra."""
+        known = self._marker_text.get(id(dep))
+        if known is None or known[0] is not dep:
+            known = self._marker_text[id(dep)] = (dep, None if dep.marker is None else str(dep.marker))
+        text = known[1]
+        if text is None:
+            return extra is None
+        key = (text, env.markers, extra)
+        holds = self._holds.get(key)
+        if holds is None:
+            holds = self._holds[key] = applies(dep, env.environment, extra)
+        return holds
+
+    def _warm(self, mine: DistFile) -> bool:
+        """Is the metadata of the file an environment would install cached (a warm lock, its
+        page cached too)? Then there is nothing to hide: the resolver reads them itself, and
         crawling on would only redo its work next to it, under the same GIL (web: ~0.07 s of
         CPU). The crawl resumes below the first project that is not cached, as the resolver
-        passes each candidate's dependencies to `speculate`."""
-        if not self.source.page_from_cache(name):
-            return False
-        if mine is None or not mine.is_wheel:
-            return True  # nothing to speculate on (the crawl never builds an sdist)
-        return self.source.has_requirements(mine) or self.source.metadata.metadata_cached(mine)
+        passes each candidate's dependencies to `speculate`. An sdist: nothing to speculate on
+        (the crawl never builds one)."""
+        return not mine.is_wheel or self.source.has_requirements(mine) or self.source.metadata.metadata_cached(mine)
 
     def _live_versions(self, name: str) -> tuple[dict[Version, Sequence[DistFile]], list[Version]]:
         """Non-yanked versions of a project, newest first (memoised: speculation asks often)."""

@@ -112,6 +112,8 @@ class IndexSource:
         self._best: dict[str, tuple[DistFile | None, ...]] = {}
         """Version key -> the file each of `targets` installs (made with `representatives`)."""
         self._target_index = {t: i for i, t in enumerate(self.targets)}
+        self._ranks: list[tuple[dict[str, int], str]] | None = None
+        self._ranks_lock = threading.Lock()
         self._missing: dict[str, PackageNotFoundError] = {}
         self._agreed: dict[tuple[str, str], bool] = {}
         self._sorted: dict[str, list[Version]] = {}
@@ -220,7 +222,7 @@ class IndexSource:
         if cached is not None:
             return cached
         per: dict[tuple[str, str], list[DistFile]] = {}
-        best = tuple(best_file(files, t.tag_priority, t.python_full) for t in self.targets)
+        best = best_files(files, self._ranked())
         for t, f in zip(self.targets, best):  # newest Python first
             if f is not None and f.is_wheel:
                 per.setdefault((t.environment["sys_platform"], t.environment["platform_machine"]), []).append(f)
@@ -229,6 +231,14 @@ class IndexSource:
             self._reps[key] = reps
             self._best[key] = best
         return reps
+
+    def _ranked(self) -> Sequence[tuple[dict[str, int], str]]:
+        """Each target's tag ranks by tag string and its Python, made once (under the lock:
+        the crawler's threads all start by asking)."""
+        with self._ranks_lock:
+            if self._ranks is None:
+                self._ranks = [(_tag_ranks(t.tag_priority), t.python_full) for t in self.targets]
+            return self._ranks
 
     def best_for(self, files: Sequence[DistFile], target: Target) -> DistFile | None:
         """`best_file` of all a version's files for a target: for one of this resolution's
@@ -344,6 +354,47 @@ def best_file(
         elif sdist is None or name < sdist.filename:
             sdist = f
     return best_file_ or sdist
+
+
+def best_files(files: Iterable[DistFile], targets: Sequence[tuple[dict[str, int], str]]) -> tuple[DistFile | None, ...]:
+    """`best_file` for each of several targets (tag ranks by string, Python), the same
+    answers for less work: the version's wheels are indexed by tag once, and each target looks
+    at the tags it accepts only (a set intersection in C; a binary package's version has ~60
+    wheels, of which a target can install one or two)."""
+    by_tag: dict[str, list[DistFile]] = {}
+    sdists: list[DistFile] = []
+    for f in files:
+        name = f.filename
+        if name.endswith(".whl"):
+            try:
+                tags = _tag_texts(name)
+            except Exception:
+                continue
+            for tag in tags:
+                by_tag.setdefault(tag, []).append(f)
+        else:
+            sdists.append(f)
+    out: list[DistFile | None] = []
+    for ranks, python_full in targets:
+        best: tuple[int, str] | None = None
+        chosen: DistFile | None = None
+        for tag in by_tag.keys() & ranks.keys():
+            rank = ranks[tag]
+            if best is not None and rank > best[0]:
+                continue
+            for f in by_tag[tag]:
+                requires = f.requires_python
+                if (best is None or (rank, f.filename) < best) and (
+                        not requires or _python_allows(requires, python_full)):
+                    best, chosen = (rank, f.filename), f
+        if chosen is None:
+            for f in sdists:
+                requires = f.requires_python
+                if (chosen is None or f.filename < chosen.filename) and (
+                        not requires or _python_allows(requires, python_full)):
+                    chosen = f
+        out.append(chosen)
+    return tuple(out)
 
 
 @lru_cache(maxsize=None)

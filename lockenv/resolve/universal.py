@@ -179,11 +179,11 @@ def _targets(spec: ProjectSpec) -> list[Target]:
 
 def _crawl_ahead(crawler: Prefetcher, roots: Sequence[Req], targets: Sequence[Target]) -> None:
     """Crawl ahead for a few far-apart targets at once (newest/oldest Python, Linux/Windows/
-    macOS), so dependencies that only some targets need are fetched early too."""
+    macOS), so dependencies that only some targets need are fetched early too: one crawl of
+    each requirement for all of them."""
     newest, oldest = targets[0].python, targets[-1].python
-    for t in targets:
-        if t.python in (newest, oldest):
-            crawler.speculate([r for r in roots if root_applies(r, t.environment)], t.environment, t.tag_priority)
+    far = [t for t in targets if t.python in (newest, oldest)]
+    crawler.speculate_targets([(r, [t for t in far if root_applies(r, t.environment)]) for r in roots])
 
 
 def _resolve_targets(

@@ -19,10 +19,10 @@ from pathlib import Path
 from lockenv import __version__
 from lockenv.cache import Bucket, Cache, write_atomic
 from lockenv.errors import PythonNotFoundError, SyncError
-from lockenv.project import venv_path
+from lockenv.project import VERSION_REQUEST, is_version_request, read_pyvenv_cfg, venv_path
 from lockenv.ui import Reporter
 
-_VERSION_REQUEST = re.compile(r"^(?:python|cpython)?(3)(?:\.(\d+))?(?:\.(\d+))?$")
+_VERSION_REQUEST = re.compile(VERSION_REQUEST)
 _QUERY = "import sys, platform; print(sys.version_info[0], sys.version_info[1], sys.version_info[2], platform.python_implementation())"
 
 
@@ -217,10 +217,6 @@ def _matches_request(interp: Interpreter, request: str) -> bool:
     return interp.version.split(".")[: len(wanted)] == wanted
 
 
-def is_version_request(request: str) -> bool:
-    return bool(_VERSION_REQUEST.match(request.strip()))
-
-
 def find_python(request: str | None, requires_python: str | None,
                 reporter: Reporter | None = None, *, source: str = "--python") -> Interpreter:
     """The interpreter to build the venv with: `request` (a version like '3.12' or a path) when
@@ -349,20 +345,6 @@ def venv_python(path: Path) -> Path:
     if os.name == "nt":
         return path / "Scripts" / "python.exe"
     return path / "bin" / "python"
-
-
-def read_pyvenv_cfg(path: Path) -> dict[str, str] | None:
-    """`pyvenv.cfg` as a dict, or None when `path` is not a venv."""
-    try:
-        text = (path / "pyvenv.cfg").read_text(encoding="utf-8")
-    except OSError:
-        return None
-    cfg = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition("=")
-        if sep:
-            cfg[key.strip().lower()] = value.strip()
-    return cfg
 
 
 def existing_venv(path: Path) -> Venv | None:

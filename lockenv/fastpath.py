@@ -96,16 +96,69 @@ def _try_noop(parsed: tuple[str, Path, bool, dict[str, object]] | None) -> int |
         message = "pylock.toml is up to date"
     else:
         _fewer_collections()
-        from lockenv.ops.sync import SyncOptions, is_noop as sync_is_noop
+        code = _sync_here(project, quiet, options)
+        if code is not None:
+            return code
+        from lockenv.ops.sync import SyncOptions
 
-        sync_options = SyncOptions(project=project, **options)  # type: ignore[arg-type]
-        if not sync_is_noop(project, sync_options):
-            return _sync(sync_options, quiet)
-        message = "Environment is up to date"
-        _warn_foreign_venv(project, "syncing", quiet)
+        return _sync(SyncOptions(project=project, **options), quiet)  # type: ignore[arg-type]
     if not quiet:
         print(message, file=sys.stderr)
     return 0
+
+
+def _sync_here(project: Path, quiet: bool, options: dict[str, object]) -> int | None:
+    """A sync with nothing to do (the no-op: `ops.sync.is_noop`'s question, asked of the
+    options as parsed, without importing ops.sync), or a warm sync into an empty venv served
+    from its sealed entry (`sync.warm`); None for the full sync."""
+    import time
+
+    from lockenv import __version__
+    from lockenv.project import LOCK_NAME, venv_path
+    from lockenv.sync import state
+
+    started = time.perf_counter()
+    if options.get("locked") and options.get("frozen"):
+        return None  # an error, reported by the full sync
+    lock_path = options.get("lockfile") or project / LOCK_NAME
+    try:
+        lock = Path(str(lock_path)).read_bytes()
+        pyproject = state.read_pyproject(project)
+        inputs = state.inputs_digest_of(lock, state.options_key_of(options, __version__), pyproject)
+        venv = venv_path(project)
+        fresh = state.fresh_for(venv, inputs, bool(options.get("frozen")))
+    except Exception:  # noqa: BLE001 - any doubt: the full sync decides (and reports)
+        return None
+    if fresh is not None:
+        _warn_foreign_venv(project, "syncing", quiet)
+        if not quiet:
+            print("Environment is up to date", file=sys.stderr)
+        return 0
+    return _warm(project, venv, quiet, options, lock=lock, pyproject=pyproject, inputs=inputs,
+                 started=started)
+
+
+def _warm(project: Path, venv: Path, quiet: bool, options: dict[str, object], *, lock: bytes,
+          pyproject: bytes | None, inputs: str, started: float) -> int | None:
+    """`sync.warm.serve`, told as the full sync tells it (its reporter, its errors)."""
+    from lockenv import __version__
+    from lockenv.ops.in_use import hold_in_use
+    from lockenv.sync import warm
+    from lockenv.ui import TerminalReporter, run_use_case
+
+    hold_in_use()  # before the first cache entry is read, as the full sync
+    reporter = TerminalReporter(quiet=quiet)
+    said = warm.Said(reporter.data, reporter.status, reporter.warn,
+                     lambda: _warn_foreign_venv(project, "syncing", quiet))
+    served: list[int | None] = []
+
+    def serve() -> int:
+        served.append(warm.serve(venv, options, lock=lock, pyproject=pyproject, inputs=inputs,
+                                 version=__version__, said=said, started=started))
+        return served[0] or 0
+
+    code = run_use_case(reporter, serve)
+    return code if not served or served[0] is not None else None
 
 
 def _sync(options: SyncOptions, quiet: bool) -> int:

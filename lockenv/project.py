@@ -35,6 +35,31 @@ def venv_path(project: Path) -> Path:
     return project / VENV_NAME
 
 
+def read_pyvenv_cfg(path: Path) -> dict[str, str] | None:
+    """`pyvenv.cfg` as a dict, or None when `path` is not a venv."""
+    try:
+        text = (path / "pyvenv.cfg").read_text(encoding="utf-8")
+    except OSError:
+        return None
+    cfg = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            cfg[key.strip().lower()] = value.strip()
+    return cfg
+
+
+VERSION_REQUEST = r"^(?:python|cpython)?(3)(?:\.(\d+))?(?:\.(\d+))?$"
+"""An interpreter asked for by version (`3.12`, `python3.12`): the pattern `--python` and
+LOCKENV_PYTHON are read with (anything else is a path or a command name)."""
+
+
+def is_version_request(request: str) -> bool:
+    import re
+
+    return bool(re.match(VERSION_REQUEST, request.strip()))
+
+
 def foreign_virtual_env(project: Path) -> str | None:
     """`VIRTUAL_ENV` when it names another environment than the project's venv: `sync` and
     `run` then say which one they use (as uv does) instead of ignoring it silently."""

@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from fixtures.index import IndexServer
 from helpers import env_for, installed, lock, run_lockenv, sync, write_project
 from lockenv.cache import Bucket
@@ -137,3 +138,56 @@ def test_clean_one_package_then_everything(tmp_path: Path, index_server: IndexSe
     assert [p.name for p in cache_root().iterdir()] == ["locks"]
     # the venv's files are its own hard links: it still verifies, and syncs again from nothing
     assert run_lockenv("verify", cwd=project, env=env_for(index_server)).code == 0
+
+
+def _plans() -> dict[Path, list[str]]:
+    """The sealed install plans kept (`installs-v1/whole/`), with the distributions each installs."""
+    from lockenv.sync.install.whole import kept
+
+    return {path: names for path, names, _ in kept(cache_root())}
+
+
+def _warm_entries() -> list[Path]:
+    return sorted(p for p in (cache_root() / "installs-v1" / "warm").glob("*/*") if p.is_file())
+
+
+def test_clean_name_and_prune_remove_the_plans_that_cannot_serve(tmp_path: Path, index_server: IndexServer) -> None:
+    """`cache clean NAME` removes the sealed plans that install NAME (and the warm entries
+    naming them); `cache prune` removes the plans whose trees it removed (no venv links to
+    them any more), and keeps the others; the next sync still works."""
+    first = synced(tmp_path / "a", index_server, ["alpha"])
+    second = synced(tmp_path / "b", index_server, ["gamma"])
+    plans = _plans()
+    assert sorted(map(sorted, plans.values())) == [["alpha", "beta", "gamma"], ["gamma"]]
+    assert len(_warm_entries()) == 2
+    r = run_lockenv("cache", "clean", "beta", cwd=tmp_path)
+    assert r.code == 0, r.output
+    assert sorted(_plans().values()) == [["gamma"]]  # alpha's plan installs beta: removed
+    assert len(_warm_entries()) == 1
+    for project in (first, second):  # gamma's tree is linked from no venv now: prune removes it
+        shutil.rmtree(project / ".venv")
+    r = run_lockenv("cache", "prune", cwd=tmp_path)
+    assert r.code == 0, r.output
+    assert not _plans() and not _warm_entries()
+    for project in (first, second):
+        shutil.rmtree(project / ".venv", ignore_errors=True)
+        r = sync(project, index_server)
+        assert r.code == 0, r.output
+        assert run_lockenv("verify", cwd=project, env=env_for(index_server)).code == 0
+    assert len(_plans()) == 2
+
+
+def test_prune_keeps_the_newest_plans(tmp_path: Path, index_server: IndexServer,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Plans beyond the limit (lowered since they were saved) are pruned, the newest kept."""
+    from lockenv.ops.cache import CacheOptions, prune
+    from lockenv.sync.install import whole
+
+    for i, deps in enumerate([["alpha"], ["gamma"], ["beta"]]):
+        synced(tmp_path / f"p{i}", index_server, deps)
+    assert len(_plans()) == 3
+    newest = max(_plans(), key=lambda p: p.stat().st_mtime_ns)
+    monkeypatch.setattr(whole, "MAX_PLANS", 1)
+    report = prune(CacheOptions(root=cache_root()), reporter=None)
+    assert list(_plans()) == [newest]
+    assert any("beyond the newest 1 plans" in r.why for r in report.removed)

@@ -263,7 +263,7 @@ def test_a_sync_waits_for_a_venv_locked_by_filelock(project: Path, index_server:
     import time
 
     from lockenv.cache import Cache
-    from lockenv.ops.sync import _path_key
+    from lockenv.sync.state import venv_lock_name as _path_key
 
     write_project(project, ["alpha"])
     lock(project, index_server)

@@ -1,5 +1,5 @@
 """A sync into an empty venv keeps one sealed install plan of what it did, and the next one with
-the same wheels, interpreter and venv path installs from that plan alone (no per-wheel manifest,
+the same wheels and interpreter (at any venv path) installs from that plan alone (no per-wheel manifest,
 planned targets or replay record is read). The plan is trusted as the entries it replaces: a
 forged or moved one is refused, a changed tree file is caught before it is linked (F8), a
 killed replay is repaired, and the venv it makes is the per-wheel install's, byte for byte."""
@@ -98,7 +98,7 @@ def test_a_forged_plan_is_refused_and_the_sync_installs_wheel_by_wheel(
     writes = [(target, evil if target.endswith("alpha-cli") else data, exe, script)
               for target, data, exe, script in plan[4]]
     assert writes != plan[4]
-    path.write_bytes(head + marshal.dumps((*plan[:4], writes)))
+    path.write_bytes(head + marshal.dumps((*plan[:4], writes, *plan[5:])))
     result = sync(project, index_server)
     assert result.code == 0, result.output
     assert _venv_files(project / ".venv") == before
@@ -208,8 +208,8 @@ def test_a_plan_is_used_only_for_its_own_interpreter(project: Path, index_server
 
 def test_a_cache_keeps_the_newest_plans_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                              index_server: Any) -> None:
-    """A plan belongs to one venv path: syncs into ever new directories (a CI runner's) keep the
-    newest MAX_PLANS plans, not one more per directory for ever."""
+    """Each selection has its own plan (every lock change makes a new one): a cache keeps the
+    newest MAX_PLANS plans, not one more per selection for ever."""
     from lockenv.ops.sync import SyncOptions, sync as sync_api
     from lockenv.sync.install import whole
     from helpers import verbose_reporter
@@ -217,12 +217,12 @@ def test_a_cache_keeps_the_newest_plans_only(tmp_path: Path, monkeypatch: pytest
     monkeypatch.setattr(whole, "MAX_PLANS", 2)
     monkeypatch.setenv("LOCKENV_INDEX_URL", index_server.json_url)
     sizes = []
-    for i in range(4):
-        project = write_project(tmp_path / f"checkout{i}", ["alpha"])
+    for i, deps in enumerate([["alpha"], ["gamma"], ["beta"], ["alpha", "gamma"]]):
+        project = write_project(tmp_path / f"checkout{i}", deps)
         lock(project, index_server)
         reporter, _ = verbose_reporter()
         assert sync_api(SyncOptions(project=project), reporter=reporter) == 0
-        assert "alpha" in installed(project / ".venv")
+        assert deps[0] in installed(project / ".venv")
         sizes.append(len(_plans()))
     assert sizes == [1, 2, 2, 2]
 
@@ -263,3 +263,35 @@ def test_no_plan_is_kept_where_the_install_copies(project: Path, monkeypatch: py
     synced(copies=True)  # the plan's first link fails: wheel by wheel, copies, plan forgotten
     assert not _plans()
     _verified(project, index_server)
+
+
+def test_a_plan_made_at_one_path_serves_a_venv_at_another_byte_for_byte(
+        tmp_path: Path, index_server: Any) -> None:
+    """A plan is venv-relative: a copy of the project at a new path (a CI runner's new
+    checkout) installs from the first one's plan at once (no per-wheel record is read or
+    written), and gets exactly the venv the per-wheel install makes there: every file's bytes
+    and mode, the console script's `#!` line naming its own interpreter, RECORD's row for it."""
+    first = write_project(tmp_path / "a", ["alpha", "feat[fast]"])
+    lock(first, index_server)
+    assert sync(first, index_server).code == 0
+    assert len(_plans()) == 1
+    second = tmp_path / "elsewhere" / "b"
+    shutil.copytree(first, second, ignore=shutil.ignore_patterns(".venv"))
+    for entry in _per_wheel_entries():
+        entry.unlink()
+    result = sync(second, index_server)
+    assert result.code == 0, result.output
+    assert not _per_wheel_entries()  # the plan alone served it
+    assert len(_plans()) == 1
+    script = (second / ".venv" / "bin" / "alpha-cli").read_bytes()
+    assert script.startswith(f"#!{second / '.venv' / 'bin' / 'python'}\n".encode())
+    served = _venv_files(second / ".venv")
+    _verified(second, index_server)
+    # The same project synced wheel by wheel at that path: the same venv, byte for byte.
+    for plan in _plans():
+        plan.unlink()
+    shutil.rmtree(second / ".venv")
+    assert sync(second, index_server).code == 0
+    assert _per_wheel_entries()
+    assert _venv_files(second / ".venv") == served
+    assert all(str(first) not in data.decode("utf-8", "replace") for _, data in served.values())

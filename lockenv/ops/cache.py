@@ -17,7 +17,7 @@ import os
 import shutil
 import stat
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,6 +111,9 @@ def _clean_names(cache: Cache, names: Iterable[str]) -> Iterator[Removed | None]
             gone_trees.add(tree.name)
             yield _remove(tree, Bucket.UNPACKED.value, "clean")
     yield from _orphan_installs(root, gone_trees, everything=False)
+    yield from _plans(root, lambda names, trees: bool(wanted & {str(canonicalize_name(n)) for n in names}
+                                                      or {Path(t).parent.name for t in trees} & gone_trees),
+                      "clean", keep=False)
     for built in sorted((root / Bucket.BUILT_WHEELS.value).glob("*")):
         if any(_dist_name(w.name) in wanted for w in built.glob("*.whl")):
             yield _remove(built, Bucket.BUILT_WHEELS.value, "clean")
@@ -138,6 +141,8 @@ def prune(options: CacheOptions, *, reporter: Any) -> CacheReport:
         busy += kept
         removed += trees
         removed += _orphan_installs(root, {r.path.rsplit("/", 1)[-1] for r in trees if r}, everything=True)
+        removed += _plans(root, lambda names, trees: not all(os.path.isdir(t) for t in trees),
+                          "a tree it links from is gone", keep=True)
         envs, kept = _prune_build_envs(cache, root)
         busy += kept
         removed += envs
@@ -254,6 +259,45 @@ def _orphan_installs(root: Path, gone: set[str], everything: bool) -> list[Remov
         if tree in gone or (everything and tree and not (unpacked / tree[:2] / tree).exists()):
             out.append(_remove(record, Bucket.INSTALLS.value, "its unpacked tree is gone"))
     return out
+
+
+def _plans(root: Path, drop: Callable[[list[str], list[str]], bool], why: str,
+           keep: bool) -> list[Removed | None]:
+    """Sealed install plans (`installs-v1/whole/`) for which `drop(names, tree directories)`
+    holds, then (`keep`) all but the newest `whole.MAX_PLANS`; then the warm syncs' entries
+    (`installs-v1/warm/`) that name a plan no longer kept (all but the newest MAX_ENTRIES when
+    `keep`). A sync reads a plan whole or not at all: removing one under it is safe (it
+    installs wheel by wheel)."""
+    from lockenv.sync import warm
+    from lockenv.sync.install import whole
+
+    bucket = Bucket.INSTALLS.value
+    out: list[Removed | None] = []
+    for path, names, trees in whole.kept(root):
+        if drop(names, trees):
+            out.append(_remove(path, bucket, why))
+    if keep:
+        out += [_removed(path, bucket, f"beyond the newest {whole.MAX_PLANS} plans", size)
+                for path, size in _beyond(root / bucket / "whole", whole.MAX_PLANS)]
+    for plan_key, entries in sorted(warm.plans_named(root).items()):
+        if not plan_key or not whole.plan_path(Cache(root), plan_key).exists():
+            out += [_remove(path, bucket, "the plan it names is gone") for path in entries]
+    if keep:
+        out += [_removed(path, bucket, f"beyond the newest {warm.MAX_ENTRIES} entries", size)
+                for path, size in _beyond(root / bucket / "warm", warm.MAX_ENTRIES)]
+    return out
+
+
+def _beyond(root: Path, keep: int) -> list[tuple[Path, int]]:
+    """`whole.keep_newest`, with the size of each file it removed."""
+    from lockenv.sync.install.whole import keep_newest
+
+    sizes = {p: p.stat().st_size for p in root.glob("*/*") if p.is_file()}
+    return [(path, sizes.get(path, 0)) for path in keep_newest(root, keep)]
+
+
+def _removed(path: Path, bucket: str, why: str, size: int) -> Removed:
+    return Removed(bucket, str(path), size, why)
 
 
 def _prune_build_envs(cache: Cache, root: Path) -> tuple[list[Removed | None], int]:

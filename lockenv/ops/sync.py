@@ -61,13 +61,9 @@ def _fresh_state(options: SyncOptions) -> dict[str, Any] | None:
     from lockenv.project import venv_path
     from lockenv.sync import state
 
-    venv = venv_path(options.project)
     inputs = state.inputs_digest(_lock_path(options), state.options_key(options, __version__),
                                  options.project)
-    fresh = state.is_fresh(venv, inputs)
-    if fresh is not None and not options.frozen and not fresh.get("lock_checked"):
-        return None  # the last sync was --frozen: this one must check the lock first
-    return fresh
+    return state.fresh_for(venv_path(options.project), inputs, options.frozen)
 
 
 def is_noop(project: Path, options: SyncOptions | None = None) -> bool:
@@ -122,19 +118,15 @@ def sync(options: SyncOptions, *, reporter: Reporter,
 def _lock_venv(cache: Cache, venv_dir: Path, reporter: Reporter) -> BaseFileLock:
     """Hold the inter-process lock of one venv (filelock); the caller releases it. Only a sync
     with work to do gets here, so filelock's import (~10 ms) does not touch the no-op path."""
-    lock_file = cache.lock(cache.bucket(Bucket.VENV_LOCKS) / _path_key(venv_dir))
+    from lockenv.sync.state import venv_lock_name
+
+    lock_file = cache.lock(cache.bucket(Bucket.VENV_LOCKS) / venv_lock_name(venv_dir))
     try:
         lock_file.acquire(timeout=0.2)
     except Exception:
         reporter.status(f"Waiting for another lockenv process using {venv_dir}")
         lock_file.acquire()
     return lock_file
-
-
-def _path_key(path: Path) -> str:
-    import hashlib
-
-    return hashlib.sha256(str(path.resolve()).encode("utf-8", "surrogateescape")).hexdigest()[:32]
 
 
 LOCK_HEADING = f"Changes to {LOCK_NAME}:"
@@ -571,14 +563,17 @@ def _carry_out(options: SyncOptions, planned: _Planned, target: _Target, *,
             _show_plan(sync_plan, reporter, relocked)
 
     key = _whole_key(options, planned, target)
-    if key is None or not _install_whole(key, sync_plan, target, cache, reporter, show):
+    planned_whole = key is not None and _install_whole(key, sync_plan, target, cache, reporter, show)
+    if not planned_whole:
         applied: list[Any] | None = None if key is None else []
         _apply(sync_plan, options=options, spec_of=spec, probe=target.probe, venv_dir=venv_dir,
                lock=lock, cache=cache, reporter=reporter, before_changes=show, applied=applied)
         if key is not None and applied is not None:
-            _keep_whole(key, sync_plan, applied, target.probe, cache)
+            planned_whole = _keep_whole(key, sync_plan, applied, target.probe, cache)
     record_selection(venv_dir, options)
     state.write_state(venv_dir, inputs, len(planned.wanted), lock_checked=not options.frozen)
+    if planned_whole and key is not None and not relocked:
+        _remember_warm(options, planned, target, key, inputs, cache)
     reporter.status(_summary(sync_plan.summary_counts(), past=True).capitalize()
                     + f" in {time.perf_counter() - started:.2f}s")
     return 0
@@ -604,28 +599,52 @@ def _install_whole(key: str, sync_plan: SyncPlan, target: _Target, cache: Cache,
     if not whole.archives_cached(sync_plan, cache):
         return False
     kept = whole.load(cache, key)
-    return kept is not None and whole.install(kept, venv=target.venv_dir, probe=target.probe,
-                                              before_changes=before_changes, warn=reporter.warn)
+    return kept is not None and whole.install(kept, venv=target.venv_dir, paths=target.probe.paths,
+                                              python=target.probe.python, before_changes=before_changes,
+                                              warn=reporter.warn)
+
+
+def _remember_warm(options: SyncOptions, planned: _Planned, target: _Target, key: str, inputs: str,
+                   cache: Cache) -> None:
+    """Keep what the next warm sync into an empty venv of this shape needs to be served from
+    `fastpath` alone (`sync.warm`): the sealed plan's `key` and what this sync told and wrote."""
+    if options.lockfile is not None or options.find_links is not None or target.venv_dir is None:
+        return
+    from lockenv.ops.wanted import selection_bytes
+    from lockenv.sync import warm
+
+    warm_key = warm.key_for(target.venv_dir, inputs, python_request(options.python)[0])
+    archives = [(a.wanted.file.sha256, a.wanted.file.filename, a.wanted.file.size)
+                for a in planned.plan.changes if a.wanted is not None and a.wanted.file is not None
+                and a.wanted.file.sha256]
+    if warm_key is None or len(archives) != len(planned.plan.changes):
+        return
+    entry = warm.entry_for(warm_key, key, packages=len(planned.wanted),
+                           lines=planned.plan.lines(with_reason=False),
+                           summary=_summary(planned.plan.summary_counts(), past=True).capitalize(),
+                           selection=selection_bytes(options), archives=archives,
+                           paths=target.probe.paths, python=target.probe.python)
+    if entry is not None:
+        warm.remember(cache, entry)
 
 
 def _keep_whole(key: str, sync_plan: SyncPlan, applied: Sequence[Any], probe: Probe,
-                cache: Cache) -> None:
-    """Seal what this sync's installs did as the plan for `key`, when every install said."""
+                cache: Cache) -> bool:
+    """Seal what this sync's installs did as the plan for `key`, when every install said;
+    whether it was kept."""
     from lockenv.sync.install import whole
 
     if len(applied) != len(sync_plan.changes) or any(done is None for _, done in applied):
         whole.forget(cache, key)
-        return
-    paths = probe.paths
+        return False
     targets = [t for prepared, _ in applied for t in prepared.wheel.targets]
     try:
         plan = whole.assemble(key, (a.name for a in sync_plan.changes), targets,
-                              [done for _, done in applied], paths["purelib"],
-                              [paths[k] for k in ("purelib", "platlib", "scripts", "data")])
+                              [done for _, done in applied], probe.paths, probe.python)
     except whole.Unusable:  # a tree without a sealed manifest, copies: wheel by wheel each time
         whole.forget(cache, key)  # an older plan for this key would be tried (and fail) again
-        return
-    whole.save(cache, plan)
+        return False
+    return whole.save(cache, plan)
 
 
 def _mark_stale_editable(installed: list[Installed], wanted: Sequence[Wanted]) -> list[Installed]:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lockenv.project import LOCK_NAME
+from lockenv.sync.state import SELECTION_FILE, write_selection
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -41,8 +42,6 @@ class Selection:
     install_project: bool = True
 
 
-SELECTION_FILE = ".lockenv-selection.json"
-"""In the venv: the selection (extras, groups, project or not) its last sync installed."""
 _SELECTION_FIELDS = {"extras": tuple, "all_extras": bool, "groups": tuple, "only_groups": tuple,
                      "no_default_groups": bool, "all_groups": bool, "install_project": bool}
 
@@ -53,24 +52,18 @@ def chose_nothing(options: Selection) -> bool:
     return all(getattr(options, f) == getattr(default, f) for f in _SELECTION_FIELDS)
 
 
+def selection_bytes(options: Selection) -> bytes:
+    """What `record_selection` writes for `options`."""
+    import json
+
+    data = {f: list(v) if isinstance(v := getattr(options, f), tuple) else v for f in _SELECTION_FIELDS}
+    return json.dumps(data, sort_keys=True).encode()
+
+
 def record_selection(venv: Path, options: Selection) -> None:
     """After a successful sync: what it selected, for `verify` to check the same selection
     (never before: a failed sync must leave the venv's files as they were)."""
-    import json
-
-    from lockenv.cache import write_atomic
-
-    data = {f: list(v) if isinstance(v := getattr(options, f), tuple) else v for f in _SELECTION_FIELDS}
-    text = json.dumps(data, sort_keys=True).encode()
-    try:
-        if (venv / SELECTION_FILE).read_bytes() == text:
-            return  # unchanged: a rewrite would be a new inode, and the no-op's shape would move
-    except OSError:
-        pass
-    try:
-        write_atomic(venv / SELECTION_FILE, text)
-    except OSError:
-        pass  # verify then checks the default selection, as before
+    write_selection(venv, selection_bytes(options))
 
 
 def recorded_selection(venv: Path, options: Selection) -> Selection | None:

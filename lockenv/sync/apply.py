@@ -454,7 +454,7 @@ def apply(plan: SyncPlan, prepared: Sequence[Prepared], *, probe: Probe, venv: P
     state.clear_state(venv)
     state.write_journal(venv, touched, targets, removing)
     stash = Stash(venv)
-    dirs = keep_dirs(probe, venv)
+    dirs = keep_dirs(probe.paths, venv)
     try:
         for action in plan.changes:
             for dist in action.installed:
@@ -520,7 +520,7 @@ def repair(venv: Path, journal: state.Journal, *, probe: Probe, reporter: Report
         f"the previous sync of {venv} did not finish; repairing "
         + (", ".join(sorted(names)) if names else "the environment")
     )
-    delete_paths(journal.paths, venv=venv, keep_dirs=keep_dirs(probe, venv))
+    delete_paths(journal.paths, venv=venv, keep_dirs=keep_dirs(probe.paths, venv))
     import shutil
 
     for entry in venv.iterdir():

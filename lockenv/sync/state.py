@@ -19,7 +19,7 @@ import dataclasses
 import hashlib
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -184,12 +184,45 @@ def options_key(options: DataclassInstance, version: str) -> str:
     """The options' part of the no-op fingerprint, derived from the options dataclass's fields
     (all but NOT_IN_KEY): lockenv's `version`, each field's value (sequences sorted: `--extra a
     --extra b` selects what `--extra b --extra a` does) and KEY_ENVIRONMENT."""
+    return _key_of([(f.name, getattr(options, f.name)) for f in dataclasses.fields(options)], version)
+
+
+OPTION_FIELDS: tuple[tuple[str, object], ...] = (
+    ("extras", ()), ("all_extras", False), ("groups", ()), ("only_groups", ()),
+    ("no_default_groups", False), ("all_groups", False), ("lockfile", None),
+    ("install_project", True), ("python", None), ("inexact", False), ("dry_run", False),
+    ("locked", False), ("frozen", False), ("find_links", None), ("offline", False))
+"""`ops.sync.SyncOptions`'s fields after `project`, in order, with their defaults (a test holds
+them equal): the fast path keys a sync's options given as a dict without importing ops.sync."""
+
+
+def options_key_of(values: Mapping[str, object], version: str) -> str:
+    """`options_key` of the options `SyncOptions(project=..., **values)` would be."""
+    return _key_of([("project", None), *((name, values.get(name, default)) for name, default in OPTION_FIELDS)],
+                   version)
+
+
+def _key_of(fields: Iterable[tuple[str, object]], version: str) -> str:
     parts: list[Any] = [version]
-    for field in dataclasses.fields(options):
-        if field.name not in NOT_IN_KEY:
-            parts.append((field.name, _canonical(getattr(options, field.name))))
+    for name, value in fields:
+        if name not in NOT_IN_KEY:
+            parts.append((name, _canonical(value)))
     parts += [(name, os.environ.get(name, "")) for name in KEY_ENVIRONMENT]
     return repr(parts)
+
+
+def fresh_for(venv: Path, inputs: str | None, frozen: bool) -> dict[str, Any] | None:
+    """The no-op's answer: the venv's stored state when it is fresh for `inputs` (`is_fresh`),
+    unless the last sync was --frozen and this one is not (it must check the lock first)."""
+    fresh = is_fresh(venv, inputs)
+    if fresh is not None and not frozen and not fresh.get("lock_checked"):
+        return None
+    return fresh
+
+
+def venv_lock_name(venv: Path) -> str:
+    """The name of the inter-process lock of the venv at `venv` (in Bucket.VENV_LOCKS)."""
+    return hashlib.sha256(str(venv.resolve()).encode("utf-8", "surrogateescape")).hexdigest()[:32]
 
 
 def _canonical(value: object) -> object:
@@ -205,12 +238,18 @@ def fresh_marker(cache: Cache, project: Path, lock_path: Path, version: str) -> 
     pyproject.toml (and index URL setting): freshness is a function of those bytes alone, and
     checking it parses the whole lock. None when either file cannot be read."""
     try:
-        h = sha256_after(lock_path.read_bytes())
-        h.update(b"\0" + (project / "pyproject.toml").read_bytes())
+        lock, pyproject = lock_path.read_bytes(), (project / "pyproject.toml").read_bytes()
     except OSError:
         return None
+    return fresh_marker_of(cache.root, lock, pyproject, version)
+
+
+def fresh_marker_of(root: Path, lock: bytes, pyproject: bytes, version: str) -> Path:
+    """`fresh_marker` of bytes already read, in the cache at `root`."""
+    h = sha256_after(lock)
+    h.update(b"\0" + pyproject)
     h.update(f"\0{os.environ.get('LOCKENV_INDEX_URL', '')}\0{version}".encode())
-    return cache.root / Bucket.FRESH_LOCKS.value / h.hexdigest()
+    return root / Bucket.FRESH_LOCKS.value / h.hexdigest()
 
 
 def python_stamp(venv: Path) -> str:
@@ -258,6 +297,27 @@ def write_state(venv: Path, inputs: str | None, packages: int, *, lock_checked: 
     data = {"format": SHAPE_FORMAT, "inputs": inputs, "python": python_stamp(venv),
             "shape": shape, "packages": packages, "lock_checked": lock_checked}
     _write(venv / STATE, data)
+
+
+SELECTION_FILE = ".lockenv-selection.json"
+"""In the venv: the selection (extras, groups, project or not) its last sync installed
+(`ops.wanted.selection_bytes`), which `verify` checks again."""
+
+
+def write_selection(venv: Path, text: bytes) -> None:
+    """After a successful sync (never before: a failed sync must leave the venv's files as
+    they were): the selection file, unless it already holds `text`."""
+    from lockenv.cache import write_atomic
+
+    try:
+        if (venv / SELECTION_FILE).read_bytes() == text:
+            return  # unchanged: a rewrite would be a new inode, and the no-op's shape would move
+    except OSError:
+        pass
+    try:
+        write_atomic(venv / SELECTION_FILE, text)
+    except OSError:
+        pass  # verify then checks the default selection, as before
 
 
 def clear_state(venv: Path) -> None:

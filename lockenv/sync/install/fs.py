@@ -110,3 +110,46 @@ def installer_version() -> str:
             version = installer.__version__
         _installer.append(f"{version}@{origin}")
     return _installer[0]
+
+
+VENV = "{venv}"
+"""The venv root as written in what is kept venv-relative (replay records, sealed plans)."""
+
+
+def relative_to(path: str, root: str) -> str:
+    """`path` with the venv root written as VENV (the same for every venv of one layout)."""
+    if path == root:
+        return VENV
+    if path.startswith(root + os.sep):
+        return VENV + path[len(root):]
+    return path
+
+
+def simple_shebang(python: str) -> bool:
+    """Whether installer writes `#!<python>` as it is for this interpreter path (its
+    `_is_executable_simple`: no space, the line at most 127 bytes)."""
+    raw = python.encode("utf-8", "surrogateescape")
+    return b" " not in raw and len(raw) + 3 <= 127
+
+
+def fixed_record(record: str, text: bytes, rewritten: dict[str, tuple[bytes, bytes]]) -> bytes:
+    """RECORD's bytes (its path `record`) with the row of each rewritten file (target: (bytes
+    before, bytes after)) given the sha256 and size of its new bytes, the row as installer
+    writes it: path relative to RECORD's scheme directory, '/'-separated. ValueError when a
+    file has not exactly one row."""
+    start = os.path.dirname(os.path.dirname(record))
+    for target, (before, after) in rewritten.items():
+        path = os.path.relpath(target, start).replace(os.sep, "/").encode("utf-8")
+        old_row = b"\n" + path + b"," + _sha256_field(before) + b",%d\n" % len(before)
+        if (b"\n" + text).count(old_row) != 1:
+            raise ValueError(f"no RECORD row for {target}")
+        new_row = b"\n" + path + b"," + _sha256_field(after) + b",%d\n" % len(after)
+        text = (b"\n" + text).replace(old_row, new_row)[1:]
+    return text
+
+
+def _sha256_field(data: bytes) -> bytes:
+    import base64
+    import hashlib
+
+    return b"sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")

@@ -8,17 +8,14 @@ from __future__ import annotations
 import os
 import posixpath
 import stat
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lockenv.errors import LockenvError, SyncError
-from lockenv.sync.scan import read_record
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
-
-    from lockenv.environment import Probe
 
 
 class Stash:
@@ -72,6 +69,8 @@ def remove_distribution(dist_info: Path, *, venv: Path, stash: Stash, keep_dirs:
     """Move a distribution's files (by RECORD), their `__pycache__` entries and the dist-info
     directory into `stash`, then remove directories left empty. Entries resolving outside
     the venv are skipped with a warning. Returns the number of paths removed."""
+    from lockenv.sync.scan import read_record  # not on the sealed plan's path (no removals)
+
     root = os.path.realpath(venv)
     site = str(dist_info.parent)
     entries = read_record(dist_info) or []
@@ -189,9 +188,8 @@ def undo_failed(exc: BaseException, targets: Iterable[str], *, venv: Path, keep:
     return exc
 
 
-def keep_dirs(probe: Probe, venv: Path) -> list[str]:
-    """The venv's own directories, never removed when emptied."""
-    paths = probe.paths
+def keep_dirs(paths: Mapping[str, str], venv: Path) -> list[str]:
+    """The venv's own directories (its interpreter's scheme `paths`), never removed when emptied."""
     return [paths["purelib"], paths["platlib"], paths["scripts"], paths["include"],
             str(Path(paths["purelib"]).parent), str(venv / "lib"), str(venv / "include")]
 

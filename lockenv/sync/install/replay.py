@@ -31,7 +31,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lockenv.cache import Bucket
-from lockenv.sync.install.fs import installer_version, write_replacing
+from lockenv.sync.install.fs import VENV, fixed_record, installer_version, simple_shebang, write_replacing
+from lockenv.sync.install.fs import relative_to as _relative_to
 from lockenv.sync.install.tree import Linker, Member, Tree, hand_over, take_over
 
 if TYPE_CHECKING:
@@ -40,7 +41,6 @@ if TYPE_CHECKING:
 INSTALLS = Bucket.INSTALLS
 FORMAT = 2
 """2: keyed on venv-relative paths, with the venv root it was recorded in."""
-VENV = "{venv}"
 
 
 class BadRecord(Exception):
@@ -60,15 +60,6 @@ def record_key(tree: Tree, scheme: Mapping[str, str], python: str,
         parts += [name, base64.b64encode(metadata[name]).decode("ascii")]
     h.update("\0".join(parts).encode("utf-8", "surrogateescape"))
     return h.hexdigest()
-
-
-def _relative_to(path: str, root: str) -> str:
-    """`path` with the venv root written as VENV (the same for every venv of one layout)."""
-    if path == root:
-        return VENV
-    if path.startswith(root + os.sep):
-        return VENV + path[len(root):]
-    return path
 
 
 def record_path(cache: Cache, key: str) -> Path:
@@ -244,13 +235,6 @@ def check(ops: list[dict[str, Any]], tree: Tree,
     return links, writes
 
 
-def _simple_shebang(python: str) -> bool:
-    """Whether installer writes `#!<python>` as it is for this interpreter path (its
-    `_is_executable_simple`: no space, the line at most 127 bytes)."""
-    raw = python.encode("utf-8", "surrogateescape")
-    return b" " not in raw and len(raw) + 3 <= 127
-
-
 def relocated(record: dict[str, Any], scheme: Mapping[str, str], python: str) -> list[dict[str, Any]]:
     """The record's operations for the venv `scheme` is in: as recorded in the same venv path;
     moved to the new root otherwise (written data as bytes, each `#!<old root>...` first line
@@ -263,7 +247,7 @@ def relocated(record: dict[str, Any], scheme: Mapping[str, str], python: str) ->
     if os.name != "posix" or not rel_python.startswith(VENV + os.sep):
         raise BadRecord("recorded in another venv path")
     old_python = old + rel_python[len(VENV):]
-    if not (_simple_shebang(old_python) and _simple_shebang(python)):
+    if not (simple_shebang(old_python) and simple_shebang(python)):
         raise BadRecord("the scripts' first line differs in form between the two venv paths")
     old_root, old_line = old.encode(), f"#!{old_python}\n".encode()
     new_line = f"#!{python}\n".encode()
@@ -291,27 +275,15 @@ def relocated(record: dict[str, Any], scheme: Mapping[str, str], python: str) ->
 
 
 def _fix_record_rows(ops: list[dict[str, Any]], rewritten: dict[str, tuple[bytes, bytes]]) -> None:
-    """RECORD's row of each rewritten file, with the sha256 and size of its new bytes (the row
-    as installer writes it: path relative to RECORD's scheme directory, '/'-separated)."""
+    """RECORD's row of each rewritten file, with the sha256 and size of its new bytes."""
     records = [op for op in ops if op.get("op") == "write"
                and op["target"].endswith(".dist-info" + os.sep + "RECORD")]
     if len(records) != 1:
         raise BadRecord("no single RECORD among the written files")
-    record = records[0]
-    text: bytes = record["data"]
-    start = os.path.dirname(os.path.dirname(record["target"]))
-    for target, (before, after) in rewritten.items():
-        path = os.path.relpath(target, start).replace(os.sep, "/").encode("utf-8")
-        old_row = b"\n" + path + b"," + _sha256_field(before) + b",%d\n" % len(before)
-        if (b"\n" + text).count(old_row) != 1:
-            raise BadRecord(f"no RECORD row for {target}")
-        new_row = b"\n" + path + b"," + _sha256_field(after) + b",%d\n" % len(after)
-        text = (b"\n" + text).replace(old_row, new_row)[1:]
-    record["data"] = text
-
-
-def _sha256_field(data: bytes) -> bytes:
-    return b"sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
+    try:
+        records[0]["data"] = fixed_record(records[0]["target"], records[0]["data"], rewritten)
+    except ValueError as exc:
+        raise BadRecord(str(exc)) from None
 
 
 def replay(record: dict[str, Any], tree: Tree, scheme: Mapping[str, str], python: str, *,

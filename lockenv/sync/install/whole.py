@@ -6,9 +6,17 @@ wheel it reads the tree's sealed manifest, its sealed planned targets and its se
 record (`replay`), three HMACs and three JSON parses, then links and writes. Once such a sync
 has succeeded, `save` keeps exactly what it did, under one key (`key_for`) of everything that
 decided it: the wheels (name, version, kind, file name, size, sha256: the lock's selection for
-this interpreter), the venv's interpreter and scheme directories (absolute: a plan belongs to
-one venv path), lockenv's interpreter, installer's version and this format. A later sync with
-the same key into an empty venv (`install`) reads that one entry instead of the 3 x N.
+this interpreter), the venv's interpreter and scheme directories (relative to the venv's root,
+as replay records are), lockenv's interpreter, installer's version and this format. A later
+sync with the same key into an empty venv (`install`) reads that one entry instead of the 3 x N.
+
+A plan is venv-relative: its targets are kept relative to the root of the venv it was made
+in, so a venv at a new path (a CI runner's fresh checkout, a copy of the project) is served by
+the same plan at once. The one place an install writes the venv's path, a console script's
+`#!<venv>/bin/python` line, is rewritten for the new root with the script's RECORD row
+(sha256, size) to match, exactly as a replay record is moved (`replay.relocated`); a plan
+whose written bytes name its venv's path anywhere else is not moved (`movable` is false: the
+sync at the new path installs wheel by wheel, and keeps its own plan).
 
 Why the trust is unchanged (F4, F8): the plan is sealed with the user's HMAC key like the
 entries it replaces, and holds its own key, so a writer of the shared cache without the key can
@@ -40,7 +48,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lockenv.cache import Bucket
-from lockenv.sync.install.fs import installer_version, make_dirs, write_replacing
+from lockenv.sync.install.fs import (
+    VENV,
+    fixed_record,
+    installer_version,
+    make_dirs,
+    relative_to,
+    simple_shebang,
+    write_replacing,
+)
 
 if TYPE_CHECKING:
     from lockenv.cache import Cache
@@ -48,20 +64,24 @@ if TYPE_CHECKING:
     from lockenv.sync.install.tree import Member, Tree
     from lockenv.sync.plan import SyncPlan
 
-FORMAT = 2
+FORMAT = 3
 """Bumped when what a plan holds or means changes: a plan of another format has another key."""
 
 Link = tuple[str, int, int, "str | None"]
-"""(member, size, mtime_ns, target): None as the target means the purelib directory + member."""
+"""(member, size, mtime_ns, target relative to the venv root): None as the target means the
+purelib directory + member."""
 Stamp = tuple[int, int, int, int]
 """A tree's manifest and seal as the plan was made from them: (size, mtime_ns) of each."""
 Wheel = tuple[str, str, list[Link], Stamp, list[str]]
-"""(tree directory + separator, purelib directory + separator, links, the tree's Stamp, the
-directories its links and writes need, parents first)."""
+"""(tree directory + separator, purelib directory + separator relative to the venv root,
+links, the tree's Stamp, the directories its links and writes need, relative, parents first)."""
 Write = tuple[str, bytes, bool, bool]
-"""(target, bytes, executable, script)."""
-Plan = tuple[str, list[str], list[str], list[Wheel], list[Write]]
-"""(key, names, the journal's targets other than those linked or written, wheels, writes)."""
+"""(target relative to the venv root, bytes, executable, script)."""
+Plan = tuple[str, list[str], list[str], list[Wheel], list[Write], str, "list[tuple[int, int]] | None"]
+"""(key, names, the journal's targets other than those linked or written (relative), wheels,
+writes, the venv root it was made in, and, when it can be moved to another root, the
+(script, its RECORD) indexes into writes of each script whose first line names the venv's
+interpreter (None: not movable))."""
 
 WORKERS = max(2, min(4, os.cpu_count() or 2))
 """Threads linking wheels, as `sync.apply.LINK_WORKERS`: mkdir, stat and link release the GIL,
@@ -91,9 +111,10 @@ def key_for(plan: SyncPlan, installed: Sequence[object], *, probe: Probe) -> str
         wheels.append(repr((want.name, want.version, want.kind, file.filename, file.size, want.sha256)))
     if not wheels:
         return None
-    paths = sorted((k, v) for k, v in probe.paths.items() if isinstance(v, str))
+    root = probe.paths["data"]
+    paths = sorted((k, relative_to(v, root)) for k, v in probe.paths.items() if isinstance(v, str))
     parts = [f"whole-{FORMAT}", installer_version(), os.name, sys.platform, sys.version,
-             probe.python, probe.version, repr(paths), *sorted(wheels)]
+             relative_to(probe.python, root), probe.version, repr(paths), *sorted(wheels)]
     return hashlib.sha256("\0".join(parts).encode("utf-8", "surrogateescape")).hexdigest()
 
 
@@ -140,7 +161,7 @@ def load(cache: Cache, key: str) -> Plan | None:
         plan = marshal.loads(memoryview(data)[len(head):])
     except (ValueError, EOFError, TypeError):
         return None
-    if not (isinstance(plan, tuple) and len(plan) == 5 and plan[0] == key):
+    if not (isinstance(plan, tuple) and len(plan) == 7 and plan[0] == key):
         return None
     return plan
 
@@ -149,14 +170,17 @@ Done = tuple["Tree", list[tuple["Member", str]], list[dict[str, Any]]]
 
 
 def assemble(key: str, names: Iterable[str], targets: Iterable[str], done: Sequence[Done],
-             purelib: str, roots: Iterable[str]) -> Plan:
+             paths: Mapping[str, str], python: str) -> Plan:
     """The plan of a sync whose installs did `done` (each: the tree, its links, its writes),
-    into the venv whose scheme directories are `roots`; `targets` are its journal's paths."""
-    base = os.path.abspath(purelib) + os.sep
+    into the venv whose scheme directories are `paths` and interpreter `python`; `targets` are
+    its journal's paths. Every target is kept relative to the venv's root (`paths["data"]`)."""
+    root = os.path.abspath(paths["data"])
+    base = os.path.abspath(paths["purelib"]) + os.sep
+    rel = _relative(root)
     wheels: list[Wheel] = []
     writes: list[Write] = []
     placed: set[str] = set()
-    roots = list(roots)
+    roots = [paths[k] for k in ("purelib", "platlib", "scripts", "data")]
     for tree, links, written in done:
         stamp = _stamp(str(tree.root.parent) + os.sep)
         if stamp is None:
@@ -165,7 +189,7 @@ def assemble(key: str, names: Iterable[str], targets: Iterable[str], done: Seque
         rows: list[Link] = []
         for entry, target in links:
             member = entry["path"]
-            rows.append((member, entry["size"], entry["mtime"], None if target == base + member else target))
+            rows.append((member, entry["size"], entry["mtime"], None if target == base + member else rel(target)))
             mine.append(target)
         if links and not _linked(tree.path_of(links[-1][0]["path"]), links[-1][1]):
             raise Unusable(f"{tree.wheel_name} was copied, not linked (another file system)")
@@ -175,14 +199,62 @@ def assemble(key: str, names: Iterable[str], targets: Iterable[str], done: Seque
                 import base64
 
                 data = base64.b64decode(data)
-            writes.append((op["target"], data, bool(op.get("exec")), bool(op.get("script"))))
+            writes.append((rel(op["target"]), data, bool(op.get("exec")), bool(op.get("script"))))
             mine.append(op["target"])
         # Each wheel makes every directory it needs (a few, like share/, are shared: made by
         # the first, found by the others): wheels are linked in parallel, in any order.
-        wheels.append((str(tree.root) + os.sep, base, rows, stamp, _dirs(mine, roots)))
+        wheels.append((str(tree.root) + os.sep, rel(base[:-1]) + os.sep, rows, stamp,
+                       [rel(d) for d in _dirs(mine, roots)]))
         placed.update(mine)
-    extra = list(dict.fromkeys(targets).keys() - placed)
-    return (key, sorted(set(names)), sorted(extra), wheels, writes)
+    extra = [rel(t) for t in sorted(dict.fromkeys(targets).keys() - placed)]
+    return (key, sorted(set(names)), extra, wheels, writes, root, _movable(writes, root, python))
+
+
+def _relative(root: str) -> Callable[[str], str]:
+    """A target of the venv at `root` as kept in a plan (Unusable for one outside it)."""
+    prefix = root + os.sep
+
+    def rel(target: str) -> str:
+        if not target.startswith(prefix):
+            raise Unusable(f"{target} is outside the venv {root}")
+        return target[len(prefix):]
+    return rel
+
+
+def _movable(writes: Sequence[Write], root: str, python: str) -> list[tuple[int, int]] | None:
+    """The (script, its RECORD) indexes into `writes` of each script whose first line is
+    `#!<python>`, when the plan can be moved to another venv root: the interpreter inside the
+    venv, its shebang of the plain form, and no written file naming the root anywhere else (a
+    replay record is moved on the same terms). None otherwise."""
+    if os.name != "posix" or not relative_to(python, root).startswith(VENV + os.sep) \
+            or not simple_shebang(python):
+        return None
+    line, named = f"#!{python}\n".encode(), root.encode()
+    records = {os.path.dirname(target): i for i, (target, _, _, _) in enumerate(writes)
+               if target.endswith(".dist-info" + os.sep + "RECORD")}
+    found: list[tuple[int, int]] = []
+    for i, (target, data, _, _) in enumerate(writes):
+        if data.startswith(line):
+            owner = _record_of(target, data, records, writes)
+            if owner is None:
+                return None
+            found.append((i, owner))
+            data = data[len(line):]
+        if named in data:
+            return None
+    return found
+
+
+def _record_of(target: str, data: bytes, records: Mapping[str, int], writes: Sequence[Write]) -> int | None:
+    """The index of the one RECORD among `writes` with a row for the script `target`."""
+    owners = []
+    for index in records.values():
+        try:
+            fixed_record(writes[index][0], writes[index][1], {target: (data, data)})
+        except ValueError:
+            continue
+        owners.append(index)
+    return owners[0] if len(owners) == 1 else None
 
 
 def _linked(src: str, target: str) -> bool:
@@ -215,11 +287,42 @@ def _stamp(tree_dir: str) -> Stamp | None:
     return manifest.st_size, manifest.st_mtime_ns, seal.st_size, seal.st_mtime_ns
 
 
-def targets_of(plan: Plan) -> list[str]:
-    """Every path the plan's install writes or planned (its journal's paths)."""
-    out = [t if t is not None else base + m for _, base, links, _, _ in plan[3] for m, _, _, t in links]
-    out += [target for target, _, _, _ in plan[4]]
-    out += plan[2]
+def targets_of(plan: Plan, root: str) -> list[str]:
+    """Every path the plan's install into the venv at `root` writes or planned (its journal's
+    paths)."""
+    top = root + os.sep
+    out = [top + (t if t is not None else base + m) for _, base, links, _, _ in plan[3] for m, _, _, t in links]
+    out += [top + target for target, _, _, _ in plan[4]]
+    out += [top + target for target in plan[2]]
+    return out
+
+
+def moved(plan: Plan, root: str, python: str) -> list[Write] | None:
+    """The plan's writes for the venv at `root` (interpreter `python`): as they are in the venv
+    it was made in; else each script's `#!<old interpreter>` line rewritten and its RECORD row
+    to match (`replay.relocated`); None when the plan cannot be moved there."""
+    old, writes, scripts = plan[5], plan[4], plan[6]
+    if old == root:
+        return writes
+    rel_python = relative_to(python, root)
+    if scripts is None or not rel_python.startswith(VENV + os.sep) or not simple_shebang(python):
+        return None
+    old_line, new_line = f"#!{old}{rel_python[len(VENV):]}\n".encode(), f"#!{python}\n".encode()
+    out = list(writes)
+    rewritten: dict[int, dict[str, tuple[bytes, bytes]]] = {}
+    for script, record in scripts:
+        target, data, executable, is_script = writes[script]
+        if not data.startswith(old_line):
+            return None
+        after = new_line + data[len(old_line):]
+        out[script] = (target, after, executable, is_script)
+        rewritten.setdefault(record, {})[target] = (data, after)
+    for record, files in rewritten.items():
+        try:
+            out[record] = (writes[record][0], fixed_record(writes[record][0], writes[record][1], files),
+                           *writes[record][2:])
+        except ValueError:
+            return None
     return out
 
 
@@ -237,30 +340,53 @@ def _dirs(targets: Iterable[str], roots: Iterable[str]) -> list[str]:
     return sorted(dirs - stop)
 
 
-def save(cache: Cache, plan: Plan) -> None:
-    """Keep `plan` for the next sync with its key (only a cache: a failed write is dropped)."""
+def save(cache: Cache, plan: Plan) -> bool:
+    """Keep `plan` for the next sync with its key (only a cache: a failed write is dropped);
+    whether it was kept."""
     from lockenv.cache import write_atomic
 
     key = plan[0]
     sealed = cache.seal(key.encode("ascii") + b"\n" + marshal.dumps(plan))
     if sealed is None:
-        return  # no key to seal it with: every sync installs wheel by wheel
+        return False  # no key to seal it with: every sync installs wheel by wheel
     try:
         write_atomic(plan_path(cache, key), sealed)
     except OSError:
-        return
-    _keep_newest(plan_path(cache, key).parent.parent, MAX_PLANS)
+        return False
+    keep_newest(plan_path(cache, key).parent.parent, MAX_PLANS)
+    return True
 
 
 MAX_PLANS = 32
-"""Plans kept in a cache, the newest: a plan belongs to one venv path, and a CI runner syncing
-into a new directory each time would otherwise add one (0.5-3.5 MB) per run, for ever."""
+"""Plans kept in a cache, the newest: every selection (each lock change, each interpreter) has
+its own, and would otherwise add one (0.5-3.5 MB) for ever."""
 
 
-def _keep_newest(root: Path, keep: int) -> None:
-    """Remove all but the `keep` most recently written plans under `root` (after a save, the
-    slow path: a listing of the plans' directories). Another process may remove the same ones,
-    or be reading one: it has read it whole, or finds none and installs wheel by wheel."""
+def kept(root: Path) -> list[tuple[Path, list[str], list[str]]]:
+    """Every plan kept in the cache at `root` that this format reads: (its path, the
+    distributions it installs, the tree directories it links from). Read without the seal:
+    for `cache prune`/`clean` only, which remove plans, never install from them."""
+    from lockenv.cache import SEAL
+
+    out = []
+    for path in sorted((root / Bucket.INSTALLS.value / "whole").glob("*/*")):
+        head = path.name.encode("ascii", "replace") + b"\n"
+        try:
+            data = path.read_bytes()[len(SEAL) + 32:]
+            plan: Any = marshal.loads(data[len(head):]) if data.startswith(head) else None
+            names = [str(n) for n in plan[1]]
+            trees = [str(wheel[0]) for wheel in plan[3]]
+        except (OSError, ValueError, EOFError, TypeError, IndexError):
+            continue  # not a plan of this format (another lockenv's): bounded by MAX_PLANS
+        out.append((path, names, trees))
+    return out
+
+
+def keep_newest(root: Path, keep: int) -> list[Path]:
+    """Remove all but the `keep` most recently written plans (or warm entries) under `root`
+    (after a save, the slow path: a listing of the plans' directories); the paths removed.
+    Another process may remove the same ones, or be reading one: it has read it whole, or
+    finds none and installs wheel by wheel."""
     found: list[tuple[int, str]] = []
     try:
         with os.scandir(root) as buckets:
@@ -268,33 +394,37 @@ def _keep_newest(root: Path, keep: int) -> None:
                 with os.scandir(bucket.path) as plans:
                     found += [(p.stat().st_mtime_ns, p.path) for p in plans if p.is_file()]
     except OSError:
-        return
+        return []
     found.sort(reverse=True)
+    removed = []
     for _, path in found[keep:]:
         try:
             os.unlink(path)
         except OSError:
-            pass
+            continue
+        removed.append(Path(path))
+    return removed
 
 
-def place(plan: Plan, *, crash_after: int = -1) -> None:
-    """Link every wheel of the plan (`_place_wheel`), on WORKERS threads, then write the
-    plan's bytes. `crash_after` (tests): one thread, SIGKILL once that many wheels are linked."""
-    wheels, writes = plan[3], plan[4]
+def place(plan: Plan, root: str, writes: Sequence[Write], *, crash_after: int = -1) -> None:
+    """Link every wheel of the plan (`_place_wheel`) into the venv at `root`, on WORKERS
+    threads, then write `writes` (the plan's, moved to `root`). `crash_after` (tests): one
+    thread, SIGKILL once that many wheels are linked."""
+    wheels, top = plan[3], root + os.sep
     if crash_after >= 0 or len(wheels) < 3:
         for i, wheel in enumerate(wheels):
             if i == crash_after:
                 os.kill(os.getpid(), signal.SIGKILL)
-            _place_wheel(wheel)
+            _place_wheel(wheel, top)
     else:
-        _in_threads(wheels)
+        _in_threads(wheels, top)
     for target, data, executable, script in writes:
-        write_replacing(target, data, executable=executable, script=script)
+        write_replacing(top + target, data, executable=executable, script=script)
     if crash_after == len(wheels):
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _in_threads(wheels: Sequence[Wheel]) -> None:
+def _in_threads(wheels: Sequence[Wheel], top: str) -> None:
     """`_place_wheel` for each wheel, the most files first, on WORKERS threads (this one too);
     the first error is raised once every thread has stopped."""
     import threading
@@ -309,7 +439,7 @@ def _in_threads(wheels: Sequence[Wheel]) -> None:
             except IndexError:
                 return
             try:
-                _place_wheel(wheel)
+                _place_wheel(wheel, top)
             except BaseException as exc:  # noqa: BLE001 - raised again by the caller's thread
                 failed.append(exc)
 
@@ -323,14 +453,16 @@ def _in_threads(wheels: Sequence[Wheel]) -> None:
         raise failed[0]
 
 
-def _place_wheel(wheel: Wheel) -> None:
-    """Make the wheel's directories, and link each tree file after its F8 check (size, mtime
-    and read-only mode as its tree's manifest gave them: Unusable otherwise)."""
+def _place_wheel(wheel: Wheel, top: str) -> None:
+    """Make the wheel's directories under `top` (the venv root + separator), and link each tree
+    file after its F8 check (size, mtime and read-only mode as its tree's manifest gave them:
+    Unusable otherwise)."""
     tree, base, links, stamp, dirs = wheel
     if _stamp(tree[:-len("files") - 1]) != stamp:
         raise Unusable(f"{tree}: unpacked again, or its manifest changed")
     for d in dirs:
-        make_dirs(d)
+        make_dirs(top + d)
+    base = top + base
     stat_of, link = os.stat, os.link
     for member, size, mtime, target in links:
         src = tree + member
@@ -340,7 +472,7 @@ def _place_wheel(wheel: Wheel) -> None:
             raise Unusable(src) from None
         if st.st_size != size or st.st_mtime_ns != mtime or st.st_mode & 0o222:
             raise Unusable(src)  # the per-wheel install unpacks it again and says so
-        dest = base + member if target is None else target
+        dest = base + member if target is None else top + target
         try:
             link(src, dest)
         except FileExistsError:  # put there meanwhile: replaced, as the per-wheel install does
@@ -362,18 +494,23 @@ def scripts_safe(targets: Iterable[str], scripts: str, venv: Path) -> bool:
     return True
 
 
-def install(plan: Plan, *, venv: Path, probe: Probe,
+def install(plan: Plan, *, venv: Path, paths: Mapping[str, str], python: str,
             before_changes: Callable[[], None] | None = None,
             warn: Callable[[str, str | None], None] | None = None) -> bool:
-    """Install a whole selection from `plan`, transactionally as `apply` installs: journal
-    first, whatever is in the way stashed, on any error the new files removed and the stash
-    put back. False when the plan did not fit (nothing of it is left: the caller installs
-    wheel by wheel); other errors are raised as `apply` raises them."""
+    """Install a whole selection from `plan` into `venv` (its interpreter `python`, its scheme
+    directories `paths`), transactionally as `apply` installs: journal first, whatever is in
+    the way stashed, on any error the new files removed and the stash put back. False when the
+    plan did not fit (nothing of it is left: the caller installs wheel by wheel); other errors
+    are raised as `apply` raises them."""
     from lockenv.sync import state
     from lockenv.sync.install.remove import Stash, keep_dirs, stash_kept, undo_failed
 
-    names, targets = plan[1], targets_of(plan)
-    if not scripts_safe(targets, probe.paths["scripts"], venv):
+    root = os.path.abspath(paths["data"])
+    writes = moved(plan, root, python)
+    if writes is None:
+        return False  # made in another venv path, and not movable
+    names, targets = plan[1], targets_of(plan, root)
+    if not scripts_safe(targets, paths["scripts"], venv):
         return False
     if before_changes is not None:
         before_changes()
@@ -384,11 +521,11 @@ def install(plan: Plan, *, venv: Path, probe: Probe,
         stash_kept(targets, stash)
         crash = int(os.environ.get("LOCKENV_TEST_CRASH_AFTER", "-1") or "-1")
         try:
-            place(plan, crash_after=crash)
+            place(plan, root, writes, crash_after=crash)
         except (TypeError, ValueError, IndexError) as bad:  # a plan not of this format
             raise Unusable(str(bad)) from None
     except BaseException as exc:
-        error = undo_failed(exc, targets, venv=venv, keep=keep_dirs(probe, venv), stash=stash, warn=warn)
+        error = undo_failed(exc, targets, venv=venv, keep=keep_dirs(paths, venv), stash=stash, warn=warn)
         if isinstance(exc, Unusable):
             return False
         if error is exc:

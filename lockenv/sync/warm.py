@@ -1,0 +1,258 @@
+"""A warm sync into an empty venv, answered from one sealed entry before anything else a sync
+imports (`fastpath` calls `serve` right after the no-op check finds work to do).
+
+A sync into an empty venv whose wheels are all in the cache installs from its sealed plan
+(`install.whole`). Getting there, the full path imports ops.sync, the selection, environment,
+scan and plan modules (with their dataclasses: ~150 M instructions on web, a third of the
+whole sync) and recomputes what is a function of the no-op's inputs: the lock checked fresh,
+the venv's interpreter admitted, probed, the lock's selection for it, nothing installed, the
+plan's key. Once such a sync has succeeded, `remember` keeps its outcome under a key of
+exactly those inputs (`key_for`), sealed with the user's key like the plan it names; the next
+sync with that key into an empty venv (`serve`) reads it, takes the venv's lock and installs
+the plan with the same `whole.install`.
+
+Why a matching key implies every check the full path makes (any doubt: None, the full path):
+- the lock's bytes, pyproject.toml's, every option and KEY_ENVIRONMENT are in the key (the
+  no-op's `inputs` digest): the selection, requires-python and the options' meaning are the
+  ones the full path computed. Its freshness is checked as the full path checks it: the lock's
+  fresh marker must exist (unless --frozen); with LOCKENV_KEYRING_PROVIDER set, --lockfile,
+  or --locked with --frozen, nothing is served here;
+- the venv's interpreter: its real file, mtime and size (the no-op's python stamp: the probe
+  cache's key, with packaging's version) and every pyvenv.cfg entry but `command`: the
+  version that requires-python admitted, so the probe, the markers and tags selected for,
+  and the scheme directories (kept relative to the venv's root) are the full path's. An
+  interpreter asked for (--python, LOCKENV_PYTHON, in the key) is served only when it is a
+  version (a function of that version) or a path to the venv's own interpreter file (checked
+  each time); a command name is looked up on PATH by the full path only;
+- nothing installed: the venv's site directories must be empty, with no journal (an
+  interrupted sync) and no state (another sync's venv), checked again under the venv's lock;
+- lockenv's and installer's versions, the interpreter lockenv runs on and the platform, as
+  the plan's key has them; the venv's root must be its real path (the probe's relocation
+  condition), and links (not copies) must be the link mode.
+The plan is then loaded by the key the full path made (its own seal and key line), and
+installed exactly as the full path installs it (journal first, F8 check per linked file,
+stash, undo); every archive it came from must still be in the cache at its locked size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import marshal
+import os
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from lockenv.cache import Bucket, Cache
+from lockenv.project import is_version_request, read_pyvenv_cfg
+from lockenv.sync import state
+from lockenv.sync.install.fs import VENV, installer_version, relative_to
+
+FORMAT = 1
+"""Bumped when what an entry holds or means changes."""
+
+Archive = tuple[str, str, "int | None"]
+"""(sha256, file name, size) of a wheel the plan installs, as the lock gives it."""
+Entry = tuple[str, str, int, list[str], str, bytes, list[Archive], dict[str, str], str]
+"""(key, the sealed plan's key, packages, the plan's lines, the summary ("Installed 3
+packages"), the selection file's bytes, archives, the interpreter's scheme directories and
+the interpreter itself (relative to the venv root, as `fs.relative_to` writes them))."""
+
+
+def key_for(venv: Path, inputs: str, request: str | None) -> str | None:
+    """The key of a warm sync into the venv at `venv` with the no-op's `inputs` digest and the
+    interpreter `request` (see the module docstring); None when this shape is never served."""
+    if os.name != "posix" or os.environ.get("LOCKENV_LINK_MODE", "hardlink") == "copy" \
+            or os.environ.get("LOCKENV_KEYRING_PROVIDER", "").strip():
+        return None
+    if not venv.is_absolute() or os.path.realpath(venv) != str(venv):
+        return None
+    cfg = read_pyvenv_cfg(venv)
+    if cfg is None:
+        return None
+    python = state.python_stamp(venv)
+    if python == "missing":
+        return None
+    if request:
+        if os.sep in request:
+            if os.path.realpath(request) != os.path.realpath(venv / "bin" / "python"):
+                return None
+        elif not is_version_request(request):
+            return None
+    import packaging
+
+    parts = [f"warm-{FORMAT}", inputs, python, repr(sorted((k, v) for k, v in cfg.items() if k != "command")),
+             str(getattr(packaging, "__version__", "?")), installer_version(), os.name, sys.platform,
+             sys.version]
+    return hashlib.sha256("\0".join(parts).encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def entry_path(cache: Cache, key: str) -> Path:
+    return cache.root / Bucket.INSTALLS.value / "warm" / key[:2] / key
+
+
+def load(cache: Cache, key: str) -> Entry | None:
+    """The entry kept for `key`, if this user's lockenv sealed it for that key."""
+    try:
+        blob = entry_path(cache, key).read_bytes()
+    except OSError:
+        return None
+    data = cache.unseal(blob)
+    head = key.encode("ascii") + b"\n"
+    if data is None or not data.startswith(head):
+        return None  # forged, damaged, another user's, or sealed for another key
+    try:
+        entry = marshal.loads(memoryview(data)[len(head):])
+    except (ValueError, EOFError, TypeError):
+        return None
+    if not (isinstance(entry, tuple) and len(entry) == 9 and entry[0] == key):
+        return None
+    return entry
+
+
+def remember(cache: Cache, entry: Entry) -> None:
+    """Keep `entry` (only a cache: a failed write is dropped)."""
+    from lockenv.cache import write_atomic
+
+    key = entry[0]
+    sealed = cache.seal(key.encode("ascii") + b"\n" + marshal.dumps(entry))
+    if sealed is None:
+        return
+    try:
+        write_atomic(entry_path(cache, key), sealed)
+    except OSError:
+        return
+    from lockenv.sync.install.whole import keep_newest
+
+    keep_newest(entry_path(cache, key).parent.parent, MAX_ENTRIES)
+
+
+MAX_ENTRIES = 64
+"""Entries kept in a cache, the newest (each names a plan: a cache keeps the newest 32)."""
+
+
+def entry_for(key: str, plan_key: str, *, packages: int, lines: list[str], summary: str,
+              selection: bytes, archives: Iterable[Archive], paths: Mapping[str, str],
+              python: str) -> Entry | None:
+    """The entry of a sync into the venv whose interpreter is `python` with scheme `paths`;
+    None when they are not under the venv's root (`paths["data"]`)."""
+    root = paths["data"]
+    rel = {k: relative_to(v, root) for k, v in paths.items() if isinstance(v, str)}
+    if not all(rel[k].startswith(VENV + os.sep) for k in ("purelib", "platlib", "scripts")) \
+            or not relative_to(python, root).startswith(VENV + os.sep):
+        return None
+    return (key, plan_key, packages, list(lines), summary, selection, list(archives), rel,
+            relative_to(python, root))
+
+
+def _absolute(path: str, root: str) -> str:
+    return root + path[len(VENV):] if path == VENV or path.startswith(VENV + os.sep) else path
+
+
+def empty(venv: Path, paths: Mapping[str, str]) -> bool:
+    """Whether a sync finds nothing installed in the venv: no journal, no state, and its site
+    directories empty (as `python -m venv --without-pip` leaves them)."""
+    if (venv / state.JOURNAL).exists() or (venv / state.STATE).exists():
+        return False
+    try:
+        return not any(os.listdir(d) for d in {paths["purelib"], paths["platlib"]})
+    except OSError:
+        return False
+
+
+def _archives_cached(cache: Cache, archives: Iterable[Archive]) -> bool:
+    """`whole.archives_cached` of the entry's archives."""
+    import stat
+
+    for sha256, filename, size in archives:
+        try:
+            st = os.stat(cache.artifact_path(sha256, filename))
+        except OSError:
+            return False
+        if not stat.S_ISREG(st.st_mode) or size not in (None, st.st_size):
+            return False
+    return True
+
+
+class Said:
+    """What `serve` tells the user, given by the caller (its reporter's methods)."""
+
+    def __init__(self, data: Callable[[str], None], status: Callable[[str], None],
+                 warn: Callable[[str, str | None], None], before: Callable[[], None]) -> None:
+        self.data, self.status, self.warn, self.before = data, status, warn, before
+
+
+def serve(venv: Path, values: Mapping[str, object], *, lock: bytes, pyproject: bytes | None,
+          inputs: str, version: str, said: Said, started: float) -> int | None:
+    """Install the selection of a warm sync into the empty venv at `venv` (options `values`,
+    as `fastpath` parsed them; `inputs`: the no-op's digest of the `lock` and `pyproject`
+    bytes read once) from its sealed plan; 0 when done, None when this sync is not one served
+    here (nothing changed: the full path runs). Errors of the install are raised as the full
+    path raises them (after the same undo)."""
+    if values.get("lockfile") is not None or (values.get("locked") and values.get("frozen")) \
+            or pyproject is None:
+        return None
+    request = values.get("python") or os.environ.get("LOCKENV_PYTHON") or None
+    key = key_for(venv, inputs, str(request) if request else None)
+    if key is None:
+        return None
+    cache = Cache()
+    if not values.get("frozen") and not state.fresh_marker_of(cache.root, lock, pyproject, version).exists():
+        return None  # the full path checks the lock against pyproject.toml (and relocks)
+    entry = load(cache, key)
+    if entry is None:
+        return None
+    root = str(venv)
+    paths = {k: _absolute(v, root) for k, v in entry[7].items()}
+    if not empty(venv, paths) or not _archives_cached(cache, entry[6]):
+        return None
+    from lockenv.sync.install import whole
+
+    plan = whole.load(cache, entry[1])
+    if plan is None:
+        return None
+    lock_file = cache.lock(cache.bucket(Bucket.VENV_LOCKS) / state.venv_lock_name(venv))
+    try:
+        lock_file.acquire(timeout=0.2)
+    except Exception:  # noqa: BLE001 - filelock's Timeout: wait as the full path waits
+        said.status(f"Waiting for another lockenv process using {venv}")
+        lock_file.acquire()
+    try:
+        if not empty(venv, paths):
+            return None  # another sync got there first: the full path says what it finds
+        if not whole.install(plan, venv=venv, paths=paths, python=_absolute(entry[8], root),
+                             warn=said.warn):
+            return None  # nothing of it is left: the full path installs wheel by wheel
+        state.write_selection(venv, entry[5])
+        state.write_state(venv, inputs, entry[2], lock_checked=not values.get("frozen"))
+    finally:
+        lock_file.release()
+    # The plan's lines once it is carried out (the full path shows them just before: a plan
+    # that does not fit falls back to it, which then shows them, once).
+    said.before()
+    for line in entry[3]:
+        said.data(line)
+    import time
+
+    said.status(f"{entry[4]} in {time.perf_counter() - started:.2f}s")
+    return 0
+
+
+def plans_named(root: Path) -> dict[str, list[Path]]:
+    """The entries kept under the cache at `root`, by the sealed plan's key they name (read
+    without the seal: for `cache prune`/`clean` only, which remove, never install)."""
+    out: dict[str, list[Path]] = {}
+    base = root / Bucket.INSTALLS.value / "warm"
+    from lockenv.cache import SEAL
+
+    for path in base.glob("*/*"):
+        head = path.name.encode("ascii", "replace") + b"\n"
+        try:
+            data = path.read_bytes()[len(SEAL) + 32:]
+            entry: Any = marshal.loads(data[len(head):]) if data.startswith(head) else None
+            plan_key = entry[1] if isinstance(entry, tuple) and len(entry) > 1 else None
+        except (OSError, ValueError, EOFError, TypeError):
+            plan_key = None
+        out.setdefault(plan_key if isinstance(plan_key, str) else "", []).append(path)
+    return out

@@ -137,6 +137,34 @@ def test_noop_relock_makes_no_request_and_no_write(index_server: IndexServer, pr
     assert (path.stat().st_mtime_ns, path.read_bytes()) == before
 
 
+def test_a_lock_process_ends_with_its_output_exit_code_and_exit_handlers(
+        index_server: IndexServer, project: Path, tmp_path: Path) -> None:
+    """A lock ends its process without the interpreter's teardown (`fastpath._exit_now`), as a
+    sync does: what it printed into a pipe still arrives, its exit code is kept, and the exit
+    handlers still run (atexit: weakref finalizers, filelock's), for a lock with work, a no-op
+    and a failed lock alike."""
+    write(project, ["alpha"])
+    marker = tmp_path / "atexit-ran"
+    code = ("import atexit, sys\n"
+            f"atexit.register(lambda: open({str(marker)!r}, 'a').write('ran\\n'))\n"
+            "sys.argv = ['lockenv', 'lock']\n"
+            "from lockenv.fastpath import main\n"
+            "main()\n")
+    env = {**os.environ, "LOCKENV_INDEX_URL": index_server.json_url}
+    runs = []
+    for _ in range(2):  # a lock with work, then a no-op
+        runs.append(subprocess.run([sys.executable, "-c", code], cwd=project, env=env,
+                                   capture_output=True, text=True, timeout=300))
+    write(project, ["no-such-project"])
+    runs.append(subprocess.run([sys.executable, "-c", code], cwd=project, env=env,
+                               capture_output=True, text=True, timeout=300))
+    assert [r.returncode for r in runs] == [0, 0, 2], [r.stdout + r.stderr for r in runs]
+    assert "Resolved 3 packages" in runs[0].stderr and "+ alpha==" in runs[0].stderr
+    assert "pylock.toml is up to date" in runs[1].stderr
+    assert "error: `no-such-project` was not found" in runs[2].stderr
+    assert marker.read_text() == "ran\n" * 3
+
+
 def test_relock_keeps_pins_and_reports_changes(index_server: IndexServer, project: Path) -> None:
     write(project, ["alpha<2"])
     assert lock(project, index_server).code == 0

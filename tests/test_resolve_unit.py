@@ -398,6 +398,61 @@ def test_one_crawl_of_a_requirement_serves_all_the_targets_that_need_it() -> Non
             "a-1-py3-none-any.whl", "a-2-py3-none-any.whl"]
 
 
+class _PythonsIndex(_SharedCrawlIndex):
+    """`n 2` has a Windows wheel for Python 3.12 only, `n 1` for 3.10 and 3.12."""
+
+    def __init__(self) -> None:
+        import hashlib
+        import threading
+
+        super().__init__()
+
+        def wheel(name: str) -> DistFile:
+            return DistFile(name, f"http://x/{name}", hashlib.sha256(name.encode()).hexdigest(), 1, None, None)
+
+        self.files = {"n": {"2": [wheel("n-2-cp312-cp312-win_amd64.whl")],
+                            "1": [wheel("n-1-cp310-cp310-win_amd64.whl"), wheel("n-1-cp312-cp312-win_amd64.whl")]}}
+        self.old_read = threading.Event()
+
+    def prefetch_metadata(self, files) -> None:  # type: ignore[no-untyped-def]
+        files = list(files)
+        super().prefetch_metadata(files)
+        if any(f.filename.startswith("n-1-cp310") for f in files):
+            self.old_read.set()
+
+
+def test_a_version_only_older_pythons_take_has_only_their_wheels_read_ahead() -> None:
+    """The metadata started for a version is what the targets that may take it read: the
+    crawl starts `n 2`'s wheel for Python 3.12 and `n 1`'s for 3.10 (which cannot install `n 2`),
+    not `n 1`'s Python 3.12 wheel, which no target reads; a pin on Python 3.10 starts what the
+    targets that may reuse it (3.10 and older) read, a pin on 3.12 both Pythons' wheels."""
+    from packaging.version import Version
+
+    from lockenv.resolve.prefetch import Prefetcher
+    from lockenv.resolve.requirements import requirement_to_reqs
+    from packaging.requirements import Requirement
+
+    targets = make_targets(">=3.10,<3.13", ["sys_platform == 'win32'"])
+    index = _PythonsIndex()
+    crawler = Prefetcher(IndexSource(index, index, targets))
+    try:
+        crawler.speculate_targets([(r, targets) for r in requirement_to_reqs(Requirement("n"), "main")])
+        assert index.old_read.wait(30), "the crawl never started `n 1`, which Python 3.10 takes"
+    finally:
+        crawler.close()
+    assert sorted(index.prefetched_metadata) == ["n-1-cp310-cp310-win_amd64.whl", "n-2-cp312-cp312-win_amd64.whl"]
+    for python, expected in (("3.10.0", ["n-1-cp310-cp310-win_amd64.whl"]),
+                             ("3.12.0", ["n-1-cp310-cp310-win_amd64.whl", "n-1-cp312-cp312-win_amd64.whl"])):
+        index = _PythonsIndex()
+        source = IndexSource(index, index, targets)
+        crawler = Prefetcher(source)
+        try:
+            crawler.prefetch_version(source.versions("n")[Version("1")], targets[0].tag_priority, python)
+        finally:
+            crawler.close()
+        assert sorted(index.prefetched_metadata) == expected
+
+
 def test_the_targets_derived_from_the_graph_have_the_metadata_they_reuse_started() -> None:
     """A target derived from the graph (emscripten, ppc64le...) on a platform no target has
     reads, reusing the pins, each pin's own file (there are no representative wheels there).

@@ -148,8 +148,7 @@ def _warm(project: Path, venv: Path, quiet: bool, options: dict[str, object], *,
 
     hold_in_use()  # before the first cache entry is read, as the full sync
     reporter = TerminalReporter(quiet=quiet)
-    said = warm.Said(reporter.data, reporter.status, reporter.warn,
-                     lambda: _warn_foreign_venv(project, "syncing", quiet))
+    said = warm.Said(reporter, lambda: _warn_foreign_venv(project, "syncing", quiet))
     served: list[int | None] = []
 
     def serve() -> int:

@@ -160,6 +160,7 @@ def test_clean_name_and_prune_remove_the_plans_that_cannot_serve(tmp_path: Path,
     plans = _plans()
     assert sorted(map(sorted, plans.values())) == [["alpha", "beta", "gamma"], ["gamma"]]
     assert len(_warm_entries()) == 2
+    assert len(list((cache_root() / "installs-v1" / "made").glob("*/*"))) == 2  # both venvs made
     r = run_lockenv("cache", "clean", "beta", cwd=tmp_path)
     assert r.code == 0, r.output
     assert sorted(_plans().values()) == [["gamma"]]  # alpha's plan installs beta: removed
@@ -169,6 +170,7 @@ def test_clean_name_and_prune_remove_the_plans_that_cannot_serve(tmp_path: Path,
     r = run_lockenv("cache", "prune", cwd=tmp_path)
     assert r.code == 0, r.output
     assert not _plans() and not _warm_entries()
+    assert not list((cache_root() / "installs-v1" / "made").glob("*/*"))
     for project in (first, second):
         shutil.rmtree(project / ".venv", ignore_errors=True)
         r = sync(project, index_server)

@@ -231,3 +231,28 @@ def test_the_entry_points_options_key_is_the_full_syncs(values: dict[str, Any], 
     assert fields[0][0] == "project" and fields[1:] == list(state.OPTION_FIELDS)
     assert state.options_key_of(values, __version__) == \
         state.options_key(SyncOptions(project=tmp_path, **values), __version__)
+
+
+def test_a_missing_venv_is_made_and_served_too(project: Path, index_server: Any) -> None:
+    """A fresh checkout (no venv at all): once one sync has made the venv and installed the
+    same selection, the next makes the venv as the full sync does (the interpreter lockenv runs
+    on, as requires-python admits it) and installs from the plan without the full sync's
+    modules; the venv is the first one's, byte for byte (pyvenv.cfg included)."""
+    write_project(project, ["alpha", "feat[fast]"])
+    lock(project, index_server)
+    proc, imported = _sync(project, index_server)
+    assert proc.returncode == 0 and imported & FULL_SYNC == FULL_SYNC, proc.stderr
+    before = _files(project / ".venv")
+    shutil.rmtree(project / ".venv")
+    proc, imported = _sync(project, index_server)
+    assert proc.returncode == 0, proc.stderr
+    assert not imported & (FULL_SYNC - {"lockenv.environment"}) and not imported & NEVER
+    assert proc.stderr.startswith("Creating virtual environment at "), proc.stderr
+    assert proc.stdout.splitlines() == ["+ alpha==2.0", "+ beta==2.0", "+ feat==1.0", "+ gamma==1.2"]
+    assert _files(project / ".venv") == before
+    _verified(project, index_server)
+    # A venv path that is a file: the full sync says what is wrong, as before.
+    shutil.rmtree(project / ".venv")
+    (project / ".venv").write_text("")
+    proc, _ = _sync(project, index_server)
+    assert proc.returncode == 2 and "is a file, not a directory" in proc.stderr, proc.stderr

@@ -265,8 +265,8 @@ def _plans(root: Path, drop: Callable[[list[str], list[str]], bool], why: str,
            keep: bool) -> list[Removed | None]:
     """Sealed install plans (`installs-v1/whole/`) for which `drop(names, tree directories)`
     holds, then (`keep`) all but the newest `whole.MAX_PLANS`; then the warm syncs' entries
-    (`installs-v1/warm/`) that name a plan no longer kept (all but the newest MAX_ENTRIES when
-    `keep`). A sync reads a plan whole or not at all: removing one under it is safe (it
+    (`installs-v1/warm/`, `made/`) that name a plan (an entry) no longer kept (all but the
+    newest MAX_ENTRIES when `keep`). A sync reads a plan whole or not at all: removing one under it is safe (it
     installs wheel by wheel)."""
     from lockenv.sync import warm
     from lockenv.sync.install import whole
@@ -279,12 +279,15 @@ def _plans(root: Path, drop: Callable[[list[str], list[str]], bool], why: str,
     if keep:
         out += [_removed(path, bucket, f"beyond the newest {whole.MAX_PLANS} plans", size)
                 for path, size in _beyond(root / bucket / "whole", whole.MAX_PLANS)]
-    for plan_key, entries in sorted(warm.plans_named(root).items()):
-        if not plan_key or not whole.plan_path(Cache(root), plan_key).exists():
-            out += [_remove(path, bucket, "the plan it names is gone") for path in entries]
-    if keep:
-        out += [_removed(path, bucket, f"beyond the newest {warm.MAX_ENTRIES} entries", size)
-                for path, size in _beyond(root / bucket / "warm", warm.MAX_ENTRIES)]
+    cache = Cache(root)
+    for kind, named in (("warm", lambda key: whole.plan_path(cache, key)),
+                        ("made", lambda key: warm.entry_path(cache, key))):
+        for key, entries in sorted(warm.plans_named(root, kind).items()):
+            if not key or not named(key).exists():
+                out += [_remove(path, bucket, "the entry or plan it names is gone") for path in entries]
+        if keep:
+            out += [_removed(path, bucket, f"beyond the newest {warm.MAX_ENTRIES} entries", size)
+                    for path, size in _beyond(root / bucket / kind, warm.MAX_ENTRIES)]
     return out
 
 

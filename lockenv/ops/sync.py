@@ -324,6 +324,9 @@ class _Target:
     """Distributions an interrupted sync was changing (reinstalled, or removed)."""
     removing: frozenset[str] = frozenset()
     """Distributions an interrupted sync was removing (removed even with --inexact)."""
+    made: tuple[str, str, str] | None = None
+    """The interpreter (path, version, implementation) this sync made the venv with, when there
+    was none."""
 
 
 @dataclass(frozen=True)
@@ -417,8 +420,12 @@ def _open_venv(options: SyncOptions, spec: Callable[[], ProjectSpec | None], loc
             _tell_would_create(venv_plan, reporter)
             return _Target(venv_plan.path, None, probe)
     venv = realize_venv(venv_plan, reporter)
-    return _repair(options, venv.path,
-                   probed(venv.python) or probe_interp(venv.python, reporter, cache=cache), reporter)
+    target = _repair(options, venv.path,
+                     probed(venv.python) or probe_interp(venv.python, reporter, cache=cache), reporter)
+    made = venv_plan.interpreter if venv_plan.current is None and venv_plan.problem is None else None
+    if made is None:
+        return target
+    return replace(target, made=(made.path, made.version, made.implementation))
 
 
 def _probe_ahead(project: Path, cache: Cache) -> Callable[[Path | None], Probe | None]:
@@ -613,7 +620,8 @@ def _remember_warm(options: SyncOptions, planned: _Planned, target: _Target, key
     from lockenv.ops.wanted import selection_bytes
     from lockenv.sync import warm
 
-    warm_key = warm.key_for(target.venv_dir, inputs, python_request(options.python)[0])
+    request = python_request(options.python)[0]
+    warm_key = warm.key_for(target.venv_dir, inputs, request)
     archives = [(a.wanted.file.sha256, a.wanted.file.filename, a.wanted.file.size)
                 for a in planned.plan.changes if a.wanted is not None and a.wanted.file is not None
                 and a.wanted.file.sha256]
@@ -624,8 +632,11 @@ def _remember_warm(options: SyncOptions, planned: _Planned, target: _Target, key
                            summary=_summary(planned.plan.summary_counts(), past=True).capitalize(),
                            selection=selection_bytes(options), archives=archives,
                            paths=target.probe.paths, python=target.probe.python)
-    if entry is not None:
-        warm.remember(cache, entry)
+    if entry is None:
+        return
+    warm.remember(cache, entry)
+    if target.made is not None:
+        warm.remember_made(cache, target.venv_dir, inputs, request, warm_key, target.made)
 
 
 def _keep_whole(key: str, sync_plan: SyncPlan, applied: Sequence[Any], probe: Probe,

@@ -32,6 +32,13 @@ Why a matching key implies every check the full path makes (any doubt: None, the
 The plan is then loaded by the key the full path made (its own seal and key line), and
 installed exactly as the full path installs it (journal first, F8 check per linked file,
 stash, undo); every archive it came from must still be in the cache at its locked size.
+
+With no venv at all (a fresh checkout), the full path finds an interpreter and makes the venv
+first. A second entry (`made_key`: the same inputs and the interpreter file, lockenv's own
+or an absolute one asked for) keeps which interpreter it made it with and the key of the
+entry of the venv it made; the next such sync checks everything above but the venv, makes
+the venv the same way under the venv's lock (`environment.create_venv`), and goes on only if
+that venv has the key the entry was kept for.
 """
 
 from __future__ import annotations
@@ -42,12 +49,15 @@ import os
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lockenv.cache import Bucket, Cache
 from lockenv.project import is_version_request, read_pyvenv_cfg
 from lockenv.sync import state
 from lockenv.sync.install.fs import VENV, installer_version, relative_to
+
+if TYPE_CHECKING:
+    from lockenv.ui import Reporter
 
 FORMAT = 1
 """Bumped when what an entry holds or means changes."""
@@ -88,14 +98,19 @@ def key_for(venv: Path, inputs: str, request: str | None) -> str | None:
     return hashlib.sha256("\0".join(parts).encode("utf-8", "surrogateescape")).hexdigest()
 
 
-def entry_path(cache: Cache, key: str) -> Path:
-    return cache.root / Bucket.INSTALLS.value / "warm" / key[:2] / key
+def entry_path(cache: Cache, key: str, kind: str = "warm") -> Path:
+    return cache.root / Bucket.INSTALLS.value / kind / key[:2] / key
 
 
 def load(cache: Cache, key: str) -> Entry | None:
     """The entry kept for `key`, if this user's lockenv sealed it for that key."""
+    entry = _load(cache, "warm", key)
+    return entry if entry is not None and len(entry) == 9 else None
+
+
+def _load(cache: Cache, kind: str, key: str) -> tuple[Any, ...] | None:
     try:
-        blob = entry_path(cache, key).read_bytes()
+        blob = entry_path(cache, key, kind).read_bytes()
     except OSError:
         return None
     data = cache.unseal(blob)
@@ -106,30 +121,32 @@ def load(cache: Cache, key: str) -> Entry | None:
         entry = marshal.loads(memoryview(data)[len(head):])
     except (ValueError, EOFError, TypeError):
         return None
-    if not (isinstance(entry, tuple) and len(entry) == 9 and entry[0] == key):
-        return None
-    return entry
+    return entry if isinstance(entry, tuple) and entry and entry[0] == key else None
 
 
 def remember(cache: Cache, entry: Entry) -> None:
     """Keep `entry` (only a cache: a failed write is dropped)."""
+    _save(cache, "warm", entry)
+
+
+def _save(cache: Cache, kind: str, entry: tuple[Any, ...]) -> None:
     from lockenv.cache import write_atomic
+    from lockenv.sync.install.whole import keep_newest
 
     key = entry[0]
     sealed = cache.seal(key.encode("ascii") + b"\n" + marshal.dumps(entry))
     if sealed is None:
         return
     try:
-        write_atomic(entry_path(cache, key), sealed)
+        write_atomic(entry_path(cache, key, kind), sealed)
     except OSError:
         return
-    from lockenv.sync.install.whole import keep_newest
-
-    keep_newest(entry_path(cache, key).parent.parent, MAX_ENTRIES)
+    keep_newest(entry_path(cache, key, kind).parent.parent, MAX_ENTRIES)
 
 
 MAX_ENTRIES = 64
-"""Entries kept in a cache, the newest (each names a plan: a cache keeps the newest 32)."""
+"""Entries of each kind kept in a cache, the newest (each names a plan: a cache keeps the
+newest 32)."""
 
 
 def entry_for(key: str, plan_key: str, *, packages: int, lines: list[str], summary: str,
@@ -176,36 +193,41 @@ def _archives_cached(cache: Cache, archives: Iterable[Archive]) -> bool:
 
 
 class Said:
-    """What `serve` tells the user, given by the caller (its reporter's methods)."""
+    """What `serve` tells the user: the caller's reporter, and `before`, called once before
+    the first thing told (the foreign-venv warning the full path gives first)."""
 
-    def __init__(self, data: Callable[[str], None], status: Callable[[str], None],
-                 warn: Callable[[str, str | None], None], before: Callable[[], None]) -> None:
-        self.data, self.status, self.warn, self.before = data, status, warn, before
+    def __init__(self, reporter: Reporter, before: Callable[[], None]) -> None:
+        self.reporter, self._before = reporter, [before]
+
+    def before(self) -> None:
+        while self._before:
+            self._before.pop()()
 
 
 def serve(venv: Path, values: Mapping[str, object], *, lock: bytes, pyproject: bytes | None,
           inputs: str, version: str, said: Said, started: float) -> int | None:
-    """Install the selection of a warm sync into the empty venv at `venv` (options `values`,
-    as `fastpath` parsed them; `inputs`: the no-op's digest of the `lock` and `pyproject`
-    bytes read once) from its sealed plan; 0 when done, None when this sync is not one served
-    here (nothing changed: the full path runs). Errors of the install are raised as the full
-    path raises them (after the same undo)."""
+    """Install the selection of a warm sync into the empty (or missing) venv at `venv`
+    (options `values`, as `fastpath` parsed them; `inputs`: the no-op's digest of the `lock`
+    and `pyproject` bytes read once) from its sealed plan; 0 when done, None when this sync is
+    not one served here (nothing changed: the full path runs). Errors of the install are
+    raised as the full path raises them (after the same undo)."""
     if values.get("lockfile") is not None or (values.get("locked") and values.get("frozen")) \
             or pyproject is None:
         return None
     request = values.get("python") or os.environ.get("LOCKENV_PYTHON") or None
-    key = key_for(venv, inputs, str(request) if request else None)
+    request = str(request) if request else None
+    cache = Cache()
+    made = None if os.path.lexists(venv) else _made(cache, inputs, request)
+    key = key_for(venv, inputs, request) if made is None else made[1]
     if key is None:
         return None
-    cache = Cache()
     if not values.get("frozen") and not state.fresh_marker_of(cache.root, lock, pyproject, version).exists():
         return None  # the full path checks the lock against pyproject.toml (and relocks)
     entry = load(cache, key)
     if entry is None:
         return None
-    root = str(venv)
-    paths = {k: _absolute(v, root) for k, v in entry[7].items()}
-    if not empty(venv, paths) or not _archives_cached(cache, entry[6]):
+    paths = {k: _absolute(v, str(venv)) for k, v in entry[7].items()}
+    if (made is None and not empty(venv, paths)) or not _archives_cached(cache, entry[6]):
         return None
     from lockenv.sync.install import whole
 
@@ -216,34 +238,102 @@ def serve(venv: Path, values: Mapping[str, object], *, lock: bytes, pyproject: b
     try:
         lock_file.acquire(timeout=0.2)
     except Exception:  # noqa: BLE001 - filelock's Timeout: wait as the full path waits
-        said.status(f"Waiting for another lockenv process using {venv}")
+        said.before()
+        said.reporter.status(f"Waiting for another lockenv process using {venv}")
         lock_file.acquire()
     try:
+        if made is not None and not _create(venv, made, inputs, request, said):
+            return None
         if not empty(venv, paths):
             return None  # another sync got there first: the full path says what it finds
-        if not whole.install(plan, venv=venv, paths=paths, python=_absolute(entry[8], root),
-                             warn=said.warn):
+        if not whole.install(plan, venv=venv, paths=paths, python=_absolute(entry[8], str(venv)),
+                             warn=said.reporter.warn):
             return None  # nothing of it is left: the full path installs wheel by wheel
         state.write_selection(venv, entry[5])
         state.write_state(venv, inputs, entry[2], lock_checked=not values.get("frozen"))
     finally:
         lock_file.release()
-    # The plan's lines once it is carried out (the full path shows them just before: a plan
-    # that does not fit falls back to it, which then shows them, once).
-    said.before()
-    for line in entry[3]:
-        said.data(line)
-    import time
-
-    said.status(f"{entry[4]} in {time.perf_counter() - started:.2f}s")
+    _tell(entry, said, started)
     return 0
 
 
-def plans_named(root: Path) -> dict[str, list[Path]]:
-    """The entries kept under the cache at `root`, by the sealed plan's key they name (read
-    without the seal: for `cache prune`/`clean` only, which remove, never install)."""
+def _tell(entry: Entry, said: Said, started: float) -> None:
+    """The plan's lines once it is carried out (the full path shows them just before: a plan
+    that does not fit falls back to it, which then shows them, once), then the summary."""
+    import time
+
+    said.before()
+    for line in entry[3]:
+        said.reporter.data(line)
+    said.reporter.status(f"{entry[4]} in {time.perf_counter() - started:.2f}s")
+
+
+# -- a venv that does not exist yet -------------------------------------------------------------
+Made = tuple[str, str, str, str, str]
+"""(key, the key of the entry of the venv once made, the interpreter's path, version and
+implementation, as the full path found it)."""
+
+
+def made_key(inputs: str, request: str | None) -> str | None:
+    """The key of a warm sync that makes the venv first: the no-op's `inputs` and the
+    interpreter the full path makes it with, when that is a function of them: the one lockenv
+    runs on (no request: it is chosen when the lock's requires-python, in `inputs`, admits it)
+    or the file an absolute path asks for (its real file, mtime and size). A version or a
+    command name is looked up among the machine's interpreters by the full path only."""
+    if os.name != "posix" or os.environ.get("LOCKENV_LINK_MODE", "hardlink") == "copy" \
+            or os.environ.get("LOCKENV_KEYRING_PROVIDER", "").strip():
+        return None
+    if request is not None and not os.path.isabs(request):
+        return None
+    try:
+        real = os.path.realpath(request or sys.executable)
+        st = os.stat(real)
+    except OSError:
+        return None
+    parts = [f"made-{FORMAT}", inputs, str(request), f"{real}:{st.st_mtime_ns}:{st.st_size}",
+             sys.executable, sys.version, os.name, sys.platform]
+    return hashlib.sha256("\0".join(parts).encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def _made(cache: Cache, inputs: str, request: str | None) -> Made | None:
+    key = made_key(inputs, request)
+    found = _load(cache, "made", key) if key is not None else None
+    return found if found is not None and len(found) == 5 else None
+
+
+def remember_made(cache: Cache, venv: Path, inputs: str, request: str | None, entry_key: str,
+                  interpreter: tuple[str, str, str]) -> None:
+    """After the full path made the venv at `venv` with `interpreter` (path, version,
+    implementation) and kept the entry `entry_key` of it: what the next such sync needs to make
+    it alike. Only when the venv's interpreter is the very file asked for (or lockenv's own,
+    without a request): a command that picks an interpreter as it runs (a pyenv shim) is run
+    by the full path each time."""
+    key = made_key(inputs, request)
+    chosen = request or sys.executable
+    if key is None or interpreter[0] != chosen \
+            or os.path.realpath(chosen) != os.path.realpath(venv / "bin" / "python"):
+        return
+    _save(cache, "made", (key, entry_key, *interpreter))
+
+
+def _create(venv: Path, made: Made, inputs: str, request: str | None, said: Said) -> bool:
+    """Make the venv as the full path makes it (`environment.create_venv`, under the venv's
+    lock); False when it is there meanwhile, or is not the one the entry was kept for."""
+    if os.path.lexists(venv):
+        return False
+    from lockenv.environment import Interpreter, create_venv
+
+    said.before()
+    create_venv(venv, Interpreter(made[2], made[3], made[4]), said.reporter)
+    return key_for(venv, inputs, request) == made[1]
+
+
+def plans_named(root: Path, kind: str = "warm") -> dict[str, list[Path]]:
+    """The entries of `kind` kept under the cache at `root`, by the key they name (a warm
+    entry: its sealed plan's; a made one: its warm entry's). Read without the seal: for `cache
+    prune`/`clean` only, which remove, never install."""
     out: dict[str, list[Path]] = {}
-    base = root / Bucket.INSTALLS.value / "warm"
+    base = root / Bucket.INSTALLS.value / kind
     from lockenv.cache import SEAL
 
     for path in base.glob("*/*"):

@@ -236,14 +236,17 @@ class Prefetcher:
         wheels `requirements_for` reads. All the targets, not only those crawled: the middle
         Pythons take versions the far-apart ones do not. Where a target takes another version
         (a conflict, a preference), `pinning` starts its reads then."""
-        left = set(range(len(self.source.targets)))
+        left = list(range(len(self.source.targets)))
         tried = 0
         while left and tried <= LOOK_BACK and allowed.has(tried):
             files = versions[allowed[tried]]
-            best = self.source.best_all(files)
+            # The newest version is ranked for all targets (`representatives` needs it); an
+            # older one only for the targets still looking, unless one of them takes it (an old
+            # Python walking back 30 versions ranked each for 40 targets: extlib38, +0.2 s).
+            best = self.source.best_all(files) if tried == 0 else self.source.best_of(files, left)
             takers = [i for i in left if best[i] is not None]
             if takers:
-                left.difference_update(takers)
+                left = [i for i in left if best[i] is None]
                 self._start(self.source.reads_to_start(files, takers))
             tried += 1
 
@@ -260,16 +263,14 @@ class Prefetcher:
         tried = 0
         while allowed.has(tried):
             files = versions[allowed[tried]]
-            own = self._best(files, env)
+            if tried == 0 and env.target is not None:
+                own = self.source.best_for(files, env.target)  # ranked once for all targets
+            else:
+                own = best_file(files, env.tag_priority, env.python_full)
             if own is not None or tried >= LOOK_BACK:
                 break
             tried += 1
         return files, own
-
-    def _best(self, files: Sequence[DistFile], env: _Env) -> DistFile | None:
-        if env.target is not None:
-            return self.source.best_for(files, env.target)
-        return best_file(files, env.tag_priority, env.python_full)
 
     def _follow(self, req: Req, chosen: Sequence[tuple[Sequence[DistFile], DistFile, list[_Env]]]) -> None:
         """Read each chosen wheel's requirements (as the resolver will: `requirements_for`),

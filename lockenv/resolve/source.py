@@ -243,6 +243,20 @@ class IndexSource:
                 best = self._best[key]
         return best
 
+    def best_of(self, files: Sequence[DistFile], indices: Sequence[int]) -> Sequence[DistFile | None]:
+        """`best_for` of these targets (by index; the others' answers None), ranked now unless
+        the version was ranked for all targets already."""
+        key = f"reps:{files[0].url}"
+        with self._lock:
+            best = self._best.get(key)
+        if best is not None:
+            return best
+        ranked = self._ranked()
+        out: list[DistFile | None] = [None] * len(ranked)
+        for i, f in zip(indices, best_files(files, [ranked[i] for i in indices])):
+            out[i] = f
+        return out
+
     def reads_to_start(self, files: Sequence[DistFile], takers: Iterable[int]) -> list[DistFile]:
         """The wheels `requirements_for` reads of this version for each of these targets (by
         index; each has a file in it) that are not read yet: its own wheel, or its platform's

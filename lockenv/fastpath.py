@@ -286,10 +286,10 @@ def try_run(argv: list[str]) -> None:
 
 
 def _exit_now(code: int) -> None:
-    """End a sync's or a lock's process without the interpreter's teardown: output flushed
-    and exit handlers run (atexit, so weakref finalizers and filelock's too), then `os._exit`.
-    The teardown frees every module and object one by one and collects them: on a warm sync
-    of web that was ~25 ms of CPU (and more wall) after the sync had finished, a sixth of the
+    """End a command's process without the interpreter's teardown: output flushed and exit
+    handlers run (atexit, so weakref finalizers and filelock's too), then `os._exit`. The
+    teardown frees every module and object one by one and collects them: on a warm sync of
+    web that was ~25 ms of CPU (and more wall) after the sync had finished, a sixth of the
     whole process; after a cold lock, which leaves its pages, files and resolutions behind,
     0.10-0.12 s of wall on web and 0.15-0.16 s on data. Only when no other thread runs (else
     the normal exit joins them, as always), and not when flushing fails (a closed pipe: the
@@ -331,4 +331,9 @@ def main() -> None:
     try_run(sys.argv[1:])
     from lockenv.cli import app
 
-    app()
+    try:
+        app()
+    except SystemExit as done:  # the CLI framework always ends so
+        if done.code is None or isinstance(done.code, int):
+            _exit_now(done.code or 0)  # e.g. `lock --upgrade`: no teardown either
+        raise

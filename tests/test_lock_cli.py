@@ -165,6 +165,32 @@ def test_a_lock_process_ends_with_its_output_exit_code_and_exit_handlers(
     assert marker.read_text() == "ran\n" * 3
 
 
+def test_a_full_cli_process_ends_with_its_output_exit_code_and_exit_handlers(
+        index_server: IndexServer, project: Path, tmp_path: Path) -> None:
+    """Shapes the fast path leaves to the full CLI end without the teardown too: output, exit
+    code (1 for a stale lock under --check) and exit handlers are kept."""
+    write(project, ["alpha"])
+    marker = tmp_path / "atexit-ran"
+    env = {**os.environ, "LOCKENV_INDEX_URL": index_server.json_url}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        code = ("import atexit, sys\n"
+                f"atexit.register(lambda: open({str(marker)!r}, 'a').write('ran\\n'))\n"
+                f"sys.argv = ['lockenv', *{list(args)!r}]\n"
+                "from lockenv.fastpath import main\n"
+                "main()\n")
+        return subprocess.run([sys.executable, "-c", code], cwd=project, env=env,
+                              capture_output=True, text=True, timeout=300)
+
+    upgraded = run("lock", "--upgrade")
+    write(project, ["alpha", "gamma"])
+    checked = run("lock", "--check")
+    assert (upgraded.returncode, checked.returncode) == (0, 1), upgraded.stderr + checked.stderr
+    assert "+ alpha==" in upgraded.stderr and "Resolved 3 packages" in upgraded.stderr
+    assert "gamma" in checked.stderr and not checked.stdout
+    assert marker.read_text() == "ran\n" * 2
+
+
 def test_relock_keeps_pins_and_reports_changes(index_server: IndexServer, project: Path) -> None:
     write(project, ["alpha<2"])
     assert lock(project, index_server).code == 0

@@ -256,3 +256,26 @@ def test_a_missing_venv_is_made_and_served_too(project: Path, index_server: Any)
     (project / ".venv").write_text("")
     proc, _ = _sync(project, index_server)
     assert proc.returncode == 2 and "is a file, not a directory" in proc.stderr, proc.stderr
+
+
+def test_a_copy_of_a_project_selects_from_the_cache_and_installs_itself_from_its_own_path(
+        tmp_path: Path, index_server: Any) -> None:
+    """The lock's cached selection is not keyed by the project's path: a copy of a project with
+    a build system (installed editable, so never from a plan) at a new path selects without
+    parsing the lock again, and installs the project from its own directory."""
+    first = write_project(tmp_path / "a", ["alpha"], build_system=True)
+    lock(first, index_server)
+    proc, imported = _sync(first, index_server)
+    assert proc.returncode == 0, proc.stderr
+    assert "packaging.pylock" in imported  # the first sync parses the lock
+    second = tmp_path / "elsewhere" / "b"
+    shutil.copytree(first, second, ignore=shutil.ignore_patterns(".venv"))
+    proc, imported = _sync(second, index_server)
+    assert proc.returncode == 0, proc.stderr
+    assert "packaging.pylock" not in imported
+    assert "demo" in installed(second / ".venv")
+    site = next((second / ".venv").glob("lib/python3.*/site-packages"))
+    texts = [p.read_bytes() for p in site.rglob("*") if p.is_file() and p.suffix in (".pth", ".json")]
+    assert any(str(second).encode() in t for t in texts)
+    assert not any(str(first).encode() in t for t in texts)
+    _verified(second, index_server)

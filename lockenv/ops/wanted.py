@@ -161,17 +161,33 @@ def select_all(options: Selection, spec: ProjectSpec | None | Callable[[], Proje
     spec_of = spec if callable(spec) else (lambda: spec)
     if not isinstance(lock, LockSource):
         return _with_project(options, spec_of(), _select(options, lock, probe))
+    # The project's path is not in the key: its own row (installed editable from its
+    # directory) is kept as PROJECT_ROOT, so a copy of the project at a new path (a CI runner's
+    # checkout) is answered from the same entry.
     key = {"markers": probe.markers, "tags": list(probe.tags),
            "options": [options.extras, options.all_extras, options.groups, options.only_groups,
                        options.no_default_groups, options.all_groups, options.install_project],
-           "project": [str(options.project), _digest_of(options.project / "pyproject.toml")]}
+           "project": [_digest_of(options.project / "pyproject.toml")]}
+    here = str(options.project)
 
     def compute(pylock: Pylock) -> tuple[list[Wanted], bool]:
         from lockenv.sync.selection import is_remote_file
 
         selected = _select(options, pylock, probe)
-        return _with_project(options, spec_of(), selected), all(map(is_remote_file, selected))
-    return lock.select(key, compute)
+        wanted = _with_project(options, spec_of(), selected)
+        keep = all(map(is_remote_file, selected)) \
+            and all(w.local_path == here for w in wanted if w.is_project)
+        return [_rooted(w, here, PROJECT_ROOT) for w in wanted], keep
+    return [_rooted(w, PROJECT_ROOT, here) for w in lock.select(key, compute)]
+
+
+PROJECT_ROOT = "{project}"
+"""The project's directory as a kept selection writes it (see `select_all`)."""
+
+
+def _rooted(want: Wanted, old: str, new: str) -> Wanted:
+    """The project's own entry with its directory `old` written as `new`; any other as it is."""
+    return replace(want, local_path=new) if want.is_project and want.local_path == old else want
 
 
 def _digest_of(path: Path) -> str | None:

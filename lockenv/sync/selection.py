@@ -266,7 +266,7 @@ def group_requirements_of(lock_path: Path) -> dict[str, tuple[str, ...]] | None:
 # ---------------------------------------------------------------------------------------------
 # the selection cache
 
-SELECTION_FORMAT = 1
+SELECTION_FORMAT = 2
 """Bumped when what a selection entry holds, or how it is computed, changes."""
 _KEEP_SELECTIONS = 8
 """Selections kept per lock (options x interpreters); the oldest goes first."""

@@ -26,6 +26,7 @@ from lockenv.resolve.source import IndexSource, PackageIndex, common_requires_py
 from lockenv.resolve.derived import derive_targets, marker_values
 from lockenv.resolve.targets import Platform, Target, make_targets
 from lockenv.resolve.unserved import unserved_by_package, unserved_warnings
+from lockenv.resolve.tidy import tidy_marker
 from lockenv.ui import Reporter
 
 __all__ = ["OutsideProbe", "TargetPins", "UniversalResolution", "resolve_universal"]
@@ -378,7 +379,7 @@ def _lock_entries(
         packages.append(LockedPackage(
             name=canonicalize_name(name),
             version=version,
-            marker=None if m.is_any() else str(m),
+            marker=None if m.is_any() else tidy_marker(str(m)),
             requires_python=common_requires_python(files),
             index=next((f.index for f in files if f.index), index.simple_index_url),  # each name: one index
             dependencies=dependencies,

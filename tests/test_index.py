@@ -239,6 +239,30 @@ def test_exclude_newer_drops_later_and_undated_files(fake: FakeIndex, cache: Cac
     assert "dropped 4 file(s) without an upload time" in err.getvalue()
 
 
+def test_exclude_newer_lists_the_same_versions_without_making_their_files(cache: Cache) -> None:
+    """A cut-off decides which versions are listed from the records' upload times and checks
+    alone; files are made when the lock looks at a version (under -v, all at once: the same
+    answer)."""
+    fake = FakeIndex()
+    for version, day in [("1.0", 1), ("2.0", 2), ("3.0", 3), ("4.0", 9)]:
+        fake.add_release("lazy", version, day=day)
+    wheel3, sdist3 = fake.projects["lazy"][4:6]
+    wheel3.yanked, sdist3.upload_time = "bad wheel", "2024-01-20T00:00:00Z"  # only a yanked file before the cut-off
+    sdist2 = fake.projects["lazy"][3]
+    sdist2.upload_time = None  # undated: dropped, the wheel stays
+    cutoff = datetime(2024, 1, 5, tzinfo=timezone.utc)
+    reporter, _ = verbose()
+    with client(fake, cache, exclude_newer=cutoff, reporter=reporter) as c:
+        eager = c.project("lazy")
+    with client(fake, cache, exclude_newer=cutoff) as c:
+        lazy = c.project("lazy")
+        assert not any(v.made for v in lazy.versions)
+        assert [(v.text, v.all_yanked) for v in lazy.versions] == [
+            (v.text, v.all_yanked) for v in eager.versions] == [("1.0", False), ("2.0", False), ("3.0", True)]
+        assert [v.files for v in lazy.versions] == [v.files for v in eager.versions]
+        assert [f.filename for f in lazy.versions[1].files] == ["lazy-2.0-py3-none-any.whl"]
+
+
 def test_unknown_project_names_the_index_without_credentials(fake: FakeIndex,
                                                               cache: Cache) -> None:
     url = f"http://me:s3cret-pw@{HOST}/pypi"

@@ -212,6 +212,12 @@ class IndexClient:
         if self.exclude_newer is None and not (verbose and page.raw):
             versions = tuple(VersionFiles(v.text, v.all_yanked, partial(maker.make, v))
                              for v in page.versions if v.usable)
+        elif not verbose:
+            # Each version listed only if a file passes the checks and predates the cut-off,
+            # decided from the records' times (a check or two per version); its files are still
+            # made only when the lock looks at it. Making them all up front doubled the pages'
+            # CPU of a lock with --exclude-newer.
+            versions = tuple(vf for v in page.versions if v.usable and (vf := maker.cut(v)) is not None)
         else:
             # Which versions are left depends on every file's upload time; under -v, every
             # file a raw page skips is named: make them all.
@@ -752,6 +758,35 @@ class _FileMaker:
         self.shared: dict[str, str] = {}  # one string per distinct requires-python (a few dozen)
         self.bases: dict[str, str] = {}  # one string per file host (one per page, as a rule)
         self.undated = 0
+
+    def cut(self, version: pages.CachedVersion) -> VersionFiles | None:
+        """`version` as exclude-newer leaves it, its files made later (None: none is left):
+        listed when a file passes `check_raw` and was uploaded by the cut-off, `all_yanked`
+        over those files, exactly as `make`'s files would say. Records it cannot read, and
+        versions with build tags (`latest_builds` picks among them), are made at once, so a
+        damaged entry is refused by `make` as before. (Not under -v, which names every file
+        dropped: `_load_project` makes them all there.)"""
+        cutoff = self.client.exclude_newer
+        assert cutoff is not None
+        page, when, parse = self.page, pages.to_datetime, pages.parse_time
+        try:
+            records = pages.version_records(page, version)
+        except pages.PageError:
+            records = None
+        if records is None or any(rec[0].count("-") == 5 for rec in records):
+            files = self.make(version)
+            return VersionFiles(version.text, all(f.yanked for f in files), files=files) if files else None
+        listed = False
+        for rec in records:
+            moment: datetime | None = when(parse(rec[4])) if page.raw else rec[4]  # type: ignore[assignment]
+            if moment is None or moment > cutoff:
+                continue
+            if page.raw and pages.check_raw(rec, page.url, self.name, None) is None:  # type: ignore[arg-type]  # a RawRecord there
+                continue
+            listed = True
+            if not rec[6]:  # a file that is not yanked: the version is not all yanked
+                return VersionFiles(version.text, False, partial(self.make, version))
+        return VersionFiles(version.text, True, partial(self.make, version)) if listed else None
 
     def make(self, version: pages.CachedVersion) -> tuple[DistFile, ...]:
         client = self.client

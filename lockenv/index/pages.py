@@ -586,6 +586,17 @@ def decode_cached(data: Buffer) -> CachedPage | None:
     return page
 
 
+def version_records(page: CachedPage, version: CachedVersion) -> list[CachedRecord] | list[RawRecord]:
+    """One version's records as the cache holds them, not checked (raw ones on a raw page);
+    a `PageError` when they do not decode."""
+    try:
+        if page.raw:
+            return _RAW_RECORDS.decode(version.records)
+        return _RECORDS.decode(version.records)
+    except msgspec.DecodeError as exc:
+        raise PageError(f"version {version.text!r}: {exc}") from None
+
+
 def decode_version(page: CachedPage, version: CachedVersion, name: str,
                    skipped: list[str] | None = None) -> list[CachedRecord]:
     """One version's records, checked (the cache is untrusted): a raw page's as `check_raw`

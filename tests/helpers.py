@@ -48,6 +48,20 @@ def run_lockenv(*args: str | os.PathLike[str], cwd: Path | None = None,
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
 
+def run_fastpath_main(*args: str, cwd: Path, env: dict[str, str],
+                      atexit_marker: Path) -> subprocess.CompletedProcess[str]:
+    """Run `fastpath.main` (the real entry point, which may end the process with `os._exit`)
+    for `lockenv ARGS` in a child Python whose atexit handler appends a line to
+    `atexit_marker`: whether the exit handlers still ran is then in that file."""
+    code = ("import atexit, sys\n"
+            f"atexit.register(lambda: open({str(atexit_marker)!r}, 'a').write('ran\\n'))\n"
+            f"sys.argv = ['lockenv', *{list(args)!r}]\n"
+            "from lockenv.fastpath import main\n"
+            "main()\n")
+    return subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
 def verbose_reporter() -> tuple[TerminalReporter, io.StringIO]:
     """A verbose TerminalReporter and the buffer its stderr goes to."""
     err = io.StringIO()

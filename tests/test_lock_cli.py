@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from packaging.pylock import Pylock
 
-from helpers import run_lockenv
+from helpers import run_fastpath_main, run_lockenv
 from fixtures.index import IndexServer
 from lockenv.index.client import PROBE_TRIES
 
@@ -145,19 +145,11 @@ def test_a_lock_process_ends_with_its_output_exit_code_and_exit_handlers(
     and a failed lock alike."""
     write(project, ["alpha"])
     marker = tmp_path / "atexit-ran"
-    code = ("import atexit, sys\n"
-            f"atexit.register(lambda: open({str(marker)!r}, 'a').write('ran\\n'))\n"
-            "sys.argv = ['lockenv', 'lock']\n"
-            "from lockenv.fastpath import main\n"
-            "main()\n")
     env = {**os.environ, "LOCKENV_INDEX_URL": index_server.json_url}
-    runs = []
-    for _ in range(2):  # a lock with work, then a no-op
-        runs.append(subprocess.run([sys.executable, "-c", code], cwd=project, env=env,
-                                   capture_output=True, text=True, timeout=300))
+    runs = [run_fastpath_main("lock", cwd=project, env=env, atexit_marker=marker)
+            for _ in range(2)]  # a lock with work, then a no-op
     write(project, ["no-such-project"])
-    runs.append(subprocess.run([sys.executable, "-c", code], cwd=project, env=env,
-                               capture_output=True, text=True, timeout=300))
+    runs.append(run_fastpath_main("lock", cwd=project, env=env, atexit_marker=marker))
     assert [r.returncode for r in runs] == [0, 0, 2], [r.stdout + r.stderr for r in runs]
     assert "Resolved 3 packages" in runs[0].stderr and "+ alpha==" in runs[0].stderr
     assert "pylock.toml is up to date" in runs[1].stderr
@@ -174,13 +166,7 @@ def test_a_full_cli_process_ends_with_its_output_exit_code_and_exit_handlers(
     env = {**os.environ, "LOCKENV_INDEX_URL": index_server.json_url}
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        code = ("import atexit, sys\n"
-                f"atexit.register(lambda: open({str(marker)!r}, 'a').write('ran\\n'))\n"
-                f"sys.argv = ['lockenv', *{list(args)!r}]\n"
-                "from lockenv.fastpath import main\n"
-                "main()\n")
-        return subprocess.run([sys.executable, "-c", code], cwd=project, env=env,
-                              capture_output=True, text=True, timeout=300)
+        return run_fastpath_main(*args, cwd=project, env=env, atexit_marker=marker)
 
     upgraded = run("lock", "--upgrade")
     write(project, ["alpha", "gamma"])

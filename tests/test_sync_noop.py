@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from helpers import installed, lock, site_packages, sync, write_project
+from helpers import installed, lock, run_fastpath_main, site_packages, sync, write_project
 
 
 def test_f5_a_lock_changed_mid_sync_is_not_recorded_as_synced(tmp_path: Path, index_server: Any) -> None:
@@ -100,15 +100,9 @@ def test_a_sync_process_ends_with_its_output_and_exit_handlers(project: Path, in
     write_project(project, ["alpha"])
     lock(project, index_server)
     marker = tmp_path / "atexit-ran"
-    code = ("import atexit, sys\n"
-            f"atexit.register(lambda: open({str(marker)!r}, 'a').write('ran\\n'))\n"
-            "sys.argv = ['lockenv', 'sync']\n"
-            "from lockenv.fastpath import main\n"
-            "main()\n")
     env = {**os.environ, "LOCKENV_INDEX_URL": index_server.json_url}
     for first in (True, False):  # a sync with work, then a no-op
-        run = subprocess.run([sys.executable, "-c", code], cwd=project, env=env,
-                             capture_output=True, text=True, timeout=300)
+        run = run_fastpath_main("sync", cwd=project, env=env, atexit_marker=marker)
         assert run.returncode == 0, run.stdout + run.stderr
         if first:
             assert run.stdout.splitlines() == ["+ alpha==2.0", "+ beta==2.0", "+ gamma==1.2"]

@@ -295,14 +295,7 @@ class IndexSource:
         index = self._target_index.get(target)
         if index is None or not files:
             return best_file(files, target.tag_priority, target.python_full)
-        key = f"reps:{files[0].url}"
-        with self._lock:
-            best = self._best.get(key)
-        if best is None:
-            self.representatives(files)
-            with self._lock:
-                best = self._best[key]
-        return best[index]
+        return self.best_all(files)[index]
 
     def has_requirements(self, file: DistFile) -> bool:
         """Are the file's requirements read already (no need to prefetch its metadata)?"""

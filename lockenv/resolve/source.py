@@ -368,33 +368,11 @@ def python_ok(file: DistFile, python_full: str) -> bool:
 def best_file(
     files: Iterable[DistFile], tag_priority: Mapping[Tag, int], python_full: str
 ) -> DistFile | None:
-    """The file an installer on this environment picks: best-ranked compatible wheel, else the
-    sdist. Tags are compared as strings (a str hashes in C, packaging's Tag in Python: this
+    """The file an installer on this environment picks: best-ranked compatible wheel (ties by
+    file name), else the first sdist by name; files whose requires-python excludes this Python
+    never. Tags are compared as strings (a str hashes in C, packaging's Tag in Python: this
     runs for every version pinned, on every target, over all of the version's files)."""
-    best: tuple[int, str] | None = None
-    best_file_: DistFile | None = None
-    sdist: DistFile | None = None
-    rank_of = _tag_ranks(tag_priority).get
-    for f in files:
-        requires = f.requires_python
-        if requires and not _python_allows(requires, python_full):
-            continue
-        name = f.filename
-        if name.endswith(".whl"):
-            try:
-                tags = _tag_texts(name)
-            except Exception:
-                continue
-            rank: int | None = None
-            for tag in tags:
-                r = rank_of(tag)
-                if r is not None and (rank is None or r < rank):
-                    rank = r
-            if rank is not None and (best is None or (rank, name) < best):
-                best, best_file_ = (rank, name), f
-        elif sdist is None or name < sdist.filename:
-            sdist = f
-    return best_file_ or sdist
+    return best_files(files, ((_tag_ranks(tag_priority), python_full),))[0]
 
 
 def best_files(files: Iterable[DistFile], targets: Sequence[tuple[dict[str, int], str]]) -> tuple[DistFile | None, ...]:

@@ -113,11 +113,29 @@ def _sync_here(project: Path, quiet: bool, options: dict[str, object]) -> int | 
     from its sealed entry (`sync.warm`); None for the full sync."""
     import time
 
+    started = time.perf_counter()
+    asked = _noop_question(project, options)
+    if asked is None:
+        return None
+    fresh, venv, lock, pyproject, inputs = asked
+    if fresh:
+        _warn_foreign_venv(project, "syncing", quiet)
+        if not quiet:
+            print("Environment is up to date", file=sys.stderr)
+        return 0
+    return _warm(project, venv, quiet, options, lock=lock, pyproject=pyproject, inputs=inputs,
+                 started=started)
+
+
+def _noop_question(project: Path, options: dict[str, object]
+                   ) -> tuple[bool, Path, bytes, bytes | None, str] | None:
+    """`ops.sync.is_noop`'s question of the options as parsed (sync's and run's), without
+    importing ops.sync: (nothing to do?, the venv, the lock's and pyproject.toml's bytes, the
+    inputs digest); None when in doubt (the full sync decides, and reports)."""
     from lockenv import __version__
     from lockenv.project import LOCK_NAME, venv_path
     from lockenv.sync import state
 
-    started = time.perf_counter()
     if options.get("locked") and options.get("frozen"):
         return None  # an error, reported by the full sync
     lock_path = options.get("lockfile") or project / LOCK_NAME
@@ -129,13 +147,7 @@ def _sync_here(project: Path, quiet: bool, options: dict[str, object]) -> int | 
         fresh = state.fresh_for(venv, inputs, bool(options.get("frozen")))
     except Exception:  # noqa: BLE001 - any doubt: the full sync decides (and reports)
         return None
-    if fresh is not None:
-        _warn_foreign_venv(project, "syncing", quiet)
-        if not quiet:
-            print("Environment is up to date", file=sys.stderr)
-        return 0
-    return _warm(project, venv, quiet, options, lock=lock, pyproject=pyproject, inputs=inputs,
-                 started=started)
+    return fresh is not None, venv, lock, pyproject, inputs
 
 
 def _warm(project: Path, venv: Path, quiet: bool, options: dict[str, object], *, lock: bytes,
@@ -265,9 +277,8 @@ def try_run(argv: list[str]) -> None:
     if not (project / PYPROJECT).is_file():
         return
     if not no_sync:
-        from lockenv.ops.sync import SyncOptions, is_noop as sync_is_noop
-
-        if not sync_is_noop(project, SyncOptions(project=project, **options)):  # type: ignore[arg-type]
+        asked = _noop_question(project, options)
+        if asked is None or not asked[0]:
             return
     import shutil
 

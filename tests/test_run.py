@@ -178,4 +178,5 @@ def test_noop_run_loads_neither_the_cli_framework_nor_httpx(project: Path, index
     imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
     assert "lockenv.ops.run" in imported
     assert not imported & {"typer", "httpx", "resolvelib", "installer", "rich", "click"}
+    assert "lockenv.ops.sync" not in imported  # the no-op asked as `lockenv sync` asks it
     assert index_server.requests == []

@@ -603,14 +603,9 @@ def decode_version(page: CachedPage, version: CachedVersion, name: str,
     does (notes in `skipped`), a checked page's file names again; on both, each file's version
     and the version's flags. A `PageError` says what is wrong."""
     text = version.text
-    try:
-        if page.raw:
-            records = [checked for rec in _RAW_RECORDS.decode(version.records)
-                       if (checked := check_raw(rec, page.url, name, skipped)) is not None]
-        else:
-            records = _RECORDS.decode(version.records)
-    except msgspec.DecodeError as exc:
-        raise PageError(f"version {text!r}: {exc}") from None
+    decoded = version_records(page, version)
+    records: list[CachedRecord] = decoded if not page.raw else [  # type: ignore[assignment]
+        checked for rec in decoded if (checked := check_raw(rec, page.url, name, skipped)) is not None]  # type: ignore[arg-type]
     for rec in records:
         filename = rec[0]
         if not page.raw and (problem := file_problem(filename)) is not None:

@@ -6,14 +6,18 @@ import base64
 import csv
 import hashlib
 import http.client
+import http.server
 import io
 import json
 import os
 import shutil
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import tarfile
+import threading
 import time
 import zipfile
 from email.parser import HeaderParser
@@ -24,7 +28,7 @@ import pytest
 
 from fixtures import builder
 from fixtures.backend import lockenv_fixture_backend as backend
-from fixtures.index import FAULTS, IndexServer, main
+from fixtures.index import FAULTS, IndexServer, LocalServer, main
 from fixtures.universe import load_universe
 from fixtures_plugin import MakeIndex
 
@@ -216,6 +220,59 @@ def test_server_answers_many_requests_in_parallel(index_server: IndexServer) -> 
                               names))
         assert codes == [200] * len(names) and not slow.done()
         assert slow.result().status_code == 200
+
+
+def _reset(sock: socket.socket) -> None:
+    """Close `sock` with a TCP reset, as a killed client's kernel does."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+
+
+def _settled(server: LocalServer) -> None:
+    """Wait until the server has finished with every connection (its error report, if any,
+    is printed before the connection is let go)."""
+    deadline = time.monotonic() + 10
+    while server._connections and time.monotonic() < deadline:  # noqa: SLF001 - the fixture's own
+        time.sleep(0.01)
+    assert not server._connections  # noqa: SLF001
+
+
+def test_a_client_that_goes_away_is_not_reported_as_a_server_error(
+        capfd: pytest.CaptureFixture[str]) -> None:
+    """A killed sync resets its keep-alive connections, mid-request or between requests: the
+    suite's output must not fill with the server's tracebacks for it."""
+    with IndexServer("base") as srv:
+        for payload in (b"GET /pypi/", b"GET /simple/ HTTP/1.1\r\nHost: x\r\n\r\n"):
+            sock = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+            sock.sendall(payload)
+            if payload.endswith(b"\r\n\r\n"):
+                assert sock.recv(12) == b"HTTP/1.1 200"
+            _reset(sock)
+        assert srv._httpd is not None  # noqa: SLF001
+        _settled(srv._httpd)  # noqa: SLF001
+    out, err = capfd.readouterr()
+    assert "Exception occurred" not in out + err and "ConnectionResetError" not in err
+
+
+def test_a_real_server_error_is_still_printed(capfd: pytest.CaptureFixture[str]) -> None:
+    """Only the client's going away is quiet: a bug in a handler still shows."""
+    class Broken(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            raise ValueError("a bug in the fixture")
+
+    server = LocalServer(("127.0.0.1", 0), Broken)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                     daemon=True).start()
+    try:
+        sock = socket.create_connection(("127.0.0.1", server.server_address[1]), timeout=5)
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert sock.recv(1) == b""  # the handler died: the server closes the connection
+        sock.close()
+        # the report is printed before the server lets the connection go (the b"" above)
+        assert "ValueError: a bug in the fixture" in capfd.readouterr().err
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_connections_are_kept_alive(index_server: IndexServer) -> None:

@@ -12,13 +12,13 @@ import sys
 import textwrap
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from fixtures.index import IndexServer
+from fixtures.index import IndexServer, LocalServer
 from fixtures.private_index import PrivateIndex
 from helpers import run_lockenv
 
@@ -352,7 +352,7 @@ class _Proxy(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def proxy() -> Iterator[Any]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Proxy)
+    server = LocalServer(("127.0.0.1", 0), _Proxy)
     server.daemon_threads = True
     server.log = []  # type: ignore[attr-defined]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -447,8 +447,7 @@ def tls_server(tmp_path: Path) -> Iterator[Any]:
             self.send_header("Content-Length", "0")
             self.end_headers()
 
-    class Server(ThreadingHTTPServer):
-        daemon_threads = True
+    class Server(LocalServer):
         attempts = 0
 
         def get_request(self) -> Any:

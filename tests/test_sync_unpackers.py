@@ -9,11 +9,12 @@ import functools
 import hashlib
 import threading
 from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import SimpleHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 from fixtures.builder import write_wheel
+from fixtures.index import LocalServer
 from helpers import CliResult, installed, run_lockenv, site_packages, snapshot
 
 
@@ -27,7 +28,7 @@ def served(tmp_path: Path) -> Iterator[tuple[Path, str]]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(root)))
+    server = LocalServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(root)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -79,16 +79,23 @@ def load(project_dir: Path, *, environ: Mapping[str, str] | None = None) -> Proj
             hint="save pyproject.toml as UTF-8",
             context={"file": str(path), "line": line},
         ) from None
+    data = parse_toml(path, text)
+    return _Reader(path, text, data, env).spec()
+
+
+def parse_toml(path: Path, text: str) -> dict[str, Any]:
+    """pyproject.toml's table, or the error `lock`, `add` and `remove` all give for a file
+    TOML refuses: a byte-order mark, file:line:column with the line and a caret, or nesting
+    too deep to read."""
     refuse_bom(path, text)
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise _toml_error(path, text, exc) from None
     except RecursionError:  # F31: arrays or tables nested thousands deep
         raise ManifestError(f"{path}: nested too deeply to read",
                             hint="pyproject.toml nests arrays or tables thousands of levels deep; "
                                  "flatten it", context={"file": str(path)}) from None
-    return _Reader(path, text, data, env).spec()
 
 
 def refuse_bom(path: Path, text: str) -> None:

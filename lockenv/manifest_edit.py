@@ -49,9 +49,12 @@ def parse_requirement(text: str) -> Requirement:
 
 
 def _load(text: str, path: Path) -> Any:
-    from lockenv.manifest import refuse_bom
+    """The tomlkit document of pyproject.toml. A file TOML refuses is reported as `lock`
+    reports it (`parse_toml`: file:line:column, the line, a caret), not in tomlkit's words,
+    which name a `'\\x00'` for an unexpected end of file."""
+    from lockenv.manifest import parse_toml
 
-    refuse_bom(path, text)
+    parse_toml(path, text)
     try:
         return tomlkit.parse(text)
     except Exception as exc:  # tomlkit's ParseError carries line and column in its text

@@ -234,3 +234,21 @@ def test_add_and_remove_name_a_byte_order_mark_and_change_nothing(project: Path,
                                         "byte-order mark (BOM)"), result.stderr
         assert "hint: save pyproject.toml as UTF-8 without BOM" in result.stderr
         assert state(project) == before
+
+
+def test_add_and_remove_report_broken_toml_as_lock_does(project: Path, index_server: Any) -> None:
+    """A pyproject.toml cut short (an unclosed array at the end) reads the same from `add`,
+    `remove` and `lock`: file:line, the line, a caret; not tomlkit's "Unexpected character:
+    '\\x00'", which names a byte the file does not hold. Nothing is written."""
+    (project / "pyproject.toml").write_text(COMMENTED + "extra = [\n", encoding="utf-8")
+    before = state(project)
+    first_lines = set()
+    for args in (("add", "alpha"), ("remove", "beta"), ("lock",)):
+        result = edit(project, index_server, *args)
+        assert result.code == 2, result.output
+        assert "x00" not in result.stderr and "Unexpected character" not in result.stderr
+        first = result.stderr.splitlines()[0]
+        assert first.startswith(f"error: {project / 'pyproject.toml'}:") and "invalid TOML" in first
+        first_lines.add(first)
+        assert state(project) == before
+    assert len(first_lines) == 1, first_lines

@@ -209,6 +209,71 @@ def test_relative_file_urls_are_resolved_against_the_page(fake: FakeIndex, cache
     assert path.read_bytes() == fake.file("beta-1.0-py3-none-any.whl").content
 
 
+def _json_page(name: str, requires: object) -> dict:
+    """A JSON API page of one wheel of `name` 1.0, whose `info.requires_dist` is `requires`."""
+    filename = f"{name}-1.0-py3-none-any.whl"
+    return {"info": {"name": name, "requires_dist": requires},
+            "releases": {"1.0": [{"filename": filename, "url": f"http://{FILES_HOST}/f/{filename}",
+                                  "digests": {"sha256": "ab" * 32}, "size": 10}]}}
+
+
+@pytest.mark.parametrize("requires, hinted", [
+    (["Beta>=2", 'gamma; extra == "fast"', 'delta ; sys_platform == "win32"', "Zeta_Pkg[x] (>=1)",
+      "!! not a name", "beta"], ["beta", "delta", "zeta-pkg"]),
+    (None, []), ("beta", []), (["beta", 5], []),
+])
+def test_a_fetched_json_api_page_names_what_its_newest_release_requires(
+        cache: Cache, requires: object, hinted: list[str]) -> None:
+    """A lock starts those pages a round trip before the release's metadata names them: the
+    names its newest release requires, except for an extra, normalised; nothing from an `info`
+    that is not the API's shape (the page itself is still read), and nothing from the cache."""
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=_json_page("alpha", requires))
+
+    seen: list[str] = []
+    for _ in range(2):  # the second time from the cache: no request, no hint
+        with IndexClient(JSON_URL, cache=cache, transport=httpx.MockTransport(handler),
+                         on_requires=seen.extend) as c:
+            assert [f.filename for f in c.project("alpha").files] == ["alpha-1.0-py3-none-any.whl"]
+    assert seen == hinted
+
+
+def test_a_lock_starts_the_pages_a_page_names_on_the_index_each_name_is_routed_to(
+        tmp_path: Path) -> None:
+    """`follow_requires` (the lock's) starts the pages `info.requires_dist` names, through the
+    routing rule: a name pinned to another index is asked there only, never on the index whose
+    page named it (dependency confusion); without it (other commands), none is started."""
+    from lockenv.index.routing import IndexRouter
+    from lockenv.models import IndexConfig, IndexSettings
+
+    asked: list[str] = []
+    arrived = {"beta": threading.Event(), "secret-pkg": threading.Event()}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        name = request.url.path.split("/")[-2]
+        asked.append(f"{request.url.host} {name}")
+        if name in arrived:
+            arrived[name].set()
+        requires = ["secret-pkg>=1", "beta"] if name == "app" else []
+        return httpx.Response(200, json=_json_page(name, requires))
+
+    settings = IndexSettings(search=(IndexConfig(name=None, url="http://public.test/pypi"),),
+                             named=(IndexConfig(name="corp", url="http://corp.test/pypi", explicit=True),),
+                             sources={"secret-pkg": "corp"},
+                             allow_insecure_hosts=("public.test", "corp.test"))
+    with IndexRouter(settings, cache=Cache(tmp_path / "other"),
+                     transport=httpx.MockTransport(handler)) as router:
+        router.project("app")
+    assert asked == ["public.test app"]
+    asked.clear()
+    with IndexRouter(settings, cache=Cache(tmp_path / "cache"), transport=httpx.MockTransport(handler),
+                     follow_requires=True) as router:
+        router.project("app")
+        for event in arrived.values():
+            assert event.wait(30), sorted(asked)
+    assert sorted(asked) == ["corp.test secret-pkg", "public.test app", "public.test beta"]
+
+
 def test_files_with_unknown_names_are_ignored(cache: Cache) -> None:
     page = ('<html><body><a href="/f/x-1.0.egg">x-1.0.egg</a>'
             '<a href="/f/x-1.0.exe">x-1.0.exe</a>'

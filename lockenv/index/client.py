@@ -96,14 +96,18 @@ class IndexClient:
         keyring: bool = False,
         allow_insecure_hosts: tuple[str, ...] = (),
         offline: bool = False,
+        on_requires: Callable[[list[str]], None] | None = None,
     ) -> None:
         """`transport` replaces the network (tests). `name` is the index's name in
         `[[tool.lockenv.index]]` (None for the default index): messages and the
         `LOCKENV_INDEX_<NAME>_*` credential variables use it. Each index has its own client,
         so its credentials never go with another index's requests. `offline` answers from the
         cache alone (index pages of any age); what it lacks fails at once, named (see
-        `offline_error()`)."""
+        `offline_error()`). `on_requires` is told, for each JSON API page fetched, the names its
+        newest release requires (`pages.requires_names`): a lock starts their pages then,
+        a round trip before that release's metadata would name them."""
         self.offline = offline
+        self.on_requires = on_requires
         self.cache = cache
         if exclude_newer is not None and exclude_newer.tzinfo is None:
             exclude_newer = exclude_newer.replace(tzinfo=timezone.utc)
@@ -273,10 +277,16 @@ class IndexClient:
                 context={"package": name, "url": redact_url(url)},
             )
         final = str(response.url)
+        requires: list[str] = []
         with spool, _mapped(spool) as body:
             size = len(body)
-            page, count = self._parse_page(name, final, response, body)
+            page, count = self._parse_page(name, final, response, body, requires)
         page.etag, page.last_modified = _validators(response)
+        if requires and self.on_requires is not None:
+            try:
+                self.on_requires(requires)
+            except Exception as exc:  # a hint: never the page's failure (a pool shut down, ...)
+                self._debug(f"{name}: not starting the pages it names ({type(exc).__name__})")
         self._debug(f"{name}: fetched {redact_url(final)} ({size} bytes, "
                     f"{count} files) in {time.perf_counter() - started:.2f}s")
         return page
@@ -320,10 +330,10 @@ class IndexClient:
         raise failure(last, url)
 
     def _parse_page(self, name: str, final: str, response: httpx.Response,
-                    body: Any) -> tuple[pages.CachedPage, int]:
+                    body: Any, requires: list[str] | None = None) -> tuple[pages.CachedPage, int]:
         skipped: list[str] = []
         if not self.is_simple and not (self.reporter is not None and self.reporter.verbose):
-            raw = pages.json_api_raw(body)  # checked version by version (under -v: at once)
+            raw = pages.json_api_raw(body, requires)  # checked version by version (under -v: at once)
             if raw is not None:
                 return pages.raw_page(redact_url(final), name, raw, skipped), len(raw)
         try:

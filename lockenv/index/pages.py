@@ -256,9 +256,47 @@ class _JsonFile(msgspec.Struct, gc=False):
 
 class _JsonPage(msgspec.Struct, gc=False):
     releases: dict[str, list[_JsonFile]]
+    info: msgspec.Raw = msgspec.Raw(b"null")
+    """Kept undecoded (a view of the body): only `requires_names` reads it, tolerantly, so an
+    odd `info` never turns a usable page into one the loose parser must read."""
 
 
 _JSON_PAGE = msgspec.json.Decoder(_JsonPage)
+
+
+class _JsonInfo(msgspec.Struct, gc=False):
+    requires_dist: list[str] | None = None
+
+
+_JSON_INFO = msgspec.json.Decoder(_JsonInfo)
+_REQUIRED_NAME = re.compile(r"\s*([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)\s*(.*)", re.S)
+MAX_REQUIRED_NAMES = 64
+"""The most names one page's `info.requires_dist` may hint at (untrusted input: a page
+cannot make the lock fetch thousands of pages for nothing)."""
+
+
+def requires_names(info: msgspec.Raw) -> list[str]:
+    """The projects the newest release requires unconditionally or on a platform (not for an
+    extra), from a JSON API page's `info.requires_dist`: what that release's metadata will name,
+    known a round trip earlier. A hint only (which version the lock takes is the resolver's
+    question): [] for anything that does not decode, names that do not look like project
+    names skipped."""
+    try:
+        requires = _JSON_INFO.decode(info).requires_dist
+    except msgspec.DecodeError:
+        return []
+    names: dict[str, None] = {}
+    for text in requires or ():
+        match = _REQUIRED_NAME.match(text)
+        if match is None:
+            continue
+        marker = match.group(2).partition(";")[2]
+        if "extra" in marker:
+            continue
+        names[_normalized(match.group(1))] = None
+        if len(names) >= MAX_REQUIRED_NAMES:
+            break
+    return list(names)
 
 
 def parse_json_api(body: Buffer, page_url: str, skipped: list[str] | None = None) -> list[Record]:
@@ -459,17 +497,24 @@ def cached_page(url: str, records: Sequence[CachedRecord],
     return CachedPage(url, False, versions, skipped if skipped is not None else [])
 
 
-def json_api_raw(body: Buffer) -> list[RawRecord] | None:
+def json_api_raw(body: Buffer, requires: list[str] | None = None) -> list[RawRecord] | None:
     """Every file entry of a JSON API page, unchecked (None when the page does not decode
-    with the API's types: `parse_json_api` then says what is wrong)."""
+    with the API's types: `parse_json_api` then says what is wrong). `requires` gets the
+    names `requires_names` finds in the page's `info`."""
     try:
         page = _JSON_PAGE.decode(body)
     except msgspec.DecodeError:
         return None
+    if requires is not None:
+        requires += requires_names(page.info)
+    page.info = _NO_INFO  # a view of `body`, which may be a map its caller closes
     return [(e.filename, e.url, None if e.digests is None else e.digests.sha256, e.size,
              e.upload_time_iso_8601 or e.upload_time, e.requires_python, e.yanked,
              e.yanked_reason)
             for files in page.releases.values() for e in files]
+
+
+_NO_INFO = msgspec.Raw(b"null")
 
 
 def raw_page(url: str, name: str, records: Sequence[RawRecord],

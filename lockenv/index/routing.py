@@ -56,14 +56,18 @@ class IndexRouter:
     def __init__(self, settings: IndexSettings, *, cache: Cache,
                  exclude_newer: datetime | None = None, refresh: bool = False,
                  reporter: Reporter | None = None,
-                 transport: httpx.BaseTransport | None = None, offline: bool = False) -> None:
+                 transport: httpx.BaseTransport | None = None, offline: bool = False,
+                 follow_requires: bool = False) -> None:
+        """`follow_requires`: start the pages of what each fetched JSON API page's newest release
+        requires (routed as any prefetch), for a lock's resolution."""
         self.routes = Routes(settings)
         self.offline = offline
         self.settings = settings
         self.cache = cache
         self.reporter = reporter
         self._options = {"exclude_newer": exclude_newer, "refresh": refresh,
-                         "reporter": reporter, "transport": transport, "offline": offline}
+                         "reporter": reporter, "transport": transport, "offline": offline,
+                         "on_requires": self.prefetch if follow_requires else None}
         self._lock = threading.Lock()
         self._clients: dict[str, IndexClient] = {}
         """Redacted simple-API URL → the client of that index."""

@@ -349,6 +349,7 @@ def _resolve(
         refresh=options.refresh and not options.offline,
         reporter=reporter,
         offline=options.offline,
+        follow_requires=True,
     ) as client, distributions(client, cache=cache, reporter=reporter) as dists:
         try:
             universal = resolve(

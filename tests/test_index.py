@@ -274,6 +274,22 @@ def test_a_lock_starts_the_pages_a_page_names_on_the_index_each_name_is_routed_t
     assert sorted(asked) == ["corp.test secret-pkg", "public.test app", "public.test beta"]
 
 
+def test_offline_prefetch_records_every_missing_page_before_it_returns(fake: FakeIndex,
+                                                                         cache: Cache) -> None:
+    """`lock --offline` fails at the resolver's first miss naming every page the crawl asked
+    for: under `offline` a prefetch looks at the cache before it returns (a page thread could
+    otherwise look only after that error was made). A cached page is served, no request sent."""
+    with client(fake, cache) as c:
+        c.project("beta")
+    fake.log.clear()
+    with client(fake, cache, offline=True) as c:
+        c.prefetch(["alpha", "beta", "Gamma_X"])
+        assert c.missing == [f"the index page of `alpha` ({JSON_URL}/alpha/json)",
+                             f"the index page of `gamma-x` ({JSON_URL}/gamma-x/json)"]
+        assert [f.filename for f in c.project("beta").files][0] == "beta-1.0-py3-none-any.whl"
+    assert fake.log == []
+
+
 def test_files_with_unknown_names_are_ignored(cache: Cache) -> None:
     page = ('<html><body><a href="/f/x-1.0.egg">x-1.0.egg</a>'
             '<a href="/f/x-1.0.exe">x-1.0.exe</a>'

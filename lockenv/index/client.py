@@ -32,7 +32,13 @@ from lockenv.cache import (
     remove_stale,
     write_atomic,
 )
-from lockenv.errors import IntegrityError, OfflineError, PackageIndexError, PackageNotFoundError
+from lockenv.errors import (
+    IntegrityError,
+    LockenvError,
+    OfflineError,
+    PackageIndexError,
+    PackageNotFoundError,
+)
 from lockenv.index import pages
 from lockenv.index.auth import CredentialLookup, split_credentials
 from lockenv.index.http import (
@@ -186,10 +192,19 @@ class IndexClient:
         return self._pages.get(key, lambda: self._load_project(key))
 
     def prefetch(self, names: Iterable[str]) -> None:
-        """Start fetching these projects' pages in the background; returns at once."""
+        """Start fetching these projects' pages in the background; returns at once. Under
+        `offline` the cache is looked at here (nothing to wait for): each page it lacks is
+        recorded before the resolver's first miss ends the lock, so the error names all of
+        them, not only those a page thread happened to look at by then."""
         for name in names:
             key = canonicalize_name(name)
-            self._pages.submit(key, partial(self._load_project, key), self._page_pool)
+            if not self.offline:
+                self._pages.submit(key, partial(self._load_project, key), self._page_pool)
+                continue
+            try:
+                self.project(key)
+            except LockenvError:
+                pass  # kept: the resolver meets it if it asks (a miss is in `missing` already)
 
     def page_url(self, name: str) -> str:
         if self.is_simple:

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler
@@ -64,14 +67,16 @@ def test_worker_processes_install_what_threads_install(project: Path, tmp_path: 
     wheels = [write_wheel(root, name, modules=40) for name in ("alpha", "beta", "gamma")]
     _url_lock(project, url, wheels)
     venvs = {}
-    for processes in ("0", "1"):
-        result = _sync(project, tmp_path / f"cache-{processes}", LOCKENV_UNPACK_PROCESSES=processes)
+    # threads; worker processes forked from the sync (Linux); worker processes started afresh
+    for processes, fork in (("0", ""), ("1", ""), ("1", "0")):
+        result = _sync(project, tmp_path / f"cache-{processes}{fork}",
+                       LOCKENV_UNPACK_PROCESSES=processes, LOCKENV_UNPACK_FORK=fork)
         assert result.code == 0, result.output
-        venvs[processes] = snapshot(project / ".venv")
-        del venvs[processes][".lockenv-state.json"]  # directory mtimes
+        venvs[processes + fork] = snapshot(project / ".venv")
+        del venvs[processes + fork][".lockenv-state.json"]  # directory mtimes
         assert installed(project / ".venv") == {"alpha": "1.0", "beta": "1.0", "gamma": "1.0"}
-        (project / ".venv").rename(tmp_path / f"venv-{processes}")
-    assert venvs["0"] == venvs["1"]
+        (project / ".venv").rename(tmp_path / f"venv-{processes}{fork}")
+    assert venvs["0"] == venvs["1"] == venvs["10"]
 
 
 def test_a_wheel_that_does_not_match_its_record_is_refused_as_on_threads(
@@ -115,3 +120,45 @@ def test_a_worker_that_dies_is_an_error_and_the_next_sync_repairs(
     assert result.code == 0, result.output
     assert installed(project / ".venv") == {"alpha": "1.0", "beta": "1.0"}
     assert (site_packages(project / ".venv") / "beta" / "__init__.py").exists()
+
+
+_WORKER_PROBE = """
+import fcntl, json, os, sys, threading
+from lockenv.sync.install.unpacker import Unpackers
+held = open(sys.argv[1], "w")  # a lock the sync holds (the venv's), as filelock holds one
+fcntl.flock(held, fcntl.LOCK_EX)
+release = threading.Event()
+if sys.argv[2] == "threaded":  # another thread running, as downloads would be
+    threading.Thread(target=release.wait).start()
+workers = Unpackers(1)
+pid = workers._all[0].pid
+fds = {fd: os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
+forked = open(f"/proc/{pid}/cmdline", "rb").read() == open("/proc/self/cmdline", "rb").read()
+workers.close()
+release.set()
+print(json.dumps({"forked": forked, "fds": fds, "stderr": os.readlink("/proc/self/fd/2"),
+                  "alive": os.path.exists(f"/proc/{pid}")}))
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="workers are forked on Linux only")
+@pytest.mark.parametrize("threads", ["single", "threaded"])
+def test_workers_are_forked_only_from_a_single_thread_and_keep_none_of_its_files(
+        tmp_path: Path, threads: str) -> None:
+    """A worker forked from the sync starts without an interpreter's start-up, but a fork copies
+    only the calling thread (a lock another thread held would stay locked in the child): with
+    another thread running, workers are started afresh. A forked worker keeps none of the
+    descriptors it inherits but its pipes and stderr: not the venv's lock, which would
+    otherwise stay held while a worker outlives a killed sync."""
+    lock = tmp_path / "venv.lock"
+    out = subprocess.run([sys.executable, "-c", _WORKER_PROBE, str(lock), threads],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    seen = json.loads(out.stdout)
+    assert seen["forked"] is (threads == "single")
+    assert str(lock) not in seen["fds"].values()
+    assert not seen["alive"]  # closed and reaped
+    if threads == "single":
+        fds = seen["fds"]
+        assert fds.pop("0") == "/dev/null" and fds.pop("1") == fds.pop("2") == seen["stderr"]
+        assert len(fds) == 2 and all(t.startswith("pipe:") for t in fds.values())  # jobs, answers

@@ -279,3 +279,42 @@ def test_a_copy_of_a_project_selects_from_the_cache_and_installs_itself_from_its
     assert any(str(second).encode() in t for t in texts)
     assert not any(str(first).encode() in t for t in texts)
     _verified(second, index_server)
+
+
+def test_the_shape_kept_is_a_full_walks_though_subtrees_are_listed_while_linking(
+        project: Path, index_server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each subtree that one wheel alone makes is listed for the no-op's shape by the thread
+    that linked it, once its last file is there, and not walked again at the end: the shape a
+    warm sync keeps is exactly what a full walk of the venv finds afterwards, and the next sync
+    is a no-op."""
+    import gc
+
+    from lockenv import cache, fastpath
+    from lockenv.sync import state
+
+    monkeypatch.setattr(cache, "_USER_KEY", [])  # this test's user key, not an earlier test's
+    _first_sync(project, index_server, ["alpha", "feat[fast]"])
+    venv = _empty_venv(project)
+    given: list[int] = []
+    full_walk = state.venv_shape
+
+    def venv_shape(at: Path, walked: Any = None) -> dict[str, list[Any]]:
+        given.append(len(walked or {}))
+        return full_walk(at) if walked is None else full_walk(at, walked)
+
+    monkeypatch.setattr(state, "venv_shape", venv_shape)
+    monkeypatch.chdir(project)
+    for name, value in env_for(index_server).items():
+        monkeypatch.setenv(name, value)
+    threshold = gc.get_threshold()
+    try:
+        assert fastpath.try_noop(["-q", "sync"]) == 0
+    finally:
+        gc.set_threshold(*threshold)
+    assert given and given[0] > 0  # the wheels' own subtrees, listed as they were finished
+    kept = state.read_state(venv)
+    assert kept is not None and kept["shape"] == full_walk(venv)
+    assert len(kept["shape"]) > given[0]
+    monkeypatch.undo()
+    assert run_lockenv("sync", cwd=project, env=env_for(index_server)).stderr.startswith(
+        "Environment is up to date")

@@ -295,3 +295,34 @@ def test_a_plan_made_at_one_path_serves_a_venv_at_another_byte_for_byte(
     assert _per_wheel_entries()
     assert _venv_files(second / ".venv") == served
     assert all(str(first) not in data.decode("utf-8", "replace") for _, data in served.values())
+
+
+def test_writes_go_with_the_wheel_that_makes_their_directory_unless_two_targets_are_one() -> None:
+    """The linking threads make each wheel's writes (RECORD, INSTALLER, scripts) beside its
+    links, and list the subtrees it alone makes; when a write's target is another wheel's
+    linked file (or another write's), every write waits for every link, in the plan's order,
+    as the per-wheel install ordered them, and no subtree is listed before its writes."""
+    from lockenv.sync.install import whole
+
+    sp = "lib/python3.12/site-packages"
+    wheels: list[Any] = [
+        ("/t/a/files/", sp + "/", [("a/x.py", 1, 1, None)], (0, 0, 0, 0),
+         ["lib", "lib/python3.12", f"{sp}/a", f"{sp}/a-1.dist-info", "share", "share/x"]),
+        ("/t/b/files/", sp + "/", [("b/y.py", 1, 1, None), ("b/sub/z.py", 1, 1, None)], (0, 0, 0, 0),
+         [f"{sp}/b", f"{sp}/b/sub", f"{sp}/b-1.dist-info", "share", "share/x", "share/x/b"]),
+    ]
+    writes: list[Any] = [(f"{sp}/a-1.dist-info/RECORD", b"a", False, False),
+                         ("bin/a-cli", b"#!", True, True),
+                         (f"{sp}/b-1.dist-info/RECORD", b"b", False, False)]
+    roots = frozenset({"lib", "lib/python3.12", sp, "bin"})
+    tasks, after = whole._tasks(wheels, writes, roots, True)
+    assert after == []
+    assert [(t[0], t[1], sorted(t[2])) for t in tasks] == [
+        (wheels[0], [writes[0]], [f"{sp}/a", f"{sp}/a-1.dist-info"]),
+        (wheels[1], [writes[2]], [f"{sp}/b", f"{sp}/b-1.dist-info", "share/x/b"]),
+        (None, [writes[1]], []),
+    ]
+    clash = [*writes, (f"{sp}/b/y.py", b"mine", False, False)]  # b's linked file, written over
+    tasks, after = whole._tasks(wheels, clash, roots, True)
+    assert after == clash
+    assert [(t[0], t[1], t[2]) for t in tasks] == [(wheels[0], [], []), (wheels[1], [], [])]

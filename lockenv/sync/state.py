@@ -61,19 +61,29 @@ SHAPE_SPLIT = 16
 """Directories waiting to be listed when `venv_shape` shares them out between two threads."""
 
 
-def venv_shape(venv: Path) -> dict[str, list[Any]]:
+def venv_shape(venv: Path, walked: Mapping[str, Mapping[str, list[Any]]] | None = None) -> dict[str, list[Any]]:
     """Every directory under the venv (relative path, '' for the venv itself) → [mtime_ns,
     entries digest]. The venv's own mtime is not kept (writing the state file moves it).
     Listed on two threads once the walk reaches SHAPE_SPLIT directories (site-packages'
     packages): stat, open and getdents release the GIL, and data's 2,300 directories were
-    0.055 s of CPU on one thread at the end of every sync with work."""
+    0.055 s of CPU on one thread at the end of every sync with work. `walked`: subtrees
+    already listed by `walk_subtree` once nothing would change in them any more (by their top
+    directory's path under `venv` as given), not listed again."""
     root = str(venv)
+    skip = frozenset(walked or ())
     shape: dict[str, list[Any]] = {}
     todo = [root]
     while todo and len(todo) < SHAPE_SPLIT:
-        _shape_one(todo.pop(), root, shape, todo)
-    if not todo:
-        return shape
+        _shape_one(todo.pop(), root, shape, todo, skip)
+    if todo:
+        _shape_split(root, shape, todo, skip)
+    for subtree in (walked or {}).values():
+        shape.update(subtree)
+    return shape
+
+
+def _shape_split(root: str, shape: dict[str, list[Any]], todo: list[str], skip: frozenset[str]) -> None:
+    """`venv_shape`'s directories left in `todo`, listed on two threads."""
     import threading
 
     parts: list[dict[str, list[Any]]] = [shape, {}]
@@ -87,7 +97,7 @@ def venv_shape(venv: Path) -> dict[str, list[Any]]:
                 return
             stack = [top]
             while stack:
-                _shape_one(stack.pop(), root, part, stack)
+                _shape_one(stack.pop(), root, part, stack, skip)
 
     def helper_walk() -> None:
         try:
@@ -102,11 +112,25 @@ def venv_shape(venv: Path) -> dict[str, list[Any]]:
     if failed:  # a shape missing the helper's subtrees would be trusted by the next no-op
         raise failed[0]
     shape.update(parts[1])
-    return shape
 
 
-def _shape_one(path: str, root: str, shape: dict[str, list[Any]], todo: list[str]) -> None:
-    """`path`'s entry of the shape; its subdirectories are appended to `todo`."""
+def walk_subtree(top: str, root: str) -> dict[str, list[Any]]:
+    """`venv_shape`'s entries of the directory `top` and every directory below it, in the venv
+    at `root` (as `venv_shape` is given it): what the full walk would find there, for a caller
+    that has made its last change to that subtree (`venv_shape`'s `walked`)."""
+    part: dict[str, list[Any]] = {}
+    stack = [top]
+    while stack:
+        _shape_one(stack.pop(), root, part, stack, frozenset())
+    return part
+
+
+def _shape_one(path: str, root: str, shape: dict[str, list[Any]], todo: list[str],
+               skip: frozenset[str]) -> None:
+    """`path`'s entry of the shape; its subdirectories are appended to `todo`. Nothing for a
+    subtree in `skip` (listed already)."""
+    if path in skip:
+        return
     try:
         mtime = os.stat(path).st_mtime_ns if path != root else 0
     except OSError:
@@ -289,11 +313,13 @@ def is_fresh(venv: Path, inputs: str | None) -> dict[str, Any] | None:
     return state
 
 
-def write_state(venv: Path, inputs: str | None, packages: int, *, lock_checked: bool) -> None:
-    """After a successful sync. `lock_checked` is False for `--frozen` (freshness unknown)."""
+def write_state(venv: Path, inputs: str | None, packages: int, *, lock_checked: bool,
+                walked: Mapping[str, Mapping[str, list[Any]]] | None = None) -> None:
+    """After a successful sync. `lock_checked` is False for `--frozen` (freshness unknown);
+    `walked`: `venv_shape`'s."""
     if inputs is None:
         return
-    shape = venv_shape(venv)
+    shape = venv_shape(venv, walked)
     data = {"format": SHAPE_FORMAT, "inputs": inputs, "python": python_stamp(venv),
             "shape": shape, "packages": packages, "lock_checked": lock_checked}
     _write(venv / STATE, data)

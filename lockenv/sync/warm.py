@@ -246,11 +246,12 @@ def serve(venv: Path, values: Mapping[str, object], *, lock: bytes, pyproject: b
             return None
         if not empty(venv, paths):
             return None  # another sync got there first: the full path says what it finds
+        walked: dict[str, dict[str, list[Any]]] = {}
         if not whole.install(plan, venv=venv, paths=paths, python=_absolute(entry[8], str(venv)),
-                             warn=said.reporter.warn):
+                             warn=said.reporter.warn, walked=walked):
             return None  # nothing of it is left: the full path installs wheel by wheel
         state.write_selection(venv, entry[5])
-        state.write_state(venv, inputs, entry[2], lock_checked=not values.get("frozen"))
+        state.write_state(venv, inputs, entry[2], lock_checked=not values.get("frozen"), walked=walked)
     finally:
         lock_file.release()
     _tell(entry, said, started)

@@ -406,40 +406,120 @@ def keep_newest(root: Path, keep: int) -> list[Path]:
     return removed
 
 
-def place(plan: Plan, root: str, writes: Sequence[Write], *, crash_after: int = -1) -> None:
-    """Link every wheel of the plan (`_place_wheel`) into the venv at `root`, on WORKERS
-    threads, then write `writes` (the plan's, moved to `root`). `crash_after` (tests): one
-    thread, SIGKILL once that many wheels are linked."""
+def place(plan: Plan, root: str, writes: Sequence[Write], *, crash_after: int = -1,
+          walked: dict[str, dict[str, list[Any]]] | None = None, roots: frozenset[str] | None = None) -> None:
+    """Link every wheel of the plan (`_place_wheel`) into the venv at `root` and write `writes`
+    (the plan's, moved to `root`): on WORKERS threads, each wheel's writes by the thread that
+    made its directories (`_tasks`), then each subtree that wheel alone has is listed for the
+    no-op's shape into `walked` (when given, with the venv's `roots`: `_root_dirs`).
+    `crash_after` (tests): one thread, every link first, SIGKILL once that many wheels are
+    linked."""
     wheels, top = plan[3], root + os.sep
-    if crash_after >= 0 or len(wheels) < 3:
+    if crash_after < 0 and len(wheels) >= 3:
+        listed = walked is not None and roots is not None
+        tasks, after = _tasks(wheels, writes, roots or frozenset(), listed)
+        _in_threads(tasks, root, walked if walked is not None and listed else {})
+    else:
         for i, wheel in enumerate(wheels):
             if i == crash_after:
                 os.kill(os.getpid(), signal.SIGKILL)
             _place_wheel(wheel, top)
-    else:
-        _in_threads(wheels, top)
-    for target, data, executable, script in writes:
-        write_replacing(top + target, data, executable=executable, script=script)
+        after = list(writes)
+    _write_all(after, top)
     if crash_after == len(wheels):
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _in_threads(wheels: Sequence[Wheel], top: str) -> None:
-    """`_place_wheel` for each wheel, the most files first, on WORKERS threads (this one too);
-    the first error is raised once every thread has stopped."""
+def _write_all(writes: Iterable[Write], top: str) -> None:
+    for target, data, executable, script in writes:
+        write_replacing(top + target, data, executable=executable, script=script)
+
+
+Task = tuple["Wheel | None", list[Write], list[str]]
+"""(a wheel to link, or None; the writes into directories it makes, or into the venv's own
+directories; the top directories of the subtrees no other wheel makes, relative)."""
+
+
+def _root_dirs(root: str, paths: Mapping[str, str]) -> frozenset[str] | None:
+    """The venv's scheme directories `paths` (where its wheels' own directories stop:
+    site-packages, bin/...) and every directory above them, relative to the venv's `root`;
+    None when one of them is reached through a symlink (lib64/ on some systems: a walk from
+    the venv's root, which follows none, would not find a subtree listed there as named)."""
+    out: set[str] = set()
+    for value in paths.values():
+        if not isinstance(value, str):
+            continue
+        path = os.path.abspath(value)
+        if os.path.realpath(path) != path:
+            return None
+        path = relative_to(path, root)
+        if not path.startswith(VENV + os.sep):
+            continue
+        path = path[len(VENV) + 1:]
+        while path:
+            out.add(path)
+            path = path[:path.rfind(os.sep)] if os.sep in path else ""
+    return frozenset(out)
+
+
+def _tasks(wheels: Sequence[Wheel], writes: Sequence[Write], roots: frozenset[str],
+           subtrees: bool) -> tuple[list[Task], list[Write]]:
+    """The linking threads' tasks, and the writes left for after them. A write goes with the
+    wheel that makes its directory (the venv's own directories: a task of their own), so
+    writes run beside the links; unless two targets of the plan are one path (one wheel's
+    file replaced by another's): then every write is made after every link, in the plan's
+    order, as the per-wheel install ordered them. With `subtrees`, each wheel's task names the
+    top directories of the subtrees that it alone makes (nothing else is placed below them)."""
+    owner: dict[str, int] = {}
+    uses: dict[str, int] = {}
+    for i, wheel in enumerate(wheels):
+        for d in wheel[4]:
+            owner.setdefault(d, i)
+            uses[d] = uses.get(d, 0) + 1
+    tops: list[list[str]] = [[] for _ in wheels]
+    if subtrees:
+        for i, wheel in enumerate(wheels):
+            mine = {d for d in wheel[4] if uses[d] == 1 and d not in roots}
+            tops[i] = [d for d in mine if d.rpartition(os.sep)[0] not in mine]
+    if _collide(wheels, writes):  # (and no subtree listed before the writes into it)
+        return [(wheel, [], []) for wheel in wheels], list(writes)
+    own: list[list[Write]] = [[] for _ in wheels]
+    free: list[Write] = []
+    for write in writes:
+        i = owner.get(write[0].rpartition(os.sep)[0], -1)
+        (own[i] if i >= 0 else free).append(write)
+    tasks: list[Task] = [(wheel, own[i], tops[i]) for i, wheel in enumerate(wheels)]
+    return (tasks + [(None, free, [])] if free else tasks), []
+
+
+def _collide(wheels: Sequence[Wheel], writes: Sequence[Write]) -> bool:
+    """Whether a write's target is another write's, or a linked file's."""
+    written = {target for target, _, _, _ in writes}
+    if len(written) != len(writes):
+        return True
+    for _, base, links, _, _ in wheels:
+        for member, _, _, target in links:
+            if (base + member if target is None else target) in written:
+                return True
+    return False
+
+
+def _in_threads(tasks: Sequence[Task], root: str, walked: dict[str, dict[str, list[Any]]]) -> None:
+    """Each task (`_do_task`), the most files first, on WORKERS threads (this one too); the
+    first error is raised once every thread has stopped."""
     import threading
 
-    todo = sorted(wheels, key=lambda wheel: len(wheel[2]))
+    todo = sorted(tasks, key=lambda task: len(task[0][2]) if task[0] is not None else len(task[1]))
     failed: list[BaseException] = []
 
     def work() -> None:
         while not failed:
             try:
-                wheel = todo.pop()  # atomic: the threads share the list
+                task = todo.pop()  # atomic: the threads share the list
             except IndexError:
                 return
             try:
-                _place_wheel(wheel, top)
+                _do_task(task, root, walked)
             except BaseException as exc:  # noqa: BLE001 - raised again by the caller's thread
                 failed.append(exc)
 
@@ -451,6 +531,25 @@ def _in_threads(wheels: Sequence[Wheel], top: str) -> None:
         helper.join()
     if failed:
         raise failed[0]
+
+
+def _do_task(task: Task, root: str, walked: dict[str, dict[str, list[Any]]]) -> None:
+    """A wheel linked, its writes made, then its own subtrees listed (`state.walk_subtree`: the
+    full walk of the no-op's shape after the sync would find them so, as nothing changes them
+    any more); a subtree that cannot be listed is left to that walk."""
+    wheel, writes, tops = task
+    top = root + os.sep
+    if wheel is not None:
+        _place_wheel(wheel, top)
+    _write_all(writes, top)
+    if tops:
+        from lockenv.sync.state import walk_subtree
+
+        for d in tops:
+            try:
+                walked[top + d] = walk_subtree(top + d, root)
+            except Exception:  # noqa: BLE001 - the full walk lists it, and says what is wrong
+                continue
 
 
 def _place_wheel(wheel: Wheel, top: str) -> None:
@@ -496,12 +595,14 @@ def scripts_safe(targets: Iterable[str], scripts: str, venv: Path) -> bool:
 
 def install(plan: Plan, *, venv: Path, paths: Mapping[str, str], python: str,
             before_changes: Callable[[], None] | None = None,
-            warn: Callable[[str, str | None], None] | None = None) -> bool:
+            warn: Callable[[str, str | None], None] | None = None,
+            walked: dict[str, dict[str, list[Any]]] | None = None) -> bool:
     """Install a whole selection from `plan` into `venv` (its interpreter `python`, its scheme
     directories `paths`), transactionally as `apply` installs: journal first, whatever is in
     the way stashed, on any error the new files removed and the stash put back. False when the
     plan did not fit (nothing of it is left: the caller installs wheel by wheel); other errors
-    are raised as `apply` raises them."""
+    are raised as `apply` raises them. `walked` (given empty): filled with the subtrees of the
+    no-op's shape listed as they were finished (`state.write_state`'s)."""
     from lockenv.sync import state
     from lockenv.sync.install.remove import Stash, keep_dirs, stash_kept, undo_failed
 
@@ -521,7 +622,9 @@ def install(plan: Plan, *, venv: Path, paths: Mapping[str, str], python: str,
         stash_kept(targets, stash)
         crash = int(os.environ.get("LOCKENV_TEST_CRASH_AFTER", "-1") or "-1")
         try:
-            place(plan, root, writes, crash_after=crash)
+            listed = walked is not None and root == str(venv)
+            place(plan, root, writes, crash_after=crash, walked=walked if listed else None,
+                  roots=_root_dirs(root, paths) if listed else None)
         except (TypeError, ValueError, IndexError) as bad:  # a plan not of this format
             raise Unusable(str(bad)) from None
     except BaseException as exc:

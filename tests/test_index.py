@@ -238,6 +238,36 @@ def test_a_fetched_json_api_page_names_what_its_newest_release_requires(
     assert seen == hinted
 
 
+def test_hinted_pages_never_hold_up_a_page_asked_for(cache: Cache) -> None:
+    """The pages a page's newest release names are fetched beside the page workers, a few at
+    a time: ten slow ones (more than there are page workers) do not delay a page the crawler
+    asks for, and none is fetched twice (one asked for later waits for its hint's request).
+    Hints still queued when the lock ends are dropped."""
+    release = threading.Event()
+    arrived: dict[str, threading.Event] = {"other": threading.Event()}
+    asked: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        name = request.url.path.split("/")[-2]
+        asked.append(name)
+        if name.startswith("slow"):
+            release.wait(120)
+        arrived.setdefault(name, threading.Event()).set()
+        requires = [f"slow{i}" for i in range(10)] if name == "app" else []
+        return httpx.Response(200, json=_json_page(name, requires))
+
+    with IndexClient(JSON_URL, cache=cache, transport=httpx.MockTransport(handler)) as c:
+        c.on_requires = c.hint
+        c.project("app")
+        c.prefetch(["other"])
+        try:
+            assert arrived["other"].wait(20), sorted(asked)
+        finally:
+            release.set()
+        assert [f.filename for f in c.project("slow9").files] == ["slow9-1.0-py3-none-any.whl"]
+    assert len(asked) == len(set(asked)) and {"app", "other", "slow9"} <= set(asked)
+
+
 def test_a_lock_starts_the_pages_a_page_names_on_the_index_each_name_is_routed_to(
         tmp_path: Path) -> None:
     """`follow_requires` (the lock's) starts the pages `info.requires_dist` names, through the

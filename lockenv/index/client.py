@@ -75,6 +75,9 @@ RANGE_TAIL = 64 * 1024
 the least a later range read fetches (a METADATA elsewhere in the zip then takes one)."""
 WORKERS = 16
 PAGE_WORKERS = 8
+HINT_WORKERS = 3
+"""Threads fetching the pages `on_requires` hints at (`hint`), beside the page workers: a hint
+never queues in front of a page the resolver or the crawler asked for."""
 PROBE_TRIES = 3
 """Unadvertised `.metadata` misses on a host, none found, after which it is not asked first."""
 MAX_DOWNLOAD = 8 << 30
@@ -140,6 +143,9 @@ class IndexClient:
         # Pages have their own workers: a resolver waits on a page before anything else, and
         # must not queue behind hundreds of speculative metadata reads.
         self._page_pool = ThreadPoolExecutor(PAGE_WORKERS, thread_name_prefix="lockenv-pages")
+        self._hint_pool: ThreadPoolExecutor | None = None
+        self._hinted: set[str] = set()
+        self._closed = False
         self._lock = threading.Lock()
         self._pages: OnceMap[str, ProjectFiles] = OnceMap()
         self._downloads: OnceMap[str, Path] = OnceMap()
@@ -152,6 +158,11 @@ class IndexClient:
 
     # -- lifecycle --------------------------------------------------------------------------
     def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            hints, self._hint_pool = self._hint_pool, None
+        if hints is not None:
+            hints.shutdown(wait=True, cancel_futures=True)
         self._page_pool.shutdown(wait=True, cancel_futures=True)
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._http.close()
@@ -205,6 +216,31 @@ class IndexClient:
                 self.project(key)
             except LockenvError:
                 pass  # kept: the resolver meets it if it asks (a miss is in `missing` already)
+
+    def hint(self, names: Iterable[str]) -> None:
+        """Fetch these pages in the background when there is room (`HINT_WORKERS`): likely
+        needed, not asked for yet. A page asked for meanwhile is fetched as usual, and the
+        hint then waits for it; a failure is kept for whoever asks (`project`)."""
+        with self._lock:
+            if self._closed:
+                return
+            keys = [k for k in map(canonicalize_name, names) if k not in self._hinted]
+            self._hinted.update(keys)
+            if keys and self._hint_pool is None:
+                self._hint_pool = ThreadPoolExecutor(HINT_WORKERS, thread_name_prefix="lockenv-hints")
+            pool = self._hint_pool
+        try:
+            for key in keys:
+                if pool is not None:
+                    pool.submit(self._take_hint, key)
+        except RuntimeError:
+            pass  # closed meanwhile: the lock is done
+
+    def _take_hint(self, key: str) -> None:
+        try:
+            self.project(key)
+        except LockenvError:
+            pass  # kept by `project`: the resolver meets it if it asks
 
     def page_url(self, name: str) -> str:
         if self.is_simple:

@@ -58,8 +58,8 @@ class IndexRouter:
                  reporter: Reporter | None = None,
                  transport: httpx.BaseTransport | None = None, offline: bool = False,
                  follow_requires: bool = False) -> None:
-        """`follow_requires`: start the pages of what each fetched JSON API page's newest release
-        requires (routed as any prefetch), for a lock's resolution."""
+        """`follow_requires`: fetch the pages of what each fetched JSON API page's newest release
+        requires (`hint`: routed as any prefetch), for a lock's resolution."""
         self.routes = Routes(settings)
         self.offline = offline
         self.settings = settings
@@ -67,7 +67,7 @@ class IndexRouter:
         self.reporter = reporter
         self._options = {"exclude_newer": exclude_newer, "refresh": refresh,
                          "reporter": reporter, "transport": transport, "offline": offline,
-                         "on_requires": self.prefetch if follow_requires else None}
+                         "on_requires": self.hint if follow_requires else None}
         self._lock = threading.Lock()
         self._clients: dict[str, IndexClient] = {}
         """Redacted simple-API URL → the client of that index."""
@@ -94,6 +94,11 @@ class IndexRouter:
             candidates = self.routes.candidates(name)
             # Only the first candidate may be asked before the answer is known.
             self.client(candidates[0]).prefetch([name])
+
+    def hint(self, names: Iterable[str]) -> None:
+        """`prefetch` for names only likely to be needed (`IndexClient.hint`), routed alike."""
+        for name in names:
+            self.client(self.routes.candidates(name)[0]).hint([name])
 
     def metadata_file(self, file: DistFile) -> bytes | None:
         return self.client_for(file).metadata_file(file)

@@ -200,9 +200,22 @@ class _Worker(Protocol):
 def _can_fork() -> bool:
     """Whether workers are forked from this process instead of started afresh: on Linux, when
     this process runs no other thread (a fork copies only the calling thread: a lock another
-    thread held would stay locked in the child). `LOCKENV_UNPACK_FORK=0` starts them afresh."""
+    thread held would stay locked in the child), Python's or a library's (the kernel's count).
+    `LOCKENV_UNPACK_FORK=0` starts them afresh."""
     return (sys.platform == "linux" and hasattr(os, "fork") and threading.active_count() == 1
-            and os.environ.get("LOCKENV_UNPACK_FORK", "") != "0")
+            and os.environ.get("LOCKENV_UNPACK_FORK", "") != "0" and _threads() == 1)
+
+
+def _threads() -> int:
+    """This process's threads as the kernel counts them (0: unknown)."""
+    try:
+        with open("/proc/self/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"Threads:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
 
 
 class _Forked:

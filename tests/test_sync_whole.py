@@ -326,3 +326,35 @@ def test_writes_go_with_the_wheel_that_makes_their_directory_unless_two_targets_
     tasks, after = whole._tasks(wheels, clash, roots, True)
     assert after == clash
     assert [(t[0], t[1], t[2]) for t in tasks] == [(wheels[0], [], []), (wheels[1], [], [])]
+
+
+def test_a_full_sync_from_a_plan_keeps_the_shape_its_threads_listed(
+        project: Path, monkeypatch: pytest.MonkeyPatch, index_server: Any) -> None:
+    """The full sync installing from a plan (no warm entry asked) also keeps the subtrees its
+    linking threads listed for the no-op's shape: the shape equals a full walk of the venv, and
+    the next sync is a no-op."""
+    from lockenv import cache
+    from lockenv.ops.sync import SyncOptions, sync as sync_api
+    from lockenv.sync import state
+    from helpers import verbose_reporter
+
+    monkeypatch.setattr(cache, "_USER_KEY", [])
+    write_project(project, ["alpha", "feat[fast]"])
+    lock(project, index_server)
+    monkeypatch.setenv("LOCKENV_INDEX_URL", index_server.json_url)
+    given: list[int] = []
+    full_walk = state.venv_shape
+
+    def venv_shape(at: Path, walked: Any = None) -> dict[str, list[Any]]:
+        given.append(len(walked or {}))
+        return full_walk(at) if walked is None else full_walk(at, walked)
+
+    monkeypatch.setattr(state, "venv_shape", venv_shape)
+    for _ in range(2):  # wheel by wheel (the plan kept), then from the plan
+        shutil.rmtree(project / ".venv", ignore_errors=True)
+        assert sync_api(SyncOptions(project=project), reporter=verbose_reporter()[0]) == 0
+    assert len(_plans()) == 1
+    assert given[0] == 0 and given[-1] > 0
+    kept = state.read_state(project / ".venv")
+    assert kept is not None and kept["shape"] == full_walk(project / ".venv")
+    assert sync(project, index_server).stderr.startswith("Environment is up to date")

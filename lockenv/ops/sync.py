@@ -570,7 +570,8 @@ def _carry_out(options: SyncOptions, planned: _Planned, target: _Target, *,
             _show_plan(sync_plan, reporter, relocked)
 
     key = _whole_key(options, planned, target)
-    planned_whole = key is not None and _install_whole(key, sync_plan, target, cache, reporter, show)
+    walked: dict[str, dict[str, list[Any]]] = {}  # the no-op's shape, listed as the plan placed it
+    planned_whole = key is not None and _install_whole(key, sync_plan, target, cache, reporter, show, walked)
     if not planned_whole:
         applied: list[Any] | None = None if key is None else []
         _apply(sync_plan, options=options, spec_of=spec, probe=target.probe, venv_dir=venv_dir,
@@ -578,7 +579,8 @@ def _carry_out(options: SyncOptions, planned: _Planned, target: _Target, *,
         if key is not None and applied is not None:
             planned_whole = _keep_whole(key, sync_plan, applied, target.probe, cache)
     record_selection(venv_dir, options)
-    state.write_state(venv_dir, inputs, len(planned.wanted), lock_checked=not options.frozen)
+    state.write_state(venv_dir, inputs, len(planned.wanted), lock_checked=not options.frozen,
+                      walked=walked if planned_whole else None)
     if planned_whole and key is not None and not relocked:
         _remember_warm(options, planned, target, key, inputs, cache)
     reporter.status(_summary(sync_plan.summary_counts(), past=True).capitalize()
@@ -597,9 +599,10 @@ def _whole_key(options: SyncOptions, planned: _Planned, target: _Target) -> str 
 
 
 def _install_whole(key: str, sync_plan: SyncPlan, target: _Target, cache: Cache, reporter: Reporter,
-                   before_changes: Callable[[], None]) -> bool:
+                   before_changes: Callable[[], None], walked: dict[str, dict[str, list[Any]]]) -> bool:
     """The whole install from the sealed plan kept for `key`; False when there is none, or it
-    does not fit (nothing of it is left: the caller installs wheel by wheel)."""
+    does not fit (nothing of it is left: the caller installs wheel by wheel). `walked`:
+    `whole.install`'s."""
     from lockenv.sync.install import whole
 
     assert target.venv_dir is not None
@@ -608,7 +611,7 @@ def _install_whole(key: str, sync_plan: SyncPlan, target: _Target, cache: Cache,
     kept = whole.load(cache, key)
     return kept is not None and whole.install(kept, venv=target.venv_dir, paths=target.probe.paths,
                                               python=target.probe.python, before_changes=before_changes,
-                                              warn=reporter.warn)
+                                              warn=reporter.warn, walked=walked)
 
 
 def _remember_warm(options: SyncOptions, planned: _Planned, target: _Target, key: str, inputs: str,

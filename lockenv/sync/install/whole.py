@@ -628,6 +628,8 @@ def install(plan: Plan, *, venv: Path, paths: Mapping[str, str], python: str,
         except (TypeError, ValueError, IndexError) as bad:  # a plan not of this format
             raise Unusable(str(bad)) from None
     except BaseException as exc:
+        if walked is not None:
+            walked.clear()  # listed before the undo: nothing the caller may keep
         error = undo_failed(exc, targets, venv=venv, keep=keep_dirs(paths, venv), stash=stash, warn=warn)
         if isinstance(exc, Unusable):
             return False

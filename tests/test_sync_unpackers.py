@@ -123,7 +123,7 @@ def test_a_worker_that_dies_is_an_error_and_the_next_sync_repairs(
 
 
 _WORKER_PROBE = """
-import fcntl, json, os, sys, threading
+import fcntl, gc, json, os, sys, threading
 from lockenv.sync.install.unpacker import Unpackers
 held = open(sys.argv[1], "w")  # a lock the sync holds (the venv's), as filelock holds one
 fcntl.flock(held, fcntl.LOCK_EX)
@@ -134,10 +134,11 @@ workers = Unpackers(1)
 pid = workers._all[0].pid
 fds = {fd: os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
 forked = open(f"/proc/{pid}/cmdline", "rb").read() == open("/proc/self/cmdline", "rb").read()
+frozen = gc.get_freeze_count()
 workers.close()
 release.set()
 print(json.dumps({"forked": forked, "fds": fds, "stderr": os.readlink("/proc/self/fd/2"),
-                  "alive": os.path.exists(f"/proc/{pid}")}))
+                  "alive": os.path.exists(f"/proc/{pid}"), "frozen": [frozen, gc.get_freeze_count()]}))
 """
 
 
@@ -149,7 +150,8 @@ def test_workers_are_forked_only_from_a_single_thread_and_keep_none_of_its_files
     only the calling thread (a lock another thread held would stay locked in the child): with
     another thread running, workers are started afresh. A forked worker keeps none of the
     descriptors it inherits but its pipes and stderr: not the venv's lock, which would
-    otherwise stay held while a worker outlives a killed sync."""
+    otherwise stay held while a worker outlives a killed sync. While forked workers run, the
+    sync's garbage collector leaves the objects they share alone (no page copied for it)."""
     lock = tmp_path / "venv.lock"
     out = subprocess.run([sys.executable, "-c", _WORKER_PROBE, str(lock), threads],
                          capture_output=True, text=True, timeout=60)
@@ -158,6 +160,8 @@ def test_workers_are_forked_only_from_a_single_thread_and_keep_none_of_its_files
     assert seen["forked"] is (threads == "single")
     assert str(lock) not in seen["fds"].values()
     assert not seen["alive"]  # closed and reaped
+    # while forked workers share its pages, the sync's GC leaves its objects alone; then again not
+    assert (seen["frozen"][0] > 0) is (threads == "single") and seen["frozen"][1] == 0
     if threads == "single":
         fds = seen["fds"]
         assert fds.pop("0") == "/dev/null" and fds.pop("1") == fds.pop("2") == seen["stderr"]

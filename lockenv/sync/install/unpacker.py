@@ -75,6 +75,12 @@ class Unpackers:
         self._all: list[_Worker] = []
         self._free: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
         fork = _can_fork()
+        # While forked workers share this process's pages, its garbage collector leaves the
+        # objects it has now alone (a collection writes to every object it visits, and each
+        # page written is copied): until `close`.
+        self._frozen = fork
+        if fork:
+            gc.freeze()
         try:
             for _ in range(count):
                 proc: _Worker = _Forked() if fork else subprocess.Popen(
@@ -126,6 +132,9 @@ class Unpackers:
             except OSError:
                 pass
             proc.wait()
+        if self._frozen:
+            self._frozen = False
+            gc.unfreeze()
 
 
 def _died(proc: _Worker, wheel: Path) -> SyncError:

@@ -163,6 +163,23 @@ def sync(project: Path, srv: Any, *args: str, **env: str) -> CliResult:
     return run_lockenv("sync", *args, cwd=project, env=env_for(srv, **env))
 
 
+def spy_venv_shape(monkeypatch: Any) -> tuple[list[int], Any]:
+    """Wrap `state.venv_shape` so a test sees how many subtrees each call was given as
+    already listed by the linking threads (0: a full walk). Returns that list and the real
+    function, to compare a kept shape with a full walk."""
+    from lockenv.sync import state
+
+    given: list[int] = []
+    full_walk = state.venv_shape
+
+    def venv_shape(at: Path, walked: Any = None) -> Any:
+        given.append(len(walked or {}))
+        return full_walk(at) if walked is None else full_walk(at, walked)
+
+    monkeypatch.setattr(state, "venv_shape", venv_shape)
+    return given, full_walk
+
+
 def site_packages(venv: Path) -> Path:
     found = glob.glob(str(venv / "lib" / "python3.*" / "site-packages"))
     assert len(found) == 1, found

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import env_for, installed, lock, run_lockenv, snapshot, write_project
+from helpers import env_for, installed, lock, run_lockenv, snapshot, spy_venv_shape, write_project
 
 FULL_SYNC = {"lockenv.ops.sync", "lockenv.sync.selection", "lockenv.environment", "lockenv.sync.scan",
              "lockenv.sync.plan"}
@@ -295,14 +295,7 @@ def test_the_shape_kept_is_a_full_walks_though_subtrees_are_listed_while_linking
     monkeypatch.setattr(cache, "_USER_KEY", [])  # this test's user key, not an earlier test's
     _first_sync(project, index_server, ["alpha", "feat[fast]"])
     venv = _empty_venv(project)
-    given: list[int] = []
-    full_walk = state.venv_shape
-
-    def venv_shape(at: Path, walked: Any = None) -> dict[str, list[Any]]:
-        given.append(len(walked or {}))
-        return full_walk(at) if walked is None else full_walk(at, walked)
-
-    monkeypatch.setattr(state, "venv_shape", venv_shape)
+    given, full_walk = spy_venv_shape(monkeypatch)
     monkeypatch.chdir(project)
     for name, value in env_for(index_server).items():
         monkeypatch.setenv(name, value)

@@ -21,6 +21,7 @@ from helpers import (
     run_lockenv,
     site_packages,
     snapshot,
+    spy_venv_shape,
     sync,
     write_project,
 )
@@ -342,14 +343,7 @@ def test_a_full_sync_from_a_plan_keeps_the_shape_its_threads_listed(
     write_project(project, ["alpha", "feat[fast]"])
     lock(project, index_server)
     monkeypatch.setenv("LOCKENV_INDEX_URL", index_server.json_url)
-    given: list[int] = []
-    full_walk = state.venv_shape
-
-    def venv_shape(at: Path, walked: Any = None) -> dict[str, list[Any]]:
-        given.append(len(walked or {}))
-        return full_walk(at) if walked is None else full_walk(at, walked)
-
-    monkeypatch.setattr(state, "venv_shape", venv_shape)
+    given, full_walk = spy_venv_shape(monkeypatch)
     for _ in range(2):  # wheel by wheel (the plan kept), then from the plan
         shutil.rmtree(project / ".venv", ignore_errors=True)
         assert sync_api(SyncOptions(project=project), reporter=verbose_reporter()[0]) == 0

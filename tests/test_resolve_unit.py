@@ -379,23 +379,30 @@ def test_one_crawl_of_a_requirement_serves_all_the_targets_that_need_it() -> Non
     target takes (Python 3.12 takes `a 2`, 3.10 the older `a 1`), each distinct file's metadata
     read once, and each dependency crawled for the targets it applies to (`b` is for Windows
     only: on a Linux-only project its page is never asked for)."""
-    from lockenv.resolve.prefetch import Prefetcher
-    from lockenv.resolve.requirements import requirement_to_reqs
-    from packaging.requirements import Requirement
-
     for environments, expected_pages in ((["sys_platform == 'linux'"], ["a", "c"]), ([], ["a", "b", "c"])):
         index = _SharedCrawlIndex()
         targets = make_targets(">=3.10,<3.13", environments)
-        crawler = Prefetcher(IndexSource(index, index, targets))
-        try:
-            crawler.speculate_targets([(r, targets) for r in requirement_to_reqs(Requirement("a"), "main")])
-            assert index.c_started.wait(30), "the crawl never reached `c`, which only Python 3.10 needs"
-        finally:
-            crawler.close()
+        _crawl_until(index, targets, "a", index.c_started,
+                     "the crawl never reached `c`, which only Python 3.10 needs")
         assert sorted(set(index.prefetched_pages)) == expected_pages
         assert index.reads["a-2-py3-none-any.whl"] == index.reads["a-1-py3-none-any.whl"] == 1
         assert sorted({f for f in index.prefetched_metadata if f.startswith("a-")}) == [
             "a-1-py3-none-any.whl", "a-2-py3-none-any.whl"]
+
+
+def _crawl_until(index: Any, targets: Any, name: str, event: Any, failure: str) -> None:
+    """Crawl from the requirement `name` over `targets` until `event` is set (`failure` if it
+    is not within 30 s), then stop the crawler."""
+    from lockenv.resolve.prefetch import Prefetcher
+    from lockenv.resolve.requirements import requirement_to_reqs
+    from packaging.requirements import Requirement
+
+    crawler = Prefetcher(IndexSource(index, index, targets))
+    try:
+        crawler.speculate_targets([(r, targets) for r in requirement_to_reqs(Requirement(name), "main")])
+        assert event.wait(30), failure
+    finally:
+        crawler.close()
 
 
 class _PythonsIndex(_SharedCrawlIndex):
@@ -429,17 +436,10 @@ def test_a_version_only_older_pythons_take_has_only_their_wheels_read_ahead() ->
     from packaging.version import Version
 
     from lockenv.resolve.prefetch import Prefetcher
-    from lockenv.resolve.requirements import requirement_to_reqs
-    from packaging.requirements import Requirement
 
     targets = make_targets(">=3.10,<3.13", ["sys_platform == 'win32'"])
     index = _PythonsIndex()
-    crawler = Prefetcher(IndexSource(index, index, targets))
-    try:
-        crawler.speculate_targets([(r, targets) for r in requirement_to_reqs(Requirement("n"), "main")])
-        assert index.old_read.wait(30), "the crawl never started `n 1`, which Python 3.10 takes"
-    finally:
-        crawler.close()
+    _crawl_until(index, targets, "n", index.old_read, "the crawl never started `n 1`, which Python 3.10 takes")
     assert sorted(index.prefetched_metadata) == ["n-1-cp310-cp310-win_amd64.whl", "n-2-cp312-cp312-win_amd64.whl"]
     for python, expected in (("3.10.0", ["n-1-cp310-cp310-win_amd64.whl"]),
                              ("3.12.0", ["n-1-cp310-cp310-win_amd64.whl", "n-1-cp312-cp312-win_amd64.whl"])):

@@ -66,15 +66,13 @@ def _fresh_state(options: SyncOptions) -> dict[str, Any] | None:
     return state.fresh_for(venv_path(options.project), inputs, options.frozen)
 
 
-def is_noop(project: Path, options: SyncOptions | None = None) -> bool:
-    """True when `lockenv sync` (plain, or with `options`) in `project` has nothing to do: lock,
-    options, pyproject.toml, interpreter and every file of the venv as the last sync left
-    them. Imports only the standard library (the CLI's fast path calls it before typer)."""
+def is_noop(project: Path) -> bool:
+    """True when a plain `lockenv sync` in `project` has nothing to do: lock, pyproject.toml,
+    interpreter and every file of the venv as the last sync left them (`add` and `remove` ask
+    it before and after their edit; the entry point asks the same of the options as parsed,
+    `fastpath._noop_question`)."""
     try:
-        opts = options or SyncOptions(project=project)
-        if opts.locked and opts.frozen:
-            return False  # an error, reported by sync()
-        return not opts.dry_run and _fresh_state(opts) is not None
+        return _fresh_state(SyncOptions(project=project)) is not None
     except Exception:
         return False
 

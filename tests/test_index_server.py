@@ -146,6 +146,49 @@ def test_always_truncated_page(index_server: IndexServer, cache: Cache,
                                "short (after retries)")
 
 
+@pytest.mark.parametrize("name", ["alpha", "native", "yanky"])
+def test_gzip_encoded_pages_read_as_plain_ones(index_server: IndexServer, tmp_path: Path,
+                                               name: str) -> None:
+    """PyPI sends its pages gzip-encoded; lockenv inflates them itself (isal), not httpx."""
+    for api, url in enumerate((index_server.json_url, index_server.simple_url)):
+        with IndexClient(url, cache=Cache(tmp_path / f"plain-{api}")) as c:
+            plain = c.project(name).files
+        index_server.inject(name, "gzip")
+        with IndexClient(url, cache=Cache(tmp_path / f"gzip-{api}")) as c:
+            assert c.project(name).files == plain
+        index_server.clear_faults()
+        assert plain and "gzip" in index_server.requests[-1].headers["accept-encoding"]
+
+
+def test_gzip_stream_cut_short_is_retried(index_server: IndexServer, cache: Cache,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A body that ends inside its gzip stream (Content-Length honest) is a transfer cut
+    short: retried, and reported as such when it stays short, never parsed."""
+    index_server.inject("alpha", "gzip", times=1, cut=12)
+    index_server.inject("alpha", "gzip")  # the retry: the whole stream
+    with IndexClient(index_server.json_url, cache=cache) as c:
+        assert c.project("alpha").files
+    assert paths(index_server) == ["/pypi/alpha/json"] * 2
+    index_server.clear_faults()
+    monkeypatch.setenv("LOCKENV_HTTP_RETRIES", "1")
+    index_server.inject("beta", "gzip", cut=12)
+    with IndexClient(index_server.json_url, cache=cache) as c, pytest.raises(PackageIndexError) as info:
+        c.project("beta")
+    assert str(info.value) == (f"the transfer of {index_server.json_url}/beta/json was cut "
+                               "short (after retries)")
+
+
+def test_gzip_body_that_does_not_inflate(index_server: IndexServer, cache: Cache) -> None:
+    index_server.inject("alpha", "gzip")
+    index_server.inject("alpha", "wrong-bytes")
+    with IndexClient(index_server.simple_url, cache=cache) as c, pytest.raises(PackageIndexError) as info:
+        c.project("alpha")
+    assert str(info.value).startswith(f"cannot use the answer for {index_server.simple_url}alpha/: "
+                                      "the gzip-encoded body does not inflate")
+    assert info.value.hint.startswith("check the index URL")
+    assert paths(index_server) == ["/simple/alpha/"]
+
+
 # -- retries, timeouts ----------------------------------------------------------------------
 
 def test_500_twice_then_success(index_server: IndexServer, cache: Cache) -> None:

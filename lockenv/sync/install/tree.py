@@ -16,7 +16,6 @@ instead of decompressing and hashing, or a copy when linking is impossible or
 from __future__ import annotations
 
 import base64
-import functools
 import hashlib
 import io
 import json
@@ -31,10 +30,11 @@ from collections.abc import Callable, Collection, Generator, Iterable, Iterator,
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypedDict, cast
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from lockenv.cache import Bucket
 from lockenv.errors import IntegrityError
+from lockenv.inflate import inflater
 from lockenv.sync.install.fs import make_dirs as _make_dirs
 from lockenv.sync.install.fs import write_new
 
@@ -656,7 +656,7 @@ def _small_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
     if info.compress_type == zipfile.ZIP_STORED:
         out = bytes(packed)
     else:
-        decompressobj, inflate_error = _inflater()
+        decompressobj, inflate_error = inflater()
         inflate = decompressobj(-15)
         try:
             out = inflate.decompress(packed, info.file_size + 1)
@@ -678,20 +678,6 @@ def _check_local_name(info: zipfile.ZipInfo, raw: bytes) -> None:
     if name != info.orig_filename:
         raise zipfile.BadZipFile(f"{info.filename}: its directory entry and header name "
                                  f"differ ({name!r})")
-
-
-@functools.lru_cache(maxsize=None)
-def _inflater() -> tuple[Callable[..., Any], type[Exception]]:
-    """ISA-L's inflate (isal) and its error: about twice zlib's speed on wheels (web's 140 MB
-    of members: 0.24 s of CPU against 0.48 s), the same raw deflate; zlib's where isal is not
-    installed."""
-    try:
-        from isal import isal_zlib
-    except ImportError:  # pragma: no cover - isal is a dependency; a build without it works
-        import zlib
-
-        return zlib.decompressobj, zlib.error
-    return isal_zlib.decompressobj, cast("type[Exception]", isal_zlib.error)  # its stub: an instance
 
 
 _LOCAL_HEADER = struct.Struct("<4s22xHH")
@@ -722,7 +708,7 @@ def _member_bytes(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> Generator[bytes
     _check_local_name(info, fh.read(name_length))
     fh.seek(extra_length, os.SEEK_CUR)
     left, produced = info.compress_size, 0
-    decompressobj, inflate_error = _inflater()
+    decompressobj, inflate_error = inflater()
     inflate = decompressobj(-15) if info.compress_type == zipfile.ZIP_DEFLATED else None
     while True:
         data = inflate.unconsumed_tail if inflate is not None else b""

@@ -182,7 +182,7 @@ class Http:
         kwargs: dict[str, object] = {}
         if self._transport is not None:
             kwargs["transport"] = self._transport
-        return httpx.Client(
+        client = httpx.Client(
             auth=_httpx_auth(self.auth) if self.auth is not None else None,
             timeout=httpx.Timeout(self.read_timeout, connect=min(10.0, self.read_timeout),
                                   pool=max(60.0, self.read_timeout)),
@@ -195,6 +195,13 @@ class Http:
             headers={"User-Agent": USER_AGENT},
             **kwargs,  # type: ignore[arg-type]
         )
+        if self._transport is None:  # its connections share their host lookups
+            from lockenv.index import lookup
+
+            if not lookup.install(client, self.log):
+                self.log("host lookups: httpx's transport is not the one expected; each "
+                         "connection looks its host up")
+        return client
 
     def close(self) -> None:
         with self._client_lock:

@@ -1071,6 +1071,18 @@ _ODD_HEADERS = [
 ]
 
 
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+@pytest.mark.parametrize("kind", [bytes, str])
+def test_plain_metadata_with_a_body_is_read_without_the_email_parser(newline: str, kind: type) -> None:
+    from lockenv.index import metadata
+
+    text = (f"Metadata-Version: 2.4{newline}Name: a{newline}Version: 1{newline}"
+            f"Requires-Dist: beta>=1{newline}{newline}# a{newline}{newline}words{newline}")
+    given = text.encode() if kind is bytes else text
+    assert metadata._plain_fields(metadata._headers(given)) == {
+        "metadata_version": "2.4", "name": "a", "version": "1", "requires_dist": ["beta>=1"]}
+
+
 @pytest.mark.parametrize("text", _ODD_HEADERS)
 @pytest.mark.parametrize("kind", [bytes, str])
 def test_metadata_headers_read_as_the_email_parser_reads_them(text: str, kind: type,

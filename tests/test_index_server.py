@@ -179,8 +179,7 @@ def test_gzip_stream_cut_short_is_retried(index_server: IndexServer, cache: Cach
 
 
 def test_gzip_body_that_does_not_inflate(index_server: IndexServer, cache: Cache) -> None:
-    index_server.inject("alpha", "gzip")
-    index_server.inject("alpha", "wrong-bytes")
+    index_server.inject("alpha", "gzip", bad=True)
     with IndexClient(index_server.simple_url, cache=cache) as c, pytest.raises(PackageIndexError) as info:
         c.project("alpha")
     assert str(info.value).startswith(f"cannot use the answer for {index_server.simple_url}alpha/: "

@@ -329,6 +329,42 @@ def test_writes_go_with_the_wheel_that_makes_their_directory_unless_two_targets_
     assert [(t[0], t[1], t[2]) for t in tasks] == [(wheels[0], [], []), (wheels[1], [], [])]
 
 
+def test_a_plan_moves_a_script_only_with_the_one_record_that_lists_it_as_written() -> None:
+    """A script's `#!` line is rewritten for another venv root only with the RECORD row that
+    lists it as written (its path from RECORD's scheme directory, its sha256 and size): in none,
+    in two, or with another hash, the plan cannot be moved. RECORD rows of a CRLF or quoted
+    form, and RECORDs of other wheels, are told apart from it."""
+    import base64
+    import hashlib
+
+    from lockenv.sync.install import whole
+
+    root, sp = "/v", "lib/python3.12/site-packages"
+    python = root + "/bin/python"
+    script = f"#!{python}\nimport a\n".encode()
+
+    def row(data: bytes, path: str = "../../../bin/a-cli", end: bytes = b"\n") -> bytes:
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
+        return path.encode() + b",sha256=" + digest + b",%d" % len(data) + end
+
+    def plan(*records: bytes) -> list[Any]:
+        writes: list[Any] = [(f"{sp}/w{i}-1.dist-info/RECORD", text, False, False)
+                             for i, text in enumerate(records)]
+        return [*writes, ("bin/a-cli", script, True, True)]
+
+    other = b"w1/x.py,sha256=abc,3\n"
+    assert whole._movable(plan(b"a/__init__.py,,\n" + row(script), other), root, python) == [(2, 0)]
+    assert whole._movable(plan(other, row(script)), root, python) == [(2, 1)]
+    assert whole._movable(plan(other, row(script, end=b"")), root, python) is None  # no "\n" end
+    assert whole._movable(plan(other, other), root, python) is None  # listed nowhere
+    assert whole._movable(plan(row(script), row(script)), root, python) is None  # twice over
+    assert whole._movable(plan(row(b"other bytes"), other), root, python) is None
+    assert whole._movable(plan(b'"../../../bin/a-cli",sha256=x,1\n', other), root, python) is None
+    assert whole._movable(plan(row(script, path="../../bin/a-cli"), other), root, python) is None
+    # The row with CRLF is found (and fixed_record then decides: it wants LF rows).
+    assert whole._movable(plan(row(script, end=b"\r\n"), other), root, python) is None
+
+
 def test_a_full_sync_from_a_plan_keeps_the_shape_its_threads_listed(
         project: Path, monkeypatch: pytest.MonkeyPatch, index_server: Any) -> None:
     """The full sync installing from a plan (no warm entry asked) also keeps the subtrees its

@@ -484,6 +484,24 @@ def test_a_certificate_failure_is_not_retried_and_says_what_to_set(
     assert result.code == 2 and "`beta` was not found" in result.stderr, result.output
 
 
+def test_a_ca_file_that_does_not_load_is_told_once_without_a_traceback(
+        project: Path, tls_server: Any, tmp_path: Path) -> None:
+    """The CA store loads on its own thread while httpx is imported: its failure there is left
+    to the client's own load, which names the variable; nothing else reaches the user."""
+    (project / "pyproject.toml").write_text(
+        '[project]\nname = "app"\nversion = "0.1"\nrequires-python = ">=3.10"\n'
+        'dependencies = ["beta"]\n')
+    bad = tmp_path / "not-a-ca.pem"
+    bad.write_text("not a certificate\n")
+    url = f"https://127.0.0.1:{tls_server.server_port}/simple/"
+    result = run_lockenv("lock", cwd=project, env={"LOCKENV_INDEX_URL": url, "SSL_CERT_FILE": str(bad)})
+    assert result.code == 2, result.output
+    assert f"cannot load the certificates in SSL_CERT_FILE={bad}" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and "Exception in thread" not in result.stderr
+    assert tls_server.attempts == 0
+    assert not (project / "pylock.toml").exists()
+
+
 def test_each_index_gets_its_own_credentials_and_no_other_origin_gets_any(
         project: Path, public: IndexServer, make_index: Any) -> None:
     # Two private indexes on one host (127.0.0.1), each with its own user and password: a

@@ -24,6 +24,14 @@ that is down stays down, and tests must stay fast."""
 USER_AGENT = f"lockenv/{__version__}"
 
 
+def _build_tls_quietly() -> None:
+    """`ssl_context()` for its cache; a failure is left to the caller's own call to report."""
+    try:
+        ssl_context()
+    except Exception:  # noqa: BLE001 - raised again where the client is made
+        pass
+
+
 class _LazyHttpx:
     """httpx, imported on the first attribute read: with `urllib.request`, `http.client` and
     `email` it is ~30-65 ms of start-up, and a warm lock (every page and metadata file cached)
@@ -179,6 +187,10 @@ class Http:
         return client
 
     def _make_client(self) -> httpx.Client:
+        # The CA store loads on a thread (~0.05 s, mostly outside the GIL) while httpx is
+        # imported here (~0.05 s under it): `ssl_context()` below waits for that build, or
+        # builds (and reports a failure) itself.
+        threading.Thread(target=_build_tls_quietly, name="lockenv-tls", daemon=True).start()
         kwargs: dict[str, object] = {}
         if self._transport is not None:
             kwargs["transport"] = self._transport

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from lockenv.project import find_project, lock_noop_marker
 
 if TYPE_CHECKING:
+    from lockenv.environment import ProbeAhead
     from lockenv.ops.sync import SyncOptions
 
 
@@ -99,9 +100,10 @@ def _try_noop(parsed: tuple[str, Path, bool, dict[str, object]] | None) -> int |
         code = _sync_here(project, quiet, options)
         if code is not None:
             return code
+        probing = _probe_ahead(project)  # before ops.sync's imports, which it overlaps
         from lockenv.ops.sync import SyncOptions
 
-        return _sync(SyncOptions(project=project, **options), quiet)  # type: ignore[arg-type]
+        return _sync(SyncOptions(project=project, **options), quiet, probing)  # type: ignore[arg-type]
     if not quiet:
         print(message, file=sys.stderr)
     return 0
@@ -172,7 +174,22 @@ def _warm(project: Path, venv: Path, quiet: bool, options: dict[str, object], *,
     return code if not served or served[0] is not None else None
 
 
-def _sync(options: SyncOptions, quiet: bool) -> int:
+def _probe_ahead(project: Path) -> ProbeAhead | None:
+    """The probe of the project's venv interpreter, started on a thread (`ProbeAhead`); None
+    when it cannot start here (the sync then probes as it always did, and reports)."""
+    from lockenv.ops.in_use import hold_in_use
+
+    hold_in_use()  # before the probe's cache entry is read or written, as the full sync
+    try:
+        from lockenv.environment import ProbeAhead
+        from lockenv.project import venv_path
+
+        return ProbeAhead(venv_path(project))
+    except Exception:  # noqa: BLE001 - the full sync meets it again, and reports it
+        return None
+
+
+def _sync(options: SyncOptions, quiet: bool, probing: ProbeAhead | None = None) -> int:
     """A sync with work to do, in this shape, runs here too: the CLI framework (typer, click:
     ~50 ms to import) adds nothing to it. Errors are told as the CLI tells them."""
     from lockenv.ops.in_use import hold_in_use
@@ -181,7 +198,7 @@ def _sync(options: SyncOptions, quiet: bool) -> int:
 
     reporter = TerminalReporter(quiet=quiet)
     hold_in_use()  # `cache clean/prune` leave alone what a running lockenv may be using
-    return run_use_case(reporter, lambda: sync(options, reporter=reporter))
+    return run_use_case(reporter, lambda: sync(options, reporter=reporter, probing=probing))
 
 
 SYNC_GC_THRESHOLD = 50_000

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -115,6 +116,28 @@ def test_a_venv_at_a_new_path_is_probed_from_the_cache_with_its_own_paths(tmp_pa
     assert moved == probe(two.python, cache=None)  # what the interpreter itself says
     assert moved.prefix == str(two.path) and first.prefix == str(one.path)
     assert moved.paths["purelib"].startswith(str(two.path) + "/")
+
+
+def test_a_probe_started_ahead_serves_only_the_interpreter_it_ran(tmp_path: Path) -> None:
+    """A sync starts the venv's probe before it holds the venv's lock: it is used only for the
+    venv's own interpreter, still the same file (another sync may have recreated the venv
+    meanwhile); voided by `take(None)`; nothing starts without a venv."""
+    from lockenv.environment import ProbeAhead
+
+    cache = Cache(tmp_path / "cache")
+    venv = tmp_path / ".venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", "--copies", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    expected = probe(python, cache=None)
+    assert ProbeAhead(venv, cache).take(python) == expected
+    assert ProbeAhead(venv, cache).take(tmp_path / "other" / "bin" / "python") is None
+    assert ProbeAhead(venv, cache).take(None) is None
+    ahead = ProbeAhead(venv, cache)
+    stat = python.stat()
+    os.utime(python, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # another interpreter file
+    assert ahead.take(python) is None
+    assert ProbeAhead(venv, cache).take(python) == expected  # the new one, probed afresh
+    assert ProbeAhead(tmp_path / "no-venv", cache).take(tmp_path / "no-venv" / "bin" / "python") is None
 
 
 def test_a_venv_of_lockenv_s_own_interpreter_is_a_standard_venv(tmp_path: Path) -> None:

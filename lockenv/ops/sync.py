@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from packaging.pylock import Pylock
 
     from lockenv.cache import Cache
-    from lockenv.environment import Probe, VenvPlan
+    from lockenv.environment import Probe, ProbeAhead, VenvPlan
     from lockenv.models import ProjectSpec
     from lockenv.ops import reports
     from lockenv.sync.plan import SyncPlan
@@ -79,9 +79,21 @@ def is_noop(project: Path) -> bool:
 
 # -- sync -------------------------------------------------------------------------------------
 def sync(options: SyncOptions, *, reporter: Reporter,
-         on_result: Callable[[reports.SyncDryRun], None] | None = None) -> int:
+         on_result: Callable[[reports.SyncDryRun], None] | None = None,
+         probing: ProbeAhead | None = None) -> int:
     """Make the venv hold exactly what the lock selects; returns the exit code. `on_result`
-    receives a dry run's plan as data (`ops.reports.SyncDryRun`, for --json)."""
+    receives a dry run's plan as data (`ops.reports.SyncDryRun`, for --json). `probing`: the
+    venv's probe the caller started (`environment.ProbeAhead`), waited for before this returns
+    (no interpreter is left running)."""
+    try:
+        return _sync(options, reporter=reporter, on_result=on_result, probing=probing)
+    finally:
+        if probing is not None:
+            probing.take(None)
+
+
+def _sync(options: SyncOptions, *, reporter: Reporter,
+          on_result: Callable[[reports.SyncDryRun], None] | None, probing: ProbeAhead | None) -> int:
     started = time.perf_counter()
     if options.only_groups and (options.extras or options.all_extras):
         raise SyncError("--only-group leaves out the project's dependencies, and with them its "
@@ -108,7 +120,7 @@ def sync(options: SyncOptions, *, reporter: Reporter,
     lock_file = _lock_venv(cache, venv_dir, reporter)
     try:
         return _sync_locked(options, cache=cache, reporter=reporter, started=started,
-                            on_result=on_result)
+                            on_result=on_result, probing=probing)
     finally:
         lock_file.release()
 
@@ -338,7 +350,8 @@ class _Planned:
 
 
 def _sync_locked(options: SyncOptions, *, cache: Cache, reporter: Reporter, started: float,
-                 on_result: Callable[[reports.SyncDryRun], None] | None = None) -> int:
+                 on_result: Callable[[reports.SyncDryRun], None] | None = None,
+                 probing: ProbeAhead | None = None) -> int:
     """The sync under the venv's lock, in five steps that each return data: the checked lock,
     the venv (made or repaired), the plan, the plan told, and the plan carried out."""
     if not options.dry_run:  # another process may have synced while we waited for the lock
@@ -352,7 +365,7 @@ def _sync_locked(options: SyncOptions, *, cache: Cache, reporter: Reporter, star
     pyproject = state.read_pyproject(options.project)  # before the lock is checked against it
     spec, lock, lock_bytes, relocked = _read_lock(options, cache, reporter)
     inputs = state.inputs_digest_of(lock_bytes, state.options_key(options, __version__), pyproject)
-    target = _open_venv(options, spec, lock, cache, reporter)
+    target = _open_venv(options, spec, lock, cache, reporter, probing)
     planned = _plan(options, spec, lock, target)
     _tell_plan(options, planned.plan, reporter, relocked)
     if options.dry_run:
@@ -391,13 +404,14 @@ def _read_lock(options: SyncOptions, cache: Cache,
 
 
 def _open_venv(options: SyncOptions, spec: Callable[[], ProjectSpec | None], lock: LockSource, cache: Cache,
-               reporter: Reporter) -> _Target:
+               reporter: Reporter, probing: ProbeAhead | None = None) -> _Target:
     """Step 2: the venv, created (or recreated) for the interpreter asked for, or as it is;
-    repaired when a sync was interrupted. A dry run changes nothing."""
-    from lockenv.environment import plan_venv, realize_venv
+    repaired when a sync was interrupted. A dry run changes nothing. The venv's interpreter is
+    probed on a thread meanwhile (`probing`, when the fast path started it)."""
+    from lockenv.environment import ProbeAhead, plan_venv, realize_venv, venv_path
     from lockenv.environment import probe as probe_interp
 
-    probed = _probe_ahead(options.project, cache)
+    probed = (probing or ProbeAhead(venv_path(options.project), cache)).take
     try:
         requires_python = lock.requires_python()  # parses the lock unless its selection is cached
         request, source = python_request(options.python)
@@ -424,41 +438,6 @@ def _open_venv(options: SyncOptions, spec: Callable[[], ProjectSpec | None], loc
     if made is None:
         return target
     return replace(target, made=(made.path, made.version, made.implementation))
-
-
-def _probe_ahead(project: Path, cache: Cache) -> Callable[[Path | None], Probe | None]:
-    """Probe the interpreter of the project's existing venv on a thread while the lock is read
-    (a cold sync parses it, ~0.09 s on web, and the probe's run of the interpreter, 0.04-0.075
-    s, was waited for after it). Returns a function that waits for the thread and gives that
-    probe for `python`; None for another interpreter, no venv, or a probe that failed (the
-    caller then probes as before, and reports what fails). Called with None (the venv is to be
-    recreated, maybe with another interpreter at the same path), it voids the probe for good."""
-    import threading
-
-    from lockenv.environment import existing_venv, venv_path
-    from lockenv.environment import probe as probe_interp
-
-    venv = existing_venv(venv_path(project))
-    if venv is None or not venv.python.exists():
-        return lambda python: None
-    found: list[Probe] = []
-
-    def run() -> None:
-        try:
-            found.append(probe_interp(venv.python, None, cache=cache))
-        except Exception:  # noqa: BLE001 - the caller's own probe reports it
-            pass
-
-    thread = threading.Thread(target=run, name="lockenv-probe", daemon=True)
-    thread.start()
-
-    def probed(python: Path | None) -> Probe | None:
-        thread.join()
-        if python != venv.python:  # None: the venv is about to be recreated, the probe is void
-            found.clear()
-        return found[0] if found else None
-
-    return probed
 
 
 def _require_cached(wanted: Sequence[Wanted], lock: LockSource, spec_of: Callable[[], ProjectSpec | None],

@@ -166,7 +166,8 @@ def test_file_sha256(tmp_path: Path) -> None:
 def test_a_verified_artifact_is_returned_and_a_damaged_one_removed(tmp_path: Path) -> None:
     import hashlib
 
-    from lockenv.errors import ErrorContext, IntegrityError
+    from lockenv.error_context import ErrorContext
+    from lockenv.errors import IntegrityError
 
     cache = Cache(tmp_path)
     data = b"wheel bytes"

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from lockenv.errors import BuildError, ErrorContext, IntegrityError, LockenvError, LockfileError
+from lockenv.error_context import ErrorContext
+from lockenv.errors import BuildError, IntegrityError, LockenvError, LockfileError
 from lockenv.ui import render_error
 
 

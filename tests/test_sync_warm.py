@@ -21,7 +21,8 @@ from helpers import env_for, installed, lock, run_lockenv, snapshot, spy_venv_sh
 
 FULL_SYNC = {"lockenv.ops.sync", "lockenv.sync.selection", "lockenv.environment", "lockenv.sync.scan",
              "lockenv.sync.plan"}
-NEVER = {"typer", "httpx", "resolvelib", "installer", "rich", "filelock"}
+NEVER = {"typer", "httpx", "resolvelib", "installer", "rich", "filelock", "dataclasses"}
+"""Never imported by a warm sync (dataclasses: ~10% of its instructions, with inspect and ast)."""
 
 
 def _cache() -> Path:
@@ -246,7 +247,8 @@ def test_a_missing_venv_is_made_and_served_too(project: Path, index_server: Any)
     shutil.rmtree(project / ".venv")
     proc, imported = _sync(project, index_server)
     assert proc.returncode == 0, proc.stderr
-    assert not imported & (FULL_SYNC - {"lockenv.environment"}) and not imported & NEVER
+    # making the venv takes lockenv.environment, and its dataclasses
+    assert not imported & (FULL_SYNC - {"lockenv.environment"}) and not imported & (NEVER - {"dataclasses"})
     assert proc.stderr.startswith("Creating virtual environment at "), proc.stderr
     assert proc.stdout.splitlines() == ["+ alpha==2.0", "+ beta==2.0", "+ feat==1.0", "+ gamma==1.2"]
     assert _files(project / ".venv") == before

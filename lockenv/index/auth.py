@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from lockenv.errors import AuthError, ContextFields
+from lockenv.error_context import ContextFields
+from lockenv.errors import AuthError
 from lockenv.urls import SafeUrl
 
 KEYRING_TIMEOUT = 30.0

@@ -15,7 +15,8 @@ from packaging.tags import Tag
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from lockenv.errors import ErrorContext, LockenvError, ManifestError, ResolutionError
+from lockenv.error_context import ErrorContext
+from lockenv.errors import LockenvError, ManifestError, ResolutionError
 from lockenv.models import Dependency, DistFile, LockedPackage, LockInputs, ProjectSpec, Resolution
 from lockenv.resolve.graph import PackageKey, merge
 from lockenv.resolve.prefetch import Prefetcher

@@ -10,19 +10,19 @@ still match, and the new mtime is kept for the next no-op). So it sees a file or
 added, removed, renamed or replaced (a new inode: pip, an editor that writes a new file), and
 trusts what cannot change a directory: a file rewritten in place keeps its entry. `verify`
 hashes every file, and a sync that has anything to do checks every installed file's size and
-mtime as before. This module imports only the standard library: it is on the no-op path.
+mtime as before. This module imports only the standard library: it is on the no-op path, and on
+a warm sync's, where `dataclasses` (its `inspect`, `ast`, `tokenize`) alone was ~40 M of ~350 M
+instructions on web: so not that either (the journal is a NamedTuple).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from lockenv.cache import Bucket, sha256_after
 
@@ -208,6 +208,8 @@ def options_key(options: DataclassInstance, version: str) -> str:
     """The options' part of the no-op fingerprint, derived from the options dataclass's fields
     (all but NOT_IN_KEY): lockenv's `version`, each field's value (sequences sorted: `--extra a
     --extra b` selects what `--extra b --extra a` does) and KEY_ENVIRONMENT."""
+    import dataclasses  # `options` is one: already imported wherever this is called
+
     return _key_of([(f.name, getattr(options, f.name)) for f in dataclasses.fields(options)], version)
 
 
@@ -366,8 +368,7 @@ def _write(path: Path, data: dict[str, Any], *, durable: bool = True) -> None:
 
 
 # -- journal ----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Journal:
+class Journal(NamedTuple):
     """A sync in progress: what it was changing, so an interrupted one can be repaired."""
 
     names: tuple[str, ...] = ()

@@ -637,6 +637,13 @@ class ProbeAhead:
         self._thread = threading.Thread(target=run, name="lockenv-probe", daemon=True)
         self._thread.start()
 
+    def peek(self) -> Probe | None:
+        """The probe of the venv's interpreter as it was found (waiting for it), without voiding
+        it: for work done ahead whose outcome does not depend on it being the one `take` gives."""
+        if self._thread is not None:
+            self._thread.join()
+        return self._found[0] if self._found else None
+
     def take(self, python: Path | None) -> Probe | None:
         if self._thread is not None:
             self._thread.join()

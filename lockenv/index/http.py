@@ -32,6 +32,19 @@ def _build_tls_quietly() -> None:
         pass
 
 
+def ready_client_imports() -> None:
+    """Import what the first client needs and load the CA store, ahead of it: for a caller
+    waiting on other work anyway (the CA store's load mostly releases the GIL)."""
+    tls = threading.Thread(target=_build_tls_quietly, name="lockenv-tls", daemon=True)
+    tls.start()
+    try:
+        import httpx  # noqa: F401
+
+        from lockenv.index import lookup  # noqa: F401
+    finally:
+        tls.join()
+
+
 class _LazyHttpx:
     """httpx, imported on the first attribute read: with `urllib.request`, `http.client` and
     `email` it is ~30-65 ms of start-up, and a warm lock (every page and metadata file cached)

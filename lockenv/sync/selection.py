@@ -302,6 +302,16 @@ class LockSource:
             self._parsed = load_lock(self.path, self.cache, data=self.data)
         return self._parsed
 
+    def may_select_ahead(self) -> bool:
+        """Whether a selection made elsewhere (`ops.sync._select_ahead`: a forked child) could
+        be found here: the lock unparsed, its bytes and a cache at hand, no entry for them yet."""
+        return self._parsed is None and self.data is not None and self.cache is not None \
+            and self._read_entry() is None
+
+    def read_again(self) -> None:
+        """Forget the entry as read (or not found): another process may have written it."""
+        self._entry, self._entry_read = None, False
+
     def requires_python(self) -> str | None:
         entry = self._read_entry()
         if entry is not None:

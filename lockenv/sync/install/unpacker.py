@@ -42,6 +42,8 @@ from lockenv.sync.install.tree import Tree, hand_over, handing_over, unpack
 from lockenv.sync.install.wheel import install_metadata, planned_targets, record_install, scheme_for
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from lockenv.cache import Cache
     from lockenv.environment import Probe
 
@@ -207,12 +209,17 @@ class _Worker(Protocol):
 
 
 def _can_fork() -> bool:
-    """Whether workers are forked from this process instead of started afresh: on Linux, when
-    this process runs no other thread (a fork copies only the calling thread: a lock another
-    thread held would stay locked in the child), Python's or a library's (the kernel's count).
+    """Whether workers are forked from this process instead of started afresh (`_may_fork`);
     `LOCKENV_UNPACK_FORK=0` starts them afresh."""
+    return os.environ.get("LOCKENV_UNPACK_FORK", "") != "0" and _may_fork()
+
+
+def _may_fork() -> bool:
+    """On Linux, when this process runs no other thread (a fork copies only the calling
+    thread: a lock another thread held would stay locked in the child), Python's or a
+    library's (the kernel's count)."""
     return (sys.platform == "linux" and hasattr(os, "fork") and threading.active_count() == 1
-            and os.environ.get("LOCKENV_UNPACK_FORK", "") != "0" and _threads() == 1)
+            and _threads() == 1)
 
 
 def _threads() -> int:
@@ -289,27 +296,100 @@ class _Forked:
 
 
 def _forked_child(jobs: int, answers: int) -> None:  # pragma: no cover - runs in the child
-    """The forked worker: SIGINT ignored (Ctrl-C is the parent's to handle), stdin from
+    """The forked worker: let go of what it inherited (`_let_go`), then the loop."""
+    _let_go(jobs, answers)
+    answering = os.fdopen(answers, "wb")
+    answering.write(_READY)
+    answering.flush()
+    _serve(os.fdopen(jobs, "rb"), answering)
+
+
+def _let_go(*keep: int) -> None:  # pragma: no cover - runs in a forked child
+    """A forked child's start: SIGINT ignored (Ctrl-C is the parent's to handle), stdin from
     /dev/null and stdout to stderr (a stray print must not reach the parent's output), every
-    other inherited descriptor closed, then the loop."""
+    inherited descriptor but stderr and `keep` closed (a lock the parent holds is then not held
+    by the child too), and the inherited objects left out of its garbage collections (their
+    pages stay shared)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.dup2(2, 1)
-    keep = {0, 1, 2, jobs, answers}
+    kept = {0, 1, 2, *keep}
     for name in os.listdir("/proc/self/fd"):
         fd = int(name)
-        if fd not in keep:
+        if fd not in kept:
             try:
                 os.close(fd)
             except OSError:
                 pass
-    gc.freeze()  # the inherited objects are never collected here: their pages stay shared
-    answering = os.fdopen(answers, "wb")
-    answering.write(_READY)
-    answering.flush()
-    _serve(os.fdopen(jobs, "rb"), answering)
+    gc.freeze()
+
+
+class Ahead:
+    """Work done in a child forked from this process while this process does other work, for
+    what it leaves in the cache only: nothing of how it went comes back (whatever it was to
+    leave there, the caller finds, or computes as if it had not run). On Linux, when this
+    process runs no other thread (`_may_fork`); `start` gives None elsewhere. The child lets go
+    of what it inherited as an unpacking worker does (`_let_go`) and ends with `os._exit`."""
+
+    def __init__(self, pid: int) -> None:
+        self._pid: int | None = pid
+
+    @classmethod
+    def start(cls, work: Callable[[], object]) -> Ahead | None:
+        if not _may_fork():
+            return None
+        for stream in (sys.stdout, sys.stderr):  # nothing buffered here is written twice
+            try:
+                stream.flush()
+            except (OSError, ValueError, AttributeError):
+                pass
+        try:
+            pid = os.fork()
+        except OSError:
+            return None
+        if pid == 0:  # pragma: no cover - the child (its coverage is not collected)
+            try:
+                _let_go()
+                work()
+            finally:
+                os._exit(0)
+        return cls(pid)
+
+    def wait(self, timeout: float) -> bool:
+        """Until the child has ended, or killed after `timeout` seconds (a child stuck on
+        something must not hold the caller up: it computes what the child did not leave);
+        whether it ended by itself. Ctrl-C here kills it first."""
+        if self._pid is None:
+            return False
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                pid, _ = os.waitpid(self._pid, os.WNOHANG)
+                if pid == self._pid:
+                    self._pid = None
+                    return True
+                if time.monotonic() >= deadline:
+                    self.kill()
+                    return False
+                time.sleep(0.002)
+        except ChildProcessError:
+            self._pid = None
+            return False
+        except BaseException:
+            self.kill()
+            raise
+
+    def kill(self) -> None:
+        if self._pid is None:
+            return
+        try:
+            os.kill(self._pid, signal.SIGKILL)
+            os.waitpid(self._pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+        self._pid = None
 
 
 _READY = b"R"

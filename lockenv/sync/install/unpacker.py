@@ -245,11 +245,7 @@ class _Forked:
     def __init__(self) -> None:
         jobs_read, jobs_write = os.pipe()
         answers_read, answers_write = os.pipe()
-        for stream in (sys.stdout, sys.stderr):  # nothing buffered here is written twice
-            try:
-                stream.flush()
-            except (OSError, ValueError, AttributeError):
-                pass
+        _flush_std()
         try:
             pid = os.fork()
         except OSError:
@@ -304,6 +300,15 @@ def _forked_child(jobs: int, answers: int) -> None:  # pragma: no cover - runs i
     _serve(os.fdopen(jobs, "rb"), answering)
 
 
+def _flush_std() -> None:
+    """Before a fork: what stdout and stderr buffer here is not written twice (by the child)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError, AttributeError):
+            pass
+
+
 def _let_go(*keep: int) -> None:  # pragma: no cover - runs in a forked child
     """A forked child's start: SIGINT ignored (Ctrl-C is the parent's to handle), stdin from
     /dev/null and stdout to stderr (a stray print must not reach the parent's output), every
@@ -340,11 +345,7 @@ class Ahead:
     def start(cls, work: Callable[[], object]) -> Ahead | None:
         if not _may_fork():
             return None
-        for stream in (sys.stdout, sys.stderr):  # nothing buffered here is written twice
-            try:
-                stream.flush()
-            except (OSError, ValueError, AttributeError):
-                pass
+        _flush_std()
         try:
             pid = os.fork()
         except OSError:

@@ -294,6 +294,7 @@ class LockSource:
         self._parsed = parsed
         self._entry: dict[str, Any] | None = None
         self._entry_read = False
+        self._entry_at: list[Path | None] = []
 
     @property
     def pylock(self) -> Pylock:
@@ -341,6 +342,11 @@ class LockSource:
         return wanted
 
     def _entry_path(self) -> Path | None:
+        if not self._entry_at:  # a sha256 of the lock's bytes (1 MB on data): once
+            self._entry_at.append(self._find_entry_path())
+        return self._entry_at[0]
+
+    def _find_entry_path(self) -> Path | None:
         if self.cache is None or self.data is None:
             return None  # no usable cache, or no bytes (a dry run's relock is held in memory only)
         import packaging

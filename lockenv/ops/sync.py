@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,7 +26,7 @@ from lockenv.project import LOCK_NAME, foreign_virtual_env_warning
 from lockenv.ui import counted
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Iterator, Sequence
 
     from filelock import BaseFileLock
     from packaging.pylock import Pylock
@@ -423,24 +424,54 @@ def _open_venv(options: SyncOptions, spec: Callable[[], ProjectSpec | None], loc
     except BaseException:
         probed(None)  # no interpreter left running when the sync stops here
         raise
-    if venv_plan.current is None:
-        probed(None)  # the venv may be recreated: not while its interpreter runs
-        # Select for the interpreter the venv will be made with before making it: a lock that
-        # cannot serve this machine fails with the project unchanged.
-        assert venv_plan.interpreter is not None
-        probe = probe_interp(Path(venv_plan.interpreter.path), reporter, cache=cache)
-        _require_cached(select_all(options, spec, lock, probe), lock, spec, options, cache,
-                        reporter)
-        if options.dry_run:  # no usable venv yet: plan for the interpreter we would use
-            _tell_would_create(venv_plan, reporter)
-            return _Target(venv_plan.path, None, probe)
-    venv = realize_venv(venv_plan, reporter)
-    target = _repair(options, venv.path,
-                     probed(venv.python) or probe_interp(venv.python, reporter, cache=cache), reporter)
+    with _client_readied(venv_plan.current is None and not options.dry_run):
+        if venv_plan.current is None:
+            probed(None)  # the venv may be recreated: not while its interpreter runs
+            # Select for the interpreter the venv will be made with before making it: a lock
+            # that cannot serve this machine fails with the project unchanged.
+            assert venv_plan.interpreter is not None
+            probe = probe_interp(Path(venv_plan.interpreter.path), reporter, cache=cache)
+            _require_cached(select_all(options, spec, lock, probe), lock, spec, options, cache,
+                            reporter)
+            if options.dry_run:  # no usable venv yet: plan for the interpreter we would use
+                _tell_would_create(venv_plan, reporter)
+                return _Target(venv_plan.path, None, probe)
+        venv = realize_venv(venv_plan, reporter)
+        target = _repair(options, venv.path,
+                         probed(venv.python) or probe_interp(venv.python, reporter, cache=cache), reporter)
     made = venv_plan.interpreter if venv_plan.current is None and venv_plan.problem is None else None
     if made is None:
         return target
     return replace(target, made=(made.path, made.version, made.implementation))
+
+
+@contextmanager
+def _client_readied(active: bool) -> Iterator[None]:
+    """The HTTP client's imports and CA store readied on a thread (`active`) while the body
+    waits on the interpreter a new venv is made with: two probes, ~0.13 s of subprocesses on a
+    cold sync with no venv yet, in which the main thread sat idle. Joined when the body ends:
+    the unpacking workers are forked later, only from a process running no other thread."""
+    if not active:
+        yield
+        return
+    import threading
+
+    thread = threading.Thread(target=_ready_client_quietly, name="lockenv-ready", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        thread.join()
+
+
+def _ready_client_quietly() -> None:
+    try:
+        from lockenv.index import routing  # noqa: F401 - the client's modules, ahead of it
+        from lockenv.index.http import ready_client_imports
+
+        ready_client_imports()
+    except Exception:  # noqa: BLE001 - met again, and reported, where the client is made
+        pass
 
 
 def _select_ahead(options: SyncOptions, spec: Callable[[], ProjectSpec | None], lock: LockSource,

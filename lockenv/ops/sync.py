@@ -464,12 +464,17 @@ def _client_readied(active: bool) -> Iterator[None]:
         thread.join()
 
 
+def _ready_client() -> None:
+    """The index client's modules imported and the CA store loaded, ahead of the client."""
+    from lockenv.index import routing  # noqa: F401
+    from lockenv.index.http import ready_client_imports
+
+    ready_client_imports()
+
+
 def _ready_client_quietly() -> None:
     try:
-        from lockenv.index import routing  # noqa: F401 - the client's modules, ahead of it
-        from lockenv.index.http import ready_client_imports
-
-        ready_client_imports()
+        _ready_client()
     except Exception:  # noqa: BLE001 - met again, and reported, where the client is made
         pass
 
@@ -493,7 +498,9 @@ def _select_ahead(options: SyncOptions, spec: Callable[[], ProjectSpec | None], 
 
     def select() -> None:
         if os.environ.get("LOCKENV_TEST_KILL_AHEAD"):  # tests: a child that dies
-            os.kill(os.getpid(), 9)
+            import signal
+
+            os.kill(os.getpid(), signal.SIGKILL)
         lock.requires_python()
         select_all(options, spec, lock, probe)
 
@@ -501,17 +508,17 @@ def _select_ahead(options: SyncOptions, spec: Callable[[], ProjectSpec | None], 
     if ahead is None:
         return
     try:
-        from lockenv.index import routing  # noqa: F401 - the client's modules, ahead of it
-        from lockenv.index.http import ready_client_imports
-
-        ready_client_imports()
+        _ready_client()
     except BaseException:
         ahead.kill()
         raise
     ended = ahead.wait(SELECT_AHEAD_TIMEOUT)
-    lock.read_again()
-    reporter.debug(f"selected from the lock in a child process: {time.monotonic() - started:.2f} s"
-                   + ("" if ended else " (stopped: taking too long)"))
+    took = f"{time.monotonic() - started:.2f} s"
+    if lock.read_again():
+        reporter.debug(f"selected from the lock in a child process: {took}")
+    else:
+        reporter.debug(f"the child process selecting from the lock left no selection ({took}"
+                       + ("" if ended else ", stopped: taking too long") + "); selecting here")
 
 
 SELECT_AHEAD_TIMEOUT = 20.0

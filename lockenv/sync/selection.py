@@ -309,9 +309,11 @@ class LockSource:
         return self._parsed is None and self.data is not None and self.cache is not None \
             and self._read_entry() is None
 
-    def read_again(self) -> None:
-        """Forget the entry as read (or not found): another process may have written it."""
+    def read_again(self) -> bool:
+        """Read the entry again (another process may have written it since); whether there
+        is one now."""
         self._entry, self._entry_read = None, False
+        return self._read_entry() is not None
 
     def requires_python(self) -> str | None:
         entry = self._read_entry()

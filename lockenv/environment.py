@@ -614,15 +614,22 @@ class ProbeAhead:
     another interpreter, no venv, a probe that failed, or an interpreter changed since it was
     started (it may start before the venv's lock is held): the caller then probes as before,
     and reports what fails. Taken with None (the venv is to be recreated, maybe with another
-    interpreter at the same path, or the sync stops), it voids the probe for good."""
+    interpreter at the same path, or the sync stops), it voids the probe for good.
 
-    def __init__(self, venv_dir: Path, cache: Cache | None = None) -> None:
+    With no venv yet, it probes the interpreter the venv will most likely be made with
+    (`likely_interpreter`), for `take_base`: the sync probes that one before it makes the venv
+    (to select for it), and waited for it after reading the lock (0.06-0.12 s on a cold sync
+    into a fresh clone)."""
+
+    def __init__(self, venv_dir: Path, cache: Cache | None = None, *,
+                 request: str | None = None) -> None:
         import threading
 
         self._found: list[Probe] = []
         self._thread: threading.Thread | None = None
         venv = existing_venv(venv_dir)
-        self._python = venv.python if venv is not None else None
+        self._for_venv = venv is not None
+        self._python = venv.python if venv is not None else likely_interpreter(request)
         self._identity = _identity(self._python) if self._python is not None else None
         if self._python is None or self._identity is None:
             return
@@ -638,8 +645,9 @@ class ProbeAhead:
         self._thread.start()
 
     def peek(self) -> Probe | None:
-        """The probe of the venv's interpreter as it was found (waiting for it), without voiding
-        it: for work done ahead whose outcome does not depend on it being the one `take` gives."""
+        """The probe as it was found (waiting for it), without voiding it: for work done ahead
+        whose outcome does not depend on it being the one `take` or `take_base` gives (a venv
+        has its base interpreter's markers and tags: what the lock's selection is keyed by)."""
         if self._thread is not None:
             self._thread.join()
         return self._found[0] if self._found else None
@@ -647,9 +655,34 @@ class ProbeAhead:
     def take(self, python: Path | None) -> Probe | None:
         if self._thread is not None:
             self._thread.join()
-        if python is None or python != self._python or _identity(python) != self._identity:
+        if not self._for_venv or python is None or python != self._python \
+                or _identity(python) != self._identity:
             self._found.clear()
         return self._found[0] if self._found else None
+
+    def take_base(self, python: Path) -> Probe | None:
+        """The probe of `python`, the interpreter a new venv is to be made with, when that is
+        the one probed ahead (there was no venv) and it is unchanged; else None (voided)."""
+        if self._thread is not None:
+            self._thread.join()
+        if self._for_venv or python != self._python or _identity(python) != self._identity:
+            self._found.clear()
+        return self._found[0] if self._found else None
+
+
+def likely_interpreter(request: str | None) -> Path | None:
+    """The interpreter `find_python` gives first for `request` (else LOCKENV_PYTHON's) when it
+    needs no search: the path asked for, or the running interpreter when none is asked for
+    (used when the lock's requires-python allows it); None for a version request."""
+    request = request or os.environ.get("LOCKENV_PYTHON") or None
+    if request is None:
+        return Path(sys.executable) if sys.executable else None
+    if is_version_request(request):
+        return None
+    import shutil
+
+    path = shutil.which(request) or request
+    return Path(path) if os.path.exists(path) else None
 
 
 def _identity(python: Path) -> tuple[str, int, int, int, int] | None:

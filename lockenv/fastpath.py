@@ -100,7 +100,7 @@ def _try_noop(parsed: tuple[str, Path, bool, dict[str, object]] | None) -> int |
         code = _sync_here(project, quiet, options)
         if code is not None:
             return code
-        probing = _probe_ahead(project)  # before ops.sync's imports, which it overlaps
+        probing = _probe_ahead(project, options)  # before ops.sync's imports, which it overlaps
         from lockenv.ops.sync import SyncOptions
 
         return _sync(SyncOptions(project=project, **options), quiet, probing)  # type: ignore[arg-type]
@@ -174,9 +174,10 @@ def _warm(project: Path, venv: Path, quiet: bool, options: dict[str, object], *,
     return code if not served or served[0] is not None else None
 
 
-def _probe_ahead(project: Path) -> ProbeAhead | None:
-    """The probe of the project's venv interpreter, started on a thread (`ProbeAhead`); None
-    when it cannot start here (the sync then probes as it always did, and reports)."""
+def _probe_ahead(project: Path, options: dict[str, object]) -> ProbeAhead | None:
+    """The probe of the project's venv interpreter (or, with no venv yet, of the one it will
+    likely be made with), started on a thread (`ProbeAhead`); None when it cannot start here
+    (the sync then probes as it always did, and reports)."""
     from lockenv.ops.in_use import hold_in_use
 
     hold_in_use()  # before the probe's cache entry is read or written, as the full sync
@@ -184,7 +185,8 @@ def _probe_ahead(project: Path) -> ProbeAhead | None:
         from lockenv.environment import ProbeAhead
         from lockenv.project import venv_path
 
-        return ProbeAhead(venv_path(project))
+        python = options.get("python")
+        return ProbeAhead(venv_path(project), request=python if isinstance(python, str) else None)
     except Exception:  # noqa: BLE001 - the full sync meets it again, and reports it
         return None
 

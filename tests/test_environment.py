@@ -140,6 +140,38 @@ def test_a_probe_started_ahead_serves_only_the_interpreter_it_ran(tmp_path: Path
     assert ProbeAhead(tmp_path / "no-venv", cache).take(tmp_path / "no-venv" / "bin" / "python") is None
 
 
+def test_with_no_venv_the_interpreter_it_will_be_made_with_is_probed_ahead(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No venv yet: the interpreter asked for (a path), or the running one when none is asked
+    for, is probed ahead for `take_base`, only for that interpreter, unchanged; never by
+    `take`; and not for a version request (that needs a search)."""
+    from lockenv.environment import ProbeAhead, likely_interpreter
+
+    monkeypatch.delenv("LOCKENV_PYTHON", raising=False)
+    cache = Cache(tmp_path / "cache")
+    base = tmp_path / "base"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", "--copies", str(base)], check=True)
+    python = base / "bin" / "python"
+    expected = probe(python, cache=None)
+    none = tmp_path / "project" / ".venv"
+    assert likely_interpreter(None) == Path(sys.executable)
+    assert likely_interpreter("3.11") is None
+    assert likely_interpreter(str(tmp_path / "missing")) is None
+    monkeypatch.setenv("LOCKENV_PYTHON", str(python))
+    assert likely_interpreter(None) == python
+    assert ProbeAhead(none, cache).take_base(python) == expected
+    assert ProbeAhead(none, cache).peek() == expected  # for the selection made ahead
+    assert ProbeAhead(none, cache, request=sys.executable).take_base(python) is None
+    assert ProbeAhead(none, cache).take(python) is None  # not a venv's interpreter
+    ahead = ProbeAhead(none, cache)
+    stat = python.stat()
+    os.utime(python, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # another interpreter file
+    assert ahead.take_base(python) is None
+    venv = tmp_path / "with-venv" / ".venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    assert ProbeAhead(venv, cache).take_base(python) is None  # the venv's own probe, not a base
+
+
 def test_a_venv_of_lockenv_s_own_interpreter_is_a_standard_venv(tmp_path: Path) -> None:
     """Made in process by the standard library's venv module when the interpreter is the one
     lockenv runs on: the same files `python -m venv --without-pip` makes, pyvenv.cfg's

@@ -55,6 +55,27 @@ def test_the_child_selects_and_the_sync_installs_what_it_installs_alone(
     assert code == 0 and LINE not in err and again == alone
 
 
+def test_with_no_venv_yet_the_child_selects_for_the_interpreter_it_will_be_made_with(
+        project: Path, tmp_path: Path, index_server: Any) -> None:
+    """A fresh clone (no .venv): the interpreter the venv is made with is probed ahead, so the
+    child selects for it (a venv has its interpreter's markers and tags); the venv made is the
+    one a sync makes with the child off."""
+    write_project(project, ["alpha", "feat[fast]"])
+    lock(project, index_server)
+    made = {}
+    for cache, ahead in (("c1", ""), ("c2", "0")):
+        shutil.rmtree(project / ".venv", ignore_errors=True)
+        result = run_lockenv("sync", "--verbose", cwd=project, timeout=120,
+                             env=env_for(index_server, LOCKENV_CACHE_DIR=str(tmp_path / cache),
+                                         LOCKENV_PYTHON=sys.executable, LOCKENV_SELECT_AHEAD=ahead))
+        assert result.code == 0, result.stderr
+        assert (LINE in result.stderr) == (ahead == ""), result.stderr
+        made[ahead] = snapshot(project / ".venv")
+        made[ahead].pop(".lockenv-state.json", None)
+    assert made[""] == made["0"] and installed(project / ".venv")["alpha"]
+    assert [p.name for p in _selections(tmp_path / "c1")] == [p.name for p in _selections(tmp_path / "c2")]
+
+
 def test_a_child_that_dies_leaves_the_sync_to_select_by_itself(
         project: Path, tmp_path: Path, index_server: Any) -> None:
     write_project(project, ["alpha"])

@@ -412,7 +412,7 @@ def _open_venv(options: SyncOptions, spec: Callable[[], ProjectSpec | None], loc
     from lockenv.environment import ProbeAhead, plan_venv, realize_venv, venv_path
     from lockenv.environment import probe as probe_interp
 
-    probing = probing or ProbeAhead(venv_path(options.project), cache)
+    probing = probing or ProbeAhead(venv_path(options.project), cache, request=options.python)
     probed = probing.take
     if not options.dry_run:
         _select_ahead(options, spec, lock, probing, reporter)
@@ -426,11 +426,12 @@ def _open_venv(options: SyncOptions, spec: Callable[[], ProjectSpec | None], loc
         raise
     with _client_readied(venv_plan.current is None and not options.dry_run):
         if venv_plan.current is None:
-            probed(None)  # the venv may be recreated: not while its interpreter runs
             # Select for the interpreter the venv will be made with before making it: a lock
             # that cannot serve this machine fails with the project unchanged.
             assert venv_plan.interpreter is not None
-            probe = probe_interp(Path(venv_plan.interpreter.path), reporter, cache=cache)
+            base = Path(venv_plan.interpreter.path)
+            probe = probing.take_base(base) or probe_interp(base, reporter, cache=cache)
+            probed(None)  # the venv may be recreated: not while its interpreter runs
             _require_cached(select_all(options, spec, lock, probe), lock, spec, options, cache,
                             reporter)
             if options.dry_run:  # no usable venv yet: plan for the interpreter we would use
@@ -448,9 +449,10 @@ def _open_venv(options: SyncOptions, spec: Callable[[], ProjectSpec | None], loc
 @contextmanager
 def _client_readied(active: bool) -> Iterator[None]:
     """The HTTP client's imports and CA store readied on a thread (`active`) while the body
-    waits on the interpreter a new venv is made with: two probes, ~0.13 s of subprocesses on a
-    cold sync with no venv yet, in which the main thread sat idle. Joined when the body ends:
-    the unpacking workers are forked later, only from a process running no other thread."""
+    waits on the interpreter a new venv is made with (its probe, ~0.05 s of a subprocess on a
+    cold sync with no venv yet), when `_select_ahead` did not ready them already (no child was
+    forked). Joined when the body ends: the unpacking workers are forked later, only from a
+    process running no other thread."""
     if not active:
         yield
         return

@@ -357,3 +357,23 @@ def test_the_warm_paths_venv_lock_and_filelocks_exclude_each_other(tmp_path: Pat
     finally:
         os.close(got[0])
     assert told == [f"Waiting for another lockenv process using {tmp_path / 'venv'}"]
+
+
+def test_a_full_sync_with_no_venv_and_its_files_cached_never_imports_the_http_client(
+        project: Path, index_server: Any) -> None:
+    """No venv and no entry to serve it (this project's first sync from this cache with no
+    venv), but the lock's selection and files in the cache: the full sync makes the venv and
+    installs without importing httpx (it used to ready the client on a thread meanwhile, and
+    wait for it)."""
+    write_project(project, ["alpha", "feat[fast]"])
+    lock(project, index_server)
+    proc, imported = _sync(project, index_server)
+    assert proc.returncode == 0 and "httpx" in imported, proc.stderr  # the first one downloads
+    before = _files(project / ".venv")
+    shutil.rmtree(project / ".venv")
+    shutil.rmtree(_cache() / "installs-v1" / "made", ignore_errors=True)
+    proc, imported = _sync(project, index_server)
+    assert proc.returncode == 0, proc.stderr
+    assert imported & FULL_SYNC == FULL_SYNC and "httpx" not in imported
+    assert proc.stderr.startswith("Creating virtual environment at "), proc.stderr
+    assert _files(project / ".venv") == before

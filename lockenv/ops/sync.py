@@ -414,8 +414,10 @@ def _open_venv(options: SyncOptions, spec: Callable[[], ProjectSpec | None], loc
 
     probing = probing or ProbeAhead(venv_path(options.project), cache, request=options.python)
     probed = probing.take
-    if not options.dry_run:
-        _select_ahead(options, spec, lock, probing, reporter)
+    # No selection cached for this lock: a new lock or an empty cache, whose files are likely
+    # to be downloaded too (a cached selection: likely a warm sync, which needs no HTTP client).
+    uncached = lock.may_select_ahead()
+    readied = not options.dry_run and _select_ahead(options, spec, lock, probing, reporter)
     try:
         requires_python = lock.requires_python()  # parses the lock unless its selection is cached
         request, source = python_request(options.python)
@@ -424,7 +426,8 @@ def _open_venv(options: SyncOptions, spec: Callable[[], ProjectSpec | None], loc
     except BaseException:
         probed(None)  # no interpreter left running when the sync stops here
         raise
-    with _client_readied(venv_plan.current is None and not options.dry_run):
+    with _client_readied(venv_plan.current is None and not options.dry_run and uncached
+                         and not readied):
         if venv_plan.current is None:
             # Select for the interpreter the venv will be made with before making it: a lock
             # that cannot serve this machine fails with the project unchanged.
@@ -451,8 +454,10 @@ def _client_readied(active: bool) -> Iterator[None]:
     """The HTTP client's imports and CA store readied on a thread (`active`) while the body
     waits on the interpreter a new venv is made with (its probe, ~0.05 s of a subprocess on a
     cold sync with no venv yet), when `_select_ahead` did not ready them already (no child was
-    forked). Joined when the body ends: the unpacking workers are forked later, only from a
-    process running no other thread."""
+    forked). Not for a lock whose selection is cached: likely a warm sync, which downloads
+    nothing (the thread's imports held its main thread up ~0.06 s at the join). Joined when the
+    body ends: the unpacking workers are forked later, only from a process running no other
+    thread."""
     if not active:
         yield
         return
@@ -482,18 +487,19 @@ def _ready_client_quietly() -> None:
 
 
 def _select_ahead(options: SyncOptions, spec: Callable[[], ProjectSpec | None], lock: LockSource,
-                  probing: ProbeAhead, reporter: Reporter) -> None:
+                  probing: ProbeAhead, reporter: Reporter) -> bool:
     """Parse and select from a lock with no selection cached yet in a forked child, while this
     process imports and readies its HTTP client: both are ~0.1 s of CPU on the way to the first
     download, on two cores instead of one. The child only writes the selection entry (sealed,
     as this process would: `LockSource.select`); this process then reads it, or, if the child
     failed or selected for another venv (the venv is to be recreated), parses and selects
-    itself as before, and reports what it meets."""
+    itself as before, and reports what it meets. Whether a child was forked (the HTTP client
+    is then readied)."""
     if os.environ.get("LOCKENV_SELECT_AHEAD", "") == "0" or not lock.may_select_ahead():
-        return
+        return False
     probe = probing.peek()
     if probe is None:
-        return
+        return False
     from lockenv.sync.install.unpacker import Ahead
 
     started = time.monotonic()
@@ -508,7 +514,7 @@ def _select_ahead(options: SyncOptions, spec: Callable[[], ProjectSpec | None], 
 
     ahead = Ahead.start(select)
     if ahead is None:
-        return
+        return False
     try:
         _ready_client()
     except BaseException:
@@ -521,6 +527,7 @@ def _select_ahead(options: SyncOptions, spec: Callable[[], ProjectSpec | None], 
     else:
         reporter.debug(f"the child process selecting from the lock left no selection ({took}"
                        + ("" if ended else ", stopped: taking too long") + "); selecting here")
+    return True
 
 
 SELECT_AHEAD_TIMEOUT = 20.0

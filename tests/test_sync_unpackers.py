@@ -166,3 +166,38 @@ def test_workers_are_forked_only_from_a_single_thread_and_keep_none_of_its_files
         fds = seen["fds"]
         assert fds.pop("0") == "/dev/null" and fds.pop("1") == fds.pop("2") == seen["stderr"]
         assert len(fds) == 2 and all(t.startswith("pipe:") for t in fds.values())  # jobs, answers
+
+
+_TWO_WAITERS = """
+import json, sys, threading, time
+from lockenv.sync.install.unpacker import _Forked
+codes, errors = [], []
+for _ in range(5):
+    proc = _Forked()
+    def waiter(timeout):
+        try:
+            codes.append(proc.wait(timeout))
+        except Exception as exc:
+            errors.append(repr(exc))
+    threads = [threading.Thread(target=waiter, args=(t,)) for t in (None, None, 5.0)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.1)  # every thread waiting on it
+    proc.kill()
+    for thread in threads:
+        thread.join()
+print(json.dumps({"codes": codes, "errors": errors}))
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="workers are forked on Linux only")
+def test_a_forked_worker_can_be_waited_for_by_two_threads_at_once() -> None:
+    """An unpacking thread whose worker's pipe broke waits for the worker while the main thread,
+    ending the workers after an error, waits for it too: both get its exit status (the second
+    waitpid of one child failed with ECHILD, which replaced the sync's own error: "internal
+    error: ChildProcessError" instead of the wheel refused)."""
+    out = subprocess.run([sys.executable, "-c", _TWO_WAITERS], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    seen = json.loads(out.stdout)
+    assert seen["errors"] == [] and seen["codes"] == [-9] * 15

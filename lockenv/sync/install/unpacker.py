@@ -263,6 +263,7 @@ class _Forked:
         os.close(answers_write)
         self.pid = pid
         self.returncode: int | None = None
+        self._reaping = threading.Lock()
         self.stdin: IO[bytes] | None = os.fdopen(jobs_write, "wb")
         self.stdout: IO[bytes] | None = os.fdopen(answers_read, "rb")
         if self.stdout.read(1) != _READY:  # it has let go of what it inherited
@@ -278,13 +279,28 @@ class _Forked:
                 pass
 
     def wait(self, timeout: float | None = None) -> int:
-        """Its exit status as `Popen.returncode` gives it (-N: killed by signal N)."""
+        """Its exit status as `Popen.returncode` gives it (-N: killed by signal N). Two threads
+        may wait at once (as `Popen.wait` allows): an unpacking thread whose worker's pipe broke
+        (`_died`) and the main thread ending the workers after an error. One reaps it under
+        `_reaping`; the other then finds its status (two waitpid calls on one child: the second
+        failed with ECHILD, and that error replaced the sync's own)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while self.returncode is None:
-            pid, status = os.waitpid(self.pid, 0 if deadline is None else os.WNOHANG)
-            if pid == self.pid:
-                self.returncode = os.waitstatus_to_exitcode(status)
-            elif deadline is not None:
+            if deadline is None:
+                with self._reaping:
+                    if self.returncode is None:
+                        self.returncode = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
+                continue
+            if not self._reaping.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                raise subprocess.TimeoutExpired(f"worker {self.pid}", timeout or 0)
+            try:
+                if self.returncode is None:
+                    pid, status = os.waitpid(self.pid, os.WNOHANG)
+                    if pid == self.pid:
+                        self.returncode = os.waitstatus_to_exitcode(status)
+            finally:
+                self._reaping.release()
+            if self.returncode is None:
                 if time.monotonic() >= deadline:
                     raise subprocess.TimeoutExpired(f"worker {self.pid}", timeout or 0)
                 time.sleep(0.01)

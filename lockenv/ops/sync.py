@@ -492,8 +492,9 @@ def _select_ahead(options: SyncOptions, spec: Callable[[], ProjectSpec | None], 
     process imports and readies its HTTP client: both are ~0.1 s of CPU on the way to the first
     download, on two cores instead of one. The child only writes the selection entry (sealed,
     as this process would: `LockSource.select`); this process then reads it, or, if the child
-    failed or selected for another venv (the venv is to be recreated), parses and selects
-    itself as before, and reports what it meets. Whether a child was forked (the HTTP client
+    failed or selected for another interpreter (the venv is to be recreated, or with no venv
+    requires-python picks another than `ProbeAhead`'s likely one), parses and selects itself as
+    before, and reports what it meets. Whether a child was forked (the HTTP client
     is then readied)."""
     if os.environ.get("LOCKENV_SELECT_AHEAD", "") == "0" or not lock.may_select_ahead():
         return False

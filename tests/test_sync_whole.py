@@ -329,6 +329,77 @@ def test_writes_go_with_the_wheel_that_makes_their_directory_unless_two_targets_
     assert [(t[0], t[1], t[2]) for t in tasks] == [(wheels[0], [], []), (wheels[1], [], [])]
 
 
+_TWO_PROCESSES = """
+import json, os, sys
+from lockenv.sync.install import whole
+root = sys.argv[1]
+def task(i, ok=True):
+    d = f"pkg{i}" if ok else f"missing{i}/below"
+    return (None, [(f"{d}/f{j}.py", b"x" * j, False, False) for j in range(i + 1)], [f"pkg{i}"] if ok else [])
+for i in range(12):
+    os.makedirs(os.path.join(root, f"pkg{i}"))
+walked = {}
+done = whole._in_two_processes([task(i) for i in range(12)], root, walked)
+out = {"done": done, "walked": sorted(walked), "parent": os.getpid()}
+try:
+    whole._in_two_processes([task(i) for i in range(12)] + [task(20, ok=False)], root, {})
+except FileNotFoundError as exc:
+    out["error"] = [exc.errno, exc.filename]
+print(json.dumps(out))
+"""
+
+
+def test_a_plan_is_placed_by_two_processes_and_the_failing_one_s_error_is_raised(tmp_path: Path) -> None:
+    """A process running no other thread places a plan's tasks with a child forked from it:
+    every task is done once, by either; the subtrees the child listed for the no-op's shape
+    come back; and an error of a task is raised as that task raised it, whichever process
+    took it (here a write into a directory that does not exist)."""
+    import json
+    import subprocess
+    import sys
+
+    root = tmp_path / "venv"
+    root.mkdir()
+    result = subprocess.run([sys.executable, "-c", _TWO_PROCESSES, str(root)],
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out["done"] is True
+    assert out["walked"] == sorted(f"{root}/pkg{i}" for i in range(12))
+    for i in range(12):
+        assert sorted(p.name for p in (root / f"pkg{i}").iterdir()) == sorted(f"f{j}.py" for j in range(i + 1))
+        assert (root / f"pkg{i}" / f"f{i}.py").read_bytes() == b"x" * i
+    assert out["error"] == [2, f"{root}/missing20/below/f0.py"]
+
+
+def test_what_a_forked_placer_says_comes_back_as_it_was_raised(tmp_path: Path) -> None:
+    """The child's outcome, marshalled through a pipe: the subtrees it listed, or its error
+    (Unusable as Unusable, an OSError with its errno and file name), so the undo and the
+    message are the ones a thread's error would give."""
+    import os
+
+    from lockenv.sync.install import whole
+
+    def outcome(tasks: list[Any]) -> object:
+        queue_read, queue_write = os.pipe()
+        os.write(queue_write, b"".join(i.to_bytes(4, "little") for i in range(len(tasks))))
+        os.close(queue_write)
+        answer_read, answer_write = os.pipe()
+        whole._child_share(tasks, queue_read, str(tmp_path), answer_write)
+        os.close(queue_read)
+        with os.fdopen(answer_read, "rb") as answer:
+            return whole._child_outcome(answer.read())
+
+    (tmp_path / "a").mkdir()
+    listed = outcome([(None, [("a/x.py", b"x", False, False)], ["a"])])
+    assert isinstance(listed, dict) and list(listed) == [f"{tmp_path}/a"]
+    missing = outcome([(None, [("nowhere/x.py", b"x", False, False)], [])])
+    assert isinstance(missing, FileNotFoundError) and "nowhere" in str(missing.filename)
+    stale = outcome([((f"{tmp_path}/tree/files/", "sp/", [("a.py", 1, 1, None)], (1, 1, 1, 1), []), [], [])])
+    assert isinstance(stale, whole.Unusable) and "unpacked again" in str(stale)
+    assert isinstance(whole._child_outcome(b""), whole.Unusable)  # killed before it said anything
+
+
 def test_a_plan_moves_a_script_only_with_the_one_record_that_lists_it_as_written() -> None:
     """A script's `#!` line is rewritten for another venv root only with the RECORD row that
     lists it as written (its path from RECORD's scheme directory, its sha256 and size): in none,

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from lockenv.errors import SyncError
+from lockenv.sync.install.forks import flush_std, let_go, may_fork
 from lockenv.sync.install.tree import Tree, hand_over, handing_over, unpack
 from lockenv.sync.install.wheel import install_metadata, planned_targets, record_install, scheme_for
 
@@ -209,29 +210,9 @@ class _Worker(Protocol):
 
 
 def _can_fork() -> bool:
-    """Whether workers are forked from this process instead of started afresh (`_may_fork`);
-    `LOCKENV_UNPACK_FORK=0` starts them afresh."""
-    return os.environ.get("LOCKENV_UNPACK_FORK", "") != "0" and _may_fork()
-
-
-def _may_fork() -> bool:
-    """On Linux, when this process runs no other thread (a fork copies only the calling
-    thread: a lock another thread held would stay locked in the child), Python's or a
-    library's (the kernel's count)."""
-    return (sys.platform == "linux" and hasattr(os, "fork") and threading.active_count() == 1
-            and _threads() == 1)
-
-
-def _threads() -> int:
-    """This process's threads as the kernel counts them (0: unknown)."""
-    try:
-        with open("/proc/self/status", "rb") as status:
-            for line in status:
-                if line.startswith(b"Threads:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0
+    """Whether workers are forked from this process instead of started afresh
+    (`forks.may_fork`); `LOCKENV_UNPACK_FORK=0` starts them afresh."""
+    return os.environ.get("LOCKENV_UNPACK_FORK", "") != "0" and may_fork()
 
 
 class _Forked:
@@ -245,7 +226,7 @@ class _Forked:
     def __init__(self) -> None:
         jobs_read, jobs_write = os.pipe()
         answers_read, answers_write = os.pipe()
-        _flush_std()
+        flush_std()
         try:
             pid = os.fork()
         except OSError:
@@ -308,67 +289,37 @@ class _Forked:
 
 
 def _forked_child(jobs: int, answers: int) -> None:  # pragma: no cover - runs in the child
-    """The forked worker: let go of what it inherited (`_let_go`), then the loop."""
-    _let_go(jobs, answers)
+    """The forked worker: let go of what it inherited (`forks.let_go`), then the loop."""
+    let_go(jobs, answers)
     answering = os.fdopen(answers, "wb")
     answering.write(_READY)
     answering.flush()
     _serve(os.fdopen(jobs, "rb"), answering)
 
 
-def _flush_std() -> None:
-    """Before a fork: what stdout and stderr buffer here is not written twice (by the child)."""
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError, AttributeError):
-            pass
-
-
-def _let_go(*keep: int) -> None:  # pragma: no cover - runs in a forked child
-    """A forked child's start: SIGINT ignored (Ctrl-C is the parent's to handle), stdin from
-    /dev/null and stdout to stderr (a stray print must not reach the parent's output), every
-    inherited descriptor but stderr and `keep` closed (a lock the parent holds is then not held
-    by the child too), and the inherited objects left out of its garbage collections (their
-    pages stay shared)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    null = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(null, 0)
-    os.dup2(2, 1)
-    kept = {0, 1, 2, *keep}
-    for name in os.listdir("/proc/self/fd"):
-        fd = int(name)
-        if fd not in kept:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-    gc.freeze()
-
-
 class Ahead:
     """Work done in a child forked from this process while this process does other work, for
     what it leaves in the cache only: nothing of how it went comes back (whatever it was to
     leave there, the caller finds, or computes as if it had not run). On Linux, when this
-    process runs no other thread (`_may_fork`); `start` gives None elsewhere. The child lets go
-    of what it inherited as an unpacking worker does (`_let_go`) and ends with `os._exit`."""
+    process runs no other thread (`forks.may_fork`); `start` gives None elsewhere. The child
+    lets go of what it inherited as an unpacking worker does (`forks.let_go`) and ends with
+    `os._exit`."""
 
     def __init__(self, pid: int) -> None:
         self._pid: int | None = pid
 
     @classmethod
     def start(cls, work: Callable[[], object]) -> Ahead | None:
-        if not _may_fork():
+        if not may_fork():
             return None
-        _flush_std()
+        flush_std()
         try:
             pid = os.fork()
         except OSError:
             return None
         if pid == 0:  # pragma: no cover - the child (its coverage is not collected)
             try:
-                _let_go()
+                let_go()
                 work()
             finally:
                 os._exit(0)

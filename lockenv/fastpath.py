@@ -345,7 +345,21 @@ def _exit_now(code: int) -> None:
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point. Ctrl-C before a use case runs (while this imports, checks
+    the no-op or loads the CLI) ends as it does inside one (`ui.run_use_case`): a line, 130,
+    never a traceback."""
+    try:
+        _main()
+    except KeyboardInterrupt:
+        try:
+            sys.stderr.write("error: interrupted\n")
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+        raise SystemExit(130) from None
+
+
+def _main() -> None:
     try:
         os.getcwd()
     except OSError:  # F25: run from a directory deleted under it (no project can be found)

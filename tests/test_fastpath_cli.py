@@ -195,3 +195,30 @@ def test_run_options_fastpath_does_not_know_fall_through() -> None:
     for argv in (["run", "--python", "3.12", "x"], ["run", "-v", "x"], ["run", "-h"], ["run"],
                  ["run", "--inexact", "x"], ["-v", "run", "x"]):
         assert fastpath._parse_run(argv) is None, argv
+
+
+# -- Ctrl-C before a use case runs ------------------------------------------------------------
+_INTERRUPTED = """
+import sys
+from lockenv import fastpath
+def interrupted(parsed):
+    raise KeyboardInterrupt
+fastpath._try_noop = interrupted
+sys.argv = ["lockenv", *sys.argv[1:]]
+fastpath.main()
+"""
+
+
+@pytest.mark.parametrize("argv", [["sync"], ["lock"], ["tree"]], ids=" ".join)
+def test_ctrl_c_before_a_use_case_runs_says_interrupted_without_a_traceback(
+        argv: list[str], tmp_path: Path) -> None:
+    """Ctrl-C while the entry point imports or checks the no-op (the first ~0.1 s of every
+    command) ends as inside a use case: one line, exit 130."""
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", _INTERRUPTED, *argv], cwd=tmp_path,
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 130
+    assert result.stderr == "error: interrupted\n"
+    assert result.stdout == ""

@@ -459,3 +459,20 @@ def test_a_full_sync_from_a_plan_keeps_the_shape_its_threads_listed(
     kept = state.read_state(project / ".venv")
     assert kept is not None and kept["shape"] == full_walk(project / ".venv")
     assert sync(project, index_server).stderr.startswith("Environment is up to date")
+
+
+def test_only_targets_outside_an_empty_site_directory_are_looked_for_in_the_way(tmp_path: Path) -> None:
+    """A plan's targets under a site directory found empty cannot be in the way, so they are
+    not asked about one by one; once that directory holds anything, every target is."""
+    from lockenv.sync.install import whole
+
+    site, scripts = tmp_path / "lib" / "site-packages", tmp_path / "bin"
+    site.mkdir(parents=True)
+    scripts.mkdir()
+    paths = {"purelib": str(site), "platlib": str(site), "scripts": str(scripts)}
+    targets = [f"{site}/a/__init__.py", f"{site}/a-1.dist-info/RECORD", f"{scripts}/a-cli"]
+    assert whole._may_be_there(targets, paths) == [f"{scripts}/a-cli"]
+    (site / "stray.pth").write_text("")
+    assert whole._may_be_there(targets, paths) == targets
+    assert whole._may_be_there(targets, {**paths, "purelib": str(tmp_path / "missing"),
+                                         "platlib": str(tmp_path / "missing")}) == targets

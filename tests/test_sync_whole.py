@@ -372,32 +372,55 @@ def test_a_plan_is_placed_by_two_processes_and_the_failing_one_s_error_is_raised
     assert out["error"] == [2, f"{root}/missing20/below/f0.py"]
 
 
-def test_what_a_forked_placer_says_comes_back_as_it_was_raised(tmp_path: Path) -> None:
-    """The child's outcome, marshalled through a pipe: the subtrees it listed, or its error
-    (Unusable as Unusable, an OSError with its errno and file name), so the undo and the
-    message are the ones a thread's error would give."""
+def test_what_a_forked_share_says_comes_back_as_it_was_raised(tmp_path: Path) -> None:
+    """The child's outcome, marshalled through a pipe: what it collected, or its error (an
+    OSError with its errno and file name, a known class as that class, anything else as an
+    internal error, nothing said as Lost), so the undo and the message are the ones a
+    thread's error would give."""
     import os
 
-    from lockenv.sync.install import whole
+    from lockenv.sync.install import forks, whole
 
-    def outcome(tasks: list[Any]) -> object:
+    def outcome(do: Any, collect: Any = lambda: None) -> object:
         queue_read, queue_write = os.pipe()
-        os.write(queue_write, b"".join(i.to_bytes(4, "little") for i in range(len(tasks))))
+        os.write(queue_write, b"".join(i.to_bytes(4, "little") for i in range(3)))
         os.close(queue_write)
         answer_read, answer_write = os.pipe()
-        whole._child_share(tasks, queue_read, str(tmp_path), answer_write)
+        forks._child(queue_read, do, collect, (whole.Unusable,), answer_write)
         os.close(queue_read)
         with os.fdopen(answer_read, "rb") as answer:
-            return whole._child_outcome(answer.read())
+            said = answer.read()
+        try:
+            return forks._outcome(said, (whole.Unusable,))
+        except Exception as exc:  # noqa: BLE001 - the test looks at it
+            return exc
 
-    (tmp_path / "a").mkdir()
-    listed = outcome([(None, [("a/x.py", b"x", False, False)], ["a"])])
-    assert isinstance(listed, dict) and list(listed) == [f"{tmp_path}/a"]
-    missing = outcome([(None, [("nowhere/x.py", b"x", False, False)], [])])
-    assert isinstance(missing, FileNotFoundError) and "nowhere" in str(missing.filename)
-    stale = outcome([((f"{tmp_path}/tree/files/", "sp/", [("a.py", 1, 1, None)], (1, 1, 1, 1), []), [], [])])
-    assert isinstance(stale, whole.Unusable) and "unpacked again" in str(stale)
-    assert isinstance(whole._child_outcome(b""), whole.Unusable)  # killed before it said anything
+    seen: list[int] = []
+    assert outcome(seen.append, lambda: {"a": [1, "x"]}) == {"a": [1, "x"]} and seen == [0, 1, 2]
+
+    def missing(i: int) -> None:
+        open(tmp_path / "nowhere" / "x.py", "rb")
+
+    error = outcome(missing)
+    assert isinstance(error, FileNotFoundError) and error.filename == str(tmp_path / "nowhere" / "x.py")
+
+    def stale(i: int) -> None:
+        raise whole.Unusable("unpacked again")
+
+    error = outcome(stale)
+    assert type(error) is whole.Unusable and str(error) == "unpacked again"
+
+    def bug(i: int) -> None:
+        raise KeyError("x")
+
+    error = outcome(bug)
+    assert type(error) is RuntimeError and "KeyError" in str(error)
+    try:
+        forks._outcome(b"", ())
+    except forks.Lost:
+        pass
+    else:
+        raise AssertionError("a child that said nothing is Lost")
 
 
 def test_a_plan_moves_a_script_only_with_the_one_record_that_lists_it_as_written() -> None:

@@ -526,136 +526,36 @@ def _collide(wheels: Sequence[Wheel], writes: Sequence[Write]) -> bool:
 
 
 def _in_two_processes(tasks: Sequence[Task], root: str, walked: dict[str, dict[str, list[Any]]]) -> bool:
-    """Each task (`_do_task`), the most files first, in this process and a child forked from it
-    (`forks.may_fork`), each taking the next task from a pipe of their indexes; False when it
-    cannot fork (nothing done: the caller uses threads). The first error is raised once both
-    have stopped (the child's as it raised it: Unusable, an OSError of its errno, else an
-    internal error).
+    """Each task (`_do_task`), the most files first, shared out between this process and a
+    child forked from it (`forks.share`); False when it cannot fork (nothing done: the caller
+    uses threads). Errors are raised as a thread's would be (a child that said nothing:
+    Unusable, so the per-wheel install runs after the undo).
 
-    Why a process, not a thread: stat, link and mkdir release the GIL, but take microseconds,
-    so two threads hand the GIL over at every call, each hand-over a wake-up across cores. On
-    tmpfs, 3,300 stats and links took 33-44 ms on two threads and 19-28 ms on one; a warm sync
-    of web placed its plan in 58-74 ms on two threads, 30-46 ms on one. Where file creation is
+    A link or stat takes microseconds, so two threads hand the GIL over at every call: on
+    tmpfs a warm sync of web placed its plan in 58-74 ms on two threads, 30-46 ms on one, and
+    data in 355-392 ms on two threads, 135-144 ms in two processes. Where file creation is
     slow in the kernel (ext4 without a journal, after a large deletion) a second worker pays
-    (data: 0.90 s on one thread, 0.62 s on two). A child has its own GIL, so both hold. It
-    keeps every descriptor it inherits, the venv's lock among them: a sync killed meanwhile
-    leaves its venv locked until the child has placed what it took, and the next sync then
-    repairs both from the journal."""
+    (data: 0.90 s on one thread, 0.62 s on two, the same in two processes). The child keeps
+    the venv's lock: a sync killed meanwhile leaves it locked until the child has placed what
+    it took, and the next sync then repairs both from the journal."""
     from lockenv.sync.install import forks
 
-    if len(tasks) < 2 or len(tasks) > _MAX_QUEUED or not forks.may_fork():
-        return False
     todo = sorted(tasks, key=_files, reverse=True)
-    queue_read, queue_write = os.pipe()
-    indexes = b"".join(i.to_bytes(4, "little") for i in range(len(todo)))
+    listed: dict[str, dict[str, list[Any]]] = {}
     try:
-        os.set_blocking(queue_write, False)
-        queued = os.write(queue_write, indexes)
-    except OSError:
-        queued = 0
+        forked, theirs = forks.share(len(todo), lambda i: _do_task(todo[i], root, listed),
+                                     lambda: listed, known=(Unusable,))
+    except forks.Lost as lost:
+        raise Unusable(str(lost)) from None
     finally:
-        os.close(queue_write)  # (drained: both see its end)
-    if queued != len(indexes):
-        os.close(queue_read)
-        return False
-    answer_read, answer_write = os.pipe()
-    forks.flush_std()
-    try:
-        pid = os.fork()
-    except OSError:
-        for fd in (queue_read, answer_read, answer_write):
-            os.close(fd)
-        return False
-    if pid == 0:  # pragma: no cover - the child (its coverage is not collected)
-        try:
-            os.close(answer_read)
-            forks.quiet_child()
-            _child_share(todo, queue_read, root, answer_write)
-        finally:
-            os._exit(0)
-    os.close(answer_write)
-    failed: BaseException | None = None
-    try:
-        _take_tasks(todo, queue_read, root, walked)
-    except BaseException as exc:  # noqa: BLE001 - raised once the child has stopped
-        failed = exc
-        _kill(pid)
-    finally:
-        os.close(queue_read)
-    try:
-        with os.fdopen(answer_read, "rb") as answer:
-            said = answer.read()
-    finally:
-        os.waitpid(pid, 0)
-    if failed is not None:
-        raise failed
-    outcome = _child_outcome(said)
-    if isinstance(outcome, BaseException):
-        raise outcome
-    walked.update(outcome)
-    return True
-
-
-_MAX_QUEUED = 1024
-"""Tasks the pipe of `_in_two_processes` takes at once: 4 bytes each, in a pipe's smallest
-buffer (a page)."""
+        walked.update(listed)  # (this process's, even on an error: the caller clears them)
+    if forked:
+        walked.update(theirs)
+    return forked
 
 
 def _files(task: Task) -> int:
     return (len(task[0][2]) if task[0] is not None else 0) + len(task[1])
-
-
-def _take_tasks(todo: Sequence[Task], queue: int, root: str, walked: dict[str, dict[str, list[Any]]]) -> None:
-    """`_do_task` of each task whose index this process reads from the `queue` pipe first
-    (a read of 4 bytes from a pipe is atomic), until the pipe is drained."""
-    while True:
-        got = os.read(queue, 4)
-        if len(got) < 4:
-            return
-        _do_task(todo[int.from_bytes(got, "little")], root, walked)
-
-
-def _child_share(todo: Sequence[Task], queue: int, root: str, answer: int) -> None:  # pragma: no cover
-    """The forked child's share (`_take_tasks`), then what came of it, marshalled, to
-    `answer`."""
-    walked: dict[str, dict[str, list[Any]]] = {}
-    said: tuple[Any, ...]
-    try:
-        _take_tasks(todo, queue, root, walked)
-        said = ("ok", walked)
-    except Unusable as exc:
-        said = ("unusable", str(exc))
-    except OSError as exc:
-        said = ("os", exc.errno, exc.strerror if exc.errno is not None else str(exc), exc.filename,
-                exc.filename2)
-    except BaseException as exc:  # noqa: BLE001 - told to the parent, which raises it
-        said = ("error", f"{type(exc).__name__}: {exc}")
-    with os.fdopen(answer, "wb") as out:
-        out.write(marshal.dumps(said))
-
-
-def _child_outcome(said: bytes) -> dict[str, dict[str, list[Any]]] | BaseException:
-    """The subtrees the child listed, or the error it stopped with."""
-    try:
-        outcome = marshal.loads(said)
-    except (ValueError, EOFError, TypeError):
-        return Unusable("the process placing part of the plan ended without saying how it went")
-    if outcome[0] == "ok":
-        return outcome[1]
-    if outcome[0] == "unusable":
-        return Unusable(outcome[1])
-    if outcome[0] == "os":
-        if outcome[1] is None:
-            return OSError(outcome[2])
-        return OSError(outcome[1], outcome[2], outcome[3], None, outcome[4])
-    return RuntimeError(f"the process placing part of the plan failed: {outcome[1]}")
-
-
-def _kill(pid: int) -> None:
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def _in_threads(tasks: Sequence[Task], root: str, walked: dict[str, dict[str, list[Any]]]) -> None:

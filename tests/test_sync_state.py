@@ -42,13 +42,10 @@ def test_order_of_repeated_options_and_what_does_not_decide_the_venv_leave_the_k
     assert options_key(one, "1") != options_key(one, "2")  # lockenv's version
 
 
-def test_the_venv_shape_fails_whole_when_listing_fails_on_its_second_thread(
+def test_the_venv_shape_lists_every_directory_and_fails_whole_when_one_cannot_be_listed(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The shape (what a no-op sync trusts) is listed on two threads: an error on the second
-    must fail it, never leave a shape without that thread's directories."""
-    import threading
-    import time
-
+    """The shape (what a no-op sync trusts) has every directory; an error listing one fails
+    it, never leaves a shape without that directory's subtree."""
     from lockenv.sync import state
 
     for i in range(60):
@@ -56,12 +53,13 @@ def test_the_venv_shape_fails_whole_when_listing_fails_on_its_second_thread(
     listing = state._entries_digest
 
     def entries_digest(path: str, subdirs: list[str] | None) -> str | None:
-        if threading.current_thread() is not threading.main_thread():
+        if path.endswith("pkg41"):
             raise RuntimeError(f"cannot list {path}")
-        time.sleep(0.002)  # leave the second thread subtrees to take
         return listing(path, subdirs)
 
-    assert len(state.venv_shape(tmp_path)) == 1 + 1 + 60 * 2
+    shape = state.venv_shape(tmp_path)
+    assert sorted(shape) == sorted(["", "lib", *(f"lib/pkg{i}" for i in range(60)),
+                                    *(f"lib/pkg{i}/sub" for i in range(60))])
     monkeypatch.setattr(state, "_entries_digest", entries_digest)
     with pytest.raises(RuntimeError, match="cannot list"):
         state.venv_shape(tmp_path)

@@ -57,61 +57,24 @@ def _entries_digest(path: str, subdirs: list[str] | None) -> str | None:
     return hashlib.sha256("\n".join(names).encode("utf-8", "surrogateescape")).hexdigest()[:32]
 
 
-SHAPE_SPLIT = 16
-"""Directories waiting to be listed when `venv_shape` shares them out between two threads."""
-
-
 def venv_shape(venv: Path, walked: Mapping[str, Mapping[str, list[Any]]] | None = None) -> dict[str, list[Any]]:
     """Every directory under the venv (relative path, '' for the venv itself) → [mtime_ns,
     entries digest]. The venv's own mtime is not kept (writing the state file moves it).
-    Listed on two threads once the walk reaches SHAPE_SPLIT directories (site-packages'
-    packages): stat, open and getdents release the GIL, and data's 2,300 directories were
-    0.055 s of CPU on one thread at the end of every sync with work. `walked`: subtrees
+    Listed on this thread alone: listing is system calls of microseconds, so two threads
+    handed the GIL over at each and took twice as long (tmpfs, data's 2,281 directories:
+    64-73 ms on two threads, 33-37 ms on one); two processes gained nothing, as one
+    package's subtree (jedi's 959 directories) is most of the work. `walked`: subtrees
     already listed by `walk_subtree` once nothing would change in them any more (by their top
     directory's path under `venv` as given), not listed again."""
     root = str(venv)
     skip = frozenset(walked or ())
     shape: dict[str, list[Any]] = {}
     todo = [root]
-    while todo and len(todo) < SHAPE_SPLIT:
+    while todo:
         _shape_one(todo.pop(), root, shape, todo, skip)
-    if todo:
-        _shape_split(root, shape, todo, skip)
     for subtree in (walked or {}).values():
         shape.update(subtree)
     return shape
-
-
-def _shape_split(root: str, shape: dict[str, list[Any]], todo: list[str], skip: frozenset[str]) -> None:
-    """`venv_shape`'s directories left in `todo`, listed on two threads."""
-    import threading
-
-    parts: list[dict[str, list[Any]]] = [shape, {}]
-    failed: list[BaseException] = []
-
-    def walk(part: dict[str, list[Any]]) -> None:
-        while True:
-            try:
-                top = todo.pop()  # atomic: the two threads share the subtrees left
-            except IndexError:
-                return
-            stack = [top]
-            while stack:
-                _shape_one(stack.pop(), root, part, stack, skip)
-
-    def helper_walk() -> None:
-        try:
-            walk(parts[1])
-        except BaseException as exc:  # noqa: BLE001 - raised again by the caller's thread
-            failed.append(exc)
-
-    helper = threading.Thread(target=helper_walk, daemon=True)
-    helper.start()
-    walk(parts[0])
-    helper.join()
-    if failed:  # a shape missing the helper's subtrees would be trusted by the next no-op
-        raise failed[0]
-    shape.update(parts[1])
 
 
 def walk_subtree(top: str, root: str) -> dict[str, list[Any]]:

@@ -94,8 +94,9 @@ def share(count: int, do: Callable[[int], None], collect: Callable[[], Any], *,
 
     Why: work made of system calls of a few microseconds (stat, link, mkdir, a directory
     listing) releases the GIL at each call, so two threads hand it over at every call, each
-    hand-over a wake-up across cores, and were slower than one (tmpfs, data's venv: listing
-    2,281 directories took 64-73 ms on two threads, 33-37 ms on one). A child has its own GIL.
+    hand-over a wake-up across cores, and were slower than one (tmpfs: 3,300 stats and links
+    took 33-44 ms on two threads, 19-28 ms on one; listing data's venv, 64-73 ms on two
+    threads, 33-37 ms on one). A child has its own GIL.
     It keeps every descriptor it inherits (a lock this process holds stays held until it ends)
     and ignores SIGINT: Ctrl-C reaches this process, which kills it."""
     if count < 2 or count > MAX_SHARED or not may_fork():

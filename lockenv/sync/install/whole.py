@@ -429,8 +429,9 @@ def place(plan: Plan, root: str, writes: Sequence[Write], *, crash_after: int = 
           walked: dict[str, dict[str, list[Any]]] | None = None, roots: frozenset[str] | None = None) -> None:
     """Link every wheel of the plan (`_place_wheel`) into the venv at `root` and write `writes`
     (the plan's, moved to `root`): in two processes (`_in_two_processes`) or else on WORKERS
-    threads, each wheel's writes by the worker that made its directories (`_tasks`), then each subtree that wheel alone has is listed for the
-    no-op's shape into `walked` (when given, with the venv's `roots`: `_root_dirs`).
+    threads, each wheel's writes by the worker that made its directories (`_tasks`), then
+    each subtree that wheel alone has is listed for the no-op's shape into `walked` (when
+    given, with the venv's `roots`: `_root_dirs`).
     `crash_after` (tests): one thread, every link first, SIGKILL once that many wheels are
     linked."""
     wheels, top = plan[3], root + os.sep

@@ -330,46 +330,75 @@ def test_writes_go_with_the_wheel_that_makes_their_directory_unless_two_targets_
 
 
 _TWO_PROCESSES = """
-import json, os, sys
+import json, os, sys, time
 from lockenv.sync.install import whole
-root = sys.argv[1]
+root, marks = sys.argv[1], sys.argv[2]
+parent, fail_in_child, call = os.getpid(), [], ["first"]
 def task(i, ok=True):
     d = f"pkg{i}" if ok else f"missing{i}/below"
     return (None, [(f"{d}/f{j}.py", b"x" * j, False, False) for j in range(i + 1)], [f"pkg{i}"] if ok else [])
+do_task = whole._do_task
+def recorded(task, root, walked):  # which process did each task
+    here = os.path.join(marks, call[0])
+    os.makedirs(here, exist_ok=True)
+    name = task[1][0][0].split("/")[0]
+    open(os.path.join(here, f"{name}.{os.getpid()}"), "w").close()
+    deadline = time.monotonic() + 10
+    while os.getpid() == parent and time.monotonic() < deadline and \
+            not any(not m.endswith(f".{parent}") for m in os.listdir(here)):
+        time.sleep(0.005)  # until the child has taken a task of this call (however slow to start)
+    if fail_in_child and os.getpid() != parent:
+        raise FileNotFoundError(2, "No such file or directory", f"{root}/{name}/in-the-child")
+    do_task(task, root, walked)
+whole._do_task = recorded
 for i in range(12):
     os.makedirs(os.path.join(root, f"pkg{i}"))
 walked = {}
 done = whole._in_two_processes([task(i) for i in range(12)], root, walked)
-out = {"done": done, "walked": sorted(walked), "parent": os.getpid()}
+out = {"done": done, "walked": sorted(walked), "parent": parent,
+       "marks": sorted(os.listdir(os.path.join(marks, "first")))}
+call[0] = "second"
 try:
     whole._in_two_processes([task(i) for i in range(12)] + [task(20, ok=False)], root, {})
 except FileNotFoundError as exc:
     out["error"] = [exc.errno, exc.filename]
+call[0] = "third"
+fail_in_child.append(True)
+try:
+    whole._in_two_processes([task(i) for i in range(12)], root, {})
+except FileNotFoundError as exc:
+    out["child_error"] = exc.filename
 print(json.dumps(out))
 """
 
 
 def test_a_plan_is_placed_by_two_processes_and_the_failing_one_s_error_is_raised(tmp_path: Path) -> None:
     """A process running no other thread places a plan's tasks with a child forked from it:
-    every task is done once, by either; the subtrees the child listed for the no-op's shape
-    come back; and an error of a task is raised as that task raised it, whichever process
-    took it (here a write into a directory that does not exist)."""
+    each task is done once, by one of the two (both take some); the subtrees the child listed
+    for the no-op's shape come back; and an error of a task is raised as that task raised it,
+    whichever process took it (a write into a directory that does not exist), the child's
+    too."""
     import json
     import subprocess
     import sys
 
-    root = tmp_path / "venv"
+    root, marks = tmp_path / "venv", tmp_path / "marks"
     root.mkdir()
-    result = subprocess.run([sys.executable, "-c", _TWO_PROCESSES, str(root)],
+    marks.mkdir()
+    result = subprocess.run([sys.executable, "-c", _TWO_PROCESSES, str(root), str(marks)],
                             capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
     assert out["done"] is True
     assert out["walked"] == sorted(f"{root}/pkg{i}" for i in range(12))
+    done_by = {mark.split(".")[0]: int(mark.split(".")[1]) for mark in out["marks"]}
+    assert len(out["marks"]) == len(done_by) == 12  # each task once
+    assert out["parent"] in done_by.values() and len(set(done_by.values())) == 2
     for i in range(12):
         assert sorted(p.name for p in (root / f"pkg{i}").iterdir()) == sorted(f"f{j}.py" for j in range(i + 1))
         assert (root / f"pkg{i}" / f"f{i}.py").read_bytes() == b"x" * i
     assert out["error"] == [2, f"{root}/missing20/below/f0.py"]
+    assert out["child_error"].startswith(f"{root}/pkg") and out["child_error"].endswith("/in-the-child")
 
 
 def test_what_a_forked_share_says_comes_back_as_it_was_raised(tmp_path: Path) -> None:

@@ -201,3 +201,71 @@ def test_a_forked_worker_can_be_waited_for_by_two_threads_at_once() -> None:
     assert out.returncode == 0, out.stderr
     seen = json.loads(out.stdout)
     assert seen["errors"] == [] and seen["codes"] == [-9] * 15
+
+
+_LINK_IN_TWO = """
+import json, os, sys, time
+from lockenv.sync import apply
+marks = sys.argv[1]
+parent = os.getpid()
+ordered = [f"w{i}" for i in range(8)]
+applied, warned, ones = [], [], []
+def install(p, warn):
+    open(os.path.join(marks, f"{p}.{os.getpid()}"), "w").close()
+    deadline = time.monotonic() + 10
+    while os.getpid() == parent and time.monotonic() < deadline and \\
+            not any(not m.endswith(f".{parent}") for m in os.listdir(marks)):
+        time.sleep(0.005)  # until the child has taken one (however slow to start)
+    if os.getpid() != parent:
+        warn(f"{p} warned in the child", "a hint")
+        if FAIL:
+            raise OSError(28, "No space left on device", p)
+    elif FAIL and p in TOOK:
+        raise OSError(28, "No space left on device", p)
+    return (p, os.getpid())
+def one(p):
+    ones.append(p)
+    applied.append((p, install(p, lambda m, h: warned.append((m, h)))))
+out = {}
+FAIL, TOOK = False, set()
+out["forked"] = apply._in_two_processes(ordered, one, install, applied, lambda m, h: warned.append([m, h]))
+out["applied"] = sorted([p, pid == parent] for p, (_, pid) in applied)
+out["warned"] = sorted(map(list, warned))
+out["ones"] = sorted(ones)
+for name in os.listdir(marks):
+    os.unlink(os.path.join(marks, name))
+applied.clear(); ones.clear()
+FAIL, TOOK = True, set()
+class Took(set):
+    def __contains__(self, p):  # the parent fails what the child failed: the same disk
+        return any(m.startswith(p + ".") and not m.endswith(f".{parent}") for m in os.listdir(marks))
+TOOK = Took()
+try:
+    apply._in_two_processes(ordered, one, install, applied, lambda m, h: None)
+except OSError as exc:
+    out["error"] = [exc.errno, exc.filename, exc.filename in ones]
+print(json.dumps(out))
+"""
+
+
+def test_a_sync_links_in_two_processes_and_an_install_failing_in_the_child_fails_here(tmp_path: Path) -> None:
+    """The link stage shares the installs with a child forked from the sync: what the
+    child's installs did comes back for the sealed plan (each install once, by one of the
+    two), their warnings are told by the sync, and an install that fails in the child is
+    done again by the sync itself, whose error is the one reported."""
+    import json
+
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    result = subprocess.run([sys.executable, "-c", _LINK_IN_TWO, str(marks)],
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out["forked"] is True
+    by_parent = dict(out["applied"])
+    assert sorted(by_parent) == [f"w{i}" for i in range(8)] and len(out["applied"]) == 8
+    assert True in by_parent.values() and False in by_parent.values()  # both took some
+    assert out["ones"] == sorted(p for p, here in by_parent.items() if here)
+    assert out["warned"] == sorted([f"{p} warned in the child", "a hint"]
+                                   for p, here in by_parent.items() if not here)
+    assert out["error"][0] == 28 and out["error"][2] is True  # raised by the parent's own `one`

@@ -524,9 +524,11 @@ def _in_two_processes(ordered: Sequence[Prepared], one: Callable[[Prepared], Non
     False when it cannot fork (nothing done: the caller uses threads).
 
     Why: an install is links and mkdirs of microseconds, and two threads spent more time
-    handing the GIL over than linking (data, tmpfs: 0.20 s on two threads, 0.14 s on one). A
-    child has its own GIL; where file creation is slow in the kernel (ext4 without a journal,
-    after a large deletion: 0.36 s on two threads, 0.67 s on one) both still run at once.
+    handing the GIL over than linking. A child has its own GIL, and where file creation is
+    slow in the kernel both still create files at once. The link stage of a cold sync of
+    data, two threads / one thread / two processes: tmpfs 0.20 / 0.14 / 0.12 s; ext4
+    0.30-0.35 / 0.27 / 0.18-0.23 s; ext4 without a journal just after a large deletion
+    (kernel-bound) 0.30-0.46 / 0.67 / 0.23-0.66 s, as noisy as that state is.
 
     The child's installs (`install`) hand back what they did (`Applied`, pickled: the sealed
     plan is made from them) and the warnings they gave, told here afterwards. An install

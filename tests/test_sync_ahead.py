@@ -114,7 +114,7 @@ def test_a_child_that_takes_too_long_is_stopped() -> None:
     # In a process of its own: a child is forked only from a process running no other thread.
     script = (
         "import os, time\n"
-        "from lockenv.sync.install.unpacker import Ahead\n"
+        "from lockenv.sync.install.forks import Ahead\n"
         "ahead = Ahead.start(lambda: time.sleep(60))\n"
         "assert ahead is not None\n"
         "pid = ahead._pid\n"

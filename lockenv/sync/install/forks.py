@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -70,6 +71,68 @@ def let_go(*keep: int) -> None:  # pragma: no cover - runs in a forked child
                 os.close(fd)
             except OSError:
                 pass
+
+
+class Ahead:
+    """Work done in a child forked from this process while this process does other work, for
+    what it leaves in the cache only: nothing of how it went comes back (whatever it was to
+    leave there, the caller finds, or computes as if it had not run). On Linux, when this
+    process runs no other thread (`may_fork`); `start` gives None elsewhere. The child lets go
+    of what it inherited as an unpacking worker does (`let_go`) and ends with `os._exit`."""
+
+    def __init__(self, pid: int) -> None:
+        self._pid: int | None = pid
+
+    @classmethod
+    def start(cls, work: Callable[[], object]) -> Ahead | None:
+        if not may_fork():
+            return None
+        flush_std()
+        try:
+            pid = os.fork()
+        except OSError:
+            return None
+        if pid == 0:  # pragma: no cover - the child (its coverage is not collected)
+            try:
+                let_go()
+                work()
+            finally:
+                os._exit(0)
+        return cls(pid)
+
+    def wait(self, timeout: float) -> bool:
+        """Until the child has ended, or killed after `timeout` seconds (a child stuck on
+        something must not hold the caller up: it computes what the child did not leave);
+        whether it ended by itself. Ctrl-C here kills it first."""
+        if self._pid is None:
+            return False
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                pid, _ = os.waitpid(self._pid, os.WNOHANG)
+                if pid == self._pid:
+                    self._pid = None
+                    return True
+                if time.monotonic() >= deadline:
+                    self.kill()
+                    return False
+                time.sleep(0.002)
+        except ChildProcessError:
+            self._pid = None
+            return False
+        except BaseException:
+            self.kill()
+            raise
+
+    def kill(self) -> None:
+        if self._pid is None:
+            return
+        try:
+            os.kill(self._pid, signal.SIGKILL)
+            os.waitpid(self._pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+        self._pid = None
 
 
 class Lost(Exception):

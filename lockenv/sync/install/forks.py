@@ -20,9 +20,16 @@ from typing import Any
 
 def may_fork() -> bool:
     """On Linux, when this process runs no other thread, Python's or a library's (the
-    kernel's count)."""
-    return (sys.platform == "linux" and hasattr(os, "fork") and threading.active_count() == 1
-            and threads() == 1)
+    kernel's count). A thread just joined (the venv's probe, right before the selection child
+    is forked) has ended its Python but may not have left the kernel's count yet: that count
+    is read again for up to 0.02 s before the answer is no (under load the first read saw 2)."""
+    if sys.platform != "linux" or not hasattr(os, "fork") or threading.active_count() != 1:
+        return False
+    for _ in range(10):
+        if threads() == 1:
+            return True
+        time.sleep(0.002)
+    return False
 
 
 def threads() -> int:

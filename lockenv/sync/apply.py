@@ -43,16 +43,22 @@ class Downloader(Protocol):
 
     def download(self, file: DistFile, *, on_bytes: Callable[[int], None] | None = None) -> Path: ...
 
-DOWNLOAD_WORKERS = 8
-"""Threads for downloading: they wait on the network."""
-DOWNLOAD_WORKERS_BESIDE_PROCESSES = 4
-"""Threads for downloading while worker processes unpack (`_unpackers`): the main process's GIL
-is then the downloads' alone, and eight threads fought over it. Cold sync of data (tmpfs, own
-autogroup at nice -20, 7 interleaved pairs, 8 -> 4 threads): download thread CPU 1.02-1.32 s
--> 0.66-1.00 s, downloads done at 1.47-1.85 s -> 1.08-1.51 s (the same network), the whole
-sync 2.70-2.97 s (median 2.78) -> 2.53-2.75 s (median 2.58), CPU 4.37-4.89 -> 4.01-4.54 s.
-web: no change (1.07-1.19 vs 1.06-1.20 s). With threads unpacking, 4 or 8 made no clear
-difference (csync5; 2 pairs here)."""
+SMALL_FILE = 1 << 20
+"""Files up to this size (of a known size) download on `SMALL_DOWNLOAD_WORKERS` threads of their
+own: what they cost is round trips (~55-70 ms a request through the mirror measured, ~2 ms of
+CPU per MB), and eight threads shared with the big files had web's 33 small wheels (5 MB) wait
+in turns behind each other until 0.88 s. Cold syncs on tmpfs, interleaved, medians of 5 (3 for
+data), 4 threads for all files -> 12 small + 2 big: web 0.93 -> 0.66-0.70 s, data 2.41 -> 1.90 s,
+markers 0.68 -> 0.54 s, small 0.37 -> 0.33 s. A 256 kB bound: web 0.87 s; 4 MB: as 1 MB."""
+SMALL_DOWNLOAD_WORKERS = 12
+BIG_DOWNLOAD_WORKERS = 2
+"""Threads for the files over `SMALL_FILE`, the biggest first: bound by bandwidth and this
+process's CPU, not round trips. Two at a time get the biggest wheels (the longest to unpack)
+in sooner: web's mypy (15 MB) arrived at 0.47 s among four, unpacked until 0.67 s. Web, same
+runs as `SMALL_FILE`: 1 thread 0.88 s, 2 0.66-0.70 s, 3 0.73 s, 4 0.73-0.75 s, 8 0.75 s; data
+1.90 s with 2, 1.95 s with 4. Earlier, with one pool for all files, eight threads fought over
+the GIL beside the unpacking processes: data's downloads took 1.02-1.32 s of CPU, 0.66-1.00 s
+on four."""
 UNPACK_WORKERS = 2
 """Threads unpacking downloaded wheels into the cache: on the 2-core machine measured, unpacking
 web's 40 wheels alone took 1.49 s on 1 thread, 0.85 s on 2, 0.99 s on 4 and 1.66 s on 8; a
@@ -205,13 +211,13 @@ def _download(remote: Sequence[Wanted], *, cache: Cache, lock_path: Path, client
         # Unpack each wheel as soon as it arrives (overlapping downloads with unpacking;
         # prepare() then finds the validated tree in the cache), on fewer threads than the
         # downloads: unpacking is inode creation and CPU, which more threads only slow down.
-        order = _download_order(remote)
+        big, small = _download_order(remote)
         processes = _unpackers(remote)
         waiting = _Costliest(cache, probe, processes)
-        downloading = DOWNLOAD_WORKERS if processes is None else DOWNLOAD_WORKERS_BESIDE_PROCESSES
-        with ThreadPoolExecutor(downloading) as pool, \
+        with ThreadPoolExecutor(BIG_DOWNLOAD_WORKERS) as pool, \
+                ThreadPoolExecutor(SMALL_DOWNLOAD_WORKERS) as small_pool, \
                 ThreadPoolExecutor(UNPACK_WORKERS) as unpacking:
-            futures = [pool.submit(one, w) for w in order]
+            futures = [small_pool.submit(one, w) for w in small] + [pool.submit(one, w) for w in big]
             unpacks: list[Future[None]] = []
             try:
                 for future in as_completed(futures):
@@ -261,16 +267,16 @@ def _unpackers(remote: Sequence[Wanted]) -> Unpackers | None:
         return None
 
 
-def _download_order(remote: Sequence[Wanted]) -> list[Wanted]:
-    """The smallest file for each unpacking thread first, then the biggest first: unpacking
-    (the slower stage) starts as soon as those arrive instead of waiting for the first of the
-    biggest (on data, ~0.3 s after the downloads start), and the biggest start next, so they
-    do not finish last on their own."""
+def _download_order(remote: Sequence[Wanted]) -> tuple[list[Wanted], list[Wanted]]:
+    """The big files and the small ones (`SMALL_FILE`; a file of unknown size is big), each the
+    biggest first: the biggest do not then finish last on their own."""
     by_size = sorted(remote, key=lambda w: -((w.file.size if w.file else 0) or 0))
-    if len(by_size) <= DOWNLOAD_WORKERS:
-        return by_size
-    first = by_size[-UNPACK_WORKERS:][::-1]
-    return first + by_size[:-UNPACK_WORKERS]
+    big: list[Wanted] = []
+    small: list[Wanted] = []
+    for want in by_size:
+        size = want.file.size if want.file is not None else None
+        (small if size is not None and size <= SMALL_FILE else big).append(want)
+    return big, small
 
 
 class _Costliest:

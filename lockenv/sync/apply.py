@@ -46,19 +46,20 @@ class Downloader(Protocol):
 SMALL_FILE = 1 << 20
 """Files up to this size (of a known size) download on `SMALL_DOWNLOAD_WORKERS` threads of their
 own: what they cost is round trips (~55-70 ms a request through the mirror measured, ~2 ms of
-CPU per MB), and eight threads shared with the big files had web's 33 small wheels (5 MB) wait
-in turns behind each other until 0.88 s. Cold syncs on tmpfs, interleaved, medians of 5 (3 for
-data), 4 threads for all files -> 12 small + 2 big: web 0.93 -> 0.66-0.70 s, data 2.41 -> 1.90 s,
-markers 0.68 -> 0.54 s, small 0.37 -> 0.33 s. A 256 kB bound: web 0.87 s; 4 MB: as 1 MB."""
+CPU per MB). On one pool of four threads for every file (eight when unpacking on threads), web's
+33 small wheels (5 MB) waited in turns behind each other and the big ones until 0.88 s. Cold
+syncs on tmpfs, interleaved, medians of 5 (3 for data), one pool of 4 -> 12 small + 2 big: web
+0.93 -> 0.66-0.70 s, data 2.41 -> 1.90 s, markers 0.68 -> 0.54 s, small (one pool of 8, on
+threads) 0.34 -> 0.33 s. A 256 kB bound: web 0.87 s; 4 MB: as 1 MB."""
 SMALL_DOWNLOAD_WORKERS = 12
 BIG_DOWNLOAD_WORKERS = 2
 """Threads for the files over `SMALL_FILE`, the biggest first: bound by bandwidth and this
 process's CPU, not round trips. Two at a time get the biggest wheels (the longest to unpack)
-in sooner: web's mypy (15 MB) arrived at 0.47 s among four, unpacked until 0.67 s. Web, same
-runs as `SMALL_FILE`: 1 thread 0.88 s, 2 0.66-0.70 s, 3 0.73 s, 4 0.73-0.75 s, 8 0.75 s; data
-1.90 s with 2, 1.95 s with 4. Earlier, with one pool for all files, eight threads fought over
-the GIL beside the unpacking processes: data's downloads took 1.02-1.32 s of CPU, 0.66-1.00 s
-on four."""
+in sooner: beside the 12 small-file threads, web's mypy (15 MB) arrived at 0.47 s among four
+big-file threads, and was unpacked until 0.67 s. Web, same runs as `SMALL_FILE`: 1 thread
+0.88 s, 2 0.66-0.70 s, 3 0.73 s, 4 0.73-0.75 s, 8 0.75 s; data 1.90 s with 2, 1.95 s with 4.
+Earlier, with one pool for all files, eight threads fought over the GIL beside the unpacking
+processes: data's downloads took 1.02-1.32 s of CPU, 0.66-1.00 s on four."""
 UNPACK_WORKERS = 2
 """Threads unpacking downloaded wheels into the cache: on the 2-core machine measured, unpacking
 web's 40 wheels alone took 1.49 s on 1 thread, 0.85 s on 2, 0.99 s on 4 and 1.66 s on 8; a

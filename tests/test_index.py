@@ -449,6 +449,73 @@ def test_persistent_500_is_a_clear_error_after_a_short_backoff(
     assert not isinstance(info.value, NetworkError)
 
 
+def _recorded_sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The pauses lockenv's HTTP client asks of `time.sleep`, which then returns at once (the
+    fake index's threads keep the real one)."""
+    slept: list[float] = []
+    clock = types.SimpleNamespace(**{n: getattr(time, n) for n in dir(time) if not n.startswith("_")})
+    clock.sleep = slept.append
+    monkeypatch.setattr("lockenv.index.http.time", clock)
+    return slept
+
+
+def _limited(status: int, retry_after: str) -> Callable[[httpx.Request], httpx.Response]:
+    return lambda request: httpx.Response(status, headers={"Retry-After": retry_after})
+
+
+def test_retry_after_is_waited_as_the_index_asks(
+        fake: FakeIndex, cache: Cache, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rate-limited index (429, or 503 while it restarts) is asked again when it says, in
+    seconds or as an HTTP-date, and the user is told why lockenv waits; a Retry-After shorter
+    than the usual pause, one on another status, or one that is neither form changes nothing."""
+    slept = _recorded_sleeps(monkeypatch)
+    reporter, err = verbose()
+    fake.faults["/pypi/alpha/json"] = [_limited(429, "7")]
+    with client(fake, cache, reporter=reporter) as c:
+        assert len(c.project("alpha").files) == 4
+        assert slept == [7.0]
+        assert f"http://{HOST}/pypi/alpha/json answered HTTP 429 and asked to wait 7s" in err.getvalue()
+
+        slept.clear()
+        wheel = wheel_of(c, "beta", "1.0")
+        when = datetime.fromtimestamp(time.time() + 30, timezone.utc)
+        fake.faults[f"/files/{wheel.filename}"] = [
+            _limited(503, when.strftime("%a, %d %b %Y %H:%M:%S GMT"))]
+        assert c.download(wheel).read_bytes() == fake.file(wheel.filename).content
+        assert len(slept) == 1 and 25 <= slept[0] <= 30
+
+    slept.clear()  # the usual pause wins over a shorter ask; junk and other statuses are ignored
+    fake.faults["/pypi/beta/json"] = [_limited(429, "0"), _limited(503, "soon"),
+                                      _limited(500, "9")]
+    with client(fake, Cache(cache.root.with_name("fresh"))) as c:  # beta's page not cached
+        assert len(c.project("beta").files) == 4
+    assert len(slept) == 3 and all(s < 1.5 for s in slept)
+
+
+@pytest.mark.parametrize("retry_after", ["3600", "Fri, 01 Jan 2100 00:00:00 GMT"])
+def test_retry_after_beyond_a_minute_fails_at_once_saying_what_was_asked(
+        fake: FakeIndex, cache: Cache, monkeypatch: pytest.MonkeyPatch, retry_after: str) -> None:
+    """Waiting an hour (or until 2100) would hang a CI job: the error says what the index asked
+    and that lockenv waits up to a minute, with no retry sent and no pause taken."""
+    slept = _recorded_sleeps(monkeypatch)
+    fake.faults["/pypi/alpha/json"] = [_limited(429, retry_after)]
+    with client(fake, cache) as c, pytest.raises(PackageIndexError) as info:
+        c.project("alpha")
+    message = str(info.value)
+    assert message.startswith(f"the index answered HTTP 429 Too Many Requests for "
+                              f"http://{HOST}/pypi/alpha/json and asked to wait ")
+    assert "(lockenv waits up to 60s)" in message and "try again later" in info.value.hint
+    assert slept == [] and len(fake.requests_to("/pypi/alpha/json")) == 1
+
+    with client(fake, cache) as c:  # a download, with its partial state cleaned up
+        wheel = wheel_of(c, "beta", "1.0")
+        fake.faults[f"/files/{wheel.filename}"] = [_limited(503, retry_after)]
+        with pytest.raises(PackageIndexError, match="HTTP 503 Service Unavailable .* asked to wait"):
+            c.download(wheel)
+    assert slept == [] and len(fake.requests_to(f"/files/{wheel.filename}")) == 1
+    assert [p for p in (cache.root / "files-v1").rglob("*") if p.is_file()] == []
+
+
 def test_unreachable_index_is_a_network_error(cache: Cache,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LOCKENV_HTTP_RETRIES", "1")

@@ -336,6 +336,16 @@ def test_transient_server_errors_are_retried(index_server: IndexServer, project:
     assert result.code == 0, result.output
 
 
+def test_a_rate_limited_index_is_waited_for_as_it_asks(index_server: IndexServer,
+                                                      project: Path) -> None:
+    write(project, ["alpha"])
+    index_server.inject("alpha", "429", times=1, headers={"Retry-After": "1"})
+    result = lock(project, index_server)
+    assert result.code == 0, result.output
+    assert "/pypi/alpha/json answered HTTP 429 and asked to wait 1s; retrying then (1/3)" \
+        in result.stderr
+
+
 def test_credentials_never_reach_lock_or_messages(index_server: IndexServer, project: Path) -> None:
     index_server.inject("/", "auth", user="alice", password="s3cret-pw")
     write(project, ["alpha"])

@@ -85,11 +85,14 @@ def test_a_network_failure_mid_download_leaves_the_venv_unchanged(project: Path,
     before = _synced(project, index_server, ["gamma==1.0"])
     write_project(project, ["alpha==2.0"])
     lock(project, index_server)
-    for fault in ("500", "truncate"):
-        index_server.inject("beta-2.0-py3-none-any.whl", fault)
+    limited = {"headers": {"Retry-After": "3600"}}  # more than lockenv waits: no retry
+    for fault, params in (("500", {}), ("truncate", {}), ("429", limited)):
+        index_server.inject("beta-2.0-py3-none-any.whl", fault, **params)
         result = sync(project, index_server, LOCKENV_HTTP_RETRIES="1")
         assert result.code == 2, result.output
         assert "beta-2.0-py3-none-any.whl" in result.stderr or "/files/beta/" in result.stderr
+        if fault == "429":
+            assert "asked to wait 3600s before trying again" in result.stderr
         assert "Traceback" not in result.stderr
         assert snapshot(project / ".venv") == before
         index_server.clear_faults()

@@ -352,7 +352,7 @@ class IndexClient:
         last: Exception | None = None
         for attempt in range(self._http.retries + 1):
             if attempt:
-                self._http.backoff(attempt - 1)
+                self._http.backoff(attempt - 1, last, url)
             try:
                 with self._http.stream(url, headers=headers) as resp:
                     status = resp.status_code
@@ -658,7 +658,11 @@ class IndexClient:
         last: Exception | None = None
         for attempt in range(self._http.retries + 1):
             if attempt:
-                self._http.backoff(attempt - 1)
+                try:
+                    self._http.backoff(attempt - 1, last, file.url)
+                except PackageIndexError:  # asked to wait longer than lockenv does
+                    _remove_empty(dest.parent)
+                    raise
             fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=".download-",
                                             suffix=".tmp")
             tmp = Path(tmp_name)

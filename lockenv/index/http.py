@@ -21,6 +21,13 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 BACKOFF = (0.2, 0.5, 1.0)
 """Seconds before retry 1, 2, 3 (then 1 s each); jitter is added. Short on purpose: a mirror
 that is down stays down, and tests must stay fast."""
+RETRY_AFTER_STATUSES = frozenset({429, 503})
+"""Statuses whose `Retry-After` is obeyed (RFC 9110 15.6.4, RFC 6585 4): a rate-limited index
+(a private one limiting a CI's concurrent downloads) is waited for as it asks, not hit again
+after 0.2 s and failed after 1.7 s."""
+MAX_RETRY_AFTER = 60.0
+"""The longest `Retry-After` waited (seconds). A longer one fails at once, saying what the
+index asked: a hostile or misconfigured index must not hang a sync for a day."""
 USER_AGENT = f"lockenv/{__version__}"
 
 
@@ -155,6 +162,29 @@ class RetryableStatus(Exception):
         self.response = response
 
 
+def retry_after(response: httpx.Response) -> float | None:
+    """Seconds the response's `Retry-After` asks to wait (0 for a date already past), or None
+    when it has none, has one that is not delay-seconds or an HTTP-date, or is not a 429/503."""
+    if response.status_code not in RETRY_AFTER_STATUSES:
+        return None
+    value = response.headers.get("Retry-After", "").strip()
+    if not value:
+        return None
+    if value.isascii() and value.isdigit():
+        return float(value)
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # an HTTP-date is GMT; one without a zone is taken as such
+        from datetime import timezone
+
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, when.timestamp() - time.time())
+
+
 class Http:
     """A thread-safe pooled client (HTTP/1.1: measured faster than HTTP/2 for many small
     pages) with retries and mapping of failures to lockenv errors."""
@@ -247,9 +277,22 @@ class Http:
             self._missing.setdefault(shown, None)
         return offline_error([shown])
 
-    def backoff(self, attempt: int) -> None:
+    def backoff(self, attempt: int, last: Exception | None = None, url: str = "") -> None:
+        """Wait before retry `attempt + 1` (0-based `attempt`): the growing pause, or longer
+        when `last`, the failure retried, is a 429/503 whose `Retry-After` asks for it (up to
+        MAX_RETRY_AFTER; a longer one raises its error now, see `failure`)."""
         delay = BACKOFF[min(attempt, len(BACKOFF) - 1)]
-        time.sleep(delay + random.uniform(0, delay / 4))
+        delay += random.uniform(0, delay / 4)
+        if isinstance(last, RetryableStatus):
+            asked = retry_after(last.response)
+            if asked is not None and asked > MAX_RETRY_AFTER:
+                raise failure(last, url)
+            if asked is not None and asked > delay:
+                delay = asked
+                self.notice(f"{redact_url(url)} answered HTTP {last.response.status_code} and "
+                            f"asked to wait {asked:.0f}s; retrying then "
+                            f"({attempt + 1}/{self.retries})")
+        time.sleep(delay)
 
     def request(
         self,
@@ -266,7 +309,7 @@ class Http:
         last: Exception | None = None
         for attempt in range(self.retries + 1):
             if attempt:
-                self.backoff(attempt - 1)
+                self.backoff(attempt - 1, last, url)
             try:
                 response = self.client.request(method, url, headers=headers)
                 _check_length(response)
@@ -396,6 +439,16 @@ def failure(exc: Exception | None, url: str) -> PackageIndexError:
     shown = redact_url(url)
     if isinstance(exc, RetryableStatus):
         response = exc.response
+        asked = retry_after(response)
+        if asked is not None and asked > MAX_RETRY_AFTER:
+            return PackageIndexError(
+                f"the index answered HTTP {response.status_code} {response.reason_phrase} for "
+                f"{shown} and asked to wait {asked:.0f}s before trying again (lockenv waits "
+                f"up to {MAX_RETRY_AFTER:.0f}s)",
+                hint="try again later; if the index limits how many requests it takes, ask "
+                     "its administrator about the limit",
+                context={"url": shown, "status": response.status_code},
+            )
         return PackageIndexError(
             f"the index answered HTTP {response.status_code} {response.reason_phrase} for "
             f"{shown} (after retries)",

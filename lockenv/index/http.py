@@ -176,7 +176,7 @@ def retry_after(response: httpx.Response) -> float | None:
 
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:  # an HTTP-date is GMT; one without a zone is taken as such
         from datetime import timezone

@@ -4,6 +4,7 @@ downloads, retries, errors, credentials, caching and prefetch."""
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 import threading
@@ -34,6 +35,7 @@ from lockenv.errors import (
 from lockenv.index import IndexClient
 from lockenv.index.client import PROBE_TRIES
 from lockenv.models import CoreMetadata, DistFile, PackedFile
+from lockenv.ui import TerminalReporter
 from lockenv.urls import DEFAULT_INDEX_URL, redact_url
 from fixtures import builder
 from fixtures.backend.lockenv_fixture_backend import core_metadata
@@ -514,6 +516,25 @@ def test_retry_after_beyond_a_minute_fails_at_once_saying_what_was_asked(
             c.download(wheel)
     assert slept == [] and len(fake.requests_to(f"/files/{wheel.filename}")) == 1
     assert [p for p in (cache.root / "files-v1").rglob("*") if p.is_file()] == []
+
+
+def test_a_rate_limit_is_told_once_per_host_and_the_rest_under_verbose(
+        fake: FakeIndex, cache: Cache, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many downloads limited at once (a sync fetches on 14 threads) say so in one line; -v
+    shows every wait."""
+    _recorded_sleeps(monkeypatch)
+    for verbose_run, shown in ((False, 1), (True, 2)):
+        err = io.StringIO()
+        reporter = TerminalReporter(verbose=verbose_run, out=io.StringIO(), err=err)
+        with client(fake, Cache(cache.root.with_name(f"c{verbose_run}")), reporter=reporter) as c:
+            wheels = [wheel_of(c, "beta", "1.0"), wheel_of(c, "beta", "2.0")]
+            for wheel in wheels:
+                fake.faults[f"/files/{wheel.filename}"] = [_limited(429, "5")]
+            for wheel in wheels:
+                c.download(wheel)
+        waits = [line for line in err.getvalue().splitlines() if "asked to wait 5s" in line]
+        assert len(waits) == shown, waits
+        assert wheels[0].filename in waits[0] and "warning" in waits[0]
 
 
 def test_unreachable_index_is_a_network_error(cache: Cache,

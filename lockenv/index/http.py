@@ -207,6 +207,7 @@ class Http:
         self._missing_lock = threading.Lock()
         self._told_waits: set[str] = set()
         """Hosts whose rate limit the user was told of (`backoff`): once each, the rest -v."""
+        self._told_lock = threading.Lock()
         self.log = log or (lambda _message: None)
         self.notice = notice or self.log
         """Said to the user (not only under --verbose): a stalled index must not mean silence."""
@@ -294,7 +295,7 @@ class Http:
                 message = (f"{redact_url(url)} answered HTTP {last.response.status_code} and "
                            f"asked to wait {asked:.0f}s; retrying then ({attempt + 1}/{self.retries})")
                 host = urlsplit(url).netloc.rpartition("@")[2]
-                with self._missing_lock:  # 14 download threads limited at once: one line
+                with self._told_lock:  # 14 download threads limited at once: one line
                     first = host not in self._told_waits
                     self._told_waits.add(host)
                 (self.notice if first else self.log)(message)

@@ -239,6 +239,9 @@ def resolve_single(
 
 
 # -- the conflict report -------------------------------------------------------------------------
+NO_VERSIONS = "no versions satisfy the requirements (resolving for {})"
+"""The conflict report's first line: the target named is where resolution ran into it (the
+first target, for a conflict that holds everywhere), not a claim that it is that target's."""
 
 
 def _conflict_error(
@@ -280,7 +283,7 @@ def _conflict_error(
     else:
         hint = _contexts_hint(causes) or "loosen one of these requirements, or pin a version of the package that satisfies all"
     return ResolutionError(
-        f"no versions satisfy the requirements ({label})",
+        NO_VERSIONS.format(label),
         details=python_lines + lines,
         hint=hint,
     )
@@ -350,7 +353,7 @@ def _python_ceiling(causes: Collection[RequirementInformation[Req, Candidate]], 
 
 def _learned_error(exc: Unsatisfiable, provider: Provider, label: str) -> ResolutionError:
     return ResolutionError(
-        f"no versions satisfy the requirements ({label})", details=exc.lines + _skipped(provider), hint=exc.hint
+        NO_VERSIONS.format(label), details=exc.lines + _skipped(provider), hint=exc.hint
     )
 
 

@@ -22,13 +22,13 @@ from lockenv.resolve.graph import PackageKey, merge
 from lockenv.resolve.prefetch import Prefetcher
 from lockenv.resolve.provider import Provider
 from lockenv.resolve.requirements import Ident, Req, root_applies, root_requirements
-from lockenv.resolve.single import Edge, Pins, TargetResult, resolve_target, try_reuse
+from lockenv.resolve.single import NO_VERSIONS, Edge, Pins, TargetResult, resolve_target, try_reuse
 from lockenv.resolve.source import IndexSource, PackageIndex, common_requires_python, lock_files, metadata_file, with_sizes
 from lockenv.resolve.derived import derive_targets, marker_values
 from lockenv.resolve.targets import Platform, Target, make_targets
 from lockenv.resolve.unserved import unserved_by_package, unserved_warnings
 from lockenv.resolve.tidy import tidy_marker
-from lockenv.ui import Reporter
+from lockenv.ui import Reporter, counted
 
 __all__ = ["OutsideProbe", "TargetPins", "UniversalResolution", "resolve_universal"]
 
@@ -216,7 +216,10 @@ def _resolve_targets(
         provider = Provider(source, crawler, environment=target.environment, tag_priority=target.tag_priority, preferences=prefs)
         reused = _reuse(results, target, roots, provider)
         if reused is None:
-            pins, edges = _resolve_one(spec, target, roots, source, crawler, prefs, reporter)
+            try:
+                pins, edges = _resolve_one(spec, target, roots, source, crawler, prefs, reporter)
+            except ResolutionError as exc:
+                raise _particular(exc, target, results) from None
         else:
             pins, edges = reused
         results.append(TargetResult(target, pins, edges))
@@ -257,6 +260,18 @@ def _resolve_one(
             hint="allow a version that has a file there (loosen the requirement), or take that "
             f"environment out of required-environments; {exc.hint}" if exc.hint else None,
         ) from None
+
+
+def _particular(exc: ResolutionError, failed: Target, resolved: Sequence[TargetResult]) -> ResolutionError:
+    """A conflict met after other targets resolved is particular to some environments: the
+    report says where the requirements do resolve (known already: no resolution is run), so
+    that the one it names reads as the exception it is."""
+    if not resolved or exc.message != NO_VERSIONS.format(failed.label) or exc.note is not None:
+        return exc
+    first, others = resolved[0].target.label, len(resolved) - 1
+    where = first + (f" and {counted(others, 'other environment')}" if others else "")
+    return ResolutionError(exc.message, details=exc.details, context=exc.context, hint=exc.hint,
+                           note=f"the requirements do resolve on {where}")
 
 
 def _derived_error(exc: ResolutionError, target: Target, spec: ProjectSpec) -> ResolutionError:

@@ -15,7 +15,6 @@ import os
 import platform
 import re
 import struct
-import subprocess
 import sys
 import sysconfig
 from importlib.machinery import EXTENSION_SUFFIXES
@@ -213,6 +212,8 @@ def musllinux_platforms(archs, elf):
     if not loader or "musl" not in loader:
         return []
     try:
+        import subprocess  # here, not above: only musl needs it (~5 ms of each probe)
+
         proc = subprocess.run([loader], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
                               universal_newlines=True)
     except OSError:
@@ -250,6 +251,8 @@ def mac_version():
     version_str, _, cpu_arch = platform.mac_ver()
     version = [int(x) for x in version_str.split(".")[:2]]
     if version == [10, 16]:  # built against an old SDK: ask without the compatibility shim
+        import subprocess
+
         version_str = subprocess.run(
             [sys.executable, "-sS", "-c", "import platform; print(platform.mac_ver()[0])"],
             check=True, env={"SYSTEM_VERSION_COMPAT": "0"}, stdout=subprocess.PIPE,

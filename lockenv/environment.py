@@ -564,6 +564,12 @@ def probe(python: Path, reporter: Reporter | None = None, *, cache: Cache | None
     interpreter is cached by its venv-relative path instead: a new venv of the same base
     interpreter (a fresh checkout, a CI runner's new directory) is not run either; its paths
     are the probed venv's with the venv's root replaced (see `_relocated`)."""
+    started = _start_probe(python, cache=cache)
+    return started if isinstance(started, Probe) else started.finish(reporter)
+
+
+def _start_probe(python: Path, *, cache: Cache | None) -> Probe | _Probing:
+    """`probe`'s cached answer, or its interpreter started (`_Probing.finish` waits for it)."""
     import hashlib
 
     real = os.path.realpath(python)
@@ -582,35 +588,59 @@ def probe(python: Path, reporter: Reporter | None = None, *, cache: Cache | None
             return _probe_from(python, _relocated(json.loads(cache_file.read_bytes()), root))
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         pass
-    script = (Path(__file__).parent / "_probe.py").read_text(encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONHOME", "PYTHONPATH")}
-    import subprocess  # not at module level: a cached probe (every warm sync) runs nothing
+    return _Probing(python, cache_file, root)
 
-    proc = subprocess.run([str(python), "-I", "-c", script],
-                          capture_output=True, text=True, env=env, timeout=60)
-    try:
-        data = json.loads(proc.stdout) if proc.returncode == 0 else None
-        if data is not None:
-            data["tags"] = tags_from_facts(data.pop("tag_facts"))
-    except (ValueError, KeyError, TypeError):
-        data = None
-    if data is None:
-        raise SyncError(
-            f"could not inspect the interpreter {python}",
-            details=(proc.stderr or proc.stdout).strip().splitlines()[-10:],
-            hint="lockenv needs a CPython or PyPy 3.8 or newer there",
-        )
-    if cache_file is not None and (root is None or data.get("prefix") == root):
-        write_atomic(cache_file, json.dumps(data, sort_keys=True).encode())
-    _debug(reporter, f"probed {python}: Python {data['version']}, {len(data['tags'])} tags")
-    return _probe_from(python, data)
+
+class _Probing:
+    """The probe's interpreter, running: started by `_start_probe`, read by `finish` (at most
+    once), so that the sync goes on meanwhile without a thread (one ran the probe before:
+    its Python around the run held the GIL against the sync's imports, ~0.04 s on a cold
+    sync)."""
+
+    def __init__(self, python: Path, cache_file: Path | None, root: str | None) -> None:
+        script = (Path(__file__).parent / "_probe.py").read_text(encoding="utf-8")
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONHOME", "PYTHONPATH")}
+        import subprocess  # not at module level: a cached probe (every warm sync) runs nothing
+
+        self._python, self._cache_file, self._root = python, cache_file, root
+        self._proc = subprocess.Popen([str(python), "-I", "-c", script], stdin=subprocess.DEVNULL,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                      env=env)
+
+    def finish(self, reporter: Reporter | None = None) -> Probe:
+        """Its answer, parsed and cached; a SyncError says what the interpreter said."""
+        import subprocess
+
+        python = self._python
+        try:
+            stdout, stderr = self._proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            stdout, stderr = self._proc.communicate()
+        try:
+            data = json.loads(stdout) if self._proc.returncode == 0 else None
+            if data is not None:
+                data["tags"] = tags_from_facts(data.pop("tag_facts"))
+        except (ValueError, KeyError, TypeError):
+            data = None
+        if data is None:
+            raise SyncError(
+                f"could not inspect the interpreter {python}",
+                details=(stderr or stdout).strip().splitlines()[-10:],
+                hint="lockenv needs a CPython or PyPy 3.8 or newer there",
+            )
+        if self._cache_file is not None and (self._root is None or data.get("prefix") == self._root):
+            write_atomic(self._cache_file, json.dumps(data, sort_keys=True).encode())
+        _debug(reporter, f"probed {python}: Python {data['version']}, {len(data['tags'])} tags")
+        return _probe_from(python, data)
 
 
 class ProbeAhead:
-    """The probe of the project's existing venv interpreter, run on a thread while the sync
-    does other work: started by the fast path before most of the sync's imports (~0.15 s on a
-    cold sync), or by the sync before it reads the lock. The interpreter's run (0.05-0.1 s)
-    was waited for after those. `take` waits for the thread and gives the probe, or None for
+    """The probe of the project's existing venv interpreter, run while the sync does other
+    work: started by the fast path before most of the sync's imports (~0.15 s on a cold sync),
+    or by the sync before it reads the lock. The interpreter's run (0.05-0.1 s) was waited for
+    after those. It runs as a process of its own, read when first asked for (no thread: see
+    `_Probing`). `take` waits for it and gives the probe, or None for
     another interpreter, no venv, a probe that failed, or an interpreter changed since it was
     started (it may start before the venv's lock is held): the caller then probes as before,
     and reports what fails. Taken with None (the venv is to be recreated, maybe with another
@@ -623,38 +653,40 @@ class ProbeAhead:
 
     def __init__(self, venv_dir: Path, cache: Cache | None = None, *,
                  request: str | None = None) -> None:
-        import threading
-
         self._found: list[Probe] = []
-        self._thread: threading.Thread | None = None
+        self._running: _Probing | None = None
         venv = existing_venv(venv_dir)
         self._for_venv = venv is not None
         self._python = venv.python if venv is not None else likely_interpreter(request)
         self._identity = _identity(self._python) if self._python is not None else None
         if self._python is None or self._identity is None:
             return
-        python = self._python
+        try:
+            started = _start_probe(self._python, cache=cache if cache is not None else Cache())
+        except Exception:  # noqa: BLE001 - the caller's own probe reports it
+            return
+        if isinstance(started, Probe):
+            self._found.append(started)
+        else:
+            self._running = started
 
-        def run() -> None:
+    def _wait(self) -> None:
+        running, self._running = self._running, None
+        if running is not None:
             try:
-                self._found.append(probe(python, None, cache=cache if cache is not None else Cache()))
+                self._found.append(running.finish())
             except Exception:  # noqa: BLE001 - the caller's own probe reports it
                 pass
-
-        self._thread = threading.Thread(target=run, name="lockenv-probe", daemon=True)
-        self._thread.start()
 
     def peek(self) -> Probe | None:
         """The probe as it was found (waiting for it), without voiding it: for work done ahead
         whose outcome does not depend on it being the one `take` or `take_base` gives (a venv
         has its base interpreter's markers and tags: what the lock's selection is keyed by)."""
-        if self._thread is not None:
-            self._thread.join()
+        self._wait()
         return self._found[0] if self._found else None
 
     def take(self, python: Path | None) -> Probe | None:
-        if self._thread is not None:
-            self._thread.join()
+        self._wait()
         if not self._for_venv or python is None or python != self._python \
                 or _identity(python) != self._identity:
             self._found.clear()
@@ -663,8 +695,7 @@ class ProbeAhead:
     def take_base(self, python: Path) -> Probe | None:
         """The probe of `python`, the interpreter a new venv is to be made with, when that is
         the one probed ahead (there was no venv) and it is unchanged; else None (voided)."""
-        if self._thread is not None:
-            self._thread.join()
+        self._wait()
         if self._for_venv or python != self._python or _identity(python) != self._identity:
             self._found.clear()
         return self._found[0] if self._found else None

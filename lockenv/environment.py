@@ -591,6 +591,10 @@ def _start_probe(python: Path, *, cache: Cache | None) -> Probe | _Probing:
     return _Probing(python, cache_file, root)
 
 
+PROBE_TIMEOUT = 60.0
+"""Seconds an interpreter has to answer the probe (a first run may compile its stdlib)."""
+
+
 class _Probing:
     """The probe's interpreter, running: started by `_start_probe`, read by `finish` (at most
     once), so that the sync goes on meanwhile without a thread (one ran the probe before:
@@ -613,10 +617,11 @@ class _Probing:
 
         python = self._python
         try:
-            stdout, stderr = self._proc.communicate(timeout=60)
+            stdout, stderr = self._proc.communicate(timeout=PROBE_TIMEOUT)
         except subprocess.TimeoutExpired:
             self._proc.kill()
             stdout, stderr = self._proc.communicate()
+            stderr = f"{stderr}\nit did not answer within {PROBE_TIMEOUT:g} s and was stopped"
         try:
             data = json.loads(stdout) if self._proc.returncode == 0 else None
             if data is not None:

@@ -251,3 +251,29 @@ def test_the_cache_remembers_only_which_requires_python_admits_a_venv(tmp_path: 
         assert refused.current is None and refused.problem is not None
         assert "does not satisfy the lock's requires-python" in refused.problem
     assert len(list((cache.root / Bucket.FRESH_LOCKS.value).iterdir())) == 1
+
+
+def test_an_interpreter_that_fails_or_hangs_the_probe_is_a_clear_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A probe the interpreter cannot answer names it and what it said; one that does not
+    answer in time is stopped, and the message says so (it is never waited for forever)."""
+    import lockenv.environment as environment
+    from lockenv.environment import probe
+    from lockenv.errors import SyncError
+
+    failing = tmp_path / "failing"
+    failing.write_text("#!/bin/sh\necho 'pyenv: python3.9: command not found' >&2\nexit 127\n")
+    failing.chmod(0o755)
+    with pytest.raises(SyncError) as caught:
+        probe(failing, cache=None)
+    assert f"could not inspect the interpreter {failing}" in caught.value.message
+    assert "pyenv: python3.9: command not found" in caught.value.details
+
+    hanging = tmp_path / "hanging"
+    hanging.write_text("#!/bin/sh\nexec sleep 30\n")
+    hanging.chmod(0o755)
+    monkeypatch.setattr(environment, "PROBE_TIMEOUT", 0.5)
+    with pytest.raises(SyncError) as caught:
+        probe(hanging, cache=None)
+    assert f"could not inspect the interpreter {hanging}" in caught.value.message
+    assert "it did not answer within 0.5 s and was stopped" in caught.value.details

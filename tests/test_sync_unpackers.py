@@ -8,7 +8,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -20,8 +19,6 @@ import pytest
 from fixtures.builder import write_wheel
 from fixtures.index import LocalServer
 from helpers import CliResult, installed, run_lockenv, site_packages, snapshot
-
-from lockenv.sync.install.unpacker import WORKER_NICENESS
 
 
 @pytest.fixture
@@ -126,7 +123,7 @@ def test_a_worker_that_dies_is_an_error_and_the_next_sync_repairs(
 
 
 _WORKER_PROBE = """
-import fcntl, gc, json, os, sys, threading, time
+import fcntl, gc, json, os, sys, threading
 from lockenv.sync.install.unpacker import Unpackers
 held = open(sys.argv[1], "w")  # a lock the sync holds (the venv's), as filelock holds one
 fcntl.flock(held, fcntl.LOCK_EX)
@@ -136,18 +133,12 @@ if sys.argv[2] == "threaded":  # another thread running, as downloads would be
 workers = Unpackers(1)
 pid = workers._all[0].pid
 fds = {fd: os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
-for _ in range(1000):  # a spawned worker lowers its priority once it runs (forked: before "ready")
-    niceness = os.getpriority(os.PRIO_PROCESS, pid) - os.getpriority(os.PRIO_PROCESS, 0)
-    if niceness:
-        break
-    time.sleep(0.01)
 forked = open(f"/proc/{pid}/cmdline", "rb").read() == open("/proc/self/cmdline", "rb").read()
 frozen = gc.get_freeze_count()
 workers.close()
 release.set()
 print(json.dumps({"forked": forked, "fds": fds, "stderr": os.readlink("/proc/self/fd/2"),
-                  "alive": os.path.exists(f"/proc/{pid}"), "frozen": [frozen, gc.get_freeze_count()],
-                  "niceness": niceness}))
+                  "alive": os.path.exists(f"/proc/{pid}"), "frozen": [frozen, gc.get_freeze_count()]}))
 """
 
 
@@ -160,8 +151,7 @@ def test_workers_are_forked_only_from_a_single_thread_and_keep_none_of_its_files
     another thread running, workers are started afresh. A forked worker keeps none of the
     descriptors it inherits but its pipes and stderr: not the venv's lock, which would
     otherwise stay held while a worker outlives a killed sync. While forked workers run, the
-    sync's garbage collector leaves the objects they share alone (no page copied for it). A
-    worker, forked or not, runs at a lower priority than the sync (its downloads go first)."""
+    sync's garbage collector leaves the objects they share alone (no page copied for it)."""
     lock = tmp_path / "venv.lock"
     out = subprocess.run([sys.executable, "-c", _WORKER_PROBE, str(lock), threads],
                          capture_output=True, text=True, timeout=60)
@@ -170,8 +160,6 @@ def test_workers_are_forked_only_from_a_single_thread_and_keep_none_of_its_files
     assert seen["forked"] is (threads == "single")
     assert str(lock) not in seen["fds"].values()
     assert not seen["alive"]  # closed and reaped
-    own = os.getpriority(os.PRIO_PROCESS, 0)  # the script's, inherited from this process
-    assert seen["niceness"] == min(WORKER_NICENESS, 19 - own)
     # while forked workers share its pages, the sync's GC leaves its objects alone; then again not
     assert (seen["frozen"][0] > 0) is (threads == "single") and seen["frozen"][1] == 0
     if threads == "single":

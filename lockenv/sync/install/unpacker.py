@@ -156,7 +156,6 @@ def _died(proc: _Worker, wheel: Path) -> SyncError:
 def serve() -> None:
     """A spawned worker's loop: a job from stdin, its outcome to stdout, until stdin closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _lower_priority()
     answers: IO[bytes] = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # a stray print must not end up in the answers
     _serve(sys.stdin.buffer, answers)
@@ -292,27 +291,10 @@ class _Forked:
 def _forked_child(jobs: int, answers: int) -> None:  # pragma: no cover - runs in the child
     """The forked worker: let go of what it inherited (`forks.let_go`), then the loop."""
     let_go(jobs, answers)
-    _lower_priority()
     answering = os.fdopen(answers, "wb")
     answering.write(_READY)
     answering.flush()
     _serve(os.fdopen(jobs, "rb"), answering)
-
-
-WORKER_NICENESS = 5
-"""How much lower a worker's scheduling priority is than the sync's: where the cores are all
-busy, the sync's download threads (Python handling each TLS record as it comes, under one
-GIL) go first, and unpacking takes what is left; it waits for its downloads anyway. Cold syncs
-on tmpfs, 2 cores, interleaved: web 0.700 -> 0.680 s and 0.690 -> 0.670 s (8 and 10 pairs),
-10 no better; data 1.83 -> 1.82 s (6 pairs)."""
-
-
-def _lower_priority() -> None:
-    if hasattr(os, "nice"):  # not on Windows, whose workers start afresh at normal priority
-        try:
-            os.nice(WORKER_NICENESS)
-        except OSError:  # not allowed here: it unpacks at the sync's priority
-            pass
 
 
 _READY = b"R"

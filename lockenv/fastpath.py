@@ -176,8 +176,8 @@ def _warm(project: Path, venv: Path, quiet: bool, options: dict[str, object], *,
 
 def _probe_ahead(project: Path, options: dict[str, object]) -> ProbeAhead | None:
     """The probe of the project's venv interpreter (or, with no venv yet, of the one it will
-    likely be made with), started on a thread (`ProbeAhead`); None when it cannot start here
-    (the sync then probes as it always did, and reports)."""
+    likely be made with), started as a process read when first needed (`ProbeAhead`); None
+    when it cannot start here (the sync then probes as it always did, and reports)."""
     from lockenv.ops.in_use import hold_in_use
 
     hold_in_use()  # before the probe's cache entry is read or written, as the full sync

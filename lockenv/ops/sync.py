@@ -408,7 +408,7 @@ def _open_venv(options: SyncOptions, spec: Callable[[], ProjectSpec | None], loc
                reporter: Reporter, probing: ProbeAhead | None = None) -> _Target:
     """Step 2: the venv, created (or recreated) for the interpreter asked for, or as it is;
     repaired when a sync was interrupted. A dry run changes nothing. The venv's interpreter is
-    probed on a thread meanwhile (`probing`, when the fast path started it)."""
+    probed meanwhile, in a process of its own (`probing`, when the fast path started it)."""
     from lockenv.environment import ProbeAhead, plan_venv, realize_venv, venv_path
     from lockenv.environment import probe as probe_interp
 

@@ -20,9 +20,10 @@ from typing import Any
 
 def may_fork() -> bool:
     """On Linux, when this process runs no other thread, Python's or a library's (the
-    kernel's count). A thread just joined (the venv's probe, right before the selection child
-    is forked) has ended its Python but may not have left the kernel's count yet: that count
-    is read again for up to 0.02 s before the answer is no (under load the first read saw 2)."""
+    kernel's count). A thread just joined (the HTTP client's readying threads, `lockenv-ready`
+    and `lockenv-tls`, right before the unpacking workers are forked) has ended its Python but
+    may not have left the kernel's count yet: that count is read again for up to 0.02 s before
+    the answer is no (under load the first read saw 2, after the probe's thread of then)."""
     if sys.platform != "linux" or not hasattr(os, "fork") or threading.active_count() != 1:
         return False
     for _ in range(10):

@@ -29,11 +29,13 @@ import os
 import time
 from pathlib import Path
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
 
 from lockenv.project import FRESH_LOCKS as FRESH_LOCKS_NAME, cache_root, replace_file
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing: see `lockenv.fastpath`
 if TYPE_CHECKING:
+    from typing import Any
+
     from lockenv.errors import CacheError, IntegrityError
 
 

@@ -29,12 +29,14 @@ Errors are immutable: code that knows more raises a new one made with `with_pref
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, TypeVar
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing: see `lockenv.fastpath`
 if TYPE_CHECKING:
+    from typing import TypeVar
+
     from lockenv.error_context import ContextFields, ErrorContext
 
-E = TypeVar("E", bound="LockenvError")
+    E = TypeVar("E", bound="LockenvError")
 
 
 class LockenvError(Exception):

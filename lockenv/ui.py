@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable, Iterator
 import contextlib
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Protocol, TextIO
 
 from lockenv.errors import LockenvError
 
@@ -22,9 +21,14 @@ def counted(n: int, noun: str) -> str:
     """`1 package`, `2 packages`: counts in messages agree with their number."""
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing: see `lockenv.fastpath`
 if TYPE_CHECKING:
+    from typing import Protocol, TextIO
+
     from rich.progress import Progress as RichProgress
     from rich.progress import TaskID
+else:
+    Protocol = object  # `Reporter` is a Protocol to mypy; nothing asks it at run time
 
 
 class Progress:

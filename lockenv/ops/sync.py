@@ -564,9 +564,9 @@ def _tell_would_create(venv_plan: VenvPlan, reporter: Reporter) -> None:
 
 def _repair(options: SyncOptions, venv_dir: Path, probe: Probe, reporter: Reporter) -> _Target:
     """What an interrupted sync left (its journal): undone now, or, on a dry run, only told."""
-    from lockenv.sync import state
+    from lockenv.sync.journal import read_journal
 
-    journal = state.read_journal(venv_dir)
+    journal = read_journal(venv_dir)
     if journal is None:
         return _Target(venv_dir, venv_dir, probe)
     if options.dry_run:

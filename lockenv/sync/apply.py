@@ -34,6 +34,7 @@ from lockenv.sync.selection import Wanted
 
 if TYPE_CHECKING:
     from lockenv.cache import Cache
+    from lockenv.sync.journal import Journal
     from lockenv.sync.install.unpacker import Unpackers
     from lockenv.ui import Reporter
 
@@ -582,7 +583,7 @@ def _in_two_processes(ordered: Sequence[Prepared], one: Callable[[Prepared], Non
     return True
 
 
-def repair(venv: Path, journal: state.Journal, *, probe: Probe, reporter: Reporter) -> set[str]:
+def repair(venv: Path, journal: Journal, *, probe: Probe, reporter: Reporter) -> set[str]:
     """Undo what an interrupted sync may have left: files its installs wrote (they are written
     again), and its stash. Returns the names it was changing: the plan then reinstalls or
     removes them."""

@@ -12,7 +12,8 @@ trusts what cannot change a directory: a file rewritten in place keeps its entry
 hashes every file, and a sync that has anything to do checks every installed file's size and
 mtime as before. This module imports only the standard library: it is on the no-op path, and on
 a warm sync's, where `dataclasses` (its `inspect`, `ast`, `tokenize`) alone was ~40 M of ~350 M
-instructions on web: so not that either (the journal is a NamedTuple).
+instructions on web: so not that either, nor `typing` (reading a journal back, the repair's
+work, is `sync.journal`'s).
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ import json
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
 
 from lockenv.cache import Bucket, sha256_after
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing: see `lockenv.fastpath`
 if TYPE_CHECKING:
+    from typing import Any
+
     from _typeshed import DataclassInstance
 
     from lockenv.cache import Cache
@@ -331,20 +334,6 @@ def _write(path: Path, data: dict[str, Any], *, durable: bool = True) -> None:
 
 
 # -- journal ----------------------------------------------------------------------------------
-class Journal(NamedTuple):
-    """A sync in progress: what it was changing, so an interrupted one can be repaired."""
-
-    names: tuple[str, ...] = ()
-    """The distributions it was installing, replacing or removing."""
-    paths: tuple[str, ...] = ()
-    """Every file its installs write (deleted by the repair, then written again)."""
-    removing: tuple[str, ...] = ()
-    """The distributions it was removing (an `--inexact` repair finishes the removal)."""
-    pid: int | None = None
-    unreadable: bool = False
-    """The journal exists but cannot be read: everything is suspect."""
-
-
 def write_journal(venv: Path, names: Iterable[str], paths: Iterable[str], removing: Iterable[str]) -> None:
     """Before the first change: which distributions are about to change and which files the
     installs will write, so an interrupted sync can be repaired."""
@@ -352,29 +341,6 @@ def write_journal(venv: Path, names: Iterable[str], paths: Iterable[str], removi
     # reads them as a set, and sorting data's 18,000 again cost 0.005-0.02 s.
     _write(venv / JOURNAL, {"pid": os.getpid(), "names": sorted(set(names)),
                             "paths": list(dict.fromkeys(paths)), "removing": sorted(set(removing))})
-
-
-def read_journal(venv: Path) -> Journal | None:
-    path = venv / JOURNAL
-    if not path.exists():
-        return None
-    try:
-        data = json.loads(path.read_bytes())
-        if isinstance(data, dict):
-            pid = data.get("pid")
-            return Journal(names=_strings(data.get("names")), paths=_strings(data.get("paths")),
-                           removing=_strings(data.get("removing")),
-                           pid=pid if isinstance(pid, int) else None)
-    except (OSError, ValueError):
-        pass
-    return Journal(unreadable=True)
-
-
-def _strings(value: object) -> tuple[str, ...]:
-    """A list of strings from the journal (it is ours, but a damaged one must not crash)."""
-    if not isinstance(value, list):
-        return ()
-    return tuple(v for v in value if isinstance(v, str))
 
 
 def clear_journal(venv: Path) -> None:

@@ -49,14 +49,16 @@ import os
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from lockenv.cache import Bucket, Cache
 from lockenv.project import is_version_request, read_pyvenv_cfg
 from lockenv.sync import state
 from lockenv.sync.install.fs import VENV, installer_version, relative_to
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing: see `lockenv.fastpath`
 if TYPE_CHECKING:
+    from typing import Any
+
     from lockenv.ui import Reporter
 
 FORMAT = 1

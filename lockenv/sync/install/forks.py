@@ -15,7 +15,10 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing: see `lockenv.fastpath`
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def may_fork() -> bool:

@@ -10,10 +10,10 @@ import posixpath
 import stat
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from lockenv.errors import LockenvError, SyncError
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing: see `lockenv.fastpath`
 if TYPE_CHECKING:
     from collections.abc import Sequence
 

@@ -45,7 +45,6 @@ import stat
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from lockenv.cache import Bucket
 from lockenv.sync.install.fs import (
@@ -58,7 +57,10 @@ from lockenv.sync.install.fs import (
     write_replacing,
 )
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing: see `lockenv.fastpath`
 if TYPE_CHECKING:
+    from typing import Any
+
     from lockenv.cache import Cache
     from lockenv.environment import Probe
     from lockenv.sync.install.tree import Member, Tree
@@ -166,7 +168,7 @@ def load(cache: Cache, key: str) -> Plan | None:
     return plan
 
 
-Done = tuple["Tree", list[tuple["Member", str]], list[dict[str, Any]]]
+Done = tuple["Tree", list[tuple["Member", str]], list[dict[str, "Any"]]]
 
 
 def assemble(key: str, names: Iterable[str], targets: Iterable[str], done: Sequence[Done],

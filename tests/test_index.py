@@ -518,6 +518,24 @@ def test_retry_after_beyond_a_minute_fails_at_once_saying_what_was_asked(
     assert [p for p in (cache.root / "files-v1").rglob("*") if p.is_file()] == []
 
 
+def test_a_retry_after_date_just_beyond_a_minute_is_told_as_asked_however_slow_the_machine(
+        fake: FakeIndex, cache: Cache, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An HTTP-date 61 s away is refused with the wait it asked for, even when the clock moves
+    on before the error is worded (a loaded machine): the wait is read once, not again under
+    the minute, which gave the generic "(after retries)" for the same refusal."""
+    slept = _recorded_sleeps(monkeypatch)
+    clock = sys.modules["lockenv.index.http"].time  # (_recorded_sleeps' stand-in for `time`)
+    start = float(int(time.time()))  # a whole second: the HTTP-date below has no fraction
+    ticks = iter(range(1000))
+    clock.time = lambda: start + 2 * next(ticks)  # every read of the clock 2 s later
+    when = datetime.fromtimestamp(start + 61, timezone.utc).strftime("%a, %d %b %Y %H:%M:%S GMT")
+    fake.faults["/pypi/alpha/json"] = [_limited(429, when)]
+    with client(fake, cache) as c, pytest.raises(PackageIndexError) as info:
+        c.project("alpha")
+    assert "asked to wait 61s before trying again (lockenv waits up to 60s)" in str(info.value), info.value
+    assert slept == [] and len(fake.requests_to("/pypi/alpha/json")) == 1
+
+
 def test_a_rate_limit_is_told_once_per_host_and_the_rest_under_verbose(
         fake: FakeIndex, cache: Cache, monkeypatch: pytest.MonkeyPatch) -> None:
     """Many downloads limited at once (a sync fetches on 14 threads) say so in one line; -v

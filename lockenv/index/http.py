@@ -289,7 +289,7 @@ class Http:
         if isinstance(last, RetryableStatus):
             asked = retry_after(last.response)
             if asked is not None and asked > MAX_RETRY_AFTER:
-                raise failure(last, url)
+                raise failure(last, url, asked=asked)  # (an HTTP-date read again could be under)
             if asked is not None and asked > delay:
                 delay = asked
                 message = (f"{redact_url(url)} answered HTTP {last.response.status_code} and "
@@ -441,12 +441,14 @@ def status_error(response: httpx.Response, url: str) -> PackageIndexError:
     )
 
 
-def failure(exc: Exception | None, url: str) -> PackageIndexError:
-    """The lockenv error once retries are exhausted."""
+def failure(exc: Exception | None, url: str, *, asked: float | None = None) -> PackageIndexError:
+    """The lockenv error once retries are exhausted, or at once for a 429/503 whose Retry-After
+    asks for longer than MAX_RETRY_AFTER (`asked`: that wait, as the caller read it)."""
     shown = redact_url(url)
     if isinstance(exc, RetryableStatus):
         response = exc.response
-        asked = retry_after(response)
+        if asked is None:
+            asked = retry_after(response)
         if asked is not None and asked > MAX_RETRY_AFTER:
             return PackageIndexError(
                 f"the index answered HTTP {response.status_code} {response.reason_phrase} for "

@@ -343,10 +343,10 @@ def recorded(task, root, walked):  # which process did each task
     os.makedirs(here, exist_ok=True)
     name = task[1][0][0].split("/")[0]
     open(os.path.join(here, f"{name}.{os.getpid()}"), "w").close()
-    deadline = time.monotonic() + 10
-    while os.getpid() == parent and time.monotonic() < deadline and \
-            not any(not m.endswith(f".{parent}") for m in os.listdir(here)):
-        time.sleep(0.005)  # until the child has taken a task of this call (however slow to start)
+    deadline, mine = time.monotonic() + 10, f".{os.getpid()}"
+    while time.monotonic() < deadline and all(m.endswith(mine) for m in os.listdir(here)):
+        time.sleep(0.005)  # until the other process has taken a task of this call too (however
+        # slow the child is to start, or the parent to take its first task under load)
     if fail_in_child and os.getpid() != parent:
         raise FileNotFoundError(2, "No such file or directory", f"{root}/{name}/in-the-child")
     do_task(task, root, walked)

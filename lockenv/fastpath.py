@@ -17,9 +17,9 @@ from lockenv.project import find_project, lock_noop_marker
 
 TYPE_CHECKING = False
 """`typing.TYPE_CHECKING` (mypy takes any `TYPE_CHECKING` as true), without importing `typing`:
-~2.5 ms, 5% of a warm sync of web and more of a no-op's. The modules the no-op and warm paths
+~2.5 ms, 5% of a warm sync of web and a tenth of a no-op. No module the no-op and warm paths
 import (this one, `project`, `cache`, `errors`, `ui`, `sync.state`, `sync.warm`,
-`sync.install.{fs,whole,remove,forks}`) import typing only for mypy."""
+`sync.install.{fs,whole,remove,forks}`) imports typing at run time; the warm test checks."""
 
 if TYPE_CHECKING:
     from lockenv.environment import ProbeAhead

@@ -21,6 +21,7 @@ def counted(n: int, noun: str) -> str:
     """`1 package`, `2 packages`: counts in messages agree with their number."""
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
+
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing: see `lockenv.fastpath`
 if TYPE_CHECKING:
     from typing import Protocol, TextIO

@@ -1,6 +1,6 @@
 """Reading back the journal of an interrupted sync (`state.write_journal` wrote it): the repair's
-work, on the full path only. Apart from `state` (which the no-op and warm paths import, without
-`typing`) because the journal is a NamedTuple."""
+work, on the full path only. Not in `state`, which the no-op and warm paths import without
+`typing`: the journal is a NamedTuple."""
 
 from __future__ import annotations
 
@@ -25,8 +25,9 @@ class Journal(NamedTuple):
     """The journal exists but cannot be read: everything is suspect."""
 
 
-
 def read_journal(venv: Path) -> Journal | None:
+    """The journal `state.write_journal` left in `venv` (None: no sync was interrupted there);
+    one that cannot be read or parsed is `unreadable`."""
     path = venv / JOURNAL
     if not path.exists():
         return None

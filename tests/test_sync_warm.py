@@ -23,7 +23,7 @@ FULL_SYNC = {"lockenv.ops.sync", "lockenv.sync.selection", "lockenv.environment"
              "lockenv.sync.plan"}
 NEVER = {"typer", "httpx", "resolvelib", "installer", "rich", "filelock", "dataclasses", "typing"}
 """Never imported by a warm sync (dataclasses: ~10% of its instructions, with inspect and ast;
-typing: ~2.5 ms of ~55 on web), nor, but for filelock, by a no-op."""
+typing: ~2.5 ms of ~55 on web), nor by a no-op."""
 
 
 def _cache() -> Path:

@@ -205,6 +205,7 @@ def test_a_forked_worker_can_be_waited_for_by_two_threads_at_once() -> None:
 
 _LINK_IN_TWO = """
 import json, os, sys, time
+from lockenv.errors import IntegrityError
 from lockenv.sync import apply
 marks = sys.argv[1]
 parent = os.getpid()
@@ -212,14 +213,18 @@ ordered = [f"w{i}" for i in range(8)]
 applied, warned, ones = [], [], []
 def install(p, warn):
     open(os.path.join(marks, f"{p}.{os.getpid()}"), "w").close()
-    deadline = time.monotonic() + 10
-    while os.getpid() == parent and time.monotonic() < deadline and \\
-            not any(not m.endswith(f".{parent}") for m in os.listdir(marks)):
-        time.sleep(0.005)  # until the child has taken one (however slow to start)
+    deadline, mine = time.monotonic() + 10, f".{os.getpid()}"
+    while time.monotonic() < deadline and all(m.endswith(mine) for m in os.listdir(marks)):
+        time.sleep(0.005)  # until the other has taken one too (the child however slow to
+        # start, the parent however slow to take its first under load)
     if os.getpid() != parent:
         warn(f"{p} warned in the child", "a hint")
+        if FAIL == "refused":  # (and the archive removed: the parent's try finds it missing)
+            raise IntegrityError(f"the cached copy of {p} is damaged and was refused", hint="sync again")
         if FAIL:
             raise OSError(28, "No space left on device", p)
+    elif FAIL == "refused" and p in TOOK:
+        raise FileNotFoundError(2, "No such file or directory", p)
     elif FAIL and p in TOOK:
         raise OSError(28, "No space left on device", p)
     return (p, os.getpid())
@@ -244,6 +249,16 @@ try:
     apply._in_two_processes(ordered, one, install, applied, lambda m, h: None)
 except OSError as exc:
     out["error"] = [exc.errno, exc.filename, exc.filename in ones]
+for name in os.listdir(marks):
+    os.unlink(os.path.join(marks, name))
+applied.clear(); ones.clear(); warned.clear()
+FAIL = "refused"
+try:
+    apply._in_two_processes(ordered, one, install, applied, lambda m, h: warned.append([m, h]))
+except Exception as exc:
+    out["refused"] = [type(exc).__name__, exc.message, exc.hint, exc.__suppress_context__,
+                      any(exc.message == f"the cached copy of {p} is damaged and was refused" for p in ones)]
+out["refused_warned"] = warned
 print(json.dumps(out))
 """
 
@@ -251,8 +266,10 @@ print(json.dumps(out))
 def test_a_sync_links_in_two_processes_and_an_install_failing_in_the_child_fails_here(tmp_path: Path) -> None:
     """The link stage shares the installs with a child forked from the sync: what the
     child's installs did comes back for the sealed plan (each install once, by one of the
-    two), their warnings are told by the sync, and an install that fails in the child is
-    done again by the sync itself, whose error is the one reported."""
+    two), their warnings are told by the sync (but a failed one's: its second try tells its
+    own), and an install that fails in the child is done again by the sync itself. When that fails too, the child's error is the one
+    reported, as it was raised: the second failure may be its consequence (a damaged cached
+    wheel refused and removed by the child is missing when the sync tries again)."""
     import json
 
     marks = tmp_path / "marks"
@@ -268,4 +285,7 @@ def test_a_sync_links_in_two_processes_and_an_install_failing_in_the_child_fails
     assert out["ones"] == sorted(p for p, here in by_parent.items() if here)
     assert out["warned"] == sorted([f"{p} warned in the child", "a hint"]
                                    for p, here in by_parent.items() if not here)
-    assert out["error"][0] == 28 and out["error"][2] is True  # raised by the parent's own `one`
+    assert out["error"][0] == 28 and out["error"][2] is True  # the install the parent did again
+    assert out["refused"][:4] == ["IntegrityError", out["refused"][1], "sync again", True]
+    assert out["refused"][1].endswith(" is damaged and was refused") and out["refused"][4] is True
+    assert out["refused_warned"] == []  # the failed install's warning: told by its second try only

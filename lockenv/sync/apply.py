@@ -539,11 +539,14 @@ def _in_two_processes(ordered: Sequence[Prepared], one: Callable[[Prepared], Non
     (kernel-bound) 0.30-0.46 / 0.67 / 0.23-0.66 s, as noisy as that state is.
 
     The child's installs (`install`) hand back what they did (`Applied`, pickled: the sealed
-    plan is made from them) and the warnings they gave, told here afterwards. An install
+    plan is made from them) and the warnings they gave, told here afterwards (but those of
+    an install that failed there: its second try here tells its own). An install
     that fails in the child is not reported from there: the child does no more, and this
     process then does that install and each one the child left itself, so its error is
     raised here as it always was (an install replaces what one cut short left behind:
-    `Linker.place_all`, `write_replacing`)."""
+    `Linker.place_all`, `write_replacing`). When that install fails here too, the child's
+    error is the one raised: the first cause, whose own consequences may be what failed the
+    second try (a damaged cached wheel, refused and removed by the child, is then missing)."""
     import pickle
 
     from lockenv.sync.install import forks
@@ -552,7 +555,8 @@ def _in_two_processes(ordered: Sequence[Prepared], one: Callable[[Prepared], Non
     mine: set[int] = set()
     done: dict[int, Applied | None] = {}
     left: list[int] = []
-    told: list[tuple[str, str | None]] = []
+    failed: dict[int, Exception] = {}
+    told: list[tuple[int, str, str | None]] = []
 
     def do(i: int) -> None:
         if os.getpid() == parent:
@@ -562,24 +566,31 @@ def _in_two_processes(ordered: Sequence[Prepared], one: Callable[[Prepared], Non
             left.append(i)
         else:
             try:
-                done[i] = install(ordered[i], lambda message, hint: told.append((message, hint)))
-            except Exception:  # noqa: BLE001 - done again by the parent, which reports it
+                done[i] = install(ordered[i], lambda message, hint: told.append((i, message, hint)))
+            except Exception as exc:  # noqa: BLE001 - done again by the parent, which reports it
                 left.append(i)
+                failed[i] = forks.portable(exc)
 
     try:
-        forked, theirs = forks.share(len(ordered), do, lambda: pickle.dumps((done, left, told)))
+        forked, theirs = forks.share(len(ordered), do, lambda: pickle.dumps((done, left, failed, told)))
     except forks.Lost:  # killed: every install it took is done here again
         redo = [i for i in range(len(ordered)) if i not in mine]
-        forked, theirs = True, pickle.dumps(({}, redo, []))
+        forked, theirs = True, pickle.dumps(({}, redo, {}, []))
     if not forked:
         return False
-    their_done, their_left, their_told = pickle.loads(theirs)
-    for message, hint in their_told:
-        warn(message, hint)
+    their_done, their_left, their_failed, their_told = pickle.loads(theirs)
+    for i, message, hint in their_told:
+        if i not in their_failed:  # (done again below, which tells its own)
+            warn(message, hint)
     if applied is not None:
         applied.extend((ordered[i], d) for i, d in their_done.items())
     for i in their_left:
-        one(ordered[i])
+        try:
+            one(ordered[i])
+        except Exception:
+            if i not in their_failed:
+                raise
+            raise their_failed[i] from None  # (the redo's error came of it)
     return True
 
 

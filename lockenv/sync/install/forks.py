@@ -21,6 +21,20 @@ if TYPE_CHECKING:
     from typing import Any
 
 
+def portable(exc: Exception) -> Exception:
+    """`exc` if it survives pickling (a child's error handed to its parent), else a SyncError
+    saying what it was."""
+    import pickle
+
+    try:
+        pickle.loads(pickle.dumps(exc))
+    except Exception:  # noqa: BLE001
+        from lockenv.errors import SyncError
+
+        return SyncError(f"{type(exc).__name__}: {exc}")
+    return exc
+
+
 def may_fork() -> bool:
     """On Linux, when this process runs no other thread, Python's or a library's (the
     kernel's count). A thread just joined (the HTTP client's readying threads, `lockenv-ready`

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from lockenv.errors import SyncError
-from lockenv.sync.install.forks import flush_std, let_go, may_fork
+from lockenv.sync.install.forks import flush_std, let_go, may_fork, portable
 from lockenv.sync.install.tree import Tree, hand_over, handing_over, unpack
 from lockenv.sync.install.wheel import install_metadata, planned_targets, record_install, scheme_for
 
@@ -181,21 +181,12 @@ def _serve(jobs: IO[bytes], answers: IO[bytes]) -> None:
                                 source_name=source_name, cache=cache, probe=probe)
                 answer = (True, handed)
         except Exception as exc:  # noqa: BLE001 - raised again in the main process
-            answer = (False, _portable(exc))
+            answer = (False, portable(exc))
         try:
             pickle.dump(answer, answers, protocol=pickle.HIGHEST_PROTOCOL)
             answers.flush()
         except OSError:
             return
-
-
-def _portable(exc: Exception) -> Exception:
-    """`exc` if it survives pickling, else a SyncError saying what it was."""
-    try:
-        pickle.loads(pickle.dumps(exc))
-    except Exception:  # noqa: BLE001
-        return SyncError(f"{type(exc).__name__}: {exc}")
-    return exc
 
 
 class _Worker(Protocol):
